@@ -1,0 +1,45 @@
+package dev.agentvm.protocol;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+
+/** Builds a payload from big-endian integers and length-prefixed UTF-8 strings. */
+public final class PayloadWriter {
+  private final ByteArrayOutputStream out = new ByteArrayOutputStream(64);
+
+  public PayloadWriter u8(int v) {
+    out.write(v);
+    return this;
+  }
+
+  public PayloadWriter u16(int v) {
+    out.write(v >>> 8);
+    out.write(v);
+    return this;
+  }
+
+  public PayloadWriter i32(int v) {
+    out.write(v >>> 24);
+    out.write(v >>> 16);
+    out.write(v >>> 8);
+    out.write(v);
+    return this;
+  }
+
+  public PayloadWriter i64(long v) {
+    i32((int) (v >>> 32));
+    return i32((int) v);
+  }
+
+  /** A string as a u32 byte length followed by its UTF-8 bytes. */
+  public PayloadWriter string(String s) {
+    byte[] b = s.getBytes(StandardCharsets.UTF_8);
+    i32(b.length);
+    out.write(b, 0, b.length);
+    return this;
+  }
+
+  public byte[] toByteArray() {
+    return out.toByteArray();
+  }
+}

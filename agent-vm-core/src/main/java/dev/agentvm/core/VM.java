@@ -1,0 +1,365 @@
+package dev.agentvm.core;
+
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.UnixSocketTransport;
+import dev.agentvm.core.spi.DomainHandle;
+import dev.agentvm.core.spi.DomainLifecycleListener;
+import dev.agentvm.core.spi.DomainStatus;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One virtual machine: a libvirt domain plus its runtime directory (agent socket, console log).
+ * Thread-safe. {@link #close()} stops it (gracefully, then forcibly), undefines it and removes its
+ * runtime directory; it is idempotent.
+ *
+ * <pre>{@code
+ * try (VM vm = connection.define(template)) {
+ *   vm.start();
+ *   AgentClient agent = vm.awaitAgent(Duration.ofSeconds(60));
+ *   System.out.println(agent.hello());
+ * }
+ * }</pre>
+ */
+public final class VM implements AutoCloseable {
+  /** Grace period {@link #close()} gives a running guest before destroying it. */
+  public static final Duration DEFAULT_SHUTDOWN_GRACE = Duration.ofSeconds(10);
+
+  private final Logger log;
+  private final LibvirtConnection connection;
+  private final DomainHandle domain;
+  private final VMTemplate template;
+  private final VirtType virtType;
+  private final Object monitor = new Object();
+  private final DomainLifecycleListener listener;
+  private final AtomicBoolean closed = new AtomicBoolean();
+  private volatile boolean started;
+  private volatile boolean stopping;
+  private volatile VMState lastState = VMState.DEFINED;
+  private AgentClient agent; // guarded by monitor
+
+  VM(LibvirtConnection connection, DomainHandle domain, VMTemplate template, VirtType virtType) {
+    this.connection = connection;
+    this.domain = domain;
+    this.template = template;
+    this.virtType = virtType;
+    this.log = LoggerFactory.getLogger(VM.class.getName() + "." + domain.name());
+    this.listener = (name, event) -> {
+      if (name.equals(domain.name())) {
+        synchronized (monitor) {
+          monitor.notifyAll();
+        }
+      }
+    };
+    connection.backend().addLifecycleListener(listener);
+  }
+
+  public String name() {
+    return domain.name();
+  }
+
+  public String uuid() {
+    return domain.uuid();
+  }
+
+  public VMTemplate template() {
+    return template;
+  }
+
+  /** The virt type this VM was defined with (never {@link VirtType#AUTO}). */
+  public VirtType virtType() {
+    return virtType;
+  }
+
+  /** The guest's serial console log, written by the hypervisor while the VM runs. */
+  public Path consoleLog() {
+    return template.consoleLog();
+  }
+
+  /** The current state, read from the hypervisor. */
+  public VMState state() {
+    DomainStatus s = domain.status();
+    VMState now = switch (s.kind()) {
+      case NOT_FOUND -> VMState.UNDEFINED;
+      case RUNNING -> stopping ? VMState.STOPPING : VMState.RUNNING;
+      case PAUSED -> VMState.PAUSED;
+      case SHUTTING_DOWN -> VMState.STOPPING;
+      case CRASHED -> VMState.CRASHED;
+      case SHUTOFF -> s.crashed() ? VMState.CRASHED : started ? VMState.STOPPED : VMState.DEFINED;
+      case OTHER -> lastState;
+    };
+    VMState before = lastState;
+    if (now != before) {
+      lastState = now;
+      if (now == VMState.CRASHED) {
+        log.warn("{} -> CRASHED (console: {})", before, consoleLog());
+      } else {
+        log.debug("{} -> {}", before, now);
+      }
+    }
+    return now;
+  }
+
+  /**
+   * Starts the VM.
+   *
+   * @throws VmStateException if it is running, paused or undefined
+   * @throws VmStartException if the hypervisor could not start it
+   */
+  public void start() {
+    VMState s = state();
+    if (!s.canTransitionTo(VMState.RUNNING) || s == VMState.PAUSED) {
+      throw new VmStateException("cannot start VM " + name() + " in state " + s);
+    }
+    try {
+      domain.start();
+    } catch (AgentVmException e) {
+      throw new VmStartException("starting VM " + name() + " failed: " + e.getMessage(), e);
+    }
+    started = true;
+    stopping = false;
+    state();
+    log.debug("started ({})", virtType);
+  }
+
+  /**
+   * Connects to the guest agent (once; later calls return the same client), waiting until it
+   * answers HELLO or the deadline passes.
+   *
+   * @throws VmStartException if the agent did not answer in time or the VM stopped meanwhile
+   */
+  public AgentClient awaitAgent(Duration deadline) {
+    synchronized (monitor) {
+      if (agent != null) {
+        return agent;
+      }
+    }
+    VMState s = state();
+    if (s != VMState.RUNNING) {
+      throw new VmStateException("VM " + name() + " is " + s + ", its agent cannot answer");
+    }
+    try {
+      AgentClient c = AgentClient.connect(new UnixSocketTransport(template.agentSocket()), deadline);
+      synchronized (monitor) {
+        if (agent == null) {
+          agent = c;
+        } else {
+          c.close();
+        }
+        return agent;
+      }
+    } catch (IOException e) {
+      VMState now = state();
+      throw new VmStartException("guest agent of VM " + name() + " did not answer within " + deadline.toMillis()
+          + " ms (VM is " + now + "; console log: " + consoleLog() + "): " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Waits until the VM reaches {@code target}.
+   *
+   * @return true if it did, false if the timeout passed first
+   */
+  public boolean waitForState(VMState target, Duration timeout) {
+    long end = System.nanoTime() + timeout.toNanos();
+    while (true) {
+      if (state() == target) {
+        return true;
+      }
+      long left = end - System.nanoTime();
+      if (left <= 0) {
+        return false;
+      }
+      synchronized (monitor) {
+        try {
+          // woken by lifecycle events; the poll bound covers a connection without events
+          monitor.wait(Math.max(1, Math.min(100, left / 1_000_000)));
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new AgentVmException("interrupted waiting for " + name() + " to reach " + target, e);
+        }
+      }
+    }
+  }
+
+  /**
+   * Stops the VM: asks the guest to power off (ACPI, and the guest agent when it is reachable), waits
+   * up to {@code grace}, then destroys it.
+   */
+  public ShutdownResult shutdown(Duration grace) {
+    VMState s = state();
+    if (!s.isActive()) {
+      return ShutdownResult.ALREADY_STOPPED;
+    }
+    stopping = true;
+    long end = System.nanoTime() + grace.toNanos();
+    if (s == VMState.PAUSED) {
+      log.debug("paused: cannot shut down gracefully, destroying");
+    } else {
+      requestGuestPowerOff(grace);
+      if (waitForStopped(Duration.ofNanos(Math.max(0, end - System.nanoTime())))) {
+        log.debug("shut down gracefully");
+        return ShutdownResult.GRACEFUL;
+      }
+      log.warn("did not power off within {} ms, destroying it", grace.toMillis());
+    }
+    try {
+      domain.destroy();
+    } catch (VmStateException e) {
+      // it stopped on its own between our check and the destroy
+    }
+    waitForStopped(Duration.ofSeconds(10));
+    return ShutdownResult.FORCED;
+  }
+
+  private void requestGuestPowerOff(Duration grace) {
+    try {
+      domain.requestShutdown(); // ACPI: works for full distributions
+    } catch (AgentVmException e) {
+      log.debug("ACPI shutdown request refused: {}", e.getMessage());
+    }
+    AgentClient a;
+    synchronized (monitor) {
+      a = agent;
+    }
+    Duration agentDeadline = grace.compareTo(Duration.ofSeconds(4)) < 0 ? grace.dividedBy(2) : Duration.ofSeconds(2);
+    try {
+      if (a == null) {
+        a = AgentClient.connect(new UnixSocketTransport(template.agentSocket()), agentDeadline);
+        synchronized (monitor) {
+          agent = a;
+        }
+      }
+      a.requestShutdown(agentDeadline);
+    } catch (IOException e) {
+      log.debug("agent shutdown request failed: {}", e.getMessage());
+    }
+  }
+
+  private boolean waitForStopped(Duration timeout) {
+    long end = System.nanoTime() + timeout.toNanos();
+    while (true) {
+      VMState s = state();
+      if (!s.isActive()) {
+        return true;
+      }
+      if (System.nanoTime() >= end) {
+        return false;
+      }
+      waitForState(VMState.STOPPED, Duration.ofMillis(Math.min(200, Math.max(1, (end - System.nanoTime()) / 1_000_000))));
+    }
+  }
+
+  /** Stops the VM at once, without asking the guest. */
+  public void destroy() {
+    stopping = true;
+    domain.destroy();
+    waitForStopped(Duration.ofSeconds(10));
+  }
+
+  public void pause() {
+    VMState s = state();
+    if (s != VMState.RUNNING) {
+      throw new VmStateException("cannot pause VM " + name() + " in state " + s);
+    }
+    domain.suspend();
+  }
+
+  public void resume() {
+    VMState s = state();
+    if (s != VMState.PAUSED) {
+      throw new VmStateException("cannot resume VM " + name() + " in state " + s);
+    }
+    domain.resume();
+  }
+
+  /**
+   * Removes the domain definition. The VM must not be running.
+   *
+   * @throws VmStateException if it is running
+   */
+  public void undefine() {
+    VMState s = state();
+    if (s.isActive()) {
+      throw new VmStateException("cannot undefine VM " + name() + " while it is " + s);
+    }
+    if (s != VMState.UNDEFINED) {
+      domain.undefine();
+    }
+    lastState = VMState.UNDEFINED;
+  }
+
+  /**
+   * Stops the VM if it runs (graceful, then forced after {@link #DEFAULT_SHUTDOWN_GRACE}), undefines
+   * it and deletes its runtime directory. Every step is tried even if an earlier one failed; the
+   * runtime directory is kept if the domain could not be undefined, so nothing is lost track of.
+   *
+   * @throws AgentVmException the first failure, with later ones suppressed
+   */
+  @Override
+  public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
+    List<RuntimeException> failures = new ArrayList<>();
+    try {
+      shutdown(DEFAULT_SHUTDOWN_GRACE);
+    } catch (RuntimeException e) {
+      failures.add(e);
+    }
+    synchronized (monitor) {
+      if (agent != null) {
+        agent.close();
+        agent = null;
+      }
+    }
+    boolean undefined = false;
+    try {
+      undefine();
+      undefined = true;
+    } catch (RuntimeException e) {
+      failures.add(e);
+    }
+    connection.backend().removeLifecycleListener(listener);
+    if (undefined) {
+      try {
+        deleteTree(template.runDir());
+      } catch (IOException | UncheckedIOException e) {
+        failures.add(new AgentVmException("removing " + template.runDir() + " failed: " + e.getMessage(), e));
+      }
+    } else {
+      log.warn("VM {} could not be undefined; keeping {} for inspection", name(), template.runDir());
+    }
+    if (!failures.isEmpty()) {
+      RuntimeException first = failures.get(0);
+      failures.subList(1, failures.size()).forEach(first::addSuppressed);
+      throw first;
+    }
+  }
+
+  static void deleteTree(Path root) throws IOException {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> s = Files.walk(root)) {
+      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "VM{" + name() + ", " + lastState + "}";
+  }
+}

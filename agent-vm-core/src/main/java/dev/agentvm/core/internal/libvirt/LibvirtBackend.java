@@ -1,0 +1,353 @@
+package dev.agentvm.core.internal.libvirt;
+
+import com.sun.jna.Pointer;
+import com.sun.jna.ptr.IntByReference;
+import dev.agentvm.core.ConnectionException;
+import dev.agentvm.core.HypervisorException;
+import dev.agentvm.core.spi.DomainHandle;
+import dev.agentvm.core.spi.DomainLifecycleListener;
+import dev.agentvm.core.spi.DomainStatus;
+import dev.agentvm.core.spi.HypervisorBackend;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.libvirt.Connect;
+import org.libvirt.Domain;
+import org.libvirt.DomainInfo;
+import org.libvirt.Error;
+import org.libvirt.LibvirtException;
+import org.libvirt.event.LifecycleListener;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The libvirt {@link HypervisorBackend}. All {@code org.libvirt} use lives in this package. */
+public final class LibvirtBackend implements HypervisorBackend {
+  private static final Logger LOG = LoggerFactory.getLogger(LibvirtBackend.class);
+
+  private final String uri;
+  private final NativeConnect conn;
+  private final AtomicBoolean closed = new AtomicBoolean();
+  private final List<DomainLifecycleListener> listeners = new CopyOnWriteArrayList<>();
+  private final LifecycleListener lifecycle;
+
+  /** {@link Connect} with access to its native pointer for {@link LibvirtNative} calls. */
+  private static final class NativeConnect extends Connect {
+    NativeConnect(String uri) throws LibvirtException {
+      super(uri);
+    }
+
+    Pointer pointer() {
+      return vcp.getPointer();
+    }
+  }
+
+  private LibvirtBackend(String uri, NativeConnect conn) {
+    this.uri = uri;
+    this.conn = conn;
+    this.lifecycle = (domain, event) -> {
+      String name;
+      try {
+        name = domain.getName();
+      } catch (LibvirtException e) {
+        return 0;
+      }
+      for (DomainLifecycleListener l : listeners) {
+        try {
+          l.onLifecycleEvent(name, String.valueOf(event));
+        } catch (RuntimeException e) {
+          LOG.warn("lifecycle listener threw", e);
+        }
+      }
+      return 0;
+    };
+    try {
+      conn.addLifecycleListener(lifecycle);
+    } catch (LibvirtException e) {
+      LOG.warn("no lifecycle events from {}: {}; falling back to polling", uri, e.getMessage());
+    }
+  }
+
+  /**
+   * Opens a connection, retrying transient failures (a daemon that is starting) until {@code retryFor}
+   * has passed.
+   *
+   * @throws ConnectionException naming the URI and libvirt's message
+   */
+  public static LibvirtBackend open(String uri, Duration retryFor) {
+    try {
+      EventLoop.ensureStarted();
+    } catch (LibvirtException e) {
+      throw new ConnectionException(uri, "cannot start libvirt's event loop: " + e.getMessage(), e);
+    } catch (LinkageError e) {
+      throw new ConnectionException(uri, "cannot load libvirt (is libvirt0 installed?): " + e, e);
+    }
+    long deadline = System.nanoTime() + retryFor.toNanos();
+    long backoff = 100;
+    int attempt = 0;
+    while (true) {
+      attempt++;
+      try {
+        LOG.debug("connecting to {} (attempt {})", uri, attempt);
+        return new LibvirtBackend(uri, new NativeConnect(uri));
+      } catch (LibvirtException e) {
+        if (!LibvirtErrors.isTransient(e) || System.nanoTime() + backoff * 1_000_000 > deadline) {
+          Error err = e.getError();
+          throw new ConnectionException(uri, (err != null && err.getMessage() != null ? err.getMessage().trim() : e.getMessage())
+              + (attempt > 1 ? " (after " + attempt + " attempts)" : "")
+              + ". Is libvirtd running and may this user use " + uri + "? (scripts/setup-host.sh)", e);
+        }
+        LOG.debug("connect to {} failed transiently: {}; retrying in {} ms", uri, e.getMessage(), backoff);
+        sleep(backoff);
+        backoff = Math.min(backoff * 2, 2000);
+      }
+    }
+  }
+
+  @Override
+  public String uri() {
+    return uri;
+  }
+
+  @Override
+  public Set<String> advertisedDomainTypes() {
+    String caps = call("read capabilities", conn::getCapabilities);
+    Set<String> types = new LinkedHashSet<>();
+    // <guest> ... <arch name='x86_64'> ... <domain type='kvm'/> ...
+    Matcher guest = Pattern.compile("<guest>.*?</guest>", Pattern.DOTALL).matcher(caps);
+    while (guest.find()) {
+      String g = guest.group();
+      if (g.contains("name='x86_64'") || g.contains("name=\"x86_64\"")) {
+        Matcher t = Pattern.compile("<domain type=['\"](\\w+)['\"]").matcher(g);
+        while (t.find()) {
+          types.add(t.group(1));
+        }
+      }
+    }
+    return types;
+  }
+
+  @Override
+  public String versionFingerprint() {
+    long lib = call("read library version", conn::getLibVersion);
+    long hv = call("read hypervisor version", conn::getVersion);
+    String host = call("read host name", conn::getHostName);
+    return "host=" + host + " kernel=" + System.getProperty("os.version") + " libvirt=" + lib + " hypervisor=" + hv;
+  }
+
+  @Override
+  public DomainHandle define(String xml) {
+    return new LibvirtDomain(call("define domain", () -> conn.domainDefineXML(xml)));
+  }
+
+  @Override
+  public DomainHandle createTransient(String xml) {
+    return new LibvirtDomain(call("create domain", () -> conn.domainCreateXML(xml, 0)));
+  }
+
+  @Override
+  public Optional<DomainHandle> lookup(String name) {
+    try {
+      return Optional.of(new LibvirtDomain(conn.domainLookupByName(name)));
+    } catch (LibvirtException e) {
+      if (e.getError() != null && e.getError().getCode() == Error.ErrorNumber.VIR_ERR_NO_DOMAIN) {
+        return Optional.empty();
+      }
+      throw LibvirtErrors.translate(uri, "look up domain " + name, e);
+    }
+  }
+
+  @Override
+  public List<String> domainNames() {
+    List<String> names = new ArrayList<>();
+    for (Domain d : call("list domains", () -> conn.listAllDomains(0))) {
+      names.add(call("read domain name", d::getName));
+    }
+    return names;
+  }
+
+  @Override
+  public void addLifecycleListener(DomainLifecycleListener listener) {
+    listeners.add(listener);
+  }
+
+  @Override
+  public void removeLifecycleListener(DomainLifecycleListener listener) {
+    listeners.remove(listener);
+  }
+
+  @Override
+  public boolean isAlive() {
+    try {
+      return !closed.get() && conn.isAlive();
+    } catch (LibvirtException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
+    try {
+      conn.removeLifecycleListener(lifecycle);
+    } catch (LibvirtException | RuntimeException e) {
+      LOG.debug("removing lifecycle listener: {}", e.getMessage());
+    }
+    try {
+      conn.close();
+    } catch (LibvirtException e) {
+      LOG.warn("closing libvirt connection {}: {}", uri, e.getMessage());
+    }
+  }
+
+  private <T> T call(String operation, LibvirtCall<T> c) {
+    if (closed.get()) {
+      throw new ConnectionException(uri, operation + ": connection is closed", null);
+    }
+    try {
+      return c.call();
+    } catch (LibvirtException e) {
+      throw LibvirtErrors.translate(uri, operation, e);
+    }
+  }
+
+  @FunctionalInterface
+  private interface LibvirtCall<T> {
+    T call() throws LibvirtException;
+  }
+
+  private static void sleep(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new HypervisorException("interrupted", e);
+    }
+  }
+
+  private final class LibvirtDomain implements DomainHandle {
+    private final Domain d;
+    private final String name;
+    private final String uuid;
+
+    LibvirtDomain(Domain d) {
+      this.d = d;
+      this.name = call("read domain name", d::getName);
+      this.uuid = call("read domain uuid", d::getUUIDString);
+    }
+
+    @Override
+    public String name() {
+      return name;
+    }
+
+    @Override
+    public String uuid() {
+      return uuid;
+    }
+
+    @Override
+    public DomainStatus status() {
+      DomainInfo.DomainState s;
+      try {
+        s = d.getInfo().state;
+      } catch (LibvirtException e) {
+        if (e.getError() != null && e.getError().getCode() == Error.ErrorNumber.VIR_ERR_NO_DOMAIN) {
+          return DomainStatus.of(DomainStatus.Kind.NOT_FOUND);
+        }
+        throw LibvirtErrors.translate(uri, "read state of " + name, e);
+      }
+      return switch (s) {
+        case VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED -> DomainStatus.of(DomainStatus.Kind.RUNNING);
+        case VIR_DOMAIN_PAUSED, VIR_DOMAIN_PMSUSPENDED -> DomainStatus.of(DomainStatus.Kind.PAUSED);
+        case VIR_DOMAIN_SHUTDOWN -> DomainStatus.of(DomainStatus.Kind.SHUTTING_DOWN);
+        case VIR_DOMAIN_CRASHED -> DomainStatus.of(DomainStatus.Kind.CRASHED);
+        case VIR_DOMAIN_SHUTOFF -> new DomainStatus(DomainStatus.Kind.SHUTOFF, shutoffBecauseCrashed());
+        default -> DomainStatus.of(DomainStatus.Kind.OTHER);
+      };
+    }
+
+    /** libvirt-java has no virDomainGetState; the reason tells a crash from a requested stop. */
+    private boolean shutoffBecauseCrashed() {
+      LibvirtNative lib = LibvirtNative.Holder.INSTANCE;
+      if (lib == null) {
+        LOG.debug("cannot read shutoff reason: {}", String.valueOf(LibvirtNative.Holder.LOAD_FAILURE));
+        return false;
+      }
+      Pointer p = lib.virDomainLookupByUUIDString(conn.pointer(), uuid);
+      if (p == null) {
+        return false;
+      }
+      try {
+        IntByReference state = new IntByReference();
+        IntByReference reason = new IntByReference();
+        if (lib.virDomainGetState(p, state, reason, 0) != 0) {
+          return false;
+        }
+        return state.getValue() == LibvirtNative.VIR_DOMAIN_SHUTOFF
+            && (reason.getValue() == LibvirtNative.VIR_DOMAIN_SHUTOFF_CRASHED
+                || reason.getValue() == LibvirtNative.VIR_DOMAIN_SHUTOFF_FAILED);
+      } finally {
+        lib.virDomainFree(p);
+      }
+    }
+
+    @Override
+    public void start() {
+      call("start " + name, d::create);
+    }
+
+    @Override
+    public void requestShutdown() {
+      call("shut down " + name, () -> {
+        d.shutdown();
+        return null;
+      });
+    }
+
+    @Override
+    public void destroy() {
+      call("destroy " + name, () -> {
+        d.destroy();
+        return null;
+      });
+    }
+
+    @Override
+    public void undefine() {
+      call("undefine " + name, () -> {
+        d.undefine();
+        return null;
+      });
+    }
+
+    @Override
+    public void suspend() {
+      call("suspend " + name, () -> {
+        d.suspend();
+        return null;
+      });
+    }
+
+    @Override
+    public void resume() {
+      call("resume " + name, () -> {
+        d.resume();
+        return null;
+      });
+    }
+
+    @Override
+    public String xml() {
+      return call("read XML of " + name, () -> d.getXMLDesc(0));
+    }
+  }
+}

@@ -1,0 +1,42 @@
+package dev.agentvm.core.spi;
+
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * What agent-vm needs from a hypervisor. The libvirt backend is the real one; implementations must
+ * be thread-safe. Failures are reported as {@link dev.agentvm.core.AgentVmException} subtypes.
+ */
+public interface HypervisorBackend extends AutoCloseable {
+  /** The URI this backend is connected to. */
+  String uri();
+
+  /** The domain types (e.g. {@code kvm}, {@code qemu}) the hypervisor advertises for x86_64. */
+  Set<String> advertisedDomainTypes();
+
+  /** A one-line description of host and hypervisor versions, for logs and probe caching. */
+  String versionFingerprint();
+
+  /** Defines a persistent domain. */
+  DomainHandle define(String xml);
+
+  /** Creates and starts a transient domain: it disappears when it stops. */
+  DomainHandle createTransient(String xml);
+
+  Optional<DomainHandle> lookup(String name);
+
+  /** Names of all domains, running or not. */
+  List<String> domainNames();
+
+  /** Registers a listener for lifecycle events of all domains of this connection. */
+  void addLifecycleListener(DomainLifecycleListener listener);
+
+  void removeLifecycleListener(DomainLifecycleListener listener);
+
+  /** Whether the connection is still usable. */
+  boolean isAlive();
+
+  @Override
+  void close();
+}

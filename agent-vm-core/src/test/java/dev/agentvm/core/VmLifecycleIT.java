@@ -1,0 +1,116 @@
+package dev.agentvm.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.protocol.HelloResponse;
+import dev.agentvm.protocol.Protocol;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Boots real VMs from the micro image (TCG on hosts where KVM cannot boot a kernel). */
+class VmLifecycleIT {
+  static LibvirtConnection conn;
+
+  @BeforeAll
+  static void connect() {
+    conn = LibvirtConnection.open();
+    TestVms.reapTestDomains(conn);
+  }
+
+  @AfterEach
+  void noTestDomainsLeft() {
+    TestVms.assertNoTestDomains(conn);
+  }
+
+  @AfterAll
+  static void close() {
+    if (conn != null) {
+      TestVms.reapTestDomains(conn);
+      conn.close();
+    }
+  }
+
+  @Test
+  void bootsAnswersHelloShutsDownGracefullyAndLeavesNothing() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("hello")).boot(TestVms.boot()).build();
+    VM vm = conn.define(t);
+    try {
+      assertEquals(VMState.DEFINED, vm.state());
+      assertTrue(Files.isDirectory(t.runDir()));
+      vm.start();
+      assertEquals(VMState.RUNNING, vm.state());
+      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(90));
+      HelloResponse hello = agent.hello();
+      assertEquals(Protocol.VERSION, hello.version());
+      assertEquals(TestVms.image().kernelRelease(), hello.kernelRelease());
+      assertTrue(hello.initUptimeMillis() > 0 && hello.agentStartUptimeMillis() >= hello.initUptimeMillis()
+          && hello.uptimeMillis() >= hello.agentStartUptimeMillis(), hello.toString());
+      assertTrue(agent.ping(Duration.ofSeconds(5)).toMillis() < 5000);
+      assertTrue(Files.readString(vm.consoleLog()).contains("agentvm-init: start"));
+
+      assertThrows(VmStateException.class, vm::start, "starting a running VM");
+      assertThrows(VmStateException.class, vm::undefine, "undefining a running VM");
+
+      assertEquals(ShutdownResult.GRACEFUL, vm.shutdown(Duration.ofSeconds(30)));
+      assertEquals(VMState.STOPPED, vm.state());
+    } finally {
+      vm.close();
+    }
+    assertEquals(VMState.UNDEFINED, vm.state());
+    TestVms.assertNothingLeft(conn, t);
+    vm.close(); // idempotent
+  }
+
+  @Test
+  void qemuKilledIsCrashedAndCloseStillCleansUp() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("crash")).boot(TestVms.boot()).build();
+    VM vm = conn.define(t);
+    try {
+      vm.start();
+      Path pidFile = Path.of("/run/libvirt/qemu/" + t.name() + ".pid");
+      assertTrue(waitFor(() -> Files.exists(pidFile), Duration.ofSeconds(10)), "no pid file " + pidFile);
+      long pid = Long.parseLong(Files.readString(pidFile).trim());
+      ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+      assertTrue(vm.waitForState(VMState.CRASHED, Duration.ofSeconds(20)), "state is " + vm.state());
+      assertEquals(ShutdownResult.ALREADY_STOPPED, vm.shutdown(Duration.ofSeconds(1)));
+    } finally {
+      vm.close();
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
+  @Test
+  void pausedVmIsForcedOffByShutdown() {
+    VMTemplate t = VMTemplate.builder(TestVms.name("pause")).boot(TestVms.boot()).build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      vm.pause();
+      assertEquals(VMState.PAUSED, vm.state());
+      vm.resume();
+      assertEquals(VMState.RUNNING, vm.state());
+      vm.pause();
+      assertEquals(ShutdownResult.FORCED, vm.shutdown(Duration.ofSeconds(5)));
+      assertEquals(VMState.STOPPED, vm.state());
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
+  private static boolean waitFor(java.util.function.BooleanSupplier c, Duration d) throws InterruptedException {
+    long end = System.nanoTime() + d.toNanos();
+    while (System.nanoTime() < end) {
+      if (c.getAsBoolean()) {
+        return true;
+      }
+      Thread.sleep(50);
+    }
+    return c.getAsBoolean();
+  }
+}

@@ -1,0 +1,568 @@
+package dev.agentvm.guest.image;
+
+import dev.agentvm.guest.agent.GuestAgent;
+import dev.agentvm.protocol.Frame;
+import java.io.BufferedOutputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.URISyntaxException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import java.util.jar.Attributes;
+import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
+import java.util.jar.JarOutputStream;
+import java.util.jar.Manifest;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import java.util.zip.GZIPOutputStream;
+
+/**
+ * Builds the micro guest image from Debian packages only: the kernel that {@code linux-image-amd64}
+ * depends on, {@code busybox-static}, a {@code jlink}ed java.base runtime made from the running JDK
+ * with the host libraries it links against, the guest agent jar, and the virtio, virtio-serial, 9p
+ * and vsock kernel modules in dependency order.
+ *
+ * <p>The result is cached under a directory named by a hash of every input, built in a temporary
+ * directory and renamed into place, so an interrupted build never leaves a half image behind that a
+ * later run would use. Concurrent builders (threads or processes) wait on a file lock.
+ *
+ * <pre>{@code
+ * MicroImage image = MicroImageBuilder.create().build();
+ * }</pre>
+ *
+ * <p>Needs {@code apt-get}, {@code dpkg-deb}, {@code depmod}, {@code ldd} and {@code xz} on the
+ * host, and apt package lists ({@code apt-get update}); {@code scripts/setup-host.sh} provides them.
+ */
+public final class MicroImageBuilder {
+  /** Bump when the image layout changes, so that cached images of the old layout are not reused. */
+  static final String FORMAT = "1";
+
+  static final List<String> MODULES =
+      List.of("virtio_pci", "virtio_console", "virtio_blk", "virtio_net", "virtio_rng", "9p", "9pnet_virtio",
+          "vmw_vsock_virtio_transport");
+
+  /** How the initramfs is stored; the kernel unpacks either. */
+  public enum Compression {
+    NONE,
+    GZIP
+  }
+
+  private Path cacheRoot = defaultCacheRoot();
+  private Compression compression = Compression.GZIP;
+  private Consumer<String> progress = s -> System.err.println("[agent-vm image] " + s);
+
+  private MicroImageBuilder() {}
+
+  public static MicroImageBuilder create() {
+    return new MicroImageBuilder();
+  }
+
+  /**
+   * The default cache root: {@code $AGENTVM_CACHE_DIR}, else {@code /var/cache/agent-vm} for root
+   * (libvirt's QEMU user cannot read files under {@code /root}), else {@code
+   * $XDG_CACHE_HOME/agent-vm} or {@code ~/.cache/agent-vm}.
+   */
+  public static Path defaultCacheRoot() {
+    String env = System.getenv("AGENTVM_CACHE_DIR");
+    if (env != null && !env.isBlank()) {
+      return Path.of(env);
+    }
+    if ("root".equals(System.getProperty("user.name"))) {
+      return Path.of("/var/cache/agent-vm");
+    }
+    String xdg = System.getenv("XDG_CACHE_HOME");
+    return (xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache"))
+        .resolve("agent-vm");
+  }
+
+  public MicroImageBuilder cacheRoot(Path dir) {
+    this.cacheRoot = dir;
+    return this;
+  }
+
+  public MicroImageBuilder compression(Compression c) {
+    this.compression = c;
+    return this;
+  }
+
+  /** Where progress lines go (default: standard error). */
+  public MicroImageBuilder progress(Consumer<String> sink) {
+    this.progress = sink;
+    return this;
+  }
+
+  /**
+   * Returns the cached image for the current inputs, building it first if needed.
+   *
+   * @throws ImageBuildException naming the step that failed
+   */
+  public MicroImage build() throws IOException {
+    Path images = cacheRoot.resolve("images");
+    mkdirs(images);
+    String kernelPkg = kernelPackage();
+    String kernelVer = packageVersion(kernelPkg);
+    String busyboxVer = packageVersion("busybox-static");
+    byte[] agentJar = agentJar();
+    byte[] init = resource("init.sh");
+    String key = sha256(String.join("\n", FORMAT, kernelPkg, kernelVer, busyboxVer,
+            Runtime.version().toString(), System.getProperty("java.home"), sha256(agentJar), sha256(init),
+            compression.name(), String.join(",", MODULES)).getBytes(StandardCharsets.UTF_8))
+        .substring(0, 16);
+    Path dir = images.resolve("micro-" + key);
+    MicroImage cached = load(dir);
+    if (cached != null) {
+      return cached;
+    }
+    try (FileChannel lockFile = FileChannel.open(images.resolve(".build.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock ignored = lockFile.lock()) {
+      cached = load(dir); // another builder may have finished while we waited
+      if (cached != null) {
+        return cached;
+      }
+      removeStaleTemps(images);
+      long t0 = System.nanoTime();
+      Path tmp = Files.createTempDirectory(images, ".tmp-micro-");
+      try {
+        buildInto(tmp, kernelPkg, kernelVer, busyboxVer, agentJar, init);
+        Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+      } catch (ImageBuildException e) {
+        deleteTree(tmp);
+        throw e;
+      } catch (IOException | RuntimeException e) {
+        deleteTree(tmp);
+        throw new ImageBuildException("building micro image failed: " + e, e);
+      }
+      MicroImage image = load(dir);
+      progress.accept(String.format("built %s: %.1f MB in %.1f s", dir, image.sizeBytes() / 1e6, (System.nanoTime() - t0) / 1e9));
+      return image;
+    }
+  }
+
+  private void buildInto(Path tmp, String kernelPkg, String kernelVer, String busyboxVer, byte[] agentJar, byte[] init)
+      throws IOException {
+    Path work = tmp.resolve("work");
+    mkdirs(work);
+    Path debs = cacheRoot.resolve("debs");
+    mkdirs(debs);
+
+    progress.accept("kernel " + kernelPkg + " " + kernelVer);
+    Path kernelRoot = work.resolve("kernel");
+    extract(download(debs, kernelPkg, kernelVer), kernelRoot);
+    Path modulesBase = findModulesBase(kernelRoot);
+    String release;
+    try (Stream<Path> s = Files.list(modulesBase)) {
+      release = s.map(p -> p.getFileName().toString()).findFirst()
+          .orElseThrow(() -> new ImageBuildException("no modules directory in " + kernelPkg));
+    }
+    Path vmlinuz = kernelRoot.resolve("boot/vmlinuz-" + release);
+    if (!Files.isRegularFile(vmlinuz)) {
+      throw new ImageBuildException("no boot/vmlinuz-" + release + " in " + kernelPkg);
+    }
+    run(work, "depmod", "-b", kernelRoot.toString(), release);
+    Path modDir = modulesBase.resolve(release);
+    KernelModules km = new KernelModules(
+        Files.readString(modDir.resolve("modules.dep")),
+        Files.exists(modDir.resolve("modules.builtin"))
+            ? KernelModules.builtinNames(Files.readString(modDir.resolve("modules.builtin"))) : Set.of());
+    List<String> order = km.loadOrder(MODULES);
+    progress.accept("kernel modules: " + order.size() + " (" + String.join(" ", order.stream().map(KernelModules::nameOf).toList()) + ")");
+
+    progress.accept("busybox-static " + busyboxVer);
+    Path bbRoot = work.resolve("busybox");
+    extract(download(debs, "busybox-static", busyboxVer), bbRoot);
+    Path busybox = bbRoot.resolve("bin/busybox");
+    if (!Files.isRegularFile(busybox)) {
+      throw new ImageBuildException("busybox-static has no bin/busybox");
+    }
+
+    progress.accept("jlink java.base from " + System.getProperty("java.home"));
+    Path jre = work.resolve("jre");
+    Path jlink = Path.of(System.getProperty("java.home"), "bin", "jlink");
+    if (!Files.isExecutable(jlink)) {
+      throw new ImageBuildException("no jlink at " + jlink + ": run with a full JDK, not a JRE");
+    }
+    run(work, jlink.toString(), "--add-modules", "java.base", "--strip-debug", "--no-header-files",
+        "--no-man-pages", "--output", jre.toString());
+    // a CDS archive of the JDK classes cuts guest JVM start under TCG
+    run(work, jre.resolve("bin/java").toString(), "-Xshare:dump", "-XX:+UseSerialGC");
+
+    TreeSet<String> libs = new TreeSet<>();
+    List<Path> binaries;
+    try (Stream<Path> s = Files.walk(jre)) {
+      binaries = s.filter(p -> Files.isRegularFile(p) && (p.toString().endsWith(".so") || p.endsWith("bin/java"))).toList();
+    }
+    // libraries the runtime ships itself (libjvm.so, found through $ORIGIN) are not host libraries
+    Set<String> own = new TreeSet<>(binaries.stream().map(p -> p.getFileName().toString()).toList());
+    for (Path p : binaries) {
+      libs.addAll(sharedLibraries(p, own));
+    }
+
+    Path initramfs = tmp.resolve("initramfs.img");
+    try (CpioWriter cpio = new CpioWriter(compressed(initramfs))) {
+      for (String d : List.of("bin", "dev", "etc", "etc/agentvm", "lib", "lib/modules", "proc", "sys", "tmp", "run", "mnt", "opt", "opt/agentvm")) {
+        cpio.directory(d, 0755);
+      }
+      cpio.charDevice("dev/console", 0600, 5, 1);
+      cpio.file("init", 0755, init);
+      cpio.file("bin/busybox", 0755, busybox);
+      Set<String> made = new TreeSet<>(List.of("lib", "lib/modules"));
+      StringBuilder list = new StringBuilder();
+      for (String m : order) {
+        String plain = m.replaceAll("\\.(xz|zst|gz)$", "");
+        String dest = "lib/modules/" + plain;
+        parents(cpio, made, dest);
+        cpio.file(dest, 0644, moduleBytes(modDir.resolve(m), work));
+        list.append(plain).append('\n');
+      }
+      cpio.file("etc/agentvm/modules", 0644, list.toString().getBytes(StandardCharsets.UTF_8));
+      for (String lib : libs) {
+        String dest = lib.substring(1);
+        parents(cpio, made, dest);
+        cpio.file(dest, 0755, Path.of(lib).toRealPath());
+      }
+      addTree(cpio, made, jre, "opt/agentvm/jre");
+      cpio.file("opt/agentvm/agent.jar", 0644, agentJar);
+    }
+
+    Path bare = tmp.resolve("bare-initramfs.img");
+    try (CpioWriter cpio = new CpioWriter(compressed(bare))) {
+      for (String d : List.of("bin", "dev", "proc")) {
+        cpio.directory(d, 0755);
+      }
+      cpio.charDevice("dev/console", 0600, 5, 1);
+      cpio.file("bin/busybox", 0755, busybox);
+      cpio.file("init", 0755, ("#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n"
+          + "read up idle < /proc/uptime\necho \"agentvm-init: start uptime=$up\"\n"
+          + "/bin/busybox poweroff -f\n").getBytes(StandardCharsets.UTF_8));
+    }
+
+    Files.copy(vmlinuz, tmp.resolve("vmlinuz"));
+    deleteTree(work);
+    Properties manifest = new Properties();
+    manifest.setProperty("kernelRelease", release);
+    manifest.setProperty("kernelPackage", kernelPkg + "=" + kernelVer);
+    manifest.setProperty("busybox", busyboxVer);
+    manifest.setProperty("java", Runtime.version().toString());
+    manifest.setProperty("compression", compression.name());
+    manifest.setProperty("modules", String.join(" ", order));
+    manifest.setProperty("builtAt", Instant.now().toString());
+    try (OutputStream o = Files.newOutputStream(tmp.resolve("manifest.properties"))) {
+      manifest.store(o, "agent-vm micro image");
+    }
+    try (Stream<Path> s = Files.list(tmp)) {
+      for (Path p : s.toList()) {
+        Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rw-r--r--"));
+      }
+    }
+  }
+
+  private OutputStream compressed(Path file) throws IOException {
+    OutputStream raw = new BufferedOutputStream(Files.newOutputStream(file), 1 << 16);
+    return compression == Compression.GZIP ? new GZIPOutputStream(raw, 1 << 16) : raw;
+  }
+
+  private static MicroImage load(Path dir) throws IOException {
+    Path manifest = dir.resolve("manifest.properties");
+    if (!Files.isRegularFile(manifest)) {
+      return null;
+    }
+    Properties p = new Properties();
+    try (InputStream in = Files.newInputStream(manifest)) {
+      p.load(in);
+    }
+    Path kernel = dir.resolve("vmlinuz");
+    Path initramfs = dir.resolve("initramfs.img");
+    return new MicroImage(dir, kernel, initramfs, dir.resolve("bare-initramfs.img"), p.getProperty("kernelRelease"),
+        Files.size(kernel) + Files.size(initramfs));
+  }
+
+  private static void parents(CpioWriter cpio, Set<String> made, String path) throws IOException {
+    int i = 0;
+    while ((i = path.indexOf('/', i + 1)) > 0) {
+      String d = path.substring(0, i);
+      if (made.add(d)) {
+        cpio.directory(d, 0755);
+      }
+    }
+  }
+
+  private static void addTree(CpioWriter cpio, Set<String> made, Path root, String dest) throws IOException {
+    parents(cpio, made, dest + "/");
+    List<Path> all;
+    try (Stream<Path> s = Files.walk(root)) {
+      all = s.sorted().toList();
+    }
+    for (Path p : all) {
+      String name = (dest + "/" + root.relativize(p)).replaceAll("/$", "");
+      if (Files.isSymbolicLink(p)) {
+        cpio.symlink(name, Files.readSymbolicLink(p).toString());
+      } else if (Files.isDirectory(p)) {
+        if (made.add(name)) {
+          cpio.directory(name, 0755);
+        }
+      } else {
+        Set<PosixFilePermission> perms = Files.getPosixFilePermissions(p);
+        cpio.file(name, perms.contains(PosixFilePermission.OWNER_EXECUTE) ? 0755 : 0644, p);
+      }
+    }
+  }
+
+  private static byte[] moduleBytes(Path module, Path work) throws IOException {
+    String n = module.getFileName().toString();
+    if (n.endsWith(".ko")) {
+      return Files.readAllBytes(module);
+    }
+    String tool = n.endsWith(".xz") ? "xz" : n.endsWith(".zst") ? "zstd" : n.endsWith(".gz") ? "gzip" : null;
+    if (tool == null) {
+      throw new ImageBuildException("unknown module format: " + module);
+    }
+    return runForBytes(work, tool, "-dc", module.toString());
+  }
+
+  private static Path findModulesBase(Path root) throws ImageBuildException {
+    for (String c : List.of("lib/modules", "usr/lib/modules")) {
+      if (Files.isDirectory(root.resolve(c))) {
+        return root.resolve(c);
+      }
+    }
+    throw new ImageBuildException("kernel package has no lib/modules");
+  }
+
+  private static final Pattern LDD_LINE = Pattern.compile("(?:=>\\s*)?(/\\S+)\\s+\\(0x");
+
+  /** The absolute paths of the shared libraries (and loader) a binary needs, from {@code ldd}. */
+  private static List<String> sharedLibraries(Path binary, Set<String> provided) throws IOException {
+    String out = new String(runForBytes(binary.getParent(), "ldd", binary.toString()), StandardCharsets.UTF_8);
+    List<String> libs = new ArrayList<>();
+    for (String line : out.split("\n")) {
+      if (line.contains("not found") && !provided.contains(line.trim().split("\\s+")[0])) {
+        throw new ImageBuildException(binary + " needs a library the host lacks: " + line.trim());
+      }
+      Matcher m = LDD_LINE.matcher(line);
+      if (m.find()) {
+        libs.add(m.group(1));
+      }
+    }
+    return libs;
+  }
+
+  private static String kernelPackage() throws IOException {
+    String show = aptShow("linux-image-amd64");
+    Matcher m = Pattern.compile("(?m)^Depends:.*?\\b(linux-image-[0-9][^\\s,(]*-amd64)\\b").matcher(show);
+    if (!m.find()) {
+      throw new ImageBuildException("cannot find the kernel package linux-image-amd64 depends on:\n" + show);
+    }
+    return m.group(1);
+  }
+
+  private static String packageVersion(String pkg) throws IOException {
+    Matcher m = Pattern.compile("(?m)^Version:\\s*(\\S+)").matcher(aptShow(pkg));
+    if (!m.find()) {
+      throw new ImageBuildException("no version for package " + pkg);
+    }
+    return m.group(1);
+  }
+
+  private static String aptShow(String pkg) throws IOException {
+    try {
+      return new String(runForBytes(Path.of("/"), "apt-cache", "show", "--no-all-versions", pkg), StandardCharsets.UTF_8);
+    } catch (ImageBuildException e) {
+      throw new ImageBuildException("apt-cache knows no package " + pkg
+          + ": the package lists are missing or stale; run 'apt-get update' (scripts/setup-host.sh does)", e);
+    }
+  }
+
+  /** Downloads a package into the deb cache once; later builds reuse the file. */
+  private Path download(Path debs, String pkg, String version) throws IOException {
+    String safeVersion = version.replace(':', '%');
+    Path target = debs.resolve(pkg + "_" + safeVersion + ".deb");
+    if (Files.isRegularFile(target)) {
+      return target;
+    }
+    Path tmp = Files.createTempDirectory(debs, ".dl-");
+    try {
+      progress.accept("apt-get download " + pkg + "=" + version);
+      run(tmp, "apt-get", "download", "-q", pkg + "=" + version);
+      Path got;
+      try (Stream<Path> s = Files.list(tmp)) {
+        got = s.filter(p -> p.toString().endsWith(".deb")).findFirst()
+            .orElseThrow(() -> new ImageBuildException("apt-get download " + pkg + " produced no .deb"));
+      }
+      try {
+        Files.move(got, target, StandardCopyOption.ATOMIC_MOVE);
+      } catch (FileAlreadyExistsException raced) {
+        // another builder downloaded the same file: keep theirs
+      }
+      return target;
+    } finally {
+      deleteTree(tmp);
+    }
+  }
+
+  private static void extract(Path deb, Path into) throws IOException {
+    mkdirs(into);
+    run(into, "dpkg-deb", "-x", deb.toString(), into.toString());
+  }
+
+  /** The agent jar: the guest agent and protocol classes only, with fixed timestamps. */
+  static byte[] agentJar() throws IOException {
+    Map<String, byte[]> entries = new TreeMap<>();
+    collectClasses(GuestAgent.class, "dev/agentvm/guest/agent/", entries);
+    collectClasses(Frame.class, "dev/agentvm/protocol/", entries);
+    Manifest mf = new Manifest();
+    mf.getMainAttributes().put(Attributes.Name.MANIFEST_VERSION, "1.0");
+    mf.getMainAttributes().put(Attributes.Name.MAIN_CLASS, GuestAgent.class.getName());
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    FileTime fixed = FileTime.from(Instant.parse("1980-01-01T00:00:00Z").plus(Duration.ofDays(1)));
+    try (JarOutputStream jar = new JarOutputStream(bytes)) {
+      JarEntry m = new JarEntry(JarFile.MANIFEST_NAME);
+      m.setLastModifiedTime(fixed);
+      jar.putNextEntry(m);
+      mf.write(jar);
+      for (Map.Entry<String, byte[]> e : entries.entrySet()) {
+        JarEntry je = new JarEntry(e.getKey());
+        je.setLastModifiedTime(fixed);
+        jar.putNextEntry(je);
+        jar.write(e.getValue());
+      }
+    }
+    return bytes.toByteArray();
+  }
+
+  private static void collectClasses(Class<?> anchor, String prefix, Map<String, byte[]> into) throws IOException {
+    Path src;
+    try {
+      src = Path.of(anchor.getProtectionDomain().getCodeSource().getLocation().toURI());
+    } catch (URISyntaxException e) {
+      throw new IOException(e);
+    }
+    if (Files.isDirectory(src)) {
+      Path base = src.resolve(prefix);
+      try (Stream<Path> s = Files.walk(base)) {
+        for (Path p : s.filter(Files::isRegularFile).toList()) {
+          into.put(prefix + base.relativize(p).toString().replace('\\', '/'), Files.readAllBytes(p));
+        }
+      }
+    } else {
+      try (JarFile jar = new JarFile(src.toFile())) {
+        for (JarEntry e : java.util.Collections.list(jar.entries())) {
+          if (!e.isDirectory() && e.getName().startsWith(prefix)) {
+            try (InputStream in = jar.getInputStream(e)) {
+              into.put(e.getName(), in.readAllBytes());
+            }
+          }
+        }
+      }
+    }
+    if (into.keySet().stream().noneMatch(k -> k.startsWith(prefix))) {
+      throw new ImageBuildException("no classes under " + prefix + " in " + src);
+    }
+  }
+
+  private static byte[] resource(String name) throws IOException {
+    try (InputStream in = MicroImageBuilder.class.getResourceAsStream(name)) {
+      if (in == null) {
+        throw new ImageBuildException("missing resource " + name);
+      }
+      return in.readAllBytes();
+    }
+  }
+
+  private static void run(Path dir, String... cmd) throws IOException {
+    runForBytes(dir, cmd);
+  }
+
+  private static byte[] runForBytes(Path dir, String... cmd) throws IOException {
+    Path err = Files.createTempFile("agentvm-cmd-", ".err");
+    try {
+      Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectError(err.toFile()).start();
+      p.getOutputStream().close();
+      byte[] out = p.getInputStream().readAllBytes();
+      if (!p.waitFor(10, TimeUnit.MINUTES)) {
+        p.destroyForcibly();
+        throw new ImageBuildException(String.join(" ", cmd) + " did not finish in 10 minutes");
+      }
+      if (p.exitValue() != 0) {
+        throw new ImageBuildException(String.join(" ", cmd) + " failed with exit code " + p.exitValue() + ": "
+            + Files.readString(err).trim());
+      }
+      return out;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new ImageBuildException("interrupted while running " + cmd[0], e);
+    } catch (java.io.IOException e) {
+      if (e instanceof ImageBuildException) {
+        throw e;
+      }
+      throw new ImageBuildException("cannot run " + cmd[0] + " (is it installed? scripts/setup-host.sh installs it): " + e.getMessage(), e);
+    } finally {
+      Files.deleteIfExists(err);
+    }
+  }
+
+  private static void removeStaleTemps(Path images) throws IOException {
+    try (Stream<Path> s = Files.list(images)) {
+      for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".tmp-")).toList()) {
+        deleteTree(p); // we hold the build lock: no live build owns these
+      }
+    }
+  }
+
+  private static void mkdirs(Path dir) throws IOException {
+    Files.createDirectories(dir);
+  }
+
+  static void deleteTree(Path root) throws IOException {
+    if (!Files.exists(root, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    try (Stream<Path> s = Files.walk(root)) {
+      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+
+  static String sha256(byte[] b) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Builds (or finds) the image and prints where it is. */
+  public static void main(String[] args) throws IOException {
+    MicroImage image = create().build();
+    System.out.println(image.directory());
+  }
+}

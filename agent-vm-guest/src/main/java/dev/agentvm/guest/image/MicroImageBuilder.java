@@ -63,7 +63,7 @@ import java.util.zip.GZIPOutputStream;
  */
 public final class MicroImageBuilder {
   /** Bump when the image layout changes, so that cached images of the old layout are not reused. */
-  static final String FORMAT = "1";
+  static final String FORMAT = "2";
 
   static final List<String> MODULES =
       List.of("virtio_pci", "virtio_console", "virtio_blk", "virtio_net", "virtio_rng", "9p", "9pnet_virtio",
@@ -76,7 +76,7 @@ public final class MicroImageBuilder {
   }
 
   private Path cacheRoot = defaultCacheRoot();
-  private Compression compression = Compression.GZIP;
+  private Compression compression = Compression.NONE;
   private Consumer<String> progress = s -> System.err.println("[agent-vm image] " + s);
 
   private MicroImageBuilder() {}
@@ -127,9 +127,10 @@ public final class MicroImageBuilder {
   public MicroImage build() throws IOException {
     Path images = cacheRoot.resolve("images");
     mkdirs(images);
-    String kernelPkg = kernelPackage();
-    String kernelVer = packageVersion(kernelPkg);
-    String busyboxVer = packageVersion("busybox-static");
+    String[] pkgs = resolvePackages();
+    String kernelPkg = pkgs[0];
+    String kernelVer = pkgs[1];
+    String busyboxVer = pkgs[2];
     byte[] agentJar = agentJar();
     byte[] init = resource("init.sh");
     String key = sha256(String.join("\n", FORMAT, kernelPkg, kernelVer, busyboxVer,
@@ -265,7 +266,15 @@ public final class MicroImageBuilder {
           + "/bin/busybox poweroff -f\n").getBytes(StandardCharsets.UTF_8));
     }
 
-    Files.copy(vmlinuz, tmp.resolve("vmlinuz"));
+    Path kernelOut = tmp.resolve("vmlinuz");
+    if (supportsPvh(kernelRoot, release)) {
+      // Under TCG the bzImage spends seconds decompressing itself before the kernel starts; QEMU
+      // boots the uncompressed ELF directly through its PVH entry point instead.
+      Files.write(kernelOut, extractVmlinux(vmlinuz, work));
+      progress.accept("kernel: extracted uncompressed vmlinux for PVH direct boot");
+    } else {
+      Files.copy(vmlinuz, kernelOut);
+    }
     deleteTree(work);
     Properties manifest = new Properties();
     manifest.setProperty("kernelRelease", release);
@@ -336,6 +345,49 @@ public final class MicroImageBuilder {
     }
   }
 
+  private static boolean supportsPvh(Path kernelRoot, String release) throws IOException {
+    Path config = kernelRoot.resolve("boot/config-" + release);
+    return Files.isRegularFile(config) && Files.readAllLines(config).contains("CONFIG_PVH=y");
+  }
+
+  /** Finds the compressed kernel inside a bzImage and decompresses it to the ELF vmlinux. */
+  static byte[] extractVmlinux(Path bzImage, Path work) throws IOException {
+    byte[] b = Files.readAllBytes(bzImage);
+    String[][] formats = {{"xz", "fd377a585a00"}, {"zstd", "28b52ffd"}, {"gzip", "1f8b08"}};
+    for (String[] f : formats) {
+      byte[] magic = HexFormat.of().parseHex(f[1]);
+      for (int at = indexOf(b, magic, 0); at >= 0; at = indexOf(b, magic, at + 1)) {
+        Path slice = work.resolve("kernel-payload");
+        Files.write(slice, java.util.Arrays.copyOfRange(b, at, b.length));
+        byte[] out;
+        try {
+          out = f[0].equals("xz")
+              ? runForBytes(work, "xz", "-dc", "--single-stream", slice.toString())
+              : runForBytes(work, "sh", "-c", f[0] + " -dc < '" + slice + "' 2>/dev/null; true");
+        } catch (ImageBuildException e) {
+          continue; // a false magic match: try the next one
+        }
+        if (out.length > 4 && out[0] == 0x7f && out[1] == 'E' && out[2] == 'L' && out[3] == 'F') {
+          return out;
+        }
+      }
+    }
+    throw new ImageBuildException("no compressed ELF kernel found inside " + bzImage);
+  }
+
+  private static int indexOf(byte[] hay, byte[] needle, int from) {
+    outer:
+    for (int i = from; i <= hay.length - needle.length; i++) {
+      for (int j = 0; j < needle.length; j++) {
+        if (hay[i + j] != needle[j]) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    return -1;
+  }
+
   private static byte[] moduleBytes(Path module, Path work) throws IOException {
     String n = module.getFileName().toString();
     if (n.endsWith(".ko")) {
@@ -373,6 +425,46 @@ public final class MicroImageBuilder {
       }
     }
     return libs;
+  }
+
+  /**
+   * The kernel package, its version and the busybox-static version. apt-cache takes over a second a
+   * call here, so the answer is remembered against a fingerprint of apt's package lists.
+   */
+  private String[] resolvePackages() throws IOException {
+    StringBuilder fp = new StringBuilder();
+    Path lists = Path.of("/var/lib/apt/lists");
+    if (Files.isDirectory(lists)) {
+      try (Stream<Path> s = Files.list(lists)) {
+        for (Path p : s.filter(p -> p.getFileName().toString().contains("_Packages")).sorted().toList()) {
+          fp.append(p.getFileName()).append(' ').append(Files.size(p)).append(' ')
+              .append(Files.getLastModifiedTime(p).toMillis()).append('\n');
+        }
+      }
+    }
+    String key = sha256(fp.toString().getBytes(StandardCharsets.UTF_8));
+    Path memo = cacheRoot.resolve("apt-resolution.properties");
+    Properties p = new Properties();
+    if (Files.isRegularFile(memo)) {
+      try (InputStream in = Files.newInputStream(memo)) {
+        p.load(in);
+      }
+      if (key.equals(p.getProperty("lists")) && p.getProperty("busybox") != null) {
+        return new String[] {p.getProperty("kernelPackage"), p.getProperty("kernelVersion"), p.getProperty("busybox")};
+      }
+    }
+    String kernelPkg = kernelPackage();
+    String[] r = {kernelPkg, packageVersion(kernelPkg), packageVersion("busybox-static")};
+    p.setProperty("lists", key);
+    p.setProperty("kernelPackage", r[0]);
+    p.setProperty("kernelVersion", r[1]);
+    p.setProperty("busybox", r[2]);
+    Path tmp = Files.createTempFile(cacheRoot, ".apt-resolution", ".tmp");
+    try (OutputStream out = Files.newOutputStream(tmp)) {
+      p.store(out, "package versions resolved by apt-cache, valid while apt's lists are unchanged");
+    }
+    Files.move(tmp, memo, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    return r;
   }
 
   private static String kernelPackage() throws IOException {

@@ -23,19 +23,22 @@ import org.slf4j.LoggerFactory;
  * }
  * }</pre>
  *
- * <p>The URI defaults to {@code $AGENTVM_LIBVIRT_URI}, else {@code qemu:///system}. Remote URIs such
- * as {@code qemu+ssh://host/system} work for domain management; the agent channel needs the VM's
- * socket on this machine.
+ * <p>The URI defaults to {@code $AGENTVM_LIBVIRT_URI}, else {@code qemu:///system}. Remote URIs
+ * such as {@code qemu+ssh://host/system} work for domain management; the agent channel needs the
+ * VM's socket on this machine.
  */
 public final class LibvirtConnection implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(LibvirtConnection.class);
   public static final String DEFAULT_URI = "qemu:///system";
+
   /** How long {@link #open(String)} retries a daemon that is not answering yet. */
   public static final Duration DEFAULT_CONNECT_RETRY = Duration.ofSeconds(10);
 
   /** Identifies this process as the owner of what it creates: pid and process start time. */
-  static final String OWNER = ProcessHandle.current().pid() + "@"
-      + ProcessHandle.current().info().startInstant().map(Instant::toString).orElse("unknown");
+  static final String OWNER =
+      ProcessHandle.current().pid()
+          + "@"
+          + ProcessHandle.current().info().startInstant().map(Instant::toString).orElse("unknown");
 
   private final HypervisorBackend backend;
   private final VirtTypeSelector virtTypes;
@@ -109,7 +112,8 @@ public final class LibvirtConnection implements AutoCloseable {
     try {
       Files.createDirectories(t.runDir());
     } catch (IOException e) {
-      throw new AgentVmException("cannot create runtime directory " + t.runDir() + ": " + e.getMessage(), e);
+      throw new AgentVmException(
+          "cannot create runtime directory " + t.runDir() + ": " + e.getMessage(), e);
     }
     DomainHandle d;
     try {
@@ -122,7 +126,12 @@ public final class LibvirtConnection implements AutoCloseable {
       }
       throw e;
     }
-    LOG.debug("defined {} ({}, {} vCPU, {} MiB)", t.name(), type, t.resources().vcpus(), t.resources().memoryMiB());
+    LOG.debug(
+        "defined {} ({}, {} vCPU, {} MiB)",
+        t.name(),
+        type,
+        t.resources().vcpus(),
+        t.resources().memoryMiB());
     return new VM(this, d, t, type);
   }
 

@@ -54,13 +54,14 @@ public final class VM implements AutoCloseable {
     this.template = template;
     this.virtType = virtType;
     this.log = LoggerFactory.getLogger(VM.class.getName() + "." + domain.name());
-    this.listener = (name, event) -> {
-      if (name.equals(domain.name())) {
-        synchronized (monitor) {
-          monitor.notifyAll();
-        }
-      }
-    };
+    this.listener =
+        (name, event) -> {
+          if (name.equals(domain.name())) {
+            synchronized (monitor) {
+              monitor.notifyAll();
+            }
+          }
+        };
     connection.backend().addLifecycleListener(listener);
   }
 
@@ -89,15 +90,17 @@ public final class VM implements AutoCloseable {
   /** The current state, read from the hypervisor. */
   public VMState state() {
     DomainStatus s = domain.status();
-    VMState now = switch (s.kind()) {
-      case NOT_FOUND -> VMState.UNDEFINED;
-      case RUNNING -> stopping ? VMState.STOPPING : VMState.RUNNING;
-      case PAUSED -> VMState.PAUSED;
-      case SHUTTING_DOWN -> VMState.STOPPING;
-      case CRASHED -> VMState.CRASHED;
-      case SHUTOFF -> s.crashed() ? VMState.CRASHED : started ? VMState.STOPPED : VMState.DEFINED;
-      case OTHER -> lastState;
-    };
+    VMState now =
+        switch (s.kind()) {
+          case NOT_FOUND -> VMState.UNDEFINED;
+          case RUNNING -> stopping ? VMState.STOPPING : VMState.RUNNING;
+          case PAUSED -> VMState.PAUSED;
+          case SHUTTING_DOWN -> VMState.STOPPING;
+          case CRASHED -> VMState.CRASHED;
+          case SHUTOFF ->
+              s.crashed() ? VMState.CRASHED : started ? VMState.STOPPED : VMState.DEFINED;
+          case OTHER -> lastState;
+        };
     VMState before = lastState;
     if (now != before) {
       lastState = now;
@@ -149,7 +152,8 @@ public final class VM implements AutoCloseable {
       throw new VmStateException("VM " + name() + " is " + s + ", its agent cannot answer");
     }
     try {
-      AgentClient c = AgentClient.connect(new UnixSocketTransport(template.agentSocket()), deadline);
+      AgentClient c =
+          AgentClient.connect(new UnixSocketTransport(template.agentSocket()), deadline);
       synchronized (monitor) {
         if (agent == null) {
           agent = c;
@@ -160,8 +164,18 @@ public final class VM implements AutoCloseable {
       }
     } catch (IOException e) {
       VMState now = state();
-      throw new VmStartException("guest agent of VM " + name() + " did not answer within " + deadline.toMillis()
-          + " ms (VM is " + now + "; console log: " + consoleLog() + "): " + e.getMessage(), e);
+      throw new VmStartException(
+          "guest agent of VM "
+              + name()
+              + " did not answer within "
+              + deadline.toMillis()
+              + " ms (VM is "
+              + now
+              + "; console log: "
+              + consoleLog()
+              + "): "
+              + e.getMessage(),
+          e);
     }
   }
 
@@ -186,15 +200,16 @@ public final class VM implements AutoCloseable {
           monitor.wait(Math.max(1, Math.min(100, left / 1_000_000)));
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
-          throw new AgentVmException("interrupted waiting for " + name() + " to reach " + target, e);
+          throw new AgentVmException(
+              "interrupted waiting for " + name() + " to reach " + target, e);
         }
       }
     }
   }
 
   /**
-   * Stops the VM: asks the guest to power off (ACPI, and the guest agent when it is reachable), waits
-   * up to {@code grace}, then destroys it.
+   * Stops the VM: asks the guest to power off (ACPI, and the guest agent when it is reachable),
+   * waits up to {@code grace}, then destroys it.
    */
   public ShutdownResult shutdown(Duration grace) {
     VMState s = state();
@@ -232,7 +247,8 @@ public final class VM implements AutoCloseable {
     synchronized (monitor) {
       a = agent;
     }
-    Duration agentDeadline = grace.compareTo(Duration.ofSeconds(4)) < 0 ? grace.dividedBy(2) : Duration.ofSeconds(2);
+    Duration agentDeadline =
+        grace.compareTo(Duration.ofSeconds(4)) < 0 ? grace.dividedBy(2) : Duration.ofSeconds(2);
     try {
       if (a == null) {
         a = AgentClient.connect(new UnixSocketTransport(template.agentSocket()), agentDeadline);
@@ -256,7 +272,9 @@ public final class VM implements AutoCloseable {
       if (System.nanoTime() >= end) {
         return false;
       }
-      waitForState(VMState.STOPPED, Duration.ofMillis(Math.min(200, Math.max(1, (end - System.nanoTime()) / 1_000_000))));
+      waitForState(
+          VMState.STOPPED,
+          Duration.ofMillis(Math.min(200, Math.max(1, (end - System.nanoTime()) / 1_000_000))));
     }
   }
 
@@ -300,9 +318,10 @@ public final class VM implements AutoCloseable {
   }
 
   /**
-   * Stops the VM if it runs (graceful, then forced after {@link #DEFAULT_SHUTDOWN_GRACE}), undefines
-   * it and deletes its runtime directory. Every step is tried even if an earlier one failed; the
-   * runtime directory is kept if the domain could not be undefined, so nothing is lost track of.
+   * Stops the VM if it runs (graceful, then forced after {@link #DEFAULT_SHUTDOWN_GRACE}),
+   * undefines it and deletes its runtime directory. Every step is tried even if an earlier one
+   * failed; the runtime directory is kept if the domain could not be undefined, so nothing is lost
+   * track of.
    *
    * @throws AgentVmException the first failure, with later ones suppressed
    */
@@ -335,10 +354,13 @@ public final class VM implements AutoCloseable {
       try {
         deleteTree(template.runDir());
       } catch (IOException | UncheckedIOException e) {
-        failures.add(new AgentVmException("removing " + template.runDir() + " failed: " + e.getMessage(), e));
+        failures.add(
+            new AgentVmException(
+                "removing " + template.runDir() + " failed: " + e.getMessage(), e));
       }
     } else {
-      log.warn("VM {} could not be undefined; keeping {} for inspection", name(), template.runDir());
+      log.warn(
+          "VM {} could not be undefined; keeping {} for inspection", name(), template.runDir());
     }
     if (!failures.isEmpty()) {
       RuntimeException first = failures.get(0);

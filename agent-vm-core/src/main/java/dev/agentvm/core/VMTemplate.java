@@ -18,7 +18,8 @@ import org.w3c.dom.Document;
 import org.w3c.dom.Element;
 
 /**
- * A VM description that becomes libvirt domain XML. Immutable; make one with {@link #builder(String)}.
+ * A VM description that becomes libvirt domain XML. Immutable; make one with {@link
+ * #builder(String)}.
  *
  * <pre>{@code
  * VMTemplate t = VMTemplate.builder("agentvm-demo")
@@ -198,7 +199,9 @@ public final class VMTemplate {
     private Builder(String name) {
       if (name == null || !NAME.matcher(name).matches()) {
         throw new IllegalArgumentException(
-            "name must be 1-64 characters of letters, digits, '_', '.', '-' starting with a letter or digit, was '" + name + "'");
+            "name must be 1-64 characters of letters, digits, '_', '.', '-' starting with a letter or digit, was '"
+                + name
+                + "'");
       }
       this.name = name;
     }

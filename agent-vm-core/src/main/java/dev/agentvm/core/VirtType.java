@@ -10,10 +10,15 @@ public enum VirtType {
   AUTO(null),
   /** Hardware virtualisation: libvirt {@code <domain type='kvm'>}. */
   KVM("kvm"),
-  /** QEMU's software emulation (TCG): libvirt {@code <domain type='qemu'>}. Slow, works anywhere. */
+  /**
+   * QEMU's software emulation (TCG): libvirt {@code <domain type='qemu'>}. Slow, works anywhere.
+   */
   QEMU("qemu");
 
-  /** Environment variable that overrides the configured type: {@code auto}, {@code kvm} or {@code qemu}. */
+  /**
+   * Environment variable that overrides the configured type: {@code auto}, {@code kvm} or {@code
+   * qemu}.
+   */
   public static final String ENV = "AGENTVM_VIRT_TYPE";
 
   private final String libvirtName;
@@ -36,7 +41,8 @@ public enum VirtType {
       case "auto" -> AUTO;
       case "kvm" -> KVM;
       case "qemu", "tcg" -> QEMU;
-      default -> throw new IllegalArgumentException(ENV + " must be auto, kvm or qemu, was '" + s + "'");
+      default ->
+          throw new IllegalArgumentException(ENV + " must be auto, kvm or qemu, was '" + s + "'");
     };
   }
 }

@@ -24,10 +24,11 @@ import org.slf4j.LoggerFactory;
  * one) advertise {@code kvm} although a guest kernel started under it hangs before printing a line.
  * So where KVM is advertised, a probe boots the guest kernel under KVM for at most {@link
  * #PROBE_TIMEOUT} and uses KVM only if the kernel printed its banner. The answer is remembered per
- * host fingerprint (host, kernel, libvirt and QEMU versions) in {@code <state root>/virt-type.properties},
- * so the probe runs once per host.
+ * host fingerprint (host, kernel, libvirt and QEMU versions) in {@code <state
+ * root>/virt-type.properties}, so the probe runs once per host.
  *
- * <p>Order: {@code $AGENTVM_VIRT_TYPE} if set, else the configured type if not AUTO, else the above.
+ * <p>Order: {@code $AGENTVM_VIRT_TYPE} if set, else the configured type if not AUTO, else the
+ * above.
  */
 public final class VirtTypeSelector {
   private static final Logger LOG = LoggerFactory.getLogger(VirtTypeSelector.class);
@@ -51,10 +52,14 @@ public final class VirtTypeSelector {
       return configured;
     }
     if (!backend.advertisedDomainTypes().contains("kvm")) {
-      return DECIDED.computeIfAbsent(backend.uri() + " no-kvm", k -> {
-        LOG.warn("KVM is not available at {}: guests run under TCG (software emulation, slower)", backend.uri());
-        return VirtType.QEMU;
-      });
+      return DECIDED.computeIfAbsent(
+          backend.uri() + " no-kvm",
+          k -> {
+            LOG.warn(
+                "KVM is not available at {}: guests run under TCG (software emulation, slower)",
+                backend.uri());
+            return VirtType.QEMU;
+          });
     }
     String fingerprint = backend.uri() + " " + backend.versionFingerprint();
     return DECIDED.computeIfAbsent(fingerprint, fp -> decide(fp, boot));
@@ -101,8 +106,12 @@ public final class VirtTypeSelector {
     if (t == VirtType.KVM) {
       LOG.info("KVM boots guests on this host: using KVM ({})", how);
     } else {
-      LOG.warn("KVM is advertised but a guest kernel printed nothing under it within {} s: using TCG "
-          + "(software emulation, slower) ({}). Set {}=kvm to force KVM.", PROBE_TIMEOUT.toSeconds(), how, VirtType.ENV);
+      LOG.warn(
+          "KVM is advertised but a guest kernel printed nothing under it within {} s: using TCG "
+              + "(software emulation, slower) ({}). Set {}=kvm to force KVM.",
+          PROBE_TIMEOUT.toSeconds(),
+          how,
+          VirtType.ENV);
     }
   }
 
@@ -111,7 +120,8 @@ public final class VirtTypeSelector {
     String name = "agentvm-probe-" + UUID.randomUUID().toString().substring(0, 8);
     Path dir = AgentVmPaths.runDir(name);
     BootSource probeBoot = boot.withExtraCmdline("loglevel=7 agentvm.mode=bare");
-    VMTemplate t = VMTemplate.builder(name).boot(probeBoot).runDir(dir).owner(LibvirtConnection.OWNER).build();
+    VMTemplate t =
+        VMTemplate.builder(name).boot(probeBoot).runDir(dir).owner(LibvirtConnection.OWNER).build();
     DomainHandle d = null;
     try {
       Files.createDirectories(dir);

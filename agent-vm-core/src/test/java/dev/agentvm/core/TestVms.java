@@ -44,23 +44,28 @@ final class TestVms {
   static void reapTestDomains(LibvirtConnection conn) {
     for (String n : conn.domainNames()) {
       if (n.startsWith(PREFIX)) {
-        conn.backend().lookup(n).ifPresent(d -> {
-          try {
-            d.destroy();
-          } catch (RuntimeException ignored) {
-            // not running
-          }
-          try {
-            d.undefine();
-          } catch (RuntimeException ignored) {
-            // transient, gone with the destroy
-          }
-        });
+        conn.backend()
+            .lookup(n)
+            .ifPresent(
+                d -> {
+                  try {
+                    d.destroy();
+                  } catch (RuntimeException ignored) {
+                    // not running
+                  }
+                  try {
+                    d.undefine();
+                  } catch (RuntimeException ignored) {
+                    // transient, gone with the destroy
+                  }
+                });
       }
     }
   }
 
-  /** Asserts that nothing of the VM is left: no domain, no runtime directory (socket, console log). */
+  /**
+   * Asserts that nothing of the VM is left: no domain, no runtime directory (socket, console log).
+   */
   static void assertNothingLeft(LibvirtConnection conn, VMTemplate t) {
     assertFalse(conn.domainNames().contains(t.name()), "domain " + t.name() + " still defined");
     assertFalse(Files.exists(t.runDir()), "runtime dir left: " + t.runDir());

@@ -51,8 +51,11 @@ class VmLifecycleIT {
       HelloResponse hello = agent.hello();
       assertEquals(Protocol.VERSION, hello.version());
       assertEquals(TestVms.image().kernelRelease(), hello.kernelRelease());
-      assertTrue(hello.initUptimeMillis() > 0 && hello.agentStartUptimeMillis() >= hello.initUptimeMillis()
-          && hello.uptimeMillis() >= hello.agentStartUptimeMillis(), hello.toString());
+      assertTrue(
+          hello.initUptimeMillis() > 0
+              && hello.agentStartUptimeMillis() >= hello.initUptimeMillis()
+              && hello.uptimeMillis() >= hello.agentStartUptimeMillis(),
+          hello.toString());
       assertTrue(agent.ping(Duration.ofSeconds(5)).toMillis() < 5000);
       assertTrue(Files.readString(vm.consoleLog()).contains("agentvm-init: start"));
 
@@ -76,10 +79,12 @@ class VmLifecycleIT {
     try {
       vm.start();
       Path pidFile = Path.of("/run/libvirt/qemu/" + t.name() + ".pid");
-      assertTrue(waitFor(() -> Files.exists(pidFile), Duration.ofSeconds(10)), "no pid file " + pidFile);
+      assertTrue(
+          waitFor(() -> Files.exists(pidFile), Duration.ofSeconds(10)), "no pid file " + pidFile);
       long pid = Long.parseLong(Files.readString(pidFile).trim());
       ProcessHandle.of(pid).orElseThrow().destroyForcibly();
-      assertTrue(vm.waitForState(VMState.CRASHED, Duration.ofSeconds(20)), "state is " + vm.state());
+      assertTrue(
+          vm.waitForState(VMState.CRASHED, Duration.ofSeconds(20)), "state is " + vm.state());
       assertEquals(ShutdownResult.ALREADY_STOPPED, vm.shutdown(Duration.ofSeconds(1)));
     } finally {
       vm.close();
@@ -103,7 +108,8 @@ class VmLifecycleIT {
     TestVms.assertNothingLeft(conn, t);
   }
 
-  private static boolean waitFor(java.util.function.BooleanSupplier c, Duration d) throws InterruptedException {
+  private static boolean waitFor(java.util.function.BooleanSupplier c, Duration d)
+      throws InterruptedException {
     long end = System.nanoTime() + d.toNanos();
     while (System.nanoTime() < end) {
       if (c.getAsBoolean()) {

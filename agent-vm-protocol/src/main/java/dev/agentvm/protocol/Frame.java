@@ -4,8 +4,8 @@ import java.util.Arrays;
 import java.util.Optional;
 
 /**
- * One protocol frame: a type, flags, a request id and an opaque payload. The type is kept as its raw
- * wire value so that a receiver can answer a frame of a type it does not know (see {@link
+ * One protocol frame: a type, flags, a request id and an opaque payload. The type is kept as its
+ * raw wire value so that a receiver can answer a frame of a type it does not know (see {@link
  * #messageType()}).
  *
  * @param type the wire value of the message type (0..255)

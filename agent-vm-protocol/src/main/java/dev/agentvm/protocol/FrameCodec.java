@@ -27,6 +27,7 @@ public final class FrameCodec {
   public static final int VERSION = 1;
   public static final int HEADER_SIZE = 20;
   public static final int TRAILER_SIZE = 4;
+
   /** Default maximum payload size: 1 MiB. Larger data travels in chunks. */
   public static final int DEFAULT_MAX_PAYLOAD = 1 << 20;
 
@@ -61,6 +62,9 @@ public final class FrameCodec {
   }
 
   static int getInt(byte[] b, int off) {
-    return (b[off] & 0xFF) << 24 | (b[off + 1] & 0xFF) << 16 | (b[off + 2] & 0xFF) << 8 | (b[off + 3] & 0xFF);
+    return (b[off] & 0xFF) << 24
+        | (b[off + 1] & 0xFF) << 16
+        | (b[off + 2] & 0xFF) << 8
+        | (b[off + 3] & 0xFF);
   }
 }

@@ -18,13 +18,16 @@ public final class FrameReader {
   private final int maxPayload;
   private final byte[] header = new byte[FrameCodec.HEADER_SIZE];
   private final CRC32 crc = new CRC32();
+
   /** Bytes of a magic already consumed by {@link #resync()}; the next read starts after them. */
   private int magicBytesPending;
+
   /**
    * Header bytes of a frame rejected before its payload: {@link #resync()} rescans them (from the
    * second byte on), since the next frame's magic may start inside them.
    */
   private final byte[] rejected = new byte[FrameCodec.HEADER_SIZE];
+
   private int rejectedOff;
   private int rejectedLen;
 
@@ -110,8 +113,8 @@ public final class FrameReader {
   }
 
   /**
-   * Skips input until the next frame magic and positions the reader just after it, so that the
-   * next {@link #read()} parses the rest of that frame.
+   * Skips input until the next frame magic and positions the reader just after it, so that the next
+   * {@link #read()} parses the rest of that frame.
    *
    * @return {@code false} if the stream ended before a magic was found
    */

@@ -26,7 +26,8 @@ public final class FrameWriter {
   /**
    * Writes and flushes one frame.
    *
-   * @throws ProtocolException with {@link ErrorCode#FRAME_TOO_LARGE} if the payload exceeds the limit
+   * @throws ProtocolException with {@link ErrorCode#FRAME_TOO_LARGE} if the payload exceeds the
+   *     limit
    */
   public void write(Frame frame) throws IOException {
     if (frame.payload().length > maxPayload) {

@@ -32,7 +32,8 @@ public record HelloResponse(
   }
 
   public byte[] encode() {
-    PayloadWriter w = new PayloadWriter().u16(version).string(agentVersion).u16(capabilities.size());
+    PayloadWriter w =
+        new PayloadWriter().u16(version).string(agentVersion).u16(capabilities.size());
     capabilities.forEach(w::string);
     return w.string(kernelRelease)
         .i64(initUptimeMillis)
@@ -47,13 +48,15 @@ public record HelloResponse(
     String agent = r.string();
     int n = r.u16();
     if (n > MAX_CAPABILITIES) {
-      throw new ProtocolException(ErrorCode.MALFORMED_PAYLOAD, n + " capabilities, at most " + MAX_CAPABILITIES);
+      throw new ProtocolException(
+          ErrorCode.MALFORMED_PAYLOAD, n + " capabilities, at most " + MAX_CAPABILITIES);
     }
     String[] caps = new String[n];
     for (int i = 0; i < n; i++) {
       caps[i] = r.string();
     }
-    HelloResponse h = new HelloResponse(version, agent, List.of(caps), r.string(), r.i64(), r.i64(), r.i64());
+    HelloResponse h =
+        new HelloResponse(version, agent, List.of(caps), r.string(), r.i64(), r.i64(), r.i64());
     r.end();
     return h;
   }

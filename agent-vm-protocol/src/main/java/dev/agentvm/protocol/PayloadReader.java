@@ -19,7 +19,13 @@ public final class PayloadReader {
     if (n < 0 || b.length - pos < n) {
       throw new ProtocolException(
           ErrorCode.MALFORMED_PAYLOAD,
-          "payload too short for " + what + " (" + (b.length - pos) + " bytes left, need " + n + ")");
+          "payload too short for "
+              + what
+              + " ("
+              + (b.length - pos)
+              + " bytes left, need "
+              + n
+              + ")");
     }
   }
 

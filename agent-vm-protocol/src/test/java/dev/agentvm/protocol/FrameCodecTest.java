@@ -18,16 +18,41 @@ class FrameCodecTest {
 
   @Test
   void encodesExactGoldenBytes() {
-    byte[] bytes = FrameCodec.encode(new Frame(MessageType.PING.wire(), Frame.FLAG_RESPONSE, 0x01020304, new byte[] {(byte) 0xAB}));
+    byte[] bytes =
+        FrameCodec.encode(
+            new Frame(
+                MessageType.PING.wire(),
+                Frame.FLAG_RESPONSE,
+                0x01020304,
+                new byte[] {(byte) 0xAB}));
     // magic, version 1, type 2, flags 0x0001, request id, length 1, header crc, payload, frame crc
     assertEquals(
-        "41564d50" + "01" + "02" + "0001" + "01020304" + "00000001" + "b493b887" + "ab" + "d6e7ab25",
+        "41564d50"
+            + "01"
+            + "02"
+            + "0001"
+            + "01020304"
+            + "00000001"
+            + "b493b887"
+            + "ab"
+            + "d6e7ab25",
         HexFormat.of().formatHex(bytes));
   }
 
   @Test
   void decodesGoldenBytes() throws IOException {
-    byte[] golden = HexFormat.of().parseHex("41564d50" + "01" + "02" + "0001" + "01020304" + "00000001" + "b493b887" + "ab" + "d6e7ab25");
+    byte[] golden =
+        HexFormat.of()
+            .parseHex(
+                "41564d50"
+                    + "01"
+                    + "02"
+                    + "0001"
+                    + "01020304"
+                    + "00000001"
+                    + "b493b887"
+                    + "ab"
+                    + "d6e7ab25");
     Frame f = new FrameReader(new ByteArrayInputStream(golden)).read();
     assertEquals(new Frame(2, 1, 0x01020304, new byte[] {(byte) 0xAB}), f);
   }
@@ -47,14 +72,19 @@ class FrameCodecTest {
   @Test
   void oversizedLengthRejectedBeforeAllocation() throws IOException {
     byte[] b = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[100]));
-    ProtocolException e = assertThrows(ProtocolException.class, () -> new FrameReader(new ByteArrayInputStream(b), 99).read());
+    ProtocolException e =
+        assertThrows(
+            ProtocolException.class, () -> new FrameReader(new ByteArrayInputStream(b), 99).read());
     assertEquals(ErrorCode.FRAME_TOO_LARGE, e.code());
   }
 
   @Test
   void writerRefusesOversizedPayload() {
     FrameWriter w = new FrameWriter(new ByteArrayOutputStream(), 8);
-    ProtocolException e = assertThrows(ProtocolException.class, () -> w.write(Frame.request(MessageType.PING, 1, new byte[9])));
+    ProtocolException e =
+        assertThrows(
+            ProtocolException.class,
+            () -> w.write(Frame.request(MessageType.PING, 1, new byte[9])));
     assertEquals(ErrorCode.FRAME_TOO_LARGE, e.code());
   }
 
@@ -66,7 +96,9 @@ class FrameCodecTest {
     java.util.zip.CRC32 crc = new java.util.zip.CRC32();
     crc.update(b, 0, 16);
     FrameCodec.putInt(b, 16, (int) crc.getValue());
-    ProtocolException e = assertThrows(ProtocolException.class, () -> new FrameReader(new ByteArrayInputStream(b)).read());
+    ProtocolException e =
+        assertThrows(
+            ProtocolException.class, () -> new FrameReader(new ByteArrayInputStream(b)).read());
     assertEquals(ErrorCode.UNSUPPORTED_VERSION, e.code());
     assertTrue(e.getMessage().contains("version 9"), e.getMessage());
   }
@@ -97,7 +129,8 @@ class FrameCodecTest {
   void helloPayloadsRoundTrip() throws IOException {
     HelloRequest rq = new HelloRequest(1, 3, "agent-vm 0.1");
     assertEquals(rq, HelloRequest.decode(rq.encode()));
-    HelloResponse rs = new HelloResponse(1, "0.1", List.of("exec", "ünïcode"), "6.1.0-28-amd64", 2900, 3100, 4400);
+    HelloResponse rs =
+        new HelloResponse(1, "0.1", List.of("exec", "ünïcode"), "6.1.0-28-amd64", 2900, 3100, 4400);
     assertEquals(rs, HelloResponse.decode(rs.encode()));
     ErrorPayload ep = new ErrorPayload(ErrorCode.UNKNOWN_TYPE, "type 0xee");
     assertEquals(ep, ErrorPayload.decode(ep.encode()));
@@ -106,9 +139,15 @@ class FrameCodecTest {
   @Test
   void truncatedOrTrailingPayloadIsMalformed() {
     byte[] p = new HelloRequest(1, 1, "x").encode();
-    ProtocolException shortE = assertThrows(ProtocolException.class, () -> HelloRequest.decode(java.util.Arrays.copyOf(p, p.length - 1)));
+    ProtocolException shortE =
+        assertThrows(
+            ProtocolException.class,
+            () -> HelloRequest.decode(java.util.Arrays.copyOf(p, p.length - 1)));
     assertEquals(ErrorCode.MALFORMED_PAYLOAD, shortE.code());
-    ProtocolException longE = assertThrows(ProtocolException.class, () -> HelloRequest.decode(java.util.Arrays.copyOf(p, p.length + 1)));
+    ProtocolException longE =
+        assertThrows(
+            ProtocolException.class,
+            () -> HelloRequest.decode(java.util.Arrays.copyOf(p, p.length + 1)));
     assertEquals(ErrorCode.MALFORMED_PAYLOAD, longE.code());
   }
 

@@ -22,9 +22,10 @@ public final class HelloVm {
     MicroImage image = MicroImageBuilder.create().build();
     long tImage = System.nanoTime();
     try (LibvirtConnection conn = LibvirtConnection.open()) {
-      VMTemplate template = VMTemplate.builder("agentvm-hello-" + UUID.randomUUID().toString().substring(0, 8))
-          .boot(new BootSource(image.kernel(), image.initramfs(), MicroImage.DEFAULT_CMDLINE))
-          .build();
+      VMTemplate template =
+          VMTemplate.builder("agentvm-hello-" + UUID.randomUUID().toString().substring(0, 8))
+              .boot(new BootSource(image.kernel(), image.initramfs(), MicroImage.DEFAULT_CMDLINE))
+              .build();
       long tDefine0 = System.nanoTime();
       try (VM vm = conn.define(template)) {
         long tDefined = System.nanoTime();
@@ -36,15 +37,20 @@ public final class HelloVm {
         Duration rtt = agent.ping(Duration.ofSeconds(5));
 
         System.out.printf("VM %s (%s, %s)%n", vm.name(), vm.virtType(), conn.uri());
-        System.out.printf("agent HELLO: protocol %d, agent %s, kernel %s, capabilities %s%n",
+        System.out.printf(
+            "agent HELLO: protocol %d, agent %s, kernel %s, capabilities %s%n",
             hello.version(), hello.agentVersion(), hello.kernelRelease(), hello.capabilities());
         System.out.println("boot phases:");
         System.out.printf("  image ready (build or cache)   %7d ms%n", ms(tImage - t0));
         System.out.printf("  define + virt type resolution  %7d ms%n", ms(tDefined - tDefine0));
         System.out.printf("  QEMU start (libvirt create)    %7d ms%n", ms(tStarted - tDefined));
         System.out.printf("  kernel to /init  (guest clock) %7d ms%n", hello.initUptimeMillis());
-        System.out.printf("  /init to agent JVM start       %7d ms%n", hello.agentStartUptimeMillis() - hello.initUptimeMillis());
-        System.out.printf("  agent JVM start to HELLO       %7d ms%n", hello.uptimeMillis() - hello.agentStartUptimeMillis());
+        System.out.printf(
+            "  /init to agent JVM start       %7d ms%n",
+            hello.agentStartUptimeMillis() - hello.initUptimeMillis());
+        System.out.printf(
+            "  agent JVM start to HELLO       %7d ms%n",
+            hello.uptimeMillis() - hello.agentStartUptimeMillis());
         System.out.printf("  start to agent ready (host)    %7d ms%n", ms(tReady - tStarted));
         System.out.printf("  ping round trip                %7.2f ms%n", rtt.toNanos() / 1e6);
         long tStop = System.nanoTime();

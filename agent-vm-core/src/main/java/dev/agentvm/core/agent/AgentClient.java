@@ -35,7 +35,7 @@ import org.slf4j.LoggerFactory;
 public final class AgentClient implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(AgentClient.class);
   private static final String HOST_SOFTWARE = "agent-vm-core " + Protocol.VERSION;
-  private static final Duration HELLO_RETRY = Duration.ofSeconds(2);
+  private static final Duration HELLO_RETRY = Duration.ofSeconds(3);
 
   private final AgentTransport transport;
   private final AgentTransport.Connection connection;
@@ -63,7 +63,8 @@ public final class AgentClient implements AutoCloseable {
    * @throws AgentTimeoutException if no HELLO answer came before the deadline
    * @throws AgentErrorException if the agent refused the handshake (e.g. no common version)
    */
-  public static AgentClient connect(AgentTransport transport, Duration deadline) throws IOException {
+  public static AgentClient connect(AgentTransport transport, Duration deadline)
+      throws IOException {
     long end = System.nanoTime() + deadline.toNanos();
     IOException last = null;
     while (System.nanoTime() < end) {
@@ -87,8 +88,13 @@ public final class AgentClient implements AutoCloseable {
         last = e;
       }
     }
-    AgentTimeoutException t = new AgentTimeoutException(
-        "no HELLO from the guest agent over " + transport.describe() + " within " + deadline.toMillis() + " ms");
+    AgentTimeoutException t =
+        new AgentTimeoutException(
+            "no HELLO from the guest agent over "
+                + transport.describe()
+                + " within "
+                + deadline.toMillis()
+                + " ms");
     if (last != null) {
       t.addSuppressed(last);
     }
@@ -97,21 +103,39 @@ public final class AgentClient implements AutoCloseable {
 
   private void handshake(long endNanos) throws IOException {
     byte[] payload = new HelloRequest(Protocol.VERSION, Protocol.VERSION, HOST_SOFTWARE).encode();
-    while (true) {
-      long left = endNanos - System.nanoTime();
-      if (left <= 0) {
-        throw new AgentTimeoutException("no HELLO answer over " + transport.describe());
+    // Every attempt of this handshake shares one future: QEMU buffers what we send until the guest
+    // opens its port, so the first answer to any attempt completes the handshake. Attempts are
+    // repeated because a HELLO read by an agent that then died is never answered.
+    CompletableFuture<Frame> answer = new CompletableFuture<>();
+    try {
+      while (true) {
+        long left = endNanos - System.nanoTime();
+        if (left <= 0) {
+          throw new AgentTimeoutException("no HELLO answer over " + transport.describe());
+        }
+        send(MessageType.HELLO, payload, answer);
+        try {
+          Frame f = answer.get(Math.min(left, HELLO_RETRY.toNanos()), TimeUnit.NANOSECONDS);
+          hello = HelloResponse.decode(checkError(f).payload());
+          LOG.debug(
+              "agent over {} says HELLO: version {}, agent {}",
+              transport.describe(),
+              hello.version(),
+              hello.agentVersion());
+          return;
+        } catch (TimeoutException e) {
+          // send again
+        }
       }
-      // re-sent periodically: a HELLO read by an agent that then died is never answered
-      long wait = Math.min(left, HELLO_RETRY.toNanos());
-      try {
-        Frame f = call(MessageType.HELLO, payload, Duration.ofNanos(wait));
-        hello = HelloResponse.decode(f.payload());
-        LOG.debug("agent over {} says HELLO: version {}, agent {}", transport.describe(), hello.version(), hello.agentVersion());
-        return;
-      } catch (AgentTimeoutException e) {
-        // retry
-      }
+    } catch (ExecutionException e) {
+      throw e.getCause() instanceof IOException io
+          ? io
+          : new AgentException("HELLO failed", e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AgentException("interrupted waiting for HELLO", e);
+    } finally {
+      answer.cancel(false);
     }
   }
 
@@ -140,16 +164,16 @@ public final class AgentClient implements AutoCloseable {
    * @throws AgentChannelClosedException if the channel closed first
    */
   public Frame call(MessageType type, byte[] payload, Duration deadline) throws IOException {
-    CompletableFuture<Frame> f = send(type, payload);
+    CompletableFuture<Frame> f = send(type, payload, new CompletableFuture<>());
     try {
-      Frame answer = f.get(deadline.toNanos(), TimeUnit.NANOSECONDS);
-      if (answer.messageType().orElse(null) == MessageType.ERROR) {
-        ErrorPayload e = ErrorPayload.decode(answer.payload());
-        throw new AgentErrorException(e.code(), e.message());
-      }
-      return answer;
+      return checkError(f.get(deadline.toNanos(), TimeUnit.NANOSECONDS));
     } catch (TimeoutException e) {
-      throw new AgentTimeoutException(type + " got no answer within " + deadline.toMillis() + " ms over " + transport.describe());
+      throw new AgentTimeoutException(
+          type
+              + " got no answer within "
+              + deadline.toMillis()
+              + " ms over "
+              + transport.describe());
     } catch (ExecutionException e) {
       if (e.getCause() instanceof IOException io) {
         throw io;
@@ -163,14 +187,28 @@ public final class AgentClient implements AutoCloseable {
     }
   }
 
-  private CompletableFuture<Frame> send(MessageType type, byte[] payload) throws IOException {
+  private static Frame checkError(Frame answer) throws ProtocolException, AgentErrorException {
+    if (answer.messageType().orElse(null) == MessageType.ERROR) {
+      ErrorPayload e = ErrorPayload.decode(answer.payload());
+      throw new AgentErrorException(e.code(), e.message());
+    }
+    return answer;
+  }
+
+  /** Sends a request whose answer completes {@code f}. */
+  private CompletableFuture<Frame> send(
+      MessageType type, byte[] payload, CompletableFuture<Frame> f) throws IOException {
     if (closed.get() || failure != null) {
-      throw new AgentChannelClosedException("channel " + transport.describe() + " is closed", failure);
+      throw new AgentChannelClosedException(
+          "channel " + transport.describe() + " is closed", failure);
     }
     int id = nextId.getAndIncrement();
-    CompletableFuture<Frame> f = new CompletableFuture<>();
     f.whenComplete((r, t) -> pending.remove(id));
     pending.put(id, f);
+    if (failure != null) { // the reader died between the check and the put
+      f.completeExceptionally(failure);
+      return f;
+    }
     writer.write(Frame.request(type, id, payload));
     return f;
   }

@@ -42,8 +42,8 @@ public final class UnixSocketTransport implements AgentTransport {
   }
 
   /**
-   * Streams straight over the channel. (JDK 17's {@code Channels.newInputStream} holds the channel's
-   * blocking lock while it waits for input, which would stall a concurrent writer.)
+   * Streams straight over the channel. (JDK 17's {@code Channels.newInputStream} holds the
+   * channel's blocking lock while it waits for input, which would stall a concurrent writer.)
    */
   static final class ChannelConnection implements Connection {
     private final SocketChannel ch;
@@ -52,36 +52,38 @@ public final class UnixSocketTransport implements AgentTransport {
 
     ChannelConnection(SocketChannel ch) {
       this.ch = ch;
-      this.in = new InputStream() {
-        @Override
-        public int read() throws IOException {
-          byte[] one = new byte[1];
-          int n = read(one, 0, 1);
-          return n < 0 ? -1 : one[0] & 0xFF;
-        }
+      this.in =
+          new InputStream() {
+            @Override
+            public int read() throws IOException {
+              byte[] one = new byte[1];
+              int n = read(one, 0, 1);
+              return n < 0 ? -1 : one[0] & 0xFF;
+            }
 
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-          if (len == 0) {
-            return 0;
-          }
-          return ch.read(ByteBuffer.wrap(b, off, len));
-        }
-      };
-      this.out = new OutputStream() {
-        @Override
-        public void write(int b) throws IOException {
-          write(new byte[] {(byte) b}, 0, 1);
-        }
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+              if (len == 0) {
+                return 0;
+              }
+              return ch.read(ByteBuffer.wrap(b, off, len));
+            }
+          };
+      this.out =
+          new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+              write(new byte[] {(byte) b}, 0, 1);
+            }
 
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-          ByteBuffer buf = ByteBuffer.wrap(b, off, len);
-          while (buf.hasRemaining()) {
-            ch.write(buf);
-          }
-        }
-      };
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+              ByteBuffer buf = ByteBuffer.wrap(b, off, len);
+              while (buf.hasRemaining()) {
+                ch.write(buf);
+              }
+            }
+          };
     }
 
     @Override

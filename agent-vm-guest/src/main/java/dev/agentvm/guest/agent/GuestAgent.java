@@ -47,7 +47,8 @@ public final class GuestAgent {
 
   public static void main(String[] args) throws Exception {
     long startUptime = uptimeMillis();
-    String name = System.getenv().getOrDefault("AGENTVM_PORT_NAME", Protocol.VIRTIO_SERIAL_PORT_NAME);
+    String name =
+        System.getenv().getOrDefault("AGENTVM_PORT_NAME", Protocol.VIRTIO_SERIAL_PORT_NAME);
     long initUptime = parseSecondsToMillis(System.getenv("AGENTVM_INIT_UPTIME"));
     Path port = findPort(name, 30_000);
     log("agent " + VERSION + " serving " + port + " (port name " + name + ")");
@@ -69,7 +70,7 @@ public final class GuestAgent {
     }
   }
 
-  private void serveConnection(InputStream in, FrameWriter out) throws IOException, InterruptedException {
+  void serveConnection(InputStream in, FrameWriter out) throws IOException, InterruptedException {
     FrameReader reader = new FrameReader(in);
     while (true) {
       Frame frame;
@@ -77,7 +78,10 @@ public final class GuestAgent {
         frame = reader.read();
       } catch (ProtocolException e) {
         log("bad frame: " + e.getMessage());
-        sendQuietly(out, Frame.response(MessageType.ERROR, 0, new ErrorPayload(e.code(), e.getMessage()).encode()));
+        sendQuietly(
+            out,
+            Frame.response(
+                MessageType.ERROR, 0, new ErrorPayload(e.code(), e.getMessage()).encode()));
         reader.resync();
         continue;
       } catch (EOFException e) {
@@ -100,19 +104,38 @@ public final class GuestAgent {
     MessageType type = frame.messageType().orElse(null);
     try {
       if (type == null) {
-        error(out, id, ErrorCode.UNKNOWN_TYPE, "unknown message type 0x" + Integer.toHexString(frame.type()));
+        error(
+            out,
+            id,
+            ErrorCode.UNKNOWN_TYPE,
+            "unknown message type 0x" + Integer.toHexString(frame.type()));
         return;
       }
       switch (type) {
         case HELLO -> {
           HelloRequest rq = HelloRequest.decode(frame.payload());
           if (rq.minVersion() > Protocol.VERSION || rq.maxVersion() < Protocol.VERSION) {
-            error(out, id, ErrorCode.UNSUPPORTED_VERSION,
-                "host speaks " + rq.minVersion() + ".." + rq.maxVersion() + ", agent speaks " + Protocol.VERSION);
+            error(
+                out,
+                id,
+                ErrorCode.UNSUPPORTED_VERSION,
+                "host speaks "
+                    + rq.minVersion()
+                    + ".."
+                    + rq.maxVersion()
+                    + ", agent speaks "
+                    + Protocol.VERSION);
             return;
           }
-          HelloResponse rs = new HelloResponse(Protocol.VERSION, VERSION, List.of("ping", "shutdown"),
-              kernelRelease(), initUptimeMillis, agentStartUptimeMillis, uptimeMillis());
+          HelloResponse rs =
+              new HelloResponse(
+                  Protocol.VERSION,
+                  VERSION,
+                  List.of("ping", "shutdown"),
+                  kernelRelease(),
+                  initUptimeMillis,
+                  agentStartUptimeMillis,
+                  uptimeMillis());
           out.write(Frame.response(MessageType.HELLO, id, rs.encode()));
           log("hello from " + rq.hostSoftware());
         }
@@ -122,7 +145,12 @@ public final class GuestAgent {
           log("shutdown requested by host");
           powerOff();
         }
-        default -> error(out, id, ErrorCode.UNSUPPORTED_OPERATION, "agent does not accept " + type + " requests");
+        default ->
+            error(
+                out,
+                id,
+                ErrorCode.UNSUPPORTED_OPERATION,
+                "agent does not accept " + type + " requests");
       }
     } catch (ProtocolException e) {
       error(out, id, e.code(), e.getMessage());
@@ -132,7 +160,8 @@ public final class GuestAgent {
   }
 
   private static void error(FrameWriter out, int id, ErrorCode code, String message) {
-    sendQuietly(out, Frame.response(MessageType.ERROR, id, new ErrorPayload(code, message).encode()));
+    sendQuietly(
+        out, Frame.response(MessageType.ERROR, id, new ErrorPayload(code, message).encode()));
   }
 
   private static void sendQuietly(FrameWriter out, Frame f) {

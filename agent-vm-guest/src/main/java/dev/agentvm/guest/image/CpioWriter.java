@@ -57,13 +57,15 @@ final class CpioWriter implements AutoCloseable {
     pad();
   }
 
-  private void header(String name, int mode, long size, int rdevMajor, int rdevMinor) throws IOException {
+  private void header(String name, int mode, long size, int rdevMajor, int rdevMinor)
+      throws IOException {
     if (size > 0xFFFFFFFFL) {
       throw new IOException(name + " is too large for a newc cpio archive");
     }
     byte[] n = (name + "\0").getBytes(StandardCharsets.UTF_8);
     StringBuilder h = new StringBuilder(110).append("070701");
-    for (long v : new long[] {ino++, mode, 0, 0, 1, 0, size, 0, 0, rdevMajor, rdevMinor, n.length, 0}) {
+    for (long v :
+        new long[] {ino++, mode, 0, 0, 1, 0, size, 0, 0, rdevMajor, rdevMinor, n.length, 0}) {
       h.append(String.format("%08x", v));
     }
     byte[] hb = h.toString().getBytes(StandardCharsets.US_ASCII);

@@ -9,14 +9,16 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Resolves kernel modules and their dependencies from {@code modules.dep} into a load order in which
- * every module comes after all the modules it depends on.
+ * Resolves kernel modules and their dependencies from {@code modules.dep} into a load order in
+ * which every module comes after all the modules it depends on.
  */
 final class KernelModules {
   /** Module path (relative to /lib/modules/RELEASE) to the paths it depends on. */
   private final Map<String, List<String>> deps = new HashMap<>();
+
   /** Module name (file name without .ko[.xz|.zst|.gz], dashes as underscores) to its path. */
   private final Map<String, String> byName = new HashMap<>();
+
   private final Set<String> builtin;
 
   KernelModules(String modulesDep, Set<String> builtinNames) {
@@ -69,7 +71,8 @@ final class KernelModules {
       }
       String path = byName.get(name);
       if (path == null) {
-        throw new IllegalArgumentException("kernel module " + w + " is neither in modules.dep nor built in");
+        throw new IllegalArgumentException(
+            "kernel module " + w + " is neither in modules.dep nor built in");
       }
       visit(path, order, new HashSet<>());
     }

@@ -59,14 +59,22 @@ import java.util.zip.GZIPOutputStream;
  * }</pre>
  *
  * <p>Needs {@code apt-get}, {@code dpkg-deb}, {@code depmod}, {@code ldd} and {@code xz} on the
- * host, and apt package lists ({@code apt-get update}); {@code scripts/setup-host.sh} provides them.
+ * host, and apt package lists ({@code apt-get update}); {@code scripts/setup-host.sh} provides
+ * them.
  */
 public final class MicroImageBuilder {
   /** Bump when the image layout changes, so that cached images of the old layout are not reused. */
   static final String FORMAT = "2";
 
   static final List<String> MODULES =
-      List.of("virtio_pci", "virtio_console", "virtio_blk", "virtio_net", "virtio_rng", "9p", "9pnet_virtio",
+      List.of(
+          "virtio_pci",
+          "virtio_console",
+          "virtio_blk",
+          "virtio_net",
+          "virtio_rng",
+          "9p",
+          "9pnet_virtio",
           "vmw_vsock_virtio_transport");
 
   /** How the initramfs is stored; the kernel unpacks either. */
@@ -99,7 +107,9 @@ public final class MicroImageBuilder {
       return Path.of("/var/cache/agent-vm");
     }
     String xdg = System.getenv("XDG_CACHE_HOME");
-    return (xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache"))
+    return (xdg != null && !xdg.isBlank()
+            ? Path.of(xdg)
+            : Path.of(System.getProperty("user.home"), ".cache"))
         .resolve("agent-vm");
   }
 
@@ -133,16 +143,32 @@ public final class MicroImageBuilder {
     String busyboxVer = pkgs[2];
     byte[] agentJar = agentJar();
     byte[] init = resource("init.sh");
-    String key = sha256(String.join("\n", FORMAT, kernelPkg, kernelVer, busyboxVer,
-            Runtime.version().toString(), System.getProperty("java.home"), sha256(agentJar), sha256(init),
-            compression.name(), String.join(",", MODULES)).getBytes(StandardCharsets.UTF_8))
-        .substring(0, 16);
+    String key =
+        sha256(
+                String.join(
+                        "\n",
+                        FORMAT,
+                        kernelPkg,
+                        kernelVer,
+                        busyboxVer,
+                        Runtime.version().toString(),
+                        System.getProperty("java.home"),
+                        sha256(agentJar),
+                        sha256(init),
+                        compression.name(),
+                        String.join(",", MODULES))
+                    .getBytes(StandardCharsets.UTF_8))
+            .substring(0, 16);
     Path dir = images.resolve("micro-" + key);
     MicroImage cached = load(dir);
     if (cached != null) {
       return cached;
     }
-    try (FileChannel lockFile = FileChannel.open(images.resolve(".build.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    try (FileChannel lockFile =
+            FileChannel.open(
+                images.resolve(".build.lock"),
+                StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE);
         FileLock ignored = lockFile.lock()) {
       cached = load(dir); // another builder may have finished while we waited
       if (cached != null) {
@@ -163,12 +189,16 @@ public final class MicroImageBuilder {
         throw new ImageBuildException("building micro image failed: " + e, e);
       }
       MicroImage image = load(dir);
-      progress.accept(String.format("built %s: %.1f MB in %.1f s", dir, image.sizeBytes() / 1e6, (System.nanoTime() - t0) / 1e9));
+      progress.accept(
+          String.format(
+              "built %s: %.1f MB in %.1f s",
+              dir, image.sizeBytes() / 1e6, (System.nanoTime() - t0) / 1e9));
       return image;
     }
   }
 
-  private void buildInto(Path tmp, String kernelPkg, String kernelVer, String busyboxVer, byte[] agentJar, byte[] init)
+  private void buildInto(
+      Path tmp, String kernelPkg, String kernelVer, String busyboxVer, byte[] agentJar, byte[] init)
       throws IOException {
     Path work = tmp.resolve("work");
     mkdirs(work);
@@ -181,8 +211,10 @@ public final class MicroImageBuilder {
     Path modulesBase = findModulesBase(kernelRoot);
     String release;
     try (Stream<Path> s = Files.list(modulesBase)) {
-      release = s.map(p -> p.getFileName().toString()).findFirst()
-          .orElseThrow(() -> new ImageBuildException("no modules directory in " + kernelPkg));
+      release =
+          s.map(p -> p.getFileName().toString())
+              .findFirst()
+              .orElseThrow(() -> new ImageBuildException("no modules directory in " + kernelPkg));
     }
     Path vmlinuz = kernelRoot.resolve("boot/vmlinuz-" + release);
     if (!Files.isRegularFile(vmlinuz)) {
@@ -190,12 +222,19 @@ public final class MicroImageBuilder {
     }
     run(work, "depmod", "-b", kernelRoot.toString(), release);
     Path modDir = modulesBase.resolve(release);
-    KernelModules km = new KernelModules(
-        Files.readString(modDir.resolve("modules.dep")),
-        Files.exists(modDir.resolve("modules.builtin"))
-            ? KernelModules.builtinNames(Files.readString(modDir.resolve("modules.builtin"))) : Set.of());
+    KernelModules km =
+        new KernelModules(
+            Files.readString(modDir.resolve("modules.dep")),
+            Files.exists(modDir.resolve("modules.builtin"))
+                ? KernelModules.builtinNames(Files.readString(modDir.resolve("modules.builtin")))
+                : Set.of());
     List<String> order = km.loadOrder(MODULES);
-    progress.accept("kernel modules: " + order.size() + " (" + String.join(" ", order.stream().map(KernelModules::nameOf).toList()) + ")");
+    progress.accept(
+        "kernel modules: "
+            + order.size()
+            + " ("
+            + String.join(" ", order.stream().map(KernelModules::nameOf).toList())
+            + ")");
 
     progress.accept("busybox-static " + busyboxVer);
     Path bbRoot = work.resolve("busybox");
@@ -211,25 +250,53 @@ public final class MicroImageBuilder {
     if (!Files.isExecutable(jlink)) {
       throw new ImageBuildException("no jlink at " + jlink + ": run with a full JDK, not a JRE");
     }
-    run(work, jlink.toString(), "--add-modules", "java.base", "--strip-debug", "--no-header-files",
-        "--no-man-pages", "--output", jre.toString());
+    run(
+        work,
+        jlink.toString(),
+        "--add-modules",
+        "java.base",
+        "--strip-debug",
+        "--no-header-files",
+        "--no-man-pages",
+        "--output",
+        jre.toString());
     // a CDS archive of the JDK classes cuts guest JVM start under TCG
     run(work, jre.resolve("bin/java").toString(), "-Xshare:dump", "-XX:+UseSerialGC");
 
     TreeSet<String> libs = new TreeSet<>();
     List<Path> binaries;
     try (Stream<Path> s = Files.walk(jre)) {
-      binaries = s.filter(p -> Files.isRegularFile(p) && (p.toString().endsWith(".so") || p.endsWith("bin/java"))).toList();
+      binaries =
+          s.filter(
+                  p ->
+                      Files.isRegularFile(p)
+                          && (p.toString().endsWith(".so") || p.endsWith("bin/java")))
+              .toList();
     }
     // libraries the runtime ships itself (libjvm.so, found through $ORIGIN) are not host libraries
-    Set<String> own = new TreeSet<>(binaries.stream().map(p -> p.getFileName().toString()).toList());
+    Set<String> own =
+        new TreeSet<>(binaries.stream().map(p -> p.getFileName().toString()).toList());
     for (Path p : binaries) {
       libs.addAll(sharedLibraries(p, own));
     }
 
     Path initramfs = tmp.resolve("initramfs.img");
     try (CpioWriter cpio = new CpioWriter(compressed(initramfs))) {
-      for (String d : List.of("bin", "dev", "etc", "etc/agentvm", "lib", "lib/modules", "proc", "sys", "tmp", "run", "mnt", "opt", "opt/agentvm")) {
+      for (String d :
+          List.of(
+              "bin",
+              "dev",
+              "etc",
+              "etc/agentvm",
+              "lib",
+              "lib/modules",
+              "proc",
+              "sys",
+              "tmp",
+              "run",
+              "mnt",
+              "opt",
+              "opt/agentvm")) {
         cpio.directory(d, 0755);
       }
       cpio.charDevice("dev/console", 0600, 5, 1);
@@ -261,9 +328,13 @@ public final class MicroImageBuilder {
       }
       cpio.charDevice("dev/console", 0600, 5, 1);
       cpio.file("bin/busybox", 0755, busybox);
-      cpio.file("init", 0755, ("#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n"
-          + "read up idle < /proc/uptime\necho \"agentvm-init: start uptime=$up\"\n"
-          + "/bin/busybox poweroff -f\n").getBytes(StandardCharsets.UTF_8));
+      cpio.file(
+          "init",
+          0755,
+          ("#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n"
+                  + "read up idle < /proc/uptime\necho \"agentvm-init: start uptime=$up\"\n"
+                  + "/bin/busybox poweroff -f\n")
+              .getBytes(StandardCharsets.UTF_8));
     }
 
     Path kernelOut = tmp.resolve("vmlinuz");
@@ -310,7 +381,12 @@ public final class MicroImageBuilder {
     }
     Path kernel = dir.resolve("vmlinuz");
     Path initramfs = dir.resolve("initramfs.img");
-    return new MicroImage(dir, kernel, initramfs, dir.resolve("bare-initramfs.img"), p.getProperty("kernelRelease"),
+    return new MicroImage(
+        dir,
+        kernel,
+        initramfs,
+        dir.resolve("bare-initramfs.img"),
+        p.getProperty("kernelRelease"),
         Files.size(kernel) + Files.size(initramfs));
   }
 
@@ -324,7 +400,8 @@ public final class MicroImageBuilder {
     }
   }
 
-  private static void addTree(CpioWriter cpio, Set<String> made, Path root, String dest) throws IOException {
+  private static void addTree(CpioWriter cpio, Set<String> made, Path root, String dest)
+      throws IOException {
     parents(cpio, made, dest + "/");
     List<Path> all;
     try (Stream<Path> s = Files.walk(root)) {
@@ -361,9 +438,11 @@ public final class MicroImageBuilder {
         Files.write(slice, java.util.Arrays.copyOfRange(b, at, b.length));
         byte[] out;
         try {
-          out = f[0].equals("xz")
-              ? runForBytes(work, "xz", "-dc", "--single-stream", slice.toString())
-              : runForBytes(work, "sh", "-c", f[0] + " -dc < '" + slice + "' 2>/dev/null; true");
+          out =
+              f[0].equals("xz")
+                  ? runForBytes(work, "xz", "-dc", "--single-stream", slice.toString())
+                  : runForBytes(
+                      work, "sh", "-c", f[0] + " -dc < '" + slice + "' 2>/dev/null; true");
         } catch (ImageBuildException e) {
           continue; // a false magic match: try the next one
         }
@@ -393,7 +472,8 @@ public final class MicroImageBuilder {
     if (n.endsWith(".ko")) {
       return Files.readAllBytes(module);
     }
-    String tool = n.endsWith(".xz") ? "xz" : n.endsWith(".zst") ? "zstd" : n.endsWith(".gz") ? "gzip" : null;
+    String tool =
+        n.endsWith(".xz") ? "xz" : n.endsWith(".zst") ? "zstd" : n.endsWith(".gz") ? "gzip" : null;
     if (tool == null) {
       throw new ImageBuildException("unknown module format: " + module);
     }
@@ -412,8 +492,11 @@ public final class MicroImageBuilder {
   private static final Pattern LDD_LINE = Pattern.compile("(?:=>\\s*)?(/\\S+)\\s+\\(0x");
 
   /** The absolute paths of the shared libraries (and loader) a binary needs, from {@code ldd}. */
-  private static List<String> sharedLibraries(Path binary, Set<String> provided) throws IOException {
-    String out = new String(runForBytes(binary.getParent(), "ldd", binary.toString()), StandardCharsets.UTF_8);
+  private static List<String> sharedLibraries(Path binary, Set<String> provided)
+      throws IOException {
+    String out =
+        new String(
+            runForBytes(binary.getParent(), "ldd", binary.toString()), StandardCharsets.UTF_8);
     List<String> libs = new ArrayList<>();
     for (String line : out.split("\n")) {
       if (line.contains("not found") && !provided.contains(line.trim().split("\\s+")[0])) {
@@ -436,9 +519,14 @@ public final class MicroImageBuilder {
     Path lists = Path.of("/var/lib/apt/lists");
     if (Files.isDirectory(lists)) {
       try (Stream<Path> s = Files.list(lists)) {
-        for (Path p : s.filter(p -> p.getFileName().toString().contains("_Packages")).sorted().toList()) {
-          fp.append(p.getFileName()).append(' ').append(Files.size(p)).append(' ')
-              .append(Files.getLastModifiedTime(p).toMillis()).append('\n');
+        for (Path p :
+            s.filter(p -> p.getFileName().toString().contains("_Packages")).sorted().toList()) {
+          fp.append(p.getFileName())
+              .append(' ')
+              .append(Files.size(p))
+              .append(' ')
+              .append(Files.getLastModifiedTime(p).toMillis())
+              .append('\n');
         }
       }
     }
@@ -450,7 +538,9 @@ public final class MicroImageBuilder {
         p.load(in);
       }
       if (key.equals(p.getProperty("lists")) && p.getProperty("busybox") != null) {
-        return new String[] {p.getProperty("kernelPackage"), p.getProperty("kernelVersion"), p.getProperty("busybox")};
+        return new String[] {
+          p.getProperty("kernelPackage"), p.getProperty("kernelVersion"), p.getProperty("busybox")
+        };
       }
     }
     String kernelPkg = kernelPackage();
@@ -469,9 +559,11 @@ public final class MicroImageBuilder {
 
   private static String kernelPackage() throws IOException {
     String show = aptShow("linux-image-amd64");
-    Matcher m = Pattern.compile("(?m)^Depends:.*?\\b(linux-image-[0-9][^\\s,(]*-amd64)\\b").matcher(show);
+    Matcher m =
+        Pattern.compile("(?m)^Depends:.*?\\b(linux-image-[0-9][^\\s,(]*-amd64)\\b").matcher(show);
     if (!m.find()) {
-      throw new ImageBuildException("cannot find the kernel package linux-image-amd64 depends on:\n" + show);
+      throw new ImageBuildException(
+          "cannot find the kernel package linux-image-amd64 depends on:\n" + show);
     }
     return m.group(1);
   }
@@ -486,10 +578,15 @@ public final class MicroImageBuilder {
 
   private static String aptShow(String pkg) throws IOException {
     try {
-      return new String(runForBytes(Path.of("/"), "apt-cache", "show", "--no-all-versions", pkg), StandardCharsets.UTF_8);
+      return new String(
+          runForBytes(Path.of("/"), "apt-cache", "show", "--no-all-versions", pkg),
+          StandardCharsets.UTF_8);
     } catch (ImageBuildException e) {
-      throw new ImageBuildException("apt-cache knows no package " + pkg
-          + ": the package lists are missing or stale; run 'apt-get update' (scripts/setup-host.sh does)", e);
+      throw new ImageBuildException(
+          "apt-cache knows no package "
+              + pkg
+              + ": the package lists are missing or stale; run 'apt-get update' (scripts/setup-host.sh does)",
+          e);
     }
   }
 
@@ -506,8 +603,11 @@ public final class MicroImageBuilder {
       run(tmp, "apt-get", "download", "-q", pkg + "=" + version);
       Path got;
       try (Stream<Path> s = Files.list(tmp)) {
-        got = s.filter(p -> p.toString().endsWith(".deb")).findFirst()
-            .orElseThrow(() -> new ImageBuildException("apt-get download " + pkg + " produced no .deb"));
+        got =
+            s.filter(p -> p.toString().endsWith(".deb"))
+                .findFirst()
+                .orElseThrow(
+                    () -> new ImageBuildException("apt-get download " + pkg + " produced no .deb"));
       }
       try {
         Files.move(got, target, StandardCopyOption.ATOMIC_MOVE);
@@ -550,7 +650,8 @@ public final class MicroImageBuilder {
     return bytes.toByteArray();
   }
 
-  private static void collectClasses(Class<?> anchor, String prefix, Map<String, byte[]> into) throws IOException {
+  private static void collectClasses(Class<?> anchor, String prefix, Map<String, byte[]> into)
+      throws IOException {
     Path src;
     try {
       src = Path.of(anchor.getProtectionDomain().getCodeSource().getLocation().toURI());
@@ -561,7 +662,8 @@ public final class MicroImageBuilder {
       Path base = src.resolve(prefix);
       try (Stream<Path> s = Files.walk(base)) {
         for (Path p : s.filter(Files::isRegularFile).toList()) {
-          into.put(prefix + base.relativize(p).toString().replace('\\', '/'), Files.readAllBytes(p));
+          into.put(
+              prefix + base.relativize(p).toString().replace('\\', '/'), Files.readAllBytes(p));
         }
       }
     } else {
@@ -596,7 +698,8 @@ public final class MicroImageBuilder {
   private static byte[] runForBytes(Path dir, String... cmd) throws IOException {
     Path err = Files.createTempFile("agentvm-cmd-", ".err");
     try {
-      Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectError(err.toFile()).start();
+      Process p =
+          new ProcessBuilder(cmd).directory(dir.toFile()).redirectError(err.toFile()).start();
       p.getOutputStream().close();
       byte[] out = p.getInputStream().readAllBytes();
       if (!p.waitFor(10, TimeUnit.MINUTES)) {
@@ -604,8 +707,12 @@ public final class MicroImageBuilder {
         throw new ImageBuildException(String.join(" ", cmd) + " did not finish in 10 minutes");
       }
       if (p.exitValue() != 0) {
-        throw new ImageBuildException(String.join(" ", cmd) + " failed with exit code " + p.exitValue() + ": "
-            + Files.readString(err).trim());
+        throw new ImageBuildException(
+            String.join(" ", cmd)
+                + " failed with exit code "
+                + p.exitValue()
+                + ": "
+                + Files.readString(err).trim());
       }
       return out;
     } catch (InterruptedException e) {
@@ -615,7 +722,12 @@ public final class MicroImageBuilder {
       if (e instanceof ImageBuildException) {
         throw e;
       }
-      throw new ImageBuildException("cannot run " + cmd[0] + " (is it installed? scripts/setup-host.sh installs it): " + e.getMessage(), e);
+      throw new ImageBuildException(
+          "cannot run "
+              + cmd[0]
+              + " (is it installed? scripts/setup-host.sh installs it): "
+              + e.getMessage(),
+          e);
     } finally {
       Files.deleteIfExists(err);
     }

@@ -21,22 +21,27 @@ final class EventLoop {
     if (started) {
       return;
     }
-    Connect.setErrorCallback((userData, error) -> {
-      // libvirt reports every error here as well as to the caller; the caller's exception is what counts
-      if (LOG.isDebugEnabled()) {
-        LOG.debug("libvirt: {}", error == null ? "?" : error.message);
-      }
-    });
+    Connect.setErrorCallback(
+        (userData, error) -> {
+          // libvirt reports every error here as well as to the caller; the caller's exception is
+          // what counts
+          if (LOG.isDebugEnabled()) {
+            LOG.debug("libvirt: {}", error == null ? "?" : error.message);
+          }
+        });
     Library.initEventLoop();
-    Thread t = new Thread(() -> {
-      try {
-        Library.runEventLoop();
-      } catch (LibvirtException e) {
-        LOG.error("libvirt event loop stopped", e);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }, "agentvm-libvirt-events");
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                Library.runEventLoop();
+              } catch (LibvirtException e) {
+                LOG.error("libvirt event loop stopped", e);
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            },
+            "agentvm-libvirt-events");
     t.setDaemon(true);
     t.start();
     started = true;

@@ -51,22 +51,23 @@ public final class LibvirtBackend implements HypervisorBackend {
   private LibvirtBackend(String uri, NativeConnect conn) {
     this.uri = uri;
     this.conn = conn;
-    this.lifecycle = (domain, event) -> {
-      String name;
-      try {
-        name = domain.getName();
-      } catch (LibvirtException e) {
-        return 0;
-      }
-      for (DomainLifecycleListener l : listeners) {
-        try {
-          l.onLifecycleEvent(name, String.valueOf(event));
-        } catch (RuntimeException e) {
-          LOG.warn("lifecycle listener threw", e);
-        }
-      }
-      return 0;
-    };
+    this.lifecycle =
+        (domain, event) -> {
+          String name;
+          try {
+            name = domain.getName();
+          } catch (LibvirtException e) {
+            return 0;
+          }
+          for (DomainLifecycleListener l : listeners) {
+            try {
+              l.onLifecycleEvent(name, String.valueOf(event));
+            } catch (RuntimeException e) {
+              LOG.warn("lifecycle listener threw", e);
+            }
+          }
+          return 0;
+        };
     try {
       conn.addLifecycleListener(lifecycle);
     } catch (LibvirtException e) {
@@ -75,8 +76,8 @@ public final class LibvirtBackend implements HypervisorBackend {
   }
 
   /**
-   * Opens a connection, retrying transient failures (a daemon that is starting) until {@code retryFor}
-   * has passed.
+   * Opens a connection, retrying transient failures (a daemon that is starting) until {@code
+   * retryFor} has passed.
    *
    * @throws ConnectionException naming the URI and libvirt's message
    */
@@ -99,11 +100,20 @@ public final class LibvirtBackend implements HypervisorBackend {
       } catch (LibvirtException e) {
         if (!LibvirtErrors.isTransient(e) || System.nanoTime() + backoff * 1_000_000 > deadline) {
           Error err = e.getError();
-          throw new ConnectionException(uri, (err != null && err.getMessage() != null ? err.getMessage().trim() : e.getMessage())
-              + (attempt > 1 ? " (after " + attempt + " attempts)" : "")
-              + ". Is libvirtd running and may this user use " + uri + "? (scripts/setup-host.sh)", e);
+          throw new ConnectionException(
+              uri,
+              (err != null && err.getMessage() != null ? err.getMessage().trim() : e.getMessage())
+                  + (attempt > 1 ? " (after " + attempt + " attempts)" : "")
+                  + ". Is libvirtd running and may this user use "
+                  + uri
+                  + "? (scripts/setup-host.sh)",
+              e);
         }
-        LOG.debug("connect to {} failed transiently: {}; retrying in {} ms", uri, e.getMessage(), backoff);
+        LOG.debug(
+            "connect to {} failed transiently: {}; retrying in {} ms",
+            uri,
+            e.getMessage(),
+            backoff);
         sleep(backoff);
         backoff = Math.min(backoff * 2, 2000);
       }
@@ -138,7 +148,14 @@ public final class LibvirtBackend implements HypervisorBackend {
     long lib = call("read library version", conn::getLibVersion);
     long hv = call("read hypervisor version", conn::getVersion);
     String host = call("read host name", conn::getHostName);
-    return "host=" + host + " kernel=" + System.getProperty("os.version") + " libvirt=" + lib + " hypervisor=" + hv;
+    return "host="
+        + host
+        + " kernel="
+        + System.getProperty("os.version")
+        + " libvirt="
+        + lib
+        + " hypervisor="
+        + hv;
   }
 
   @Override
@@ -270,7 +287,8 @@ public final class LibvirtBackend implements HypervisorBackend {
         case VIR_DOMAIN_PAUSED, VIR_DOMAIN_PMSUSPENDED -> DomainStatus.of(DomainStatus.Kind.PAUSED);
         case VIR_DOMAIN_SHUTDOWN -> DomainStatus.of(DomainStatus.Kind.SHUTTING_DOWN);
         case VIR_DOMAIN_CRASHED -> DomainStatus.of(DomainStatus.Kind.CRASHED);
-        case VIR_DOMAIN_SHUTOFF -> new DomainStatus(DomainStatus.Kind.SHUTOFF, shutoffBecauseCrashed());
+        case VIR_DOMAIN_SHUTOFF ->
+            new DomainStatus(DomainStatus.Kind.SHUTOFF, shutoffBecauseCrashed());
         default -> DomainStatus.of(DomainStatus.Kind.OTHER);
       };
     }
@@ -279,7 +297,8 @@ public final class LibvirtBackend implements HypervisorBackend {
     private boolean shutoffBecauseCrashed() {
       LibvirtNative lib = LibvirtNative.Holder.INSTANCE;
       if (lib == null) {
-        LOG.debug("cannot read shutoff reason: {}", String.valueOf(LibvirtNative.Holder.LOAD_FAILURE));
+        LOG.debug(
+            "cannot read shutoff reason: {}", String.valueOf(LibvirtNative.Holder.LOAD_FAILURE));
         return false;
       }
       Pointer p = lib.virDomainLookupByUUIDString(conn.pointer(), uuid);
@@ -307,42 +326,52 @@ public final class LibvirtBackend implements HypervisorBackend {
 
     @Override
     public void requestShutdown() {
-      call("shut down " + name, () -> {
-        d.shutdown();
-        return null;
-      });
+      call(
+          "shut down " + name,
+          () -> {
+            d.shutdown();
+            return null;
+          });
     }
 
     @Override
     public void destroy() {
-      call("destroy " + name, () -> {
-        d.destroy();
-        return null;
-      });
+      call(
+          "destroy " + name,
+          () -> {
+            d.destroy();
+            return null;
+          });
     }
 
     @Override
     public void undefine() {
-      call("undefine " + name, () -> {
-        d.undefine();
-        return null;
-      });
+      call(
+          "undefine " + name,
+          () -> {
+            d.undefine();
+            return null;
+          });
     }
 
     @Override
     public void suspend() {
-      call("suspend " + name, () -> {
-        d.suspend();
-        return null;
-      });
+      call(
+          "suspend " + name,
+          () -> {
+            d.suspend();
+            return null;
+          });
     }
 
     @Override
     public void resume() {
-      call("resume " + name, () -> {
-        d.resume();
-        return null;
-      });
+      call(
+          "resume " + name,
+          () -> {
+            d.resume();
+            return null;
+          });
     }
 
     @Override

@@ -15,14 +15,21 @@ final class LibvirtErrors {
   static AgentVmException translate(String uri, String operation, LibvirtException e) {
     Error err = e.getError();
     Error.ErrorNumber code = err == null ? null : err.getCode();
-    String msg = operation + " failed: " + (err == null || err.getMessage() == null ? e.getMessage() : err.getMessage().trim());
+    String msg =
+        operation
+            + " failed: "
+            + (err == null || err.getMessage() == null ? e.getMessage() : err.getMessage().trim());
     if (code == null) {
       return new HypervisorException(msg, e);
     }
     return switch (code) {
       case VIR_ERR_NO_DOMAIN -> new NoSuchVmException(msg, e);
       case VIR_ERR_OPERATION_INVALID -> new VmStateException(msg, e);
-      case VIR_ERR_NO_CONNECT, VIR_ERR_RPC, VIR_ERR_AUTH_FAILED, VIR_ERR_AUTH_CANCELLED, VIR_ERR_AUTH_UNAVAILABLE ->
+      case VIR_ERR_NO_CONNECT,
+          VIR_ERR_RPC,
+          VIR_ERR_AUTH_FAILED,
+          VIR_ERR_AUTH_CANCELLED,
+          VIR_ERR_AUTH_UNAVAILABLE ->
           new ConnectionException(uri, msg, e);
       default -> new HypervisorException(msg + " [" + code + "]", e);
     };

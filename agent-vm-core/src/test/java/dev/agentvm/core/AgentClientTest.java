@@ -1,0 +1,183 @@
+package dev.agentvm.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.agent.AgentChannelClosedException;
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.AgentErrorException;
+import dev.agentvm.core.agent.AgentTimeoutException;
+import dev.agentvm.core.agent.UnixSocketTransport;
+import dev.agentvm.protocol.ErrorCode;
+import dev.agentvm.protocol.ErrorPayload;
+import dev.agentvm.protocol.Frame;
+import dev.agentvm.protocol.FrameReader;
+import dev.agentvm.protocol.FrameWriter;
+import dev.agentvm.protocol.HelloResponse;
+import dev.agentvm.protocol.MessageType;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.function.BiConsumer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The host client's request/answer logic against a scripted peer on a UNIX socket. (The real guest
+ * agent on a real VM is covered by VmLifecycleIT.)
+ */
+class AgentClientTest {
+  private Path dir;
+  private Path sock;
+  private ServerSocketChannel server;
+
+  @BeforeEach
+  void setUp() throws IOException {
+    dir = Files.createTempDirectory("agentvm-client-test");
+    sock = dir.resolve("a.sock");
+    server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+    server.bind(UnixDomainSocketAddress.of(sock));
+  }
+
+  @AfterEach
+  void tearDown() throws IOException {
+    server.close();
+    Files.deleteIfExists(sock);
+    Files.delete(dir);
+  }
+
+  /** Serves one connection: answers HELLO, then hands every other frame to {@code handler}. */
+  private Thread peer(BiConsumer<Frame, FrameWriter> handler) {
+    Thread t =
+        new Thread(
+            () -> {
+              try (SocketChannel c = server.accept()) {
+                FrameReader r = new FrameReader(Channels.newInputStream(c));
+                FrameWriter w = new FrameWriter(Channels.newOutputStream(c));
+                Frame f;
+                while ((f = r.read()) != null) {
+                  if (f.type() == MessageType.HELLO.wire()) {
+                    w.write(
+                        Frame.response(
+                            MessageType.HELLO,
+                            f.requestId(),
+                            new HelloResponse(1, "fake", List.of(), "k", 1, 2, 3).encode()));
+                  } else {
+                    handler.accept(f, w);
+                  }
+                }
+              } catch (IOException e) {
+                // client went away
+              }
+            });
+    t.setDaemon(true);
+    t.start();
+    return t;
+  }
+
+  @Test
+  void correlatesAnswersByRequestIdEvenOutOfOrder() throws Exception {
+    java.util.concurrent.BlockingQueue<Frame> held =
+        new java.util.concurrent.LinkedBlockingQueue<>();
+    peer(
+        (f, w) -> {
+          // hold the first ping, answer the second first, then the first
+          held.add(f);
+          if (held.size() == 2) {
+            try {
+              Frame first = held.poll();
+              Frame second = held.poll();
+              w.write(Frame.response(MessageType.PONG, second.requestId(), second.payload()));
+              w.write(Frame.response(MessageType.PONG, first.requestId(), first.payload()));
+            } catch (IOException e) {
+              throw new java.io.UncheckedIOException(e);
+            }
+          }
+        });
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      assertEquals("fake", c.hello().agentVersion());
+      var a = java.util.concurrent.CompletableFuture.supplyAsync(() -> call(c, new byte[] {1}));
+      Thread.sleep(100);
+      var b = java.util.concurrent.CompletableFuture.supplyAsync(() -> call(c, new byte[] {2}));
+      assertEquals(1, a.get().payload()[0]);
+      assertEquals(2, b.get().payload()[0]);
+    }
+  }
+
+  private static Frame call(AgentClient c, byte[] p) {
+    try {
+      return c.call(MessageType.PING, p, Duration.ofSeconds(5));
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  @Test
+  void errorAnswerBecomesAgentErrorException() throws Exception {
+    peer(
+        (f, w) -> {
+          try {
+            w.write(
+                Frame.response(
+                    MessageType.ERROR,
+                    f.requestId(),
+                    new ErrorPayload(ErrorCode.UNSUPPORTED_OPERATION, "no").encode()));
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        });
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      AgentErrorException e =
+          assertThrows(AgentErrorException.class, () -> c.ping(Duration.ofSeconds(5)));
+      assertEquals(ErrorCode.UNSUPPORTED_OPERATION, e.code());
+    }
+  }
+
+  @Test
+  void silentPeerTimesOutWithinDeadline() throws Exception {
+    peer((f, w) -> {});
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      long t0 = System.nanoTime();
+      assertThrows(AgentTimeoutException.class, () -> c.ping(Duration.ofMillis(300)));
+      assertTrue(System.nanoTime() - t0 < 3_000_000_000L);
+    }
+  }
+
+  @Test
+  void peerClosingFailsPendingCallsAtOnce() throws Exception {
+    peer(
+        (f, w) -> {
+          throw new java.io.UncheckedIOException(new IOException("peer dies"));
+        });
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      long t0 = System.nanoTime();
+      assertThrows(AgentChannelClosedException.class, () -> c.ping(Duration.ofSeconds(30)));
+      assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "should not wait for the deadline");
+      assertThrows(AgentChannelClosedException.class, () -> c.ping(Duration.ofSeconds(1)));
+    }
+  }
+
+  @Test
+  void noEndpointTimesOutWithClearMessage() {
+    AgentTimeoutException e =
+        assertThrows(
+            AgentTimeoutException.class,
+            () ->
+                AgentClient.connect(
+                    new UnixSocketTransport(dir.resolve("missing.sock")), Duration.ofMillis(300)));
+    assertTrue(e.getMessage().contains("missing.sock"), e.getMessage());
+  }
+}

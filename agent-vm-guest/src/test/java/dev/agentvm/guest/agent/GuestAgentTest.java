@@ -1,0 +1,81 @@
+package dev.agentvm.guest.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.protocol.ErrorCode;
+import dev.agentvm.protocol.ErrorPayload;
+import dev.agentvm.protocol.Frame;
+import dev.agentvm.protocol.FrameCodec;
+import dev.agentvm.protocol.FrameReader;
+import dev.agentvm.protocol.FrameWriter;
+import dev.agentvm.protocol.HelloRequest;
+import dev.agentvm.protocol.HelloResponse;
+import dev.agentvm.protocol.MessageType;
+import java.io.PipedInputStream;
+import java.io.PipedOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+/** The agent's request loop over in-memory pipes: bad input must never stop it. */
+class GuestAgentTest {
+  @Test
+  void survivesGarbageUnknownTypesAndBadVersionsThenAnswersHello() throws Exception {
+    PipedOutputStream toAgent = new PipedOutputStream();
+    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 16);
+    PipedInputStream fromAgent = new PipedInputStream(1 << 16);
+    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
+    GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                agent.serveConnection(agentIn, new FrameWriter(agentOut));
+              } catch (Exception e) {
+                // interrupted at the end of the test
+              }
+            });
+    t.setDaemon(true);
+    t.start();
+    FrameReader replies = new FrameReader(fromAgent);
+
+    toAgent.write("this is not a frame at all, just noise".getBytes(StandardCharsets.UTF_8));
+    toAgent.flush();
+    Frame err = replies.read();
+    assertEquals(MessageType.ERROR.wire(), err.type());
+    assertEquals(ErrorCode.BAD_MAGIC, ErrorPayload.decode(err.payload()).code());
+
+    FrameWriter host = new FrameWriter(toAgent);
+    host.write(new Frame(0xEE, 0, 5, new byte[0]));
+    Frame unknown = replies.read();
+    assertEquals(5, unknown.requestId());
+    assertEquals(ErrorCode.UNKNOWN_TYPE, ErrorPayload.decode(unknown.payload()).code());
+
+    host.write(Frame.request(MessageType.HELLO, 6, new HelloRequest(7, 9, "future host").encode()));
+    Frame badVersion = replies.read();
+    assertEquals(ErrorCode.UNSUPPORTED_VERSION, ErrorPayload.decode(badVersion.payload()).code());
+
+    host.write(Frame.request(MessageType.HELLO, 7, new byte[] {1})); // truncated payload
+    assertEquals(ErrorCode.MALFORMED_PAYLOAD, ErrorPayload.decode(replies.read().payload()).code());
+
+    byte[] corrupt = FrameCodec.encode(Frame.request(MessageType.PING, 8, new byte[] {9}));
+    corrupt[corrupt.length - 1] ^= 1;
+    toAgent.write(corrupt);
+    assertEquals(ErrorCode.BAD_CHECKSUM, ErrorPayload.decode(replies.read().payload()).code());
+
+    host.write(Frame.request(MessageType.HELLO, 9, new HelloRequest(1, 1, "host").encode()));
+    Frame hello = replies.read();
+    assertEquals(9, hello.requestId());
+    assertTrue(hello.isResponse());
+    HelloResponse h = HelloResponse.decode(hello.payload());
+    assertEquals(1, h.version());
+    assertEquals(1000, h.initUptimeMillis());
+
+    host.write(Frame.request(MessageType.PING, 10, new byte[] {4, 2}));
+    Frame pong = replies.read();
+    assertEquals(MessageType.PONG.wire(), pong.type());
+    assertEquals(2, pong.payload().length);
+    t.interrupt();
+  }
+}

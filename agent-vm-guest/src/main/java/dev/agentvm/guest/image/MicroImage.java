@@ -6,7 +6,9 @@ import java.nio.file.Path;
  * A built micro guest image: a kernel and an initramfs that boots straight into the guest agent.
  *
  * @param directory the cache directory holding the files
- * @param kernel the kernel image ({@code vmlinuz})
+ * @param kernel the kernel to boot: the uncompressed ELF {@code vmlinux} (PVH entry) where the
+ *     kernel supports it, else the stock compressed bzImage
+ * @param stockKernel the distribution's compressed bzImage, as shipped
  * @param initramfs the initramfs with busybox, a java.base runtime and the guest agent
  * @param bareInitramfs a busybox-only initramfs whose /init prints its uptime and powers off; used
  *     to measure bare kernel boot time beside the full image
@@ -16,6 +18,7 @@ import java.nio.file.Path;
 public record MicroImage(
     Path directory,
     Path kernel,
+    Path stockKernel,
     Path initramfs,
     Path bareInitramfs,
     String kernelRelease,

@@ -64,18 +64,25 @@ import java.util.zip.GZIPOutputStream;
  */
 public final class MicroImageBuilder {
   /** Bump when the image layout changes, so that cached images of the old layout are not reused. */
-  static final String FORMAT = "2";
+  static final String FORMAT = "6";
 
-  static final List<String> MODULES =
-      List.of(
-          "virtio_pci",
-          "virtio_console",
-          "virtio_blk",
-          "virtio_net",
-          "virtio_rng",
-          "9p",
-          "9pnet_virtio",
-          "vmw_vsock_virtio_transport");
+  /** The virtio transport, loaded first: without it no virtio device is visible. */
+  static final List<String> BUS_MODULES = List.of("virtio_pci");
+
+  /**
+   * Drivers by virtio device id (as in {@code /sys/bus/virtio/devices/X/device}). /init loads a
+   * driver only when the VM has the device, so a VM without a NIC or a 9p share pays nothing for
+   * them.
+   */
+  static final Map<String, List<String>> DEVICE_MODULES =
+      new TreeMap<>(
+          Map.of(
+              "0x0001", List.of("virtio_net"),
+              "0x0002", List.of("virtio_blk"),
+              "0x0003", List.of("virtio_console"),
+              "0x0004", List.of("virtio_rng"),
+              "0x0009", List.of("9p", "9pnet_virtio"),
+              "0x0013", List.of("vmw_vsock_virtio_transport")));
 
   /** How the initramfs is stored; the kernel unpacks either. */
   public enum Compression {
@@ -156,7 +163,7 @@ public final class MicroImageBuilder {
                         sha256(agentJar),
                         sha256(init),
                         compression.name(),
-                        String.join(",", MODULES))
+                        BUS_MODULES.toString() + DEVICE_MODULES)
                     .getBytes(StandardCharsets.UTF_8))
             .substring(0, 16);
     Path dir = images.resolve("micro-" + key);
@@ -188,6 +195,7 @@ public final class MicroImageBuilder {
         deleteTree(tmp);
         throw new ImageBuildException("building micro image failed: " + e, e);
       }
+      pruneOldImages(images, dir);
       MicroImage image = load(dir);
       progress.accept(
           String.format(
@@ -228,7 +236,11 @@ public final class MicroImageBuilder {
             Files.exists(modDir.resolve("modules.builtin"))
                 ? KernelModules.builtinNames(Files.readString(modDir.resolve("modules.builtin")))
                 : Set.of());
-    List<String> order = km.loadOrder(MODULES);
+    Map<String, List<String>> lists = new TreeMap<>();
+    lists.put("bus", km.loadOrder(BUS_MODULES));
+    DEVICE_MODULES.forEach((id, mods) -> lists.put("virtio-" + id, km.loadOrder(mods)));
+    TreeSet<String> order = new TreeSet<>();
+    lists.values().forEach(order::addAll);
     progress.accept(
         "kernel modules: "
             + order.size()
@@ -277,7 +289,17 @@ public final class MicroImageBuilder {
     Set<String> own =
         new TreeSet<>(binaries.stream().map(p -> p.getFileName().toString()).toList());
     for (Path p : binaries) {
-      libs.addAll(sharedLibraries(p, own));
+      for (String lib : sharedLibraries(p, own)) {
+        if (!Path.of(lib).startsWith(jre)) { // the runtime's own libraries are already in place
+          libs.add(lib);
+        }
+      }
+    }
+    // debug symbols only cost unpack time at every boot
+    for (Path p : binaries) {
+      if (p.toString().endsWith(".so")) {
+        run(work, "strip", "--strip-unneeded", p.toString());
+      }
     }
 
     Path initramfs = tmp.resolve("initramfs.img");
@@ -303,15 +325,26 @@ public final class MicroImageBuilder {
       cpio.file("init", 0755, init);
       cpio.file("bin/busybox", 0755, busybox);
       Set<String> made = new TreeSet<>(List.of("lib", "lib/modules"));
-      StringBuilder list = new StringBuilder();
       for (String m : order) {
-        String plain = m.replaceAll("\\.(xz|zst|gz)$", "");
-        String dest = "lib/modules/" + plain;
+        String dest = "lib/modules/" + plainModuleName(m);
         parents(cpio, made, dest);
-        cpio.file(dest, 0644, moduleBytes(modDir.resolve(m), work));
-        list.append(plain).append('\n');
+        cpio.file(dest, 0644, stripSignature(moduleBytes(modDir.resolve(m), work)));
       }
-      cpio.file("etc/agentvm/modules", 0644, list.toString().getBytes(StandardCharsets.UTF_8));
+      cpio.directory("etc/agentvm/modules.d", 0755);
+      for (Map.Entry<String, List<String>> e : lists.entrySet()) {
+        StringBuilder list = new StringBuilder();
+        e.getValue()
+            .forEach(
+                m ->
+                    list.append(KernelModules.nameOf(m))
+                        .append(' ')
+                        .append(plainModuleName(m))
+                        .append('\n'));
+        cpio.file(
+            "etc/agentvm/modules.d/" + e.getKey(),
+            0644,
+            list.toString().getBytes(StandardCharsets.UTF_8));
+      }
       for (String lib : libs) {
         String dest = lib.substring(1);
         parents(cpio, made, dest);
@@ -337,7 +370,7 @@ public final class MicroImageBuilder {
               .getBytes(StandardCharsets.UTF_8));
     }
 
-    Path kernelOut = tmp.resolve("vmlinuz");
+    Path kernelOut = tmp.resolve("kernel");
     if (supportsPvh(kernelRoot, release)) {
       // Under TCG the bzImage spends seconds decompressing itself before the kernel starts; QEMU
       // boots the uncompressed ELF directly through its PVH entry point instead.
@@ -346,6 +379,7 @@ public final class MicroImageBuilder {
     } else {
       Files.copy(vmlinuz, kernelOut);
     }
+    Files.copy(vmlinuz, tmp.resolve("bzImage")); // the stock kernel, for comparison and fallback
     deleteTree(work);
     Properties manifest = new Properties();
     manifest.setProperty("kernelRelease", release);
@@ -379,11 +413,12 @@ public final class MicroImageBuilder {
     try (InputStream in = Files.newInputStream(manifest)) {
       p.load(in);
     }
-    Path kernel = dir.resolve("vmlinuz");
+    Path kernel = dir.resolve("kernel");
     Path initramfs = dir.resolve("initramfs.img");
     return new MicroImage(
         dir,
         kernel,
+        dir.resolve("bzImage"),
         initramfs,
         dir.resolve("bare-initramfs.img"),
         p.getProperty("kernelRelease"),
@@ -420,6 +455,41 @@ public final class MicroImageBuilder {
         cpio.file(name, perms.contains(PosixFilePermission.OWNER_EXECUTE) ? 0755 : 0644, p);
       }
     }
+  }
+
+  private static final byte[] SIG_MARKER =
+      "~Module signature appended~\n".getBytes(StandardCharsets.US_ASCII);
+
+  /**
+   * Removes the signature the distribution appended to a kernel module. The kernel checks a present
+   * signature on every load even when it does not enforce them, which under TCG costs ~0.2 s per
+   * module; without one it loads the module and notes the kernel as tainted once.
+   */
+  static byte[] stripSignature(byte[] ko) {
+    int n = ko.length;
+    int m = SIG_MARKER.length;
+    if (n < m + 12 || !java.util.Arrays.equals(ko, n - m, n, SIG_MARKER, 0, m)) {
+      return ko;
+    }
+    // struct module_signature { u8 algo, hash, id_type, signer_len, key_id_len, pad[3]; be32
+    // sig_len }
+    int info = n - m - 12;
+    int signerLen = ko[info + 3] & 0xFF;
+    int keyIdLen = ko[info + 4] & 0xFF;
+    long sigLen =
+        (ko[info + 8] & 0xFFL) << 24
+            | (ko[info + 9] & 0xFF) << 16
+            | (ko[info + 10] & 0xFF) << 8
+            | (ko[info + 11] & 0xFF);
+    long keep = info - sigLen - signerLen - keyIdLen;
+    if (keep <= 0) {
+      return ko;
+    }
+    return java.util.Arrays.copyOf(ko, (int) keep);
+  }
+
+  private static String plainModuleName(String path) {
+    return path.replaceAll("\\.(xz|zst|gz)$", "");
   }
 
   private static boolean supportsPvh(Path kernelRoot, String release) throws IOException {
@@ -730,6 +800,32 @@ public final class MicroImageBuilder {
           e);
     } finally {
       Files.deleteIfExists(err);
+    }
+  }
+
+  /** Images kept besides the newest; older ones (from earlier inputs) are deleted. */
+  static final int KEEP_OLD_IMAGES = 2;
+
+  private void pruneOldImages(Path images, Path current) throws IOException {
+    List<Path> old;
+    try (Stream<Path> s = Files.list(images)) {
+      old =
+          s.filter(p -> p.getFileName().toString().startsWith("micro-") && !p.equals(current))
+              .sorted(
+                  Comparator.comparing(
+                          (Path p) -> {
+                            try {
+                              return Files.getLastModifiedTime(p);
+                            } catch (IOException e) {
+                              return FileTime.fromMillis(0);
+                            }
+                          })
+                      .reversed())
+              .toList();
+    }
+    for (Path p : old.subList(Math.min(KEEP_OLD_IMAGES, old.size()), old.size())) {
+      progress.accept("removing old image " + p);
+      deleteTree(p);
     }
   }
 

@@ -11,8 +11,13 @@ echo "agentvm-init: start uptime=$up"
 export AGENTVM_INIT_UPTIME=$up
 
 mode=agent
+extra_java=""
 for a in $(cat /proc/cmdline); do
-  case "$a" in agentvm.mode=*) mode="${a#agentvm.mode=}" ;; esac
+  case "$a" in
+    agentvm.mode=*) mode="${a#agentvm.mode=}" ;;
+    # extra JVM options for the agent, comma-separated (the kernel splits the command line at spaces)
+    agentvm.java_opts=*) extra_java="$(echo "${a#agentvm.java_opts=}" | tr ',' ' ')" ;;
+  esac
 done
 if [ "$mode" = bare ]; then
   echo "agentvm-init: bare mode, powering off"
@@ -22,14 +27,30 @@ fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs tmpfs /run
 hostname agentvm
-while read -r m; do
-  insmod "/lib/modules/$m" || echo "agentvm-init: insmod $m failed"
-done < /etc/agentvm/modules
+# Loads the modules listed in a file as "name path" lines (dependencies first), skipping those
+# already loaded. No subshells: every fork costs under TCG.
+load_modules() {
+  [ -f "$1" ] || return 0
+  while read -r n m; do
+    [ -d "/sys/module/$n" ] && continue
+    insmod "/lib/modules/$m" || echo "agentvm-init: insmod $m failed"
+  done < "$1"
+}
+# The virtio bus first, then the driver of each virtio device this VM actually has.
+load_modules /etc/agentvm/modules.d/bus
+for d in /sys/bus/virtio/devices/*; do
+  [ -f "$d/device" ] && load_modules "/etc/agentvm/modules.d/virtio-$(cat "$d/device")"
+done
 read up idle < /proc/uptime
 echo "agentvm-init: modules loaded uptime=$up"
 
-JAVA_OPTS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -XX:-UsePerfData -Xmx64m -Xss512k"
+# -Xint: under TCG, JIT compiling at startup costs more than it saves (measured: HELLO ~1 s
+# sooner); the agent's bulk work (I/O, CRC32, copies) runs in native code either way.
+# -Xshare:auto uses the CDS archive made at image build time (~1.4 s faster start).
+JAVA_OPTS="-Xint -XX:+UseSerialGC -Xshare:auto -XX:-UsePerfData -Xmx64m -Xss512k $extra_java"
 while true; do
+  read up idle < /proc/uptime
+  echo "agentvm-init: starting agent uptime=$up"
   /opt/agentvm/jre/bin/java $JAVA_OPTS -jar /opt/agentvm/agent.jar
   echo "agentvm-init: agent exited with status $?, restarting in 1 s"
   sleep 1

@@ -25,4 +25,17 @@ public interface DomainHandle {
 
   /** The domain XML, live if running. */
   String xml();
+
+  /**
+   * Saves the running domain's memory and device state to a file and stops it ({@code
+   * virDomainSaveFlags}). Restore with {@link HypervisorBackend#restore}.
+   */
+  void saveMemory(java.nio.file.Path file);
+
+  /**
+   * Opens the domain's virtio-serial channel through the hypervisor ({@code virDomainOpenChannel}),
+   * on a connection of its own. Works for remote URIs, where the channel's socket is not local.
+   */
+  dev.agentvm.core.agent.AgentTransport.Connection openChannel(String channelName)
+      throws java.io.IOException;
 }

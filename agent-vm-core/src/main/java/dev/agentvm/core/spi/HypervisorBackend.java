@@ -26,6 +26,12 @@ public interface HypervisorBackend extends AutoCloseable {
 
   Optional<DomainHandle> lookup(String name);
 
+  /**
+   * Starts a domain from a memory image made by {@link DomainHandle#saveMemory}, optionally with an
+   * edited domain XML ({@code virDomainRestoreFlags}; {@code null} keeps the saved XML).
+   */
+  DomainHandle restore(java.nio.file.Path file, String xml);
+
   /** Names of all domains, running or not. */
   List<String> domainNames();
 

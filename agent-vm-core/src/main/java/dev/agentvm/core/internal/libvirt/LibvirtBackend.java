@@ -181,6 +181,33 @@ public final class LibvirtBackend implements HypervisorBackend {
   }
 
   @Override
+  public DomainHandle restore(java.nio.file.Path file, String xml) {
+    LibvirtNative lib = LibvirtNative.get();
+    if (lib.virDomainRestoreFlags(conn.pointer(), file.toString(), xml, 0) != 0) {
+      throw new HypervisorException(
+          "restore from " + file + " failed: " + lib.virGetLastErrorMessage(), null);
+    }
+    String name =
+        xml != null ? xml.replaceAll("(?s).*?<name>([^<]*)</name>.*", "$1") : savedName(file);
+    return lookup(name)
+        .orElseThrow(() -> new HypervisorException("restored domain " + name + " not found", null));
+  }
+
+  private String savedName(java.nio.file.Path file) {
+    LibvirtNative lib = LibvirtNative.get();
+    Pointer p = lib.virDomainSaveImageGetXMLDesc(conn.pointer(), file.toString(), 0);
+    if (p == null) {
+      throw new HypervisorException(
+          "read XML of saved image " + file + ": " + lib.virGetLastErrorMessage(), null);
+    }
+    try {
+      return p.getString(0, "UTF-8").replaceAll("(?s).*?<name>([^<]*)</name>.*", "$1");
+    } finally {
+      com.sun.jna.Native.free(Pointer.nativeValue(p));
+    }
+  }
+
+  @Override
   public List<String> domainNames() {
     List<String> names = new ArrayList<>();
     for (Domain d : call("list domains", () -> conn.listAllDomains(0))) {
@@ -377,6 +404,30 @@ public final class LibvirtBackend implements HypervisorBackend {
     @Override
     public String xml() {
       return call("read XML of " + name, () -> d.getXMLDesc(0));
+    }
+
+    @Override
+    public void saveMemory(java.nio.file.Path file) {
+      LibvirtNative lib = LibvirtNative.get();
+      Pointer p = lib.virDomainLookupByUUIDString(conn.pointer(), uuid);
+      if (p == null) {
+        throw new dev.agentvm.core.NoSuchVmException(
+            "save " + name + ": " + lib.virGetLastErrorMessage(), null);
+      }
+      try {
+        if (lib.virDomainSaveFlags(p, file.toString(), null, 0) != 0) {
+          throw new HypervisorException(
+              "save " + name + " to " + file + " failed: " + lib.virGetLastErrorMessage(), null);
+        }
+      } finally {
+        lib.virDomainFree(p);
+      }
+    }
+
+    @Override
+    public dev.agentvm.core.agent.AgentTransport.Connection openChannel(String channelName)
+        throws java.io.IOException {
+      return LibvirtChannelConnection.open(uri, uuid, channelName);
     }
   }
 }

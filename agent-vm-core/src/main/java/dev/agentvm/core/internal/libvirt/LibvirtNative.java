@@ -2,6 +2,7 @@ package dev.agentvm.core.internal.libvirt;
 
 import com.sun.jna.Library;
 import com.sun.jna.Native;
+import com.sun.jna.NativeLong;
 import com.sun.jna.Pointer;
 import com.sun.jna.ptr.IntByReference;
 
@@ -19,6 +20,42 @@ interface LibvirtNative extends Library {
   int virDomainGetState(Pointer domain, IntByReference state, IntByReference reason, int flags);
 
   int virDomainFree(Pointer domain);
+
+  int virDomainSaveFlags(Pointer domain, String to, String dxml, int flags);
+
+  int virDomainRestoreFlags(Pointer conn, String from, String dxml, int flags);
+
+  int virDomainOpenChannel(Pointer domain, String name, Pointer stream, int flags);
+
+  /** Returns a string the caller frees with {@code Native.free}. */
+  Pointer virDomainSaveImageGetXMLDesc(Pointer conn, String file, int flags);
+
+  Pointer virConnectOpen(String uri);
+
+  int virConnectClose(Pointer conn);
+
+  Pointer virStreamNew(Pointer conn, int flags);
+
+  int virStreamRecv(Pointer stream, byte[] data, NativeLong nbytes);
+
+  int virStreamSend(Pointer stream, byte[] data, NativeLong nbytes);
+
+  int virStreamFinish(Pointer stream);
+
+  int virStreamAbort(Pointer stream);
+
+  int virStreamFree(Pointer stream);
+
+  String virGetLastErrorMessage();
+
+  /** The library, or an exception saying why it could not be loaded. */
+  static LibvirtNative get() {
+    if (Holder.INSTANCE == null) {
+      throw new dev.agentvm.core.HypervisorException(
+          "cannot load libvirt.so.0 through JNA: " + Holder.LOAD_FAILURE, Holder.LOAD_FAILURE);
+    }
+    return Holder.INSTANCE;
+  }
 
   /** Holder for lazy loading. */
   final class Holder {

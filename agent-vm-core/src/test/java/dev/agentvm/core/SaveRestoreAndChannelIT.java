@@ -1,0 +1,100 @@
+package dev.agentvm.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.DomainChannelTransport;
+import dev.agentvm.core.agent.UnixSocketTransport;
+import dev.agentvm.core.spi.DomainHandle;
+import dev.agentvm.protocol.HelloResponse;
+import dev.agentvm.protocol.Protocol;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The libvirt calls we bind ourselves (libvirt-java lacks them), on real VMs. */
+class SaveRestoreAndChannelIT {
+  static LibvirtConnection conn;
+
+  @BeforeAll
+  static void connect() {
+    conn = LibvirtConnection.open();
+    TestVms.reapTestDomains(conn);
+  }
+
+  @AfterEach
+  void noTestDomainsLeft() {
+    TestVms.assertNoTestDomains(conn);
+  }
+
+  @AfterAll
+  static void close() {
+    TestVms.reapTestDomains(conn);
+    conn.close();
+  }
+
+  @Test
+  void agentAnswersThroughLibvirtsOpenChannel() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("chan")).boot(TestVms.boot()).build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      DomainHandle d = conn.backend().lookup(t.name()).orElseThrow();
+      try (AgentClient agent =
+          AgentClient.connect(
+              new DomainChannelTransport(d, Protocol.VIRTIO_SERIAL_PORT_NAME),
+              Duration.ofSeconds(90))) {
+        assertEquals(Protocol.VERSION, agent.hello().version());
+        assertTrue(agent.ping(Duration.ofSeconds(5)).toMillis() < 5000);
+      }
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
+  @Test
+  void memorySaveThenRestoreWithEditedXmlResumesTheSameGuest() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("save")).boot(TestVms.boot()).build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      HelloResponse before;
+      try (AgentClient agent =
+          AgentClient.connect(new UnixSocketTransport(t.agentSocket()), Duration.ofSeconds(90))) {
+        before = agent.hello();
+      }
+      DomainHandle d = conn.backend().lookup(t.name()).orElseThrow();
+      Path image = t.runDir().resolve("memory.save");
+      long t0 = System.nanoTime();
+      d.saveMemory(image);
+      long saveMs = (System.nanoTime() - t0) / 1_000_000;
+      assertEquals(VMState.STOPPED, vm.state());
+      assertTrue(Files.size(image) > 1_000_000, "save image is " + Files.size(image) + " bytes");
+
+      String edited =
+          d.xml()
+              .replace(
+                  "</domain>",
+                  "<description>restored by SaveRestoreAndChannelIT</description></domain>");
+      t0 = System.nanoTime();
+      DomainHandle restored = conn.backend().restore(image, edited);
+      HelloResponse after;
+      try (AgentClient agent =
+          AgentClient.connect(new UnixSocketTransport(t.agentSocket()), Duration.ofSeconds(60))) {
+        after = agent.hello();
+      }
+      long restoreMs = (System.nanoTime() - t0) / 1_000_000;
+      System.out.printf(
+          "save %d ms (%d MB), restore to agent HELLO %d ms%n",
+          saveMs, Files.size(image) / 1_000_000, restoreMs);
+      assertEquals(VMState.RUNNING, vm.state());
+      assertTrue(restored.xml().contains("restored by SaveRestoreAndChannelIT"));
+      // the same agent process, resumed: not a fresh boot
+      assertEquals(before.agentStartUptimeMillis(), after.agentStartUptimeMillis());
+      assertTrue(after.uptimeMillis() > before.uptimeMillis());
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+}

@@ -36,9 +36,15 @@ public final class VirtTypeSelector {
   private static final Map<String, VirtType> DECIDED = new ConcurrentHashMap<>();
 
   private final HypervisorBackend backend;
+  private final Path cache;
 
   VirtTypeSelector(HypervisorBackend backend) {
+    this(backend, AgentVmPaths.stateRoot().resolve("virt-type.properties"));
+  }
+
+  VirtTypeSelector(HypervisorBackend backend, Path cache) {
     this.backend = backend;
+    this.cache = cache;
   }
 
   VirtType select(VirtType configured, BootSource boot) {
@@ -66,7 +72,6 @@ public final class VirtTypeSelector {
   }
 
   private VirtType decide(String fingerprint, BootSource boot) {
-    Path cache = AgentVmPaths.stateRoot().resolve("virt-type.properties");
     Properties p = new Properties();
     String key = Integer.toHexString(fingerprint.hashCode()) + "." + fingerprint.length();
     if (Files.isRegularFile(cache)) {

@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 example="${1:-HelloVm}"; shift || true
 bash scripts/setup-host.sh
 echo "[run-example] building"
-mvn -B -q -DskipTests -DskipITs package -pl examples -am
+mvn -B -q -Dstyle.color=never -DskipTests -DskipITs package -pl examples -am
 exec java -cp examples/target/agent-vm-examples-*-all.jar "dev.agentvm.examples.$example" "$@"

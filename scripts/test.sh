@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
-mvn -B verify "$@"
+mvn -B -Dstyle.color=never verify "$@"
 
 uri="${AGENTVM_LIBVIRT_URI:-qemu:///system}"
 leaked=$(virsh -c "$uri" list --all --name 2>/dev/null | grep -E '^agentvm-(test|probe|bench)-' || true)

@@ -7,26 +7,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Against the real libvirt daemon, without booting: definitions, errors, connection handling. */
-class LibvirtConnectionIT {
-  static LibvirtConnection conn;
-
-  @BeforeAll
-  static void connect() {
-    conn = LibvirtConnection.open();
-  }
-
-  @AfterAll
-  static void close() {
-    TestVms.reapTestDomains(conn);
-    TestVms.assertNoTestDomains(conn);
-    conn.close();
-    assertFalse(conn.isConnected());
-    conn.close(); // idempotent
+class LibvirtConnectionIT extends RealLibvirtTest {
+  @Test
+  void closeIsIdempotent() {
+    LibvirtConnection c = LibvirtConnection.open();
+    assertTrue(c.isConnected());
+    c.close();
+    assertFalse(c.isConnected());
+    c.close();
   }
 
   @Test

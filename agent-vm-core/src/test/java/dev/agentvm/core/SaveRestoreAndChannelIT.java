@@ -12,32 +12,10 @@ import dev.agentvm.protocol.Protocol;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** The libvirt calls we bind ourselves (libvirt-java lacks them), on real VMs. */
-class SaveRestoreAndChannelIT {
-  static LibvirtConnection conn;
-
-  @BeforeAll
-  static void connect() {
-    conn = LibvirtConnection.open();
-    TestVms.reapTestDomains(conn);
-  }
-
-  @AfterEach
-  void noTestDomainsLeft() {
-    TestVms.assertNoTestDomains(conn);
-  }
-
-  @AfterAll
-  static void close() {
-    TestVms.reapTestDomains(conn);
-    conn.close();
-  }
-
+class SaveRestoreAndChannelIT extends RealLibvirtTest {
   @Test
   void agentAnswersThroughLibvirtsOpenChannel() throws Exception {
     VMTemplate t = VMTemplate.builder(TestVms.name("chan")).boot(TestVms.boot()).build();

@@ -10,34 +10,10 @@ import dev.agentvm.protocol.Protocol;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Boots real VMs from the micro image (TCG on hosts where KVM cannot boot a kernel). */
-class VmLifecycleIT {
-  static LibvirtConnection conn;
-
-  @BeforeAll
-  static void connect() {
-    conn = LibvirtConnection.open();
-    TestVms.reapTestDomains(conn);
-  }
-
-  @AfterEach
-  void noTestDomainsLeft() {
-    TestVms.assertNoTestDomains(conn);
-  }
-
-  @AfterAll
-  static void close() {
-    if (conn != null) {
-      TestVms.reapTestDomains(conn);
-      conn.close();
-    }
-  }
-
+class VmLifecycleIT extends RealLibvirtTest {
   @Test
   void bootsAnswersHelloShutsDownGracefullyAndLeavesNothing() throws Exception {
     VMTemplate t = VMTemplate.builder(TestVms.name("hello")).boot(TestVms.boot()).build();

@@ -143,9 +143,13 @@ public final class VMTemplate {
       text(d, dom, "on_reboot", "destroy");
       text(d, dom, "on_crash", "destroy");
       Element devices = child(d, dom, "devices");
+      // A pty, so that libvirt can stream it (virDomainOpenConsole, also over remote URIs), and a
+      // log file that keeps everything the guest printed.
       Element serial = child(d, devices, "serial");
-      serial.setAttribute("type", "file");
-      child(d, serial, "source").setAttribute("path", consoleLog().toString());
+      serial.setAttribute("type", "pty");
+      Element log = child(d, serial, "log");
+      log.setAttribute("file", consoleLog().toString());
+      log.setAttribute("append", "off");
       child(d, serial, "target").setAttribute("port", "0");
       Element channel = child(d, devices, "channel");
       channel.setAttribute("type", "unix");

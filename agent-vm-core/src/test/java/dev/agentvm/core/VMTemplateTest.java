@@ -53,7 +53,8 @@ class VMTemplateTest {
     assertEquals("1", x(d, "count(/domain/features/acpi)"));
     assertEquals("destroy", x(d, "/domain/on_poweroff"));
     assertEquals("destroy", x(d, "/domain/on_crash"));
-    assertEquals("/run/x/console.log", x(d, "/domain/devices/serial/source/@path"));
+    assertEquals("pty", x(d, "/domain/devices/serial/@type"));
+    assertEquals("/run/x/console.log", x(d, "/domain/devices/serial/log/@file"));
     assertEquals("/run/x/agent.sock", x(d, "/domain/devices/channel/source/@path"));
     assertEquals("bind", x(d, "/domain/devices/channel/source/@mode"));
     assertEquals("dev.agentvm.agent.0", x(d, "/domain/devices/channel/target/@name"));

@@ -38,4 +38,10 @@ public interface DomainHandle {
    */
   dev.agentvm.core.agent.AgentTransport.Connection openChannel(String channelName)
       throws java.io.IOException;
+
+  /**
+   * Opens a live stream of the domain's serial console ({@code virDomainOpenConsole}), on a
+   * connection of its own; fails if another client holds the console.
+   */
+  dev.agentvm.core.agent.AgentTransport.Connection openConsole() throws java.io.IOException;
 }

@@ -427,7 +427,22 @@ public final class LibvirtBackend implements HypervisorBackend {
     @Override
     public dev.agentvm.core.agent.AgentTransport.Connection openChannel(String channelName)
         throws java.io.IOException {
-      return LibvirtChannelConnection.open(uri, uuid, channelName);
+      return LibvirtStreamConnection.open(
+          uri,
+          uuid,
+          "channel " + channelName,
+          (lib, dom, st) -> lib.virDomainOpenChannel(dom, channelName, st, 0));
+    }
+
+    @Override
+    public dev.agentvm.core.agent.AgentTransport.Connection openConsole()
+        throws java.io.IOException {
+      return LibvirtStreamConnection.open(
+          uri,
+          uuid,
+          "console of " + name,
+          (lib, dom, st) ->
+              lib.virDomainOpenConsole(dom, null, st, LibvirtNative.VIR_DOMAIN_CONSOLE_SAFE));
     }
   }
 }

@@ -27,6 +27,12 @@ interface LibvirtNative extends Library {
 
   int virDomainOpenChannel(Pointer domain, String name, Pointer stream, int flags);
 
+  /** {@code devName} null: the first console. */
+  int virDomainOpenConsole(Pointer domain, String devName, Pointer stream, int flags);
+
+  /** virDomainOpenConsole flag: fail rather than take over a console someone else holds. */
+  int VIR_DOMAIN_CONSOLE_SAFE = 2;
+
   /** Returns a string the caller frees with {@code Native.free}. */
   Pointer virDomainSaveImageGetXMLDesc(Pointer conn, String file, int flags);
 

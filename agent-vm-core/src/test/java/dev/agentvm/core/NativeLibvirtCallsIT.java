@@ -15,7 +15,7 @@ import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
 /** The libvirt calls we bind ourselves (libvirt-java lacks them), on real VMs. */
-class SaveRestoreAndChannelIT extends RealLibvirtTest {
+class NativeLibvirtCallsIT extends RealLibvirtTest {
   @Test
   void agentAnswersThroughLibvirtsOpenChannel() throws Exception {
     VMTemplate t = VMTemplate.builder(TestVms.name("chan")).boot(TestVms.boot()).build();
@@ -29,6 +29,30 @@ class SaveRestoreAndChannelIT extends RealLibvirtTest {
         assertEquals(Protocol.VERSION, agent.hello().version());
         assertTrue(agent.ping(Duration.ofSeconds(5)).toMillis() < 5000);
       }
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
+  @Test
+  void consoleStreamsLiveThroughLibvirtWhileTheLogFileKeepsIt() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("cons")).boot(TestVms.boot()).build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      DomainHandle d = conn.backend().lookup(t.name()).orElseThrow();
+      StringBuilder seen = new StringBuilder();
+      try (var console = d.openConsole()) {
+        byte[] buf = new byte[4096];
+        long end = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+        while (!seen.toString().contains("agentvm-init: start") && System.nanoTime() < end) {
+          int n = console.input().read(buf, 0, buf.length);
+          if (n < 0) {
+            break;
+          }
+          seen.append(new String(buf, 0, n, java.nio.charset.StandardCharsets.UTF_8));
+        }
+      }
+      assertTrue(seen.toString().contains("agentvm-init: start"), "console stream: " + seen);
+      assertTrue(Files.readString(vm.consoleLog()).contains("agentvm-init: start"));
     }
     TestVms.assertNothingLeft(conn, t);
   }
@@ -55,7 +79,7 @@ class SaveRestoreAndChannelIT extends RealLibvirtTest {
           d.xml()
               .replace(
                   "</domain>",
-                  "<description>restored by SaveRestoreAndChannelIT</description></domain>");
+                  "<description>restored by NativeLibvirtCallsIT</description></domain>");
       t0 = System.nanoTime();
       DomainHandle restored = conn.backend().restore(image, edited);
       HelloResponse after;
@@ -68,7 +92,7 @@ class SaveRestoreAndChannelIT extends RealLibvirtTest {
           "save %d ms (%d MB), restore to agent HELLO %d ms%n",
           saveMs, Files.size(image) / 1_000_000, restoreMs);
       assertEquals(VMState.RUNNING, vm.state());
-      assertTrue(restored.xml().contains("restored by SaveRestoreAndChannelIT"));
+      assertTrue(restored.xml().contains("restored by NativeLibvirtCallsIT"));
       // the same agent process, resumed: not a fresh boot
       assertEquals(before.agentStartUptimeMillis(), after.agentStartUptimeMillis());
       assertTrue(after.uptimeMillis() > before.uptimeMillis());

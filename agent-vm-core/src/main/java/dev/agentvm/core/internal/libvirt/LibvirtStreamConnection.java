@@ -14,7 +14,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * of its UNIX socket, so it works wherever the libvirt URI does (remote hosts included). Each
  * connection has its own libvirt connection: a blocking stream read must not stall other calls.
  */
-final class LibvirtChannelConnection implements AgentTransport.Connection {
+final class LibvirtStreamConnection implements AgentTransport.Connection {
   private final LibvirtNative lib;
   private final Pointer conn;
   private final Pointer stream;
@@ -26,7 +26,7 @@ final class LibvirtChannelConnection implements AgentTransport.Connection {
   private final InputStream in;
   private final OutputStream out;
 
-  private LibvirtChannelConnection(LibvirtNative lib, Pointer conn, Pointer stream) {
+  private LibvirtStreamConnection(LibvirtNative lib, Pointer conn, Pointer stream) {
     this.lib = lib;
     this.conn = conn;
     this.stream = stream;
@@ -99,7 +99,13 @@ final class LibvirtChannelConnection implements AgentTransport.Connection {
         };
   }
 
-  static LibvirtChannelConnection open(String uri, String domainUuid, String channelName)
+  /** Attaches a domain device to a new stream; returns 0 on success, as libvirt does. */
+  @FunctionalInterface
+  interface Opener {
+    int open(LibvirtNative lib, Pointer domain, Pointer stream);
+  }
+
+  static LibvirtStreamConnection open(String uri, String domainUuid, String what, Opener opener)
       throws IOException {
     LibvirtNative lib;
     try {
@@ -122,11 +128,10 @@ final class LibvirtChannelConnection implements AgentTransport.Connection {
       if (stream == null) {
         throw new IOException("cannot create a libvirt stream: " + lib.virGetLastErrorMessage());
       }
-      if (lib.virDomainOpenChannel(dom, channelName, stream, 0) != 0) {
-        throw new IOException(
-            "cannot open channel " + channelName + ": " + lib.virGetLastErrorMessage());
+      if (opener.open(lib, dom, stream) != 0) {
+        throw new IOException("cannot open " + what + ": " + lib.virGetLastErrorMessage());
       }
-      LibvirtChannelConnection c = new LibvirtChannelConnection(lib, conn, stream);
+      LibvirtStreamConnection c = new LibvirtStreamConnection(lib, conn, stream);
       stream = null;
       conn = null;
       return c;

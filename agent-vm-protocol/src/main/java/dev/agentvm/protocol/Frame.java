@@ -17,6 +17,9 @@ public record Frame(int type, int flags, int requestId, byte[] payload) {
   /** Set on frames that answer a request (the request id is then the request's). */
   public static final int FLAG_RESPONSE = 0x0001;
 
+  /** Set on the last frame of a chunked stream (the last FILE_DATA of a file). */
+  public static final int FLAG_END = 0x0002;
+
   private static final byte[] EMPTY = new byte[0];
 
   public Frame {

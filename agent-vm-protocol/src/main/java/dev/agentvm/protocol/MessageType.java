@@ -15,7 +15,29 @@ public enum MessageType {
   /** An error answer to a request (code and message), see {@link ErrorPayload}. */
   ERROR(0x04),
   /** Asks the guest to flush and power off; acknowledged before the guest powers off. */
-  SHUTDOWN(0x05);
+  SHUTDOWN(0x05),
+  /** Runs a command ({@link ExecSpec}); answered by STDOUT/STDERR chunks, then one EXIT. */
+  EXEC(0x10),
+  /** A chunk of a command's standard output (raw bytes), answering an EXEC. */
+  STDOUT(0x11),
+  /** A chunk of a command's standard error (raw bytes), answering an EXEC. */
+  STDERR(0x12),
+  /** The end of an EXEC ({@link ExitStatus}). */
+  EXIT(0x13),
+  /** Stops the EXEC whose request id is the payload's i32 (TERM, then KILL after its grace). */
+  KILL(0x14),
+  /** Guest health numbers ({@link StatusReport}). */
+  STATUS(0x15),
+  /** Writes a file ({@link FileHeader}), followed by FILE_DATA chunks with the same request id. */
+  PUT_FILE(0x20),
+  /**
+   * Reads a file: payload string path, i64 size limit; answered by FILE_DATA chunks, then GET_FILE.
+   */
+  GET_FILE(0x21),
+  /** A chunk of file content; the last chunk of a file carries {@link Frame#FLAG_END}. */
+  FILE_DATA(0x22),
+  /** Mounts a virtio-9p share ({@link MountSpec}) on demand. */
+  MOUNT(0x30);
 
   private static final MessageType[] BY_WIRE = new MessageType[256];
 

@@ -61,6 +61,14 @@ public final class PayloadReader {
     return s;
   }
 
+  public byte[] bytes() throws ProtocolException {
+    int len = i32();
+    need(len, "byte string of " + len + " bytes");
+    byte[] out = java.util.Arrays.copyOfRange(b, pos, pos + len);
+    pos += len;
+    return out;
+  }
+
   /** Fails unless the whole payload was consumed: trailing bytes mean a peer we misunderstand. */
   public void end() throws ProtocolException {
     if (pos != b.length) {

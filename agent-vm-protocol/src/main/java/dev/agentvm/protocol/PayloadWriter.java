@@ -39,6 +39,13 @@ public final class PayloadWriter {
     return this;
   }
 
+  /** Bytes as a u32 length followed by the bytes. */
+  public PayloadWriter bytes(byte[] b) {
+    i32(b.length);
+    out.write(b, 0, b.length);
+    return this;
+  }
+
   public byte[] toByteArray() {
     return out.toByteArray();
   }

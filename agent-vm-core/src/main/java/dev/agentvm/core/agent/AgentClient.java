@@ -1,16 +1,34 @@
 package dev.agentvm.core.agent;
 
 import dev.agentvm.protocol.ErrorPayload;
+import dev.agentvm.protocol.ExecSpec;
+import dev.agentvm.protocol.ExitStatus;
+import dev.agentvm.protocol.FileHeader;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.FrameReader;
 import dev.agentvm.protocol.FrameWriter;
 import dev.agentvm.protocol.HelloRequest;
 import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
+import dev.agentvm.protocol.MountSpec;
+import dev.agentvm.protocol.PayloadWriter;
 import dev.agentvm.protocol.Protocol;
 import dev.agentvm.protocol.ProtocolException;
+import dev.agentvm.protocol.StatusReport;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.HexFormat;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -23,12 +41,14 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The host's client of one guest agent. Requests carry ids, so several may be in flight on one
- * channel; one reader thread matches answers to requests. Every call has a deadline.
+ * The host's client of one guest agent. Requests carry ids, so many may be in flight on one channel
+ * (commands, transfers, pings); one reader thread routes every answer frame to its request. Every
+ * blocking call has a deadline.
  *
  * <pre>{@code
  * try (AgentClient agent = AgentClient.connect(new UnixSocketTransport(socket), Duration.ofSeconds(60))) {
- *   System.out.println(agent.hello().agentVersion());
+ *   ExecResult r = agent.exec(ExecRequest.script("echo hi").withTimeout(Duration.ofSeconds(10)));
+ *   System.out.println(r.stdoutText());
  * }
  * }</pre>
  */
@@ -37,15 +57,30 @@ public final class AgentClient implements AutoCloseable {
   private static final String HOST_SOFTWARE = "agent-vm-core " + Protocol.VERSION;
   private static final Duration HELLO_RETRY = Duration.ofSeconds(3);
 
+  /** Size of the FILE_DATA chunks the client sends. */
+  public static final int FILE_CHUNK = 256 * 1024;
+
+  /** Default largest file {@link #putFile} sends and {@link #getFile} accepts: 1 GiB. */
+  public static final long DEFAULT_MAX_FILE_BYTES = 1L << 30;
+
   private final AgentTransport transport;
   private final AgentTransport.Connection connection;
   private final FrameWriter writer;
-  private final Map<Integer, CompletableFuture<Frame>> pending = new ConcurrentHashMap<>();
+  private final Map<Integer, Handler> pending = new ConcurrentHashMap<>();
   private final AtomicInteger nextId = new AtomicInteger(1);
   private final AtomicBoolean closed = new AtomicBoolean();
   private final Thread reader;
+  private volatile long maxFileBytes = DEFAULT_MAX_FILE_BYTES;
   private volatile HelloResponse hello;
   private volatile IOException failure;
+
+  /** Receives the frames answering one request, on the reader thread. */
+  private interface Handler {
+    /** Returns true when the request is finished and the handler can be dropped. */
+    boolean onFrame(Frame f);
+
+    void onClosed(IOException cause);
+  }
 
   private AgentClient(AgentTransport transport, AgentTransport.Connection connection) {
     this.transport = transport;
@@ -103,45 +138,44 @@ public final class AgentClient implements AutoCloseable {
 
   private void handshake(long endNanos) throws IOException {
     byte[] payload = new HelloRequest(Protocol.VERSION, Protocol.VERSION, HOST_SOFTWARE).encode();
-    // Every attempt of this handshake shares one future: QEMU buffers what we send until the guest
-    // opens its port, so the first answer to any attempt completes the handshake. Attempts are
-    // repeated because a HELLO read by an agent that then died is never answered.
+    // Every attempt shares one future: QEMU buffers what we send until the guest opens its port, so
+    // the first answer to any attempt completes the handshake. Attempts repeat because a HELLO read
+    // by an agent that then died is never answered.
     CompletableFuture<Frame> answer = new CompletableFuture<>();
-    try {
-      while (true) {
-        long left = endNanos - System.nanoTime();
-        if (left <= 0) {
-          throw new AgentTimeoutException("no HELLO answer over " + transport.describe());
-        }
-        send(MessageType.HELLO, payload, answer);
-        try {
-          Frame f = answer.get(Math.min(left, HELLO_RETRY.toNanos()), TimeUnit.NANOSECONDS);
-          hello = HelloResponse.decode(checkError(f).payload());
-          LOG.debug(
-              "agent over {} says HELLO: version {}, agent {}",
-              transport.describe(),
-              hello.version(),
-              hello.agentVersion());
-          return;
-        } catch (TimeoutException e) {
-          // send again
-        }
+    while (true) {
+      long left = endNanos - System.nanoTime();
+      if (left <= 0) {
+        throw new AgentTimeoutException("no HELLO answer over " + transport.describe());
       }
-    } catch (ExecutionException e) {
-      throw e.getCause() instanceof IOException io
-          ? io
-          : new AgentException("HELLO failed", e.getCause());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new AgentException("interrupted waiting for HELLO", e);
-    } finally {
-      answer.cancel(false);
+      send(MessageType.HELLO, payload, single(answer));
+      try {
+        hello =
+            HelloResponse.decode(
+                await(
+                        answer,
+                        MessageType.HELLO,
+                        Duration.ofNanos(Math.min(left, HELLO_RETRY.toNanos())))
+                    .payload());
+        LOG.debug(
+            "agent over {} says HELLO: version {}, agent {}",
+            transport.describe(),
+            hello.version(),
+            hello.agentVersion());
+        return;
+      } catch (AgentTimeoutException e) {
+        // send again
+      }
     }
   }
 
   /** The agent's HELLO answer from the handshake. */
   public HelloResponse hello() {
     return hello;
+  }
+
+  /** Largest file {@link #putFile} sends and {@link #getFile} accepts. */
+  public void maxFileBytes(long max) {
+    this.maxFileBytes = max;
   }
 
   /** Round trip of a PING; returns the time it took. */
@@ -151,22 +185,360 @@ public final class AgentClient implements AutoCloseable {
     return Duration.ofNanos(System.nanoTime() - t0);
   }
 
+  /**
+   * Sends a PING without waiting. The future completes with the round-trip time when the PONG
+   * arrives, or exceptionally when the channel closes. Used by {@link HeartbeatMonitor}.
+   */
+  public CompletableFuture<Duration> pingAsync() throws IOException {
+    long t0 = System.nanoTime();
+    CompletableFuture<Frame> f = new CompletableFuture<>();
+    send(MessageType.PING, new byte[0], single(f));
+    return f.thenApply(frame -> Duration.ofNanos(System.nanoTime() - t0));
+  }
+
+  /** Guest health numbers. */
+  public StatusReport status(Duration deadline) throws IOException {
+    return StatusReport.decode(call(MessageType.STATUS, new byte[0], deadline).payload());
+  }
+
   /** Asks the guest to flush and power off; returns once the agent acknowledged. */
   public void requestShutdown(Duration deadline) throws IOException {
     call(MessageType.SHUTDOWN, new byte[0], deadline);
   }
 
+  /** Mounts a virtio-9p share in the guest. */
+  public void mount(MountSpec spec, Duration deadline) throws IOException {
+    call(MessageType.MOUNT, spec.encode(), deadline);
+  }
+
   /**
-   * Sends a request and waits for the answer with the same request id.
+   * Sends a request and waits for its single answer.
    *
    * @throws AgentErrorException if the agent answered ERROR
    * @throws AgentTimeoutException if no answer came in time
    * @throws AgentChannelClosedException if the channel closed first
    */
   public Frame call(MessageType type, byte[] payload, Duration deadline) throws IOException {
-    CompletableFuture<Frame> f = send(type, payload, new CompletableFuture<>());
+    CompletableFuture<Frame> f = new CompletableFuture<>();
+    int id = send(type, payload, single(f));
     try {
-      return checkError(f.get(deadline.toNanos(), TimeUnit.NANOSECONDS));
+      return await(f, type, deadline);
+    } finally {
+      pending.remove(id);
+    }
+  }
+
+  /** A running command: its request id, its result, and a way to stop it. */
+  public final class Execution {
+    private final int requestId;
+    private final CompletableFuture<ExecResult> result;
+
+    Execution(int requestId, CompletableFuture<ExecResult> result) {
+      this.requestId = requestId;
+      this.result = result;
+    }
+
+    public int requestId() {
+      return requestId;
+    }
+
+    /** Completes with the result, or exceptionally with an {@link AgentException}. */
+    public CompletableFuture<ExecResult> result() {
+      return result;
+    }
+
+    /** Asks the agent to stop the command (TERM, then KILL after its grace period). */
+    public void kill(Duration deadline) throws IOException {
+      call(MessageType.KILL, new PayloadWriter().i32(requestId).toByteArray(), deadline);
+    }
+
+    /**
+     * Waits for the result.
+     *
+     * @throws AgentTimeoutException if the deadline passed; the command is then killed
+     */
+    public ExecResult await(Duration deadline) throws IOException {
+      try {
+        return result.get(deadline.toNanos(), TimeUnit.NANOSECONDS);
+      } catch (TimeoutException e) {
+        try {
+          kill(Duration.ofSeconds(5));
+        } catch (IOException k) {
+          LOG.debug("kill after deadline failed: {}", k.getMessage());
+        }
+        throw new AgentTimeoutException(
+            "command " + requestId + " did not end within " + deadline.toMillis() + " ms");
+      } catch (ExecutionException e) {
+        throw unwrap(e, "EXEC");
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new AgentException("interrupted waiting for command " + requestId, e);
+      }
+    }
+  }
+
+  /** Starts a command; output goes to {@code listener} as it arrives and into the result. */
+  public Execution execAsync(ExecRequest r, OutputListener listener) throws IOException {
+    ExecSpec spec =
+        new ExecSpec(
+            r.argv(),
+            r.script(),
+            r.env(),
+            r.cwd(),
+            r.stdin(),
+            r.timeout().toMillis(),
+            r.outputLimit(),
+            r.killGrace().toMillis());
+    CompletableFuture<ExecResult> result = new CompletableFuture<>();
+    Handler h =
+        new Handler() {
+          final Bounded out = new Bounded(r.outputLimit());
+          final Bounded err = new Bounded(r.outputLimit());
+
+          @Override
+          public boolean onFrame(Frame f) {
+            MessageType t = f.messageType().orElse(null);
+            try {
+              if (t == MessageType.STDOUT) {
+                out.add(f.payload());
+                listener.onStdout(f.payload());
+                return false;
+              }
+              if (t == MessageType.STDERR) {
+                err.add(f.payload());
+                listener.onStderr(f.payload());
+                return false;
+              }
+              if (t == MessageType.EXIT) {
+                ExitStatus s = ExitStatus.decode(f.payload());
+                result.complete(
+                    new ExecResult(
+                        s.exitCode(),
+                        s.signal(),
+                        Duration.ofMillis(s.durationMillis()),
+                        s.timedOut(),
+                        s.killed(),
+                        out.bytes(),
+                        err.bytes(),
+                        s.stdoutTruncated() || out.over,
+                        s.stderrTruncated() || err.over));
+                return true;
+              }
+              result.completeExceptionally(errorOf(f));
+            } catch (ProtocolException | RuntimeException e) {
+              result.completeExceptionally(e);
+            }
+            return true;
+          }
+
+          @Override
+          public void onClosed(IOException cause) {
+            result.completeExceptionally(cause);
+          }
+        };
+    return new Execution(send(MessageType.EXEC, spec.encode(), h), result);
+  }
+
+  /**
+   * Runs a command and waits for it: up to its timeout plus kill grace plus 30 s, or 24 h when it
+   * has no timeout.
+   */
+  public ExecResult exec(ExecRequest r) throws IOException {
+    Duration deadline =
+        r.timeout().isZero()
+            ? Duration.ofHours(24)
+            : r.timeout().plus(r.killGrace()).plusSeconds(30);
+    return execAsync(r, OutputListener.NONE).await(deadline);
+  }
+
+  /**
+   * Copies a local file into the guest. The guest writes it to a temporary name and renames it into
+   * place only after size and SHA-256 match, so a failed copy leaves no partial file.
+   *
+   * @return what the guest now holds
+   * @throws AgentException if the file is larger than the limit, or the guest refused or failed
+   */
+  public FileHeader putFile(Path local, String guestPath, int mode, Duration deadline)
+      throws IOException {
+    long size = Files.size(local);
+    if (size > maxFileBytes) {
+      throw new AgentException(
+          local + " is " + size + " bytes, more than the limit of " + maxFileBytes);
+    }
+    long end = System.nanoTime() + deadline.toNanos();
+    FileHeader header = new FileHeader(guestPath, mode, size, sha256(local));
+    CompletableFuture<Frame> ready = new CompletableFuture<>();
+    CompletableFuture<Frame> done = new CompletableFuture<>();
+    int id =
+        send(
+            MessageType.PUT_FILE,
+            header.encode(),
+            new Handler() {
+              @Override
+              public boolean onFrame(Frame f) {
+                if (f.messageType().orElse(null) != MessageType.PUT_FILE) {
+                  IOException e = errorOf(f);
+                  ready.completeExceptionally(e);
+                  done.completeExceptionally(e);
+                  return true;
+                }
+                if ((f.flags() & Frame.FLAG_END) == 0) {
+                  ready.complete(f);
+                  return false;
+                }
+                done.complete(f);
+                return true;
+              }
+
+              @Override
+              public void onClosed(IOException cause) {
+                ready.completeExceptionally(cause);
+                done.completeExceptionally(cause);
+              }
+            });
+    try {
+      await(ready, MessageType.PUT_FILE, remaining(end));
+      try (InputStream in = Files.newInputStream(local)) {
+        byte[] buf = new byte[FILE_CHUNK];
+        while (true) {
+          int n = in.readNBytes(buf, 0, buf.length);
+          boolean last = n < buf.length;
+          writer.write(
+              new Frame(
+                  MessageType.FILE_DATA.wire(),
+                  last ? Frame.FLAG_END : 0,
+                  id,
+                  Arrays.copyOf(buf, n)));
+          if (last) {
+            break;
+          }
+          if (done.isDone()) {
+            break; // the guest gave up (its ERROR is in done)
+          }
+        }
+      }
+      await(done, MessageType.PUT_FILE, remaining(end));
+      return header;
+    } finally {
+      pending.remove(id);
+    }
+  }
+
+  /**
+   * Copies a guest file to {@code local}: written to a temporary file beside it and renamed into
+   * place after size and SHA-256 match.
+   */
+  public FileHeader getFile(String guestPath, Path local, Duration deadline) throws IOException {
+    Path dir = local.toAbsolutePath().getParent();
+    Files.createDirectories(dir);
+    Path tmp = Files.createTempFile(dir, "." + local.getFileName(), ".part");
+    FileChannel ch =
+        FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+    MessageDigest sha = sha256Digest();
+    long limit = maxFileBytes;
+    CompletableFuture<FileHeader> done = new CompletableFuture<>();
+    int id =
+        send(
+            MessageType.GET_FILE,
+            new PayloadWriter().string(guestPath).i64(limit).toByteArray(),
+            new Handler() {
+              long received;
+
+              @Override
+              public boolean onFrame(Frame f) {
+                MessageType t = f.messageType().orElse(null);
+                try {
+                  if (t == MessageType.FILE_DATA) {
+                    received += f.payload().length;
+                    if (received > limit) {
+                      done.completeExceptionally(
+                          new AgentException(guestPath + " is larger than the limit of " + limit));
+                      return false; // keep consuming the rest of the stream
+                    }
+                    sha.update(f.payload());
+                    ByteBuffer b = ByteBuffer.wrap(f.payload());
+                    while (b.hasRemaining()) {
+                      ch.write(b);
+                    }
+                    return false;
+                  }
+                  if (t == MessageType.GET_FILE) {
+                    FileHeader h = FileHeader.decode(f.payload());
+                    String got = HexFormat.of().formatHex(sha.digest());
+                    if (h.size() != received || !h.sha256().equalsIgnoreCase(got)) {
+                      done.completeExceptionally(
+                          new AgentException(
+                              "copy of "
+                                  + guestPath
+                                  + " is corrupt: got "
+                                  + received
+                                  + " bytes with SHA-256 "
+                                  + got
+                                  + ", guest sent "
+                                  + h.size()
+                                  + " with "
+                                  + h.sha256()));
+                    } else {
+                      done.complete(h);
+                    }
+                    return true;
+                  }
+                  done.completeExceptionally(errorOf(f));
+                } catch (IOException | RuntimeException e) {
+                  done.completeExceptionally(e);
+                }
+                return true;
+              }
+
+              @Override
+              public void onClosed(IOException cause) {
+                done.completeExceptionally(cause);
+              }
+            });
+    boolean ok = false;
+    try {
+      FileHeader h = await(done, MessageType.GET_FILE, deadline);
+      ch.force(true);
+      ch.close();
+      Files.move(tmp, local, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      ok = true;
+      return h;
+    } finally {
+      pending.remove(id);
+      if (!ok) {
+        ch.close();
+        Files.deleteIfExists(tmp);
+      }
+    }
+  }
+
+  private static Duration remaining(long endNanos) {
+    return Duration.ofNanos(Math.max(1, endNanos - System.nanoTime()));
+  }
+
+  private static Handler single(CompletableFuture<Frame> f) {
+    return new Handler() {
+      @Override
+      public boolean onFrame(Frame frame) {
+        f.complete(frame);
+        return true;
+      }
+
+      @Override
+      public void onClosed(IOException cause) {
+        f.completeExceptionally(cause);
+      }
+    };
+  }
+
+  private <T> T await(CompletableFuture<T> f, MessageType type, Duration deadline)
+      throws IOException {
+    try {
+      T v = f.get(deadline.toNanos(), TimeUnit.NANOSECONDS);
+      if (v instanceof Frame frame && frame.messageType().orElse(null) == MessageType.ERROR) {
+        throw errorOf(frame);
+      }
+      return v;
     } catch (TimeoutException e) {
       throw new AgentTimeoutException(
           type
@@ -175,42 +547,51 @@ public final class AgentClient implements AutoCloseable {
               + " ms over "
               + transport.describe());
     } catch (ExecutionException e) {
-      if (e.getCause() instanceof IOException io) {
-        throw io;
-      }
-      throw new AgentException(type + " failed", e.getCause());
+      throw unwrap(e, type.name());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new AgentException("interrupted waiting for " + type, e);
-    } finally {
-      f.cancel(false);
     }
   }
 
-  private static Frame checkError(Frame answer) throws ProtocolException, AgentErrorException {
-    if (answer.messageType().orElse(null) == MessageType.ERROR) {
-      ErrorPayload e = ErrorPayload.decode(answer.payload());
-      throw new AgentErrorException(e.code(), e.message());
-    }
-    return answer;
+  private static IOException unwrap(ExecutionException e, String what) {
+    return e.getCause() instanceof IOException io
+        ? io
+        : new AgentException(what + " failed", e.getCause());
   }
 
-  /** Sends a request whose answer completes {@code f}. */
-  private CompletableFuture<Frame> send(
-      MessageType type, byte[] payload, CompletableFuture<Frame> f) throws IOException {
+  private static IOException errorOf(Frame f) {
+    if (f.messageType().orElse(null) != MessageType.ERROR) {
+      return new AgentException("unexpected " + f + " from the agent");
+    }
+    try {
+      ErrorPayload e = ErrorPayload.decode(f.payload());
+      return new AgentErrorException(e.code(), e.message());
+    } catch (ProtocolException p) {
+      return p;
+    }
+  }
+
+  /** Registers {@code h} under a new request id and sends the request. */
+  private int send(MessageType type, byte[] payload, Handler h) throws IOException {
     if (closed.get() || failure != null) {
       throw new AgentChannelClosedException(
           "channel " + transport.describe() + " is closed", failure);
     }
     int id = nextId.getAndIncrement();
-    f.whenComplete((r, t) -> pending.remove(id));
-    pending.put(id, f);
-    if (failure != null) { // the reader died between the check and the put
-      f.completeExceptionally(failure);
-      return f;
+    pending.put(id, h);
+    IOException f = failure;
+    if (f != null) { // the reader died between the check and the put
+      pending.remove(id);
+      throw new AgentChannelClosedException("channel " + transport.describe() + " is closed", f);
     }
-    writer.write(Frame.request(type, id, payload));
-    return f;
+    try {
+      writer.write(Frame.request(type, id, payload));
+    } catch (IOException e) {
+      pending.remove(id);
+      throw e;
+    }
+    return id;
   }
 
   private void readLoop() {
@@ -231,20 +612,28 @@ public final class AgentClient implements AutoCloseable {
         if (f == null) {
           break;
         }
-        CompletableFuture<Frame> waiting = pending.get(f.requestId());
-        if (waiting != null) {
-          waiting.complete(f);
-        } else {
+        Handler h = pending.get(f.requestId());
+        if (h == null) {
           LOG.debug("unsolicited {} from agent over {}", f, transport.describe());
+        } else if (h.onFrame(f)) {
+          pending.remove(f.requestId(), h);
         }
       }
     } catch (IOException e) {
       cause = e;
     }
     failure = new AgentChannelClosedException("channel " + transport.describe() + " closed", cause);
-    for (CompletableFuture<Frame> f : pending.values()) {
-      f.completeExceptionally(failure);
+    for (Integer id : pending.keySet()) {
+      Handler h = pending.remove(id);
+      if (h != null) {
+        h.onClosed(failure);
+      }
     }
+  }
+
+  /** Whether the channel is open (not closed by us, not ended by the peer). */
+  public boolean isOpen() {
+    return !closed.get() && failure == null;
   }
 
   @Override
@@ -261,6 +650,49 @@ public final class AgentClient implements AutoCloseable {
       reader.join(1000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  /** Collects output up to a limit. */
+  private static final class Bounded {
+    private final long limit;
+    private final ByteArrayOutputStream buf = new ByteArrayOutputStream();
+    boolean over;
+
+    Bounded(long limit) {
+      this.limit = limit;
+    }
+
+    void add(byte[] chunk) {
+      long room = limit - buf.size();
+      if (room < chunk.length) {
+        over = true;
+      }
+      buf.write(chunk, 0, (int) Math.max(0, Math.min(room, chunk.length)));
+    }
+
+    byte[] bytes() {
+      return buf.toByteArray();
+    }
+  }
+
+  private static String sha256(Path file) throws IOException {
+    MessageDigest d = sha256Digest();
+    try (InputStream in = Files.newInputStream(file)) {
+      byte[] b = new byte[1 << 16];
+      int n;
+      while ((n = in.read(b)) > 0) {
+        d.update(b, 0, n);
+      }
+    }
+    return HexFormat.of().formatHex(d.digest());
+  }
+
+  private static MessageDigest sha256Digest() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
     }
   }
 

@@ -2,12 +2,16 @@ package dev.agentvm.guest.agent;
 
 import dev.agentvm.protocol.ErrorCode;
 import dev.agentvm.protocol.ErrorPayload;
+import dev.agentvm.protocol.ExecSpec;
+import dev.agentvm.protocol.FileHeader;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.FrameReader;
 import dev.agentvm.protocol.FrameWriter;
 import dev.agentvm.protocol.HelloRequest;
 import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
+import dev.agentvm.protocol.MountSpec;
+import dev.agentvm.protocol.PayloadReader;
 import dev.agentvm.protocol.Protocol;
 import dev.agentvm.protocol.ProtocolException;
 import java.io.EOFException;
@@ -22,6 +26,10 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 
 /**
  * The agent inside every VM. Opens its virtio-serial port and answers the host's requests.
@@ -35,7 +43,22 @@ public final class GuestAgent {
   public static final String VERSION = "0.1.0";
   private static final long IDLE_POLL_MILLIS = 20;
 
+  static final List<String> CAPABILITIES =
+      List.of("ping", "shutdown", "exec", "kill", "status", "put-file", "get-file", "mount");
+
   private final Path port;
+  private final Map<Integer, ExecTask> execs = new ConcurrentHashMap<>();
+  private final Map<Integer, FileTransfer.Put> puts = new ConcurrentHashMap<>();
+  private final ExecutorService workers =
+      Executors.newCachedThreadPool(
+          r -> {
+            Thread t = new Thread(r, "agentvm-worker");
+            t.setDaemon(true);
+            return t;
+          });
+  private final long maxFileSize =
+      Long.parseLong(
+          System.getenv().getOrDefault("AGENTVM_MAX_FILE_BYTES", Long.toString(1L << 30)));
   private final long initUptimeMillis;
   private final long agentStartUptimeMillis;
 
@@ -72,6 +95,7 @@ public final class GuestAgent {
 
   void serveConnection(InputStream in, FrameWriter out) throws IOException, InterruptedException {
     FrameReader reader = new FrameReader(in);
+    boolean hostSeen = false;
     while (true) {
       Frame frame;
       try {
@@ -85,18 +109,30 @@ public final class GuestAgent {
         reader.resync();
         continue;
       } catch (EOFException e) {
-        // host went away mid-frame: drop the partial frame
+        frame = null; // host went away mid-frame: drop the partial frame
         reader = new FrameReader(in);
-        Thread.sleep(IDLE_POLL_MILLIS);
-        continue;
       }
       if (frame == null) {
-        // no host connected (virtio-serial reads 0 bytes then): wait for one
+        // virtio-serial reads 0 bytes while no host is connected: wait for one
+        if (hostSeen) {
+          hostSeen = false;
+          stopAll("host disconnected");
+        }
         Thread.sleep(IDLE_POLL_MILLIS);
         continue;
       }
+      hostSeen = true;
       handle(frame, out);
     }
+  }
+
+  /** Stops every command and transfer of the connection that ended. */
+  void stopAll(String why) {
+    if (!execs.isEmpty() || !puts.isEmpty()) {
+      log(why + ": stopping " + execs.size() + " commands and " + puts.size() + " transfers");
+    }
+    execs.values().forEach(ExecTask::kill);
+    puts.values().forEach(FileTransfer.Put::abort);
   }
 
   private void handle(Frame frame, FrameWriter out) {
@@ -131,7 +167,7 @@ public final class GuestAgent {
               new HelloResponse(
                   Protocol.VERSION,
                   VERSION,
-                  List.of("ping", "shutdown"),
+                  CAPABILITIES,
                   kernelRelease(),
                   initUptimeMillis,
                   agentStartUptimeMillis,
@@ -140,9 +176,77 @@ public final class GuestAgent {
           log("hello from " + rq.hostSoftware());
         }
         case PING -> out.write(Frame.response(MessageType.PONG, id, frame.payload()));
+        case STATUS ->
+            out.write(Frame.response(MessageType.STATUS, id, Status.read(execs.size()).encode()));
+        case EXEC -> {
+          ExecTask task = new ExecTask(id, ExecSpec.decode(frame.payload()), out);
+          if (execs.putIfAbsent(id, task) != null) {
+            error(out, id, ErrorCode.MALFORMED_PAYLOAD, "request id " + id + " is already running");
+            return;
+          }
+          work(
+              out,
+              id,
+              () -> {
+                try {
+                  task.run();
+                } finally {
+                  execs.remove(id);
+                }
+              });
+        }
+        case KILL -> {
+          int target = new PayloadReader(frame.payload()).i32();
+          ExecTask task = execs.get(target);
+          if (task == null) {
+            error(
+                out,
+                id,
+                ErrorCode.MALFORMED_PAYLOAD,
+                "no running command with request id " + target);
+          } else {
+            task.kill();
+            out.write(Frame.response(MessageType.KILL, id, new byte[0]));
+          }
+        }
+        case PUT_FILE -> {
+          FileTransfer.Put put =
+              new FileTransfer.Put(id, FileHeader.decode(frame.payload()), maxFileSize, out);
+          puts.put(id, put);
+          work(
+              out,
+              id,
+              () -> {
+                try {
+                  put.run();
+                } finally {
+                  puts.remove(id);
+                }
+              });
+        }
+        case FILE_DATA -> {
+          FileTransfer.Put put = puts.get(id);
+          if (put == null) {
+            error(out, id, ErrorCode.MALFORMED_PAYLOAD, "FILE_DATA for no open transfer " + id);
+          } else {
+            put.offer(frame); // blocks while the transfer's queue is full: backpressure to the host
+          }
+        }
+        case GET_FILE -> {
+          PayloadReader r = new PayloadReader(frame.payload());
+          String path = r.string();
+          long limit = Math.min(r.i64(), maxFileSize);
+          r.end();
+          work(out, id, () -> FileTransfer.get(id, path, limit, out));
+        }
+        case MOUNT -> {
+          MountSpec m = MountSpec.decode(frame.payload());
+          work(out, id, () -> mount(id, m, out));
+        }
         case SHUTDOWN -> {
           out.write(Frame.response(MessageType.SHUTDOWN, id, new byte[0]));
           log("shutdown requested by host");
+          stopAll("shutdown");
           powerOff();
         }
         default ->
@@ -156,7 +260,44 @@ public final class GuestAgent {
       error(out, id, e.code(), e.getMessage());
     } catch (IOException e) {
       log("cannot answer request " + id + ": " + e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
+  }
+
+  @FunctionalInterface
+  interface Work {
+    void run() throws Exception;
+  }
+
+  /** Runs a request's work on a worker thread; any failure becomes its ERROR answer. */
+  private void work(FrameWriter out, int id, Work w) {
+    workers.execute(
+        () -> {
+          try {
+            w.run();
+          } catch (ProtocolException e) {
+            error(out, id, e.code(), e.getMessage());
+          } catch (Exception e) {
+            error(out, id, ErrorCode.INTERNAL, e.toString());
+          }
+        });
+  }
+
+  private static void mount(int id, MountSpec m, FrameWriter out) throws Exception {
+    java.nio.file.Path mp = FileTransfer.checkedPath(m.mountPoint());
+    Files.createDirectories(mp);
+    String opts = "trans=virtio,version=9p2000.L,msize=262144" + (m.readOnly() ? ",ro" : "");
+    Process p =
+        new ProcessBuilder("mount", "-t", "9p", "-o", opts, m.tag(), mp.toString())
+            .redirectErrorStream(true)
+            .start();
+    String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+    if (p.waitFor() != 0) {
+      throw new ProtocolException(
+          ErrorCode.INTERNAL, "mount of 9p tag " + m.tag() + " on " + mp + " failed: " + output);
+    }
+    out.write(Frame.response(MessageType.MOUNT, id, new byte[0]));
   }
 
   private static void error(FrameWriter out, int id, ErrorCode code, String message) {

@@ -1,0 +1,112 @@
+package dev.agentvm.core.agent;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * A command for the guest agent to run. Make one with {@link #command(String...)} or {@link
+ * #script(String, String...)}, then adjust with the {@code with*} methods.
+ *
+ * <pre>{@code
+ * ExecRequest r = ExecRequest.script("echo hello; ls /", "sh").withTimeout(Duration.ofSeconds(30));
+ * }</pre>
+ *
+ * @param argv the command, or the interpreter command for a script (the script's path is appended)
+ * @param script script text; empty for a plain command
+ * @param env extra environment variables
+ * @param cwd working directory in the guest; empty for {@code /tmp}
+ * @param stdin bytes for standard input (closed afterwards); at most {@link #MAX_STDIN}
+ * @param timeout run time limit; {@link Duration#ZERO} for none
+ * @param outputLimit bytes kept per stream; more is dropped and flagged as truncated
+ * @param killGrace time between TERM and KILL when the command is stopped
+ */
+public record ExecRequest(
+    List<String> argv,
+    String script,
+    Map<String, String> env,
+    String cwd,
+    byte[] stdin,
+    Duration timeout,
+    long outputLimit,
+    Duration killGrace) {
+  /** Default per-stream output limit: 16 MiB. */
+  public static final long DEFAULT_OUTPUT_LIMIT = 16L << 20;
+
+  /** stdin travels in the EXEC frame, so it must fit in one (larger inputs: put a file). */
+  public static final int MAX_STDIN = 512 * 1024;
+
+  public ExecRequest {
+    argv = List.copyOf(argv);
+    Objects.requireNonNull(script, "script");
+    env = Map.copyOf(env);
+    Objects.requireNonNull(cwd, "cwd");
+    Objects.requireNonNull(stdin, "stdin");
+    if (argv.isEmpty()) {
+      throw new IllegalArgumentException("argv must not be empty");
+    }
+    if (stdin.length > MAX_STDIN) {
+      throw new IllegalArgumentException(
+          "stdin must be at most " + MAX_STDIN + " bytes, was " + stdin.length);
+    }
+    if (timeout.isNegative() || killGrace.isNegative()) {
+      throw new IllegalArgumentException("timeout and killGrace must not be negative");
+    }
+    if (outputLimit < 0) {
+      throw new IllegalArgumentException("outputLimit must be >= 0, was " + outputLimit);
+    }
+  }
+
+  /** Runs {@code argv} directly. */
+  public static ExecRequest command(String... argv) {
+    return new ExecRequest(
+        List.of(argv),
+        "",
+        Map.of(),
+        "",
+        new byte[0],
+        Duration.ZERO,
+        DEFAULT_OUTPUT_LIMIT,
+        Duration.ofSeconds(2));
+  }
+
+  /**
+   * Runs {@code script} with an interpreter command, e.g. {@code script("print(1)", "python3")}.
+   */
+  public static ExecRequest script(String script, String... interpreter) {
+    return new ExecRequest(
+        List.of(interpreter.length == 0 ? new String[] {"sh"} : interpreter),
+        script,
+        Map.of(),
+        "",
+        new byte[0],
+        Duration.ZERO,
+        DEFAULT_OUTPUT_LIMIT,
+        Duration.ofSeconds(2));
+  }
+
+  public ExecRequest withEnv(Map<String, String> env) {
+    return new ExecRequest(argv, script, env, cwd, stdin, timeout, outputLimit, killGrace);
+  }
+
+  public ExecRequest withCwd(String cwd) {
+    return new ExecRequest(argv, script, env, cwd, stdin, timeout, outputLimit, killGrace);
+  }
+
+  public ExecRequest withStdin(byte[] stdin) {
+    return new ExecRequest(argv, script, env, cwd, stdin, timeout, outputLimit, killGrace);
+  }
+
+  public ExecRequest withTimeout(Duration timeout) {
+    return new ExecRequest(argv, script, env, cwd, stdin, timeout, outputLimit, killGrace);
+  }
+
+  public ExecRequest withOutputLimit(long outputLimit) {
+    return new ExecRequest(argv, script, env, cwd, stdin, timeout, outputLimit, killGrace);
+  }
+
+  public ExecRequest withKillGrace(Duration killGrace) {
+    return new ExecRequest(argv, script, env, cwd, stdin, timeout, outputLimit, killGrace);
+  }
+}

@@ -1,0 +1,255 @@
+package dev.agentvm.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.AgentException;
+import dev.agentvm.core.agent.ExecRequest;
+import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.core.agent.OutputListener;
+import dev.agentvm.core.agent.UnixSocketTransport;
+import dev.agentvm.protocol.StatusReport;
+import java.io.ByteArrayOutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The protocol's operations against the real guest agent in one real VM. */
+class AgentProtocolIT extends RealLibvirtTest {
+  static VMTemplate template;
+  static VM vm;
+  static AgentClient agent;
+
+  @BeforeAll
+  static void boot() {
+    template =
+        VMTemplate.builder(TestVms.name("proto"))
+            .resources(new ResourceProfile(1, 512))
+            .boot(TestVms.boot())
+            .build();
+    vm = conn.define(template);
+    vm.start();
+    agent = vm.awaitAgent(Duration.ofSeconds(90));
+  }
+
+  @AfterAll
+  static void shutdown() {
+    if (vm != null) {
+      vm.close();
+      TestVms.assertNothingLeft(conn, template);
+    }
+  }
+
+  private static ExecResult sh(String script) throws Exception {
+    return agent.exec(ExecRequest.script(script, "sh").withTimeout(Duration.ofSeconds(60)));
+  }
+
+  @Override
+  void noTestDomainsLeft() {
+    // the class's VM lives until @AfterAll; the base class checks for leftovers at the end
+  }
+
+  @Test
+  void execReturnsStdoutStderrExitCodeAndHonoursEnvCwdStdin() throws Exception {
+    ExecResult r =
+        agent.exec(
+            ExecRequest.script("echo \"foo=$FOO\"; pwd; echo oops >&2; cat; exit 3", "sh")
+                .withEnv(Map.of("FOO", "bar baz"))
+                .withCwd("/proc")
+                .withStdin("from stdin\n".getBytes(StandardCharsets.UTF_8))
+                .withTimeout(Duration.ofSeconds(30)));
+    assertEquals(3, r.exitCode());
+    assertEquals("foo=bar baz\n/proc\nfrom stdin\n", r.stdoutText());
+    assertEquals("oops\n", r.stderrText());
+    assertFalse(r.timedOut() || r.killed() || r.stdoutTruncated());
+
+    ExecResult argv = agent.exec(ExecRequest.command("/bin/echo", "a b", "c"));
+    assertEquals("a b c\n", argv.stdoutText());
+    assertEquals(0, argv.exitCode());
+  }
+
+  @Test
+  void outputIsStreamedAsItComes() throws Exception {
+    ByteArrayOutputStream streamed = new ByteArrayOutputStream();
+    List<Long> arrivals = new ArrayList<>();
+    long t0 = System.nanoTime();
+    ExecResult r =
+        agent
+            .execAsync(
+                ExecRequest.script("echo one; sleep 2; echo two", "sh"),
+                new OutputListener() {
+                  @Override
+                  public void onStdout(byte[] chunk) {
+                    synchronized (streamed) {
+                      streamed.writeBytes(chunk);
+                      arrivals.add((System.nanoTime() - t0) / 1_000_000);
+                    }
+                  }
+                })
+            .await(Duration.ofSeconds(60));
+    assertEquals("one\ntwo\n", streamed.toString(StandardCharsets.UTF_8));
+    assertEquals("one\ntwo\n", r.stdoutText());
+    assertEquals(2, arrivals.size());
+    assertTrue(arrivals.get(1) - arrivals.get(0) >= 1500, "chunks arrived at " + arrivals + " ms");
+  }
+
+  @Test
+  void timeoutKillsTheCommandAndAllItsChildren() throws Exception {
+    ExecResult r =
+        agent.exec(
+            ExecRequest.script(
+                    "sleep 1001 & sleep 1002 & (sleep 1003; echo never) & echo started; wait", "sh")
+                .withTimeout(Duration.ofSeconds(2))
+                .withKillGrace(Duration.ofMillis(500)));
+    assertTrue(r.timedOut(), r.toString());
+    assertEquals("started\n", r.stdoutText());
+    assertTrue(r.signal() == 15 || r.signal() == 9, r.toString());
+    ExecResult ps = sh("ps -o pid,args | grep -c '[s]leep 100' || true");
+    assertEquals(
+        "0", ps.stdoutText().trim(), "sleepers left: " + sh("ps -o pid,stat,args").stdoutText());
+  }
+
+  @Test
+  void killStopsARunningCommand() throws Exception {
+    AgentClient.Execution e =
+        agent.execAsync(ExecRequest.script("echo up; exec sleep 1000", "sh"), OutputListener.NONE);
+    Thread.sleep(1000);
+    e.kill(Duration.ofSeconds(5));
+    ExecResult r = e.await(Duration.ofSeconds(30));
+    assertTrue(r.killed(), r.toString());
+    assertFalse(r.timedOut());
+  }
+
+  @Test
+  void outputBeyondTheLimitIsDroppedAndFlagged() throws Exception {
+    ExecResult r =
+        agent.exec(
+            ExecRequest.script("head -c 5000000 /dev/zero; echo done >&2", "sh")
+                .withOutputLimit(100_000)
+                .withTimeout(Duration.ofSeconds(60)));
+    assertEquals(0, r.exitCode());
+    assertEquals(100_000, r.stdout().length);
+    assertTrue(r.stdoutTruncated());
+    assertEquals("done\n", r.stderrText());
+    assertFalse(r.stderrTruncated());
+  }
+
+  @Test
+  void twentyMegabyteFileRoundTripKeepsItsSha256(@TempDir Path dir) throws Exception {
+    byte[] data = new byte[20 * 1024 * 1024 + 123];
+    new Random(42).nextBytes(data);
+    Path src = dir.resolve("big.bin");
+    Files.write(src, data);
+    String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
+    long t0 = System.nanoTime();
+    agent.putFile(src, "/tmp/in/big.bin", 0640, Duration.ofSeconds(120));
+    long putMs = (System.nanoTime() - t0) / 1_000_000;
+    ExecResult guest = sh("sha256sum /tmp/in/big.bin; stat -c %a /tmp/in/big.bin; ls -a /tmp/in");
+    assertTrue(guest.stdoutText().startsWith(sha), guest.stdoutText());
+    assertTrue(guest.stdoutText().contains("\n640\n"), guest.stdoutText());
+    assertFalse(guest.stdoutText().contains(".part"), "temporary file left: " + guest.stdoutText());
+    t0 = System.nanoTime();
+    Path back = dir.resolve("back.bin");
+    agent.getFile("/tmp/in/big.bin", back, Duration.ofSeconds(120));
+    long getMs = (System.nanoTime() - t0) / 1_000_000;
+    assertArrayEquals(data, Files.readAllBytes(back));
+    System.out.printf(
+        "20 MB: put %d ms (%.1f MB/s), get %d ms (%.1f MB/s)%n",
+        putMs, data.length / 1e3 / putMs, getMs, data.length / 1e3 / getMs);
+    sh("rm -rf /tmp/in");
+  }
+
+  @Test
+  void fileOverTheLimitIsRefusedAndNothingPartialIsLeft(@TempDir Path dir) throws Exception {
+    Path src = dir.resolve("two-mb.bin");
+    Files.write(src, new byte[2 * 1024 * 1024]);
+    agent.maxFileBytes(1024 * 1024);
+    try {
+      AgentException e =
+          assertThrows(
+              AgentException.class,
+              () -> agent.putFile(src, "/tmp/limit/x.bin", 0644, Duration.ofSeconds(30)));
+      assertTrue(e.getMessage().contains("limit"), e.getMessage());
+      Files.write(dir.resolve("small"), new byte[10]);
+      sh("head -c 3000000 /dev/zero > /tmp/large.bin");
+      AgentException g =
+          assertThrows(
+              AgentException.class,
+              () -> agent.getFile("/tmp/large.bin", dir.resolve("large"), Duration.ofSeconds(30)));
+      assertTrue(g.getMessage().contains("limit"), g.getMessage());
+      assertFalse(Files.exists(dir.resolve("large")));
+      try (var files = Files.list(dir)) {
+        assertEquals(2, files.count(), "no partial download beside the target");
+      }
+    } finally {
+      agent.maxFileBytes(AgentClient.DEFAULT_MAX_FILE_BYTES);
+      sh("rm -f /tmp/large.bin");
+    }
+    assertEquals("", sh("ls /tmp/limit 2>/dev/null").stdoutText());
+  }
+
+  @Test
+  void eightConcurrentExecsEachGetTheirOwnOutput() throws Exception {
+    List<CompletableFuture<ExecResult>> running = new ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      running.add(
+          agent
+              .execAsync(
+                  ExecRequest.script(
+                      "for j in 1 2 3; do echo task-" + i + "-$j; sleep 0.$((RANDOM % 5)); done",
+                      "sh"),
+                  OutputListener.NONE)
+              .result());
+    }
+    for (int i = 0; i < 8; i++) {
+      ExecResult r = running.get(i).get();
+      assertEquals("task-" + i + "-1\ntask-" + i + "-2\ntask-" + i + "-3\n", r.stdoutText());
+    }
+  }
+
+  @Test
+  void statusReportsTheGuest() throws Exception {
+    StatusReport s = agent.status(Duration.ofSeconds(10));
+    assertTrue(
+        s.uptimeMillis() > 0 && s.memTotalKiB() > 300_000 && s.memAvailableKiB() > 0, s.toString());
+    assertTrue(s.processCount() > 5, s.toString());
+  }
+
+  @Test
+  void garbageOnTheChannelDoesNotKillTheAgentAndTheNextClientWorks() throws Exception {
+    agent.close();
+    Thread.sleep(200);
+    try (SocketChannel raw = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+      raw.connect(UnixDomainSocketAddress.of(template.agentSocket()));
+      byte[] junk = new byte[64 * 1024];
+      new Random(7).nextBytes(junk);
+      raw.write(ByteBuffer.wrap(junk));
+      raw.write(ByteBuffer.wrap("AVMP garbage after a magic".getBytes(StandardCharsets.US_ASCII)));
+      Thread.sleep(500);
+    }
+    agent =
+        AgentClient.connect(
+            new UnixSocketTransport(template.agentSocket()), Duration.ofSeconds(30));
+    assertEquals("alive\n", sh("echo alive").stdoutText());
+  }
+}

@@ -1,0 +1,198 @@
+package dev.agentvm.guest.agent;
+
+import dev.agentvm.protocol.ExecSpec;
+import dev.agentvm.protocol.ExitStatus;
+import dev.agentvm.protocol.Frame;
+import dev.agentvm.protocol.FrameWriter;
+import dev.agentvm.protocol.MessageType;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * One EXEC: runs the command in a session (and so a process group) of its own via {@code setsid},
+ * streams its output in chunks, and on timeout or KILL sends TERM, then KILL after the grace
+ * period, to the whole group, so no child outlives it.
+ */
+final class ExecTask {
+  static final int CHUNK = 32 * 1024;
+
+  private final int id;
+  private final ExecSpec spec;
+  private final FrameWriter out;
+  private final AtomicBoolean killRequested = new AtomicBoolean();
+  private final Object lock = new Object();
+  private volatile Process process;
+
+  ExecTask(int id, ExecSpec spec, FrameWriter out) {
+    this.id = id;
+    this.spec = spec;
+    this.out = out;
+  }
+
+  /** Stops the command's process group (TERM, then KILL after the grace period). */
+  void kill() {
+    killRequested.set(true);
+    synchronized (lock) {
+      lock.notifyAll();
+    }
+  }
+
+  /** Runs the command to its end and sends EXIT (or an ERROR if it could not start). */
+  void run() throws IOException {
+    Path script = null;
+    List<String> cmd = new ArrayList<>();
+    cmd.add("setsid");
+    cmd.addAll(spec.argv());
+    if (!spec.script().isEmpty()) {
+      script = Files.createTempFile("agentvm-script-", "");
+      Files.writeString(script, spec.script(), StandardCharsets.UTF_8);
+      cmd.add(script.toString());
+    }
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().putAll(spec.env());
+    pb.directory(Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd()).toFile());
+    long t0 = System.nanoTime();
+    try {
+      Process p = pb.start();
+      process = p;
+      Thread stdin = daemon(() -> feed(p.getOutputStream()), "stdin-" + id);
+      Pump stdout = new Pump(p.getInputStream(), MessageType.STDOUT);
+      Pump stderr = new Pump(p.getErrorStream(), MessageType.STDERR);
+      Thread to = daemon(stdout, "stdout-" + id);
+      Thread te = daemon(stderr, "stderr-" + id);
+      boolean timedOut = false;
+      long deadline =
+          spec.timeoutMillis() == 0 ? Long.MAX_VALUE : t0 + spec.timeoutMillis() * 1_000_000;
+      synchronized (lock) {
+        while (p.isAlive() && !killRequested.get()) {
+          long left = deadline - System.nanoTime();
+          if (left <= 0) {
+            timedOut = true;
+            break;
+          }
+          lock.wait(Math.max(1, Math.min(50, left / 1_000_000)));
+        }
+      }
+      boolean signalled = false;
+      if (p.isAlive()) {
+        signalled = stopGroup(p);
+      } else if (timedOut || killRequested.get()) {
+        signalGroup(p.pid(), "KILL"); // the leader is gone; make sure its children are too
+      }
+      p.waitFor();
+      // Output pipes close when every process holding them is gone; a child that left the group
+      // could keep them open, so do not wait for the pumps forever.
+      to.join(2000);
+      te.join(2000);
+      stdin.interrupt();
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      int code = p.exitValue();
+      int signal = signalled && code > 128 && code <= 128 + 64 ? code - 128 : 0;
+      ExitStatus exit =
+          new ExitStatus(
+              code,
+              signal,
+              ms,
+              timedOut,
+              killRequested.get() && !timedOut,
+              stdout.truncated,
+              stderr.truncated);
+      out.write(Frame.response(MessageType.EXIT, id, exit.encode()));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      Process p = process;
+      if (p != null && p.isAlive()) {
+        signalGroup(p.pid(), "KILL");
+      }
+    } finally {
+      if (script != null) {
+        Files.deleteIfExists(script);
+      }
+    }
+  }
+
+  /** TERM to the group, KILL after the grace period. Returns true once signals were sent. */
+  private boolean stopGroup(Process p) throws InterruptedException {
+    signalGroup(p.pid(), "TERM");
+    if (!p.waitFor(spec.killGraceMillis(), TimeUnit.MILLISECONDS)) {
+      signalGroup(p.pid(), "KILL");
+    } else {
+      signalGroup(p.pid(), "KILL"); // children that ignored TERM
+    }
+    return true;
+  }
+
+  static void signalGroup(long pgid, String signal) {
+    try {
+      new ProcessBuilder("kill", "-" + signal, "-" + pgid)
+          .redirectErrorStream(true)
+          .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+          .start()
+          .waitFor(5, TimeUnit.SECONDS);
+    } catch (IOException e) {
+      GuestAgent.log("cannot signal process group " + pgid + ": " + e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void feed(OutputStream stdin) {
+    try (stdin) {
+      stdin.write(spec.stdin());
+    } catch (IOException e) {
+      // the command closed its input early: that is its business
+    }
+  }
+
+  private static Thread daemon(Runnable r, String name) {
+    Thread t = new Thread(r, "agentvm-exec-" + name);
+    t.setDaemon(true);
+    t.start();
+    return t;
+  }
+
+  /** Forwards one output stream in chunks up to the limit, then drains and drops the rest. */
+  private final class Pump implements Runnable {
+    private final InputStream in;
+    private final MessageType type;
+    private long sent;
+    private volatile boolean truncated;
+
+    Pump(InputStream in, MessageType type) {
+      this.in = in;
+      this.type = type;
+    }
+
+    @Override
+    public void run() {
+      byte[] buf = new byte[CHUNK];
+      try (in) {
+        int n;
+        while ((n = in.read(buf)) > 0) {
+          long room = spec.outputLimit() - sent;
+          if (room <= 0) {
+            truncated = true;
+            continue; // keep draining so the command never blocks on a full pipe
+          }
+          int take = (int) Math.min(n, room);
+          if (take < n) {
+            truncated = true;
+          }
+          sent += take;
+          out.write(Frame.response(type, id, Arrays.copyOf(buf, take)));
+        }
+      } catch (IOException e) {
+        // pipe closed by a kill, or the host went away: nothing more to forward
+      }
+    }
+  }
+}

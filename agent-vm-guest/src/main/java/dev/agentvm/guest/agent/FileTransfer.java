@@ -1,0 +1,202 @@
+package dev.agentvm.guest.agent;
+
+import dev.agentvm.protocol.ErrorCode;
+import dev.agentvm.protocol.FileHeader;
+import dev.agentvm.protocol.Frame;
+import dev.agentvm.protocol.FrameWriter;
+import dev.agentvm.protocol.MessageType;
+import dev.agentvm.protocol.ProtocolException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.util.Arrays;
+import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/** PUT_FILE and GET_FILE in the guest. */
+final class FileTransfer {
+  static final int CHUNK = 256 * 1024;
+  private static final Frame ABORT = new Frame(0, 0, 0, new byte[0]);
+
+  private FileTransfer() {}
+
+  static Path checkedPath(String p) throws ProtocolException {
+    if (p.isEmpty() || p.charAt(0) != '/' || p.indexOf('\0') >= 0) {
+      throw new ProtocolException(
+          ErrorCode.MALFORMED_PAYLOAD, "path must be absolute and without NUL: '" + p + "'");
+    }
+    return Path.of(p).normalize();
+  }
+
+  /**
+   * An incoming file. The reader thread {@link #offer}s its FILE_DATA frames (a bounded queue: a
+   * fast host waits rather than filling the guest's memory); {@link #run} writes them to a
+   * temporary file beside the target and renames it into place only when size and SHA-256 match.
+   */
+  static final class Put {
+    final int id;
+    final FileHeader header;
+    final Path target;
+    private final FrameWriter out;
+    private final BlockingQueue<Frame> chunks = new ArrayBlockingQueue<>(8);
+
+    Put(int id, FileHeader header, long maxSize, FrameWriter out) throws ProtocolException {
+      this.id = id;
+      this.header = header;
+      this.out = out;
+      this.target = checkedPath(header.path());
+      if (header.size() > maxSize) {
+        throw new ProtocolException(
+            ErrorCode.FRAME_TOO_LARGE,
+            "file of " + header.size() + " bytes exceeds the agent's limit of " + maxSize);
+      }
+    }
+
+    void offer(Frame chunk) throws InterruptedException {
+      chunks.put(chunk);
+    }
+
+    void abort() {
+      chunks.offer(ABORT);
+    }
+
+    void run() throws IOException, InterruptedException {
+      Path dir = target.getParent() == null ? Path.of("/") : target.getParent();
+      Files.createDirectories(dir);
+      Path tmp = dir.resolve("." + target.getFileName() + ".agentvm-" + id + ".part");
+      boolean done = false;
+      try (FileChannel ch =
+          FileChannel.open(
+              tmp,
+              StandardOpenOption.CREATE,
+              StandardOpenOption.TRUNCATE_EXISTING,
+              StandardOpenOption.WRITE)) {
+        out.write(Frame.response(MessageType.PUT_FILE, id, new byte[0])); // ready for data
+        long size = 0;
+        while (true) {
+          Frame f = chunks.poll(60, TimeUnit.SECONDS);
+          if (f == null || f == ABORT) {
+            throw new IOException("transfer of " + target + " stalled or was aborted");
+          }
+          size += f.payload().length;
+          if (size > header.size()) {
+            throw new ProtocolException(
+                ErrorCode.MALFORMED_PAYLOAD,
+                "more data than the announced " + header.size() + " bytes");
+          }
+          ByteBuffer b = ByteBuffer.wrap(f.payload());
+          while (b.hasRemaining()) {
+            ch.write(b);
+          }
+          if ((f.flags() & Frame.FLAG_END) != 0) {
+            break;
+          }
+        }
+        ch.force(true);
+        String got = nativeSha256(tmp);
+        if (size != header.size() || !got.equalsIgnoreCase(header.sha256())) {
+          throw new ProtocolException(
+              ErrorCode.MALFORMED_PAYLOAD,
+              "received "
+                  + size
+                  + " bytes with SHA-256 "
+                  + got
+                  + ", announced "
+                  + header.size()
+                  + " bytes with "
+                  + header.sha256());
+        }
+        done = true;
+      } finally {
+        if (!done) {
+          Files.deleteIfExists(tmp);
+        }
+      }
+      Files.setPosixFilePermissions(tmp, permissions(header.mode()));
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      out.write(
+          new Frame(
+              MessageType.PUT_FILE.wire(), Frame.FLAG_RESPONSE | Frame.FLAG_END, id, new byte[0]));
+    }
+  }
+
+  /**
+   * Sends a file as FILE_DATA chunks, then its header (size, mode, SHA-256) in the GET_FILE answer.
+   */
+  static void get(int id, String path, long limit, FrameWriter out) throws IOException {
+    Path p = checkedPath(path);
+    if (!Files.isRegularFile(p)) {
+      throw new ProtocolException(ErrorCode.MALFORMED_PAYLOAD, "no regular file " + p);
+    }
+    long size = Files.size(p);
+    if (size > limit) {
+      throw new ProtocolException(
+          ErrorCode.FRAME_TOO_LARGE, p + " is " + size + " bytes, more than the limit of " + limit);
+    }
+    // hashed before sending: the content must not change during the copy (the host checks it)
+    String sha = nativeSha256(p);
+    long sent = 0;
+    try (InputStream in = Files.newInputStream(p)) {
+      byte[] buf = new byte[CHUNK];
+      while (true) {
+        int n = in.readNBytes(buf, 0, buf.length);
+        sent += n;
+        boolean last = n < buf.length;
+        out.write(
+            new Frame(
+                MessageType.FILE_DATA.wire(),
+                Frame.FLAG_RESPONSE | (last ? Frame.FLAG_END : 0),
+                id,
+                Arrays.copyOf(buf, n)));
+        if (last) {
+          break;
+        }
+      }
+    }
+    int mode = 0;
+    for (PosixFilePermission perm : Files.getPosixFilePermissions(p)) {
+      mode |= 1 << (8 - perm.ordinal());
+    }
+    out.write(
+        Frame.response(
+            MessageType.GET_FILE, id, new FileHeader(p.toString(), mode, sent, sha).encode()));
+  }
+
+  static Set<PosixFilePermission> permissions(int mode) {
+    Set<PosixFilePermission> s = java.util.EnumSet.noneOf(PosixFilePermission.class);
+    PosixFilePermission[] all = PosixFilePermission.values(); // OWNER_READ .. OTHERS_EXECUTE
+    for (int i = 0; i < 9; i++) {
+      if ((mode & (1 << (8 - i))) != 0) {
+        s.add(all[i]);
+      }
+    }
+    return s;
+  }
+
+  /**
+   * SHA-256 by busybox's native {@code sha256sum}: the agent runs interpreted ({@code -Xint}, for
+   * start-up time), where Java's SHA-256 manages about 0.3 MB/s under TCG.
+   */
+  static String nativeSha256(Path file) throws IOException {
+    Process p = new ProcessBuilder("sha256sum", file.toString()).redirectErrorStream(true).start();
+    String out =
+        new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII);
+    try {
+      if (p.waitFor() != 0 || out.length() < 64) {
+        throw new IOException("sha256sum " + file + " failed: " + out.trim());
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted hashing " + file, e);
+    }
+    return out.substring(0, 64);
+  }
+}

@@ -1,6 +1,7 @@
 package dev.agentvm.core;
 
 import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.UnixSocketTransport;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.DomainLifecycleListener;
@@ -47,6 +48,7 @@ public final class VM implements AutoCloseable {
   private volatile boolean stopping;
   private volatile VMState lastState = VMState.DEFINED;
   private AgentClient agent; // guarded by monitor
+  private HeartbeatMonitor heartbeat; // guarded by monitor
 
   VM(LibvirtConnection connection, DomainHandle domain, VMTemplate template, VirtType virtType) {
     this.connection = connection;
@@ -176,6 +178,42 @@ public final class VM implements AutoCloseable {
               + "): "
               + e.getMessage(),
           e);
+    }
+  }
+
+  /**
+   * Starts pinging the guest agent (connecting to it first if needed); {@link #health()} then
+   * follows its answers. Idempotent: a second call returns the running monitor.
+   */
+  public HeartbeatMonitor startHeartbeat(
+      HeartbeatMonitor.Settings settings, HeartbeatMonitor.Listener listener) {
+    AgentClient a = awaitAgent(settings.deadAfter().multipliedBy(6));
+    synchronized (monitor) {
+      if (heartbeat == null) {
+        heartbeat =
+            HeartbeatMonitor.start(
+                a,
+                settings,
+                (from, to, silence) -> {
+                  if (to == HeartbeatMonitor.Health.DEAD) {
+                    log.warn(
+                        "guest agent declared dead after {} ms of silence; the VM is unhealthy",
+                        silence.toMillis());
+                  }
+                  listener.onHealthChange(from, to, silence);
+                });
+      }
+      return heartbeat;
+    }
+  }
+
+  /**
+   * The guest agent's health from the heartbeat, or {@link HeartbeatMonitor.Health#HEALTHY} if no
+   * heartbeat runs. A VM whose agent is DEAD must not be given work.
+   */
+  public HeartbeatMonitor.Health health() {
+    synchronized (monitor) {
+      return heartbeat == null ? HeartbeatMonitor.Health.HEALTHY : heartbeat.health();
     }
   }
 
@@ -337,6 +375,10 @@ public final class VM implements AutoCloseable {
       failures.add(e);
     }
     synchronized (monitor) {
+      if (heartbeat != null) {
+        heartbeat.close();
+        heartbeat = null;
+      }
       if (agent != null) {
         agent.close();
         agent = null;

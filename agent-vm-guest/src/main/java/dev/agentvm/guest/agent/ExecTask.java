@@ -72,6 +72,13 @@ final class ExecTask {
       boolean timedOut = false;
       long deadline =
           spec.timeoutMillis() == 0 ? Long.MAX_VALUE : t0 + spec.timeoutMillis() * 1_000_000;
+      p.onExit()
+          .thenRun(
+              () -> {
+                synchronized (lock) {
+                  lock.notifyAll(); // wake the wait below at once, not at its next timeout
+                }
+              });
       synchronized (lock) {
         while (p.isAlive() && !killRequested.get()) {
           long left = deadline - System.nanoTime();
@@ -79,7 +86,7 @@ final class ExecTask {
             timedOut = true;
             break;
           }
-          lock.wait(Math.max(1, Math.min(50, left / 1_000_000)));
+          lock.wait(Math.max(1, Math.min(1000, left / 1_000_000)));
         }
       }
       boolean signalled = false;

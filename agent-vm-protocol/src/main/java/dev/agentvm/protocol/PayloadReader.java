@@ -56,7 +56,19 @@ public final class PayloadReader {
   public String string() throws ProtocolException {
     int len = i32();
     need(len, "string of " + len + " bytes");
-    String s = new String(b, pos, len, StandardCharsets.UTF_8);
+    String s;
+    try {
+      s =
+          StandardCharsets.UTF_8
+              .newDecoder()
+              .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+              .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+              .decode(java.nio.ByteBuffer.wrap(b, pos, len))
+              .toString();
+    } catch (java.nio.charset.CharacterCodingException e) {
+      throw new ProtocolException(
+          ErrorCode.MALFORMED_PAYLOAD, "string of " + len + " bytes is not valid UTF-8");
+    }
     pos += len;
     return s;
   }

@@ -31,9 +31,27 @@ public final class PayloadWriter {
     return i32((int) v);
   }
 
-  /** A string as a u32 byte length followed by its UTF-8 bytes. */
+  /**
+   * A string as a u32 byte length followed by its UTF-8 bytes.
+   *
+   * @throws IllegalArgumentException if the string is not valid Unicode (an unpaired surrogate),
+   *     which UTF-8 cannot carry: sent anyway, it would arrive silently changed
+   */
   public PayloadWriter string(String s) {
-    byte[] b = s.getBytes(StandardCharsets.UTF_8);
+    byte[] b;
+    try {
+      java.nio.ByteBuffer buf =
+          StandardCharsets.UTF_8
+              .newEncoder()
+              .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+              .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+              .encode(java.nio.CharBuffer.wrap(s));
+      b = new byte[buf.remaining()];
+      buf.get(b);
+    } catch (java.nio.charset.CharacterCodingException e) {
+      throw new IllegalArgumentException(
+          "string is not valid Unicode (unpaired surrogate): cannot be sent as UTF-8", e);
+    }
     i32(b.length);
     out.write(b, 0, b.length);
     return this;

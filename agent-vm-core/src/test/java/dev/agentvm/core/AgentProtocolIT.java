@@ -89,6 +89,19 @@ class AgentProtocolIT extends RealLibvirtTest {
   }
 
   @Test
+  void missingCommandOrCwdIsAClearFailureNotAHang() throws Exception {
+    ExecResult missing =
+        agent.exec(ExecRequest.command("/no/such/binary").withTimeout(Duration.ofSeconds(30)));
+    assertEquals(127, missing.exitCode(), missing + " " + missing.stderrText());
+    assertTrue(missing.stderrText().contains("/no/such/binary"), missing.stderrText());
+    dev.agentvm.core.agent.AgentErrorException badCwd =
+        assertThrows(
+            dev.agentvm.core.agent.AgentErrorException.class,
+            () -> agent.exec(ExecRequest.command("true").withCwd("/no/such/dir")));
+    assertTrue(badCwd.getMessage().contains("/no/such/dir"), badCwd.getMessage());
+  }
+
+  @Test
   void outputIsStreamedAsItComes() throws Exception {
     ByteArrayOutputStream streamed = new ByteArrayOutputStream();
     List<Long> arrivals = new ArrayList<>();

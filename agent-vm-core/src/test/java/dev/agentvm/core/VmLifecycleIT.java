@@ -58,7 +58,18 @@ class VmLifecycleIT extends RealLibvirtTest {
       assertTrue(
           waitFor(() -> Files.exists(pidFile), Duration.ofSeconds(10)), "no pid file " + pidFile);
       long pid = Long.parseLong(Files.readString(pidFile).trim());
+      var agent = vm.awaitAgent(Duration.ofSeconds(90));
+      var running =
+          agent.execAsync(
+              dev.agentvm.core.agent.ExecRequest.command("sleep", "600"),
+              dev.agentvm.core.agent.OutputListener.NONE);
       ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+      long t0 = System.nanoTime();
+      // the command's deadline is 10 minutes away: the dead channel must fail it now
+      assertThrows(
+          dev.agentvm.core.agent.AgentChannelClosedException.class,
+          () -> running.await(Duration.ofMinutes(10)));
+      assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "failed fast");
       assertTrue(
           vm.waitForState(VMState.CRASHED, Duration.ofSeconds(20)), "state is " + vm.state());
       assertEquals(ShutdownResult.ALREADY_STOPPED, vm.shutdown(Duration.ofSeconds(1)));

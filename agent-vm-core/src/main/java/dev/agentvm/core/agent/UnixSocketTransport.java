@@ -1,5 +1,6 @@
 package dev.agentvm.core.agent;
 
+import dev.agentvm.core.internal.io.BlockStreams;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -53,14 +54,7 @@ public final class UnixSocketTransport implements AgentTransport {
     ChannelConnection(SocketChannel ch) {
       this.ch = ch;
       this.in =
-          new InputStream() {
-            @Override
-            public int read() throws IOException {
-              byte[] one = new byte[1];
-              int n = read(one, 0, 1);
-              return n < 0 ? -1 : one[0] & 0xFF;
-            }
-
+          new BlockStreams.In() {
             @Override
             public int read(byte[] b, int off, int len) throws IOException {
               if (len == 0) {
@@ -70,12 +64,7 @@ public final class UnixSocketTransport implements AgentTransport {
             }
           };
       this.out =
-          new OutputStream() {
-            @Override
-            public void write(int b) throws IOException {
-              write(new byte[] {(byte) b}, 0, 1);
-            }
-
+          new BlockStreams.Out() {
             @Override
             public void write(byte[] b, int off, int len) throws IOException {
               ByteBuffer buf = ByteBuffer.wrap(b, off, len);

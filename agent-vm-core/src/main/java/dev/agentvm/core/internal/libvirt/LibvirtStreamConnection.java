@@ -3,6 +3,7 @@ package dev.agentvm.core.internal.libvirt;
 import com.sun.jna.NativeLong;
 import com.sun.jna.Pointer;
 import dev.agentvm.core.agent.AgentTransport;
+import dev.agentvm.core.internal.io.BlockStreams;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -31,12 +32,7 @@ final class LibvirtStreamConnection implements AgentTransport.Connection {
     this.conn = conn;
     this.stream = stream;
     this.in =
-        new InputStream() {
-          @Override
-          public int read() throws IOException {
-            byte[] one = new byte[1];
-            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xFF;
-          }
+        new BlockStreams.In() {
 
           @Override
           public int read(byte[] b, int off, int len) throws IOException {
@@ -70,11 +66,7 @@ final class LibvirtStreamConnection implements AgentTransport.Connection {
           }
         };
     this.out =
-        new OutputStream() {
-          @Override
-          public void write(int b) throws IOException {
-            write(new byte[] {(byte) b}, 0, 1);
-          }
+        new BlockStreams.Out() {
 
           @Override
           public void write(byte[] b, int off, int len) throws IOException {

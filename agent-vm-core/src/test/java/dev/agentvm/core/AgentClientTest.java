@@ -75,8 +75,8 @@ class AgentClientTest {
                     handler.accept(f, w);
                   }
                 }
-              } catch (IOException e) {
-                // client went away
+              } catch (IOException | java.io.UncheckedIOException e) {
+                // the client went away, or the scripted peer died on purpose
               }
             });
     t.setDaemon(true);
@@ -168,6 +168,20 @@ class AgentClientTest {
       assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "should not wait for the deadline");
       assertThrows(AgentChannelClosedException.class, () -> c.ping(Duration.ofSeconds(1)));
     }
+  }
+
+  @Test
+  void getFileOnAClosedChannelLeavesNoPartialFile() throws Exception {
+    peer((f, w) -> {});
+    Path target = dir.resolve("out").resolve("file.bin");
+    AgentClient c = AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5));
+    c.close();
+    assertThrows(
+        AgentChannelClosedException.class, () -> c.getFile("/x", target, Duration.ofSeconds(5)));
+    try (var files = Files.list(target.getParent())) {
+      assertEquals(List.of(), files.toList());
+    }
+    Files.delete(target.getParent());
   }
 
   @Test

@@ -222,6 +222,26 @@ class AgentProtocolIT extends RealLibvirtTest {
   }
 
   @Test
+  void fullGuestDiskIsAClearErrorAndTheAgentKeepsServing(@TempDir Path dir) throws Exception {
+    sh("mkdir -p /mnt/small && mount -t tmpfs -o size=1m tmpfs /mnt/small");
+    try {
+      Path src = dir.resolve("three-mb.bin");
+      byte[] data = new byte[3 * 1024 * 1024];
+      new Random(5).nextBytes(data);
+      Files.write(src, data);
+      AgentException e =
+          assertThrows(
+              AgentException.class,
+              () -> agent.putFile(src, "/mnt/small/x.bin", 0644, Duration.ofSeconds(60)));
+      assertTrue(e.getMessage().contains("No space left"), e.getMessage());
+      assertEquals("", sh("ls -A /mnt/small").stdoutText(), "no partial file");
+      assertEquals("still here\n", sh("echo still here").stdoutText());
+    } finally {
+      sh("umount /mnt/small");
+    }
+  }
+
+  @Test
   void eightConcurrentExecsEachGetTheirOwnOutput() throws Exception {
     List<CompletableFuture<ExecResult>> running = new ArrayList<>();
     for (int i = 0; i < 8; i++) {

@@ -437,66 +437,68 @@ public final class AgentClient implements AutoCloseable {
     MessageDigest sha = sha256Digest();
     long limit = maxFileBytes;
     CompletableFuture<FileHeader> done = new CompletableFuture<>();
-    int id =
-        send(
-            MessageType.GET_FILE,
-            new PayloadWriter().string(guestPath).i64(limit).toByteArray(),
-            new Handler() {
-              long received;
-
-              @Override
-              public boolean onFrame(Frame f) {
-                MessageType t = f.messageType().orElse(null);
-                try {
-                  if (t == MessageType.FILE_DATA) {
-                    received += f.payload().length;
-                    if (received > limit) {
-                      done.completeExceptionally(
-                          new AgentException(guestPath + " is larger than the limit of " + limit));
-                      return false; // keep consuming the rest of the stream
-                    }
-                    sha.update(f.payload());
-                    ByteBuffer b = ByteBuffer.wrap(f.payload());
-                    while (b.hasRemaining()) {
-                      ch.write(b);
-                    }
-                    return false;
-                  }
-                  if (t == MessageType.GET_FILE) {
-                    FileHeader h = FileHeader.decode(f.payload());
-                    String got = HexFormat.of().formatHex(sha.digest());
-                    if (h.size() != received || !h.sha256().equalsIgnoreCase(got)) {
-                      done.completeExceptionally(
-                          new AgentException(
-                              "copy of "
-                                  + guestPath
-                                  + " is corrupt: got "
-                                  + received
-                                  + " bytes with SHA-256 "
-                                  + got
-                                  + ", guest sent "
-                                  + h.size()
-                                  + " with "
-                                  + h.sha256()));
-                    } else {
-                      done.complete(h);
-                    }
-                    return true;
-                  }
-                  done.completeExceptionally(errorOf(f));
-                } catch (IOException | RuntimeException e) {
-                  done.completeExceptionally(e);
-                }
-                return true;
-              }
-
-              @Override
-              public void onClosed(IOException cause) {
-                done.completeExceptionally(cause);
-              }
-            });
+    int id = -1;
     boolean ok = false;
     try {
+      id =
+          send(
+              MessageType.GET_FILE,
+              new PayloadWriter().string(guestPath).i64(limit).toByteArray(),
+              new Handler() {
+                long received;
+
+                @Override
+                public boolean onFrame(Frame f) {
+                  MessageType t = f.messageType().orElse(null);
+                  try {
+                    if (t == MessageType.FILE_DATA) {
+                      received += f.payload().length;
+                      if (received > limit) {
+                        done.completeExceptionally(
+                            new AgentException(
+                                guestPath + " is larger than the limit of " + limit));
+                        return false; // keep consuming the rest of the stream
+                      }
+                      sha.update(f.payload());
+                      ByteBuffer b = ByteBuffer.wrap(f.payload());
+                      while (b.hasRemaining()) {
+                        ch.write(b);
+                      }
+                      return false;
+                    }
+                    if (t == MessageType.GET_FILE) {
+                      FileHeader h = FileHeader.decode(f.payload());
+                      String got = HexFormat.of().formatHex(sha.digest());
+                      if (h.size() != received || !h.sha256().equalsIgnoreCase(got)) {
+                        done.completeExceptionally(
+                            new AgentException(
+                                "copy of "
+                                    + guestPath
+                                    + " is corrupt: got "
+                                    + received
+                                    + " bytes with SHA-256 "
+                                    + got
+                                    + ", guest sent "
+                                    + h.size()
+                                    + " with "
+                                    + h.sha256()));
+                      } else {
+                        done.complete(h);
+                      }
+                      return true;
+                    }
+                    done.completeExceptionally(errorOf(f));
+                  } catch (IOException | RuntimeException e) {
+                    done.completeExceptionally(e);
+                  }
+                  return true;
+                }
+
+                @Override
+                public void onClosed(IOException cause) {
+                  done.completeExceptionally(cause);
+                }
+              });
       FileHeader h = await(done, MessageType.GET_FILE, deadline);
       ch.force(true);
       ch.close();
@@ -504,7 +506,9 @@ public final class AgentClient implements AutoCloseable {
       ok = true;
       return h;
     } finally {
-      pending.remove(id);
+      if (id >= 0) {
+        pending.remove(id);
+      }
       if (!ok) {
         ch.close();
         Files.deleteIfExists(tmp);

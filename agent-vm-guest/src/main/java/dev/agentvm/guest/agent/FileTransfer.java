@@ -60,8 +60,18 @@ final class FileTransfer {
       }
     }
 
+    private volatile boolean finished;
+
+    /**
+     * Hands a chunk to the writer, waiting while its queue is full (backpressure), but never for a
+     * writer that has stopped: the reader thread must not hang on a dead transfer.
+     */
     void offer(Frame chunk) throws InterruptedException {
-      chunks.put(chunk);
+      while (!finished) {
+        if (chunks.offer(chunk, 100, TimeUnit.MILLISECONDS)) {
+          return;
+        }
+      }
     }
 
     void abort() {
@@ -69,6 +79,15 @@ final class FileTransfer {
     }
 
     void run() throws IOException, InterruptedException {
+      try {
+        receive();
+      } finally {
+        finished = true;
+        chunks.clear();
+      }
+    }
+
+    private void receive() throws IOException, InterruptedException {
       Path dir = target.getParent() == null ? Path.of("/") : target.getParent();
       Files.createDirectories(dir);
       Path tmp = dir.resolve("." + target.getFileName() + ".agentvm-" + id + ".part");

@@ -140,6 +140,12 @@ class AgentProtocolIT extends RealLibvirtTest {
     ExecResult ps = sh("ps -o pid,args | grep -c '[s]leep 100' || true");
     assertEquals(
         "0", ps.stdoutText().trim(), "sleepers left: " + sh("ps -o pid,stat,args").stdoutText());
+    // nor zombies: the killed processes must have been reaped, not just stopped
+    ExecResult zombies = sh("ps -o stat,args | grep -c '^Z' || true");
+    assertEquals(
+        "0",
+        zombies.stdoutText().trim(),
+        "zombies: " + sh("ps -o pid,ppid,stat,args").stdoutText());
   }
 
   @Test

@@ -42,21 +42,30 @@ if [ -e /dev/kvm ]; then
   fi
 fi
 
-# Daemons: systemd if it runs, otherwise start them by hand, never a second copy.
+# Daemons: systemd if it runs, otherwise started by hand, never a second copy. Checked again when
+# libvirt does not answer: a daemon that was shutting down when first seen is started anew.
 running() { pgrep -x "$1" >/dev/null 2>&1; }
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  for u in virtlogd libvirtd; do
-    systemctl is-active --quiet "$u" || { log "systemctl start $u"; $SUDO systemctl start "$u"; }
-  done
-else
-  running virtlogd || { log "starting virtlogd"; $SUDO virtlogd -d; }
-  running libvirtd || { log "starting libvirtd"; $SUDO libvirtd -d; }
-fi
+ensure_daemons() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    for u in virtlogd libvirtd; do
+      systemctl is-active --quiet "$u" || { log "systemctl start $u"; $SUDO systemctl start "$u"; }
+    done
+  else
+    running virtlogd || { log "starting virtlogd"; $SUDO virtlogd -d; }
+    running libvirtd || { log "starting libvirtd"; $SUDO libvirtd -d; }
+  fi
+}
+answers() { virsh -c "$URI" version >/dev/null 2>&1; }
 
 URI="${AGENTVM_LIBVIRT_URI:-qemu:///system}"
-for i in $(seq 1 50); do
-  if virsh -c "$URI" version >/dev/null 2>&1; then break; fi
-  [ "$i" -eq 50 ] && die "libvirt at $URI does not answer after 10 s. Check 'libvirtd' is running (pgrep libvirtd), that you may use $URI (root, or member of group libvirt), and /var/log/libvirt/libvirtd.log."
-  sleep 0.2
+ensure_daemons
+for attempt in 1 2 3; do
+  for i in $(seq 1 50); do
+    answers && break 2
+    sleep 0.2
+  done
+  [ "$attempt" -eq 3 ] && die "libvirt at $URI does not answer after 30 s. Check 'libvirtd' is running (pgrep libvirtd), that you may use $URI (root, or member of group libvirt), and /var/log/libvirt/libvirtd.log."
+  log "libvirt at $URI does not answer yet; checking the daemons again"
+  ensure_daemons
 done
 log "libvirt answers at $URI ($(virsh -c "$URI" version 2>/dev/null | awk '/Running hypervisor/{print $3,$4}'))"

@@ -6,15 +6,20 @@ import dev.agentvm.core.ShutdownResult;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.ExecRequest;
+import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.guest.image.MicroImage;
 import dev.agentvm.guest.image.MicroImageBuilder;
 import dev.agentvm.protocol.HelloResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.UUID;
 
 /**
  * Boots one VM from the micro image, prints the guest agent's HELLO and the boot phases with their
- * times, shuts the VM down gracefully and cleans up.
+ * times, runs a small sample agent in the guest (an input file in, a result file out), prints its
+ * result, shuts the VM down gracefully and cleans up.
  */
 public final class HelloVm {
   public static void main(String[] args) throws Exception {
@@ -53,6 +58,36 @@ public final class HelloVm {
             hello.uptimeMillis() - hello.agentStartUptimeMillis());
         System.out.printf("  start to agent ready (host)    %7d ms%n", ms(tReady - tStarted));
         System.out.printf("  ping round trip                %7.2f ms%n", rtt.toNanos() / 1e6);
+        // A sample agent: gets an input file, runs in the guest under a deadline, leaves a result
+        // file.
+        Path work = Files.createTempDirectory("agentvm-hello");
+        try {
+          Path input = work.resolve("input.txt");
+          Files.writeString(input, "the quick brown fox jumps over the lazy dog\nthe dog sleeps\n");
+          agent.putFile(input, "/work/input.txt", 0644, Duration.ofSeconds(30));
+          String sampleAgent =
+              "cd /work\n"
+                  + "echo \"agent running on $(uname -n), kernel $(uname -r)\"\n"
+                  + "tr ' ' '\\n' < input.txt | grep -v '^$' | sort | uniq -c | sort -rn | head -3 > top-words.txt\n"
+                  + "echo \"words: $(wc -w < input.txt)\"\n";
+          long tExec = System.nanoTime();
+          ExecResult result =
+              agent.exec(ExecRequest.script(sampleAgent, "sh").withTimeout(Duration.ofSeconds(60)));
+          long execMs = ms(System.nanoTime() - tExec);
+          Path output = work.resolve("top-words.txt");
+          agent.getFile("/work/top-words.txt", output, Duration.ofSeconds(30));
+          System.out.printf("sample agent: exit %d in %d ms%n", result.exitCode(), execMs);
+          System.out.print(result.stdoutText().indent(2));
+          System.out.println("  result file top-words.txt:");
+          System.out.print(Files.readString(output).indent(4));
+        } finally {
+          try (var files = Files.list(work)) {
+            for (Path f : files.toList()) {
+              Files.delete(f);
+            }
+          }
+          Files.delete(work);
+        }
         long tStop = System.nanoTime();
         ShutdownResult r = vm.shutdown(Duration.ofSeconds(30));
         System.out.printf("shutdown: %s in %d ms%n", r, ms(System.nanoTime() - tStop));

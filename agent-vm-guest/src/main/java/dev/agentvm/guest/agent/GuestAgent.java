@@ -179,7 +179,7 @@ public final class GuestAgent {
         case STATUS ->
             out.write(Frame.response(MessageType.STATUS, id, Status.read(execs.size()).encode()));
         case EXEC -> {
-          ExecTask task = new ExecTask(id, ExecSpec.decode(frame.payload()), out);
+          ExecTask task = new ExecTask(id, ExecSpec.decode(frame.payload()), out, workers);
           if (execs.putIfAbsent(id, task) != null) {
             error(out, id, ErrorCode.MALFORMED_PAYLOAD, "request id " + id + " is already running");
             return;

@@ -23,6 +23,9 @@ import org.slf4j.LoggerFactory;
  * }
  * }</pre>
  *
+ * <p>Opening a connection reaps orphans first (see {@link Reaper}): VMs whose owning process died
+ * without cleaning up. Set {@code AGENTVM_REAP=off} to skip that.
+ *
  * <p>The URI defaults to {@code $AGENTVM_LIBVIRT_URI}, else {@code qemu:///system}. Remote URIs
  * such as {@code qemu+ssh://host/system} work for domain management; the agent channel needs the
  * VM's socket on this machine.
@@ -67,6 +70,10 @@ public final class LibvirtConnection implements AutoCloseable {
     Objects.requireNonNull(uri, "uri");
     LibvirtConnection c = new LibvirtConnection(LibvirtBackend.open(uri, retryFor));
     LOG.debug("connected to {}", uri);
+    if (!"off".equalsIgnoreCase(System.getenv("AGENTVM_REAP"))) {
+      // VMs left by a JVM that died without cleaning up; cheap when there are none
+      Reaper.reapOrphans(c, VM.DEFAULT_SHUTDOWN_GRACE);
+    }
     return c;
   }
 

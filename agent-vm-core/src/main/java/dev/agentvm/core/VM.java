@@ -67,6 +67,37 @@ public final class VM implements AutoCloseable {
     connection.backend().addLifecycleListener(listener);
   }
 
+  /**
+   * A VM object for a domain this process did not define (the reaper's view of an orphan): its boot
+   * source and runtime directory are read back from the domain XML.
+   */
+  static VM adopt(LibvirtConnection conn, DomainHandle domain, Path runDir, String xml) {
+    BootSource boot =
+        new BootSource(
+            Path.of(textOf(xml, "kernel", "/")),
+            Path.of(textOf(xml, "initrd", "/")),
+            textOf(xml, "cmdline", ""));
+    VMTemplate t = VMTemplate.builder(domain.name()).boot(boot).runDir(runDir).build();
+    VirtType type =
+        xml.contains("type='kvm'") || xml.contains("type=\"kvm\"") ? VirtType.KVM : VirtType.QEMU;
+    VM vm = new VM(conn, domain, t, type);
+    vm.started = true; // a shut-off orphan is STOPPED, not DEFINED
+    return vm;
+  }
+
+  private static String textOf(String xml, String element, String fallback) {
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile("<" + element + ">([^<]*)</" + element + ">").matcher(xml);
+    return m.find()
+        ? m.group(1)
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+        : fallback;
+  }
+
   public String name() {
     return domain.name();
   }

@@ -1,0 +1,142 @@
+package dev.agentvm.core;
+
+import dev.agentvm.core.spi.DomainHandle;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Finds VMs whose owning process is gone (a JVM killed before it could clean up) and removes them:
+ * graceful stop with a deadline, then forced, undefine, runtime directory deleted. Domains without
+ * agent-vm's metadata, or whose owner still runs, are never touched.
+ *
+ * <pre>{@code
+ * Reaper.Report r = Reaper.reapOrphans(connection, Duration.ofSeconds(10));
+ * }</pre>
+ */
+public final class Reaper {
+  private static final Logger LOG = LoggerFactory.getLogger(Reaper.class);
+  private static final Pattern OWNER =
+      Pattern.compile("<agentvm:vm\\b[^>]*\\bowner=['\"]([^'\"]*)['\"]");
+  private static final Pattern RUN_DIR =
+      Pattern.compile("<agentvm:vm\\b[^>]*\\brunDir=['\"]([^'\"]*)['\"]");
+
+  /**
+   * What a reaping pass did.
+   *
+   * @param examined domains looked at
+   * @param orphans domains whose owner was gone
+   * @param stoppedGracefully orphans that powered off within the grace period
+   * @param stoppedForcibly orphans destroyed after it
+   * @param removed orphans undefined with their runtime directory deleted
+   * @param failures one line per step that failed, saying what is left and what to do
+   */
+  public record Report(
+      int examined,
+      int orphans,
+      int stoppedGracefully,
+      int stoppedForcibly,
+      int removed,
+      List<String> failures) {}
+
+  private Reaper() {}
+
+  /**
+   * Reaps every orphan on this connection; each failed step is reported, never hides the others.
+   */
+  public static Report reapOrphans(LibvirtConnection conn, Duration grace) {
+    int examined = 0;
+    int orphans = 0;
+    int graceful = 0;
+    int forced = 0;
+    int removed = 0;
+    List<String> failures = new ArrayList<>();
+    for (String name : conn.domainNames()) {
+      examined++;
+      Optional<DomainHandle> d;
+      String xml;
+      try {
+        d = conn.backend().lookup(name);
+        if (d.isEmpty()) {
+          continue; // gone meanwhile
+        }
+        xml = d.get().xml();
+      } catch (AgentVmException e) {
+        failures.add(name + ": cannot read its definition: " + e.getMessage());
+        continue;
+      }
+      Matcher owner = OWNER.matcher(xml);
+      Matcher runDir = RUN_DIR.matcher(xml);
+      if (!owner.find() || !runDir.find() || ownerAlive(owner.group(1))) {
+        continue;
+      }
+      orphans++;
+      LOG.info("reaping {}: its owner {} is gone", name, owner.group(1));
+      VM vm = VM.adopt(conn, d.get(), Path.of(runDir.group(1)), xml);
+      try {
+        switch (vm.shutdown(grace)) {
+          case GRACEFUL -> graceful++;
+          case FORCED -> forced++;
+          case ALREADY_STOPPED -> {}
+        }
+      } catch (AgentVmException e) {
+        failures.add(name + ": stop failed: " + e.getMessage() + "; try: virsh destroy " + name);
+      }
+      try {
+        vm.close();
+        removed++;
+      } catch (AgentVmException e) {
+        failures.add(
+            name
+                + ": not removed: "
+                + e.getMessage()
+                + "; try: virsh undefine "
+                + name
+                + ", then delete "
+                + runDir.group(1));
+      }
+    }
+    Report r = new Report(examined, orphans, graceful, forced, removed, List.copyOf(failures));
+    if (orphans > 0 || !failures.isEmpty()) {
+      LOG.info(
+          "reaper: {} domains examined, {} orphans, {} stopped gracefully, {} forcibly, {} removed, {} failures",
+          examined,
+          orphans,
+          graceful,
+          forced,
+          removed,
+          failures.size());
+    }
+    failures.forEach(f -> LOG.warn("reaper: {}", f));
+    return r;
+  }
+
+  /**
+   * Whether the process recorded as {@code pid@start-instant} still runs (the same process, not a
+   * reused pid).
+   */
+  static boolean ownerAlive(String owner) {
+    int at = owner.indexOf('@');
+    if (at <= 0) {
+      return true; // not ours to judge: leave it alone
+    }
+    long pid;
+    try {
+      pid = Long.parseLong(owner.substring(0, at));
+    } catch (NumberFormatException e) {
+      return true;
+    }
+    String start = owner.substring(at + 1);
+    return ProcessHandle.of(pid)
+        .filter(ProcessHandle::isAlive)
+        .map(ph -> ph.info().startInstant().map(Instant::toString).map(start::equals).orElse(true))
+        .orElse(false);
+  }
+}

@@ -1,0 +1,16 @@
+package dev.agentvm.core;
+
+import java.time.Duration;
+
+/** Run in a child JVM by ReaperIT: boots a VM, says READY, then waits to be killed. */
+public final class OrphanMaker {
+  public static void main(String[] args) throws Exception {
+    LibvirtConnection conn = LibvirtConnection.open();
+    VM vm = conn.define(VMTemplate.builder(args[0]).boot(TestVms.boot()).build());
+    vm.start();
+    vm.awaitAgent(Duration.ofSeconds(120));
+    System.out.println("READY");
+    System.out.flush();
+    Thread.sleep(Long.MAX_VALUE);
+  }
+}

@@ -80,6 +80,28 @@ class VmLifecycleIT extends RealLibvirtTest {
   }
 
   @Test
+  void resourceSettingsTakeEffectInTheLiveGuest() throws Exception {
+    VMTemplate t =
+        VMTemplate.builder(TestVms.name("res"))
+            .resources(new ResourceProfile(2, 384))
+            .boot(TestVms.boot())
+            .build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(120));
+      var cpus =
+          agent.exec(
+              dev.agentvm.core.agent.ExecRequest.script("grep -c ^processor /proc/cpuinfo", "sh"));
+      assertEquals("2", cpus.stdoutText().trim(), "the guest's CPUs");
+      long memKiB = agent.status(Duration.ofSeconds(10)).memTotalKiB();
+      // MemTotal is what the guest has after the kernel's own reservations: a bit under 384 MiB
+      assertTrue(
+          memKiB > 384 * 1024 * 0.85 && memKiB <= 384 * 1024, "guest MemTotal " + memKiB + " KiB");
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
+  @Test
   void pausedVmIsForcedOffByShutdown() {
     VMTemplate t = VMTemplate.builder(TestVms.name("pause")).boot(TestVms.boot()).build();
     try (VM vm = conn.define(t)) {

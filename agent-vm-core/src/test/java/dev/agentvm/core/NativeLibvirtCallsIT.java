@@ -52,7 +52,15 @@ class NativeLibvirtCallsIT extends RealLibvirtTest {
         }
       }
       assertTrue(seen.toString().contains("agentvm-init: start"), "console stream: " + seen);
-      assertTrue(Files.readString(vm.consoleLog()).contains("agentvm-init: start"));
+      // the log is written by virtlogd, after the stream has the bytes: give it a moment
+      long logEnd = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      while (!Files.readString(vm.consoleLog()).contains("agentvm-init: start")
+          && System.nanoTime() < logEnd) {
+        Thread.sleep(100);
+      }
+      assertTrue(
+          Files.readString(vm.consoleLog()).contains("agentvm-init: start"),
+          "console log: " + Files.readString(vm.consoleLog()));
     }
     TestVms.assertNothingLeft(conn, t);
   }

@@ -4,7 +4,8 @@ import java.nio.file.Path;
 import java.util.Objects;
 
 /**
- * Direct kernel boot: a kernel, an initramfs and the kernel command line.
+ * Direct kernel boot: a kernel, an initramfs and the kernel command line (leading and trailing
+ * blanks removed).
  *
  * @param kernel path of the kernel image, readable by the hypervisor's QEMU user
  * @param initrd path of the initramfs, readable by the hypervisor's QEMU user
@@ -16,6 +17,7 @@ public record BootSource(Path kernel, Path initrd, String cmdline) {
     Objects.requireNonNull(initrd, "initrd");
     Objects.requireNonNull(cmdline, "cmdline");
     kernel = kernel.toAbsolutePath();
+    cmdline = cmdline.strip();
     initrd = initrd.toAbsolutePath();
   }
 

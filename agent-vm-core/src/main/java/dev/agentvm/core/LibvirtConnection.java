@@ -5,6 +5,7 @@ import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.HypervisorBackend;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -116,21 +117,12 @@ public final class LibvirtConnection implements AutoCloseable {
   public VM define(VMTemplate template) {
     VirtType type = resolveVirtType(template.virtType(), template.boot());
     VMTemplate t = template.newBuilder().owner(OWNER).build();
-    try {
-      Files.createDirectories(t.runDir());
-    } catch (IOException e) {
-      throw new AgentVmException(
-          "cannot create runtime directory " + t.runDir() + ": " + e.getMessage(), e);
-    }
+    createRunDir(t);
     DomainHandle d;
     try {
       d = backend.define(t.toDomainXml(type));
     } catch (RuntimeException e) {
-      try {
-        VM.deleteTree(t.runDir());
-      } catch (IOException io) {
-        e.addSuppressed(io);
-      }
+      deleteRunDir(t, e);
       throw e;
     }
     LOG.debug(
@@ -140,6 +132,66 @@ public final class LibvirtConnection implements AutoCloseable {
         t.resources().vcpus(),
         t.resources().memoryMiB());
     return new VM(this, d, t, type);
+  }
+
+  /**
+   * Starts a VM from a memory image made by {@link VM#saveMemory}, under the identity of {@code
+   * template}: its name, UUID, generation id, runtime directory, and the files of its disks and
+   * shares (matched by target device and tag). The virtual hardware is the saved VM's. The VM
+   * resumes where the saved one stopped; connect to its agent with {@link VM#awaitAgent}. Restores
+   * of one image take turns.
+   *
+   * @throws SnapshotException if the image is missing or the hypervisor refused to restore it
+   */
+  public VM restore(Path memoryImage, VMTemplate template) {
+    if (!Files.isRegularFile(memoryImage)) {
+      throw new SnapshotException("memory image " + memoryImage + " does not exist");
+    }
+    VirtType type = resolveVirtType(template.virtType(), template.boot());
+    VMTemplate t = template.newBuilder().owner(OWNER).build();
+    createRunDir(t);
+    DomainHandle d;
+    try {
+      d = backend.restore(memoryImage, t.retarget(backend.savedImageXml(memoryImage)));
+    } catch (RuntimeException e) {
+      deleteRunDir(t, e);
+      throw new SnapshotException(
+          "restoring " + t.name() + " from " + memoryImage + " failed: " + e.getMessage(), e);
+    }
+    LOG.debug("restored {} from {}", t.name(), memoryImage);
+    VM vm = new VM(this, d, t, type);
+    vm.markStarted();
+    return vm;
+  }
+
+  /**
+   * A VM object for an existing domain that agent-vm defined (for example one whose owner chose to
+   * keep it). Closing it stops and removes it.
+   *
+   * @throws NoSuchVmException if there is no such domain
+   * @throws IllegalArgumentException if the domain was not defined by agent-vm
+   */
+  public VM attach(String name) {
+    DomainHandle d =
+        backend.lookup(name).orElseThrow(() -> new NoSuchVmException("no VM named " + name, null));
+    return VM.adopt(this, d, d.xml());
+  }
+
+  private static void createRunDir(VMTemplate t) {
+    try {
+      Files.createDirectories(t.runDir());
+    } catch (IOException e) {
+      throw new AgentVmException(
+          "cannot create runtime directory " + t.runDir() + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static void deleteRunDir(VMTemplate t, RuntimeException failure) {
+    try {
+      VM.deleteTree(t.runDir());
+    } catch (IOException io) {
+      failure.addSuppressed(io);
+    }
   }
 
   /** Names of all domains on this connection, running or not. */

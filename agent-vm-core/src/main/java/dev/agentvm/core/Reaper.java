@@ -1,7 +1,6 @@
 package dev.agentvm.core;
 
 import dev.agentvm.core.spi.DomainHandle;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -79,7 +78,7 @@ public final class Reaper {
       }
       orphans++;
       LOG.info("reaping {}: its owner {} is gone", name, owner.group(1));
-      VM vm = VM.adopt(conn, d.get(), Path.of(runDir.group(1)), xml);
+      VM vm = VM.adopt(conn, d.get(), xml);
       try {
         switch (vm.shutdown(grace)) {
           case GRACEFUL -> graceful++;

@@ -68,34 +68,20 @@ public final class VM implements AutoCloseable {
   }
 
   /**
-   * A VM object for a domain this process did not define (the reaper's view of an orphan): its boot
-   * source and runtime directory are read back from the domain XML.
+   * A VM object for a domain this process did not define (an orphan the reaper found, or a VM
+   * attached by name): its template is read back from the domain XML.
    */
-  static VM adopt(LibvirtConnection conn, DomainHandle domain, Path runDir, String xml) {
-    BootSource boot =
-        new BootSource(
-            Path.of(textOf(xml, "kernel", "/")),
-            Path.of(textOf(xml, "initrd", "/")),
-            textOf(xml, "cmdline", ""));
-    VMTemplate t = VMTemplate.builder(domain.name()).boot(boot).runDir(runDir).build();
-    VirtType type =
-        xml.contains("type='kvm'") || xml.contains("type=\"kvm\"") ? VirtType.KVM : VirtType.QEMU;
-    VM vm = new VM(conn, domain, t, type);
+  static VM adopt(LibvirtConnection conn, DomainHandle domain, String xml) {
+    VMTemplate t = VMTemplate.fromDomainXml(xml);
+    VM vm = new VM(conn, domain, t, t.virtType());
     vm.started = true; // a shut-off orphan is STOPPED, not DEFINED
     return vm;
   }
 
-  private static String textOf(String xml, String element, String fallback) {
-    java.util.regex.Matcher m =
-        java.util.regex.Pattern.compile("<" + element + ">([^<]*)</" + element + ">").matcher(xml);
-    return m.find()
-        ? m.group(1)
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&")
-        : fallback;
+  /** For a VM that came to life running (restored from a memory image). */
+  void markStarted() {
+    started = true;
+    state();
   }
 
   public String name() {
@@ -118,6 +104,14 @@ public final class VM implements AutoCloseable {
   /** The guest's serial console log, written by the hypervisor while the VM runs. */
   public Path consoleLog() {
     return template.consoleLog();
+  }
+
+  /**
+   * The hypervisor's handle of this VM, for extension modules (snapshots, storage). Operations on
+   * it bypass this object's state checks.
+   */
+  public DomainHandle domain() {
+    return domain;
   }
 
   /** The current state, read from the hypervisor. */
@@ -157,6 +151,7 @@ public final class VM implements AutoCloseable {
     if (!s.canTransitionTo(VMState.RUNNING) || s == VMState.PAUSED) {
       throw new VmStateException("cannot start VM " + name() + " in state " + s);
     }
+    dropAgent(); // a client of an earlier run of the guest
     try {
       domain.start();
     } catch (AgentVmException e) {
@@ -176,10 +171,11 @@ public final class VM implements AutoCloseable {
    */
   public AgentClient awaitAgent(Duration deadline) {
     synchronized (monitor) {
-      if (agent != null) {
+      if (agent != null && agent.isOpen()) {
         return agent;
       }
     }
+    dropAgent(); // a closed client (the guest stopped or was restored) is of no use
     VMState s = state();
     if (s != VMState.RUNNING) {
       throw new VmStateException("VM " + name() + " is " + s + ", its agent cannot answer");
@@ -188,7 +184,7 @@ public final class VM implements AutoCloseable {
       AgentClient c =
           AgentClient.connect(new UnixSocketTransport(template.agentSocket()), deadline);
       synchronized (monitor) {
-        if (agent == null) {
+        if (agent == null || !agent.isOpen()) {
           agent = c;
         } else {
           c.close();
@@ -210,6 +206,67 @@ public final class VM implements AutoCloseable {
               + e.getMessage(),
           e);
     }
+  }
+
+  /**
+   * Drops the current agent connection (and heartbeat) and connects anew: needed after the guest
+   * was reverted to a snapshot, whose agent remembers a connection that no longer exists.
+   *
+   * @throws VmStartException if the agent did not answer in time
+   */
+  public AgentClient reconnectAgent(Duration deadline) {
+    dropAgent();
+    return awaitAgent(deadline);
+  }
+
+  private void dropAgent() {
+    synchronized (monitor) {
+      if (heartbeat != null) {
+        heartbeat.close();
+        heartbeat = null;
+      }
+      if (agent != null) {
+        agent.close();
+        agent = null;
+      }
+    }
+  }
+
+  /**
+   * Saves the running VM's memory and device state to {@code file} and stops it; the domain stays
+   * defined. Start copies of it with {@link LibvirtConnection#restore}. The agent connection is
+   * closed first, so the saved agent waits for a new host.
+   *
+   * @throws VmStateException if the VM is not running
+   * @throws SnapshotException if the hypervisor refused, e.g. because a 9p share is mounted in the
+   *     guest (QEMU cannot save a VM then: mount shares only after restoring)
+   */
+  public void saveMemory(Path file) {
+    VMState s = state();
+    if (s != VMState.RUNNING) {
+      throw new VmStateException("cannot save the memory of VM " + name() + " while it is " + s);
+    }
+    dropAgent();
+    try {
+      domain.saveMemory(file);
+    } catch (AgentVmException e) {
+      throw new SnapshotException(explainSaveFailure(name(), e.getMessage()), e);
+    }
+    state();
+    log.debug("memory saved to {}", file);
+  }
+
+  /** Turns QEMU's refusal to save with a mounted 9p share into advice. */
+  public static String explainSaveFailure(String vm, String message) {
+    if (message != null && message.contains("VirtFS")) {
+      return "cannot save VM "
+          + vm
+          + ": a virtio-9p share is mounted in the guest, and QEMU cannot save or migrate a guest"
+          + " then. Unmount it first, or mount shares only after the snapshot or restore"
+          + " (AgentClient.mount). QEMU said: "
+          + message;
+    }
+    return "saving VM " + vm + " failed: " + message;
   }
 
   /**
@@ -405,16 +462,7 @@ public final class VM implements AutoCloseable {
     } catch (RuntimeException e) {
       failures.add(e);
     }
-    synchronized (monitor) {
-      if (heartbeat != null) {
-        heartbeat.close();
-        heartbeat = null;
-      }
-      if (agent != null) {
-        agent.close();
-        agent = null;
-      }
-    }
+    dropAgent();
     boolean undefined = false;
     try {
       undefine();

@@ -3,7 +3,11 @@ package dev.agentvm.core;
 import dev.agentvm.protocol.Protocol;
 import java.io.StringWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Objects;
+import java.util.Set;
 import java.util.UUID;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
@@ -44,11 +48,17 @@ public final class VMTemplate {
   private final VirtType virtType;
   private final Path runDir;
   private final String owner;
+  private final UUID genid;
+  private final List<DiskAttachment> disks;
+  private final List<ShareAttachment> shares;
   private final Consumer<Document> customizer;
 
   private VMTemplate(Builder b) {
     this.name = b.name;
     this.uuid = b.uuid != null ? b.uuid : UUID.randomUUID();
+    this.genid = b.genid != null ? b.genid : UUID.randomUUID();
+    this.disks = List.copyOf(b.disks);
+    this.shares = List.copyOf(b.shares);
     this.resources = b.resources;
     this.boot = Objects.requireNonNull(b.boot, "boot source is required");
     this.virtType = b.virtType;
@@ -62,13 +72,26 @@ public final class VMTemplate {
   }
 
   public Builder newBuilder() {
-    Builder b = new Builder(name);
+    Builder b = copyAs(name);
     b.uuid = uuid;
+    b.genid = genid;
+    b.runDir = runDir;
+    b.owner = owner;
+    b.disks.addAll(disks);
+    b.shares.addAll(shares);
+    return b;
+  }
+
+  /**
+   * A builder for another VM like this one: same resources, boot source, virt type and customizer;
+   * its own name, UUID, generation id and runtime directory; no disks or shares (they belong to one
+   * VM and must be attached anew).
+   */
+  public Builder copyAs(String newName) {
+    Builder b = new Builder(newName);
     b.resources = resources;
     b.boot = boot;
     b.virtType = virtType;
-    b.runDir = runDir;
-    b.owner = owner;
     b.customizer = customizer;
     return b;
   }
@@ -91,6 +114,22 @@ public final class VMTemplate {
 
   public VirtType virtType() {
     return virtType;
+  }
+
+  /**
+   * The VM generation id the guest sees (libvirt {@code <genid>}): a new value tells the guest's
+   * kernel it runs from a copy, and it reseeds its random number generator.
+   */
+  public UUID genid() {
+    return genid;
+  }
+
+  public List<DiskAttachment> disks() {
+    return disks;
+  }
+
+  public List<ShareAttachment> shares() {
+    return shares;
   }
 
   /** Directory for this VM's runtime files. */
@@ -121,6 +160,7 @@ public final class VMTemplate {
       dom.setAttribute("type", resolvedType.libvirtName());
       text(d, dom, "name", name);
       text(d, dom, "uuid", uuid.toString());
+      text(d, dom, "genid", genid.toString());
       Element meta = child(d, dom, "metadata");
       Element vm = d.createElementNS(METADATA_NS, "agentvm:vm");
       vm.setAttribute("owner", owner == null ? "" : owner);
@@ -134,7 +174,15 @@ public final class VMTemplate {
       type.setAttribute("machine", "pc");
       text(d, os, "kernel", boot.kernel().toString());
       text(d, os, "initrd", boot.initrd().toString());
-      text(d, os, "cmdline", boot.cmdline());
+      StringBuilder cmdline = new StringBuilder(boot.cmdline());
+      for (DiskAttachment disk : disks) {
+        if (!disk.guestMountPoint().isEmpty()) {
+          // read by the micro image's /init
+          cmdline.append(" agentvm.mount=").append(disk.target()).append(':');
+          cmdline.append(disk.guestMountPoint()).append(disk.readOnly() ? ":ro" : "");
+        }
+      }
+      text(d, os, "cmdline", cmdline.toString().trim());
       Element features = child(d, dom, "features");
       child(d, features, "acpi"); // without ACPI a guest can halt but not power off
       child(d, features, "apic");
@@ -159,6 +207,34 @@ public final class VMTemplate {
       Element target = child(d, channel, "target");
       target.setAttribute("type", "virtio");
       target.setAttribute("name", Protocol.VIRTIO_SERIAL_PORT_NAME);
+      for (DiskAttachment disk : disks) {
+        Element e = child(d, devices, "disk");
+        e.setAttribute("type", "file");
+        e.setAttribute("device", "disk");
+        Element driver = child(d, e, "driver");
+        driver.setAttribute("name", "qemu");
+        driver.setAttribute("type", disk.format().driverType());
+        child(d, e, "source").setAttribute("file", disk.file().toString());
+        Element diskTarget = child(d, e, "target");
+        diskTarget.setAttribute("dev", disk.target());
+        diskTarget.setAttribute("bus", "virtio");
+        if (disk.readOnly()) {
+          child(d, e, "readonly");
+        }
+      }
+      for (ShareAttachment share : shares) {
+        Element e = child(d, devices, "filesystem");
+        e.setAttribute("type", "mount");
+        e.setAttribute("accessmode", "mapped");
+        // without these, files the guest creates are 0600 on the host: unreadable to other users
+        e.setAttribute("fmode", "0644");
+        e.setAttribute("dmode", "0755");
+        child(d, e, "source").setAttribute("dir", share.hostDir().toString());
+        child(d, e, "target").setAttribute("dir", share.tag());
+        if (share.readOnly()) {
+          child(d, e, "readonly");
+        }
+      }
       Element rng = child(d, devices, "rng");
       rng.setAttribute("model", "virtio");
       text(d, rng, "backend", "/dev/urandom").setAttribute("model", "random");
@@ -175,6 +251,186 @@ public final class VMTemplate {
     } catch (ParserConfigurationException | TransformerException e) {
       throw new IllegalStateException("JDK XML support is broken", e);
     }
+  }
+
+  /**
+   * Reads back a template from domain XML this class generated (the customizer's changes are not
+   * recovered; the virt type is the one the XML names).
+   *
+   * @throws IllegalArgumentException if the XML is not a domain agent-vm defined
+   */
+  static VMTemplate fromDomainXml(String xml) {
+    try {
+      DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+      f.setNamespaceAware(true);
+      f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+      Document d =
+          f.newDocumentBuilder().parse(new org.xml.sax.InputSource(new java.io.StringReader(xml)));
+      Element dom = d.getDocumentElement();
+      Element meta = (Element) d.getElementsByTagNameNS(METADATA_NS, "vm").item(0);
+      if (meta == null) {
+        throw new IllegalArgumentException("domain has no agent-vm metadata");
+      }
+      Builder b = builder(textOf(dom, "name"));
+      b.uuid(UUID.fromString(textOf(dom, "uuid")));
+      if (!textOf(dom, "genid").isEmpty()) {
+        b.genid(UUID.fromString(textOf(dom, "genid")));
+      }
+      b.runDir(Path.of(meta.getAttribute("runDir")));
+      b.owner(meta.getAttribute("owner"));
+      Element mem = first(dom, "memory");
+      long memory = Long.parseLong(mem.getTextContent().trim());
+      String unit = mem.getAttribute("unit");
+      long mib =
+          switch (unit.isEmpty() ? "KiB" : unit) {
+            case "MiB", "M" -> memory;
+            case "GiB", "G" -> memory * 1024;
+            case "KiB", "k", "K" -> memory / 1024;
+            case "b", "bytes" -> memory >> 20;
+            default -> throw new IllegalArgumentException("memory unit " + unit);
+          };
+      b.resources(new ResourceProfile(Integer.parseInt(textOf(dom, "vcpu")), (int) mib));
+      Element os = first(dom, "os");
+      String cmdline = textOf(os, "cmdline").replaceAll("\\s*agentvm\\.mount=\\S*", "").trim();
+      b.boot(new BootSource(Path.of(textOf(os, "kernel")), Path.of(textOf(os, "initrd")), cmdline));
+      b.virtType("kvm".equals(dom.getAttribute("type")) ? VirtType.KVM : VirtType.QEMU);
+      java.util.Map<String, String> mounts = new java.util.HashMap<>();
+      for (String arg : textOf(os, "cmdline").split("\\s+")) {
+        if (arg.startsWith("agentvm.mount=")) {
+          String[] p = arg.substring("agentvm.mount=".length()).split(":");
+          mounts.put(p[0], p.length > 1 ? p[1] : "");
+        }
+      }
+      org.w3c.dom.NodeList disks = dom.getElementsByTagName("disk");
+      for (int i = 0; i < disks.getLength(); i++) {
+        Element e = (Element) disks.item(i);
+        String target = first(e, "target").getAttribute("dev");
+        b.disk(
+            new DiskAttachment(
+                Path.of(first(e, "source").getAttribute("file")),
+                "raw".equals(first(e, "driver").getAttribute("type"))
+                    ? DiskAttachment.Format.RAW
+                    : DiskAttachment.Format.QCOW2,
+                target,
+                e.getElementsByTagName("readonly").getLength() > 0,
+                mounts.getOrDefault(target, "")));
+      }
+      org.w3c.dom.NodeList fss = dom.getElementsByTagName("filesystem");
+      for (int i = 0; i < fss.getLength(); i++) {
+        Element e = (Element) fss.item(i);
+        b.share(
+            new ShareAttachment(
+                Path.of(first(e, "source").getAttribute("dir")),
+                first(e, "target").getAttribute("dir"),
+                e.getElementsByTagName("readonly").getLength() > 0));
+      }
+      return b.build();
+    } catch (ParserConfigurationException | org.xml.sax.SAXException | java.io.IOException e) {
+      throw new IllegalArgumentException("unreadable domain XML: " + e.getMessage(), e);
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException("domain XML not made by agent-vm: " + e, e);
+    }
+  }
+
+  /**
+   * Puts this template's identity onto the definition of a saved VM (from a memory image): name,
+   * UUID, generation id, owner metadata, console log, agent socket, disk files by target device and
+   * share directories by tag. Everything else, the virtual hardware above all, stays as saved, so
+   * the guest's saved state fits it.
+   *
+   * @throws IllegalArgumentException if the saved VM has a disk or share this template lacks, or
+   *     the XML was not made by agent-vm
+   */
+  String retarget(String savedXml) {
+    try {
+      DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+      f.setNamespaceAware(true);
+      f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+      Document d =
+          f.newDocumentBuilder()
+              .parse(new org.xml.sax.InputSource(new java.io.StringReader(savedXml)));
+      Element dom = d.getDocumentElement();
+      dom.removeAttribute("id");
+      first(dom, "name").setTextContent(name);
+      first(dom, "uuid").setTextContent(uuid.toString());
+      org.w3c.dom.NodeList genids = dom.getElementsByTagName("genid");
+      if (genids.getLength() > 0) {
+        genids.item(0).setTextContent(genid.toString());
+      }
+      Element meta = (Element) d.getElementsByTagNameNS(METADATA_NS, "vm").item(0);
+      if (meta == null) {
+        throw new IllegalArgumentException("saved domain has no agent-vm metadata");
+      }
+      meta.setAttribute("owner", owner == null ? "" : owner);
+      meta.setAttribute("runDir", runDir.toString());
+      org.w3c.dom.NodeList logs = first(dom, "devices").getElementsByTagName("log");
+      for (int i = 0; i < logs.getLength(); i++) {
+        ((Element) logs.item(i)).setAttribute("file", consoleLog().toString());
+      }
+      org.w3c.dom.NodeList channels = dom.getElementsByTagName("channel");
+      for (int i = 0; i < channels.getLength(); i++) {
+        Element c = (Element) channels.item(i);
+        if (Protocol.VIRTIO_SERIAL_PORT_NAME.equals(first(c, "target").getAttribute("name"))) {
+          first(c, "source").setAttribute("path", agentSocket().toString());
+        }
+      }
+      org.w3c.dom.NodeList diskEls = dom.getElementsByTagName("disk");
+      for (int i = 0; i < diskEls.getLength(); i++) {
+        Element e = (Element) diskEls.item(i);
+        String dev = first(e, "target").getAttribute("dev");
+        DiskAttachment mine =
+            disks.stream()
+                .filter(x -> x.target().equals(dev))
+                .findFirst()
+                .orElseThrow(
+                    () ->
+                        new IllegalArgumentException(
+                            "the saved VM has disk " + dev + "; give one"));
+        first(e, "source").setAttribute("file", mine.file().toString());
+        // the saved chain (the template's disk) is now the new overlay's backing file
+        org.w3c.dom.NodeList backing = e.getElementsByTagName("backingStore");
+        for (int j = backing.getLength() - 1; j >= 0; j--) {
+          backing.item(j).getParentNode().removeChild(backing.item(j));
+        }
+      }
+      org.w3c.dom.NodeList fss = dom.getElementsByTagName("filesystem");
+      for (int i = 0; i < fss.getLength(); i++) {
+        Element e = (Element) fss.item(i);
+        String tag = first(e, "target").getAttribute("dir");
+        ShareAttachment mine =
+            shares.stream()
+                .filter(x -> x.tag().equals(tag))
+                .findFirst()
+                .orElseThrow(
+                    () ->
+                        new IllegalArgumentException(
+                            "the saved VM has share " + tag + "; give one"));
+        first(e, "source").setAttribute("dir", mine.hostDir().toString());
+      }
+      StringWriter w = new StringWriter();
+      var t = TransformerFactory.newInstance().newTransformer();
+      t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
+      t.transform(new DOMSource(d), new StreamResult(w));
+      return w.toString();
+    } catch (ParserConfigurationException
+        | org.xml.sax.SAXException
+        | java.io.IOException
+        | TransformerException e) {
+      throw new IllegalArgumentException("unreadable saved domain XML: " + e.getMessage(), e);
+    }
+  }
+
+  private static Element first(Element parent, String tag) {
+    Element e = (Element) parent.getElementsByTagName(tag).item(0);
+    if (e == null) {
+      throw new IllegalArgumentException("no <" + tag + "> in <" + parent.getTagName() + ">");
+    }
+    return e;
+  }
+
+  private static String textOf(Element parent, String tag) {
+    org.w3c.dom.NodeList l = parent.getElementsByTagName(tag);
+    return l.getLength() == 0 ? "" : l.item(0).getTextContent().trim();
   }
 
   private static Element child(Document d, Element parent, String name) {
@@ -198,6 +454,9 @@ public final class VMTemplate {
     private VirtType virtType = VirtType.AUTO;
     private Path runDir;
     private String owner;
+    private UUID genid;
+    private final List<DiskAttachment> disks = new ArrayList<>();
+    private final List<ShareAttachment> shares = new ArrayList<>();
     private Consumer<Document> customizer;
 
     private Builder(String name) {
@@ -240,6 +499,44 @@ public final class VMTemplate {
     /** Owner id recorded in the domain metadata, so that leftovers can be traced and reaped. */
     public Builder owner(String owner) {
       this.owner = owner;
+      return this;
+    }
+
+    /** The VM generation id (default: a random one per template). */
+    public Builder genid(UUID genid) {
+      this.genid = Objects.requireNonNull(genid, "genid");
+      return this;
+    }
+
+    /**
+     * Attaches a disk.
+     *
+     * @throws IllegalArgumentException if another disk already uses its target device
+     */
+    public Builder disk(DiskAttachment disk) {
+      Objects.requireNonNull(disk, "disk");
+      for (DiskAttachment d : disks) {
+        if (d.target().equals(disk.target())) {
+          throw new IllegalArgumentException("disk target " + disk.target() + " is used twice");
+        }
+      }
+      disks.add(disk);
+      return this;
+    }
+
+    /**
+     * Offers a host directory to the guest as a virtio-9p share.
+     *
+     * @throws IllegalArgumentException if another share already uses its tag
+     */
+    public Builder share(ShareAttachment share) {
+      Objects.requireNonNull(share, "share");
+      Set<String> tags = new HashSet<>();
+      shares.forEach(s -> tags.add(s.tag()));
+      if (!tags.add(share.tag())) {
+        throw new IllegalArgumentException("share tag " + share.tag() + " is used twice");
+      }
+      shares.add(share);
       return this;
     }
 

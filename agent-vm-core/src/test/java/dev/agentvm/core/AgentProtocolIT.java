@@ -65,7 +65,7 @@ class AgentProtocolIT extends RealLibvirtTest {
   }
 
   @Override
-  void noTestDomainsLeft() {
+  public void noTestDomainsLeft() {
     // the class's VM lives until @AfterAll; the base class checks for leftovers at the end
   }
 

@@ -74,6 +74,26 @@ class ArchitectureTest {
   }
 
   @Test
+  void noModuleReachesIntoCoreInternals() throws IOException {
+    List<String> bad = new ArrayList<>();
+    for (String module :
+        List.of("agent-vm-network", "agent-vm-storage", "agent-vm-execution", "examples")) {
+      Path src = ROOT.resolve(module).resolve("src/main/java");
+      if (!Files.isDirectory(src)) {
+        continue;
+      }
+      try (Stream<Path> files = Files.walk(src)) {
+        for (Path f : files.filter(p -> p.toString().endsWith(".java")).toList()) {
+          if (Files.readString(f).contains("dev.agentvm.core.internal")) {
+            bad.add(ROOT.relativize(f).toString());
+          }
+        }
+      }
+    }
+    assertEquals(List.of(), bad, "dev.agentvm.core.internal is not API");
+  }
+
+  @Test
   void protocolUsesJavaBaseOnly() throws IOException {
     assertEquals(
         List.of(),

@@ -12,15 +12,15 @@ import java.util.List;
 import java.util.UUID;
 
 /** Shared pieces of the real-VM integration tests: the micro image, test names, leak checks. */
-final class TestVms {
+public final class TestVms {
   /** Every domain a test makes starts with this, so leftovers are recognisable and reapable. */
-  static final String PREFIX = "agentvm-test-";
+  public static final String PREFIX = "agentvm-test-";
 
   private static MicroImage image;
 
   private TestVms() {}
 
-  static synchronized MicroImage image() {
+  public static synchronized MicroImage image() {
     if (image == null) {
       try {
         image = MicroImageBuilder.create().build();
@@ -31,17 +31,17 @@ final class TestVms {
     return image;
   }
 
-  static BootSource boot() {
+  public static BootSource boot() {
     MicroImage i = image();
     return new BootSource(i.kernel(), i.initramfs(), MicroImage.DEFAULT_CMDLINE);
   }
 
-  static String name(String what) {
+  public static String name(String what) {
     return PREFIX + what + "-" + UUID.randomUUID().toString().substring(0, 8);
   }
 
   /** Destroys and undefines every test domain left by this or an earlier (crashed) run. */
-  static void reapTestDomains(LibvirtConnection conn) {
+  public static void reapTestDomains(LibvirtConnection conn) {
     for (String n : conn.domainNames()) {
       if (n.startsWith(PREFIX)) {
         conn.backend()
@@ -66,14 +66,14 @@ final class TestVms {
   /**
    * Asserts that nothing of the VM is left: no domain, no runtime directory (socket, console log).
    */
-  static void assertNothingLeft(LibvirtConnection conn, VMTemplate t) {
+  public static void assertNothingLeft(LibvirtConnection conn, VMTemplate t) {
     assertFalse(conn.domainNames().contains(t.name()), "domain " + t.name() + " still defined");
     assertFalse(Files.exists(t.runDir()), "runtime dir left: " + t.runDir());
     assertFalse(Files.exists(t.agentSocket()), "socket left: " + t.agentSocket());
     assertFalse(Files.exists(t.consoleLog()), "console log left: " + t.consoleLog());
   }
 
-  static void assertNoTestDomains(LibvirtConnection conn) {
+  public static void assertNoTestDomains(LibvirtConnection conn) {
     assertEquals(List.of(), conn.domainNames().stream().filter(n -> n.startsWith(PREFIX)).toList());
   }
 }

@@ -100,6 +100,124 @@ class VMTemplateTest {
             });
   }
 
+  /** Random templates with disks and shares: the XML reads back to the same template. */
+  @Test
+  void domainXmlReadsBackToTheSameTemplate() {
+    qt().withExamples(300)
+        .forAll(
+            integers().between(0, 5),
+            integers().between(0, 4),
+            integers().between(128, 8192),
+            strings().basicLatinAlphabet().ofLengthBetween(0, 20))
+        .checkAssert(
+            (nDisks, nShares, mem, word) -> {
+              String safe = word.replaceAll("[^A-Za-z0-9_.-]", "x");
+              VMTemplate.Builder b =
+                  VMTemplate.builder("n" + safe)
+                      .boot(
+                          new BootSource(
+                              Path.of("/k/" + safe), Path.of("/i"), "console=ttyS0 " + word))
+                      .resources(new ResourceProfile(1 + nDisks, mem))
+                      .runDir(Path.of("/run/" + safe))
+                      .owner("1@" + safe)
+                      .virtType(nShares % 2 == 0 ? VirtType.QEMU : VirtType.KVM);
+              for (int i = 0; i < nDisks; i++) {
+                b.disk(
+                    new DiskAttachment(
+                        Path.of("/d/" + safe + i + ".img"),
+                        i % 2 == 0 ? DiskAttachment.Format.QCOW2 : DiskAttachment.Format.RAW,
+                        "vd" + (char) ('a' + i),
+                        i == 3,
+                        i % 3 == 0 ? "" : "/data" + i));
+              }
+              for (int i = 0; i < nShares; i++) {
+                b.share(new ShareAttachment(Path.of("/s/" + word + i), "t" + i, i % 2 == 1));
+              }
+              VMTemplate t = b.build();
+              VMTemplate back = VMTemplate.fromDomainXml(t.toDomainXml(t.virtType()));
+              assertEquals(t.name(), back.name());
+              assertEquals(t.uuid(), back.uuid());
+              assertEquals(t.genid(), back.genid());
+              assertEquals(t.resources(), back.resources());
+              assertEquals(t.boot(), back.boot());
+              assertEquals(t.disks(), back.disks());
+              assertEquals(t.shares(), back.shares());
+              assertEquals(t.runDir(), back.runDir());
+              assertEquals(t.virtType(), back.virtType());
+              assertEquals(t.toDomainXml(t.virtType()), back.toDomainXml(back.virtType()));
+            });
+  }
+
+  @Test
+  void retargetChangesIdentityAndPathsOnly() throws Exception {
+    VMTemplate saved =
+        VMTemplate.builder("orig")
+            .boot(BOOT)
+            .runDir(Path.of("/run/orig"))
+            .disk(DiskAttachment.qcow2(Path.of("/img/vda.qcow2"), "vda", "/data"))
+            .share(new ShareAttachment(Path.of("/img/ws"), "ws", false))
+            .build();
+    // libvirt adds addresses and more; they must survive untouched
+    String savedXml =
+        saved
+            .toDomainXml(VirtType.QEMU)
+            .replace("</devices>", "<controller type='pci' index='0' model='pci-root'/></devices>");
+    VMTemplate clone =
+        saved
+            .copyAs("clone")
+            .runDir(Path.of("/run/clone"))
+            .disk(DiskAttachment.qcow2(Path.of("/run/clone/vda.qcow2"), "vda", "/data"))
+            .share(new ShareAttachment(Path.of("/w/clone"), "ws", false))
+            .owner("7@x")
+            .build();
+    Document d = parse(clone.retarget(savedXml));
+    assertEquals("clone", x(d, "/domain/name"));
+    assertEquals(clone.uuid().toString(), x(d, "/domain/uuid"));
+    assertEquals(clone.genid().toString(), x(d, "/domain/genid"));
+    assertEquals("/run/clone/vda.qcow2", x(d, "/domain/devices/disk/source/@file"));
+    assertEquals("/w/clone", x(d, "/domain/devices/filesystem/source/@dir"));
+    assertEquals("/run/clone/agent.sock", x(d, "/domain/devices/channel/source/@path"));
+    assertEquals("/run/clone/console.log", x(d, "/domain/devices/serial/log/@file"));
+    assertEquals("pci-root", x(d, "/domain/devices/controller/@model"));
+    VMTemplate back = VMTemplate.fromDomainXml(clone.retarget(savedXml));
+    assertEquals("7@x", x(d, "/domain/metadata/*[local-name()='vm']/@owner"));
+    assertEquals(Path.of("/run/clone"), back.runDir());
+
+    VMTemplate noDisk =
+        saved.copyAs("clone2").share(new ShareAttachment(Path.of("/w"), "ws", false)).build();
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> noDisk.retarget(savedXml));
+    assertTrue(e.getMessage().contains("disk vda"), e.getMessage());
+  }
+
+  @Test
+  void attachmentsAreValidated() {
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new DiskAttachment(Path.of("/x"), DiskAttachment.Format.RAW, "sda", false, ""));
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            new DiskAttachment(Path.of("/x"), DiskAttachment.Format.RAW, "vda", false, "/a/../b"));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new DiskAttachment(Path.of("/x"), DiskAttachment.Format.RAW, "vda", false, "rel"));
+    assertThrows(
+        IllegalArgumentException.class, () -> new ShareAttachment(Path.of("/x"), "a b", false));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new ShareAttachment(Path.of("/x"), "x".repeat(32), false));
+    VMTemplate.Builder b =
+        VMTemplate.builder("d").boot(BOOT).disk(DiskAttachment.qcow2(Path.of("/a"), "vda", ""));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> b.disk(DiskAttachment.qcow2(Path.of("/b"), "vda", "")));
+    b.share(new ShareAttachment(Path.of("/s"), "ws", false));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> b.share(new ShareAttachment(Path.of("/t"), "ws", true)));
+  }
+
   @Test
   void validatesWithMessagesNamingFieldAndValue() {
     IllegalArgumentException e =

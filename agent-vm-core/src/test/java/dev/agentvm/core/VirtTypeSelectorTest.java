@@ -73,6 +73,11 @@ class VirtTypeSelectorTest {
     }
 
     @Override
+    public String savedImageXml(Path file) {
+      throw new UnsupportedOperationException("fake backend saves nothing");
+    }
+
+    @Override
     public List<String> domainNames() {
       return List.of();
     }

@@ -23,8 +23,26 @@ public interface DomainHandle {
 
   void resume();
 
+  /**
+   * Creates an internal snapshot (stored in the domain's qcow2 disks) from libvirt snapshot XML. A
+   * running domain's snapshot includes its memory and device state.
+   */
+  void createSnapshot(String snapshotXml);
+
+  /** Names of the domain's snapshots. */
+  java.util.List<String> snapshotNames();
+
+  /** Reverts the domain to a snapshot: a running snapshot leaves it running at that point. */
+  void revertToSnapshot(String name);
+
+  /** Deletes a snapshot (its data in the disks too). */
+  void deleteSnapshot(String name);
+
   /** The domain XML, live if running. */
   String xml();
+
+  /** The persistent definition's XML (what the next start would use), without runtime details. */
+  String inactiveXml();
 
   /**
    * Saves the running domain's memory and device state to a file and stops it ({@code

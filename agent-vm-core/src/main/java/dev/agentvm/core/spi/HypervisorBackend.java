@@ -27,10 +27,15 @@ public interface HypervisorBackend extends AutoCloseable {
   Optional<DomainHandle> lookup(String name);
 
   /**
-   * Starts a domain from a memory image made by {@link DomainHandle#saveMemory}, optionally with an
-   * edited domain XML ({@code virDomainRestoreFlags}; {@code null} keeps the saved XML).
+   * Starts a domain from a memory image made by {@link DomainHandle#saveMemory}, optionally under
+   * an edited domain XML ({@code null} keeps the saved one). The edited XML may change the domain's
+   * identity (name, UUID, generation id) and file paths, but must describe the same virtual
+   * hardware: it is not checked.
    */
   DomainHandle restore(java.nio.file.Path file, String xml);
+
+  /** The domain XML stored in a memory image made by {@link DomainHandle#saveMemory}. */
+  String savedImageXml(java.nio.file.Path file);
 
   /** Names of all domains, running or not. */
   List<String> domainNames();

@@ -12,9 +12,12 @@ export AGENTVM_INIT_UPTIME=$up
 
 mode=agent
 extra_java=""
+mounts=""
 for a in $(cat /proc/cmdline); do
   case "$a" in
     agentvm.mode=*) mode="${a#agentvm.mode=}" ;;
+    # a data disk to mount: agentvm.mount=vdb:/data or agentvm.mount=vdb:/data:ro
+    agentvm.mount=*) mounts="$mounts ${a#agentvm.mount=}" ;;
     # extra JVM options for the agent, comma-separated (the kernel splits the command line at spaces)
     agentvm.java_opts=*) extra_java="$(echo "${a#agentvm.java_opts=}" | tr ',' ' ')" ;;
   esac
@@ -43,6 +46,17 @@ for d in /sys/bus/virtio/devices/*; do
 done
 read up idle < /proc/uptime
 echo "agentvm-init: modules loaded uptime=$up"
+
+for m in $mounts; do
+  dev="${m%%:*}"; rest="${m#*:}"; dir="${rest%%:*}"; opt=rw
+  [ "$rest" != "$dir" ] && opt="${rest#*:}"
+  mkdir -p "$dir"
+  if mount -t ext4 -o "$opt" "/dev/$dev" "$dir"; then
+    echo "agentvm-init: mounted /dev/$dev on $dir ($opt)"
+  else
+    echo "agentvm-init: mount of /dev/$dev on $dir failed"
+  fi
+done
 
 # A port named dev.agentvm.echo.0 (benchmarks add one) echoes raw bytes: the channel's own speed.
 for p in /sys/class/virtio-ports/*; do

@@ -21,6 +21,7 @@ import java.util.regex.Pattern;
 import org.libvirt.Connect;
 import org.libvirt.Domain;
 import org.libvirt.DomainInfo;
+import org.libvirt.DomainSnapshot;
 import org.libvirt.Error;
 import org.libvirt.LibvirtException;
 import org.libvirt.event.LifecycleListener;
@@ -30,6 +31,8 @@ import org.slf4j.LoggerFactory;
 /** The libvirt {@link HypervisorBackend}. All {@code org.libvirt} use lives in this package. */
 public final class LibvirtBackend implements HypervisorBackend {
   private static final Logger LOG = LoggerFactory.getLogger(LibvirtBackend.class);
+
+  private static final int VIR_DOMAIN_XML_INACTIVE = 2;
 
   private final String uri;
   private final NativeConnect conn;
@@ -180,20 +183,41 @@ public final class LibvirtBackend implements HypervisorBackend {
     }
   }
 
+  /**
+   * {@inheritDoc}
+   *
+   * <p>A new XML is written into the image's header (see {@link SaveImageHeader}) rather than
+   * passed to libvirt, which would refuse another UUID; the image is locked meanwhile, so
+   * concurrent restores of one image (threads or processes) take turns.
+   */
   @Override
   public DomainHandle restore(java.nio.file.Path file, String xml) {
     LibvirtNative lib = LibvirtNative.get();
-    if (lib.virDomainRestoreFlags(conn.pointer(), file.toString(), xml, 0) != 0) {
-      throw new HypervisorException(
-          "restore from " + file + " failed: " + lib.virGetLastErrorMessage(), null);
+    java.nio.file.Path lockFile = file.resolveSibling(file.getFileName() + ".lock");
+    try (java.nio.channels.FileChannel lock =
+            java.nio.channels.FileChannel.open(
+                lockFile,
+                java.nio.file.StandardOpenOption.CREATE,
+                java.nio.file.StandardOpenOption.WRITE);
+        java.nio.channels.FileLock ignored = lock.lock()) {
+      if (xml != null) {
+        SaveImageHeader.rewriteXml(file, xml);
+      }
+      if (lib.virDomainRestoreFlags(conn.pointer(), file.toString(), null, 0) != 0) {
+        throw new HypervisorException(
+            "restore from " + file + " failed: " + lib.virGetLastErrorMessage(), null);
+      }
+    } catch (java.io.IOException e) {
+      throw new HypervisorException("locking " + lockFile + ": " + e, e);
     }
     String name =
-        xml != null ? xml.replaceAll("(?s).*?<name>([^<]*)</name>.*", "$1") : savedName(file);
+        (xml != null ? xml : savedImageXml(file)).replaceAll("(?s).*?<name>([^<]*)</name>.*", "$1");
     return lookup(name)
         .orElseThrow(() -> new HypervisorException("restored domain " + name + " not found", null));
   }
 
-  private String savedName(java.nio.file.Path file) {
+  @Override
+  public String savedImageXml(java.nio.file.Path file) {
     LibvirtNative lib = LibvirtNative.get();
     Pointer p = lib.virDomainSaveImageGetXMLDesc(conn.pointer(), file.toString(), 0);
     if (p == null) {
@@ -201,7 +225,7 @@ public final class LibvirtBackend implements HypervisorBackend {
           "read XML of saved image " + file + ": " + lib.virGetLastErrorMessage(), null);
     }
     try {
-      return p.getString(0, "UTF-8").replaceAll("(?s).*?<name>([^<]*)</name>.*", "$1");
+      return p.getString(0, "UTF-8");
     } finally {
       com.sun.jna.Native.free(Pointer.nativeValue(p));
     }
@@ -376,7 +400,54 @@ public final class LibvirtBackend implements HypervisorBackend {
       call(
           "undefine " + name,
           () -> {
-            d.undefine();
+            // the snapshots' data lives in the disks, which go with the VM; without this flag
+            // libvirt refuses to undefine a domain that has snapshots
+            d.undefine(Domain.UndefineFlags.SNAPSHOTS_METADATA | Domain.UndefineFlags.MANAGED_SAVE);
+            return null;
+          });
+    }
+
+    @Override
+    public void createSnapshot(String snapshotXml) {
+      call(
+          "snapshot " + name,
+          () -> {
+            d.snapshotCreateXML(snapshotXml).free();
+            return null;
+          });
+    }
+
+    @Override
+    public List<String> snapshotNames() {
+      return List.of(call("list snapshots of " + name, d::snapshotListNames));
+    }
+
+    @Override
+    public void revertToSnapshot(String snapshot) {
+      call(
+          "revert " + name + " to snapshot " + snapshot,
+          () -> {
+            DomainSnapshot s = d.snapshotLookupByName(snapshot);
+            try {
+              d.revertToSnapshot(s);
+            } finally {
+              s.free();
+            }
+            return null;
+          });
+    }
+
+    @Override
+    public void deleteSnapshot(String snapshot) {
+      call(
+          "delete snapshot " + snapshot + " of " + name,
+          () -> {
+            DomainSnapshot s = d.snapshotLookupByName(snapshot);
+            try {
+              s.delete(0);
+            } finally {
+              s.free();
+            }
             return null;
           });
     }
@@ -404,6 +475,11 @@ public final class LibvirtBackend implements HypervisorBackend {
     @Override
     public String xml() {
       return call("read XML of " + name, () -> d.getXMLDesc(0));
+    }
+
+    @Override
+    public String inactiveXml() {
+      return call("read XML of " + name, () -> d.getXMLDesc(VIR_DOMAIN_XML_INACTIVE));
     }
 
     @Override

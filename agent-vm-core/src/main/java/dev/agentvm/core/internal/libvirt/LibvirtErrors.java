@@ -4,6 +4,7 @@ import dev.agentvm.core.AgentVmException;
 import dev.agentvm.core.ConnectionException;
 import dev.agentvm.core.HypervisorException;
 import dev.agentvm.core.NoSuchVmException;
+import dev.agentvm.core.SnapshotException;
 import dev.agentvm.core.VmStateException;
 import org.libvirt.Error;
 import org.libvirt.LibvirtException;
@@ -24,6 +25,8 @@ final class LibvirtErrors {
     }
     return switch (code) {
       case VIR_ERR_NO_DOMAIN -> new NoSuchVmException(msg, e);
+      case VIR_ERR_NO_DOMAIN_SNAPSHOT, VIR_ERR_SNAPSHOT_REVERT_RISKY ->
+          new SnapshotException(msg + " [" + code + "]", e);
       case VIR_ERR_OPERATION_INVALID -> new VmStateException(msg, e);
       case VIR_ERR_NO_CONNECT,
           VIR_ERR_RPC,

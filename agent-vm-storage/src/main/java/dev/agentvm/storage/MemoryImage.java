@@ -1,0 +1,259 @@
+package dev.agentvm.storage;
+
+import dev.agentvm.core.AgentVmPaths;
+import dev.agentvm.core.DiskAttachment;
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.ShareAttachment;
+import dev.agentvm.core.SnapshotException;
+import dev.agentvm.core.VM;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.ExecRequest;
+import dev.agentvm.core.agent.ExecResult;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The saved memory of a booted, agent-ready VM, from which many VMs ("clones") start in a fraction
+ * of a cold boot. Each clone gets its own name, UUID, generation id, agent socket, console log and
+ * copy-on-write overlays of the template's disks; after the restore its hostname and machine id are
+ * set anew and its random number generator is reseeded (by the new generation id and by bytes from
+ * the host), so clones never share secrets drawn from randomness.
+ *
+ * <pre>{@code
+ * try (MemoryImage image = MemoryImage.capture(conn, template, dir, Duration.ofSeconds(90))) {
+ *   try (VM a = image.restore(conn, "agentvm-a", Map.of(), Duration.ofSeconds(30));
+ *        VM b = image.restore(conn, "agentvm-b", Map.of(), Duration.ofSeconds(30))) {
+ *     a.awaitAgent(Duration.ofSeconds(5)).exec(...);
+ *   }
+ * }
+ * }</pre>
+ *
+ * <p>The template's shares exist in every clone but are not mounted (QEMU cannot save a VM with a
+ * mounted 9p share); give each clone its own directories with the {@code shareDirs} of {@link
+ * #restore} and mount them after the restore. Thread-safe; {@link #close()} deletes the image.
+ */
+public final class MemoryImage implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(MemoryImage.class);
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private final Path dir;
+  private final Path file;
+  private final VMTemplate template;
+  private final Duration captureTime;
+  private final AtomicBoolean closed = new AtomicBoolean();
+
+  private MemoryImage(Path dir, VMTemplate template, Duration captureTime) {
+    this.dir = dir;
+    this.file = dir.resolve("memory.save");
+    this.template = template;
+    this.captureTime = captureTime;
+  }
+
+  /**
+   * Boots a VM from {@code template}, waits for its agent, saves its memory into {@code dir} and
+   * removes the VM. The template's disks must live in {@code dir} (they become the read-only base
+   * of every clone's disks); its shares must not be mounted.
+   *
+   * @throws IllegalArgumentException if a disk lies outside {@code dir}
+   * @throws SnapshotException if the VM could not be booted or saved
+   */
+  public static MemoryImage capture(
+      LibvirtConnection conn, VMTemplate template, Path dir, Duration agentDeadline) {
+    Path d = dir.toAbsolutePath();
+    for (DiskAttachment disk : template.disks()) {
+      if (!disk.file().startsWith(d)) {
+        throw new IllegalArgumentException(
+            "disk " + disk.file() + " must lie in the image directory " + d);
+      }
+    }
+    try {
+      Files.createDirectories(d);
+      Files.setPosixFilePermissions(d, PosixFilePermissions.fromString("rwxr-xr-x"));
+    } catch (IOException e) {
+      throw new StorageException("cannot create " + d + ": " + e.getMessage(), e);
+    }
+    long t0 = System.nanoTime();
+    MemoryImage image = new MemoryImage(d, template, Duration.ZERO);
+    try (VM vm = conn.define(template)) {
+      vm.start();
+      vm.awaitAgent(agentDeadline);
+      vm.saveMemory(image.file);
+    } catch (RuntimeException e) {
+      DiskImages.deleteQuietly(image.file);
+      throw e instanceof SnapshotException
+          ? e
+          : new SnapshotException("capturing a memory image of " + template.name() + ": " + e, e);
+    }
+    for (DiskAttachment disk : template.disks()) {
+      try {
+        // every clone's overlay reads it: it must never change again
+        Files.setPosixFilePermissions(disk.file(), PosixFilePermissions.fromString("r--r--r--"));
+      } catch (IOException e) {
+        throw new StorageException("cannot make " + disk.file() + " read-only: " + e, e);
+      }
+    }
+    Duration took = Duration.ofNanos(System.nanoTime() - t0);
+    LOG.info(
+        "memory image of {} captured in {} ms ({} MB)",
+        template.name(),
+        took.toMillis(),
+        image.sizeBytes() / 1_000_000);
+    return new MemoryImage(d, template, took);
+  }
+
+  /** The saved memory and device state. */
+  public Path file() {
+    return file;
+  }
+
+  /** The template the image was captured from. */
+  public VMTemplate template() {
+    return template;
+  }
+
+  /** Boot plus save time of {@link #capture}. */
+  public Duration captureTime() {
+    return captureTime;
+  }
+
+  public long sizeBytes() {
+    try {
+      return Files.size(file);
+    } catch (IOException e) {
+      return 0;
+    }
+  }
+
+  /**
+   * Starts a clone named {@code name}, waits for its agent and gives it its own identity. The
+   * returned VM is running; closing it removes it and its disks.
+   *
+   * @param shareDirs host directories for the template's share tags (others keep the template's)
+   * @throws SnapshotException if the image is gone or the restore failed (nothing is left behind)
+   */
+  public VM restore(
+      LibvirtConnection conn, String name, Map<String, Path> shareDirs, Duration agentDeadline) {
+    if (closed.get()) {
+      throw new SnapshotException("memory image " + dir + " is closed");
+    }
+    VMTemplate.Builder b = template.copyAs(name).genid(UUID.randomUUID());
+    Path runDir = AgentVmPaths.runDir(name);
+    b.runDir(runDir);
+    try {
+      for (DiskAttachment disk : template.disks()) {
+        Path overlay = runDir.resolve(disk.target() + ".qcow2");
+        DiskImages.createOverlay(disk.file(), overlay, 0);
+        b.disk(
+            new DiskAttachment(
+                overlay,
+                DiskAttachment.Format.QCOW2,
+                disk.target(),
+                disk.readOnly(),
+                disk.guestMountPoint()));
+      }
+    } catch (RuntimeException e) {
+      deleteRunDir(runDir, e);
+      throw e;
+    }
+    for (ShareAttachment s : template.shares()) {
+      b.share(
+          new ShareAttachment(shareDirs.getOrDefault(s.tag(), s.hostDir()), s.tag(), s.readOnly()));
+    }
+    VMTemplate cloneTemplate = b.build();
+    VM vm;
+    try {
+      vm = conn.restore(file, cloneTemplate);
+    } catch (RuntimeException e) {
+      deleteRunDir(runDir, e);
+      throw e;
+    }
+    try {
+      refreshIdentity(vm, vm.awaitAgent(agentDeadline), agentDeadline);
+      return vm;
+    } catch (RuntimeException | IOException e) {
+      SnapshotException failure =
+          new SnapshotException("clone " + name + " did not come up: " + e.getMessage(), e);
+      try {
+        vm.close();
+      } catch (RuntimeException c) {
+        failure.addSuppressed(c);
+      }
+      throw failure;
+    }
+  }
+
+  /**
+   * Sets hostname and machine id, and mixes host randomness into the guest's pool (the new
+   * generation id has already made the kernel reseed).
+   */
+  private static void refreshIdentity(VM vm, AgentClient agent, Duration deadline)
+      throws IOException {
+    byte[] seed = new byte[64];
+    RANDOM.nextBytes(seed);
+    String machineId = UUID.randomUUID().toString().replace("-", "");
+    ExecResult r =
+        agent.exec(
+            ExecRequest.script(
+                    "hostname '"
+                        + vm.name()
+                        + "' && echo '"
+                        + vm.name()
+                        + "' > /etc/hostname && echo "
+                        + machineId
+                        + " > /etc/machine-id && cat > /dev/urandom",
+                    "sh")
+                .withStdin(seed)
+                .withTimeout(deadline));
+    if (r.exitCode() != 0) {
+      throw new IOException(
+          "identity refresh failed (exit " + r.exitCode() + "): " + r.stderrText());
+    }
+    LOG.debug(
+        "{}: identity refreshed (machine id {}, seed {}...)",
+        vm.name(),
+        machineId,
+        HexFormat.of().formatHex(seed, 0, 2));
+  }
+
+  private static void deleteRunDir(Path runDir, RuntimeException failure) {
+    try {
+      deleteTree(runDir);
+    } catch (IOException e) {
+      failure.addSuppressed(e);
+    }
+  }
+
+  static void deleteTree(Path root) throws IOException {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (var s = Files.walk(root)) {
+      for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+
+  /** Deletes the image directory: the memory file and the template's disks. Idempotent. */
+  @Override
+  public void close() {
+    if (closed.compareAndSet(false, true)) {
+      try {
+        deleteTree(dir);
+      } catch (IOException e) {
+        throw new StorageException("removing memory image " + dir + ": " + e, e);
+      }
+    }
+  }
+}

@@ -152,7 +152,7 @@ public final class LibvirtConnection implements AutoCloseable {
     createRunDir(t);
     DomainHandle d;
     try {
-      d = backend.restore(memoryImage, t.retarget(backend.savedImageXml(memoryImage)));
+      d = backend.restore(memoryImage, t::retarget);
     } catch (RuntimeException e) {
       deleteRunDir(t, e);
       throw new SnapshotException(

@@ -89,7 +89,7 @@ class NativeLibvirtCallsIT extends RealLibvirtTest {
                   "</domain>",
                   "<description>restored by NativeLibvirtCallsIT</description></domain>");
       t0 = System.nanoTime();
-      DomainHandle restored = conn.backend().restore(image, edited);
+      DomainHandle restored = conn.backend().restore(image, saved -> edited);
       HelloResponse after;
       try (AgentClient agent =
           AgentClient.connect(new UnixSocketTransport(t.agentSocket()), Duration.ofSeconds(60))) {

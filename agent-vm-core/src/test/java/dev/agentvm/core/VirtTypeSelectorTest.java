@@ -68,7 +68,7 @@ class VirtTypeSelectorTest {
     }
 
     @Override
-    public DomainHandle restore(Path file, String xml) {
+    public DomainHandle restore(Path file, java.util.function.UnaryOperator<String> edit) {
       throw new UnsupportedOperationException("fake backend restores nothing");
     }
 

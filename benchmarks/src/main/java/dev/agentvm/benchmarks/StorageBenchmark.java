@@ -46,7 +46,8 @@ public final class StorageBenchmark {
     MicroImage image = MicroImageBuilder.create().build();
     BootSource boot = new BootSource(image.kernel(), image.initramfs(), MicroImage.DEFAULT_CMDLINE);
     Path work = Files.createTempDirectory(Path.of("/var/lib/agent-vm"), "bench-storage-");
-    Files.setPosixFilePermissions(work, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    Files.setPosixFilePermissions(
+        work, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
     Map<String, List<Double>> m = new LinkedHashMap<>();
     try (LibvirtConnection conn = LibvirtConnection.open()) {
       coldVersusRestore(conn, boot, work, rounds, m);
@@ -69,7 +70,8 @@ public final class StorageBenchmark {
     double cold = Stats.median(m.get("cold boot: start -> agent HELLO"));
     double restore = Stats.median(m.get("clone: restore -> agent HELLO"));
     double ready = Stats.median(m.get("clone: restore -> identity refreshed (ready for work)"));
-    System.out.printf("ratio cold boot / restore to HELLO:          %.1fx (goal: 20x)%n", cold / restore);
+    System.out.printf(
+        "ratio cold boot / restore to HELLO:          %.1fx (goal: 20x)%n", cold / restore);
     System.out.printf("ratio cold boot / restore to ready for work: %.1fx%n", cold / ready);
     System.out.printf(
         "9p / PUT_FILE throughput in: %.2f   out (9p / GET_FILE): %.2f%n",
@@ -175,19 +177,26 @@ public final class StorageBenchmark {
           sh(a, "rm -f /workspace/output/out.bin");
           t0 = System.nanoTime();
           sh(a, "cat /tmp/viaput > /workspace/output/out.bin");
-          add(m, "out of the guest, virtio-9p (MB/s)", size / 1e6 / ((System.nanoTime() - t0) / 1e9));
+          add(
+              m,
+              "out of the guest, virtio-9p (MB/s)",
+              size / 1e6 / ((System.nanoTime() - t0) / 1e9));
           Path back = work.resolve("back.bin");
           Files.deleteIfExists(back);
           t0 = System.nanoTime();
           a.getFile("/tmp/viaput", back, Duration.ofMinutes(2));
-          add(m, "out of the guest, GET_FILE (MB/s)", size / 1e6 / ((System.nanoTime() - t0) / 1e9));
+          add(
+              m,
+              "out of the guest, GET_FILE (MB/s)",
+              size / 1e6 / ((System.nanoTime() - t0) / 1e9));
           sh(a, "rm -f /tmp/viaput");
         }
       }
     }
   }
 
-  private static void rss(LibvirtConnection conn, BootSource boot, Path work, Map<String, List<Double>> m)
+  private static void rss(
+      LibvirtConnection conn, BootSource boot, Path work, Map<String, List<Double>> m)
       throws Exception {
     int n = 3;
     VMTemplate template = VMTemplate.builder(name("rsstmpl")).boot(boot).build();

@@ -27,12 +27,13 @@ public interface HypervisorBackend extends AutoCloseable {
   Optional<DomainHandle> lookup(String name);
 
   /**
-   * Starts a domain from a memory image made by {@link DomainHandle#saveMemory}, optionally under
-   * an edited domain XML ({@code null} keeps the saved one). The edited XML may change the domain's
-   * identity (name, UUID, generation id) and file paths, but must describe the same virtual
-   * hardware: it is not checked.
+   * Starts a domain from a memory image made by {@link DomainHandle#saveMemory}. {@code edit} sees
+   * the saved domain XML and returns the XML to start under ({@code null} or the same to keep it);
+   * it may change the domain's identity (name, UUID, generation id) and file paths, but must keep
+   * the virtual hardware: that is not checked. Restores of one image (and their edits) take turns,
+   * across threads and processes.
    */
-  DomainHandle restore(java.nio.file.Path file, String xml);
+  DomainHandle restore(java.nio.file.Path file, java.util.function.UnaryOperator<String> edit);
 
   /** The domain XML stored in a memory image made by {@link DomainHandle#saveMemory}. */
   String savedImageXml(java.nio.file.Path file);

@@ -172,6 +172,25 @@ public final class MicroImageBuilder {
     if (cached != null) {
       return cached;
     }
+    // the file lock serialises processes; within one JVM a second lock() would throw, so threads
+    // queue on this monitor first
+    synchronized (BUILD_LOCK) {
+      return buildLocked(images, dir, kernelPkg, kernelVer, busyboxVer, agentJar, init);
+    }
+  }
+
+  private static final Object BUILD_LOCK = new Object();
+
+  private MicroImage buildLocked(
+      Path images,
+      Path dir,
+      String kernelPkg,
+      String kernelVer,
+      String busyboxVer,
+      byte[] agentJar,
+      byte[] init)
+      throws IOException {
+    MicroImage cached;
     try (FileChannel lockFile =
             FileChannel.open(
                 images.resolve(".build.lock"),

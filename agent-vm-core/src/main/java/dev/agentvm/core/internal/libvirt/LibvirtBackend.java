@@ -183,35 +183,46 @@ public final class LibvirtBackend implements HypervisorBackend {
     }
   }
 
+  /** Serialises restores of one image within this JVM; the file lock does across processes. */
+  private static final java.util.concurrent.ConcurrentHashMap<java.nio.file.Path, Object>
+      IMAGE_LOCKS = new java.util.concurrent.ConcurrentHashMap<>();
+
   /**
    * {@inheritDoc}
    *
-   * <p>A new XML is written into the image's header (see {@link SaveImageHeader}) rather than
-   * passed to libvirt, which would refuse another UUID; the image is locked meanwhile, so
-   * concurrent restores of one image (threads or processes) take turns.
+   * <p>An edited XML is written into the image's header (see {@link SaveImageHeader}) rather than
+   * passed to libvirt, which would refuse another UUID. A file lock alone would not do: the JVM
+   * holds file locks for the whole process, so threads need their own lock too.
    */
   @Override
-  public DomainHandle restore(java.nio.file.Path file, String xml) {
+  public DomainHandle restore(
+      java.nio.file.Path file, java.util.function.UnaryOperator<String> edit) {
     LibvirtNative lib = LibvirtNative.get();
-    java.nio.file.Path lockFile = file.resolveSibling(file.getFileName() + ".lock");
-    try (java.nio.channels.FileChannel lock =
-            java.nio.channels.FileChannel.open(
-                lockFile,
-                java.nio.file.StandardOpenOption.CREATE,
-                java.nio.file.StandardOpenOption.WRITE);
-        java.nio.channels.FileLock ignored = lock.lock()) {
-      if (xml != null) {
-        SaveImageHeader.rewriteXml(file, xml);
+    java.nio.file.Path key = file.toAbsolutePath().normalize();
+    java.nio.file.Path lockFile = key.resolveSibling(key.getFileName() + ".lock");
+    String xml;
+    synchronized (IMAGE_LOCKS.computeIfAbsent(key, k -> new Object())) {
+      try (java.nio.channels.FileChannel lock =
+              java.nio.channels.FileChannel.open(
+                  lockFile,
+                  java.nio.file.StandardOpenOption.CREATE,
+                  java.nio.file.StandardOpenOption.WRITE);
+          java.nio.channels.FileLock ignored = lock.lock()) {
+        String saved = savedImageXml(key);
+        String edited = edit == null ? null : edit.apply(saved);
+        xml = edited == null ? saved : edited;
+        if (edited != null && !edited.equals(saved)) {
+          SaveImageHeader.rewriteXml(key, edited);
+        }
+        if (lib.virDomainRestoreFlags(conn.pointer(), key.toString(), null, 0) != 0) {
+          throw new HypervisorException(
+              "restore from " + key + " failed: " + lib.virGetLastErrorMessage(), null);
+        }
+      } catch (java.io.IOException e) {
+        throw new HypervisorException("locking " + lockFile + ": " + e, e);
       }
-      if (lib.virDomainRestoreFlags(conn.pointer(), file.toString(), null, 0) != 0) {
-        throw new HypervisorException(
-            "restore from " + file + " failed: " + lib.virGetLastErrorMessage(), null);
-      }
-    } catch (java.io.IOException e) {
-      throw new HypervisorException("locking " + lockFile + ": " + e, e);
     }
-    String name =
-        (xml != null ? xml : savedImageXml(file)).replaceAll("(?s).*?<name>([^<]*)</name>.*", "$1");
+    String name = xml.replaceAll("(?s).*?<name>([^<]*)</name>.*", "$1");
     return lookup(name)
         .orElseThrow(() -> new HypervisorException("restored domain " + name + " not found", null));
   }

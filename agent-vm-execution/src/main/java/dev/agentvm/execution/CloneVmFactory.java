@@ -1,0 +1,155 @@
+package dev.agentvm.execution;
+
+import dev.agentvm.core.AgentVmPaths;
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.ShareAttachment;
+import dev.agentvm.core.VM;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.storage.FilesystemShare;
+import dev.agentvm.storage.MemoryImage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Makes pool VMs by restoring clones of one memory image: under a second each on hosts where a cold
+ * boot takes several. The image is captured once, by {@link #capture}, from a template that {@link
+ * #withWorkspaceShares} gave the workspace shares; each clone gets its own workspace, mounted after
+ * the restore.
+ *
+ * <pre>{@code
+ * try (CloneVmFactory f = CloneVmFactory.capture(conn, template, Duration.ofMinutes(2));
+ *      VMPool pool = VMPool.start(f, PoolConfig.DEFAULT)) { ... }
+ * }</pre>
+ */
+public final class CloneVmFactory implements VmFactory, AutoCloseable {
+  private final LibvirtConnection conn;
+  private final MemoryImage image;
+  private final Path workspaces;
+  private final Duration agentDeadline;
+  private final Duration discardGrace;
+  private final boolean ownsImage;
+
+  /**
+   * @param image captured from a template with the workspace shares ({@link #withWorkspaceShares})
+   * @param workspaces where the clones' workspaces go
+   * @param discardGrace how long a used clone gets to power off before it is destroyed; zero by
+   *     default, because a clone's state is thrown away by design and nothing in it needs flushing
+   */
+  public CloneVmFactory(
+      LibvirtConnection conn,
+      MemoryImage image,
+      Path workspaces,
+      Duration agentDeadline,
+      Duration discardGrace) {
+    this(conn, image, workspaces, agentDeadline, discardGrace, false);
+  }
+
+  private CloneVmFactory(
+      LibvirtConnection conn,
+      MemoryImage image,
+      Path workspaces,
+      Duration agentDeadline,
+      Duration discardGrace,
+      boolean ownsImage) {
+    this.conn = conn;
+    this.image = image;
+    this.workspaces = workspaces;
+    this.agentDeadline = agentDeadline;
+    this.discardGrace = discardGrace;
+    this.ownsImage = ownsImage;
+  }
+
+  /**
+   * Captures a memory image of {@code template} (given the workspace shares) under the state
+   * directory and returns a factory that owns it: closing the factory deletes the image.
+   */
+  public static CloneVmFactory capture(
+      LibvirtConnection conn, VMTemplate template, Duration agentDeadline) {
+    Path root = AgentVmPaths.stateRoot().resolve("images").resolve(template.name());
+    VMTemplate t = withWorkspaceShares(template, root.resolve("workspace"));
+    MemoryImage image = MemoryImage.capture(conn, t, root, agentDeadline);
+    return new CloneVmFactory(
+        conn,
+        image,
+        AgentVmPaths.stateRoot().resolve("workspaces"),
+        agentDeadline,
+        Duration.ZERO,
+        true);
+  }
+
+  /**
+   * The template with the three workspace shares, pointing at placeholder directories under {@code
+   * placeholder} (each clone gets its own).
+   */
+  public static VMTemplate withWorkspaceShares(VMTemplate template, Path placeholder) {
+    VMTemplate.Builder b = template.newBuilder();
+    try {
+      for (String tag :
+          new String[] {
+            FilesystemShare.INPUT_TAG, FilesystemShare.OUTPUT_TAG, FilesystemShare.WORK_TAG
+          }) {
+        Path d = Files.createDirectories(placeholder.resolve(tag));
+        Files.setPosixFilePermissions(d, PosixFilePermissions.fromString("rwxr-xr-x"));
+        b.share(new ShareAttachment(d, tag, tag.equals(FilesystemShare.INPUT_TAG)));
+      }
+      Files.setPosixFilePermissions(placeholder, PosixFilePermissions.fromString("rwxr-xr-x"));
+    } catch (IOException e) {
+      throw new dev.agentvm.storage.StorageException("cannot create " + placeholder + ": " + e, e);
+    }
+    return b.build();
+  }
+
+  public MemoryImage image() {
+    return image;
+  }
+
+  @Override
+  public PooledVm create(String name, long nowNanos) throws Exception {
+    FilesystemShare ws = WorkspaceVms.workspace(workspaces, name);
+    VM vm = null;
+    try {
+      Map<String, Path> dirs = new HashMap<>();
+      for (ShareAttachment s : ws.shares()) {
+        dirs.put(s.tag(), s.hostDir());
+      }
+      vm = image.restore(conn, name, dirs, agentDeadline);
+      ws.mount(vm.awaitAgent(agentDeadline), agentDeadline);
+      return new PooledVm(name, vm, ws, kind(), nowNanos);
+    } catch (Exception | Error e) {
+      try {
+        WorkspaceVms.destroy(new PooledVm(name, vm, ws, kind(), nowNanos), Duration.ZERO);
+      } catch (RuntimeException c) {
+        e.addSuppressed(c);
+      }
+      throw e;
+    }
+  }
+
+  @Override
+  public void destroy(PooledVm vm) {
+    WorkspaceVms.destroy(vm, discardGrace);
+  }
+
+  @Override
+  public boolean isHealthy(PooledVm vm) {
+    return WorkspaceVms.isHealthy(vm);
+  }
+
+  @Override
+  public String kind() {
+    return "restore";
+  }
+
+  /** Deletes the memory image if this factory captured it. */
+  @Override
+  public void close() {
+    if (ownsImage) {
+      image.close();
+    }
+  }
+}

@@ -1,0 +1,69 @@
+package dev.agentvm.execution;
+
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.VM;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.storage.FilesystemShare;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * Makes pool VMs by booting {@code template} anew each time: slower than {@link CloneVmFactory},
+ * but needs no memory image, and every VM is a fresh boot.
+ */
+public final class ColdBootVmFactory implements VmFactory {
+  private final LibvirtConnection conn;
+  private final VMTemplate template;
+  private final Path workspaces;
+  private final Duration agentDeadline;
+  private final Duration discardGrace;
+
+  public ColdBootVmFactory(
+      LibvirtConnection conn,
+      VMTemplate template,
+      Path workspaces,
+      Duration agentDeadline,
+      Duration discardGrace) {
+    this.conn = conn;
+    this.template = template;
+    this.workspaces = workspaces;
+    this.agentDeadline = agentDeadline;
+    this.discardGrace = discardGrace;
+  }
+
+  @Override
+  public PooledVm create(String name, long nowNanos) throws Exception {
+    FilesystemShare ws = WorkspaceVms.workspace(workspaces, name);
+    VM vm = null;
+    try {
+      VMTemplate.Builder b = template.copyAs(name);
+      ws.shares().forEach(b::share);
+      vm = conn.define(b.build());
+      vm.start();
+      ws.mount(vm.awaitAgent(agentDeadline), agentDeadline);
+      return new PooledVm(name, vm, ws, kind(), nowNanos);
+    } catch (Exception | Error e) {
+      try {
+        WorkspaceVms.destroy(new PooledVm(name, vm, ws, kind(), nowNanos), Duration.ZERO);
+      } catch (RuntimeException c) {
+        e.addSuppressed(c);
+      }
+      throw e;
+    }
+  }
+
+  @Override
+  public void destroy(PooledVm vm) {
+    WorkspaceVms.destroy(vm, discardGrace);
+  }
+
+  @Override
+  public boolean isHealthy(PooledVm vm) {
+    return WorkspaceVms.isHealthy(vm);
+  }
+
+  @Override
+  public String kind() {
+    return "cold";
+  }
+}

@@ -1,0 +1,8 @@
+package dev.agentvm.execution;
+
+/** The execution was cancelled before it ended. */
+public class ExecutionCancelledException extends ExecutionException {
+  public ExecutionCancelledException(String executionId, String step) {
+    super(executionId, step, "cancelled", null);
+  }
+}

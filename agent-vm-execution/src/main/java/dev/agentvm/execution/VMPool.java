@@ -1,0 +1,498 @@
+package dev.agentvm.execution;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.LongSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A pool of VMs ready for work. {@link #acquire} hands out an idle VM, first come first served;
+ * {@link #release} takes it back and never hands it out again: a used VM has run untrusted code, so
+ * it is destroyed and a fresh one is made in its place (from the clean memory image, when the
+ * factory clones). The pool keeps at least {@code minSize} VMs ready or in the making and never
+ * more than {@code maxSize} in all; it replaces idle VMs past their TTL or no longer healthy.
+ *
+ * <pre>{@code
+ * try (VMPool pool = VMPool.start(factory, PoolConfig.DEFAULT.withSize(2, 8))) {
+ *   PooledVm vm = pool.acquire(Duration.ofSeconds(30));
+ *   try { ... } finally { pool.release(vm); }
+ * }
+ * }</pre>
+ *
+ * <p>Threads: VMs are made and destroyed on {@code parallelism} worker threads ({@code
+ * agentvm-pool-worker}); one housekeeping thread ({@code agentvm-pool-housekeeping}) runs {@link
+ * #cleanup(long)} when it says. One lock guards the pool's lists; the factory is never called under
+ * it. {@link #close()} fails waiting acquirers, waits up to {@code closeGrace} for VMs in use, then
+ * destroys everything (each guest asked to power off first).
+ */
+public final class VMPool implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(VMPool.class);
+
+  private final VmFactory factory;
+  private final PoolConfig config;
+  private final LongSupplier clock;
+  private final ExecutorService workers;
+  private final ScheduledExecutorService housekeeping;
+  private final MeterRegistry registry;
+  private final Timer acquireWait;
+  private final Timer startTime;
+  private final Object lock = new Object();
+  private final Deque<PooledVm> idle = new ArrayDeque<>(); // guarded by lock, oldest first
+  private final Set<PooledVm> inUse = new HashSet<>(); // guarded by lock
+  private final Deque<CompletableFuture<PooledVm>> waiters = new ArrayDeque<>(); // guarded by lock
+  private int starting; // guarded by lock: creations in flight
+  private int destroying; // guarded by lock
+  private boolean closed; // guarded by lock
+  private long retryAfterNanos; // guarded by lock: no new creations before (after a failure)
+  private final AtomicInteger sequence = new AtomicInteger();
+  private final String poolId = Long.toString(System.nanoTime() % 1_000_000, 36);
+
+  private VMPool(
+      VmFactory factory,
+      PoolConfig config,
+      MeterRegistry registry,
+      LongSupplier clock,
+      boolean housekeep) {
+    this.factory = Objects.requireNonNull(factory, "factory");
+    this.config = Objects.requireNonNull(config, "config");
+    this.registry = registry;
+    this.clock = clock;
+    this.retryAfterNanos = clock.getAsLong();
+    AtomicInteger n = new AtomicInteger();
+    this.workers =
+        Executors.newFixedThreadPool(
+            config.parallelism(),
+            r -> {
+              Thread t = new Thread(r, "agentvm-pool-worker-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            });
+    this.housekeeping =
+        housekeep
+            ? Executors.newSingleThreadScheduledExecutor(
+                r -> {
+                  Thread t = new Thread(r, "agentvm-pool-housekeeping");
+                  t.setDaemon(true);
+                  return t;
+                })
+            : null;
+    this.acquireWait =
+        Timer.builder("agentvm.pool.acquire.wait")
+            .description("time callers waited for a VM")
+            .publishPercentileHistogram()
+            .register(registry);
+    this.startTime =
+        Timer.builder("agentvm.vm.start")
+            .description("time to make a VM ready for work")
+            .tag("kind", factory.kind())
+            .register(registry);
+    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.IDLE))
+        .tag("state", "idle")
+        .register(registry);
+    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.IN_USE))
+        .tag("state", "in_use")
+        .register(registry);
+    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.STARTING))
+        .tag("state", "starting")
+        .register(registry);
+  }
+
+  private enum State {
+    IDLE,
+    IN_USE,
+    STARTING
+  }
+
+  private int count(State s) {
+    synchronized (lock) {
+      return switch (s) {
+        case IDLE -> idle.size();
+        case IN_USE -> inUse.size();
+        case STARTING -> starting;
+      };
+    }
+  }
+
+  /** Starts a pool and begins making its first {@code minSize} VMs. */
+  public static VMPool start(VmFactory factory, PoolConfig config) {
+    return start(factory, config, new CompositeMeterRegistry());
+  }
+
+  /** Starts a pool that reports to {@code registry}. */
+  public static VMPool start(VmFactory factory, PoolConfig config, MeterRegistry registry) {
+    VMPool p = new VMPool(factory, config, registry, System::nanoTime, true);
+    p.fill();
+    p.scheduleHousekeeping(config.healthCheckInterval().toNanos());
+    return p;
+  }
+
+  /** A pool driven by a given clock, without a housekeeping thread: call {@link #cleanup}. */
+  static VMPool startManual(
+      VmFactory factory, PoolConfig config, MeterRegistry registry, LongSupplier clock) {
+    VMPool p = new VMPool(factory, config, registry, clock, false);
+    p.fill();
+    return p;
+  }
+
+  public PoolConfig config() {
+    return config;
+  }
+
+  public int idleCount() {
+    return count(State.IDLE);
+  }
+
+  public int inUseCount() {
+    return count(State.IN_USE);
+  }
+
+  public int startingCount() {
+    return count(State.STARTING);
+  }
+
+  /**
+   * Takes a ready VM, waiting up to {@code timeout}; waiters are served in arrival order.
+   *
+   * @throws PoolExhaustedException if none became free in time, naming the pool's state
+   * @throws IllegalStateException if the pool is closed
+   * @throws InterruptedException if interrupted while waiting
+   */
+  public PooledVm acquire(Duration timeout) throws InterruptedException {
+    long t0 = System.nanoTime();
+    CompletableFuture<PooledVm> ticket = new CompletableFuture<>();
+    synchronized (lock) {
+      if (closed) {
+        throw new IllegalStateException("pool is closed");
+      }
+      PooledVm vm = waiters.isEmpty() ? idle.pollFirst() : null;
+      if (vm != null) {
+        inUse.add(vm);
+        ticket.complete(vm);
+      } else {
+        waiters.addLast(ticket);
+      }
+    }
+    fill();
+    try {
+      PooledVm vm = ticket.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+      acquireWait.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+      return vm;
+    } catch (TimeoutException e) {
+      synchronized (lock) {
+        if (!waiters.remove(ticket) && ticket.isDone() && !ticket.isCompletedExceptionally()) {
+          return ticket.join(); // handed over just as we gave up: keep it
+        }
+        throw new PoolExhaustedException(
+            "no VM free within "
+                + timeout.toMillis()
+                + " ms (idle "
+                + idle.size()
+                + ", in use "
+                + inUse.size()
+                + ", starting "
+                + starting
+                + ", max "
+                + config.maxSize()
+                + ", waiting "
+                + waiters.size()
+                + ")");
+      }
+    } catch (java.util.concurrent.ExecutionException e) {
+      Throwable c = e.getCause();
+      throw c instanceof RuntimeException r ? r : new PoolExhaustedException(String.valueOf(c));
+    } catch (InterruptedException e) {
+      synchronized (lock) {
+        if (!waiters.remove(ticket) && ticket.isDone() && !ticket.isCompletedExceptionally()) {
+          releaseLater(ticket.join());
+        }
+      }
+      throw e;
+    }
+  }
+
+  private void releaseLater(PooledVm vm) {
+    workers.execute(() -> release(vm));
+  }
+
+  /**
+   * Gives a VM back. It is never handed out again: it is destroyed and a fresh one is made.
+   *
+   * @throws IllegalArgumentException if the VM is not in use from this pool
+   */
+  public void release(PooledVm vm) {
+    discard(vm, "used");
+  }
+
+  /**
+   * Gives a VM back that must not be reused for a reason worth counting ({@code timed_out}, {@code
+   * crashed}, {@code anomaly}); it is destroyed and replaced.
+   */
+  public void discard(PooledVm vm, String reason) {
+    synchronized (lock) {
+      if (!inUse.remove(vm)) {
+        throw new IllegalArgumentException(vm.name() + " is not in use from this pool");
+      }
+      destroying++;
+    }
+    Counter.builder("agentvm.pool.discarded").tag("reason", reason).register(registry).increment();
+    LOG.debug("{} given back ({}): destroying it", vm.name(), reason);
+    workers.execute(() -> destroy(vm));
+    fill();
+  }
+
+  /**
+   * Takes an in-use VM out of the pool for good (e.g. to keep it for inspection); the caller owns
+   * it and must remove it. The pool makes a replacement.
+   */
+  public void detach(PooledVm vm) {
+    synchronized (lock) {
+      if (!inUse.remove(vm)) {
+        throw new IllegalArgumentException(vm.name() + " is not in use from this pool");
+      }
+    }
+    Counter.builder("agentvm.pool.discarded")
+        .tag("reason", "detached")
+        .register(registry)
+        .increment();
+    fill();
+  }
+
+  private void destroy(PooledVm vm) {
+    try {
+      factory.destroy(vm);
+    } catch (RuntimeException e) {
+      LOG.warn("could not remove pool VM {}: {}", vm.name(), e.getMessage());
+    } finally {
+      synchronized (lock) {
+        destroying--;
+        lock.notifyAll();
+      }
+    }
+    fill();
+  }
+
+  /** Starts as many creations as needed: to min size, and for waiters, within max size. */
+  private void fill() {
+    int toStart;
+    synchronized (lock) {
+      if (closed || clock.getAsLong() - retryAfterNanos < 0) {
+        return;
+      }
+      // VMs still being destroyed hold memory too: they count against the maximum
+      int total = idle.size() + inUse.size() + starting + destroying;
+      int forMin = config.minSize() - (idle.size() + starting);
+      int forWaiters = waiters.size() - (idle.size() + starting);
+      toStart = Math.min(Math.max(forMin, forWaiters), config.maxSize() - total);
+      starting += Math.max(0, toStart);
+    }
+    for (int i = 0; i < toStart; i++) {
+      String name = config.namePrefix() + poolId + "-" + sequence.incrementAndGet();
+      workers.execute(() -> create(name));
+    }
+  }
+
+  private void create(String name) {
+    long t0 = System.nanoTime();
+    PooledVm vm;
+    try {
+      vm = factory.create(name, clock.getAsLong());
+    } catch (Exception e) {
+      LOG.warn("could not make pool VM {}: {}", name, e.toString());
+      LOG.debug("making {} failed", name, e);
+      CompletableFuture<PooledVm> failed = null;
+      synchronized (lock) {
+        starting--;
+        retryAfterNanos = clock.getAsLong() + Duration.ofSeconds(1).toNanos();
+        // a waiter that nobody else will serve learns why instead of timing out
+        if (waiters.size() > idle.size() + starting) {
+          failed = waiters.pollFirst();
+        }
+      }
+      if (failed != null) {
+        failed.completeExceptionally(
+            new PoolExhaustedException("making a VM failed: " + e.getMessage(), e));
+      }
+      return;
+    }
+    startTime.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+    LOG.debug("{} ready ({} ms)", name, (System.nanoTime() - t0) / 1_000_000);
+    offer(vm);
+  }
+
+  /** A fresh VM: to the first waiter, else idle. */
+  private void offer(PooledVm vm) {
+    boolean destroyNow = false;
+    synchronized (lock) {
+      starting--;
+      if (closed) {
+        destroying++;
+        destroyNow = true;
+      } else {
+        while (!waiters.isEmpty()) {
+          CompletableFuture<PooledVm> w = waiters.pollFirst();
+          inUse.add(vm);
+          if (w.complete(vm)) {
+            return;
+          }
+          inUse.remove(vm);
+        }
+        idle.addLast(vm);
+      }
+    }
+    if (destroyNow) {
+      destroy(vm);
+    }
+  }
+
+  /**
+   * Housekeeping: replaces idle VMs past their TTL or no longer healthy, refills to the minimum.
+   *
+   * @param nowNanos the current time of the pool's clock
+   * @return nanoseconds until it should run again
+   */
+  public long cleanup(long nowNanos) {
+    List<PooledVm> candidates;
+    synchronized (lock) {
+      if (closed) {
+        return Long.MAX_VALUE;
+      }
+      candidates = new ArrayList<>(idle);
+    }
+    List<PooledVm> stale = new ArrayList<>();
+    long next = config.healthCheckInterval().toNanos();
+    for (PooledVm vm : candidates) {
+      long age = nowNanos - vm.createdAtNanos();
+      if (age >= config.ttl().toNanos()) {
+        stale.add(vm);
+      } else if (!factory.isHealthy(vm)) {
+        LOG.warn("idle pool VM {} is not healthy: replacing it", vm.name());
+        stale.add(vm);
+      } else {
+        next = Math.min(next, config.ttl().toNanos() - age);
+      }
+    }
+    synchronized (lock) {
+      for (Iterator<PooledVm> it = stale.iterator(); it.hasNext(); ) {
+        PooledVm vm = it.next();
+        if (idle.remove(vm)) {
+          destroying++;
+        } else {
+          it.remove(); // taken meanwhile
+        }
+      }
+    }
+    for (PooledVm vm : stale) {
+      LOG.debug("replacing idle {}", vm.name());
+      workers.execute(() -> destroy(vm));
+    }
+    fill();
+    return Math.max(1, next);
+  }
+
+  private void scheduleHousekeeping(long delayNanos) {
+    if (housekeeping == null) {
+      return;
+    }
+    try {
+      housekeeping.schedule(
+          () -> {
+            long next = config.healthCheckInterval().toNanos();
+            try {
+              next = cleanup(clock.getAsLong());
+            } catch (RuntimeException e) {
+              LOG.warn("pool housekeeping failed", e);
+            }
+            if (next != Long.MAX_VALUE) {
+              scheduleHousekeeping(next);
+            }
+          },
+          delayNanos,
+          TimeUnit.NANOSECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // closing
+    }
+  }
+
+  /**
+   * Fails waiting acquirers, waits up to {@code closeGrace} for VMs in use to come back, then
+   * destroys every VM of the pool. Idempotent.
+   */
+  @Override
+  public void close() {
+    List<CompletableFuture<PooledVm>> failed;
+    synchronized (lock) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      failed = new ArrayList<>(waiters);
+      waiters.clear();
+    }
+    failed.forEach(w -> w.completeExceptionally(new IllegalStateException("pool closed")));
+    if (housekeeping != null) {
+      housekeeping.shutdownNow();
+    }
+    long end = System.nanoTime() + config.closeGrace().toNanos();
+    List<PooledVm> all = new ArrayList<>();
+    synchronized (lock) {
+      while ((!inUse.isEmpty() || starting > 0) && System.nanoTime() < end) {
+        try {
+          lock.wait(Math.max(1, Math.min(100, (end - System.nanoTime()) / 1_000_000)));
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          break;
+        }
+      }
+      all.addAll(idle);
+      all.addAll(inUse);
+      idle.clear();
+      inUse.clear();
+      destroying += all.size();
+    }
+    if (!all.isEmpty()) {
+      LOG.info("closing pool: removing {} VMs", all.size());
+    }
+    for (PooledVm vm : all) {
+      workers.execute(() -> destroy(vm));
+    }
+    workers.shutdown();
+    try {
+      if (!workers.awaitTermination(
+          Math.max(60, config.closeGrace().toSeconds() * 2), TimeUnit.SECONDS)) {
+        LOG.warn("pool workers did not finish: some VMs may be left for the reaper");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** For tests: blocks until no creation or destruction is in flight. */
+  void awaitQuiet(Duration timeout) throws InterruptedException {
+    long end = System.nanoTime() + timeout.toNanos();
+    synchronized (lock) {
+      while ((starting > 0 || destroying > 0) && System.nanoTime() < end) {
+        lock.wait(20);
+      }
+    }
+  }
+}

@@ -1,0 +1,66 @@
+package dev.agentvm.execution;
+
+import dev.agentvm.core.AgentVmException;
+import dev.agentvm.core.VM;
+import dev.agentvm.core.VMState;
+import dev.agentvm.storage.FilesystemShare;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/** What both factories do to finish and to remove a pool VM. */
+final class WorkspaceVms {
+  private WorkspaceVms() {}
+
+  /** Removes the VM (guest asked to power off within {@code grace}) and then its workspace. */
+  static void destroy(PooledVm vm, Duration grace) {
+    List<RuntimeException> failures = new ArrayList<>();
+    if (vm.vm() != null) {
+      try {
+        vm.vm().shutdown(grace);
+      } catch (RuntimeException e) {
+        failures.add(e);
+      }
+      try {
+        vm.vm().close();
+      } catch (RuntimeException e) {
+        failures.add(e);
+      }
+    }
+    // the workspace goes only once the VM is gone: never delete what a live guest still uses
+    if (vm.workspace() != null && (vm.vm() == null || vm.vm().state() == VMState.UNDEFINED)) {
+      try {
+        vm.workspace().close();
+      } catch (RuntimeException e) {
+        failures.add(e);
+      }
+    }
+    if (!failures.isEmpty()) {
+      AgentVmException e =
+          new AgentVmException(
+              "removing pool VM " + vm.name() + ": " + failures.get(0).getMessage(),
+              failures.get(0));
+      failures.subList(1, failures.size()).forEach(e::addSuppressed);
+      throw e;
+    }
+  }
+
+  /** Running, not declared dead by a heartbeat, and its agent answers a ping within 2 s. */
+  static boolean isHealthy(PooledVm vm) {
+    VM v = vm.vm();
+    if (v == null) {
+      return true;
+    }
+    try {
+      return v.state() == VMState.RUNNING
+          && v.health() != dev.agentvm.core.agent.HeartbeatMonitor.Health.DEAD
+          && v.awaitAgent(Duration.ofSeconds(2)).ping(Duration.ofSeconds(2)) != null;
+    } catch (java.io.IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  static FilesystemShare workspace(java.nio.file.Path root, String name) {
+    return FilesystemShare.create(root, name);
+  }
+}

@@ -1,0 +1,344 @@
+package dev.agentvm.execution;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.AgentVmPaths;
+import dev.agentvm.core.RealLibvirtTest;
+import dev.agentvm.core.TestVms;
+import dev.agentvm.core.VMState;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.core.VmCrashedException;
+import dev.agentvm.core.agent.HeartbeatMonitor;
+import dev.agentvm.core.agent.OutputListener;
+import dev.agentvm.execution.AnomalyDetector.Response;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** AgentExecutor and VMPool on real VMs cloned from one memory image. */
+class AgentExecutorIT extends RealLibvirtTest {
+  private static CloneVmFactory factory;
+  private static VMPool pool;
+  private static final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+  @TempDir static Path tmp;
+
+  @BeforeAll
+  static void startPool() {
+    VMTemplate t = VMTemplate.builder(TestVms.name("exectmpl")).boot(TestVms.boot()).build();
+    factory = CloneVmFactory.capture(conn, t, Duration.ofSeconds(120));
+    pool =
+        VMPool.start(
+            factory,
+            PoolConfig.DEFAULT.withSize(2, 4).withNamePrefix(TestVms.PREFIX + "pool-"),
+            registry);
+  }
+
+  @AfterAll
+  static void stopPool() {
+    if (pool != null) {
+      pool.close();
+    }
+    if (factory != null) {
+      factory.close();
+    }
+  }
+
+  @Override
+  public void noTestDomainsLeft() {
+    // the pool's VMs live for the class; RealLibvirtTest checks at the end
+  }
+
+  /** VMs given back are destroyed by the pool's workers, just after the result is returned. */
+  private static void assertGoneSoon(String vm) throws InterruptedException {
+    for (int i = 0; i < 300 && conn.domainNames().contains(vm); i++) {
+      Thread.sleep(100);
+    }
+    assertFalse(conn.domainNames().contains(vm), vm + " is still there");
+  }
+
+  private AgentExecutor.Builder executor() {
+    return AgentExecutor.builder(pool)
+        .meterRegistry(registry)
+        .outputRoot(tmp.resolve("outputs"))
+        .acquireTimeout(Duration.ofMinutes(2));
+  }
+
+  @Test
+  void runsAScriptWithInputsStreamsOutputAuditsAndBringsBackFiles() throws Exception {
+    Path auditFile = tmp.resolve("audit.jsonl");
+    List<String> streamed = new CopyOnWriteArrayList<>();
+    List<TaskState> states = new CopyOnWriteArrayList<>();
+    String secret = "s3cr3t-" + System.nanoTime();
+    try (JsonLinesAuditLog audit = JsonLinesAuditLog.open(auditFile);
+        AgentExecutor ex =
+            executor().auditLog(audit).listener((id, from, to, vm) -> states.add(to)).build()) {
+      ExecutionResult r =
+          ex.execute(
+              ExecutionRequest.script(
+                      "wc -w < /workspace/input/text.txt; pwd; echo \"$FOO\";"
+                          + " [ \"$TOKEN\" = '"
+                          + secret
+                          + "' ] && echo token-ok;"
+                          + " tr a-z A-Z < /workspace/input/text.txt > /workspace/output/upper.txt;"
+                          + " mkdir -p /workspace/output/d && echo deep > /workspace/output/d/x.txt;"
+                          + " echo warn >&2; exit 3",
+                      "sh")
+                  .input("text.txt", "the quick brown fox\n".getBytes(StandardCharsets.UTF_8))
+                  .env("FOO", "bar")
+                  .secretEnv("TOKEN", secret)
+                  .timeout(Duration.ofSeconds(30))
+                  .listener(
+                      new OutputListener() {
+                        @Override
+                        public void onStdout(byte[] chunk) {
+                          streamed.add(new String(chunk, StandardCharsets.UTF_8));
+                        }
+                      })
+                  .build());
+      assertEquals(TaskState.COMPLETED, r.state());
+      assertEquals(3, r.exitCode());
+      assertEquals("4\n/workspace/work\nbar\ntoken-ok\n", r.stdoutText());
+      assertEquals("warn\n", r.stderrText());
+      assertEquals(r.stdoutText(), String.join("", streamed), "streamed as it ran");
+      assertEquals(
+          List.of("d/x.txt", "upper.txt"),
+          r.outputFiles().files().stream().map(f -> f.path()).toList());
+      assertEquals(
+          "THE QUICK BROWN FOX\n",
+          Files.readString(r.outputFiles().directory().resolve("upper.txt")));
+      assertTrue(r.vm().startsWith(TestVms.PREFIX + "pool-"), r.vm());
+      assertEquals(
+          List.of(TaskState.PENDING, TaskState.PREPARING, TaskState.RUNNING, TaskState.COMPLETED),
+          states);
+    }
+    String log = Files.readString(auditFile);
+    assertFalse(log.contains(secret), "the secret's value never reaches the audit log");
+    assertTrue(log.contains("\"secretEnv\":[\"TOKEN\"]"), log);
+    List<String> events = new ArrayList<>();
+    for (String line : log.split("\n")) {
+      events.add(line.replaceAll(".*\"event\":\"([^\"]+)\".*", "$1"));
+    }
+    assertEquals(
+        List.of(
+            "execution.submitted",
+            "vm.acquired",
+            "files.injected",
+            "exec.started",
+            "exec.finished",
+            "output.extracted",
+            "execution.completed",
+            "vm.released"),
+        events);
+    assertTrue(
+        registry.get("agentvm.executions").tag("outcome", "completed").counter().count() >= 1);
+    assertTrue(registry.get("agentvm.execution.duration").timer().count() >= 1);
+    assertTrue(registry.get("agentvm.vm.start").tag("kind", "restore").timer().count() >= 1);
+  }
+
+  @Test
+  void aTimeoutStopsTheTreeAndTheVmIsNeverReused() throws Exception {
+    try (AgentExecutor ex = executor().build()) {
+      ExecutionResult r =
+          ex.execute(
+              ExecutionRequest.script("sleep 300 & sleep 300", "sh")
+                  .timeout(Duration.ofSeconds(2))
+                  .build());
+      assertEquals(TaskState.TIMED_OUT, r.state());
+      assertTrue(r.timedOut());
+      ExecutionResult next = ex.execute(ExecutionRequest.script("hostname").build());
+      assertNotEquals(r.vm(), next.vm(), "the timed-out VM was destroyed, not handed out again");
+      assertEquals(next.vm(), next.stdoutText().trim(), "each clone has its own hostname");
+      assertGoneSoon(r.vm());
+    }
+  }
+
+  @Test
+  void concurrentExecutionsEachGetTheirOwnVmAndOutput() throws Exception {
+    try (AgentExecutor ex = executor().build()) {
+      List<Execution> runs = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        runs.add(
+            ex.submit(
+                ExecutionRequest.script(
+                        "cat /workspace/input/n.txt > /workspace/output/n.txt; cat /workspace/input/n.txt")
+                    .input("n.txt", Integer.toString(i).getBytes(StandardCharsets.UTF_8))
+                    .build()));
+      }
+      Set<String> vms = new HashSet<>();
+      for (int i = 0; i < 4; i++) {
+        ExecutionResult r = runs.get(i).result().get(3, TimeUnit.MINUTES);
+        assertEquals(Integer.toString(i), r.stdoutText());
+        assertEquals(
+            Integer.toString(i), Files.readString(r.outputFiles().directory().resolve("n.txt")));
+        vms.add(r.vm());
+      }
+      assertEquals(4, vms.size(), "four VMs: " + vms);
+    }
+  }
+
+  @Test
+  void qemuDyingFailsTheExecutionAtOnceAndThePoolReplacesTheVm() throws Exception {
+    CountDownLatch started = new CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicReference<String> vm =
+        new java.util.concurrent.atomic.AtomicReference<>();
+    try (AgentExecutor ex = executor().listener((id, from, to, name) -> vm.set(name)).build()) {
+      Execution e =
+          ex.submit(
+              ExecutionRequest.script("echo started; sleep 300")
+                  .listener(
+                      new OutputListener() {
+                        @Override
+                        public void onStdout(byte[] chunk) {
+                          started.countDown();
+                        }
+                      })
+                  .build());
+      assertTrue(started.await(2, TimeUnit.MINUTES));
+      long pid =
+          Long.parseLong(
+              Files.readString(Path.of("/run/libvirt/qemu/" + vm.get() + ".pid")).trim());
+      long t0 = System.nanoTime();
+      ProcessHandle.of(pid).orElseThrow().destroyForcibly();
+      CompletionException failure =
+          assertThrows(CompletionException.class, () -> e.result().join());
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      ExecutionException ee = assertInstanceOf(ExecutionException.class, failure.getCause());
+      assertEquals("exec", ee.step());
+      assertInstanceOf(VmCrashedException.class, ee.getCause(), ee.toString());
+      assertTrue(ms < 5000, "failed " + ms + " ms after QEMU died, well before any heartbeat");
+      System.out.printf("execution failed %d ms after QEMU was killed%n", ms);
+      assertGoneSoon(vm.get());
+      ExecutionResult after = ex.execute(ExecutionRequest.script("echo fine").build());
+      assertEquals("fine\n", after.stdoutText());
+      assertTrue(registry.get("agentvm.vm.crashes").counter().count() >= 1);
+    }
+  }
+
+  @Test
+  void aHungAgentIsFoundByTheHeartbeatAndTheVmDiscarded() throws Exception {
+    try (AgentExecutor ex =
+        executor()
+            .heartbeat(
+                new HeartbeatMonitor.Settings(
+                    Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofSeconds(3)))
+            .build()) {
+      long t0 = System.nanoTime();
+      ExecutionException e =
+          assertThrows(
+              ExecutionException.class,
+              () ->
+                  ex.execute(
+                      ExecutionRequest.script("kill -STOP $(pidof java); sleep 300")
+                          .timeout(Duration.ofSeconds(120))
+                          .build()));
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      assertTrue(e.getMessage().contains("stopped answering"), e.getMessage());
+      assertTrue(ms < 30_000, "found in " + ms + " ms");
+    }
+  }
+
+  @Test
+  void cancelStopsARunningExecution() throws Exception {
+    try (AgentExecutor ex = executor().build()) {
+      Execution e = ex.submit(ExecutionRequest.script("sleep 300").build());
+      for (int i = 0; i < 2400 && e.state() != TaskState.RUNNING; i++) {
+        Thread.sleep(50);
+      }
+      assertEquals(TaskState.RUNNING, e.state());
+      long t0 = System.nanoTime();
+      e.cancel();
+      CompletionException c = assertThrows(CompletionException.class, () -> e.result().join());
+      assertInstanceOf(ExecutionCancelledException.class, c.getCause());
+      assertEquals(TaskState.CANCELLED, e.state());
+      assertTrue((System.nanoTime() - t0) / 1_000_000 < 15_000);
+    }
+  }
+
+  @Test
+  void anomalyRulesKillTheExecutionOrQuarantineTheVm() throws Exception {
+    AnomalyDetector killer =
+        AnomalyDetector.builder().maxProcesses(40, Response.KILL_EXECUTION).build();
+    try (AgentExecutor ex = executor().anomalyDetector(killer).build()) {
+      ExecutionException e =
+          assertThrows(
+              ExecutionException.class,
+              () ->
+                  ex.execute(
+                      ExecutionRequest.script(
+                              "i=0; while [ $i -lt 60 ]; do sleep 300 & i=$((i+1)); done; sleep 300")
+                          .timeout(Duration.ofSeconds(60))
+                          .build()));
+      assertTrue(e.getMessage().contains("process-count"), e.getMessage());
+    }
+    AnomalyDetector quarantine =
+        AnomalyDetector.builder().maxOutputBytesPerSecond(100_000, Response.QUARANTINE_VM).build();
+    String quarantined;
+    try (AgentExecutor ex = executor().anomalyDetector(quarantine).build()) {
+      ExecutionResult r =
+          ex.execute(
+              ExecutionRequest.script("head -c 3000000 /dev/zero | tr '\\0' x; sleep 3")
+                  .outputLimit(4 << 20)
+                  .build());
+      assertEquals(TaskState.COMPLETED, r.state());
+      assertEquals(1, ex.quarantined().size());
+      assertEquals(VMState.PAUSED, ex.quarantined().get(0).state(), "kept paused for inspection");
+      quarantined = ex.quarantined().get(0).name();
+      assertTrue(conn.domainNames().contains(quarantined));
+    }
+    assertFalse(conn.domainNames().contains(quarantined), "closing the executor removes it");
+  }
+
+  @Test
+  void aForkBombOrAnEndlessLoopIsStoppedAtTheDeadlineAndItsVmDestroyed() throws Exception {
+    List<String> vms = new CopyOnWriteArrayList<>();
+    try (AgentExecutor ex = executor().listener((id, from, to, vm) -> vms.add(vm)).build()) {
+      for (String code :
+          List.of("bomb() { bomb | bomb & }; bomb; while :; do :; done", "while :; do :; done")) {
+        long t0 = System.nanoTime();
+        try {
+          ExecutionResult r =
+              ex.execute(
+                  ExecutionRequest.script(code, "sh").timeout(Duration.ofSeconds(5)).build());
+          assertEquals(TaskState.TIMED_OUT, r.state(), code);
+        } catch (ExecutionException e) {
+          // a guest drowned in processes may stop answering first: the heartbeat says so
+          assertTrue(e.getMessage().contains("stopped answering"), e.getMessage());
+        }
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        System.out.printf("%s: stopped after %d ms%n", code, ms);
+        assertTrue(ms < 60_000, code + " ran " + ms + " ms");
+        assertGoneSoon(vms.get(vms.size() - 1));
+      }
+      assertEquals("ok\n", ex.execute(ExecutionRequest.script("echo ok").build()).stdoutText());
+    }
+  }
+
+  @Test
+  void freshPoolVmsHaveTheWorkspaceMounted() throws Exception {
+    try (AgentExecutor ex = executor().build()) {
+      ExecutionResult r =
+          ex.execute(ExecutionRequest.script("grep -c ' /workspace/' /proc/mounts").build());
+      assertEquals("3\n", r.stdoutText());
+    }
+    assertTrue(Files.isDirectory(AgentVmPaths.stateRoot().resolve("workspaces")));
+  }
+}

@@ -1,0 +1,255 @@
+package dev.agentvm.execution;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+/** Pool logic on a fake factory and a fake clock: no VMs here, only the bookkeeping. */
+class VMPoolTest {
+  /** Makes named placeholders; counts what lives; can be told to fail or to judge VMs unhealthy. */
+  static final class FakeFactory implements VmFactory {
+    final Set<String> alive = ConcurrentHashMap.newKeySet();
+    final List<String> destroyed = Collections.synchronizedList(new ArrayList<>());
+    final AtomicInteger created = new AtomicInteger();
+    final AtomicInteger maxAlive = new AtomicInteger();
+    final AtomicBoolean failing = new AtomicBoolean();
+    final Set<String> unhealthy = ConcurrentHashMap.newKeySet();
+    volatile long createMillis = 0;
+
+    @Override
+    public PooledVm create(String name, long nowNanos) throws Exception {
+      if (createMillis > 0) {
+        Thread.sleep(createMillis);
+      }
+      if (failing.get()) {
+        throw new IllegalStateException("image is broken");
+      }
+      alive.add(name);
+      created.incrementAndGet();
+      maxAlive.accumulateAndGet(alive.size(), Math::max);
+      return new PooledVm(name, null, null, kind(), nowNanos);
+    }
+
+    @Override
+    public void destroy(PooledVm vm) {
+      alive.remove(vm.name());
+      destroyed.add(vm.name());
+    }
+
+    @Override
+    public boolean isHealthy(PooledVm vm) {
+      return !unhealthy.contains(vm.name());
+    }
+
+    @Override
+    public String kind() {
+      return "fake";
+    }
+  }
+
+  private final FakeFactory factory = new FakeFactory();
+  private final AtomicLong now = new AtomicLong(1_000_000_000L);
+  private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+
+  private VMPool pool(int min, int max) {
+    return VMPool.startManual(
+        factory,
+        PoolConfig.DEFAULT
+            .withSize(min, max)
+            .withTtl(Duration.ofMinutes(10))
+            .withNamePrefix("fake-"),
+        registry,
+        now::get);
+  }
+
+  @Test
+  void prewarmsToMinSizeAndRefillsAfterRelease() throws Exception {
+    try (VMPool p = pool(2, 4)) {
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals(2, p.idleCount());
+      PooledVm a = p.acquire(Duration.ofSeconds(1));
+      assertEquals(1, p.inUseCount());
+      p.release(a);
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertTrue(factory.destroyed.contains(a.name()), "a used VM is destroyed, never reused");
+      assertEquals(2, p.idleCount());
+      PooledVm b = p.acquire(Duration.ofSeconds(1));
+      assertNotSame(a, b);
+      assertTrue(!b.name().equals(a.name()));
+      p.release(b);
+      assertEquals(
+          2.0, registry.get("agentvm.pool.discarded").tag("reason", "used").counter().count());
+    }
+    assertEquals(Set.of(), factory.alive, "close removes every VM");
+  }
+
+  @Test
+  void waitersAreServedInArrivalOrderAndMaxIsNeverExceeded() throws Exception {
+    factory.createMillis = 20;
+    try (VMPool p = pool(0, 1)) {
+      PooledVm first = p.acquire(Duration.ofSeconds(5));
+      List<Integer> order = Collections.synchronizedList(new ArrayList<>());
+      ExecutorService ex = Executors.newFixedThreadPool(3);
+      List<Future<?>> fs = new ArrayList<>();
+      for (int i = 0; i < 3; i++) {
+        int n = i;
+        fs.add(
+            ex.submit(
+                () -> {
+                  PooledVm v = p.acquire(Duration.ofSeconds(10));
+                  order.add(n);
+                  p.release(v);
+                  return null;
+                }));
+        Thread.sleep(50); // arrive in order 0, 1, 2
+      }
+      p.release(first);
+      for (Future<?> f : fs) {
+        f.get(10, TimeUnit.SECONDS);
+      }
+      ex.shutdown();
+      assertEquals(List.of(0, 1, 2), order);
+      assertEquals(1, factory.maxAlive.get(), "never more than maxSize VMs at once");
+    }
+  }
+
+  @Test
+  void manyThreadsNeverGetTheSameVmAndStayWithinMax() throws Exception {
+    try (VMPool p = pool(2, 5)) {
+      Set<String> inHand = ConcurrentHashMap.newKeySet();
+      AtomicInteger clashes = new AtomicInteger();
+      ExecutorService ex = Executors.newFixedThreadPool(16);
+      CountDownLatch done = new CountDownLatch(16);
+      for (int t = 0; t < 16; t++) {
+        ex.execute(
+            () -> {
+              try {
+                for (int i = 0; i < 25; i++) {
+                  PooledVm v = p.acquire(Duration.ofSeconds(20));
+                  if (!inHand.add(v.name())) {
+                    clashes.incrementAndGet();
+                  }
+                  inHand.remove(v.name());
+                  p.release(v);
+                }
+              } catch (Exception e) {
+                clashes.addAndGet(1000);
+              } finally {
+                done.countDown();
+              }
+            });
+      }
+      assertTrue(done.await(60, TimeUnit.SECONDS));
+      ex.shutdown();
+      assertEquals(0, clashes.get());
+      assertTrue(factory.maxAlive.get() <= 5, "alive at most " + factory.maxAlive.get());
+      assertTrue(factory.destroyed.size() >= 16 * 25, "every used VM destroyed");
+    }
+  }
+
+  @Test
+  void acquireTimesOutWithTheStateInTheMessage() throws Exception {
+    try (VMPool p = pool(0, 1)) {
+      PooledVm held = p.acquire(Duration.ofSeconds(5));
+      PoolExhaustedException e =
+          assertThrows(PoolExhaustedException.class, () -> p.acquire(Duration.ofMillis(100)));
+      assertTrue(e.getMessage().contains("in use 1"), e.getMessage());
+      assertTrue(e.getMessage().contains("max 1"), e.getMessage());
+      p.release(held);
+    }
+  }
+
+  @Test
+  void aFailingFactoryFailsTheWaiterWithTheCauseInsteadOfATimeout() throws Exception {
+    factory.failing.set(true);
+    try (VMPool p = pool(0, 2)) {
+      long t0 = System.nanoTime();
+      PoolExhaustedException e =
+          assertThrows(PoolExhaustedException.class, () -> p.acquire(Duration.ofSeconds(30)));
+      assertTrue(e.getMessage().contains("image is broken"), e.getMessage());
+      assertTrue(System.nanoTime() - t0 < Duration.ofSeconds(5).toNanos(), "fails fast");
+    }
+  }
+
+  @Test
+  void cleanupReplacesIdleVmsPastTheirTtlOrUnhealthy() throws Exception {
+    try (VMPool p = pool(2, 4)) {
+      p.awaitQuiet(Duration.ofSeconds(5));
+      List<String> first = new ArrayList<>(factory.alive);
+      now.addAndGet(Duration.ofMinutes(5).toNanos());
+      long next = p.cleanup(now.get());
+      assertTrue(next <= Duration.ofMinutes(5).toNanos(), "wakes up by the next expiry: " + next);
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals(Set.copyOf(first), factory.alive, "young VMs stay");
+
+      now.addAndGet(Duration.ofMinutes(6).toNanos());
+      p.cleanup(now.get());
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals(2, p.idleCount());
+      assertTrue(factory.destroyed.containsAll(first), "expired VMs are replaced");
+
+      String sick = factory.alive.iterator().next();
+      factory.unhealthy.add(sick);
+      p.cleanup(now.get());
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertTrue(factory.destroyed.contains(sick));
+      assertEquals(2, p.idleCount());
+    }
+  }
+
+  @Test
+  void closeFailsWaitersAndDestroysEverything() throws Exception {
+    factory.createMillis = 200;
+    VMPool p = pool(1, 1);
+    PooledVm held = p.acquire(Duration.ofSeconds(5));
+    ExecutorService ex = Executors.newSingleThreadExecutor();
+    Future<?> waiter = ex.submit(() -> p.acquire(Duration.ofSeconds(30)));
+    Thread.sleep(100);
+    new Thread(
+            () -> {
+              try {
+                Thread.sleep(300);
+              } catch (InterruptedException ignored) {
+                // the test ends anyway
+              }
+              p.release(held);
+            })
+        .start();
+    p.close();
+    java.util.concurrent.ExecutionException e =
+        assertThrows(
+            java.util.concurrent.ExecutionException.class, () -> waiter.get(5, TimeUnit.SECONDS));
+    assertTrue(e.getCause() instanceof IllegalStateException, e.toString());
+    ex.shutdown();
+    assertEquals(Set.of(), factory.alive);
+    assertThrows(IllegalStateException.class, () -> p.acquire(Duration.ofMillis(10)));
+    p.close(); // idempotent
+  }
+
+  @Test
+  void configIsValidated() {
+    assertThrows(IllegalArgumentException.class, () -> PoolConfig.DEFAULT.withSize(3, 2));
+    assertThrows(IllegalArgumentException.class, () -> PoolConfig.DEFAULT.withSize(-1, 2));
+    assertThrows(IllegalArgumentException.class, () -> PoolConfig.DEFAULT.withSize(0, 0));
+    assertThrows(IllegalArgumentException.class, () -> PoolConfig.DEFAULT.withTtl(Duration.ZERO));
+    assertThrows(IllegalArgumentException.class, () -> PoolConfig.DEFAULT.withParallelism(0));
+  }
+}

@@ -8,16 +8,20 @@ bash scripts/setup-host.sh
 mvn -B -Dstyle.color=never verify "$@"
 
 uri="${AGENTVM_LIBVIRT_URI:-qemu:///system}"
-leaked=$(virsh -c "$uri" list --all --name 2>/dev/null | grep -E '^agentvm-(test|probe|bench)-' || true)
+prefixes='^agentvm-(test|probe|bench|junit)-'
+leaked=$(virsh -c "$uri" list --all --name 2>/dev/null | grep -E "$prefixes" || true)
 if [ -n "$leaked" ]; then
   echo "[test] FAIL: tests left libvirt domains behind:" >&2
   echo "$leaked" >&2
   exit 1
 fi
-run_dir="${AGENTVM_STATE_DIR:-/var/lib/agent-vm}/run"
-if [ -d "$run_dir" ] && [ -n "$(ls -A "$run_dir" 2>/dev/null | grep -E '^agentvm-(test|probe|bench)-' || true)" ]; then
-  echo "[test] FAIL: tests left runtime directories in $run_dir:" >&2
-  ls -A "$run_dir" >&2
-  exit 1
-fi
-echo "[test] no test domains or runtime directories left behind"
+state="${AGENTVM_STATE_DIR:-/var/lib/agent-vm}"
+for d in run workspaces images outputs; do
+  left=$(ls -A "$state/$d" 2>/dev/null | grep -E "$prefixes" || true)
+  if [ -n "$left" ]; then
+    echo "[test] FAIL: tests left files in $state/$d:" >&2
+    echo "$left" >&2
+    exit 1
+  fi
+done
+echo "[test] no test domains, runtime directories, workspaces or images left behind"

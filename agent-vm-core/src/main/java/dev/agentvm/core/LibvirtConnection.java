@@ -47,10 +47,50 @@ public final class LibvirtConnection implements AutoCloseable {
   private final HypervisorBackend backend;
   private final VirtTypeSelector virtTypes;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final java.util.Set<VM> vms = java.util.concurrent.ConcurrentHashMap.newKeySet();
+  private final ShutdownHooks.Registration atExit;
 
   private LibvirtConnection(HypervisorBackend backend) {
     this.backend = backend;
     this.virtTypes = new VirtTypeSelector(backend);
+    this.atExit = ShutdownHooks.register("libvirt connection " + backend.uri(), this::closeAtExit);
+  }
+
+  /** VMs made through this connection and not closed yet. */
+  void track(VM vm) {
+    vms.add(vm);
+  }
+
+  void forget(VM vm) {
+    vms.remove(vm);
+  }
+
+  /** At JVM exit: every open VM stopped (gracefully first), in parallel, then the connection. */
+  private void closeAtExit() {
+    List<Thread> stoppers = new java.util.ArrayList<>();
+    for (VM vm : List.copyOf(vms)) {
+      Thread t =
+          new Thread(
+              () -> {
+                try {
+                  vm.close();
+                } catch (RuntimeException e) {
+                  LOG.warn("closing {} at exit: {}", vm.name(), e.getMessage());
+                }
+              },
+              "agentvm-shutdown-" + vm.name());
+      t.start();
+      stoppers.add(t);
+    }
+    for (Thread t : stoppers) {
+      try {
+        t.join(Duration.ofSeconds(30).toMillis());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    close();
   }
 
   /** Opens the default URI. */
@@ -199,9 +239,14 @@ public final class LibvirtConnection implements AutoCloseable {
     return backend.domainNames();
   }
 
+  /**
+   * Closes the connection. VMs still open are not stopped (close them first); at JVM exit, the
+   * shutdown hook stops them (see {@link ShutdownHooks}).
+   */
   @Override
   public void close() {
     if (closed.compareAndSet(false, true)) {
+      atExit.close();
       backend.close();
     }
   }

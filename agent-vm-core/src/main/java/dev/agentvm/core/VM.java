@@ -65,6 +65,7 @@ public final class VM implements AutoCloseable {
           }
         };
     connection.backend().addLifecycleListener(listener);
+    connection.track(this);
   }
 
   /**
@@ -219,12 +220,18 @@ public final class VM implements AutoCloseable {
     return awaitAgent(deadline);
   }
 
-  private void dropAgent() {
+  private void stopHeartbeat() {
     synchronized (monitor) {
       if (heartbeat != null) {
         heartbeat.close();
         heartbeat = null;
       }
+    }
+  }
+
+  private void dropAgent() {
+    stopHeartbeat();
+    synchronized (monitor) {
       if (agent != null) {
         agent.close();
         agent = null;
@@ -335,7 +342,8 @@ public final class VM implements AutoCloseable {
 
   /**
    * Stops the VM: asks the guest to power off (ACPI, and the guest agent when it is reachable),
-   * waits up to {@code grace}, then destroys it.
+   * waits up to {@code grace}, then destroys it. With a zero grace it is destroyed at once (for VMs
+   * whose state is thrown away anyway).
    */
   public ShutdownResult shutdown(Duration grace) {
     VMState s = state();
@@ -343,9 +351,12 @@ public final class VM implements AutoCloseable {
       return ShutdownResult.ALREADY_STOPPED;
     }
     stopping = true;
+    stopHeartbeat(); // silence from now on is intended, not a failure
     long end = System.nanoTime() + grace.toNanos();
     if (s == VMState.PAUSED) {
       log.debug("paused: cannot shut down gracefully, destroying");
+    } else if (grace.isZero() || grace.isNegative()) {
+      log.debug("no grace period: destroying");
     } else {
       requestGuestPowerOff(grace);
       if (waitForStopped(Duration.ofNanos(Math.max(0, end - System.nanoTime())))) {
@@ -471,6 +482,7 @@ public final class VM implements AutoCloseable {
       failures.add(e);
     }
     connection.backend().removeLifecycleListener(listener);
+    connection.forget(this);
     if (undefined) {
       try {
         deleteTree(template.runDir());

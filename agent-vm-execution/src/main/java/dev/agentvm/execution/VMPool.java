@@ -65,6 +65,7 @@ public final class VMPool implements AutoCloseable {
   private boolean closed; // guarded by lock
   private long retryAfterNanos; // guarded by lock: no new creations before (after a failure)
   private final AtomicInteger sequence = new AtomicInteger();
+  private volatile dev.agentvm.core.ShutdownHooks.Registration atExit = () -> {};
   private final String poolId = Long.toString(System.nanoTime() % 1_000_000, 36);
 
   private VMPool(
@@ -141,6 +142,7 @@ public final class VMPool implements AutoCloseable {
   /** Starts a pool that reports to {@code registry}. */
   public static VMPool start(VmFactory factory, PoolConfig config, MeterRegistry registry) {
     VMPool p = new VMPool(factory, config, registry, System::nanoTime, true);
+    p.atExit = dev.agentvm.core.ShutdownHooks.register("VM pool " + p.poolId, p::close);
     p.fill();
     p.scheduleHousekeeping(config.healthCheckInterval().toNanos());
     return p;
@@ -230,8 +232,20 @@ public final class VMPool implements AutoCloseable {
     }
   }
 
+  /**
+   * Runs a task on a worker, or here if the workers are shut down: a VM handed over for removal
+   * while the pool closes must still be removed.
+   */
+  private void onWorker(Runnable task) {
+    try {
+      workers.execute(task);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      task.run();
+    }
+  }
+
   private void releaseLater(PooledVm vm) {
-    workers.execute(() -> release(vm));
+    onWorker(() -> release(vm));
   }
 
   /**
@@ -256,7 +270,7 @@ public final class VMPool implements AutoCloseable {
     }
     Counter.builder("agentvm.pool.discarded").tag("reason", reason).register(registry).increment();
     LOG.debug("{} given back ({}): destroying it", vm.name(), reason);
-    workers.execute(() -> destroy(vm));
+    onWorker(() -> destroy(vm));
     fill();
   }
 
@@ -307,7 +321,7 @@ public final class VMPool implements AutoCloseable {
     }
     for (int i = 0; i < toStart; i++) {
       String name = config.namePrefix() + poolId + "-" + sequence.incrementAndGet();
-      workers.execute(() -> create(name));
+      onWorker(() -> create(name));
     }
   }
 
@@ -403,7 +417,7 @@ public final class VMPool implements AutoCloseable {
     }
     for (PooledVm vm : stale) {
       LOG.debug("replacing idle {}", vm.name());
-      workers.execute(() -> destroy(vm));
+      onWorker(() -> destroy(vm));
     }
     fill();
     return Math.max(1, next);
@@ -448,11 +462,15 @@ public final class VMPool implements AutoCloseable {
       failed = new ArrayList<>(waiters);
       waiters.clear();
     }
+    atExit.close();
     failed.forEach(w -> w.completeExceptionally(new IllegalStateException("pool closed")));
     if (housekeeping != null) {
       housekeeping.shutdownNow();
     }
-    long end = System.nanoTime() + config.closeGrace().toNanos();
+    // at JVM exit nobody will give VMs back: do not wait for them
+    long end =
+        System.nanoTime()
+            + (dev.agentvm.core.ShutdownHooks.isShuttingDown() ? 0 : config.closeGrace().toNanos());
     List<PooledVm> all = new ArrayList<>();
     synchronized (lock) {
       while ((!inUse.isEmpty() || starting > 0) && System.nanoTime() < end) {
@@ -473,7 +491,7 @@ public final class VMPool implements AutoCloseable {
       LOG.info("closing pool: removing {} VMs", all.size());
     }
     for (PooledVm vm : all) {
-      workers.execute(() -> destroy(vm));
+      onWorker(() -> destroy(vm));
     }
     workers.shutdown();
     try {

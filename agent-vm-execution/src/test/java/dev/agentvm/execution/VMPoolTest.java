@@ -161,6 +161,7 @@ class VMPoolTest {
       ex.shutdown();
       assertEquals(0, clashes.get());
       assertTrue(factory.maxAlive.get() <= 5, "alive at most " + factory.maxAlive.get());
+      p.awaitQuiet(Duration.ofSeconds(10)); // removal runs on the workers
       assertTrue(factory.destroyed.size() >= 16 * 25, "every used VM destroyed");
     }
   }

@@ -207,15 +207,25 @@ public final class AgentVmExtension
                   .withNamePrefix(template.name() + "-"));
       r.closeables.add(pool);
       r.pools.add(pool);
-      AgentExecutor executor =
-          AgentExecutor.builder(pool)
-              .outputRoot(AgentVmPaths.stateRoot().resolve("outputs").resolve(template.name()))
-              .build();
+      // extracted outputs live as long as the executor: the test reads them, then they go
+      Path outputs = AgentVmPaths.stateRoot().resolve("outputs").resolve(template.name());
+      r.closeables.add(() -> deleteTree(outputs));
+      AgentExecutor executor = AgentExecutor.builder(pool).outputRoot(outputs).build();
       r.closeables.add(executor);
       return executor;
     }
     throw new IllegalArgumentException(
         "@AgentVm fields must be VM or AgentExecutor, not " + type.getName());
+  }
+
+  private static void deleteTree(Path root) throws IOException {
+    if (Files.exists(root)) {
+      try (var s = Files.walk(root)) {
+        for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.deleteIfExists(p);
+        }
+      }
+    }
   }
 
   private void keepLogs(ExtensionContext context, Resources r) {

@@ -15,6 +15,17 @@ if [ -n "$leaked" ]; then
   echo "$leaked" >&2
   exit 1
 fi
+left=$( (virsh -c "$uri" net-list --all --name; virsh -c "$uri" nwfilter-list | awk 'NR>2{print $2}') 2>/dev/null | grep -E "$prefixes" || true)
+if [ -n "$left" ]; then
+  echo "[test] FAIL: tests left libvirt networks or nwfilters behind:" >&2
+  echo "$left" >&2
+  exit 1
+fi
+if command -v ip >/dev/null && ip netns list 2>/dev/null | grep -q '^agvt'; then
+  echo "[test] FAIL: tests left network namespaces behind:" >&2
+  ip netns list | grep '^agvt' >&2
+  exit 1
+fi
 state="${AGENTVM_STATE_DIR:-/var/lib/agent-vm}"
 for d in run workspaces images outputs; do
   left=$(ls -A "$state/$d" 2>/dev/null | grep -E "$prefixes" || true)
@@ -24,4 +35,4 @@ for d in run workspaces images outputs; do
     exit 1
   fi
 done
-echo "[test] no test domains, runtime directories, workspaces or images left behind"
+echo "[test] no test domains, networks, filters, namespaces, runtime directories, workspaces or images left behind"

@@ -93,6 +93,14 @@ public final class LibvirtConnection implements AutoCloseable {
     close();
   }
 
+  /**
+   * This process's owner id, {@code pid@start-instant}: recorded on every resource agent-vm
+   * creates, so that the {@link Reaper} can tell when its owner is gone.
+   */
+  public static String processOwner() {
+    return OWNER;
+  }
+
   /** Opens the default URI. */
   public static LibvirtConnection open() {
     return open(defaultUri());

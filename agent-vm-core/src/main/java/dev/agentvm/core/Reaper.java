@@ -5,6 +5,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -36,6 +37,7 @@ public final class Reaper {
    * @param stoppedForcibly orphans destroyed after it
    * @param removed orphans undefined with their runtime directory deleted
    * @param failures one line per step that failed, saying what is left and what to do
+   * @param others other resources removed by {@link dev.agentvm.core.spi.OrphanReaper}s, by kind
    */
   public record Report(
       int examined,
@@ -43,7 +45,8 @@ public final class Reaper {
       int stoppedGracefully,
       int stoppedForcibly,
       int removed,
-      List<String> failures) {}
+      List<String> failures,
+      java.util.Map<String, Integer> others) {}
 
   private Reaper() {}
 
@@ -102,7 +105,28 @@ public final class Reaper {
                 + runDir.group(1));
       }
     }
-    Report r = new Report(examined, orphans, graceful, forced, removed, List.copyOf(failures));
+    java.util.Map<String, Integer> others = new java.util.LinkedHashMap<>();
+    for (dev.agentvm.core.spi.OrphanReaper extra :
+        java.util.ServiceLoader.load(dev.agentvm.core.spi.OrphanReaper.class)) {
+      try {
+        int n = extra.reap(conn, failures);
+        others.merge(extra.kind(), n, Integer::sum);
+        if (n > 0) {
+          LOG.info("reaper: removed {} {} of processes that are gone", n, extra.kind());
+        }
+      } catch (RuntimeException e) {
+        failures.add(extra.kind() + ": reaping failed: " + e.getMessage());
+      }
+    }
+    Report r =
+        new Report(
+            examined,
+            orphans,
+            graceful,
+            forced,
+            removed,
+            List.copyOf(failures),
+            Map.copyOf(others));
     if (orphans > 0 || !failures.isEmpty()) {
       LOG.info(
           "reaper: {} domains examined, {} orphans, {} stopped gracefully, {} forcibly, {} removed, {} failures",
@@ -121,7 +145,7 @@ public final class Reaper {
    * Whether the process recorded as {@code pid@start-instant} still runs (the same process, not a
    * reused pid).
    */
-  static boolean ownerAlive(String owner) {
+  public static boolean ownerAlive(String owner) {
     int at = owner.indexOf('@');
     if (at <= 0) {
       return true; // not ours to judge: leave it alone

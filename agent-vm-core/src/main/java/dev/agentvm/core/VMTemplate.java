@@ -51,6 +51,7 @@ public final class VMTemplate {
   private final UUID genid;
   private final List<DiskAttachment> disks;
   private final List<ShareAttachment> shares;
+  private final List<NetworkInterface> nics;
   private final Consumer<Document> customizer;
 
   private VMTemplate(Builder b) {
@@ -59,6 +60,7 @@ public final class VMTemplate {
     this.genid = b.genid != null ? b.genid : UUID.randomUUID();
     this.disks = List.copyOf(b.disks);
     this.shares = List.copyOf(b.shares);
+    this.nics = List.copyOf(b.nics);
     this.resources = b.resources;
     this.boot = Objects.requireNonNull(b.boot, "boot source is required");
     this.virtType = b.virtType;
@@ -79,13 +81,14 @@ public final class VMTemplate {
     b.owner = owner;
     b.disks.addAll(disks);
     b.shares.addAll(shares);
+    b.nics.addAll(nics);
     return b;
   }
 
   /**
    * A builder for another VM like this one: same resources, boot source, virt type and customizer;
-   * its own name, UUID, generation id and runtime directory; no disks or shares (they belong to one
-   * VM and must be attached anew).
+   * its own name, UUID, generation id and runtime directory; no disks, shares or NICs (they belong
+   * to one VM and must be attached anew).
    */
   public Builder copyAs(String newName) {
     Builder b = new Builder(newName);
@@ -130,6 +133,11 @@ public final class VMTemplate {
 
   public List<ShareAttachment> shares() {
     return shares;
+  }
+
+  /** NICs, in order; none means the VM has no network at all. */
+  public List<NetworkInterface> nics() {
+    return nics;
   }
 
   /** Directory for this VM's runtime files. */
@@ -235,6 +243,23 @@ public final class VMTemplate {
           child(d, e, "readonly");
         }
       }
+      for (NetworkInterface nic : nics) {
+        Element e = child(d, devices, "interface");
+        boolean net = nic.kind() == NetworkInterface.Kind.NETWORK;
+        e.setAttribute("type", net ? "network" : "bridge");
+        child(d, e, "source").setAttribute(net ? "network" : "bridge", nic.source());
+        child(d, e, "mac").setAttribute("address", nic.mac());
+        child(d, e, "model").setAttribute("type", "virtio");
+        if (!nic.filter().isEmpty()) {
+          Element f = child(d, e, "filterref");
+          f.setAttribute("filter", nic.filter());
+          for (var p : new java.util.TreeMap<>(nic.filterParameters()).entrySet()) {
+            Element param = child(d, f, "parameter");
+            param.setAttribute("name", p.getKey());
+            param.setAttribute("value", p.getValue());
+          }
+        }
+      }
       Element rng = child(d, devices, "rng");
       rng.setAttribute("model", "virtio");
       text(d, rng, "backend", "/dev/urandom").setAttribute("model", "random");
@@ -324,6 +349,31 @@ public final class VMTemplate {
                 first(e, "target").getAttribute("dir"),
                 e.getElementsByTagName("readonly").getLength() > 0));
       }
+      org.w3c.dom.NodeList ifs = dom.getElementsByTagName("interface");
+      for (int i = 0; i < ifs.getLength(); i++) {
+        Element e = (Element) ifs.item(i);
+        boolean net = "network".equals(e.getAttribute("type"));
+        Element src = first(e, "source");
+        java.util.Map<String, String> params = new java.util.HashMap<>();
+        String filter = "";
+        org.w3c.dom.NodeList frs = e.getElementsByTagName("filterref");
+        if (frs.getLength() > 0) {
+          Element fr = (Element) frs.item(0);
+          filter = fr.getAttribute("filter");
+          org.w3c.dom.NodeList ps = fr.getElementsByTagName("parameter");
+          for (int j = 0; j < ps.getLength(); j++) {
+            Element p = (Element) ps.item(j);
+            params.put(p.getAttribute("name"), p.getAttribute("value"));
+          }
+        }
+        b.nic(
+            new NetworkInterface(
+                net ? NetworkInterface.Kind.NETWORK : NetworkInterface.Kind.BRIDGE,
+                src.getAttribute(net ? "network" : "bridge"),
+                first(e, "mac").getAttribute("address"),
+                filter,
+                params));
+      }
       return b.build();
     } catch (ParserConfigurationException | org.xml.sax.SAXException | java.io.IOException e) {
       throw new IllegalArgumentException("unreadable domain XML: " + e.getMessage(), e);
@@ -393,6 +443,28 @@ public final class VMTemplate {
           backing.item(j).getParentNode().removeChild(backing.item(j));
         }
       }
+      org.w3c.dom.NodeList ifs = dom.getElementsByTagName("interface");
+      if (ifs.getLength() != nics.size()) {
+        throw new IllegalArgumentException(
+            "the saved VM has " + ifs.getLength() + " NICs, this template " + nics.size());
+      }
+      for (int i = 0; i < ifs.getLength(); i++) {
+        // a clone needs its own MAC (and its own address); the hardware model stays
+        Element e = (Element) ifs.item(i);
+        first(e, "mac").setAttribute("address", nics.get(i).mac());
+        org.w3c.dom.NodeList frs = e.getElementsByTagName("filterref");
+        for (int j = 0; j < frs.getLength(); j++) {
+          Element fr = (Element) frs.item(j);
+          org.w3c.dom.NodeList ps = fr.getElementsByTagName("parameter");
+          for (int k = 0; k < ps.getLength(); k++) {
+            Element p = (Element) ps.item(k);
+            String v = nics.get(i).filterParameters().get(p.getAttribute("name"));
+            if (v != null) {
+              p.setAttribute("value", v);
+            }
+          }
+        }
+      }
       org.w3c.dom.NodeList fss = dom.getElementsByTagName("filesystem");
       for (int i = 0; i < fss.getLength(); i++) {
         Element e = (Element) fss.item(i);
@@ -457,6 +529,7 @@ public final class VMTemplate {
     private UUID genid;
     private final List<DiskAttachment> disks = new ArrayList<>();
     private final List<ShareAttachment> shares = new ArrayList<>();
+    private final List<NetworkInterface> nics = new ArrayList<>();
     private Consumer<Document> customizer;
 
     private Builder(String name) {
@@ -537,6 +610,22 @@ public final class VMTemplate {
         throw new IllegalArgumentException("share tag " + share.tag() + " is used twice");
       }
       shares.add(share);
+      return this;
+    }
+
+    /**
+     * Adds a NIC. Without one the VM has no network at all (the default, and the safest).
+     *
+     * @throws IllegalArgumentException if another NIC already has its MAC
+     */
+    public Builder nic(NetworkInterface nic) {
+      Objects.requireNonNull(nic, "nic");
+      for (NetworkInterface n : nics) {
+        if (n.mac().equals(nic.mac())) {
+          throw new IllegalArgumentException("MAC " + nic.mac() + " is used twice");
+        }
+      }
+      nics.add(nic);
       return this;
     }
 

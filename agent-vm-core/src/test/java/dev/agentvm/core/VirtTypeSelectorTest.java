@@ -73,6 +73,66 @@ class VirtTypeSelectorTest {
     }
 
     @Override
+    public List<String> networkNames() {
+      return List.of();
+    }
+
+    @Override
+    public Optional<String> networkXml(String name) {
+      return Optional.empty();
+    }
+
+    @Override
+    public void defineNetwork(String xml) {
+      throw new UnsupportedOperationException("fake backend has no networks");
+    }
+
+    @Override
+    public boolean isNetworkActive(String name) {
+      return false;
+    }
+
+    @Override
+    public void startNetwork(String name) {
+      throw new UnsupportedOperationException("fake backend has no networks");
+    }
+
+    @Override
+    public void stopNetwork(String name) {
+      throw new UnsupportedOperationException("fake backend has no networks");
+    }
+
+    @Override
+    public void undefineNetwork(String name) {
+      throw new UnsupportedOperationException("fake backend has no networks");
+    }
+
+    @Override
+    public void updateDhcpHost(String network, boolean add, String hostXml) {
+      throw new UnsupportedOperationException("fake backend has no networks");
+    }
+
+    @Override
+    public List<String> filterNames() {
+      return List.of();
+    }
+
+    @Override
+    public Optional<String> filterXml(String name) {
+      return Optional.empty();
+    }
+
+    @Override
+    public void defineFilter(String xml) {
+      throw new UnsupportedOperationException("fake backend has no filters");
+    }
+
+    @Override
+    public void undefineFilter(String name) {
+      throw new UnsupportedOperationException("fake backend has no filters");
+    }
+
+    @Override
     public String savedImageXml(Path file) {
       throw new UnsupportedOperationException("fake backend saves nothing");
     }

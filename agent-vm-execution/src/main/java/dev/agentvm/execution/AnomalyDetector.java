@@ -13,7 +13,8 @@ import java.util.Objects;
  * <ul>
  *   <li>z-scores over rolling windows of past executions: run time, peak guest memory and peak
  *       guest load; an execution more than {@code zThreshold} standard deviations above the mean
- *       (once the window holds {@code minSamples}) is flagged after it ends;
+ *       (once the window holds {@code minSamples}), and by at least a minimum difference, is
+ *       flagged after it ends;
  *   <li>rules checked while it runs: more processes than {@code maxProcesses}, output faster than
  *       {@code maxOutputBytesPerSecond}; and at submission: more than {@code
  *       maxExecutionsPerMinute}.
@@ -53,6 +54,9 @@ public final class AnomalyDetector {
   private final int minSamples;
   private final double zThreshold;
   private final Response zResponse;
+  private final double minDurationDeltaMillis;
+  private final double minMemoryDeltaKiB;
+  private final double minLoadDelta;
   private final int maxProcesses;
   private final Response processResponse;
   private final long maxOutputBytesPerSecond;
@@ -69,6 +73,9 @@ public final class AnomalyDetector {
     minSamples = b.minSamples;
     zThreshold = b.zThreshold;
     zResponse = b.zResponse;
+    minDurationDeltaMillis = b.minDurationDelta.toMillis();
+    minMemoryDeltaKiB = b.minMemoryDeltaKiB;
+    minLoadDelta = b.minLoadDelta;
     maxProcesses = b.maxProcesses;
     processResponse = b.processResponse;
     maxOutputBytesPerSecond = b.maxOutputBytesPerSecond;
@@ -140,12 +147,20 @@ public final class AnomalyDetector {
   public synchronized List<Anomaly> onCompleted(
       String executionId, String vm, Duration runTime, long peakMemKiB, double peakLoad) {
     List<Anomaly> out = new ArrayList<>();
-    check(out, executionId, vm, "duration-zscore", durations, runTime.toMillis(), "ms");
+    check(
+        out,
+        executionId,
+        vm,
+        "duration-zscore",
+        durations,
+        runTime.toMillis(),
+        minDurationDeltaMillis,
+        "ms");
     if (peakMemKiB >= 0) {
-      check(out, executionId, vm, "memory-zscore", memory, peakMemKiB, "KiB");
+      check(out, executionId, vm, "memory-zscore", memory, peakMemKiB, minMemoryDeltaKiB, "KiB");
     }
     if (peakLoad >= 0) {
-      check(out, executionId, vm, "load-zscore", load, peakLoad, "");
+      check(out, executionId, vm, "load-zscore", load, peakLoad, minLoadDelta, "");
     }
     // an outlier does not join the windows: it would make the next one look normal
     if (out.isEmpty()) {
@@ -161,12 +176,20 @@ public final class AnomalyDetector {
   }
 
   private void check(
-      List<Anomaly> out, String id, String vm, String rule, RollingStats w, double v, String unit) {
+      List<Anomaly> out,
+      String id,
+      String vm,
+      String rule,
+      RollingStats w,
+      double v,
+      double minDelta,
+      String unit) {
     if (w.size() < minSamples) {
       return;
     }
     double z = w.zScore(v);
-    if (z > zThreshold) {
+    // a tight window makes tiny differences look extreme: also ask for a difference that matters
+    if (z > zThreshold && v - w.mean() >= minDelta) {
       out.add(
           new Anomaly(
               id,
@@ -185,6 +208,9 @@ public final class AnomalyDetector {
     private int minSamples = 10;
     private double zThreshold = 3.0;
     private Response zResponse = Response.LOG;
+    private Duration minDurationDelta = Duration.ofSeconds(1);
+    private double minMemoryDeltaKiB = 32 * 1024;
+    private double minLoadDelta = 1.0;
     private int maxProcesses = 512;
     private Response processResponse = Response.LOG;
     private long maxOutputBytesPerSecond = 10L << 20;
@@ -211,6 +237,18 @@ public final class AnomalyDetector {
       }
       this.zThreshold = threshold;
       this.zResponse = Objects.requireNonNull(response);
+      return this;
+    }
+
+    /**
+     * The least difference from the mean that counts, whatever the z-score (defaults: 1 s of run
+     * time, 32 MiB of memory, 1.0 of load): in a window of near-equal runs the standard deviation
+     * is tiny, and 29 ms against a mean of 13 ms would otherwise be 4 deviations "out".
+     */
+    public Builder minDeviation(Duration runTime, long memoryKiB, double load) {
+      this.minDurationDelta = Objects.requireNonNull(runTime);
+      this.minMemoryDeltaKiB = memoryKiB;
+      this.minLoadDelta = load;
       return this;
     }
 

@@ -70,6 +70,17 @@ class AnomalyDetectorTest {
   }
 
   @Test
+  void smallDifferencesInATightWindowAreNotAnomalies() {
+    AnomalyDetector d = AnomalyDetector.builder().window(20, 5).build();
+    for (int i = 0; i < 15; i++) {
+      d.onCompleted("n" + i, "vm", Duration.ofMillis(13 + i % 2), -1, -1);
+    }
+    assertEquals(
+        List.of(), d.onCompleted("x", "vm", Duration.ofMillis(43), -1, -1), "30 ms is noise");
+    assertEquals(1, d.onCompleted("y", "vm", Duration.ofMillis(1500), -1, -1).size());
+  }
+
+  @Test
   void rulesForProcessesOutputAndRate() {
     AnomalyDetector d =
         AnomalyDetector.builder()

@@ -114,8 +114,8 @@ public final class MemoryImage implements AutoCloseable {
 
   /**
    * Runs the kinds of EXEC a clone runs first, so that the saved agent has them loaded: the first
-   * EXEC of a fresh agent costs ~0.5 s under TCG (class loading in the interpreter), later ones
-   * ~20 ms. Paid once here instead of in every clone.
+   * EXEC of a fresh agent costs ~0.5 s under TCG (class loading in the interpreter), later ones ~20
+   * ms. Paid once here instead of in every clone.
    */
   private static void warmUp(AgentClient agent, Duration deadline) {
     try {

@@ -38,6 +38,41 @@ public interface HypervisorBackend extends AutoCloseable {
   /** The domain XML stored in a memory image made by {@link DomainHandle#saveMemory}. */
   String savedImageXml(java.nio.file.Path file);
 
+  /** Names of all networks, active or not. */
+  List<String> networkNames();
+
+  /** A network's persistent definition, if it exists. */
+  Optional<String> networkXml(String name);
+
+  /** Defines a persistent network (not started). */
+  void defineNetwork(String xml);
+
+  boolean isNetworkActive(String name);
+
+  void startNetwork(String name);
+
+  void stopNetwork(String name);
+
+  void undefineNetwork(String name);
+
+  /**
+   * Adds or removes a DHCP host reservation ({@code <host mac= ip= name=/>}) of a network, in its
+   * definition and, if it runs, live ({@code virNetworkUpdate}). libvirt refuses to add an entry
+   * whose MAC, IP or name is taken.
+   */
+  void updateDhcpHost(String network, boolean add, String hostXml);
+
+  /** Names of all nwfilters. */
+  List<String> filterNames();
+
+  /** An nwfilter's definition, if it exists. */
+  Optional<String> filterXml(String name);
+
+  /** Defines (or redefines) an nwfilter. */
+  void defineFilter(String xml);
+
+  void undefineFilter(String name);
+
   /** Names of all domains, running or not. */
   List<String> domainNames();
 

@@ -151,6 +151,7 @@ public final class MicroImageBuilder {
     String busyboxVer = pkgs[2];
     byte[] agentJar = agentJar();
     byte[] init = resource("init.sh");
+    byte[] dhcpScript = resource("udhcpc.sh");
     String key =
         sha256(
                 String.join(
@@ -163,6 +164,7 @@ public final class MicroImageBuilder {
                         System.getProperty("java.home"),
                         sha256(agentJar),
                         sha256(init),
+                        sha256(dhcpScript),
                         compression.name(),
                         BUS_MODULES.toString() + DEVICE_MODULES)
                     .getBytes(StandardCharsets.UTF_8))
@@ -343,6 +345,7 @@ public final class MicroImageBuilder {
       }
       cpio.charDevice("dev/console", 0600, 5, 1);
       cpio.file("init", 0755, init);
+      cpio.file("etc/agentvm/udhcpc.sh", 0755, resource("udhcpc.sh"));
       cpio.file("bin/busybox", 0755, busybox);
       Set<String> made = new TreeSet<>(List.of("lib", "lib/modules"));
       for (String m : order) {

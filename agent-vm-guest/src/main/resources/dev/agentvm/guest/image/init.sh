@@ -47,6 +47,13 @@ done
 read up idle < /proc/uptime
 echo "agentvm-init: modules loaded uptime=$up"
 
+# Loopback always; a NIC (the VM has one only if its template asked) gets DHCP in the background,
+# so that the agent does not wait for a lease (or for a network without a DHCP server).
+ip link set lo up
+if [ -d /sys/class/net/eth0 ]; then
+  udhcpc -i eth0 -s /etc/agentvm/udhcpc.sh -t 10 -T 1 -A 2 -b >/dev/console 2>&1
+fi
+
 for m in $mounts; do
   dev="${m%%:*}"; rest="${m#*:}"; dir="${rest%%:*}"; opt=rw
   [ "$rest" != "$dir" ] && opt="${rest#*:}"

@@ -33,6 +33,7 @@ public final class LibvirtBackend implements HypervisorBackend {
   private static final Logger LOG = LoggerFactory.getLogger(LibvirtBackend.class);
 
   private static final int VIR_DOMAIN_XML_INACTIVE = 2;
+  private static final int VIR_NETWORK_XML_INACTIVE = 1;
 
   private final String uri;
   private final NativeConnect conn;
@@ -240,6 +241,179 @@ public final class LibvirtBackend implements HypervisorBackend {
     } finally {
       com.sun.jna.Native.free(Pointer.nativeValue(p));
     }
+  }
+
+  @Override
+  public List<String> networkNames() {
+    List<String> names = new ArrayList<>(List.of(call("list networks", conn::listNetworks)));
+    names.addAll(List.of(call("list networks", conn::listDefinedNetworks)));
+    return names;
+  }
+
+  @Override
+  public Optional<String> networkXml(String name) {
+    try {
+      org.libvirt.Network n = conn.networkLookupByName(name);
+      try {
+        return Optional.of(n.getXMLDesc(VIR_NETWORK_XML_INACTIVE));
+      } finally {
+        n.free();
+      }
+    } catch (LibvirtException e) {
+      if (e.getError() != null && e.getError().getCode() == Error.ErrorNumber.VIR_ERR_NO_NETWORK) {
+        return Optional.empty();
+      }
+      throw LibvirtErrors.translate(uri, "read network " + name, e);
+    }
+  }
+
+  @Override
+  public void defineNetwork(String xml) {
+    call(
+        "define network",
+        () -> {
+          conn.networkDefineXML(xml).free();
+          return null;
+        });
+  }
+
+  private <T> T onNetwork(String name, String what, NetworkCall<T> c) {
+    return call(
+        what + " network " + name,
+        () -> {
+          org.libvirt.Network n = conn.networkLookupByName(name);
+          try {
+            return c.call(n);
+          } finally {
+            n.free();
+          }
+        });
+  }
+
+  @FunctionalInterface
+  private interface NetworkCall<T> {
+    T call(org.libvirt.Network n) throws LibvirtException;
+  }
+
+  @Override
+  public boolean isNetworkActive(String name) {
+    return onNetwork(name, "read state of", n -> n.isActive() == 1);
+  }
+
+  @Override
+  public void startNetwork(String name) {
+    onNetwork(
+        name,
+        "start",
+        n -> {
+          n.create();
+          return null;
+        });
+  }
+
+  @Override
+  public void stopNetwork(String name) {
+    onNetwork(
+        name,
+        "stop",
+        n -> {
+          n.destroy();
+          return null;
+        });
+  }
+
+  @Override
+  public void undefineNetwork(String name) {
+    onNetwork(
+        name,
+        "undefine",
+        n -> {
+          n.undefine();
+          return null;
+        });
+  }
+
+  @Override
+  public void updateDhcpHost(String network, boolean add, String hostXml) {
+    LibvirtNative lib = LibvirtNative.get();
+    int flags =
+        LibvirtNative.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+            | (isNetworkActive(network) ? LibvirtNative.VIR_NETWORK_UPDATE_AFFECT_LIVE : 0);
+    Pointer n = lib.virNetworkLookupByName(conn.pointer(), network);
+    if (n == null) {
+      throw new HypervisorException(
+          "network " + network + ": " + lib.virGetLastErrorMessage(), null);
+    }
+    try {
+      if (lib.virNetworkUpdate(
+              n,
+              add
+                  ? LibvirtNative.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST
+                  : LibvirtNative.VIR_NETWORK_UPDATE_COMMAND_DELETE,
+              LibvirtNative.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+              -1,
+              hostXml,
+              flags)
+          != 0) {
+        throw new HypervisorException(
+            (add ? "adding " : "removing ")
+                + hostXml
+                + (add ? " to " : " from ")
+                + network
+                + " failed: "
+                + lib.virGetLastErrorMessage(),
+            null);
+      }
+    } finally {
+      lib.virNetworkFree(n);
+    }
+  }
+
+  @Override
+  public List<String> filterNames() {
+    return List.of(call("list nwfilters", conn::listNetworkFilters));
+  }
+
+  @Override
+  public Optional<String> filterXml(String name) {
+    try {
+      org.libvirt.NetworkFilter f = conn.networkFilterLookupByName(name);
+      try {
+        return Optional.of(f.getXMLDesc());
+      } finally {
+        f.free();
+      }
+    } catch (LibvirtException e) {
+      if (e.getError() != null && e.getError().getCode() == Error.ErrorNumber.VIR_ERR_NO_NWFILTER) {
+        return Optional.empty();
+      }
+      throw LibvirtErrors.translate(uri, "read nwfilter " + name, e);
+    }
+  }
+
+  @Override
+  public void defineFilter(String xml) {
+    call(
+        "define nwfilter",
+        () -> {
+          conn.networkFilterDefineXML(xml).free();
+          return null;
+        });
+  }
+
+  @Override
+  public void undefineFilter(String name) {
+    call(
+        "undefine nwfilter " + name,
+        () -> {
+          org.libvirt.NetworkFilter f = conn.networkFilterLookupByName(name);
+          try {
+            f.undefine();
+          } finally {
+            f.free();
+          }
+          return null;
+        });
   }
 
   @Override

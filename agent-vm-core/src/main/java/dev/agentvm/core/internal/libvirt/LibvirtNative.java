@@ -54,6 +54,19 @@ interface LibvirtNative extends Library {
 
   String virGetLastErrorMessage();
 
+  Pointer virNetworkLookupByName(Pointer conn, String name);
+
+  int virNetworkUpdate(
+      Pointer network, int command, int section, int parentIndex, String xml, int flags);
+
+  int virNetworkFree(Pointer network);
+
+  int VIR_NETWORK_UPDATE_COMMAND_DELETE = 2;
+  int VIR_NETWORK_UPDATE_COMMAND_ADD_LAST = 3;
+  int VIR_NETWORK_SECTION_IP_DHCP_HOST = 4;
+  int VIR_NETWORK_UPDATE_AFFECT_LIVE = 1;
+  int VIR_NETWORK_UPDATE_AFFECT_CONFIG = 2;
+
   /** The library, or an exception saying why it could not be loaded. */
   static LibvirtNative get() {
     if (Holder.INSTANCE == null) {

@@ -1,0 +1,229 @@
+package dev.agentvm.network;
+
+import java.io.StringReader;
+import java.io.StringWriter;
+import java.util.ArrayList;
+import java.util.List;
+import javax.xml.parsers.DocumentBuilderFactory;
+import javax.xml.transform.OutputKeys;
+import javax.xml.transform.TransformerFactory;
+import javax.xml.transform.dom.DOMSource;
+import javax.xml.transform.stream.StreamResult;
+import org.w3c.dom.Document;
+import org.w3c.dom.Element;
+import org.w3c.dom.NodeList;
+import org.xml.sax.InputSource;
+
+/**
+ * libvirt network and nwfilter XML for {@link NetworkSpec} and {@link FilterSpec}, built as DOM (so
+ * every value is escaped) and read back into specs, to check that what libvirt holds is what we
+ * asked for.
+ */
+final class NetworkXml {
+  /** Namespace of the ownership marker in a network's {@code <metadata>}. */
+  static final String NS = "https://agentvm.dev/xmlns/network/1";
+
+  private NetworkXml() {}
+
+  static String network(NetworkSpec s) {
+    Document d = newDocument();
+    Element net = d.createElement("network");
+    d.appendChild(net);
+    text(d, net, "name", s.name());
+    text(d, net, "uuid", s.uuid().toString());
+    Element meta = child(d, net, "metadata");
+    Element mark = d.createElementNS(NS, "agentvm:network");
+    mark.setAttribute("mode", s.mode().name());
+    meta.appendChild(mark);
+    if (s.mode() == NetworkMode.NAT_FILTERED) {
+      child(d, net, "forward").setAttribute("mode", "nat");
+    }
+    Element br = child(d, net, "bridge");
+    br.setAttribute("name", s.bridge());
+    br.setAttribute("stp", "off");
+    if (s.subnet() != null) {
+      Element ip = child(d, net, "ip");
+      ip.setAttribute("address", s.hostAddress());
+      ip.setAttribute("netmask", s.subnet().netmask());
+      Element range = child(d, child(d, ip, "dhcp"), "range");
+      range.setAttribute("start", s.dhcpStart());
+      range.setAttribute("end", s.dhcpEnd());
+    }
+    return serialise(d);
+  }
+
+  /**
+   * Reads a network definition back.
+   *
+   * @return the spec, or null if the network carries no agent-vm marker (it is not ours)
+   */
+  static NetworkSpec parseNetwork(String xml) {
+    Element net = parse(xml);
+    NodeList marks = net.getElementsByTagNameNS(NS, "network");
+    if (marks.getLength() == 0) {
+      return null;
+    }
+    NetworkMode mode = NetworkMode.valueOf(((Element) marks.item(0)).getAttribute("mode"));
+    Cidr subnet = null;
+    NodeList ips = net.getElementsByTagName("ip");
+    if (ips.getLength() > 0) {
+      Element ip = (Element) ips.item(0);
+      Ipv4 host = Ipv4.parse(ip.getAttribute("address"));
+      int prefix = Integer.bitCount(Ipv4.parse(ip.getAttribute("netmask")).bits());
+      subnet = new Cidr(new Ipv4(host.bits() & Ipv4.mask(prefix).bits()).toString(), prefix);
+    }
+    return new NetworkSpec(textOf(net, "name"), mode, subnet);
+  }
+
+  /** The DHCP reservations of a network: {@code {mac, ip, name}} each. */
+  static List<String[]> dhcpHosts(String xml) {
+    List<String[]> out = new ArrayList<>();
+    NodeList hosts = parse(xml).getElementsByTagName("host");
+    for (int i = 0; i < hosts.getLength(); i++) {
+      Element h = (Element) hosts.item(i);
+      out.add(new String[] {h.getAttribute("mac"), h.getAttribute("ip"), h.getAttribute("name")});
+    }
+    return out;
+  }
+
+  static String dhcpHost(String mac, String ip, String name) {
+    Document d = newDocument();
+    Element h = d.createElement("host");
+    h.setAttribute("mac", mac);
+    h.setAttribute("ip", ip);
+    h.setAttribute("name", name);
+    d.appendChild(h);
+    return serialise(d);
+  }
+
+  static String filter(FilterSpec s) {
+    Document d = newDocument();
+    Element f = d.createElement("filter");
+    d.appendChild(f);
+    f.setAttribute("name", s.name());
+    f.setAttribute("chain", "root");
+    text(d, f, "uuid", s.uuid().toString());
+    child(d, f, "filterref").setAttribute("filter", "no-mac-spoofing");
+    // layer 2: ARP both ways, IPv4 on to the IP rules below, every other protocol dropped
+    rule(d, f, "accept", "out", 100, "mac").setAttribute("protocolid", "arp");
+    rule(d, f, "accept", "in", 100, "mac").setAttribute("protocolid", "arp");
+    rule(d, f, "accept", "inout", 150, "mac").setAttribute("protocolid", "ipv4");
+    // the VM's own DHCP
+    Element dhcpOut = rule(d, f, "accept", "out", 200, "udp");
+    dhcpOut.setAttribute("srcportstart", "68");
+    dhcpOut.setAttribute("dstportstart", "67");
+    Element dhcpIn = rule(d, f, "accept", "in", 200, "udp");
+    dhcpIn.setAttribute("srcportstart", "67");
+    dhcpIn.setAttribute("dstportstart", "68");
+    for (AllowRule a : s.allowed()) {
+      Element r = rule(d, f, "accept", "out", 300, a.protocol());
+      if (a.destination() != null) {
+        r.setAttribute("dstipaddr", a.destination().address());
+        r.setAttribute("dstipmask", Integer.toString(a.destination().prefix()));
+      }
+      r.setAttribute("dstportstart", Integer.toString(a.portStart()));
+      r.setAttribute("dstportend", Integer.toString(a.portEnd()));
+    }
+    rule(d, f, "accept", "in", 400, "all").setAttribute("state", "ESTABLISHED,RELATED");
+    rule(d, f, "drop", "inout", 1000, "all");
+    rule(d, f, "drop", "inout", 1000, "all-ipv6");
+    rule(d, f, "drop", "inout", 1010, "mac");
+    return serialise(d);
+  }
+
+  /** Reads a filter back; only its allow rules (priority 300) vary between our filters. */
+  static FilterSpec parseFilter(String xml) {
+    Element f = parse(xml);
+    List<AllowRule> allowed = new ArrayList<>();
+    NodeList rules = f.getElementsByTagName("rule");
+    for (int i = 0; i < rules.getLength(); i++) {
+      Element r = (Element) rules.item(i);
+      if (!"300".equals(r.getAttribute("priority"))) {
+        continue;
+      }
+      Element p = firstElement(r);
+      Cidr dest =
+          p.hasAttribute("dstipaddr")
+              ? new Cidr(p.getAttribute("dstipaddr"), Integer.parseInt(p.getAttribute("dstipmask")))
+              : null;
+      int start = Integer.parseInt(p.getAttribute("dstportstart"));
+      int end =
+          p.hasAttribute("dstportend") ? Integer.parseInt(p.getAttribute("dstportend")) : start;
+      allowed.add(new AllowRule(p.getTagName(), dest, start, end));
+    }
+    return new FilterSpec(f.getAttribute("name"), allowed);
+  }
+
+  static String uuidOf(String xml) {
+    return textOf(parse(xml), "uuid");
+  }
+
+  private static Element rule(
+      Document d, Element f, String action, String dir, int prio, String proto) {
+    Element r = child(d, f, "rule");
+    r.setAttribute("action", action);
+    r.setAttribute("direction", dir);
+    r.setAttribute("priority", Integer.toString(prio));
+    return child(d, r, proto);
+  }
+
+  private static Element firstElement(Element e) {
+    for (var n = e.getFirstChild(); n != null; n = n.getNextSibling()) {
+      if (n instanceof Element el) {
+        return el;
+      }
+    }
+    throw new IllegalArgumentException("empty <" + e.getTagName() + ">");
+  }
+
+  private static Document newDocument() {
+    try {
+      return DocumentBuilderFactory.newInstance().newDocumentBuilder().newDocument();
+    } catch (javax.xml.parsers.ParserConfigurationException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static Element parse(String xml) {
+    try {
+      DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+      f.setNamespaceAware(true);
+      f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+      return f.newDocumentBuilder()
+          .parse(new InputSource(new StringReader(xml)))
+          .getDocumentElement();
+    } catch (Exception e) {
+      throw new IllegalArgumentException("unreadable XML from libvirt: " + e.getMessage(), e);
+    }
+  }
+
+  private static String textOf(Element parent, String tag) {
+    NodeList l = parent.getElementsByTagName(tag);
+    return l.getLength() == 0 ? "" : l.item(0).getTextContent().trim();
+  }
+
+  private static Element child(Document d, Element parent, String name) {
+    Element e = d.createElement(name);
+    parent.appendChild(e);
+    return e;
+  }
+
+  private static Element text(Document d, Element parent, String name, String value) {
+    Element e = child(d, parent, name);
+    e.setTextContent(value);
+    return e;
+  }
+
+  private static String serialise(Document d) {
+    try {
+      StringWriter w = new StringWriter();
+      var t = TransformerFactory.newInstance().newTransformer();
+      t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
+      t.setOutputProperty(OutputKeys.INDENT, "yes");
+      t.transform(new DOMSource(d), new StreamResult(w));
+      return w.toString();
+    } catch (javax.xml.transform.TransformerException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,201 @@
+package dev.agentvm.network;
+
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.NetworkInterface;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Creates, checks and removes the libvirt networks and nwfilters agent-vm owns. Every operation is
+ * idempotent: {@code ensure} defines what is missing, verifies what is there, and never changes an
+ * object agent-vm did not create (names carry the {@code agentvm-} prefix; networks a metadata
+ * marker and a UUID derived from the name, filters that UUID). Thread-safe.
+ *
+ * <pre>{@code
+ * Networks nets = new Networks(conn);
+ * NetworkSpec net = NetworkSpec.natFiltered("agentvm-nat", "10.213.5.0/24");
+ * FilterSpec allow = FilterSpec.withDefaults("agentvm-allow-web", AllowRule.tcp(8080));
+ * nets.ensure(net);
+ * nets.ensure(allow);
+ * VMTemplate t = builder.nic(nets.nic(net, allow, MacAddresses.random())).build();
+ * }</pre>
+ */
+public final class Networks {
+  private static final Logger LOG = LoggerFactory.getLogger(Networks.class);
+
+  private final LibvirtConnection conn;
+
+  public Networks(LibvirtConnection conn) {
+    this.conn = Objects.requireNonNull(conn, "conn");
+  }
+
+  /**
+   * Defines the network if absent and starts it if stopped; if present, checks that it is ours and
+   * the same.
+   *
+   * @throws NetworkConflictException if a network of that name is not agent-vm's, or differs
+   */
+  public synchronized void ensure(NetworkSpec spec) {
+    ensureDefined(spec);
+    if (!conn.backend().isNetworkActive(spec.name())) {
+      conn.backend().startNetwork(spec.name());
+      LOG.debug("started network {}", spec.name());
+    }
+  }
+
+  /**
+   * Like {@link #ensure(NetworkSpec)}, but does not start the network (for reservations made ahead,
+   * or a definition checked without touching the host's bridges and firewall).
+   */
+  public synchronized void ensureDefined(NetworkSpec spec) {
+    Optional<String> existing = conn.backend().networkXml(spec.name());
+    if (existing.isEmpty()) {
+      conn.backend().defineNetwork(NetworkXml.network(spec));
+      LOG.info("defined network {} ({}, {})", spec.name(), spec.mode(), spec.subnet());
+    } else {
+      NetworkSpec there = ownedNetwork(spec.name(), existing.get());
+      if (!there.equals(spec)) {
+        throw new NetworkConflictException(
+            "network "
+                + spec.name()
+                + " exists as "
+                + there
+                + ", not as "
+                + spec
+                + "; remove it (Networks.removeIfUnused) or choose another name");
+      }
+    }
+  }
+
+  /**
+   * Defines the filter if absent, or updates it if it is ours and differs (libvirt applies the new
+   * rules to running VMs at once).
+   *
+   * @throws NetworkConflictException if a filter of that name is not agent-vm's
+   */
+  public synchronized void ensure(FilterSpec spec) {
+    Optional<String> existing = conn.backend().filterXml(spec.name());
+    if (existing.isPresent()) {
+      if (!spec.uuid().toString().equals(NetworkXml.uuidOf(existing.get()))) {
+        throw new NetworkConflictException(
+            "nwfilter " + spec.name() + " exists but was not made by agent-vm; it is left alone");
+      }
+      if (NetworkXml.parseFilter(existing.get()).equals(spec)) {
+        return;
+      }
+      LOG.info("updating nwfilter {}", spec.name());
+    } else {
+      LOG.info("defining nwfilter {}", spec.name());
+    }
+    conn.backend().defineFilter(NetworkXml.filter(spec));
+  }
+
+  /** What libvirt holds for a network of ours, read back. */
+  public Optional<NetworkSpec> read(String network) {
+    return conn.backend().networkXml(network).map(xml -> ownedNetwork(network, xml));
+  }
+
+  /** What libvirt holds for a filter of ours, read back. */
+  public Optional<FilterSpec> readFilter(String filter) {
+    return conn.backend().filterXml(filter).map(NetworkXml::parseFilter);
+  }
+
+  private static NetworkSpec ownedNetwork(String name, String xml) {
+    NetworkSpec there = NetworkXml.parseNetwork(xml);
+    if (there == null || !there.uuid().toString().equals(NetworkXml.uuidOf(xml))) {
+      throw new NetworkConflictException(
+          "network " + name + " exists but was not made by agent-vm; it is left alone");
+    }
+    return there;
+  }
+
+  /** A NIC on an agent-vm network, filtered by {@code filter} (or unfiltered if null). */
+  public NetworkInterface nic(NetworkSpec network, FilterSpec filter, String mac) {
+    return new NetworkInterface(
+        NetworkInterface.Kind.NETWORK,
+        network.name(),
+        mac,
+        filter == null ? "" : filter.name(),
+        Map.of());
+  }
+
+  /** A NIC on an existing host bridge ({@link NetworkMode#BRIDGE}), unfiltered. */
+  public static NetworkInterface bridgeNic(String bridge, String mac) {
+    return new NetworkInterface(NetworkInterface.Kind.BRIDGE, bridge, mac, "", Map.of());
+  }
+
+  /**
+   * Removes an agent-vm network or filter that no domain refers to.
+   *
+   * @return true if it was removed; false if a domain still uses it, it is not agent-vm's, or it
+   *     does not exist
+   */
+  public synchronized boolean removeIfUnused(String name) {
+    if (!name.startsWith(NetworkSpec.PREFIX) || !usersOf(name).isEmpty()) {
+      return false;
+    }
+    boolean removed = false;
+    Optional<String> net = conn.backend().networkXml(name);
+    if (net.isPresent() && NetworkXml.parseNetwork(net.get()) != null) {
+      if (conn.backend().isNetworkActive(name)) {
+        conn.backend().stopNetwork(name);
+      }
+      conn.backend().undefineNetwork(name);
+      LOG.info("removed network {}", name);
+      removed = true;
+    }
+    Optional<String> filter = conn.backend().filterXml(name);
+    if (filter.isPresent()) {
+      FilterSpec f = NetworkXml.parseFilter(filter.get());
+      if (f.uuid().toString().equals(NetworkXml.uuidOf(filter.get()))) {
+        conn.backend().undefineFilter(name);
+        LOG.info("removed nwfilter {}", name);
+        removed = true;
+      }
+    }
+    return removed;
+  }
+
+  /** Removes every agent-vm network and filter no domain uses; returns their names. */
+  public synchronized List<String> removeUnused() {
+    List<String> removed = new ArrayList<>();
+    List<String> names = new ArrayList<>(conn.backend().networkNames());
+    names.addAll(conn.backend().filterNames());
+    for (String n : names) {
+      if (n.startsWith(NetworkSpec.PREFIX) && !removed.contains(n) && removeIfUnused(n)) {
+        removed.add(n);
+      }
+    }
+    return removed;
+  }
+
+  /** Domains whose definition names this network or filter. */
+  public List<String> usersOf(String name) {
+    List<String> users = new ArrayList<>();
+    for (String d : conn.domainNames()) {
+      conn.backend()
+          .lookup(d)
+          .ifPresent(
+              h -> {
+                String xml;
+                try {
+                  xml = h.xml();
+                } catch (RuntimeException e) {
+                  return; // gone meanwhile
+                }
+                if (xml.contains("network='" + name + "'")
+                    || xml.contains("filter='" + name + "'")
+                    || xml.contains("network=\"" + name + "\"")
+                    || xml.contains("filter=\"" + name + "\"")) {
+                  users.add(d);
+                }
+              });
+    }
+    return users;
+  }
+}

@@ -1,0 +1,256 @@
+package dev.agentvm.network;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.RealLibvirtTest;
+import dev.agentvm.core.TestVms;
+import dev.agentvm.core.VM;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.ExecRequest;
+import dev.agentvm.core.agent.ExecResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Networks, filters and VMs on real libvirt. Packets only ever travel between a guest and a network
+ * namespace this test makes (veth into a layer-2 libvirt bridge that has no host address); nothing
+ * is sent to the host's own addresses or beyond the machine.
+ */
+class NetworkIT extends RealLibvirtTest {
+  @TempDir Path tmp;
+  private final String id = UUID.randomUUID().toString().substring(0, 6);
+  private final List<String> cleanups = new ArrayList<>();
+  private final List<Process> daemons = new ArrayList<>();
+
+  @AfterEach
+  void cleanUp() throws Exception {
+    for (Process p : daemons) {
+      p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+    }
+    for (int i = cleanups.size() - 1; i >= 0; i--) {
+      sh(cleanups.get(i), true);
+    }
+    Networks nets = new Networks(conn);
+    for (String n : List.copyOf(conn.backend().networkNames())) {
+      if (n.startsWith("agentvm-test-")) {
+        nets.removeIfUnused(n);
+      }
+    }
+    for (String f : List.copyOf(conn.backend().filterNames())) {
+      if (f.startsWith("agentvm-test-")) {
+        nets.removeIfUnused(f);
+      }
+    }
+  }
+
+  private static String sh(String cmd, boolean ignoreFailure) throws Exception {
+    Process p = new ProcessBuilder("sh", "-c", cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    int rc = p.waitFor();
+    if (rc != 0 && !ignoreFailure) {
+      throw new AssertionError(cmd + " failed (" + rc + "): " + out);
+    }
+    return out;
+  }
+
+  private static ExecResult guest(AgentClient a, String script) throws Exception {
+    return a.exec(ExecRequest.script(script, "sh").withTimeout(Duration.ofSeconds(60)));
+  }
+
+  @Test
+  void definitionsAreAcceptedByLibvirtAndReadBackEqual() {
+    Networks nets = new Networks(conn);
+    NetworkSpec isolated = NetworkSpec.isolated("agentvm-test-iso-" + id, "10.213.71.0/24");
+    NetworkSpec nat = NetworkSpec.natFiltered("agentvm-test-nat-" + id, "10.213.72.0/24");
+    NetworkSpec l2 = NetworkSpec.isolatedLayer2("agentvm-test-l2-" + id);
+    FilterSpec filter =
+        FilterSpec.withDefaults(
+            "agentvm-test-allow-" + id,
+            AllowRule.tcp(8080),
+            AllowRule.tcp("192.0.2.0/24", 5432),
+            new AllowRule("udp", null, 6000, 6010));
+    for (NetworkSpec n : List.of(isolated, nat, l2)) {
+      nets.ensureDefined(n);
+      assertEquals(n, nets.read(n.name()).orElseThrow(), "read back equal: " + n.name());
+      nets.ensureDefined(n); // idempotent
+    }
+    nets.ensure(filter);
+    assertEquals(filter, nets.readFilter(filter.name()).orElseThrow());
+    nets.ensure(filter);
+    FilterSpec changed = FilterSpec.withDefaults(filter.name(), AllowRule.tcp(9000));
+    nets.ensure(changed);
+    assertEquals(changed, nets.readFilter(filter.name()).orElseThrow(), "ours: updated in place");
+
+    NetworkSpec other = NetworkSpec.isolated(isolated.name(), "10.213.73.0/24");
+    assertThrows(NetworkConflictException.class, () -> nets.ensureDefined(other));
+    assertEquals(isolated, nets.read(isolated.name()).orElseThrow(), "not clobbered");
+
+    for (String n : List.of(isolated.name(), nat.name(), l2.name(), filter.name())) {
+      assertTrue(nets.removeIfUnused(n), n);
+      assertFalse(nets.removeIfUnused(n), "gone: " + n);
+    }
+  }
+
+  @Test
+  void aForeignNetworkOrFilterIsNeverTouched() {
+    String name = "agentvm-test-foreign-" + id;
+    conn.backend()
+        .defineNetwork(
+            "<network><name>" + name + "</name><bridge name='agvf" + id + "'/></network>");
+    conn.backend()
+        .defineFilter(
+            "<filter name='"
+                + name
+                + "' chain='root'><rule action='accept' direction='out'><all/></rule></filter>");
+    try {
+      Networks nets = new Networks(conn);
+      NetworkConflictException e =
+          assertThrows(
+              NetworkConflictException.class,
+              () -> nets.ensureDefined(NetworkSpec.isolatedLayer2(name)));
+      assertTrue(e.getMessage().contains("not made by agent-vm"), e.getMessage());
+      assertThrows(
+          NetworkConflictException.class, () -> nets.ensure(new FilterSpec(name, List.of())));
+      assertFalse(nets.removeIfUnused(name));
+      assertTrue(conn.backend().networkXml(name).isPresent());
+      assertTrue(conn.backend().filterXml(name).isPresent());
+    } finally {
+      conn.backend().undefineNetwork(name);
+      conn.backend().undefineFilter(name);
+    }
+  }
+
+  @Test
+  void aVmInModeNoneHasNoNetworkInterface() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("nonet")).boot(TestVms.boot()).build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      AgentClient a = vm.awaitAgent(Duration.ofSeconds(90));
+      assertEquals("lo", guest(a, "ls /sys/class/net").stdoutText().trim());
+    }
+  }
+
+  @Test
+  void theFilterLetsAllowedConnectionsThroughAndDropsTheRest() throws Exception {
+    Networks nets = new Networks(conn);
+    NetworkSpec l2 = NetworkSpec.isolatedLayer2("agentvm-test-l2-" + id);
+    FilterSpec only80 = new FilterSpec("agentvm-test-only80-" + id, List.of(AllowRule.tcp(80)));
+    nets.ensure(l2);
+    nets.ensure(only80);
+
+    // the peer: a namespace on the bridge with a DHCP server and two web servers
+    String ns = "agvt" + id;
+    String outer = "agvt" + id + "a";
+    String inner = "agvt" + id + "b";
+    sh("ip netns add " + ns, false);
+    cleanups.add("ip netns del " + ns);
+    sh("ip link add " + outer + " type veth peer name " + inner, false);
+    cleanups.add("ip link del " + outer);
+    sh(
+        "ip link set " + outer + " master " + l2.bridge() + " && ip link set " + outer + " up",
+        false);
+    sh("ip link set " + inner + " netns " + ns, false);
+    String in = "ip netns exec " + ns + " ";
+    sh(
+        in
+            + "ip addr add 10.213.77.1/24 dev "
+            + inner
+            + " && "
+            + in
+            + "ip link set "
+            + inner
+            + " up && "
+            + in
+            + "ip link set lo up",
+        false);
+    Path www = Files.createDirectories(tmp.resolve("www"));
+    Files.writeString(www.resolve("ok.txt"), "reached\n");
+    Path conf = tmp.resolve("udhcpd.conf");
+    Files.writeString(
+        conf,
+        "start 10.213.77.100\nend 10.213.77.150\ninterface "
+            + inner
+            + "\nlease_file "
+            + tmp.resolve("leases")
+            + "\noption subnet 255.255.255.0\n");
+    Files.createFile(tmp.resolve("leases"));
+    daemons.add(
+        new ProcessBuilder("ip", "netns", "exec", ns, "busybox", "udhcpd", "-f", conf.toString())
+            .redirectErrorStream(true)
+            .redirectOutput(tmp.resolve("udhcpd.log").toFile())
+            .start());
+    for (int port : new int[] {80, 8080}) {
+      daemons.add(
+          new ProcessBuilder(
+                  "ip",
+                  "netns",
+                  "exec",
+                  ns,
+                  "busybox",
+                  "httpd",
+                  "-f",
+                  "-p",
+                  "10.213.77.1:" + port,
+                  "-h",
+                  www.toString())
+              .start());
+    }
+
+    String probe =
+        "for i in $(seq 1 60); do ip -4 addr show eth0 | grep -q 'inet ' && break; sleep 0.5; done;"
+            + " ip -4 -o addr show eth0 | awk '{print $4}';"
+            // busybox nc, not wget: the static busybox's wget crashes resolving names without NSS
+            + " for p in 80 8080; do if printf 'GET /ok.txt HTTP/1.0\\r\\n\\r\\n'"
+            + " | nc -w 4 10.213.77.1 $p 2>/dev/null | grep -q reached;"
+            + " then echo $p:open; else echo $p:blocked; fi; done";
+    VMTemplate filtered =
+        VMTemplate.builder(TestVms.name("filtered"))
+            .boot(TestVms.boot())
+            .nic(nets.nic(l2, only80, MacAddresses.random()))
+            .build();
+    VMTemplate open =
+        VMTemplate.builder(TestVms.name("open"))
+            .boot(TestVms.boot())
+            .nic(nets.nic(l2, null, MacAddresses.random()))
+            .build();
+    try (VM f = conn.define(filtered);
+        VM o = conn.define(open)) {
+      f.start();
+      o.start();
+      assertFalse(nets.removeIfUnused(l2.name()), "in use: kept");
+      assertEquals(
+          List.of(filtered.name(), open.name()).stream().sorted().toList(),
+          nets.usersOf(l2.name()).stream().sorted().toList());
+      String fo = guest(f.awaitAgent(Duration.ofSeconds(90)), probe).stdoutText();
+      String oo = guest(o.awaitAgent(Duration.ofSeconds(90)), probe).stdoutText();
+      System.out.println(
+          "filtered VM: " + fo.replace('\n', ' ') + "| open VM: " + oo.replace('\n', ' '));
+      assertTrue(
+          fo.startsWith("10.213.77."),
+          "the guest got its address from the namespace's DHCP server: "
+              + fo
+              + Files.readString(f.consoleLog()));
+      assertTrue(fo.contains("80:open"), fo);
+      assertTrue(fo.contains("8080:blocked"), "the filter drops what it does not allow: " + fo);
+      assertTrue(
+          oo.contains("80:open") && oo.contains("8080:open"),
+          "without the filter both work: " + oo);
+      assertNotEquals(fo.lines().findFirst(), oo.lines().findFirst(), "two addresses");
+    }
+    assertTrue(nets.removeIfUnused(only80.name()));
+    assertTrue(nets.removeIfUnused(l2.name()), "unused now: removed");
+  }
+}

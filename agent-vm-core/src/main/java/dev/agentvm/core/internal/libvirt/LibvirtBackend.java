@@ -36,7 +36,15 @@ public final class LibvirtBackend implements HypervisorBackend {
   private static final int VIR_NETWORK_XML_INACTIVE = 1;
 
   private final String uri;
-  private final NativeConnect conn;
+
+  /** Replaced when libvirtd restarted under us (see {@link #recover}). */
+  private volatile NativeConnect conn;
+
+  /** Counts reconnections; domain handles look their domain up again when it moved on. */
+  private final java.util.concurrent.atomic.AtomicLong generation =
+      new java.util.concurrent.atomic.AtomicLong();
+
+  private final Object reconnectLock = new Object();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final List<DomainLifecycleListener> listeners = new CopyOnWriteArrayList<>();
   private final LifecycleListener lifecycle;
@@ -175,12 +183,10 @@ public final class LibvirtBackend implements HypervisorBackend {
   @Override
   public Optional<DomainHandle> lookup(String name) {
     try {
-      return Optional.of(new LibvirtDomain(conn.domainLookupByName(name)));
-    } catch (LibvirtException e) {
-      if (e.getError() != null && e.getError().getCode() == Error.ErrorNumber.VIR_ERR_NO_DOMAIN) {
-        return Optional.empty();
-      }
-      throw LibvirtErrors.translate(uri, "look up domain " + name, e);
+      return Optional.of(
+          new LibvirtDomain(call("look up domain " + name, () -> conn.domainLookupByName(name))));
+    } catch (dev.agentvm.core.NoSuchVmException e) {
+      return Optional.empty();
     }
   }
 
@@ -199,6 +205,7 @@ public final class LibvirtBackend implements HypervisorBackend {
   public DomainHandle restore(
       java.nio.file.Path file, java.util.function.UnaryOperator<String> edit) {
     LibvirtNative lib = LibvirtNative.get();
+    isAlive(); // the native calls below use the current connection: make sure it is one
     java.nio.file.Path key = file.toAbsolutePath().normalize();
     java.nio.file.Path lockFile = key.resolveSibling(key.getFileName() + ".lock");
     String xml;
@@ -231,6 +238,7 @@ public final class LibvirtBackend implements HypervisorBackend {
   @Override
   public String savedImageXml(java.nio.file.Path file) {
     LibvirtNative lib = LibvirtNative.get();
+    isAlive();
     Pointer p = lib.virDomainSaveImageGetXMLDesc(conn.pointer(), file.toString(), 0);
     if (p == null) {
       throw new HypervisorException(
@@ -336,6 +344,7 @@ public final class LibvirtBackend implements HypervisorBackend {
   @Override
   public void updateDhcpHost(String network, boolean add, String hostXml) {
     LibvirtNative lib = LibvirtNative.get();
+    isAlive();
     int flags =
         LibvirtNative.VIR_NETWORK_UPDATE_AFFECT_CONFIG
             | (isNetworkActive(network) ? LibvirtNative.VIR_NETWORK_UPDATE_AFFECT_LIVE : 0);
@@ -437,10 +446,79 @@ public final class LibvirtBackend implements HypervisorBackend {
 
   @Override
   public boolean isAlive() {
-    try {
-      return !closed.get() && conn.isAlive();
-    } catch (LibvirtException e) {
+    if (closed.get()) {
       return false;
+    }
+    try {
+      if (conn.isAlive()) {
+        return true;
+      }
+    } catch (LibvirtException e) {
+      // fall through: try to get a new connection
+    }
+    try {
+      return recover(null) && conn.isAlive();
+    } catch (LibvirtException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  /**
+   * If the connection died (libvirtd restarted or was killed), opens a new one, registers the
+   * lifecycle listener on it again, and returns true; returns false if the connection is fine.
+   * Running domains are not affected by a libvirtd restart: QEMU keeps running, and the new
+   * libvirtd re-attaches to it; domain handles look their domain up again on the new connection.
+   *
+   * @throws ConnectionException if libvirtd did not come back within a minute
+   */
+  private boolean recover(LibvirtException cause) {
+    if (closed.get()) {
+      return false;
+    }
+    NativeConnect dead = conn;
+    try {
+      if (dead.isAlive()) {
+        return false;
+      }
+    } catch (LibvirtException e) {
+      // not alive
+    }
+    synchronized (reconnectLock) {
+      if (conn != dead) {
+        return true; // another thread reconnected meanwhile
+      }
+      LOG.warn(
+          "connection to {} lost{}; reconnecting",
+          uri,
+          cause == null ? "" : " (" + cause.getMessage() + ")");
+      try {
+        dead.close();
+      } catch (LibvirtException | RuntimeException e) {
+        LOG.debug("closing the dead connection: {}", e.getMessage());
+      }
+      long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
+      long backoff = 100;
+      while (true) {
+        try {
+          NativeConnect fresh = new NativeConnect(uri);
+          try {
+            fresh.addLifecycleListener(lifecycle);
+          } catch (LibvirtException e) {
+            LOG.warn("no lifecycle events after reconnecting: {}", e.getMessage());
+          }
+          conn = fresh;
+          generation.incrementAndGet();
+          LOG.info("reconnected to {}", uri);
+          return true;
+        } catch (LibvirtException e) {
+          if (System.nanoTime() > deadline) {
+            throw new ConnectionException(
+                uri, "libvirtd did not come back within a minute: " + e.getMessage(), e);
+          }
+          sleep(backoff);
+          backoff = Math.min(backoff * 2, 2000);
+        }
+      }
     }
   }
 
@@ -468,6 +546,13 @@ public final class LibvirtBackend implements HypervisorBackend {
     try {
       return c.call();
     } catch (LibvirtException e) {
+      if (recover(e)) {
+        try {
+          return c.call();
+        } catch (LibvirtException again) {
+          throw LibvirtErrors.translate(uri, operation, again);
+        }
+      }
       throw LibvirtErrors.translate(uri, operation, e);
     }
   }
@@ -487,14 +572,26 @@ public final class LibvirtBackend implements HypervisorBackend {
   }
 
   private final class LibvirtDomain implements DomainHandle {
-    private final Domain d;
+    private Domain d; // guarded by this; of connection generation gen
+    private long gen;
     private final String name;
     private final String uuid;
 
     LibvirtDomain(Domain d) {
       this.d = d;
+      this.gen = generation.get();
       this.name = call("read domain name", d::getName);
       this.uuid = call("read domain uuid", d::getUUIDString);
+    }
+
+    /** The domain on the current connection (looked up again after a reconnection). */
+    private synchronized Domain dom() throws LibvirtException {
+      long now = generation.get();
+      if (gen != now) {
+        d = conn.domainLookupByUUIDString(uuid);
+        gen = now;
+      }
+      return d;
     }
 
     @Override
@@ -511,12 +608,9 @@ public final class LibvirtBackend implements HypervisorBackend {
     public DomainStatus status() {
       DomainInfo.DomainState s;
       try {
-        s = d.getInfo().state;
-      } catch (LibvirtException e) {
-        if (e.getError() != null && e.getError().getCode() == Error.ErrorNumber.VIR_ERR_NO_DOMAIN) {
-          return DomainStatus.of(DomainStatus.Kind.NOT_FOUND);
-        }
-        throw LibvirtErrors.translate(uri, "read state of " + name, e);
+        s = call("read state of " + name, () -> dom().getInfo().state);
+      } catch (dev.agentvm.core.NoSuchVmException e) {
+        return DomainStatus.of(DomainStatus.Kind.NOT_FOUND);
       }
       return switch (s) {
         case VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED -> DomainStatus.of(DomainStatus.Kind.RUNNING);
@@ -557,7 +651,7 @@ public final class LibvirtBackend implements HypervisorBackend {
 
     @Override
     public void start() {
-      call("start " + name, d::create);
+      call("start " + name, () -> dom().create());
     }
 
     @Override
@@ -565,7 +659,7 @@ public final class LibvirtBackend implements HypervisorBackend {
       call(
           "shut down " + name,
           () -> {
-            d.shutdown();
+            dom().shutdown();
             return null;
           });
     }
@@ -575,7 +669,7 @@ public final class LibvirtBackend implements HypervisorBackend {
       call(
           "destroy " + name,
           () -> {
-            d.destroy();
+            dom().destroy();
             return null;
           });
     }
@@ -587,7 +681,9 @@ public final class LibvirtBackend implements HypervisorBackend {
           () -> {
             // the snapshots' data lives in the disks, which go with the VM; without this flag
             // libvirt refuses to undefine a domain that has snapshots
-            d.undefine(Domain.UndefineFlags.SNAPSHOTS_METADATA | Domain.UndefineFlags.MANAGED_SAVE);
+            dom()
+                .undefine(
+                    Domain.UndefineFlags.SNAPSHOTS_METADATA | Domain.UndefineFlags.MANAGED_SAVE);
             return null;
           });
     }
@@ -597,14 +693,14 @@ public final class LibvirtBackend implements HypervisorBackend {
       call(
           "snapshot " + name,
           () -> {
-            d.snapshotCreateXML(snapshotXml).free();
+            dom().snapshotCreateXML(snapshotXml).free();
             return null;
           });
     }
 
     @Override
     public List<String> snapshotNames() {
-      return List.of(call("list snapshots of " + name, d::snapshotListNames));
+      return List.of(call("list snapshots of " + name, () -> dom().snapshotListNames()));
     }
 
     @Override
@@ -612,9 +708,9 @@ public final class LibvirtBackend implements HypervisorBackend {
       call(
           "revert " + name + " to snapshot " + snapshot,
           () -> {
-            DomainSnapshot s = d.snapshotLookupByName(snapshot);
+            DomainSnapshot s = dom().snapshotLookupByName(snapshot);
             try {
-              d.revertToSnapshot(s);
+              dom().revertToSnapshot(s);
             } finally {
               s.free();
             }
@@ -627,7 +723,7 @@ public final class LibvirtBackend implements HypervisorBackend {
       call(
           "delete snapshot " + snapshot + " of " + name,
           () -> {
-            DomainSnapshot s = d.snapshotLookupByName(snapshot);
+            DomainSnapshot s = dom().snapshotLookupByName(snapshot);
             try {
               s.delete(0);
             } finally {
@@ -642,7 +738,7 @@ public final class LibvirtBackend implements HypervisorBackend {
       call(
           "suspend " + name,
           () -> {
-            d.suspend();
+            dom().suspend();
             return null;
           });
     }
@@ -652,24 +748,25 @@ public final class LibvirtBackend implements HypervisorBackend {
       call(
           "resume " + name,
           () -> {
-            d.resume();
+            dom().resume();
             return null;
           });
     }
 
     @Override
     public String xml() {
-      return call("read XML of " + name, () -> d.getXMLDesc(0));
+      return call("read XML of " + name, () -> dom().getXMLDesc(0));
     }
 
     @Override
     public String inactiveXml() {
-      return call("read XML of " + name, () -> d.getXMLDesc(VIR_DOMAIN_XML_INACTIVE));
+      return call("read XML of " + name, () -> dom().getXMLDesc(VIR_DOMAIN_XML_INACTIVE));
     }
 
     @Override
     public void saveMemory(java.nio.file.Path file) {
       LibvirtNative lib = LibvirtNative.get();
+      isAlive();
       Pointer p = lib.virDomainLookupByUUIDString(conn.pointer(), uuid);
       if (p == null) {
         throw new dev.agentvm.core.NoSuchVmException(

@@ -106,6 +106,7 @@ public final class FilesystemShare implements AutoCloseable {
       Files.createDirectory(root);
       FilesystemShare ws = new FilesystemShare(root);
       Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwxr-xr-x"));
+      Owners.mark(root); // the guest sees only the three shares, never this file
       Files.createDirectory(ws.input());
       Files.setPosixFilePermissions(ws.input(), PosixFilePermissions.fromString("rwxr-xr-x"));
       for (Path w : List.of(ws.output(), ws.work())) {

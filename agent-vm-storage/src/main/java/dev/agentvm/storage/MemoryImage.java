@@ -80,6 +80,7 @@ public final class MemoryImage implements AutoCloseable {
     try {
       Files.createDirectories(d);
       Files.setPosixFilePermissions(d, PosixFilePermissions.fromString("rwxr-xr-x"));
+      Owners.mark(d);
     } catch (IOException e) {
       throw new StorageException("cannot create " + d + ": " + e.getMessage(), e);
     }

@@ -316,8 +316,13 @@ public final class GuestAgent {
   private static void powerOff() {
     try {
       new ProcessBuilder("sync").inheritIO().start().waitFor();
-      // -f: no init scripts to run in the micro image; the kernel powers the machine off directly
-      new ProcessBuilder("poweroff", "-f").inheritIO().start().waitFor();
+      if (java.nio.file.Files.isDirectory(Path.of("/run/systemd/system"))) {
+        // a full distribution (a user's disk image): let systemd stop its services first
+        new ProcessBuilder("systemctl", "poweroff").inheritIO().start().waitFor();
+      } else {
+        // the micro image has no init scripts: the kernel powers the machine off directly
+        new ProcessBuilder("poweroff", "-f").inheritIO().start().waitFor();
+      }
     } catch (IOException e) {
       log("poweroff failed: " + e);
     } catch (InterruptedException e) {

@@ -13,11 +13,14 @@ export AGENTVM_INIT_UPTIME=$up
 mode=agent
 extra_java=""
 mounts=""
+root=""
 for a in $(cat /proc/cmdline); do
   case "$a" in
     agentvm.mode=*) mode="${a#agentvm.mode=}" ;;
     # a data disk to mount: agentvm.mount=vdb:/data or agentvm.mount=vdb:/data:ro
     agentvm.mount=*) mounts="$mounts ${a#agentvm.mount=}" ;;
+    # boot a distribution from a disk (a user's image): agentvm.root=vda
+    agentvm.root=*) root="${a#agentvm.root=}" ;;
     # extra JVM options for the agent, comma-separated (the kernel splits the command line at spaces)
     agentvm.java_opts=*) extra_java="$(echo "${a#agentvm.java_opts=}" | tr ',' ' ')" ;;
   esac
@@ -46,6 +49,19 @@ for d in /sys/bus/virtio/devices/*; do
 done
 read up idle < /proc/uptime
 echo "agentvm-init: modules loaded uptime=$up"
+
+# A user's disk image: this initramfs only loaded the drivers (they stay loaded); the disk's own
+# init (systemd) takes over and starts the agent from its service unit.
+if [ -n "$root" ]; then
+  mkdir -p /newroot
+  if mount -t ext4 "/dev/$root" /newroot; then
+    echo "agentvm-init: switching to the system on /dev/$root"
+    umount /proc /sys 2>/dev/null
+    mount --move /dev /newroot/dev 2>/dev/null || umount /dev
+    exec switch_root /newroot /sbin/init
+  fi
+  echo "agentvm-init: cannot mount /dev/$root; starting the agent from the initramfs instead"
+fi
 
 # Loopback always; a NIC (the VM has one only if its template asked) gets DHCP in the background,
 # so that the agent does not wait for a lease (or for a network without a DHCP server).

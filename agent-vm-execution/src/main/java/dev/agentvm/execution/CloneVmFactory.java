@@ -136,6 +136,11 @@ public final class CloneVmFactory implements VmFactory, AutoCloseable {
   }
 
   @Override
+  public void retire(PooledVm vm, Duration grace) {
+    WorkspaceVms.destroy(vm, grace);
+  }
+
+  @Override
   public boolean isHealthy(PooledVm vm) {
     return WorkspaceVms.isHealthy(vm);
   }

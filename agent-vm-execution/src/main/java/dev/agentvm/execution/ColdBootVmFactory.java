@@ -58,6 +58,11 @@ public final class ColdBootVmFactory implements VmFactory {
   }
 
   @Override
+  public void retire(PooledVm vm, Duration grace) {
+    WorkspaceVms.destroy(vm, grace);
+  }
+
+  @Override
   public boolean isHealthy(PooledVm vm) {
     return WorkspaceVms.isHealthy(vm);
   }

@@ -43,7 +43,9 @@ import org.slf4j.LoggerFactory;
  * agentvm-pool-worker}); one housekeeping thread ({@code agentvm-pool-housekeeping}) runs {@link
  * #cleanup(long)} when it says. One lock guards the pool's lists; the factory is never called under
  * it. {@link #close()} fails waiting acquirers, waits up to {@code closeGrace} for VMs in use, then
- * destroys everything (each guest asked to power off first).
+ * removes every VM, each guest asked to power off and given {@code closeGrace} before it is
+ * destroyed. A VM given back after use is destroyed at once by default: its state is thrown away by
+ * design, so there is nothing in it to flush.
  */
 public final class VMPool implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(VMPool.class);
@@ -305,6 +307,20 @@ public final class VMPool implements AutoCloseable {
     fill();
   }
 
+  /** At close: graceful first, within the close grace. */
+  private void retire(PooledVm vm) {
+    try {
+      factory.retire(vm, config.closeGrace());
+    } catch (RuntimeException e) {
+      LOG.warn("could not remove pool VM {}: {}", vm.name(), e.getMessage());
+    } finally {
+      synchronized (lock) {
+        destroying--;
+        lock.notifyAll();
+      }
+    }
+  }
+
   /** Starts as many creations as needed: to min size, and for waiters, within max size. */
   private void fill() {
     int toStart;
@@ -449,7 +465,7 @@ public final class VMPool implements AutoCloseable {
 
   /**
    * Fails waiting acquirers, waits up to {@code closeGrace} for VMs in use to come back, then
-   * destroys every VM of the pool. Idempotent.
+   * removes every VM of the pool, gracefully first (within {@code closeGrace}). Idempotent.
    */
   @Override
   public void close() {
@@ -491,7 +507,7 @@ public final class VMPool implements AutoCloseable {
       LOG.info("closing pool: removing {} VMs", all.size());
     }
     for (PooledVm vm : all) {
-      onWorker(() -> destroy(vm));
+      onWorker(() -> retire(vm));
     }
     workers.shutdown();
     try {

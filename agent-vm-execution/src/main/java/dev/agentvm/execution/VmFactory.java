@@ -21,6 +21,14 @@ public interface VmFactory {
    */
   void destroy(PooledVm vm);
 
+  /**
+   * Removes a VM when the pool closes: the guest is asked to power off and given up to {@code
+   * grace} before it is destroyed. By default the same as {@link #destroy}.
+   */
+  default void retire(PooledVm vm, java.time.Duration grace) {
+    destroy(vm);
+  }
+
   /** Whether an idle VM may still be handed out (running, agent alive). Must be quick. */
   default boolean isHealthy(PooledVm vm) {
     return true;

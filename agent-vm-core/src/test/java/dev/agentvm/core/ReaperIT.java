@@ -76,15 +76,7 @@ class ReaperIT extends RealLibvirtTest {
   }
 
   private static Process startOrphanMaker(String name) throws java.io.IOException {
-    String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    return new ProcessBuilder(
-            javaBin,
-            "-cp",
-            System.getProperty("java.class.path"),
-            OrphanMaker.class.getName(),
-            name)
-        .redirectErrorStream(true)
-        .start();
+    return TestVms.startJvm(OrphanMaker.class, name);
   }
 
   private static void awaitReady(Process child) throws java.io.IOException {

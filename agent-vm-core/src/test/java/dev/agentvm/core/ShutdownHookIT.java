@@ -8,7 +8,6 @@ import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -17,16 +16,7 @@ class ShutdownHookIT extends RealLibvirtTest {
   @Test
   void sigtermStopsTheVmGracefullyAndRemovesItWithoutTheReaper() throws Exception {
     String name = TestVms.name("sigterm");
-    String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    Process child =
-        new ProcessBuilder(
-                javaBin,
-                "-cp",
-                System.getProperty("java.class.path"),
-                OrphanMaker.class.getName(),
-                name)
-            .redirectErrorStream(true)
-            .start();
+    Process child = TestVms.startJvm(OrphanMaker.class, name);
     BufferedReader out =
         new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
     StringBuilder seen = new StringBuilder();

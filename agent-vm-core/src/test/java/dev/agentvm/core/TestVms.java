@@ -40,6 +40,22 @@ public final class TestVms {
     return PREFIX + what + "-" + UUID.randomUUID().toString().substring(0, 8);
   }
 
+  /**
+   * Starts {@code main} in a child JVM with this test run's class path, standard error merged into
+   * standard output: for tests about processes that die or are signalled.
+   */
+  public static Process startJvm(Class<?> main, String... args) throws java.io.IOException {
+    List<String> cmd =
+        new java.util.ArrayList<>(
+            List.of(
+                java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-cp",
+                System.getProperty("java.class.path"),
+                main.getName()));
+    cmd.addAll(List.of(args));
+    return new ProcessBuilder(cmd).redirectErrorStream(true).start();
+  }
+
   /** Destroys and undefines every test domain left by this or an earlier (crashed) run. */
   public static void reapTestDomains(LibvirtConnection conn) {
     for (String n : conn.domainNames()) {

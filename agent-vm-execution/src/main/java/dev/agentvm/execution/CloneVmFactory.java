@@ -3,7 +3,6 @@ package dev.agentvm.execution;
 import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.ShareAttachment;
-import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.storage.FilesystemShare;
 import dev.agentvm.storage.MemoryImage;
@@ -110,24 +109,19 @@ public final class CloneVmFactory implements VmFactory, AutoCloseable {
 
   @Override
   public PooledVm create(String name, long nowNanos) throws Exception {
-    FilesystemShare ws = WorkspaceVms.workspace(workspaces, name);
-    VM vm = null;
-    try {
-      Map<String, Path> dirs = new HashMap<>();
-      for (ShareAttachment s : ws.shares()) {
-        dirs.put(s.tag(), s.hostDir());
-      }
-      vm = image.restore(conn, name, dirs, agentDeadline);
-      ws.mount(vm.awaitAgent(agentDeadline), agentDeadline);
-      return new PooledVm(name, vm, ws, kind(), nowNanos);
-    } catch (Exception | Error e) {
-      try {
-        WorkspaceVms.destroy(new PooledVm(name, vm, ws, kind(), nowNanos), Duration.ZERO);
-      } catch (RuntimeException c) {
-        e.addSuppressed(c);
-      }
-      throw e;
-    }
+    return WorkspaceVms.make(
+        workspaces,
+        name,
+        nowNanos,
+        kind(),
+        agentDeadline,
+        ws -> {
+          Map<String, Path> dirs = new HashMap<>();
+          for (ShareAttachment s : ws.shares()) {
+            dirs.put(s.tag(), s.hostDir());
+          }
+          return image.restore(conn, name, dirs, agentDeadline);
+        });
   }
 
   @Override

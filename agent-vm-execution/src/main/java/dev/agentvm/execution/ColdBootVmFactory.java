@@ -3,7 +3,6 @@ package dev.agentvm.execution;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
-import dev.agentvm.storage.FilesystemShare;
 import java.nio.file.Path;
 import java.time.Duration;
 
@@ -33,23 +32,19 @@ public final class ColdBootVmFactory implements VmFactory {
 
   @Override
   public PooledVm create(String name, long nowNanos) throws Exception {
-    FilesystemShare ws = WorkspaceVms.workspace(workspaces, name);
-    VM vm = null;
-    try {
-      VMTemplate.Builder b = template.copyAs(name);
-      ws.shares().forEach(b::share);
-      vm = conn.define(b.build());
-      vm.start();
-      ws.mount(vm.awaitAgent(agentDeadline), agentDeadline);
-      return new PooledVm(name, vm, ws, kind(), nowNanos);
-    } catch (Exception | Error e) {
-      try {
-        WorkspaceVms.destroy(new PooledVm(name, vm, ws, kind(), nowNanos), Duration.ZERO);
-      } catch (RuntimeException c) {
-        e.addSuppressed(c);
-      }
-      throw e;
-    }
+    return WorkspaceVms.make(
+        workspaces,
+        name,
+        nowNanos,
+        kind(),
+        agentDeadline,
+        ws -> {
+          VMTemplate.Builder b = template.copyAs(name);
+          ws.shares().forEach(b::share);
+          VM vm = conn.define(b.build());
+          vm.start();
+          return vm;
+        });
   }
 
   @Override

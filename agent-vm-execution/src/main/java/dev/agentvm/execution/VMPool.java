@@ -294,23 +294,19 @@ public final class VMPool implements AutoCloseable {
   }
 
   private void destroy(PooledVm vm) {
-    try {
-      factory.destroy(vm);
-    } catch (RuntimeException e) {
-      LOG.warn("could not remove pool VM {}: {}", vm.name(), e.getMessage());
-    } finally {
-      synchronized (lock) {
-        destroying--;
-        lock.notifyAll();
-      }
-    }
+    removing(vm, () -> factory.destroy(vm));
     fill();
   }
 
   /** At close: graceful first, within the close grace. */
   private void retire(PooledVm vm) {
+    removing(vm, () -> factory.retire(vm, config.closeGrace()));
+  }
+
+  /** Runs a removal; a failure is logged (what is left, the reaper takes); the count goes down. */
+  private void removing(PooledVm vm, Runnable removal) {
     try {
-      factory.retire(vm, config.closeGrace());
+      removal.run();
     } catch (RuntimeException e) {
       LOG.warn("could not remove pool VM {}: {}", vm.name(), e.getMessage());
     } finally {

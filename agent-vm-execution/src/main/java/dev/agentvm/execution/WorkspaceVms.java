@@ -60,7 +60,37 @@ final class WorkspaceVms {
     }
   }
 
-  static FilesystemShare workspace(java.nio.file.Path root, String name) {
-    return FilesystemShare.create(root, name);
+  /** Starts a VM given its new workspace; the workspace is mounted by {@link #make}. */
+  @FunctionalInterface
+  interface Starter {
+    VM start(FilesystemShare workspace) throws Exception;
+  }
+
+  /**
+   * Makes a pool VM: a workspace under {@code root}, the VM started by {@code starter}, the
+   * workspace mounted in it. On any failure the VM and the workspace are removed again.
+   */
+  static PooledVm make(
+      java.nio.file.Path root,
+      String name,
+      long nowNanos,
+      String kind,
+      Duration agentDeadline,
+      Starter starter)
+      throws Exception {
+    FilesystemShare ws = FilesystemShare.create(root, name);
+    VM vm = null;
+    try {
+      vm = starter.start(ws);
+      ws.mount(vm.awaitAgent(agentDeadline), agentDeadline);
+      return new PooledVm(name, vm, ws, kind, nowNanos);
+    } catch (Exception | Error e) {
+      try {
+        destroy(new PooledVm(name, vm, ws, kind, nowNanos), Duration.ZERO);
+      } catch (RuntimeException c) {
+        e.addSuppressed(c);
+      }
+      throw e;
+    }
   }
 }

@@ -33,15 +33,7 @@ class ExecutorKillIT extends RealLibvirtTest {
   @Test
   void theNextStartReapsVmsWorkspacesAndTheMemoryImage() throws Exception {
     String name = TestVms.name("killed");
-    Process child =
-        new ProcessBuilder(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp",
-                System.getProperty("java.class.path"),
-                ExecutorOrphanMaker.class.getName(),
-                name)
-            .redirectErrorStream(true)
-            .start();
+    Process child = TestVms.startJvm(ExecutorOrphanMaker.class, name);
     try {
       BufferedReader out =
           new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));

@@ -28,19 +28,9 @@ class IpAllocatorIT extends RealLibvirtTest {
     Networks nets = new Networks(conn);
     nets.ensureDefined(net);
     try {
-      String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
       Process child =
-          new ProcessBuilder(
-                  javaBin,
-                  "-cp",
-                  System.getProperty("java.class.path"),
-                  AllocateMany.class.getName(),
-                  net.name(),
-                  "10.213.90.0/24",
-                  "100",
-                  state.toString())
-              .redirectError(ProcessBuilder.Redirect.INHERIT)
-              .start();
+          dev.agentvm.core.TestVms.startJvm(
+              AllocateMany.class, net.name(), "10.213.90.0/24", "100", state.toString());
       IpAllocator ips = new IpAllocator(conn, net, state);
       long t0 = System.nanoTime();
       List<String> mine = AllocateMany.allocate(ips, 100, "parent");
@@ -87,17 +77,8 @@ class IpAllocatorIT extends RealLibvirtTest {
     Path bookkeeping = dev.agentvm.core.AgentVmPaths.stateRoot().resolve("networks");
     try {
       Process child =
-          new ProcessBuilder(
-                  Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                  "-cp",
-                  System.getProperty("java.class.path"),
-                  AllocateMany.class.getName(),
-                  net.name(),
-                  "10.213.91.0/24",
-                  "3",
-                  bookkeeping.toString())
-              .redirectErrorStream(true)
-              .start();
+          dev.agentvm.core.TestVms.startJvm(
+              AllocateMany.class, net.name(), "10.213.91.0/24", "3", bookkeeping.toString());
       String out = new String(child.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       assertTrue(child.waitFor(60, TimeUnit.SECONDS), out);
       IpAllocator ips = new IpAllocator(conn, net);

@@ -3,6 +3,7 @@ package dev.agentvm.execution;
 import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.ShareAttachment;
+import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.storage.FilesystemShare;
 import dev.agentvm.storage.MemoryImage;
@@ -25,12 +26,9 @@ import java.util.Map;
  *      VMPool pool = VMPool.start(f, PoolConfig.DEFAULT)) { ... }
  * }</pre>
  */
-public final class CloneVmFactory implements VmFactory, AutoCloseable {
+public final class CloneVmFactory extends WorkspaceVmFactory implements AutoCloseable {
   private final LibvirtConnection conn;
   private final MemoryImage image;
-  private final Path workspaces;
-  private final Duration agentDeadline;
-  private final Duration discardGrace;
   private final boolean ownsImage;
 
   /**
@@ -55,11 +53,9 @@ public final class CloneVmFactory implements VmFactory, AutoCloseable {
       Duration agentDeadline,
       Duration discardGrace,
       boolean ownsImage) {
+    super(workspaces, agentDeadline, discardGrace);
     this.conn = conn;
     this.image = image;
-    this.workspaces = workspaces;
-    this.agentDeadline = agentDeadline;
-    this.discardGrace = discardGrace;
     this.ownsImage = ownsImage;
   }
 
@@ -108,35 +104,12 @@ public final class CloneVmFactory implements VmFactory, AutoCloseable {
   }
 
   @Override
-  public PooledVm create(String name, long nowNanos) throws Exception {
-    return WorkspaceVms.make(
-        workspaces,
-        name,
-        nowNanos,
-        kind(),
-        agentDeadline,
-        ws -> {
-          Map<String, Path> dirs = new HashMap<>();
-          for (ShareAttachment s : ws.shares()) {
-            dirs.put(s.tag(), s.hostDir());
-          }
-          return image.restore(conn, name, dirs, agentDeadline);
-        });
-  }
-
-  @Override
-  public void destroy(PooledVm vm) {
-    WorkspaceVms.destroy(vm, discardGrace);
-  }
-
-  @Override
-  public void retire(PooledVm vm, Duration grace) {
-    WorkspaceVms.destroy(vm, grace);
-  }
-
-  @Override
-  public boolean isHealthy(PooledVm vm) {
-    return WorkspaceVms.isHealthy(vm);
+  VM start(String name, FilesystemShare workspace, Duration agentDeadline) {
+    Map<String, Path> dirs = new HashMap<>();
+    for (ShareAttachment s : workspace.shares()) {
+      dirs.put(s.tag(), s.hostDir());
+    }
+    return image.restore(conn, name, dirs, agentDeadline);
   }
 
   @Override

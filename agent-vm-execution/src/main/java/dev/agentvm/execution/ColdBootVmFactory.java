@@ -3,6 +3,7 @@ package dev.agentvm.execution;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
+import dev.agentvm.storage.FilesystemShare;
 import java.nio.file.Path;
 import java.time.Duration;
 
@@ -10,12 +11,9 @@ import java.time.Duration;
  * Makes pool VMs by booting {@code template} anew each time: slower than {@link CloneVmFactory},
  * but needs no memory image, and every VM is a fresh boot.
  */
-public final class ColdBootVmFactory implements VmFactory {
+public final class ColdBootVmFactory extends WorkspaceVmFactory {
   private final LibvirtConnection conn;
   private final VMTemplate template;
-  private final Path workspaces;
-  private final Duration agentDeadline;
-  private final Duration discardGrace;
 
   public ColdBootVmFactory(
       LibvirtConnection conn,
@@ -23,43 +21,27 @@ public final class ColdBootVmFactory implements VmFactory {
       Path workspaces,
       Duration agentDeadline,
       Duration discardGrace) {
+    super(workspaces, agentDeadline, discardGrace);
     this.conn = conn;
     this.template = template;
-    this.workspaces = workspaces;
-    this.agentDeadline = agentDeadline;
-    this.discardGrace = discardGrace;
   }
 
   @Override
-  public PooledVm create(String name, long nowNanos) throws Exception {
-    return WorkspaceVms.make(
-        workspaces,
-        name,
-        nowNanos,
-        kind(),
-        agentDeadline,
-        ws -> {
-          VMTemplate.Builder b = template.copyAs(name);
-          ws.shares().forEach(b::share);
-          VM vm = conn.define(b.build());
-          vm.start();
-          return vm;
-        });
-  }
-
-  @Override
-  public void destroy(PooledVm vm) {
-    WorkspaceVms.destroy(vm, discardGrace);
-  }
-
-  @Override
-  public void retire(PooledVm vm, Duration grace) {
-    WorkspaceVms.destroy(vm, grace);
-  }
-
-  @Override
-  public boolean isHealthy(PooledVm vm) {
-    return WorkspaceVms.isHealthy(vm);
+  VM start(String name, FilesystemShare workspace, Duration agentDeadline) {
+    VMTemplate.Builder b = template.copyAs(name);
+    workspace.shares().forEach(b::share);
+    VM vm = conn.define(b.build());
+    try {
+      vm.start();
+    } catch (RuntimeException e) {
+      try {
+        vm.close(); // defined but not started: not yet the pool's to clean up
+      } catch (RuntimeException c) {
+        e.addSuppressed(c);
+      }
+      throw e;
+    }
+    return vm;
   }
 
   @Override

@@ -333,6 +333,36 @@ class AgentExecutorIT extends RealLibvirtTest {
   }
 
   @Test
+  void aColdBootPoolRunsCodeInAFreshlyBootedVm() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("coldtmpl")).boot(TestVms.boot()).build();
+    try (VMPool cold =
+            VMPool.start(
+                new ColdBootVmFactory(
+                    conn,
+                    t,
+                    AgentVmPaths.stateRoot().resolve("workspaces"),
+                    Duration.ofMinutes(2),
+                    Duration.ZERO),
+                PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(TestVms.PREFIX + "cold-"));
+        AgentExecutor ex =
+            AgentExecutor.builder(cold).outputRoot(tmp.resolve("cold-outputs")).build()) {
+      ExecutionResult r =
+          ex.execute(
+              ExecutionRequest.script(
+                      "cat /workspace/input/a > /workspace/output/b; cat /proc/uptime")
+                  .input("a", "x".getBytes(StandardCharsets.UTF_8))
+                  .build());
+      assertEquals(TaskState.COMPLETED, r.state());
+      assertTrue(r.vm().startsWith(TestVms.PREFIX + "cold-"), r.vm());
+      assertEquals("x", Files.readString(r.outputFiles().directory().resolve("b")));
+      assertEquals(
+          List.of(),
+          conn.domainNames().stream().filter(n -> n.equals(t.name())).toList(),
+          "made from the template, which itself was never defined");
+    }
+  }
+
+  @Test
   void freshPoolVmsHaveTheWorkspaceMounted() throws Exception {
     try (AgentExecutor ex = executor().build()) {
       ExecutionResult r =

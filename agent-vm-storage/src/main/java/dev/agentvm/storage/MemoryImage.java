@@ -62,17 +62,18 @@ public final class MemoryImage implements AutoCloseable {
 
   /**
    * Boots a VM from {@code template}, waits for its agent, saves its memory into {@code dir} and
-   * removes the VM. The template's disks must live in {@code dir} (they become the read-only base
-   * of every clone's disks); its shares must not be mounted.
+   * removes the VM. The template's writable disks must live in {@code dir} (they become the
+   * read-only base of every clone's disks); read-only disks (an image flavour's package disk) may
+   * lie anywhere and are attached to every clone as they are. Its shares must not be mounted.
    *
-   * @throws IllegalArgumentException if a disk lies outside {@code dir}
+   * @throws IllegalArgumentException if a writable disk lies outside {@code dir}
    * @throws SnapshotException if the VM could not be booted or saved
    */
   public static MemoryImage capture(
       LibvirtConnection conn, VMTemplate template, Path dir, Duration agentDeadline) {
     Path d = dir.toAbsolutePath();
     for (DiskAttachment disk : template.disks()) {
-      if (!disk.file().startsWith(d)) {
+      if (!disk.readOnly() && !disk.file().startsWith(d)) {
         throw new IllegalArgumentException(
             "disk " + disk.file() + " must lie in the image directory " + d);
       }
@@ -97,6 +98,9 @@ public final class MemoryImage implements AutoCloseable {
           : new SnapshotException("capturing a memory image of " + template.name() + ": " + e, e);
     }
     for (DiskAttachment disk : template.disks()) {
+      if (disk.readOnly()) {
+        continue; // shared as it is, and not ours
+      }
       try {
         // every clone's overlay reads it: it must never change again
         Files.setPosixFilePermissions(disk.file(), PosixFilePermissions.fromString("r--r--r--"));
@@ -172,6 +176,10 @@ public final class MemoryImage implements AutoCloseable {
     b.runDir(runDir);
     try {
       for (DiskAttachment disk : template.disks()) {
+        if (disk.readOnly()) {
+          b.disk(disk); // nothing writes it: every clone reads the one file
+          continue;
+        }
         Path overlay = runDir.resolve(disk.target() + ".qcow2");
         DiskImages.createOverlay(disk.file(), overlay, 0);
         b.disk(

@@ -93,6 +93,7 @@ public final class MicroImageBuilder {
 
   private Path cacheRoot = defaultCacheRoot();
   private Compression compression = Compression.NONE;
+  private List<String> packages = List.of();
   private Consumer<String> progress = s -> System.err.println("[agent-vm image] " + s);
 
   private MicroImageBuilder() {}
@@ -128,6 +129,15 @@ public final class MicroImageBuilder {
 
   public MicroImageBuilder compression(Compression c) {
     this.compression = c;
+    return this;
+  }
+
+  /**
+   * Adds Debian packages (and what they depend on) on a read-only disk mounted on {@code /usr}, for
+   * example {@link MicroImage#PYTHON_GIT}. Without packages the image is initramfs only.
+   */
+  public MicroImageBuilder packages(List<String> debianPackages) {
+    this.packages = List.copyOf(new TreeSet<>(debianPackages));
     return this;
   }
 
@@ -170,15 +180,33 @@ public final class MicroImageBuilder {
                     .getBytes(StandardCharsets.UTF_8))
             .substring(0, 16);
     Path dir = images.resolve("micro-" + key);
-    MicroImage cached = load(dir);
-    if (cached != null) {
-      return cached;
+    MicroImage base = load(dir);
+    if (base == null) {
+      // the file lock serialises processes; within one JVM a second lock() would throw, so
+      // threads queue on this monitor first
+      synchronized (BUILD_LOCK) {
+        base = buildLocked(images, dir, kernelPkg, kernelVer, busyboxVer, agentJar, init);
+      }
     }
-    // the file lock serialises processes; within one JVM a second lock() would throw, so threads
-    // queue on this monitor first
-    synchronized (BUILD_LOCK) {
-      return buildLocked(images, dir, kernelPkg, kernelVer, busyboxVer, agentJar, init);
+    if (packages.isEmpty()) {
+      return base;
     }
+    mkdirs(cacheRoot.resolve("debs"));
+    Path busyboxDeb = download(cacheRoot.resolve("debs"), "busybox-static", busyboxVer);
+    Path disk =
+        new PackageDiskBuilder(cacheRoot, progress, this)
+            .build(packages, busyboxDeb)
+            .resolve("usr.ext4");
+    return new MicroImage(
+        base.directory(),
+        base.kernel(),
+        base.stockKernel(),
+        base.initramfs(),
+        base.bareInitramfs(),
+        base.kernelRelease(),
+        base.sizeBytes(),
+        packages,
+        disk);
   }
 
   private static final Object BUILD_LOCK = new Object();
@@ -445,7 +473,9 @@ public final class MicroImageBuilder {
         initramfs,
         dir.resolve("bare-initramfs.img"),
         p.getProperty("kernelRelease"),
-        Files.size(kernel) + Files.size(initramfs));
+        Files.size(kernel) + Files.size(initramfs),
+        List.of(),
+        null);
   }
 
   private static void parents(CpioWriter cpio, Set<String> made, String path) throws IOException {
@@ -603,11 +633,8 @@ public final class MicroImageBuilder {
     return libs;
   }
 
-  /**
-   * The kernel package, its version and the busybox-static version. apt-cache takes over a second a
-   * call here, so the answer is remembered against a fingerprint of apt's package lists.
-   */
-  private String[] resolvePackages() throws IOException {
+  /** A hash of apt's package lists (names, sizes, times): answers derived from them stay valid. */
+  static String aptListsFingerprint() throws IOException {
     StringBuilder fp = new StringBuilder();
     Path lists = Path.of("/var/lib/apt/lists");
     if (Files.isDirectory(lists)) {
@@ -623,7 +650,15 @@ public final class MicroImageBuilder {
         }
       }
     }
-    String key = sha256(fp.toString().getBytes(StandardCharsets.UTF_8));
+    return sha256(fp.toString().getBytes(StandardCharsets.UTF_8));
+  }
+
+  /**
+   * The kernel package, its version and the busybox-static version. apt-cache takes over a second a
+   * call here, so the answer is remembered against a fingerprint of apt's package lists.
+   */
+  private String[] resolvePackages() throws IOException {
+    String key = aptListsFingerprint();
     Path memo = cacheRoot.resolve("apt-resolution.properties");
     Properties p = new Properties();
     if (Files.isRegularFile(memo)) {
@@ -669,7 +704,7 @@ public final class MicroImageBuilder {
     return m.group(1);
   }
 
-  private static String aptShow(String pkg) throws IOException {
+  static String aptShow(String pkg) throws IOException {
     try {
       return new String(
           runForBytes(Path.of("/"), "apt-cache", "show", "--no-all-versions", pkg),
@@ -684,7 +719,7 @@ public final class MicroImageBuilder {
   }
 
   /** Downloads a package into the deb cache once; later builds reuse the file. */
-  private Path download(Path debs, String pkg, String version) throws IOException {
+  Path download(Path debs, String pkg, String version) throws IOException {
     String safeVersion = version.replace(':', '%');
     Path target = debs.resolve(pkg + "_" + safeVersion + ".deb");
     if (Files.isRegularFile(target)) {
@@ -713,7 +748,7 @@ public final class MicroImageBuilder {
     }
   }
 
-  private static void extract(Path deb, Path into) throws IOException {
+  static void extract(Path deb, Path into) throws IOException {
     mkdirs(into);
     run(into, "dpkg-deb", "-x", deb.toString(), into.toString());
   }
@@ -784,11 +819,11 @@ public final class MicroImageBuilder {
     }
   }
 
-  private static void run(Path dir, String... cmd) throws IOException {
+  static void run(Path dir, String... cmd) throws IOException {
     runForBytes(dir, cmd);
   }
 
-  private static byte[] runForBytes(Path dir, String... cmd) throws IOException {
+  static byte[] runForBytes(Path dir, String... cmd) throws IOException {
     Path err = Files.createTempFile("agentvm-cmd-", ".err");
     try {
       Process p =
@@ -852,7 +887,7 @@ public final class MicroImageBuilder {
     }
   }
 
-  private static void removeStaleTemps(Path images) throws IOException {
+  static void removeStaleTemps(Path images) throws IOException {
     try (Stream<Path> s = Files.list(images)) {
       for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".tmp-")).toList()) {
         deleteTree(p); // we hold the build lock: no live build owns these
@@ -883,9 +918,13 @@ public final class MicroImageBuilder {
     }
   }
 
-  /** Builds (or finds) the image and prints where it is. */
+  /**
+   * Builds (or finds) the image and prints where it is; arguments are Debian packages for a flavour
+   * (e.g. {@code python3 git}), whose package disk is printed too.
+   */
   public static void main(String[] args) throws IOException {
-    MicroImage image = create().build();
+    MicroImage image = create().packages(List.of(args)).build();
     System.out.println(image.directory());
+    image.packageDiskIfAny().ifPresent(System.out::println);
   }
 }

@@ -19,7 +19,7 @@ import java.util.stream.Stream;
 public final class StorageReaper implements OrphanReaper {
   @Override
   public String kind() {
-    return "workspaces and memory images";
+    return "workspaces, memory images and slot holders";
   }
 
   @Override
@@ -35,7 +35,7 @@ public final class StorageReaper implements OrphanReaper {
       }
     }
     int n = 0;
-    for (String kind : List.of("workspaces", "images")) {
+    for (String kind : List.of("workspaces", "images", "git-tasks")) {
       Path root = AgentVmPaths.stateRoot().resolve(kind);
       if (!Files.isDirectory(root)) {
         continue;
@@ -61,6 +61,42 @@ public final class StorageReaper implements OrphanReaper {
       } catch (IOException e) {
         failures.add("reading " + root + ": " + e);
       }
+    }
+    return n + releaseSlots(definitions, failures);
+  }
+
+  /** Releases slots whose holder died, once no domain uses the slot's disk. */
+  private static int releaseSlots(List<String> definitions, List<String> failures) {
+    Path root = PersistentSlots.atDefaultRoot().root();
+    if (!Files.isDirectory(root)) {
+      return 0;
+    }
+    int n = 0;
+    try (Stream<Path> files = Files.list(root)) {
+      for (Path holder :
+          files.filter(p -> p.getFileName().toString().endsWith(PersistentSlots.HOLDER)).toList()) {
+        String owner = PersistentSlots.holderOf(holder)[0];
+        if (owner.isEmpty() || Reaper.ownerAlive(owner)) {
+          continue;
+        }
+        String name = holder.getFileName().toString();
+        String disk =
+            root.resolve(
+                    name.substring(0, name.length() - PersistentSlots.HOLDER.length()) + ".qcow2")
+                .toString();
+        if (definitions.stream().anyMatch(x -> x.contains(disk + "'") || x.contains(disk + "\""))) {
+          failures.add(disk + ": its holder is gone but a domain still uses it; kept held");
+          continue;
+        }
+        try {
+          Files.deleteIfExists(holder);
+          n++;
+        } catch (IOException e) {
+          failures.add(holder + ": could not be removed: " + e);
+        }
+      }
+    } catch (IOException e) {
+      failures.add("reading " + root + ": " + e);
     }
     return n;
   }

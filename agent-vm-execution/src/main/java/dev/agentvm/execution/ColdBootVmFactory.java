@@ -10,6 +10,10 @@ import java.time.Duration;
 /**
  * Makes pool VMs by booting {@code template} anew each time: slower than {@link CloneVmFactory},
  * but needs no memory image, and every VM is a fresh boot.
+ *
+ * <p>The template's disks are attached to every VM: read-only ones (an image flavour's package
+ * disk) are shared freely; a writable one can serve one running VM only (QEMU's image lock refuses
+ * a second), so give such a template a pool of at most one VM.
  */
 public final class ColdBootVmFactory extends WorkspaceVmFactory {
   private final LibvirtConnection conn;
@@ -29,6 +33,7 @@ public final class ColdBootVmFactory extends WorkspaceVmFactory {
   @Override
   VM start(String name, FilesystemShare workspace, Duration agentDeadline) {
     VMTemplate.Builder b = template.copyAs(name);
+    template.disks().forEach(b::disk); // copyAs leaves disks out
     workspace.shares().forEach(b::share);
     VM vm = conn.define(b.build());
     try {

@@ -35,4 +35,11 @@ for d in run workspaces images outputs; do
     exit 1
   fi
 done
-echo "[test] no test domains, networks, filters, namespaces, runtime directories, workspaces or images left behind"
+# git task scratch directories (bundles) and the test's persistent slots
+left=$( (ls -A "$state/git-tasks" 2>/dev/null; ls -A "$state/slots" 2>/dev/null | grep -E '^test-') || true)
+if [ -n "$left" ]; then
+  echo "[test] FAIL: tests left git task files or slots behind:" >&2
+  echo "$left" >&2
+  exit 1
+fi
+echo "[test] no test domains, networks, filters, namespaces, runtime directories, workspaces, images, git task files or slots left behind"

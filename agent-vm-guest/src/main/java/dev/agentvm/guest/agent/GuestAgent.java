@@ -27,6 +27,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -49,6 +50,22 @@ public final class GuestAgent {
   private final Path port;
   private final Map<Integer, ExecTask> execs = new ConcurrentHashMap<>();
   private final Map<Integer, FileTransfer.Put> puts = new ConcurrentHashMap<>();
+
+  /**
+   * Ids of transfers that ended recently. A transfer that fails (disk full) ends while the host is
+   * still sending its chunks; those chunks are dropped quietly, so that the host sees the
+   * transfer's own error and not a later "no open transfer" one.
+   */
+  private final Set<Integer> endedPuts =
+      java.util.Collections.synchronizedSet(
+          java.util.Collections.newSetFromMap(
+              new java.util.LinkedHashMap<>() {
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<Integer, Boolean> eldest) {
+                  return size() > 256;
+                }
+              }));
+
   private final ExecutorService workers =
       Executors.newCachedThreadPool(
           r -> {
@@ -220,6 +237,7 @@ public final class GuestAgent {
                 try {
                   put.run();
                 } finally {
+                  endedPuts.add(id);
                   puts.remove(id);
                 }
               });
@@ -227,6 +245,9 @@ public final class GuestAgent {
         case FILE_DATA -> {
           FileTransfer.Put put = puts.get(id);
           if (put == null) {
+            if (endedPuts.contains(id)) {
+              return; // the tail of a transfer that already ended (and answered)
+            }
             error(out, id, ErrorCode.MALFORMED_PAYLOAD, "FILE_DATA for no open transfer " + id);
           } else {
             put.offer(frame); // blocks while the transfer's queue is full: backpressure to the host

@@ -865,10 +865,17 @@ public final class MicroImageBuilder {
   static final int KEEP_OLD_IMAGES = 2;
 
   private void pruneOldImages(Path images, Path current) throws IOException {
+    pruneOld(images, "micro-", current, KEEP_OLD_IMAGES, progress);
+  }
+
+  /** Deletes directories named {@code prefix*} beside {@code current}, keeping the newest few. */
+  static void pruneOld(
+      Path images, String prefix, Path current, int keep, Consumer<String> progress)
+      throws IOException {
     List<Path> old;
     try (Stream<Path> s = Files.list(images)) {
       old =
-          s.filter(p -> p.getFileName().toString().startsWith("micro-") && !p.equals(current))
+          s.filter(p -> p.getFileName().toString().startsWith(prefix) && !p.equals(current))
               .sorted(
                   Comparator.comparing(
                           (Path p) -> {
@@ -881,7 +888,7 @@ public final class MicroImageBuilder {
                       .reversed())
               .toList();
     }
-    for (Path p : old.subList(Math.min(KEEP_OLD_IMAGES, old.size()), old.size())) {
+    for (Path p : old.subList(Math.min(keep, old.size()), old.size())) {
       progress.accept("removing old image " + p);
       deleteTree(p);
     }

@@ -12,11 +12,9 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -465,25 +463,6 @@ final class PackageDiskBuilder {
   static final int KEEP_OTHERS = 4;
 
   private void prune(Path images, Path current) throws IOException {
-    List<Path> old;
-    try (Stream<Path> s = Files.list(images)) {
-      old =
-          s.filter(p -> p.getFileName().toString().startsWith("packages-") && !p.equals(current))
-              .sorted(
-                  Comparator.comparing(
-                          (Path p) -> {
-                            try {
-                              return Files.getLastModifiedTime(p);
-                            } catch (IOException e) {
-                              return FileTime.fromMillis(0);
-                            }
-                          })
-                      .reversed())
-              .toList();
-    }
-    for (Path p : old.subList(Math.min(KEEP_OTHERS, old.size()), old.size())) {
-      progress.accept("removing old package disk " + p);
-      MicroImageBuilder.deleteTree(p);
-    }
+    MicroImageBuilder.pruneOld(images, "packages-", current, KEEP_OTHERS, progress);
   }
 }

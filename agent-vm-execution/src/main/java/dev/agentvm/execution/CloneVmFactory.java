@@ -67,7 +67,18 @@ public final class CloneVmFactory extends WorkspaceVmFactory implements AutoClos
       LibvirtConnection conn, VMTemplate template, Duration agentDeadline) {
     Path root = AgentVmPaths.stateRoot().resolve("images").resolve(template.name());
     VMTemplate t = withWorkspaceShares(template, root.resolve("workspace"));
-    MemoryImage image = MemoryImage.capture(conn, t, root, agentDeadline);
+    MemoryImage image;
+    try {
+      image = MemoryImage.capture(conn, t, root, agentDeadline);
+    } catch (RuntimeException e) {
+      try {
+        dev.agentvm.storage.Trees.delete(
+            root); // the placeholder shares made above, and anything partial
+      } catch (java.io.IOException c) {
+        e.addSuppressed(c);
+      }
+      throw e;
+    }
     return new CloneVmFactory(
         conn,
         image,

@@ -2,6 +2,7 @@ package dev.agentvm.execution;
 
 import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.storage.OutputLimits;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -110,6 +111,16 @@ public record ExecutionRequest(
     b.script = Objects.requireNonNull(script, "script");
     b.argv = interpreter.length == 0 ? List.of("sh") : List.of(interpreter);
     return b;
+  }
+
+  /**
+   * Python code, run the way seed 003's executor runs it: written to {@code
+   * /workspace/input/agent.py} and run by {@code python3} in {@code /workspace/work}. Needs an
+   * image flavour with python3 ({@code MicroImage.PYTHON}).
+   */
+  public static Builder python(String code) {
+    return command("python3", "-u", "/workspace/input/agent.py")
+        .input("agent.py", Objects.requireNonNull(code, "code").getBytes(StandardCharsets.UTF_8));
   }
 
   /** A command run directly, e.g. {@code command("python3", "/workspace/input/agent.py")}. */

@@ -25,9 +25,13 @@ git config user.name "$AGENTVM_GIT_NAME"
 git config user.email "$AGENTVM_GIT_EMAIL"
 
 step agent
+read t0 idle < /proc/uptime
 timeout -s KILL "$AGENTVM_AGENT_SECS" sh -c "$AGENTVM_AGENT_CMD" </dev/null
 rc=$?
+read t1 idle < /proc/uptime
 echo "$rc" > "$out/agent-exit"
+# whole seconds the agent ran: tells the time limit's KILL (137) from another one
+echo $(( ${t1%.*} - ${t0%.*} )) > "$out/agent-secs"
 
 step collect
 cd "$repo" || exit 93

@@ -263,14 +263,7 @@ public final class MemoryImage implements AutoCloseable {
   }
 
   static void deleteTree(Path root) throws IOException {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (var s = Files.walk(root)) {
-      for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
+    Trees.delete(root);
   }
 
   /** Deletes the image directory: the memory file and the template's disks. Idempotent. */

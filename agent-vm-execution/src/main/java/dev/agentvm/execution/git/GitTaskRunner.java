@@ -34,7 +34,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -282,10 +281,11 @@ public final class GitTaskRunner implements AutoCloseable {
     }
     String patch = readRedacted(task, out.resolve("uncommitted.patch"));
     String dirty = read(out.resolve("dirty"));
-    int agentExit =
-        Integer.parseInt(Objects.requireNonNullElse(read(out.resolve("agent-exit")), "-1"));
-    // busybox timeout: 137 after its KILL (128 + 9)
-    if (agentExit == 137 || agentExit == 124) {
+    int agentExit = (int) parseLong(read(out.resolve("agent-exit")), -1);
+    // busybox timeout exits 137 after its KILL (128 + 9); a KILL from elsewhere (the guest's OOM
+    // killer) also gives 137, but sooner
+    long secs = parseLong(read(out.resolve("agent-secs")), -1);
+    if (agentExit == 137 && secs >= task.timeout().toSeconds() - 1) {
       throw fail(
           task,
           Reason.TIMED_OUT,
@@ -441,6 +441,14 @@ public final class GitTaskRunner implements AutoCloseable {
     return text;
   }
 
+  private static long parseLong(String s, long otherwise) {
+    try {
+      return s == null ? otherwise : Long.parseLong(s.trim());
+    } catch (NumberFormatException e) {
+      return otherwise;
+    }
+  }
+
   private static String tail(String s) {
     String t = s.strip();
     return t.length() > 2000 ? "..." + t.substring(t.length() - 2000) : t;
@@ -516,14 +524,7 @@ public final class GitTaskRunner implements AutoCloseable {
   }
 
   static void deleteTree(Path root) throws IOException {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> s = Files.walk(root)) {
-      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
+    dev.agentvm.storage.Trees.delete(root);
   }
 
   /** Configures a {@link GitTaskRunner}. */

@@ -219,13 +219,7 @@ public final class AgentVmExtension
   }
 
   private static void deleteTree(Path root) throws IOException {
-    if (Files.exists(root)) {
-      try (var s = Files.walk(root)) {
-        for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-          Files.deleteIfExists(p);
-        }
-      }
-    }
+    dev.agentvm.storage.Trees.delete(root);
   }
 
   private void keepLogs(ExtensionContext context, Resources r) {

@@ -139,6 +139,29 @@ class GitTaskIT extends RealLibvirtTest {
     assertTrue(r.stdoutText().contains("{\"py\": \"3."), r.stdoutText());
     assertTrue(r.stdoutText().contains("git version 2."), r.stdoutText());
     assertTrue(r.stdoutText().contains("usr read-only: True"), r.stdoutText());
+
+    // seed 003's executor: the code as input/agent.py, run by python3 in the work directory
+    ExecutionResult seed =
+        executor.execute(
+            ExecutionRequest.python("import os\nprint('test', os.getcwd())")
+                .timeout(Duration.ofSeconds(60))
+                .build());
+    assertEquals(0, seed.exitCode(), seed.stderrText());
+    assertEquals("test /workspace/work\n", seed.stdoutText());
+  }
+
+  @Test
+  void aFailedCaptureLeavesNoImageDirectoryBehind() {
+    VMTemplate bad =
+        GuestImages.template(TestVms.name("badcapture"), image)
+            .disk(
+                dev.agentvm.core.DiskAttachment.qcow2(
+                    tmp.resolve("elsewhere.qcow2"), "vdb", "/data"))
+            .build();
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> CloneVmFactory.capture(conn, bad, Duration.ofSeconds(30)));
+    assertFalse(Files.exists(AgentVmPaths.stateRoot().resolve("images").resolve(bad.name())));
   }
 
   @Test
@@ -448,6 +471,18 @@ class GitTaskIT extends RealLibvirtTest {
                           .timeout(Duration.ofSeconds(3))
                           .build()));
       assertEquals(GitTaskException.Reason.TIMED_OUT, slow.reason(), slow.getMessage());
+      // killed, but not by the time limit: a failure of the agent, not a timeout
+      GitTaskException killed =
+          assertThrows(
+              GitTaskException.class,
+              () ->
+                  r.run(
+                      GitTask.builder(repo, "main")
+                          .command("kill -9 $$")
+                          .timeout(Duration.ofSeconds(60))
+                          .build()));
+      assertEquals(GitTaskException.Reason.AGENT_FAILED, killed.reason(), killed.getMessage());
+      assertTrue(killed.getMessage().contains("137"), killed.getMessage());
       assertNull(git(repo, "branch", "--list", "agent/*").isEmpty() ? null : "branches made");
     }
   }

@@ -22,4 +22,11 @@ public @interface AgentVm {
 
   /** For an executor: VMs kept ready. */
   int poolSize() default 1;
+
+  /**
+   * Debian packages for the guest, e.g. {@code {"python3", "git"}}: an image flavour with them on a
+   * package disk (see {@link dev.agentvm.guest.image.MicroImageBuilder#packages}). Empty: the plain
+   * micro image (busybox only).
+   */
+  String[] packages() default {};
 }

@@ -1,7 +1,6 @@
 package dev.agentvm.execution.junit;
 
 import dev.agentvm.core.AgentVmPaths;
-import dev.agentvm.core.BootSource;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.ResourceProfile;
 import dev.agentvm.core.VM;
@@ -81,14 +80,20 @@ public final class AgentVmExtension
   /** One connection for the whole run, closed when the engine ends. */
   private static final class Shared implements AutoCloseable {
     final LibvirtConnection conn = LibvirtConnection.open();
-    final MicroImage image;
+    private final java.util.Map<List<String>, MicroImage> images =
+        new java.util.concurrent.ConcurrentHashMap<>();
 
-    Shared() {
-      try {
-        image = MicroImageBuilder.create().build();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
+    /** The image (flavour) with these packages, built once per run. */
+    MicroImage image(List<String> packages) {
+      return images.computeIfAbsent(
+          packages,
+          p -> {
+            try {
+              return MicroImageBuilder.create().packages(p).build();
+            } catch (IOException e) {
+              throw new UncheckedIOException(e);
+            }
+          });
     }
 
     @Override
@@ -182,10 +187,9 @@ public final class AgentVmExtension
             + "-"
             + UUID.randomUUID().toString().substring(0, 8);
     VMTemplate template =
-        VMTemplate.builder(name.length() > 64 ? name.substring(0, 64) : name)
-            .boot(
-                new BootSource(
-                    shared.image.kernel(), shared.image.initramfs(), MicroImage.DEFAULT_CMDLINE))
+        dev.agentvm.execution.GuestImages.template(
+                name.length() > 64 ? name.substring(0, 64) : name,
+                shared.image(List.of(a.packages())))
             .resources(new ResourceProfile(a.vcpus(), a.memoryMiB()))
             .build();
     if (type == VM.class) {

@@ -28,7 +28,10 @@ class AgentVmExtensionIT {
   @AgentVmTest
   static class SampleUsage {
     @AgentVm static AgentExecutor executor;
-    @AgentVm static VM shared;
+
+    @AgentVm(packages = "python3")
+    static VM shared;
+
     @AgentVm VM perTest;
     static VM firstPerTest;
 
@@ -43,6 +46,13 @@ class AgentVmExtensionIT {
       assertEquals(VMState.RUNNING, shared.state());
       assertEquals(VMState.RUNNING, perTest.state());
       assertNotSame(shared, perTest);
+      assertEquals(
+          "3\n",
+          shared
+              .awaitAgent(Duration.ofSeconds(10))
+              .exec(dev.agentvm.core.agent.ExecRequest.command("python3", "-c", "print(1 + 2)"))
+              .stdoutText(),
+          "the python3 flavour");
       assertEquals(
           "ok\n",
           perTest

@@ -29,6 +29,7 @@ import java.util.regex.Pattern;
  * @param env environment variables for the agent
  * @param secretEnv environment variables whose values never reach a log, a file or a result
  * @param timeout the agent's time limit
+ * @param outputLimit bytes of the run's stdout and of its stderr kept (more is drained and dropped)
  * @param onDirty what to do with changes the agent did not commit
  * @param mergeIfDiverged if the branch exists and the agent's work does not descend from it: merge
  *     (conflicts are reported, never resolved) instead of failing
@@ -47,6 +48,7 @@ public record GitTask(
     Map<String, String> env,
     Map<String, String> secretEnv,
     Duration timeout,
+    long outputLimit,
     DirtyPolicy onDirty,
     boolean mergeIfDiverged,
     Optional<String> slot,
@@ -81,6 +83,9 @@ public record GitTask(
     }
     if (timeout.isNegative() || timeout.isZero()) {
       throw new IllegalArgumentException("timeout must be positive");
+    }
+    if (outputLimit < 0) {
+      throw new IllegalArgumentException("outputLimit must be >= 0");
     }
     repository = repository.toAbsolutePath().normalize();
     files = Map.copyOf(files);
@@ -124,6 +129,7 @@ public record GitTask(
     private final Map<String, String> env = new LinkedHashMap<>();
     private final Map<String, String> secretEnv = new LinkedHashMap<>();
     private Duration timeout = Duration.ofMinutes(10);
+    private long outputLimit = dev.agentvm.execution.ExecutionRequest.DEFAULT_OUTPUT_LIMIT;
     private DirtyPolicy onDirty = DirtyPolicy.FAIL;
     private boolean merge;
     private String slot;
@@ -173,6 +179,12 @@ public record GitTask(
       return this;
     }
 
+    /** Bytes of stdout, and of stderr, kept in the result (default 1 MiB each). */
+    public Builder outputLimit(long bytes) {
+      this.outputLimit = bytes;
+      return this;
+    }
+
     public Builder onDirty(DirtyPolicy policy) {
       this.onDirty = policy;
       return this;
@@ -208,6 +220,7 @@ public record GitTask(
           env,
           secretEnv,
           timeout,
+          outputLimit,
           onDirty,
           merge,
           Optional.ofNullable(slot),

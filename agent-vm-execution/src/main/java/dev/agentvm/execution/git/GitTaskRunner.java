@@ -195,6 +195,7 @@ public final class GitTaskRunner implements AutoCloseable {
               .env("AGENTVM_GIT_NAME", task.authorName())
               .env("AGENTVM_GIT_EMAIL", task.authorEmail())
               .timeout(task.timeout().plus(GIT_RESERVE))
+              .outputLimit(task.outputLimit())
               .outputFiles(OutputLimits.DEFAULT)
               .outputDirectory(scratch.resolve("out"));
       task.secretEnv().forEach(req::secretEnv);

@@ -483,6 +483,15 @@ class GitTaskIT extends RealLibvirtTest {
                           .build()));
       assertEquals(GitTaskException.Reason.AGENT_FAILED, killed.reason(), killed.getMessage());
       assertTrue(killed.getMessage().contains("137"), killed.getMessage());
+      GitTaskResult chatty =
+          r.run(
+              GitTask.builder(repo, "main")
+                  .command("yes agent-output | head -c 200000")
+                  .outputLimit(1000)
+                  .timeout(Duration.ofSeconds(60))
+                  .build());
+      assertEquals(GitTaskResult.Outcome.NO_CHANGES, chatty.outcome());
+      assertEquals(1000, chatty.stdout().length(), "stdout kept up to the task's limit");
       assertNull(git(repo, "branch", "--list", "agent/*").isEmpty() ? null : "branches made");
     }
   }

@@ -151,16 +151,19 @@ final class PackageDiskBuilder {
    */
   Map<String, String> resolve(List<String> packages) throws IOException {
     String lists = MicroImageBuilder.aptListsFingerprint();
+    // one file per package set, valid while its "lists" matches: no pile-up as apt's lists change
     String memoKey =
         MicroImageBuilder.sha256(
-                (lists + "\n" + FORMAT + "\n" + packages + EXCLUDED)
-                    .getBytes(StandardCharsets.UTF_8))
+                (FORMAT + "\n" + packages + EXCLUDED).getBytes(StandardCharsets.UTF_8))
             .substring(0, 16);
     Path memo = cacheRoot.resolve("apt-closure-" + memoKey + ".properties");
     if (Files.isRegularFile(memo)) {
       Properties p = new Properties();
       try (InputStream in = Files.newInputStream(memo)) {
         p.load(in);
+      }
+      if (!lists.equals(p.getProperty("lists"))) {
+        p.clear(); // apt's lists changed since: resolve again
       }
       Map<String, String> m = new LinkedHashMap<>();
       for (String line : p.getProperty("closure", "").split(",")) {
@@ -207,6 +210,7 @@ final class PackageDiskBuilder {
       StringBuilder b = new StringBuilder();
       closure.forEach((k, v) -> b.append(k).append('=').append(v).append(','));
       p.setProperty("closure", b.toString());
+      p.setProperty("lists", lists);
       Path tmp = Files.createTempFile(cacheRoot, ".apt-closure", ".tmp");
       try (OutputStream o = Files.newOutputStream(tmp)) {
         p.store(o, "apt's closure of " + packages + ", valid while apt's lists are unchanged");

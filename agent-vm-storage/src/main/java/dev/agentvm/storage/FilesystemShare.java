@@ -259,7 +259,7 @@ public final class FilesystemShare implements AutoCloseable {
       Files.move(partial, dest, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {
       try {
-        MemoryImage.deleteTree(partial);
+        Trees.delete(partial);
       } catch (IOException d) {
         e.addSuppressed(d);
       }
@@ -392,7 +392,7 @@ public final class FilesystemShare implements AutoCloseable {
   public void close() {
     if (closed.compareAndSet(false, true)) {
       try {
-        MemoryImage.deleteTree(root);
+        Trees.delete(root);
       } catch (IOException e) {
         throw new StorageException(
             "removing workspace " + root + ": " + e + " (files the guest made may need root)", e);

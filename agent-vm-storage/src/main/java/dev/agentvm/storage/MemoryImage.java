@@ -256,14 +256,10 @@ public final class MemoryImage implements AutoCloseable {
 
   private static void deleteRunDir(Path runDir, RuntimeException failure) {
     try {
-      deleteTree(runDir);
+      Trees.delete(runDir);
     } catch (IOException e) {
       failure.addSuppressed(e);
     }
-  }
-
-  static void deleteTree(Path root) throws IOException {
-    Trees.delete(root);
   }
 
   /** Deletes the image directory: the memory file and the template's disks. Idempotent. */
@@ -271,7 +267,7 @@ public final class MemoryImage implements AutoCloseable {
   public void close() {
     if (closed.compareAndSet(false, true)) {
       try {
-        deleteTree(dir);
+        Trees.delete(dir);
       } catch (IOException e) {
         throw new StorageException("removing memory image " + dir + ": " + e, e);
       }

@@ -52,7 +52,7 @@ public final class StorageReaper implements OrphanReaper {
             continue;
           }
           try {
-            MemoryImage.deleteTree(dir);
+            Trees.delete(dir);
             n++;
           } catch (IOException e) {
             failures.add(dir + ": could not be removed: " + e + "; delete it by hand");

@@ -76,7 +76,7 @@ class DiskOverlayIT extends RealLibvirtTest {
       assertEquals(baseHash, Sha256.of(base), "the base image was never written");
       TestVms.assertNothingLeft(conn, t);
     } finally {
-      MemoryImage.deleteTree(baseDir);
+      Trees.delete(baseDir);
     }
   }
 

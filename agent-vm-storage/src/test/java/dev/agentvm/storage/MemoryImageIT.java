@@ -96,7 +96,7 @@ class MemoryImageIT extends RealLibvirtTest {
       assertFalse(Files.exists(AgentVmPaths.runDir(nameA)));
       assertFalse(Files.exists(AgentVmPaths.runDir(nameB)));
     } finally {
-      MemoryImage.deleteTree(shares);
+      Trees.delete(shares);
     }
     assertFalse(Files.exists(dir), "closing the image deletes it");
     Files.deleteIfExists(dir.getParent()); // empty unless another run is under way

@@ -46,7 +46,7 @@ class SnapshotManagerIT extends RealLibvirtTest {
 
   @AfterAll
   static void removeBase() throws Exception {
-    MemoryImage.deleteTree(baseDir);
+    Trees.delete(baseDir);
   }
 
   private static VMTemplate.Builder withDisk(String what) {

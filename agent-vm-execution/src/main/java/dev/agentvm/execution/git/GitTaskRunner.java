@@ -17,6 +17,7 @@ import dev.agentvm.execution.git.GitTaskException.Reason;
 import dev.agentvm.storage.OutputLimits;
 import dev.agentvm.storage.PersistentSlots;
 import dev.agentvm.storage.StorageException;
+import dev.agentvm.storage.Trees;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -204,7 +205,7 @@ public final class GitTaskRunner implements AutoCloseable {
       return collect(task, git, base, r, scratch.resolve("out").resolve(OUT), t0);
     } finally {
       try {
-        deleteTree(scratch);
+        Trees.delete(scratch);
       } catch (IOException e) {
         LOG.warn("git task {}: cannot remove {}: {}", task.id(), scratch, e.toString());
       }
@@ -522,10 +523,6 @@ public final class GitTaskRunner implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-  }
-
-  static void deleteTree(Path root) throws IOException {
-    dev.agentvm.storage.Trees.delete(root);
   }
 
   /** Configures a {@link GitTaskRunner}. */

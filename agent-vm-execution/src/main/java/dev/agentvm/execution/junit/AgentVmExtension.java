@@ -213,17 +213,13 @@ public final class AgentVmExtension
       r.pools.add(pool);
       // extracted outputs live as long as the executor: the test reads them, then they go
       Path outputs = AgentVmPaths.stateRoot().resolve("outputs").resolve(template.name());
-      r.closeables.add(() -> deleteTree(outputs));
+      r.closeables.add(() -> dev.agentvm.storage.Trees.delete(outputs));
       AgentExecutor executor = AgentExecutor.builder(pool).outputRoot(outputs).build();
       r.closeables.add(executor);
       return executor;
     }
     throw new IllegalArgumentException(
         "@AgentVm fields must be VM or AgentExecutor, not " + type.getName());
-  }
-
-  private static void deleteTree(Path root) throws IOException {
-    dev.agentvm.storage.Trees.delete(root);
   }
 
   private void keepLogs(ExtensionContext context, Resources r) {

@@ -68,6 +68,18 @@ class PackageDiskBuilderTest {
   }
 
   @Test
+  void excludedPackagesBecomeInstalledStanzas() {
+    String show =
+        "Package: perl\nVersion: 5.36.0-7\nArchitecture: amd64\nDescription: x\n\n"
+            + "Package: git-man\nVersion: 1:2.39.5-0\nArchitecture: all\n\n";
+    assertEquals(
+        "Package: perl\nStatus: install ok installed\nVersion: 5.36.0-7\nArchitecture: amd64\n\n"
+            + "Package: git-man\nStatus: install ok installed\nVersion: 1:2.39.5-0\n"
+            + "Architecture: all\n\n",
+        PackageDiskBuilder.statusOf(show));
+  }
+
+  @Test
   void mergeFoldsATopLevelDirectoryIntoUsrKeepingUsrsFiles() throws Exception {
     Path root = tmp.resolve("root");
     Files.createDirectories(root.resolve("lib/x86_64-linux-gnu"));

@@ -10,7 +10,7 @@ cache="${AGENTVM_CACHE_DIR:-/var/cache/agent-vm}"
 micro="${2:-$(ls -dt "$cache"/images/micro-* 2>/dev/null | head -1)}"
 [ -f "$micro/initramfs.img" ] || { echo "no micro image in '$micro': build one first (README)" >&2; exit 1; }
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-unit="$repo/agent-vm-guest/src/main/resources/dev/agentvm/guest/systemd/agentvm-agent.service"
+unit="$repo/agent-vm-image/src/main/resources/dev/agentvm/image/systemd/agentvm-agent.service"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 work="$(mktemp -d)"

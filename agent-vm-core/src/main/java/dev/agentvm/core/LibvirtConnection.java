@@ -3,11 +3,13 @@ package dev.agentvm.core;
 import dev.agentvm.core.internal.libvirt.LibvirtBackend;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.HypervisorBackend;
+import dev.agentvm.internal.ProcessOwners;
+import dev.agentvm.internal.Setting;
+import dev.agentvm.internal.ShutdownHooks;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -39,12 +41,8 @@ public final class LibvirtConnection implements AutoCloseable {
   public static final Duration DEFAULT_CONNECT_RETRY = Duration.ofSeconds(10);
 
   /** Identifies this process as the owner of what it creates: pid and process start time. */
-  static final String OWNER =
-      ProcessHandle.current().pid()
-          + "@"
-          + ProcessHandle.current().info().startInstant().map(Instant::toString).orElse("unknown");
-
   private final HypervisorBackend backend;
+
   private final VirtTypeSelector virtTypes;
   private final AtomicBoolean closed = new AtomicBoolean();
   private final java.util.Set<VM> vms = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -98,7 +96,7 @@ public final class LibvirtConnection implements AutoCloseable {
    * creates, so that the {@link Reaper} can tell when its owner is gone.
    */
   public static String processOwner() {
-    return OWNER;
+    return ProcessOwners.CURRENT;
   }
 
   /** Opens the default URI. */
@@ -119,7 +117,7 @@ public final class LibvirtConnection implements AutoCloseable {
     Objects.requireNonNull(uri, "uri");
     LibvirtConnection c = new LibvirtConnection(LibvirtBackend.open(uri, retryFor));
     LOG.debug("connected to {}", uri);
-    if (!"off".equalsIgnoreCase(System.getenv("AGENTVM_REAP"))) {
+    if (!Setting.REAP.isOff()) {
       // VMs left by a JVM that died without cleaning up; cheap when there are none
       Reaper.reapOrphans(c, VM.DEFAULT_SHUTDOWN_GRACE);
     }
@@ -132,8 +130,7 @@ public final class LibvirtConnection implements AutoCloseable {
   }
 
   public static String defaultUri() {
-    String env = System.getenv("AGENTVM_LIBVIRT_URI");
-    return env != null && !env.isBlank() ? env : DEFAULT_URI;
+    return Setting.LIBVIRT_URI.valueOr(DEFAULT_URI);
   }
 
   public String uri() {
@@ -164,7 +161,7 @@ public final class LibvirtConnection implements AutoCloseable {
    */
   public VM define(VMTemplate template) {
     VirtType type = resolveVirtType(template.virtType(), template.boot());
-    VMTemplate t = template.newBuilder().owner(OWNER).build();
+    VMTemplate t = template.newBuilder().owner(ProcessOwners.CURRENT).build();
     createRunDir(t);
     DomainHandle d;
     try {
@@ -196,7 +193,7 @@ public final class LibvirtConnection implements AutoCloseable {
       throw new SnapshotException("memory image " + memoryImage + " does not exist");
     }
     VirtType type = resolveVirtType(template.virtType(), template.boot());
-    VMTemplate t = template.newBuilder().owner(OWNER).build();
+    VMTemplate t = template.newBuilder().owner(ProcessOwners.CURRENT).build();
     createRunDir(t);
     DomainHandle d;
     try {

@@ -1,8 +1,8 @@
 package dev.agentvm.core;
 
 import dev.agentvm.core.spi.DomainHandle;
+import dev.agentvm.internal.ProcessOwners;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -76,7 +76,7 @@ public final class Reaper {
       }
       Matcher owner = OWNER.matcher(xml);
       Matcher runDir = RUN_DIR.matcher(xml);
-      if (!owner.find() || !runDir.find() || ownerAlive(owner.group(1))) {
+      if (!owner.find() || !runDir.find() || ProcessOwners.isAlive(owner.group(1))) {
         continue;
       }
       orphans++;
@@ -139,27 +139,5 @@ public final class Reaper {
     }
     failures.forEach(f -> LOG.warn("reaper: {}", f));
     return r;
-  }
-
-  /**
-   * Whether the process recorded as {@code pid@start-instant} still runs (the same process, not a
-   * reused pid).
-   */
-  public static boolean ownerAlive(String owner) {
-    int at = owner.indexOf('@');
-    if (at <= 0) {
-      return true; // not ours to judge: leave it alone
-    }
-    long pid;
-    try {
-      pid = Long.parseLong(owner.substring(0, at));
-    } catch (NumberFormatException e) {
-      return true;
-    }
-    String start = owner.substring(at + 1);
-    return ProcessHandle.of(pid)
-        .filter(ProcessHandle::isAlive)
-        .map(ph -> ph.info().startInstant().map(Instant::toString).map(start::equals).orElse(true))
-        .orElse(false);
   }
 }

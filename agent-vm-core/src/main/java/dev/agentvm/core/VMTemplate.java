@@ -1,5 +1,6 @@
 package dev.agentvm.core;
 
+import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.protocol.Protocol;
 import java.io.StringWriter;
 import java.nio.file.Path;
@@ -51,7 +52,7 @@ public final class VMTemplate {
   private final UUID genid;
   private final List<DiskAttachment> disks;
   private final List<ShareAttachment> shares;
-  private final List<NetworkInterface> nics;
+  private final List<NetworkAttachment> nics;
   private final Consumer<Document> customizer;
 
   private VMTemplate(Builder b) {
@@ -136,7 +137,7 @@ public final class VMTemplate {
   }
 
   /** NICs, in order; none means the VM has no network at all. */
-  public List<NetworkInterface> nics() {
+  public List<NetworkAttachment> nics() {
     return nics;
   }
 
@@ -243,9 +244,9 @@ public final class VMTemplate {
           child(d, e, "readonly");
         }
       }
-      for (NetworkInterface nic : nics) {
+      for (NetworkAttachment nic : nics) {
         Element e = child(d, devices, "interface");
-        boolean net = nic.kind() == NetworkInterface.Kind.NETWORK;
+        boolean net = nic.kind() == NetworkAttachment.Kind.NETWORK;
         e.setAttribute("type", net ? "network" : "bridge");
         child(d, e, "source").setAttribute(net ? "network" : "bridge", nic.source());
         child(d, e, "mac").setAttribute("address", nic.mac());
@@ -367,8 +368,8 @@ public final class VMTemplate {
           }
         }
         b.nic(
-            new NetworkInterface(
-                net ? NetworkInterface.Kind.NETWORK : NetworkInterface.Kind.BRIDGE,
+            new NetworkAttachment(
+                net ? NetworkAttachment.Kind.NETWORK : NetworkAttachment.Kind.BRIDGE,
                 src.getAttribute(net ? "network" : "bridge"),
                 first(e, "mac").getAttribute("address"),
                 filter,
@@ -529,7 +530,7 @@ public final class VMTemplate {
     private UUID genid;
     private final List<DiskAttachment> disks = new ArrayList<>();
     private final List<ShareAttachment> shares = new ArrayList<>();
-    private final List<NetworkInterface> nics = new ArrayList<>();
+    private final List<NetworkAttachment> nics = new ArrayList<>();
     private Consumer<Document> customizer;
 
     private Builder(String name) {
@@ -618,9 +619,9 @@ public final class VMTemplate {
      *
      * @throws IllegalArgumentException if another NIC already has its MAC
      */
-    public Builder nic(NetworkInterface nic) {
+    public Builder nic(NetworkAttachment nic) {
       Objects.requireNonNull(nic, "nic");
-      for (NetworkInterface n : nics) {
+      for (NetworkAttachment n : nics) {
         if (n.mac().equals(nic.mac())) {
           throw new IllegalArgumentException("MAC " + nic.mac() + " is used twice");
         }

@@ -2,6 +2,9 @@ package dev.agentvm.core;
 
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.HypervisorBackend;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.ProcessOwners;
+import dev.agentvm.internal.Setting;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -48,8 +51,9 @@ public final class VirtTypeSelector {
   }
 
   VirtType select(VirtType configured, BootSource boot) {
-    String env = System.getenv(VirtType.ENV);
-    if (env != null && !env.isBlank()) {
+    // an operator's override for this host wins over the template's choice
+    String env = Setting.VIRT_TYPE.value().orElse(null);
+    if (env != null) {
       VirtType fromEnv = VirtType.parse(env);
       if (fromEnv != VirtType.AUTO) {
         return fromEnv;
@@ -126,7 +130,7 @@ public final class VirtTypeSelector {
     Path dir = AgentVmPaths.runDir(name);
     BootSource probeBoot = boot.withExtraCmdline("loglevel=7 agentvm.mode=bare");
     VMTemplate t =
-        VMTemplate.builder(name).boot(probeBoot).runDir(dir).owner(LibvirtConnection.OWNER).build();
+        VMTemplate.builder(name).boot(probeBoot).runDir(dir).owner(ProcessOwners.CURRENT).build();
     DomainHandle d = null;
     try {
       Files.createDirectories(dir);

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -48,25 +49,90 @@ class ArchitectureTest {
     return false;
   }
 
+  /** Every module with its sources, in dependency order. */
+  private static final List<String> MODULES =
+      List.of(
+          "agent-vm-protocol",
+          "agent-vm-internal",
+          "agent-vm-guest",
+          "agent-vm-image",
+          "agent-vm-core",
+          "agent-vm-network",
+          "agent-vm-storage",
+          "agent-vm-execution",
+          "agent-vm-junit",
+          "agent-vm-git",
+          "examples",
+          "benchmarks");
+
+  /**
+   * The agent-vm packages each module may import (its own included): the module graph of
+   * ARCHITECTURE.md. Examples and benchmarks may use every public package, and nothing internal.
+   */
+  private static final Map<String, String> ALLOWED =
+      Map.ofEntries(
+          Map.entry("agent-vm-protocol", "protocol"),
+          Map.entry("agent-vm-internal", "internal"),
+          Map.entry("agent-vm-guest", "protocol|guest"),
+          Map.entry("agent-vm-image", "protocol|internal|image"),
+          Map.entry("agent-vm-core", "protocol|internal|core"),
+          Map.entry("agent-vm-network", "protocol|internal|core|network"),
+          Map.entry("agent-vm-storage", "protocol|internal|core|storage"),
+          Map.entry("agent-vm-execution", "protocol|internal|core|storage|image|execution"),
+          Map.entry("agent-vm-junit", "protocol|internal|core|storage|image|execution|junit"),
+          Map.entry("agent-vm-git", "protocol|internal|core|storage|image|execution|git"),
+          Map.entry("examples", "protocol|core|network|storage|image|execution|junit|git|examples"),
+          Map.entry(
+              "benchmarks", "protocol|core|network|storage|image|execution|junit|git|benchmarks"));
+
+  private static final Pattern AGENTVM_IMPORT =
+      Pattern.compile("^import (?:static )?dev\\.agentvm\\.(\\w+)([\\w.]*)", Pattern.MULTILINE);
+
+  private static List<Path> sources(String module) throws IOException {
+    Path src = ROOT.resolve(module).resolve("src/main/java");
+    if (!Files.isDirectory(src)) {
+      return List.of();
+    }
+    try (Stream<Path> files = Files.walk(src)) {
+      return files.filter(p -> p.toString().endsWith(".java")).toList();
+    }
+  }
+
+  @Test
+  void modulesImportOnlyWhatTheyDependOn() throws IOException {
+    List<String> bad = new ArrayList<>();
+    for (String module : MODULES) {
+      Pattern allowed = Pattern.compile(ALLOWED.get(module));
+      for (Path f : sources(module)) {
+        Matcher m = AGENTVM_IMPORT.matcher(Files.readString(f));
+        while (m.find()) {
+          String top = m.group(1);
+          boolean internal =
+              (m.group(2).startsWith(".internal") && !top.equals(moduleTopPackage(module)))
+                  || top.equals("internal") && !module.startsWith("agent-vm-");
+          if (!allowed.matcher(top).matches() || internal) {
+            bad.add(ROOT.relativize(f) + ": dev.agentvm." + top + m.group(2));
+          }
+        }
+      }
+    }
+    assertEquals(List.of(), bad, "imports against the module graph (ARCHITECTURE.md)");
+  }
+
+  private static String moduleTopPackage(String module) {
+    return module.replace("agent-vm-", "");
+  }
+
   @Test
   void libvirtIsConfinedToOneInternalPackage() throws IOException {
     List<String> bad = new ArrayList<>();
-    for (String module :
-        List.of(
-            "agent-vm-core",
-            "agent-vm-network",
-            "agent-vm-storage",
-            "agent-vm-execution",
-            "examples")) {
-      Path src = ROOT.resolve(module).resolve("src/main/java");
-      try (Stream<Path> files = Files.walk(src)) {
-        for (Path f : files.filter(p -> p.toString().endsWith(".java")).toList()) {
-          if (f.toString().contains("/dev/agentvm/core/internal/libvirt/")) {
-            continue;
-          }
-          if (Files.readString(f).contains("org.libvirt")) {
-            bad.add(ROOT.relativize(f).toString());
-          }
+    for (String module : MODULES) {
+      for (Path f : sources(module)) {
+        if (f.toString().contains("/dev/agentvm/core/internal/libvirt/")) {
+          continue;
+        }
+        if (Files.readString(f).contains("org.libvirt")) {
+          bad.add(ROOT.relativize(f).toString());
         }
       }
     }
@@ -76,17 +142,13 @@ class ArchitectureTest {
   @Test
   void noModuleReachesIntoCoreInternals() throws IOException {
     List<String> bad = new ArrayList<>();
-    for (String module :
-        List.of("agent-vm-network", "agent-vm-storage", "agent-vm-execution", "examples")) {
-      Path src = ROOT.resolve(module).resolve("src/main/java");
-      if (!Files.isDirectory(src)) {
+    for (String module : MODULES) {
+      if (module.equals("agent-vm-core")) {
         continue;
       }
-      try (Stream<Path> files = Files.walk(src)) {
-        for (Path f : files.filter(p -> p.toString().endsWith(".java")).toList()) {
-          if (Files.readString(f).contains("dev.agentvm.core.internal")) {
-            bad.add(ROOT.relativize(f).toString());
-          }
+      for (Path f : sources(module)) {
+        if (Files.readString(f).contains("dev.agentvm.core.internal")) {
+          bad.add(ROOT.relativize(f).toString());
         }
       }
     }
@@ -109,7 +171,17 @@ class ArchitectureTest {
         List.of(),
         violations(
             "agent-vm-guest",
-            "dev/agentvm/guest/agent",
-            Pattern.compile("dev\\.agentvm\\.protocol\\..*")));
+            "dev/agentvm/guest",
+            Pattern.compile("dev\\.agentvm\\.(protocol|guest)\\..*")));
+  }
+
+  @Test
+  void sharedInternalsUseJavaBaseAndSlf4jOnly() throws IOException {
+    assertEquals(
+        List.of(),
+        violations(
+            "agent-vm-internal",
+            "dev/agentvm/internal",
+            Pattern.compile("dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*")));
   }
 }

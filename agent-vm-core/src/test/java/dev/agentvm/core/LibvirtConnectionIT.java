@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.agentvm.internal.ProcessOwners;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -51,7 +52,7 @@ class LibvirtConnectionIT extends RealLibvirtTest {
             assertTrue(xml.contains(">" + p.vcpus() + "</vcpu>"), xml);
             assertTrue(xml.contains("domain type='" + type.libvirtName() + "'"), xml);
             assertTrue(xml.contains(VMTemplate.METADATA_NS), xml);
-            assertTrue(xml.contains(LibvirtConnection.OWNER), xml);
+            assertTrue(xml.contains(ProcessOwners.CURRENT), xml);
           }
           TestVms.assertNothingLeft(conn, t);
         }

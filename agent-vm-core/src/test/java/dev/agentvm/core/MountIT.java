@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.AgentErrorException;
 import dev.agentvm.core.agent.ExecRequest;
+import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.protocol.MountSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;

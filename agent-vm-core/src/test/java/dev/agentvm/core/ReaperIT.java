@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.ProcessOwners;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -92,10 +94,11 @@ class ReaperIT extends RealLibvirtTest {
 
   @Test
   void ownerLivenessUsesPidAndStartTime() {
-    assertTrue(Reaper.ownerAlive(LibvirtConnection.OWNER), "this process");
+    assertTrue(ProcessOwners.isAlive(ProcessOwners.CURRENT), "this process");
     assertFalse(
-        Reaper.ownerAlive(ProcessHandle.current().pid() + "@1999-01-01T00:00:00Z"), "reused pid");
-    assertFalse(Reaper.ownerAlive("2147483646@2020-01-01T00:00:00Z"), "no such process");
-    assertTrue(Reaper.ownerAlive("not-ours"), "unknown formats are left alone");
+        ProcessOwners.isAlive(ProcessHandle.current().pid() + "@1999-01-01T00:00:00Z"),
+        "reused pid");
+    assertFalse(ProcessOwners.isAlive("2147483646@2020-01-01T00:00:00Z"), "no such process");
+    assertTrue(ProcessOwners.isAlive("not-ours"), "unknown formats are left alone");
   }
 }

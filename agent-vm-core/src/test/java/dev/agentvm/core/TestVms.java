@@ -3,8 +3,8 @@ package dev.agentvm.core;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
-import dev.agentvm.guest.image.MicroImage;
-import dev.agentvm.guest.image.MicroImageBuilder;
+import dev.agentvm.image.MicroImage;
+import dev.agentvm.image.MicroImageBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

@@ -1,6 +1,5 @@
 package dev.agentvm.execution;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMState;
 import dev.agentvm.core.VmCrashedException;
@@ -9,6 +8,8 @@ import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.Threads;
 import dev.agentvm.protocol.StatusReport;
 import dev.agentvm.storage.ExtractedOutput;
 import io.micrometer.core.instrument.Counter;
@@ -30,7 +31,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,10 +50,10 @@ import org.slf4j.LoggerFactory;
  * }
  * }</pre>
  *
- * <p>Failures are {@link ExecutionException}s naming the step ({@link VmCrashedException} as the
- * cause when QEMU died); a code that outlives its timeout is stopped with its whole process tree
- * and its result says {@link TaskState#TIMED_OUT}. Closing the executor cancels what still runs and
- * removes quarantined VMs; it does not close the pool.
+ * <p>Failures are {@link ExecutionFailedException}s naming the step ({@link VmCrashedException} as
+ * the cause when QEMU died); a code that outlives its timeout is stopped with its whole process
+ * tree and its result says {@link TaskState#TIMED_OUT}. Closing the executor cancels what still
+ * runs and removes quarantined VMs; it does not close the pool.
  */
 public final class AgentExecutor implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(AgentExecutor.class);
@@ -85,14 +85,7 @@ public final class AgentExecutor implements AutoCloseable {
     this.acquireTimeout = b.acquireTimeout;
     this.sampleInterval = b.sampleInterval;
     this.heartbeat = b.heartbeat;
-    AtomicInteger n = new AtomicInteger();
-    this.threads =
-        Executors.newCachedThreadPool(
-            r -> {
-              Thread t = new Thread(r, "agentvm-exec-" + n.incrementAndGet());
-              t.setDaemon(true);
-              return t;
-            });
+    this.threads = Executors.newCachedThreadPool(Threads.numberedDaemons("agentvm-exec"));
     this.crashes =
         Counter.builder("agentvm.vm.crashes")
             .description("VMs that died while running an execution")
@@ -106,7 +99,7 @@ public final class AgentExecutor implements AutoCloseable {
   /**
    * Runs a request and waits for its result.
    *
-   * @throws ExecutionException if a step failed (see {@link ExecutionException#step()})
+   * @throws ExecutionFailedException if a step failed (see {@link ExecutionFailedException#step()})
    */
   public ExecutionResult execute(ExecutionRequest request) {
     Task task = new Task(request);
@@ -251,7 +244,7 @@ public final class AgentExecutor implements AutoCloseable {
       String discard = "used";
       try {
         return runOn(pv);
-      } catch (ExecutionException e) {
+      } catch (ExecutionFailedException e) {
         discard = e.getCause() instanceof VmCrashedException ? "crashed" : "failed";
         throw e;
       } finally {
@@ -330,7 +323,7 @@ public final class AgentExecutor implements AutoCloseable {
         }
         audit("execution.cancelled", Map.of("step", e.step()));
         throw e;
-      } catch (ExecutionException e) {
+      } catch (ExecutionFailedException e) {
         throw e;
       } catch (IOException | RuntimeException e) {
         Throwable cause = crashCause(pv, e);
@@ -519,13 +512,13 @@ public final class AgentExecutor implements AutoCloseable {
       return e;
     }
 
-    private ExecutionException fail(String step, String message, Throwable cause) {
+    private ExecutionFailedException fail(String step, String message, Throwable cause) {
       if (state != null && !state.isTerminal()) {
         to(TaskState.FAILED);
       }
       count(TaskState.FAILED);
       audit("execution.failed", Map.of("step", step, "error", String.valueOf(message)));
-      return new ExecutionException(req.id(), step, message, cause);
+      return new ExecutionFailedException(req.id(), step, message, cause);
     }
 
     private void count(TaskState end) {

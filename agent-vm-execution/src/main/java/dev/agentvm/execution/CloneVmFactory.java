@@ -1,10 +1,10 @@
 package dev.agentvm.execution;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.ShareAttachment;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
+import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.storage.FilesystemShare;
 import dev.agentvm.storage.MemoryImage;
 import java.io.IOException;
@@ -72,7 +72,7 @@ public final class CloneVmFactory extends WorkspaceVmFactory implements AutoClos
       image = MemoryImage.capture(conn, t, root, agentDeadline);
     } catch (RuntimeException e) {
       try {
-        dev.agentvm.storage.Trees.delete(
+        dev.agentvm.internal.Trees.delete(
             root); // the placeholder shares made above, and anything partial
       } catch (java.io.IOException c) {
         e.addSuppressed(c);
@@ -80,12 +80,7 @@ public final class CloneVmFactory extends WorkspaceVmFactory implements AutoClos
       throw e;
     }
     return new CloneVmFactory(
-        conn,
-        image,
-        AgentVmPaths.stateRoot().resolve("workspaces"),
-        agentDeadline,
-        Duration.ZERO,
-        true);
+        conn, image, FilesystemShare.defaultRoot(), agentDeadline, Duration.ZERO, true);
   }
 
   /**

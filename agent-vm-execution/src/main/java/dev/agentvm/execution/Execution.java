@@ -23,7 +23,7 @@ public final class Execution {
   }
 
   /**
-   * Completes with the result, or exceptionally with an {@link ExecutionException} (an {@link
+   * Completes with the result, or exceptionally with an {@link ExecutionFailedException} (an {@link
    * ExecutionCancelledException} after {@link #cancel()}).
    */
   public CompletableFuture<ExecutionResult> result() {

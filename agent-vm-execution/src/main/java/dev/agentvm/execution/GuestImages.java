@@ -3,7 +3,7 @@ package dev.agentvm.execution;
 import dev.agentvm.core.BootSource;
 import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.VMTemplate;
-import dev.agentvm.guest.image.MicroImage;
+import dev.agentvm.image.MicroImage;
 
 /** Templates for the micro guest image and its flavours. */
 public final class GuestImages {

@@ -1,5 +1,6 @@
 package dev.agentvm.execution;
 
+import dev.agentvm.internal.Threads;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -67,7 +68,7 @@ public final class VMPool implements AutoCloseable {
   private boolean closed; // guarded by lock
   private long retryAfterNanos; // guarded by lock: no new creations before (after a failure)
   private final AtomicInteger sequence = new AtomicInteger();
-  private volatile dev.agentvm.core.ShutdownHooks.Registration atExit = () -> {};
+  private volatile dev.agentvm.internal.ShutdownHooks.Registration atExit = () -> {};
   private final String poolId = Long.toString(System.nanoTime() % 1_000_000, 36);
 
   private VMPool(
@@ -81,23 +82,13 @@ public final class VMPool implements AutoCloseable {
     this.registry = registry;
     this.clock = clock;
     this.retryAfterNanos = clock.getAsLong();
-    AtomicInteger n = new AtomicInteger();
     this.workers =
         Executors.newFixedThreadPool(
-            config.parallelism(),
-            r -> {
-              Thread t = new Thread(r, "agentvm-pool-worker-" + n.incrementAndGet());
-              t.setDaemon(true);
-              return t;
-            });
+            config.parallelism(), Threads.numberedDaemons("agentvm-pool-worker"));
     this.housekeeping =
         housekeep
             ? Executors.newSingleThreadScheduledExecutor(
-                r -> {
-                  Thread t = new Thread(r, "agentvm-pool-housekeeping");
-                  t.setDaemon(true);
-                  return t;
-                })
+                Threads.namedDaemons("agentvm-pool-housekeeping"))
             : null;
     this.acquireWait =
         Timer.builder("agentvm.pool.acquire.wait")
@@ -144,7 +135,7 @@ public final class VMPool implements AutoCloseable {
   /** Starts a pool that reports to {@code registry}. */
   public static VMPool start(VmFactory factory, PoolConfig config, MeterRegistry registry) {
     VMPool p = new VMPool(factory, config, registry, System::nanoTime, true);
-    p.atExit = dev.agentvm.core.ShutdownHooks.register("VM pool " + p.poolId, p::close);
+    p.atExit = dev.agentvm.internal.ShutdownHooks.register("VM pool " + p.poolId, p::close);
     p.fill();
     p.scheduleHousekeeping(config.healthCheckInterval().toNanos());
     return p;
@@ -482,7 +473,9 @@ public final class VMPool implements AutoCloseable {
     // at JVM exit nobody will give VMs back: do not wait for them
     long end =
         System.nanoTime()
-            + (dev.agentvm.core.ShutdownHooks.isShuttingDown() ? 0 : config.closeGrace().toNanos());
+            + (dev.agentvm.internal.ShutdownHooks.isShuttingDown()
+                ? 0
+                : config.closeGrace().toNanos());
     List<PooledVm> all = new ArrayList<>();
     synchronized (lock) {
       while ((!inUse.isEmpty() || starting > 0) && System.nanoTime() < end) {

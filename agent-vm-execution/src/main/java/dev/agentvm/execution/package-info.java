@@ -1,6 +1,6 @@
 /**
- * Execution: {@code AgentExecutor}, {@code VMPool}, metrics, audit log and anomaly detection. Empty
- * until the execution issue lands: the module exists so that the dependency direction (execution ->
- * core, network, storage) is fixed from the start.
+ * Running agents' code: {@link dev.agentvm.execution.AgentExecutor} (one execution, one fresh VM),
+ * {@link dev.agentvm.execution.VMPool} with its {@link dev.agentvm.execution.VmFactory}s (memory
+ * image clones, cold boots), Micrometer metrics, the JSON-lines audit log and the anomaly detector.
  */
 package dev.agentvm.execution;

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.RealLibvirtTest;
 import dev.agentvm.core.TestVms;
 import dev.agentvm.core.VMState;
@@ -16,6 +15,7 @@ import dev.agentvm.core.VmCrashedException;
 import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.execution.AnomalyDetector.Response;
+import dev.agentvm.storage.FilesystemShare;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -221,7 +221,8 @@ class AgentExecutorIT extends RealLibvirtTest {
       CompletionException failure =
           assertThrows(CompletionException.class, () -> e.result().join());
       long ms = (System.nanoTime() - t0) / 1_000_000;
-      ExecutionException ee = assertInstanceOf(ExecutionException.class, failure.getCause());
+      ExecutionFailedException ee =
+          assertInstanceOf(ExecutionFailedException.class, failure.getCause());
       assertEquals("exec", ee.step());
       assertInstanceOf(VmCrashedException.class, ee.getCause(), ee.toString());
       assertTrue(ms < 5000, "failed " + ms + " ms after QEMU died, well before any heartbeat");
@@ -242,9 +243,9 @@ class AgentExecutorIT extends RealLibvirtTest {
                     Duration.ofMillis(500), Duration.ofSeconds(1), Duration.ofSeconds(3)))
             .build()) {
       long t0 = System.nanoTime();
-      ExecutionException e =
+      ExecutionFailedException e =
           assertThrows(
-              ExecutionException.class,
+              ExecutionFailedException.class,
               () ->
                   ex.execute(
                       ExecutionRequest.script("kill -STOP $(pidof java); sleep 300")
@@ -278,9 +279,9 @@ class AgentExecutorIT extends RealLibvirtTest {
     AnomalyDetector killer =
         AnomalyDetector.builder().maxProcesses(40, Response.KILL_EXECUTION).build();
     try (AgentExecutor ex = executor().anomalyDetector(killer).build()) {
-      ExecutionException e =
+      ExecutionFailedException e =
           assertThrows(
-              ExecutionException.class,
+              ExecutionFailedException.class,
               () ->
                   ex.execute(
                       ExecutionRequest.script(
@@ -319,7 +320,7 @@ class AgentExecutorIT extends RealLibvirtTest {
               ex.execute(
                   ExecutionRequest.script(code, "sh").timeout(Duration.ofSeconds(5)).build());
           assertEquals(TaskState.TIMED_OUT, r.state(), code);
-        } catch (ExecutionException e) {
+        } catch (ExecutionFailedException e) {
           // a guest drowned in processes may stop answering first: the heartbeat says so
           assertTrue(e.getMessage().contains("stopped answering"), e.getMessage());
         }
@@ -338,11 +339,7 @@ class AgentExecutorIT extends RealLibvirtTest {
     try (VMPool cold =
             VMPool.start(
                 new ColdBootVmFactory(
-                    conn,
-                    t,
-                    AgentVmPaths.stateRoot().resolve("workspaces"),
-                    Duration.ofMinutes(2),
-                    Duration.ZERO),
+                    conn, t, FilesystemShare.defaultRoot(), Duration.ofMinutes(2), Duration.ZERO),
                 PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(TestVms.PREFIX + "cold-"));
         AgentExecutor ex =
             AgentExecutor.builder(cold).outputRoot(tmp.resolve("cold-outputs")).build()) {
@@ -369,6 +366,6 @@ class AgentExecutorIT extends RealLibvirtTest {
           ex.execute(ExecutionRequest.script("grep -c ' /workspace/' /proc/mounts").build());
       assertEquals("3\n", r.stdoutText());
     }
-    assertTrue(Files.isDirectory(AgentVmPaths.stateRoot().resolve("workspaces")));
+    assertTrue(Files.isDirectory(FilesystemShare.defaultRoot()));
   }
 }

@@ -2,23 +2,19 @@ package dev.agentvm.network;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
-import dev.agentvm.core.Reaper;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.FileLocks;
+import dev.agentvm.internal.ProcessOwners;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -40,7 +36,6 @@ import org.slf4j.LoggerFactory;
 public final class IpAllocator {
   private static final Logger LOG = LoggerFactory.getLogger(IpAllocator.class);
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final Map<Path, Object> JVM_LOCKS = new ConcurrentHashMap<>();
 
   /**
    * An address reserved for a VM.
@@ -149,7 +144,7 @@ public final class IpAllocator {
           for (Iterator<String> it = owners.fieldNames(); it.hasNext(); ) {
             String mac = it.next();
             var o = owners.get(mac);
-            if (!Reaper.ownerAlive(o.path("owner").asText())
+            if (!ProcessOwners.isAlive(o.path("owner").asText())
                 && !domains.contains(o.path("vm").asText())) {
               it.remove();
               for (String[] h : NetworkXml.dhcpHosts(xml)) {
@@ -183,24 +178,11 @@ public final class IpAllocator {
             () -> new NetworkConflictException("network " + network.name() + " does not exist"));
   }
 
-  @FunctionalInterface
-  private interface Locked<T> {
-    T run() throws IOException;
-  }
-
-  private <T> T locked(Locked<T> body) {
-    // a FileChannel lock is held by the whole JVM: threads must queue before it
-    synchronized (JVM_LOCKS.computeIfAbsent(lockFile, k -> new Object())) {
-      try {
-        Files.createDirectories(lockFile.getParent());
-        try (FileChannel ch =
-                FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-            FileLock ignored = ch.lock()) {
-          return body.run();
-        }
-      } catch (IOException e) {
-        throw new NetworkConflictException("address bookkeeping in " + lockFile + ": " + e);
-      }
+  private <T> T locked(FileLocks.Locked<T> body) {
+    try {
+      return FileLocks.withLock(lockFile, body);
+    } catch (IOException e) {
+      throw new NetworkConflictException("address bookkeeping in " + lockFile + ": " + e);
     }
   }
 

@@ -1,7 +1,7 @@
 package dev.agentvm.network;
 
 import dev.agentvm.core.LibvirtConnection;
-import dev.agentvm.core.NetworkInterface;
+import dev.agentvm.core.NetworkAttachment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -115,9 +115,9 @@ public final class Networks {
   }
 
   /** A NIC on an agent-vm network, filtered by {@code filter} (or unfiltered if null). */
-  public NetworkInterface nic(NetworkSpec network, FilterSpec filter, String mac) {
-    return new NetworkInterface(
-        NetworkInterface.Kind.NETWORK,
+  public NetworkAttachment nic(NetworkSpec network, FilterSpec filter, String mac) {
+    return new NetworkAttachment(
+        NetworkAttachment.Kind.NETWORK,
         network.name(),
         mac,
         filter == null ? "" : filter.name(),
@@ -125,8 +125,8 @@ public final class Networks {
   }
 
   /** A NIC on an existing host bridge ({@link NetworkMode#BRIDGE}), unfiltered. */
-  public static NetworkInterface bridgeNic(String bridge, String mac) {
-    return new NetworkInterface(NetworkInterface.Kind.BRIDGE, bridge, mac, "", Map.of());
+  public static NetworkAttachment bridgeNic(String bridge, String mac) {
+    return new NetworkAttachment(NetworkAttachment.Kind.BRIDGE, bridge, mac, "", Map.of());
   }
 
   /**

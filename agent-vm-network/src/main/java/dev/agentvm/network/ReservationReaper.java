@@ -1,8 +1,8 @@
 package dev.agentvm.network;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.spi.OrphanReaper;
+import dev.agentvm.internal.AgentVmPaths;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

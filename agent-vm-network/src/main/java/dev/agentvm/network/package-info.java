@@ -1,6 +1,6 @@
 /**
- * Guest networking: {@code NetworkMode}, libvirt networks, nwfilter allow-lists and race-free
- * MAC/IP allocation. Empty until the network issue lands: the module exists so that the dependency
- * direction (network -> core) is fixed from the start.
+ * Guest networking: {@link dev.agentvm.network.NetworkMode}, agent-vm's own libvirt networks and
+ * nwfilter allow-lists ({@link dev.agentvm.network.Networks}), and race-free MAC/IP reservations
+ * ({@link dev.agentvm.network.IpAllocator}).
  */
 package dev.agentvm.network;

@@ -74,7 +74,7 @@ class IpAllocatorIT extends RealLibvirtTest {
     NetworkSpec net = NetworkSpec.isolated("agentvm-test-reap-" + id, "10.213.91.0/24");
     Networks nets = new Networks(conn);
     nets.ensureDefined(net);
-    Path bookkeeping = dev.agentvm.core.AgentVmPaths.stateRoot().resolve("networks");
+    Path bookkeeping = dev.agentvm.internal.AgentVmPaths.stateRoot().resolve("networks");
     try {
       Process child =
           dev.agentvm.core.TestVms.startJvm(

@@ -1,8 +1,11 @@
 package dev.agentvm.storage;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.ShareAttachment;
 import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.Hashing;
+import dev.agentvm.internal.Setting;
+import dev.agentvm.internal.Trees;
 import dev.agentvm.protocol.MountSpec;
 import java.io.IOException;
 import java.io.InputStream;
@@ -21,11 +24,9 @@ import java.nio.file.attribute.UserDefinedFileAttributeView;
 import java.nio.file.attribute.UserPrincipal;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
@@ -85,9 +86,17 @@ public final class FilesystemShare implements AutoCloseable {
     this.root = root;
   }
 
-  /** A new workspace under {@code <state dir>/workspaces/<id>}. */
+  /**
+   * Where workspaces live by default: {@code <state dir>/workspaces} (the state directory is {@code
+   * /var/lib/agent-vm} for root; see docs/configuration.md).
+   */
+  public static Path defaultRoot() {
+    return AgentVmPaths.stateRoot().resolve("workspaces");
+  }
+
+  /** A new workspace under {@link #defaultRoot()}{@code /<id>}. */
   public static FilesystemShare create(String id) {
-    return create(AgentVmPaths.stateRoot().resolve("workspaces"), id);
+    return create(defaultRoot(), id);
   }
 
   /**
@@ -137,8 +146,7 @@ public final class FilesystemShare implements AutoCloseable {
   }
 
   private static String qemuUser() {
-    String env = System.getenv("AGENTVM_QEMU_USER");
-    return env != null && !env.isBlank() ? env : DEFAULT_QEMU_USER;
+    return Setting.QEMU_USER.valueOr(DEFAULT_QEMU_USER);
   }
 
   public Path root() {
@@ -333,12 +341,7 @@ public final class FilesystemShare implements AutoCloseable {
 
   private static ExtractedOutput.File copy(Path from, Path to, String rel, OutputLimits limits)
       throws IOException {
-    MessageDigest md;
-    try {
-      md = MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    MessageDigest md = Hashing.sha256();
     long n;
     // NOFOLLOW: the entry was a regular file when scanned; refuse if it became a link since
     try (InputStream in = Files.newInputStream(from, LinkOption.NOFOLLOW_LINKS);
@@ -351,7 +354,7 @@ public final class FilesystemShare implements AutoCloseable {
       throw new OutputLimitException(
           "output file " + rel + " grew past the limit while it was copied; nothing was extracted");
     }
-    return new ExtractedOutput.File(rel, n, HexFormat.of().formatHex(md.digest()));
+    return new ExtractedOutput.File(rel, n, Hashing.hex(md.digest()));
   }
 
   /**

@@ -1,6 +1,5 @@
 package dev.agentvm.storage;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.ShareAttachment;
@@ -10,6 +9,8 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.Trees;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

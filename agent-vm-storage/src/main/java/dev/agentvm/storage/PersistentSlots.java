@@ -1,8 +1,9 @@
 package dev.agentvm.storage;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.Reaper;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.ProcessOwners;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
@@ -173,7 +174,7 @@ public final class PersistentSlots {
           if (System.nanoTime() > deadline) {
             String[] h = holderOf(holderFile);
             throw new SlotBusyException(
-                name, h[0] + " (task " + h[1] + ")", h[0].isEmpty() || Reaper.ownerAlive(h[0]));
+                name, h[0] + " (task " + h[1] + ")", h[0].isEmpty() || ProcessOwners.isAlive(h[0]));
           }
           try {
             Thread.sleep(100);

@@ -9,18 +9,16 @@ import dev.agentvm.core.NoSuchVmException;
 import dev.agentvm.core.SnapshotException;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMState;
+import dev.agentvm.internal.Hashing;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.regex.Pattern;
@@ -260,12 +258,7 @@ public final class SnapshotManager {
         vm.domain()
             .inactiveXml()
             .replaceAll("<agentvm:vm\\b[^>]*/>|<agentvm:vm\\b.*?</agentvm:vm>", "");
-    try {
-      MessageDigest md = MessageDigest.getInstance("SHA-256");
-      return HexFormat.of().formatHex(md.digest(xml.getBytes(StandardCharsets.UTF_8)));
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    return Hashing.sha256Hex(xml.getBytes(StandardCharsets.UTF_8));
   }
 
   private Optional<String> current() {

@@ -1,9 +1,11 @@
 package dev.agentvm.storage;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.Reaper;
 import dev.agentvm.core.spi.OrphanReaper;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.ProcessOwners;
+import dev.agentvm.internal.Trees;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -43,7 +45,7 @@ public final class StorageReaper implements OrphanReaper {
       try (Stream<Path> dirs = Files.list(root)) {
         for (Path dir : dirs.filter(Files::isDirectory).toList()) {
           String owner = Owners.of(dir).orElse(null);
-          if (owner == null || Reaper.ownerAlive(owner)) {
+          if (owner == null || ProcessOwners.isAlive(owner)) {
             continue; // not ours to judge, or its owner still runs
           }
           String used = dir.toString() + "/";
@@ -76,7 +78,7 @@ public final class StorageReaper implements OrphanReaper {
       for (Path holder :
           files.filter(p -> p.getFileName().toString().endsWith(PersistentSlots.HOLDER)).toList()) {
         String owner = PersistentSlots.holderOf(holder)[0];
-        if (owner.isEmpty() || Reaper.ownerAlive(owner)) {
+        if (owner.isEmpty() || ProcessOwners.isAlive(owner)) {
           continue;
         }
         String name = holder.getFileName().toString();

@@ -1,6 +1,7 @@
 /**
- * Storage: qcow2 overlays, {@code SnapshotManager} and virtio-9p {@code FilesystemShare}. Empty
- * until the storage issue lands: the module exists so that the dependency direction (storage ->
- * core) is fixed from the start.
+ * Storage: qcow2 overlays and ext4 images ({@link dev.agentvm.storage.DiskImages}), snapshots
+ * ({@link dev.agentvm.storage.SnapshotManager}), memory-image clones ({@link
+ * dev.agentvm.storage.MemoryImage}), 9p workspaces ({@link dev.agentvm.storage.FilesystemShare})
+ * and persistent slots.
  */
 package dev.agentvm.storage;

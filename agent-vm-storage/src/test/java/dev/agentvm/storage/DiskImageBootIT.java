@@ -3,7 +3,6 @@ package dev.agentvm.storage;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.BootSource;
 import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.RealLibvirtTest;
@@ -14,8 +13,9 @@ import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
-import dev.agentvm.guest.image.MicroImage;
-import dev.agentvm.guest.image.MicroImageBuilder;
+import dev.agentvm.image.MicroImage;
+import dev.agentvm.image.MicroImageBuilder;
+import dev.agentvm.internal.AgentVmPaths;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,7 +36,7 @@ class DiskImageBootIT extends RealLibvirtTest {
     Path unit =
         Path.of(
                 "..",
-                "agent-vm-guest/src/main/resources/dev/agentvm/guest/systemd/agentvm-agent.service")
+                "agent-vm-image/src/main/resources/dev/agentvm/image/systemd/agentvm-agent.service")
             .toAbsolutePath()
             .normalize();
     MessageDigest md = MessageDigest.getInstance("SHA-256");

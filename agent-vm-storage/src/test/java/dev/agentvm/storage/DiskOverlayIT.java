@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.RealLibvirtTest;
 import dev.agentvm.core.TestVms;
@@ -13,6 +12,8 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.Trees;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.RealLibvirtTest;
 import dev.agentvm.core.ShareAttachment;
 import dev.agentvm.core.SnapshotException;
@@ -17,6 +16,8 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.Trees;
 import dev.agentvm.protocol.MountSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,17 +1,17 @@
 package dev.agentvm.examples;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.execution.AgentExecutor;
 import dev.agentvm.execution.ColdBootVmFactory;
 import dev.agentvm.execution.GuestImages;
 import dev.agentvm.execution.PoolConfig;
 import dev.agentvm.execution.VMPool;
-import dev.agentvm.execution.git.GitTask;
-import dev.agentvm.execution.git.GitTaskResult;
-import dev.agentvm.execution.git.GitTaskRunner;
-import dev.agentvm.guest.image.MicroImage;
-import dev.agentvm.guest.image.MicroImageBuilder;
+import dev.agentvm.git.GitTask;
+import dev.agentvm.git.GitTaskResult;
+import dev.agentvm.git.GitTaskRunner;
+import dev.agentvm.image.MicroImage;
+import dev.agentvm.image.MicroImageBuilder;
+import dev.agentvm.storage.FilesystemShare;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -66,7 +66,7 @@ public final class GitAgentTask {
                   new ColdBootVmFactory(
                       conn,
                       GuestImages.template(name, image).build(),
-                      AgentVmPaths.stateRoot().resolve("workspaces"),
+                      FilesystemShare.defaultRoot(),
                       Duration.ofMinutes(2),
                       Duration.ZERO),
                   PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(name + "-"));

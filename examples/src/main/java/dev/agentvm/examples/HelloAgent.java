@@ -1,6 +1,5 @@
 package dev.agentvm.examples;
 
-import dev.agentvm.core.AgentVmPaths;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.execution.AgentExecutor;
 import dev.agentvm.execution.ColdBootVmFactory;
@@ -8,6 +7,7 @@ import dev.agentvm.execution.ExecutionRequest;
 import dev.agentvm.execution.ExecutionResult;
 import dev.agentvm.execution.PoolConfig;
 import dev.agentvm.execution.VMPool;
+import dev.agentvm.storage.FilesystemShare;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,7 +28,7 @@ public final class HelloAgent {
                 new ColdBootVmFactory(
                     conn,
                     Images.microTemplate("hello-agent"),
-                    AgentVmPaths.stateRoot().resolve("workspaces"),
+                    FilesystemShare.defaultRoot(),
                     Duration.ofMinutes(2),
                     Duration.ZERO),
                 PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix("agentvm-hello-agent-"));

@@ -2,8 +2,8 @@ package dev.agentvm.examples;
 
 import dev.agentvm.core.BootSource;
 import dev.agentvm.core.VMTemplate;
-import dev.agentvm.guest.image.MicroImage;
-import dev.agentvm.guest.image.MicroImageBuilder;
+import dev.agentvm.image.MicroImage;
+import dev.agentvm.image.MicroImageBuilder;
 import java.io.IOException;
 import java.util.UUID;
 

@@ -1,5 +1,6 @@
 package dev.agentvm.core.agent;
 
+import dev.agentvm.internal.Hashing;
 import dev.agentvm.protocol.ErrorPayload;
 import dev.agentvm.protocol.ExecSpec;
 import dev.agentvm.protocol.ExitStatus;
@@ -25,10 +26,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.Arrays;
-import java.util.HexFormat;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -434,7 +433,7 @@ public final class AgentClient implements AutoCloseable {
     Path tmp = Files.createTempFile(dir, "." + local.getFileName(), ".part");
     FileChannel ch =
         FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
-    MessageDigest sha = sha256Digest();
+    MessageDigest sha = Hashing.sha256();
     long limit = maxFileBytes;
     CompletableFuture<FileHeader> done = new CompletableFuture<>();
     int id = -1;
@@ -468,7 +467,7 @@ public final class AgentClient implements AutoCloseable {
                     }
                     if (t == MessageType.GET_FILE) {
                       FileHeader h = FileHeader.decode(f.payload());
-                      String got = HexFormat.of().formatHex(sha.digest());
+                      String got = Hashing.hex(sha.digest());
                       if (h.size() != received || !h.sha256().equalsIgnoreCase(got)) {
                         done.completeExceptionally(
                             new AgentException(
@@ -681,7 +680,7 @@ public final class AgentClient implements AutoCloseable {
   }
 
   private static String sha256(Path file) throws IOException {
-    MessageDigest d = sha256Digest();
+    MessageDigest d = Hashing.sha256();
     try (InputStream in = Files.newInputStream(file)) {
       byte[] b = new byte[1 << 16];
       int n;
@@ -689,15 +688,7 @@ public final class AgentClient implements AutoCloseable {
         d.update(b, 0, n);
       }
     }
-    return HexFormat.of().formatHex(d.digest());
-  }
-
-  private static MessageDigest sha256Digest() {
-    try {
-      return MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    return Hashing.hex(d.digest());
   }
 
   private static void sleep(long ms) throws AgentException {

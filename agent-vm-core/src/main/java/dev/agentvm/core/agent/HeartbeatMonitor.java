@@ -1,5 +1,6 @@
 package dev.agentvm.core.agent;
 
+import dev.agentvm.internal.Threads;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.List;
@@ -77,12 +78,7 @@ public final class HeartbeatMonitor implements AutoCloseable {
     this.agent = agent;
     this.settings = settings;
     this.timer =
-        Executors.newSingleThreadScheduledExecutor(
-            r -> {
-              Thread t = new Thread(r, "agentvm-heartbeat");
-              t.setDaemon(true);
-              return t;
-            });
+        Executors.newSingleThreadScheduledExecutor(Threads.namedDaemons("agentvm-heartbeat"));
   }
 
   public static HeartbeatMonitor start(AgentClient agent, Settings settings, Listener listener) {

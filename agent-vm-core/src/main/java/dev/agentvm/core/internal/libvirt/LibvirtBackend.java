@@ -8,6 +8,7 @@ import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.DomainLifecycleListener;
 import dev.agentvm.core.spi.DomainStatus;
 import dev.agentvm.core.spi.HypervisorBackend;
+import dev.agentvm.internal.FileLocks;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -190,10 +191,6 @@ public final class LibvirtBackend implements HypervisorBackend {
     }
   }
 
-  /** Serialises restores of one image within this JVM; the file lock does across processes. */
-  private static final java.util.concurrent.ConcurrentHashMap<java.nio.file.Path, Object>
-      IMAGE_LOCKS = new java.util.concurrent.ConcurrentHashMap<>();
-
   /**
    * {@inheritDoc}
    *
@@ -209,26 +206,24 @@ public final class LibvirtBackend implements HypervisorBackend {
     java.nio.file.Path key = file.toAbsolutePath().normalize();
     java.nio.file.Path lockFile = key.resolveSibling(key.getFileName() + ".lock");
     String xml;
-    synchronized (IMAGE_LOCKS.computeIfAbsent(key, k -> new Object())) {
-      try (java.nio.channels.FileChannel lock =
-              java.nio.channels.FileChannel.open(
-                  lockFile,
-                  java.nio.file.StandardOpenOption.CREATE,
-                  java.nio.file.StandardOpenOption.WRITE);
-          java.nio.channels.FileLock ignored = lock.lock()) {
-        String saved = savedImageXml(key);
-        String edited = edit == null ? null : edit.apply(saved);
-        xml = edited == null ? saved : edited;
-        if (edited != null && !edited.equals(saved)) {
-          SaveImageHeader.rewriteXml(key, edited);
-        }
-        if (lib.virDomainRestoreFlags(conn.pointer(), key.toString(), null, 0) != 0) {
-          throw new HypervisorException(
-              "restore from " + key + " failed: " + lib.virGetLastErrorMessage(), null);
-        }
-      } catch (java.io.IOException e) {
-        throw new HypervisorException("locking " + lockFile + ": " + e, e);
-      }
+    try {
+      xml =
+          FileLocks.withLock(
+              lockFile,
+              () -> {
+                String saved = savedImageXml(key);
+                String edited = edit == null ? null : edit.apply(saved);
+                if (edited != null && !edited.equals(saved)) {
+                  SaveImageHeader.rewriteXml(key, edited);
+                }
+                if (lib.virDomainRestoreFlags(conn.pointer(), key.toString(), null, 0) != 0) {
+                  throw new HypervisorException(
+                      "restore from " + key + " failed: " + lib.virGetLastErrorMessage(), null);
+                }
+                return edited == null ? saved : edited;
+              });
+    } catch (java.io.IOException e) {
+      throw new HypervisorException("locking " + lockFile + ": " + e, e);
     }
     String name = xml.replaceAll("(?s).*?<name>([^<]*)</name>.*", "$1");
     return lookup(name)

@@ -1,0 +1,220 @@
+package dev.agentvm.git;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The host side of a git task: git commands on the host repository. The repository's work tree,
+ * index and HEAD are never touched; only objects are added and one branch is moved, by
+ * compare-and-swap.
+ */
+final class HostGit {
+  private static final Duration TIMEOUT = Duration.ofMinutes(5);
+
+  /** The result of one git command. */
+  record Out(int exit, String stdout, String stderr) {}
+
+  /** A git command that failed. */
+  static final class GitCommandException extends IOException {
+    GitCommandException(String message) {
+      super(message);
+    }
+  }
+
+  private final Path repo;
+  private final Path commonDir;
+
+  private HostGit(Path repo, Path commonDir) {
+    this.repo = repo;
+    this.commonDir = commonDir;
+  }
+
+  /** Opens {@code repo}; fails if it is not a git repository. */
+  static HostGit open(Path repo) throws IOException {
+    if (!Files.isDirectory(repo)) {
+      throw new GitCommandException(repo + " is not a directory");
+    }
+    Out o = git(repo, Map.of(), "rev-parse", "--path-format=absolute", "--git-common-dir");
+    if (o.exit() != 0) {
+      throw new GitCommandException(repo + " is not a git repository: " + o.stderr().trim());
+    }
+    return new HostGit(repo, Path.of(o.stdout().trim()).toRealPath());
+  }
+
+  /** The repository's git directory (shared by its worktrees): the key for locking. */
+  Path commonDir() {
+    return commonDir;
+  }
+
+  /** The commit {@code ref} names. */
+  String commit(String ref) throws IOException {
+    Out o =
+        git(repo, Map.of(), "rev-parse", "--verify", "-q", "--end-of-options", ref + "^{commit}");
+    if (o.exit() != 0) {
+      throw new GitCommandException("no commit '" + ref + "' in " + repo);
+    }
+    return o.stdout().trim();
+  }
+
+  /** The commit a branch points to, or null if there is no such branch. */
+  String branchTip(String branch) throws IOException {
+    Out o = git(repo, Map.of(), "rev-parse", "--verify", "-q", "refs/heads/" + branch);
+    return o.exit() == 0 ? o.stdout().trim() : null;
+  }
+
+  String tree(String commit) throws IOException {
+    return ok("rev-parse", "--verify", commit + "^{tree}").trim();
+  }
+
+  static boolean validBranchName(String branch) throws IOException {
+    return git(Path.of("/"), Map.of(), "check-ref-format", "refs/heads/" + branch).exit() == 0;
+  }
+
+  /**
+   * A bundle of {@code commit}'s history, made through a throwaway repository that borrows the
+   * objects (alternates): the host repository gets no ref for it.
+   */
+  Path bundle(String commit, Path scratch) throws IOException {
+    Path tmp = scratch.resolve("bundle-repo.git");
+    ok(scratch, "init", "-q", "--bare", tmp.toString());
+    Files.writeString(tmp.resolve("objects/info/alternates"), commonDir.resolve("objects") + "\n");
+    Path out = scratch.resolve("base.bundle");
+    ok(tmp, "update-ref", "refs/heads/base", commit);
+    ok(tmp, "bundle", "create", "-q", out.toString(), "refs/heads/base");
+    return out;
+  }
+
+  /**
+   * Fetches the objects of a bundle the guest made, each checked ({@code transfer.fsckObjects}),
+   * and returns the commit its one ref names. No ref of the host is written.
+   */
+  String fetchBundle(Path bundle) throws IOException {
+    String heads = ok("bundle", "list-heads", bundle.toString());
+    List<String> lines = heads.lines().filter(l -> !l.isBlank()).toList();
+    if (lines.size() != 1 || !lines.get(0).endsWith(" refs/agentvm/result")) {
+      throw new GitCommandException("the guest's bundle has unexpected refs: " + heads.trim());
+    }
+    String sha = lines.get(0).split(" ")[0];
+    ok(
+        "-c",
+        "transfer.fsckObjects=true",
+        "fetch",
+        "-q",
+        "--no-tags",
+        "--no-write-fetch-head",
+        bundle.toString(),
+        "refs/agentvm/result");
+    ok("cat-file", "-e", sha + "^{commit}");
+    return sha;
+  }
+
+  boolean isAncestor(String older, String newer) throws IOException {
+    Out o = git(repo, Map.of(), "merge-base", "--is-ancestor", older, newer);
+    if (o.exit() > 1) {
+      throw new GitCommandException("git merge-base failed: " + o.stderr().trim());
+    }
+    return o.exit() == 0;
+  }
+
+  /**
+   * Moves (or creates, when {@code expected} is null) a branch only if it still points to {@code
+   * expected}: a concurrent change is an error, not overwritten.
+   */
+  void updateBranch(String branch, String to, String expected, String message) throws IOException {
+    String old = expected != null ? expected : "0".repeat(to.length());
+    Out o = git(repo, Map.of(), "update-ref", "-m", message, "refs/heads/" + branch, to, old);
+    if (o.exit() != 0) {
+      throw new GitCommandException(
+          "branch " + branch + " changed while the task ran: " + o.stderr().trim());
+    }
+  }
+
+  /** A merge: either the merge commit, or the conflicting paths (and no commit). */
+  record Merge(String commit, List<String> conflicts) {}
+
+  Merge merge(String ours, String theirs, String message, String name, String email)
+      throws IOException {
+    Out o =
+        git(
+            repo,
+            Map.of(),
+            "merge-tree",
+            "--write-tree",
+            "--name-only",
+            "--no-messages",
+            ours,
+            theirs);
+    List<String> lines = o.stdout().lines().toList();
+    if (o.exit() == 1) {
+      return new Merge(null, lines.subList(1, lines.size()).stream().distinct().toList());
+    }
+    if (o.exit() != 0 || lines.isEmpty()) {
+      throw new GitCommandException("git merge-tree failed: " + o.stderr().trim());
+    }
+    Map<String, String> who =
+        Map.of(
+            "GIT_AUTHOR_NAME", name,
+            "GIT_AUTHOR_EMAIL", email,
+            "GIT_COMMITTER_NAME", name,
+            "GIT_COMMITTER_EMAIL", email);
+    Out c = git(repo, who, "commit-tree", lines.get(0), "-p", ours, "-p", theirs, "-m", message);
+    if (c.exit() != 0) {
+      throw new GitCommandException("git commit-tree failed: " + c.stderr().trim());
+    }
+    return new Merge(c.stdout().trim(), List.of());
+  }
+
+  private String ok(String... args) throws IOException {
+    return ok(repo, args);
+  }
+
+  private static String ok(Path dir, String... args) throws IOException {
+    Out o = git(dir, Map.of(), args);
+    if (o.exit() != 0) {
+      throw new GitCommandException(
+          "git " + String.join(" ", args) + " failed (" + o.exit() + "): " + o.stderr().trim());
+    }
+    return o.stdout();
+  }
+
+  static Out git(Path dir, Map<String, String> env, String... args) throws IOException {
+    List<String> cmd = new ArrayList<>(List.of("git"));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile());
+    pb.environment().put("GIT_TERMINAL_PROMPT", "0");
+    pb.environment().put("LC_ALL", "C");
+    pb.environment().putAll(env);
+    Path err = Files.createTempFile("agentvm-git-", ".err");
+    try {
+      pb.redirectError(err.toFile());
+      Process p;
+      try {
+        p = pb.start();
+      } catch (IOException e) {
+        throw new GitCommandException("cannot run git (is it installed?): " + e.getMessage());
+      }
+      p.getOutputStream().close();
+      byte[] out = p.getInputStream().readAllBytes();
+      if (!p.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+        p.destroyForcibly();
+        throw new GitCommandException("git " + args[0] + " did not finish in " + TIMEOUT);
+      }
+      return new Out(
+          p.exitValue(),
+          new String(out, StandardCharsets.UTF_8),
+          Files.readString(err, StandardCharsets.UTF_8));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new GitCommandException("interrupted while running git " + args[0]);
+    } finally {
+      Files.deleteIfExists(err);
+    }
+  }
+}

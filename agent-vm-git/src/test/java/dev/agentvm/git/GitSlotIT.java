@@ -1,0 +1,194 @@
+package dev.agentvm.git;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.RealLibvirtTest;
+import dev.agentvm.core.TestVms;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.execution.AgentExecutor;
+import dev.agentvm.execution.ColdBootVmFactory;
+import dev.agentvm.execution.GuestImages;
+import dev.agentvm.execution.PoolConfig;
+import dev.agentvm.execution.VMPool;
+import dev.agentvm.image.MicroImage;
+import dev.agentvm.image.MicroImageBuilder;
+import dev.agentvm.storage.FilesystemShare;
+import dev.agentvm.storage.PersistentSlots;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Persistent slots on real VMs: kept across tasks, one holder at a time, freed after a crash. */
+class GitSlotIT extends RealLibvirtTest {
+  private static VMTemplate template;
+  private static VMPool unusedPool;
+  private static AgentExecutor unusedExecutor;
+  private static final PersistentSlots slots = PersistentSlots.atDefaultRoot();
+  @TempDir static Path tmp;
+
+  @BeforeAll
+  static void setUp() throws Exception {
+    MicroImage image = MicroImageBuilder.create().packages(MicroImage.PYTHON_GIT).build();
+    template = GuestImages.template(TestVms.name("gitslot"), image).build();
+    // slot tasks boot VMs of their own; the runner still wants an executor for the others
+    unusedPool =
+        VMPool.start(
+            new ColdBootVmFactory(
+                conn,
+                template,
+                FilesystemShare.defaultRoot(),
+                Duration.ofMinutes(1),
+                Duration.ZERO),
+            PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(TestVms.PREFIX + "unused-"));
+    unusedExecutor = AgentExecutor.builder(unusedPool).build();
+  }
+
+  @AfterAll
+  static void tearDown() {
+    if (unusedExecutor != null) {
+      unusedExecutor.close();
+    }
+    if (unusedPool != null) {
+      unusedPool.close();
+    }
+  }
+
+  private static GitTaskRunner runner() {
+    return GitTaskRunner.builder(unusedExecutor)
+        .slots(conn, template, slots)
+        .slotWait(Duration.ofSeconds(1))
+        .workRoot(tmp.resolve("git-work"))
+        .build();
+  }
+
+  @Test
+  void aSlotKeepsItsFilesAcrossTasksAndHasOneHolderAtATime() throws Exception {
+    Path repo = GitTaskIT.newRepo(tmp.resolve("repo-slot"));
+    String slot = "test-" + UUID.randomUUID().toString().substring(0, 8);
+    try (GitTaskRunner r = runner()) {
+      GitTaskResult first =
+          r.run(
+              GitTask.builder(repo, "main")
+                  .slot(slot, 64L << 20)
+                  .command("echo cached-by-task-1 > /slots/" + slot + "/cache.txt")
+                  .timeout(Duration.ofSeconds(60))
+                  .build());
+      assertEquals(GitTaskResult.Outcome.NO_CHANGES, first.outcome());
+
+      try (PersistentSlots.Slot held = slots.acquire(slot, 64L << 20, "the test", Duration.ZERO)) {
+        GitTaskException busy =
+            assertThrows(
+                GitTaskException.class,
+                () ->
+                    r.run(
+                        GitTask.builder(repo, "main")
+                            .slot(slot, 64L << 20)
+                            .command("true")
+                            .build()));
+        assertEquals(GitTaskException.Reason.SLOT_BUSY, busy.reason());
+        assertTrue(busy.getMessage().contains("the test"), busy.getMessage());
+      }
+
+      GitTaskResult second =
+          r.run(
+              GitTask.builder(repo, "main")
+                  .id("slot-read")
+                  .slot(slot, 64L << 20)
+                  .command(
+                      "cp /slots/"
+                          + slot
+                          + "/cache.txt . && git add cache.txt"
+                          + " && git commit -qm 'from the slot'")
+                  .timeout(Duration.ofSeconds(60))
+                  .build());
+      assertEquals(GitTaskResult.Outcome.CREATED, second.outcome());
+      assertEquals("cached-by-task-1", GitTaskIT.git(repo, "show", "agent/slot-read:cache.txt"));
+    } finally {
+      slots.delete(slot);
+    }
+  }
+
+  @Test
+  void aSlotHeldByAKilledTaskIsReleasedOnTheNextStart() throws Exception {
+    Path repo = GitTaskIT.newRepo(tmp.resolve("repo-killed"));
+    String slot = "test-" + UUID.randomUUID().toString().substring(0, 8);
+    Process child =
+        TestVms.startJvm(SlotHolderMain.class, TestVms.name("gitkill"), slot, repo.toString());
+    try {
+      waitForMarker(child);
+      child.destroyForcibly(); // SIGKILL: no shutdown hook, no finally
+      assertTrue(child.waitFor(30, TimeUnit.SECONDS));
+      PersistentSlots.SlotBusyException stale =
+          assertThrows(
+              PersistentSlots.SlotBusyException.class,
+              () -> slots.acquire(slot, 64L << 20, "too early", Duration.ZERO));
+      assertTrue(stale.getMessage().contains("gone"), stale.getMessage());
+
+      // the next start: opening a connection runs the reaper (its VM, then the holder file)
+      LibvirtConnection.open().close();
+
+      try (GitTaskRunner r = runner()) {
+        GitTaskResult res =
+            r.run(
+                GitTask.builder(repo, "main")
+                    .id("after-kill")
+                    .slot(slot, 64L << 20)
+                    .command(
+                        "cp /slots/"
+                            + slot
+                            + "/marker . && git add marker"
+                            + " && git commit -qm 'what the killed task left'")
+                    .timeout(Duration.ofSeconds(60))
+                    .build());
+        assertEquals(GitTaskResult.Outcome.CREATED, res.outcome());
+        assertEquals(
+            "written-by-the-killed-task", GitTaskIT.git(repo, "show", "agent/after-kill:marker"));
+      }
+      assertFalse(Files.exists(slots.root().resolve(slot + ".holder")), "no holder left");
+    } finally {
+      child.destroyForcibly();
+      slots.delete(slot);
+    }
+  }
+
+  private static void waitForMarker(Process child) throws Exception {
+    Path root = FilesystemShare.defaultRoot();
+    StringBuilder out = new StringBuilder();
+    Thread drain =
+        new Thread(
+            () -> {
+              try {
+                out.append(new String(child.getInputStream().readAllBytes()));
+              } catch (java.io.IOException ignored) {
+                // the child was killed
+              }
+            });
+    drain.setDaemon(true);
+    drain.start();
+    for (int i = 0; i < 1800; i++) {
+      if (Files.isDirectory(root)) {
+        try (Stream<Path> s = Files.list(root)) {
+          if (s.anyMatch(ws -> Files.exists(ws.resolve("output/slot-marked")))) {
+            return;
+          }
+        }
+      }
+      if (!child.isAlive()) {
+        throw new AssertionError("the child ended early:\n" + out);
+      }
+      Thread.sleep(100);
+    }
+    throw new AssertionError("the child's agent never marked the slot:\n" + out);
+  }
+}

@@ -1,0 +1,499 @@
+package dev.agentvm.git;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.RealLibvirtTest;
+import dev.agentvm.core.TestVms;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.execution.AgentExecutor;
+import dev.agentvm.execution.CloneVmFactory;
+import dev.agentvm.execution.ExecutionRequest;
+import dev.agentvm.execution.ExecutionResult;
+import dev.agentvm.execution.GuestImages;
+import dev.agentvm.execution.JsonLinesAuditLog;
+import dev.agentvm.execution.PoolConfig;
+import dev.agentvm.execution.VMPool;
+import dev.agentvm.image.MicroImage;
+import dev.agentvm.image.MicroImageBuilder;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.storage.FilesystemShare;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Git tasks on real VMs of the python3 + git flavour, cloned from one memory image. */
+class GitTaskIT extends RealLibvirtTest {
+  static MicroImage image;
+  static VMTemplate template;
+  private static CloneVmFactory factory;
+  private static VMPool pool;
+  private static AgentExecutor executor;
+  private static JsonLinesAuditLog audit;
+  @TempDir static Path tmp;
+
+  /** An agent that appends a line to notes.txt and commits it with git, from Python. */
+  static final String COMMITTING_AGENT =
+      String.join(
+          "\n",
+          "import os, subprocess, sys",
+          "name = sys.argv[1] if len(sys.argv) > 1 else 'notes.txt'",
+          "with open(name, 'a') as f:",
+          "    f.write('written by a python agent in the guest\\n')",
+          "subprocess.run(['git', 'add', name], check=True)",
+          "subprocess.run(['git', 'commit', '-q', '-m', 'agent: update ' + name], check=True)",
+          "tree = subprocess.run(['git', 'rev-parse', 'HEAD^{tree}'], check=True,",
+          "    capture_output=True, text=True).stdout.strip()",
+          "print('guest tree', tree)",
+          "");
+
+  @BeforeAll
+  static void startPool() throws IOException {
+    image = MicroImageBuilder.create().packages(MicroImage.PYTHON_GIT).build();
+    template = GuestImages.template(TestVms.name("gittmpl"), image).build();
+    factory = CloneVmFactory.capture(conn, template, Duration.ofMinutes(3));
+    pool =
+        VMPool.start(
+            factory, PoolConfig.DEFAULT.withSize(1, 3).withNamePrefix(TestVms.PREFIX + "git-"));
+    audit = JsonLinesAuditLog.open(tmp.resolve("audit.jsonl"));
+    executor =
+        AgentExecutor.builder(pool)
+            .auditLog(audit)
+            .outputRoot(tmp.resolve("outputs"))
+            .acquireTimeout(Duration.ofMinutes(3))
+            .build();
+  }
+
+  @AfterAll
+  static void stopPool() throws Exception {
+    if (executor != null) {
+      executor.close();
+    }
+    if (pool != null) {
+      pool.close();
+    }
+    if (factory != null) {
+      factory.close();
+    }
+    if (audit != null) {
+      audit.close();
+    }
+  }
+
+  @Override
+  public void noTestDomainsLeft() {
+    // the pool lives for the class; RealLibvirtTest checks at the end
+  }
+
+  static Path newRepo(Path dir) throws IOException {
+    Files.createDirectories(dir);
+    git(dir, "init", "-q", "-b", "main");
+    Files.writeString(dir.resolve("notes.txt"), "first line\n");
+    Files.writeString(dir.resolve("README"), "a repository for agents\n");
+    git(dir, "add", ".");
+    git(dir, "-c", "user.name=host", "-c", "user.email=host@x", "commit", "-q", "-m", "init");
+    return dir;
+  }
+
+  static String git(Path dir, String... args) throws IOException {
+    HostGit.Out o = HostGit.git(dir, java.util.Map.of(), args);
+    if (o.exit() != 0) {
+      throw new IOException("git " + List.of(args) + ": " + o.stderr());
+    }
+    return o.stdout().trim();
+  }
+
+  private GitTaskRunner.Builder runner() {
+    return GitTaskRunner.builder(executor).workRoot(tmp.resolve("git-work"));
+  }
+
+  @Test
+  void theFlavourRunsPythonAndGitFromItsReadOnlyUsr() {
+    ExecutionResult r =
+        executor.execute(
+            ExecutionRequest.script(
+                    "#!/usr/bin/env python3\n"
+                        + "import json, sqlite3, subprocess, sys\n"
+                        + "print(json.dumps({'py': sys.version.split()[0]}))\n"
+                        + "print(subprocess.run(['git', '--version'], capture_output=True,"
+                        + " text=True).stdout.strip())\n"
+                        + "try:\n    open('/usr/x', 'w')\nexcept OSError as e:\n"
+                        + "    print('usr read-only:', e.errno == 30)\n",
+                    "python3")
+                .timeout(Duration.ofSeconds(60))
+                .build());
+    assertEquals(0, r.exitCode(), r.stderrText());
+    assertTrue(r.stdoutText().contains("{\"py\": \"3."), r.stdoutText());
+    assertTrue(r.stdoutText().contains("git version 2."), r.stdoutText());
+    assertTrue(r.stdoutText().contains("usr read-only: True"), r.stdoutText());
+
+    // seed 003's executor: the code as input/agent.py, run by python3 in the work directory
+    ExecutionResult seed =
+        executor.execute(
+            ExecutionRequest.python("import os\nprint('test', os.getcwd())")
+                .timeout(Duration.ofSeconds(60))
+                .build());
+    assertEquals(0, seed.exitCode(), seed.stderrText());
+    assertEquals("test /workspace/work\n", seed.stdoutText());
+  }
+
+  @Test
+  void aFailedCaptureLeavesNoImageDirectoryBehind() {
+    VMTemplate bad =
+        GuestImages.template(TestVms.name("badcapture"), image)
+            .disk(
+                dev.agentvm.core.DiskAttachment.qcow2(
+                    tmp.resolve("elsewhere.qcow2"), "vdb", "/data"))
+            .build();
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> CloneVmFactory.capture(conn, bad, Duration.ofSeconds(30)));
+    assertFalse(Files.exists(AgentVmPaths.stateRoot().resolve("images").resolve(bad.name())));
+  }
+
+  @Test
+  void aPythonAgentsCommitArrivesAsABranchWithTheSameTree() throws Exception {
+    Path repo = newRepo(tmp.resolve("repo-commit"));
+    String headBefore = git(repo, "rev-parse", "HEAD");
+    List<String> events = new CopyOnWriteArrayList<>();
+    try (GitTaskRunner r =
+        runner()
+            .listener(
+                new GitTaskListener() {
+                  @Override
+                  public void started(String id, String branch) {
+                    events.add(
+                        "started " + id + " " + branch + " " + Thread.currentThread().getName());
+                  }
+
+                  @Override
+                  public void completed(GitTaskResult res) {
+                    events.add("completed " + res.taskId() + " " + res.branch());
+                  }
+                })
+            .build()) {
+      GitTaskResult res =
+          r.run(
+              GitTask.builder(repo, "main")
+                  .id("commit1")
+                  .file("agent.py", COMMITTING_AGENT.getBytes(StandardCharsets.UTF_8))
+                  .command("python3 /workspace/input/agent.py")
+                  .timeout(Duration.ofSeconds(120))
+                  .build());
+      assertEquals(GitTaskResult.Outcome.CREATED, res.outcome());
+      assertEquals("agent/commit1", res.branch());
+      String hostTree = git(repo, "rev-parse", "agent/commit1^{tree}");
+      assertTrue(res.stdout().contains("guest tree " + hostTree), res.stdout());
+      assertEquals(hostTree, res.tree());
+      assertEquals(headBefore, git(repo, "rev-parse", "agent/commit1~1"));
+      assertTrue(
+          git(repo, "show", "agent/commit1:notes.txt").contains("written by a python agent"));
+      // the host's own branch, index and work tree are as they were
+      assertEquals(headBefore, git(repo, "rev-parse", "HEAD"));
+      assertEquals("", git(repo, "status", "--porcelain"));
+      for (int i = 0; i < 50 && events.size() < 2; i++) {
+        Thread.sleep(100);
+      }
+      assertTrue(
+          events.get(0).startsWith("started commit1 agent/commit1 agentvm-git-events"),
+          events.toString());
+      assertEquals("completed commit1 agent/commit1", events.get(1));
+    }
+  }
+
+  @Test
+  void aDirtyWorkTreeFailsTheTaskKeepsThePatchAndLeavesTheHostAlone() throws Exception {
+    Path repo = newRepo(tmp.resolve("repo-dirty"));
+    String refsBefore = git(repo, "for-each-ref");
+    List<String> failed = new CopyOnWriteArrayList<>();
+    try (GitTaskRunner r =
+        runner()
+            .listener(
+                new GitTaskListener() {
+                  @Override
+                  public void failed(String id, String branch, GitTaskException e) {
+                    failed.add(id + " " + branch + " " + e.reason());
+                  }
+                })
+            .build()) {
+      GitTaskException e =
+          assertThrows(
+              GitTaskException.class,
+              () ->
+                  r.run(
+                      GitTask.builder(repo, "main")
+                          .id("dirty1")
+                          .command(
+                              "echo 'an unsaved edit' >> notes.txt && echo new > untracked.txt")
+                          .timeout(Duration.ofSeconds(60))
+                          .build()));
+      assertEquals(GitTaskException.Reason.DIRTY_WORK_TREE, e.reason(), e.getMessage());
+      String patch = e.uncommittedPatch().orElseThrow();
+      assertTrue(patch.contains("+an unsaved edit"), patch);
+      assertTrue(patch.contains("untracked.txt"), patch);
+      assertEquals(refsBefore, git(repo, "for-each-ref"));
+      assertEquals("", git(repo, "status", "--porcelain"));
+      // the patch applies to the base: nothing is lost
+      Path check = tmp.resolve("dirty.patch");
+      Files.writeString(check, patch);
+      git(repo, "apply", "--check", check.toString());
+      for (int i = 0; i < 50 && failed.isEmpty(); i++) {
+        Thread.sleep(100);
+      }
+      assertEquals(List.of("dirty1 agent/dirty1 DIRTY_WORK_TREE"), failed);
+
+      GitTaskResult auto =
+          r.run(
+              GitTask.builder(repo, "main")
+                  .id("dirty2")
+                  .command("echo 'an unsaved edit' >> notes.txt")
+                  .onDirty(GitTask.DirtyPolicy.AUTO_COMMIT)
+                  .timeout(Duration.ofSeconds(60))
+                  .build());
+      assertEquals(GitTaskResult.Outcome.CREATED, auto.outcome());
+      assertTrue(auto.autoCommittedPatch().orElseThrow().contains("+an unsaved edit"));
+      assertTrue(git(repo, "show", "agent/dirty2:notes.txt").endsWith("an unsaved edit"));
+    }
+  }
+
+  @Test
+  void anExistingBranchIsNeverOverwrittenAndMergesReportConflicts() throws Exception {
+    Path repo = newRepo(tmp.resolve("repo-branch"));
+    // the branch exists with other work on it
+    git(repo, "branch", "agent/b1", "main");
+    git(repo, "checkout", "-q", "agent/b1");
+    Files.writeString(repo.resolve("notes.txt"), "a host edit\n");
+    git(repo, "-c", "user.name=h", "-c", "user.email=h@x", "commit", "-qam", "host edit");
+    git(repo, "checkout", "-q", "main");
+    String tip = git(repo, "rev-parse", "agent/b1");
+    try (GitTaskRunner r = runner().build()) {
+      GitTask.Builder conflicting =
+          GitTask.builder(repo, "main")
+              .id("b1")
+              .file("agent.py", COMMITTING_AGENT.getBytes(StandardCharsets.UTF_8))
+              .command("python3 /workspace/input/agent.py")
+              .timeout(Duration.ofSeconds(120));
+      GitTaskException diverged =
+          assertThrows(GitTaskException.class, () -> r.run(conflicting.build()));
+      assertEquals(GitTaskException.Reason.BRANCH_DIVERGED, diverged.reason());
+      assertEquals(tip, git(repo, "rev-parse", "agent/b1"));
+
+      GitTaskException conflict =
+          assertThrows(
+              GitTaskException.class, () -> r.run(conflicting.mergeIfDiverged(true).build()));
+      assertEquals(GitTaskException.Reason.MERGE_CONFLICT, conflict.reason());
+      assertEquals(List.of("notes.txt"), conflict.conflicts());
+      assertEquals(tip, git(repo, "rev-parse", "agent/b1"));
+
+      GitTaskResult merged =
+          r.run(
+              GitTask.builder(repo, "main")
+                  .id("b1")
+                  .file("agent.py", COMMITTING_AGENT.getBytes(StandardCharsets.UTF_8))
+                  .command("python3 /workspace/input/agent.py other.txt")
+                  .mergeIfDiverged(true)
+                  .timeout(Duration.ofSeconds(120))
+                  .build());
+      assertEquals(GitTaskResult.Outcome.MERGED, merged.outcome());
+      String now = merged.branchCommit().orElseThrow();
+      assertEquals(now, git(repo, "rev-parse", "agent/b1"));
+      assertEquals(tip, git(repo, "rev-parse", now + "^1"));
+      assertEquals(merged.agentCommit(), git(repo, "rev-parse", now + "^2"));
+      assertEquals("a host edit", git(repo, "show", now + ":notes.txt"));
+    }
+  }
+
+  @Test
+  void twoConcurrentTasksOnOneRepositoryMakeTwoBranchesWithoutCrossTalk() throws Exception {
+    Path repo = newRepo(tmp.resolve("repo-concurrent"));
+    try (GitTaskRunner r = runner().build()) {
+      CompletableFuture<GitTaskResult> a =
+          r.submit(
+              GitTask.builder(repo, "main")
+                  .id("conc-a")
+                  .command("echo A > a.txt && git add a.txt && git commit -qm 'task a' && sleep 1")
+                  .timeout(Duration.ofSeconds(120))
+                  .build());
+      CompletableFuture<GitTaskResult> b =
+          r.submit(
+              GitTask.builder(repo, "main")
+                  .id("conc-b")
+                  .command("echo B > b.txt && git add b.txt && git commit -qm 'task b' && sleep 1")
+                  .timeout(Duration.ofSeconds(120))
+                  .build());
+      GitTaskResult ra = a.get(5, TimeUnit.MINUTES);
+      GitTaskResult rb = b.get(5, TimeUnit.MINUTES);
+      assertFalse(ra.vm().equals(rb.vm()), "each task has its own VM");
+      assertEquals(
+          "a.txt\nREADME\nnotes.txt".lines().sorted().toList(), files(repo, "agent/conc-a"));
+      assertEquals(
+          "b.txt\nREADME\nnotes.txt".lines().sorted().toList(), files(repo, "agent/conc-b"));
+    }
+  }
+
+  private static List<String> files(Path repo, String rev) throws IOException {
+    return git(repo, "ls-tree", "--name-only", rev).lines().sorted().toList();
+  }
+
+  @Test
+  void secretsReachTheAgentAsEnvironmentOnlyAndAreRedacted() throws Exception {
+    Path repo = newRepo(tmp.resolve("repo-secret"));
+    String secret = "tok-" + Long.toHexString(System.nanoTime()) + "-zq";
+    Path go = tmp.resolve("secret-go");
+    try (GitTaskRunner r = runner().build()) {
+      CompletableFuture<GitTaskResult> f =
+          r.submit(
+              GitTask.builder(repo, "main")
+                  .id("secret1")
+                  .secretEnv("API_TOKEN", secret)
+                  .command(
+                      "echo \"the token is $API_TOKEN\"; echo \"to stderr $API_TOKEN\" >&2;"
+                          + " echo ${#API_TOKEN} > length.txt; git add length.txt;"
+                          + " git commit -qm 'token length';"
+                          + " touch /workspace/output/secret-ready;"
+                          + " while [ ! -e /workspace/input/go ]; do sleep 0.2; done")
+                  .timeout(Duration.ofSeconds(120))
+                  .build());
+      // while the agent runs (secret in its environment): look where the library writes
+      Path workspace = waitForFile("secret-ready");
+      Files.writeString(workspace.resolve("input").resolve("go"), "");
+      List<Path> searched = new java.util.ArrayList<>();
+      searched.addAll(filesUnder(workspace));
+      searched.addAll(filesUnder(AgentVmPaths.stateRoot().resolve("run")));
+      searched.addAll(filesUnder(tmp.resolve("git-work")));
+      searched.add(tmp.resolve("audit.jsonl"));
+      GitTaskResult res = f.get(3, TimeUnit.MINUTES);
+      searched.addAll(filesUnder(tmp.resolve("outputs")));
+      byte[] needle = secret.getBytes(StandardCharsets.UTF_8);
+      assertTrue(
+          searched.stream().anyMatch(p -> p.toString().endsWith("console.log")),
+          "console logs searched");
+      for (Path p : searched) {
+        if (Files.isRegularFile(p)) {
+          assertFalse(contains(Files.readAllBytes(p), needle), "the secret is in " + p);
+        }
+      }
+      assertFalse(res.stdout().contains(secret));
+      assertTrue(res.stdout().contains("the token is " + GitTaskRunner.REDACTED), res.stdout());
+      assertTrue(res.stderr().contains("to stderr " + GitTaskRunner.REDACTED), res.stderr());
+      assertEquals(
+          Integer.toString(secret.length()), git(repo, "show", "agent/secret1:length.txt"));
+    }
+  }
+
+  private static Path waitForFile(String name) throws Exception {
+    Path root = FilesystemShare.defaultRoot();
+    for (int i = 0; i < 1200; i++) {
+      try (Stream<Path> s = Files.list(root)) {
+        for (Path ws : s.toList()) {
+          if (Files.exists(ws.resolve("output").resolve(name))) {
+            return ws;
+          }
+        }
+      }
+      Thread.sleep(100);
+    }
+    throw new AssertionError(name + " never appeared in a workspace");
+  }
+
+  static List<Path> filesUnder(Path root) throws IOException {
+    if (!Files.isDirectory(root)) {
+      return List.of();
+    }
+    try (Stream<Path> s = Files.walk(root)) {
+      return s.filter(Files::isRegularFile).toList();
+    }
+  }
+
+  static boolean contains(byte[] hay, byte[] needle) {
+    outer:
+    for (int i = 0; i <= hay.length - needle.length; i++) {
+      for (int j = 0; j < needle.length; j++) {
+        if (hay[i + j] != needle[j]) {
+          continue outer;
+        }
+      }
+      return true;
+    }
+    return false;
+  }
+
+  @Test
+  void aMissingRepositoryOrBaseIsRefusedBeforeAnyVmIsUsed() throws Exception {
+    Path repo = newRepo(tmp.resolve("repo-invalid"));
+    try (GitTaskRunner r = runner().build()) {
+      GitTaskException noRepo =
+          assertThrows(
+              GitTaskException.class,
+              () -> r.run(GitTask.builder(tmp.resolve("nope"), "main").command("true").build()));
+      assertEquals(GitTaskException.Reason.INVALID, noRepo.reason());
+      GitTaskException noRef =
+          assertThrows(
+              GitTaskException.class,
+              () -> r.run(GitTask.builder(repo, "no-such-branch").command("true").build()));
+      assertEquals(GitTaskException.Reason.INVALID, noRef.reason());
+      GitTaskException badBranch =
+          assertThrows(
+              GitTaskException.class,
+              () -> r.run(GitTask.builder(repo, "main").branch("a..b").command("true").build()));
+      assertEquals(GitTaskException.Reason.INVALID, badBranch.reason());
+      GitTaskException failing =
+          assertThrows(
+              GitTaskException.class,
+              () ->
+                  r.run(
+                      GitTask.builder(repo, "main")
+                          .command("echo oops >&2; exit 3")
+                          .timeout(Duration.ofSeconds(60))
+                          .build()));
+      assertEquals(GitTaskException.Reason.AGENT_FAILED, failing.reason());
+      assertTrue(failing.getMessage().contains("oops"), failing.getMessage());
+      GitTaskException slow =
+          assertThrows(
+              GitTaskException.class,
+              () ->
+                  r.run(
+                      GitTask.builder(repo, "main")
+                          .command("sleep 100")
+                          .timeout(Duration.ofSeconds(3))
+                          .build()));
+      assertEquals(GitTaskException.Reason.TIMED_OUT, slow.reason(), slow.getMessage());
+      // killed, but not by the time limit: a failure of the agent, not a timeout
+      GitTaskException killed =
+          assertThrows(
+              GitTaskException.class,
+              () ->
+                  r.run(
+                      GitTask.builder(repo, "main")
+                          .command("kill -9 $$")
+                          .timeout(Duration.ofSeconds(60))
+                          .build()));
+      assertEquals(GitTaskException.Reason.AGENT_FAILED, killed.reason(), killed.getMessage());
+      assertTrue(killed.getMessage().contains("137"), killed.getMessage());
+      GitTaskResult chatty =
+          r.run(
+              GitTask.builder(repo, "main")
+                  .command("yes agent-output | head -c 200000")
+                  .outputLimit(1000)
+                  .timeout(Duration.ofSeconds(60))
+                  .build());
+      assertEquals(GitTaskResult.Outcome.NO_CHANGES, chatty.outcome());
+      assertEquals(1000, chatty.stdout().length(), "stdout kept up to the task's limit");
+      assertNull(git(repo, "branch", "--list", "agent/*").isEmpty() ? null : "branches made");
+    }
+  }
+}

@@ -1,0 +1,62 @@
+package dev.agentvm.image;
+
+import dev.agentvm.internal.FileLocks;
+import dev.agentvm.internal.Trees;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.util.Comparator;
+import java.util.List;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * The image cache's directory {@code <cache>/images}: one build lock for every builder (micro
+ * images and package disks, threads and processes alike), stale temporaries, old images.
+ */
+final class ImageCache {
+  private ImageCache() {}
+
+  /** Runs {@code body} under the cache's build lock ({@code images/.build.lock}). */
+  static <T> T withBuildLock(Path images, FileLocks.Locked<T> body) throws IOException {
+    return FileLocks.withLock(images.resolve(".build.lock"), body);
+  }
+
+  /** Images kept besides the newest; older ones (from earlier inputs) are deleted. */
+  static final int KEEP_OLD_IMAGES = 2;
+
+  /** Deletes directories named {@code prefix*} beside {@code current}, keeping the newest few. */
+  static void pruneOld(
+      Path images, String prefix, Path current, int keep, Consumer<String> progress)
+      throws IOException {
+    List<Path> old;
+    try (Stream<Path> s = Files.list(images)) {
+      old =
+          s.filter(p -> p.getFileName().toString().startsWith(prefix) && !p.equals(current))
+              .sorted(
+                  Comparator.comparing(
+                          (Path p) -> {
+                            try {
+                              return Files.getLastModifiedTime(p);
+                            } catch (IOException e) {
+                              return FileTime.fromMillis(0);
+                            }
+                          })
+                      .reversed())
+              .toList();
+    }
+    for (Path p : old.subList(Math.min(keep, old.size()), old.size())) {
+      progress.accept("removing old image " + p);
+      Trees.delete(p);
+    }
+  }
+
+  static void removeStaleTemps(Path images) throws IOException {
+    try (Stream<Path> s = Files.list(images)) {
+      for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".tmp-")).toList()) {
+        Trees.delete(p); // we hold the build lock: no live build owns these
+      }
+    }
+  }
+}

@@ -1,0 +1,579 @@
+package dev.agentvm.image;
+
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.Hashing;
+import dev.agentvm.internal.Trees;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+import java.util.zip.GZIPOutputStream;
+
+/**
+ * Builds the micro guest image from Debian packages only: the kernel that {@code linux-image-amd64}
+ * depends on, {@code busybox-static}, a {@code jlink}ed java.base runtime made from the running JDK
+ * with the host libraries it links against, the guest agent jar, and the virtio, virtio-serial, 9p
+ * and vsock kernel modules in dependency order.
+ *
+ * <p>The result is cached under a directory named by a hash of every input, built in a temporary
+ * directory and renamed into place, so an interrupted build never leaves a half image behind that a
+ * later run would use. Concurrent builders (threads or processes) wait on a file lock.
+ *
+ * <pre>{@code
+ * MicroImage image = MicroImageBuilder.create().build();
+ * }</pre>
+ *
+ * <p>Needs {@code apt-get}, {@code dpkg-deb}, {@code depmod}, {@code ldd} and {@code xz} on the
+ * host, and apt package lists ({@code apt-get update}); {@code scripts/setup-host.sh} provides
+ * them.
+ */
+public final class MicroImageBuilder {
+  /** Bump when the image layout changes, so that cached images of the old layout are not reused. */
+  static final String FORMAT = "7";
+
+  /** The virtio transport, loaded first: without it no virtio device is visible. */
+  static final List<String> BUS_MODULES = List.of("virtio_pci");
+
+  /**
+   * Drivers by virtio device id (as in {@code /sys/bus/virtio/devices/X/device}). /init loads a
+   * driver only when the VM has the device, so a VM without a NIC or a 9p share pays nothing for
+   * them.
+   */
+  static final Map<String, List<String>> DEVICE_MODULES =
+      new TreeMap<>(
+          Map.of(
+              "0x0001", List.of("virtio_net"),
+              // ext4 with its checksum driver (mkfs.ext4 enables metadata_csum), for data disks
+              "0x0002", List.of("virtio_blk", "crc32c_generic", "ext4"),
+              "0x0003", List.of("virtio_console"),
+              "0x0004", List.of("virtio_rng"),
+              "0x0009", List.of("9p", "9pnet_virtio"),
+              "0x0013", List.of("vmw_vsock_virtio_transport")));
+
+  /** How the initramfs is stored; the kernel unpacks either. */
+  public enum Compression {
+    NONE,
+    GZIP
+  }
+
+  private Path cacheRoot = defaultCacheRoot();
+  private Compression compression = Compression.NONE;
+  private List<String> packages = List.of();
+  private Consumer<String> progress = s -> System.err.println("[agent-vm image] " + s);
+
+  private MicroImageBuilder() {}
+
+  public static MicroImageBuilder create() {
+    return new MicroImageBuilder();
+  }
+
+  /**
+   * The default cache root: {@code $AGENTVM_CACHE_DIR} (or system property {@code
+   * agentvm.cache.dir}), else {@code /var/cache/agent-vm} for root (libvirt's QEMU user cannot read
+   * files under {@code /root}), else {@code $XDG_CACHE_HOME/agent-vm} or {@code ~/.cache/agent-vm}.
+   */
+  public static Path defaultCacheRoot() {
+    return AgentVmPaths.cacheRoot();
+  }
+
+  public MicroImageBuilder cacheRoot(Path dir) {
+    this.cacheRoot = dir;
+    return this;
+  }
+
+  public MicroImageBuilder compression(Compression c) {
+    this.compression = c;
+    return this;
+  }
+
+  /**
+   * Adds Debian packages (and what they depend on) on a read-only disk mounted on {@code /usr}, for
+   * example {@link MicroImage#PYTHON_GIT}. Without packages the image is initramfs only.
+   */
+  public MicroImageBuilder packages(List<String> debianPackages) {
+    this.packages = List.copyOf(new TreeSet<>(debianPackages));
+    return this;
+  }
+
+  /** Where progress lines go (default: standard error). */
+  public MicroImageBuilder progress(Consumer<String> sink) {
+    this.progress = sink;
+    return this;
+  }
+
+  /** The Debian packages of the base image, as apt resolved them. */
+  private record Inputs(String kernelPackage, String kernelVersion, String busyboxVersion) {}
+
+  /** The kernel's files in the work directory, and the modules the initramfs carries. */
+  private record Kernel(
+      Path root,
+      String release,
+      Path vmlinuz,
+      Path modulesDir,
+      Map<String, List<String>> lists,
+      Set<String> modules) {}
+
+  /** The jlinked runtime and the host libraries it needs. */
+  private record JavaRuntime(Path jre, Set<String> hostLibraries) {}
+
+  /**
+   * Returns the cached image for the current inputs, building it first if needed.
+   *
+   * @throws ImageBuildException naming the step that failed
+   */
+  public MicroImage build() throws IOException {
+    Path images = cacheRoot.resolve("images");
+    Files.createDirectories(images);
+    Inputs inputs = resolvePackages();
+    byte[] agentJar = agentJar();
+    byte[] init = resource("init.sh");
+    byte[] dhcpScript = resource("udhcpc.sh");
+    String key =
+        Hashing.sha256Hex(
+                String.join(
+                        "\n",
+                        FORMAT,
+                        inputs.kernelPackage(),
+                        inputs.kernelVersion(),
+                        inputs.busyboxVersion(),
+                        Runtime.version().toString(),
+                        System.getProperty("java.home"),
+                        Hashing.sha256Hex(agentJar),
+                        Hashing.sha256Hex(init),
+                        Hashing.sha256Hex(dhcpScript),
+                        compression.name(),
+                        BUS_MODULES.toString() + DEVICE_MODULES)
+                    .getBytes(StandardCharsets.UTF_8))
+            .substring(0, 16);
+    Path dir = images.resolve("micro-" + key);
+    MicroImage base = load(dir);
+    if (base == null) {
+      base =
+          ImageCache.withBuildLock(images, () -> buildLocked(images, dir, inputs, agentJar, init));
+    }
+    if (packages.isEmpty()) {
+      return base;
+    }
+    Path debs = Files.createDirectories(cacheRoot.resolve("debs"));
+    Path busyboxDeb =
+        DebianPackages.download(debs, "busybox-static", inputs.busyboxVersion(), progress);
+    Path disk =
+        new PackageDiskBuilder(cacheRoot, progress).build(packages, busyboxDeb).resolve("usr.ext4");
+    return new MicroImage(
+        base.directory(),
+        base.kernel(),
+        base.stockKernel(),
+        base.initramfs(),
+        base.bareInitramfs(),
+        base.kernelRelease(),
+        base.sizeBytes(),
+        packages,
+        disk);
+  }
+
+  /** Builds the image into a temporary directory and renames it into place; under the lock. */
+  private MicroImage buildLocked(Path images, Path dir, Inputs inputs, byte[] agentJar, byte[] init)
+      throws IOException {
+    MicroImage cached = load(dir); // another builder may have finished while we waited
+    if (cached != null) {
+      return cached;
+    }
+    ImageCache.removeStaleTemps(images);
+    long t0 = System.nanoTime();
+    Path tmp = Files.createTempDirectory(images, ".tmp-micro-");
+    try {
+      buildInto(tmp, inputs, agentJar, init);
+      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
+      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+    } catch (ImageBuildException e) {
+      Trees.delete(tmp);
+      throw e;
+    } catch (IOException | RuntimeException e) {
+      Trees.delete(tmp);
+      throw new ImageBuildException("building micro image failed: " + e, e);
+    }
+    ImageCache.pruneOld(images, "micro-", dir, ImageCache.KEEP_OLD_IMAGES, progress);
+    MicroImage image = load(dir);
+    if (image == null) {
+      throw new ImageBuildException("the image just built has no manifest: " + dir);
+    }
+    progress.accept(
+        String.format(
+            "built %s: %.1f MB in %.1f s",
+            dir, image.sizeBytes() / 1e6, (System.nanoTime() - t0) / 1e9));
+    return image;
+  }
+
+  private void buildInto(Path tmp, Inputs inputs, byte[] agentJar, byte[] init) throws IOException {
+    Path work = Files.createDirectories(tmp.resolve("work"));
+    Path debs = Files.createDirectories(cacheRoot.resolve("debs"));
+    Kernel kernel = unpackKernel(work, debs, inputs);
+    progress.accept("busybox-static " + inputs.busyboxVersion());
+    Path bbRoot = work.resolve("busybox");
+    DebianPackages.extract(
+        DebianPackages.download(debs, "busybox-static", inputs.busyboxVersion(), progress), bbRoot);
+    Path busybox = bbRoot.resolve("bin/busybox");
+    if (!Files.isRegularFile(busybox)) {
+      throw new ImageBuildException("busybox-static has no bin/busybox");
+    }
+    JavaRuntime runtime = makeRuntime(work);
+    writeInitramfs(tmp.resolve("initramfs.img"), work, kernel, runtime, busybox, agentJar, init);
+    writeBareInitramfs(tmp.resolve("bare-initramfs.img"), busybox);
+    writeKernel(tmp, work, kernel);
+    Trees.delete(work);
+    writeManifest(tmp, inputs, kernel);
+  }
+
+  /** Unpacks the kernel package, runs depmod, and orders the modules the initramfs loads. */
+  private Kernel unpackKernel(Path work, Path debs, Inputs inputs) throws IOException {
+    String kernelPkg = inputs.kernelPackage();
+    progress.accept("kernel " + kernelPkg + " " + inputs.kernelVersion());
+    Path kernelRoot = work.resolve("kernel");
+    DebianPackages.extract(
+        DebianPackages.download(debs, kernelPkg, inputs.kernelVersion(), progress), kernelRoot);
+    Path modulesBase = KernelFiles.findModulesBase(kernelRoot);
+    String release;
+    try (Stream<Path> s = Files.list(modulesBase)) {
+      release =
+          s.map(p -> p.getFileName().toString())
+              .findFirst()
+              .orElseThrow(() -> new ImageBuildException("no modules directory in " + kernelPkg));
+    }
+    Path vmlinuz = kernelRoot.resolve("boot/vmlinuz-" + release);
+    if (!Files.isRegularFile(vmlinuz)) {
+      throw new ImageBuildException("no boot/vmlinuz-" + release + " in " + kernelPkg);
+    }
+    HostCommands.run(work, "depmod", "-b", kernelRoot.toString(), release);
+    Path modDir = modulesBase.resolve(release);
+    KernelModules km =
+        new KernelModules(
+            Files.readString(modDir.resolve("modules.dep")),
+            Files.exists(modDir.resolve("modules.builtin"))
+                ? KernelModules.builtinNames(Files.readString(modDir.resolve("modules.builtin")))
+                : Set.of());
+    Map<String, List<String>> lists = new TreeMap<>();
+    lists.put("bus", km.loadOrder(BUS_MODULES));
+    DEVICE_MODULES.forEach((id, mods) -> lists.put("virtio-" + id, km.loadOrder(mods)));
+    TreeSet<String> order = new TreeSet<>();
+    lists.values().forEach(order::addAll);
+    progress.accept(
+        "kernel modules: "
+            + order.size()
+            + " ("
+            + String.join(" ", order.stream().map(KernelModules::nameOf).toList())
+            + ")");
+    return new Kernel(kernelRoot, release, vmlinuz, modDir, lists, order);
+  }
+
+  /** A jlinked java.base from the running JDK, with a CDS archive, stripped. */
+  private JavaRuntime makeRuntime(Path work) throws IOException {
+    progress.accept("jlink java.base from " + System.getProperty("java.home"));
+    Path jre = work.resolve("jre");
+    Path jlink = Path.of(System.getProperty("java.home"), "bin", "jlink");
+    if (!Files.isExecutable(jlink)) {
+      throw new ImageBuildException("no jlink at " + jlink + ": run with a full JDK, not a JRE");
+    }
+    HostCommands.run(
+        work,
+        jlink.toString(),
+        "--add-modules",
+        "java.base",
+        "--strip-debug",
+        "--no-header-files",
+        "--no-man-pages",
+        "--output",
+        jre.toString());
+    // a CDS archive of the JDK classes cuts guest JVM start under TCG
+    HostCommands.run(work, jre.resolve("bin/java").toString(), "-Xshare:dump", "-XX:+UseSerialGC");
+
+    TreeSet<String> libs = new TreeSet<>();
+    List<Path> binaries;
+    try (Stream<Path> s = Files.walk(jre)) {
+      binaries =
+          s.filter(
+                  p ->
+                      Files.isRegularFile(p)
+                          && (p.toString().endsWith(".so") || p.endsWith("bin/java")))
+              .toList();
+    }
+    // libraries the runtime ships itself (libjvm.so, found through $ORIGIN) are not host libraries
+    Set<String> own =
+        new TreeSet<>(binaries.stream().map(p -> p.getFileName().toString()).toList());
+    for (Path p : binaries) {
+      for (String lib : SharedLibraries.sharedLibraries(p, own)) {
+        if (!Path.of(lib).startsWith(jre)) { // the runtime's own libraries are already in place
+          libs.add(lib);
+        }
+      }
+    }
+    // debug symbols only cost unpack time at every boot
+    for (Path p : binaries) {
+      if (p.toString().endsWith(".so")) {
+        HostCommands.run(work, "strip", "--strip-unneeded", p.toString());
+      }
+    }
+    return new JavaRuntime(jre, libs);
+  }
+
+  private void writeInitramfs(
+      Path file,
+      Path work,
+      Kernel kernel,
+      JavaRuntime runtime,
+      Path busybox,
+      byte[] agentJar,
+      byte[] init)
+      throws IOException {
+    try (CpioWriter cpio = new CpioWriter(compressed(file))) {
+      for (String d :
+          List.of(
+              "bin",
+              "dev",
+              "etc",
+              "etc/agentvm",
+              "lib",
+              "lib/modules",
+              "proc",
+              "sys",
+              "tmp",
+              "run",
+              "mnt",
+              "opt",
+              "opt/agentvm")) {
+        cpio.directory(d, 0755);
+      }
+      cpio.charDevice("dev/console", 0600, 5, 1);
+      cpio.file("init", 0755, init);
+      cpio.file("etc/agentvm/udhcpc.sh", 0755, resource("udhcpc.sh"));
+      cpio.file("bin/busybox", 0755, busybox);
+      Set<String> made = new TreeSet<>(List.of("lib", "lib/modules"));
+      for (String m : kernel.modules()) {
+        String dest = "lib/modules/" + KernelFiles.plainModuleName(m);
+        parents(cpio, made, dest);
+        cpio.file(
+            dest,
+            0644,
+            KernelFiles.stripSignature(
+                KernelFiles.moduleBytes(kernel.modulesDir().resolve(m), work)));
+      }
+      cpio.directory("etc/agentvm/modules.d", 0755);
+      for (Map.Entry<String, List<String>> e : kernel.lists().entrySet()) {
+        StringBuilder list = new StringBuilder();
+        e.getValue()
+            .forEach(
+                m ->
+                    list.append(KernelModules.nameOf(m))
+                        .append(' ')
+                        .append(KernelFiles.plainModuleName(m))
+                        .append('\n'));
+        cpio.file(
+            "etc/agentvm/modules.d/" + e.getKey(),
+            0644,
+            list.toString().getBytes(StandardCharsets.UTF_8));
+      }
+      for (String lib : runtime.hostLibraries()) {
+        String dest = lib.substring(1);
+        parents(cpio, made, dest);
+        cpio.file(dest, 0755, Path.of(lib).toRealPath());
+      }
+      addTree(cpio, made, runtime.jre(), "opt/agentvm/jre");
+      cpio.file("opt/agentvm/agent.jar", 0644, agentJar);
+    }
+  }
+
+  /** busybox alone with an /init that prints its uptime and powers off: the boot floor. */
+  private void writeBareInitramfs(Path file, Path busybox) throws IOException {
+    try (CpioWriter cpio = new CpioWriter(compressed(file))) {
+      for (String d : List.of("bin", "dev", "proc")) {
+        cpio.directory(d, 0755);
+      }
+      cpio.charDevice("dev/console", 0600, 5, 1);
+      cpio.file("bin/busybox", 0755, busybox);
+      cpio.file(
+          "init",
+          0755,
+          ("#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n"
+                  + "read up idle < /proc/uptime\necho \"agentvm-init: start uptime=$up\"\n"
+                  + "/bin/busybox poweroff -f\n")
+              .getBytes(StandardCharsets.UTF_8));
+    }
+  }
+
+  private void writeKernel(Path tmp, Path work, Kernel kernel) throws IOException {
+    Path kernelOut = tmp.resolve("kernel");
+    if (KernelFiles.supportsPvh(kernel.root(), kernel.release())) {
+      // Under TCG the bzImage spends seconds decompressing itself before the kernel starts; QEMU
+      // boots the uncompressed ELF directly through its PVH entry point instead.
+      Files.write(kernelOut, KernelFiles.extractVmlinux(kernel.vmlinuz(), work));
+      progress.accept("kernel: extracted uncompressed vmlinux for PVH direct boot");
+    } else {
+      Files.copy(kernel.vmlinuz(), kernelOut);
+    }
+    Files.copy(kernel.vmlinuz(), tmp.resolve("bzImage")); // the stock kernel, for comparison
+  }
+
+  private void writeManifest(Path tmp, Inputs inputs, Kernel kernel) throws IOException {
+    Properties manifest = new Properties();
+    manifest.setProperty("kernelRelease", kernel.release());
+    manifest.setProperty("kernelPackage", inputs.kernelPackage() + "=" + inputs.kernelVersion());
+    manifest.setProperty("busybox", inputs.busyboxVersion());
+    manifest.setProperty("java", Runtime.version().toString());
+    manifest.setProperty("compression", compression.name());
+    manifest.setProperty("modules", String.join(" ", kernel.modules()));
+    manifest.setProperty("builtAt", Instant.now().toString());
+    try (OutputStream o = Files.newOutputStream(tmp.resolve("manifest.properties"))) {
+      manifest.store(o, "agent-vm micro image");
+    }
+    try (Stream<Path> s = Files.list(tmp)) {
+      for (Path p : s.toList()) {
+        Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rw-r--r--"));
+      }
+    }
+  }
+
+  private OutputStream compressed(Path file) throws IOException {
+    OutputStream raw = new BufferedOutputStream(Files.newOutputStream(file), 1 << 16);
+    return compression == Compression.GZIP ? new GZIPOutputStream(raw, 1 << 16) : raw;
+  }
+
+  private static MicroImage load(Path dir) throws IOException {
+    Path manifest = dir.resolve("manifest.properties");
+    if (!Files.isRegularFile(manifest)) {
+      return null;
+    }
+    Properties p = new Properties();
+    try (InputStream in = Files.newInputStream(manifest)) {
+      p.load(in);
+    }
+    Path kernel = dir.resolve("kernel");
+    Path initramfs = dir.resolve("initramfs.img");
+    return new MicroImage(
+        dir,
+        kernel,
+        dir.resolve("bzImage"),
+        initramfs,
+        dir.resolve("bare-initramfs.img"),
+        p.getProperty("kernelRelease"),
+        Files.size(kernel) + Files.size(initramfs),
+        List.of(),
+        null);
+  }
+
+  private static void parents(CpioWriter cpio, Set<String> made, String path) throws IOException {
+    int i = 0;
+    while ((i = path.indexOf('/', i + 1)) > 0) {
+      String d = path.substring(0, i);
+      if (made.add(d)) {
+        cpio.directory(d, 0755);
+      }
+    }
+  }
+
+  private static void addTree(CpioWriter cpio, Set<String> made, Path root, String dest)
+      throws IOException {
+    parents(cpio, made, dest + "/");
+    List<Path> all;
+    try (Stream<Path> s = Files.walk(root)) {
+      all = s.sorted().toList();
+    }
+    for (Path p : all) {
+      String name = (dest + "/" + root.relativize(p)).replaceAll("/$", "");
+      if (Files.isSymbolicLink(p)) {
+        cpio.symlink(name, Files.readSymbolicLink(p).toString());
+      } else if (Files.isDirectory(p)) {
+        if (made.add(name)) {
+          cpio.directory(name, 0755);
+        }
+      } else {
+        Set<PosixFilePermission> perms = Files.getPosixFilePermissions(p);
+        cpio.file(name, perms.contains(PosixFilePermission.OWNER_EXECUTE) ? 0755 : 0644, p);
+      }
+    }
+  }
+
+  /**
+   * The kernel package, its version and the busybox-static version. apt-cache takes over a second a
+   * call here, so the answer is remembered against a fingerprint of apt's package lists.
+   */
+  private Inputs resolvePackages() throws IOException {
+    String key = DebianPackages.aptListsFingerprint();
+    Path memo = cacheRoot.resolve("apt-resolution.properties");
+    Properties p = new Properties();
+    if (Files.isRegularFile(memo)) {
+      try (InputStream in = Files.newInputStream(memo)) {
+        p.load(in);
+      }
+      if (key.equals(p.getProperty("lists")) && p.getProperty("busybox") != null) {
+        return new Inputs(
+            p.getProperty("kernelPackage"),
+            p.getProperty("kernelVersion"),
+            p.getProperty("busybox"));
+      }
+    }
+    String kernelPkg = DebianPackages.kernelPackage();
+    Inputs r =
+        new Inputs(
+            kernelPkg,
+            DebianPackages.packageVersion(kernelPkg),
+            DebianPackages.packageVersion("busybox-static"));
+    p.setProperty("lists", key);
+    p.setProperty("kernelPackage", r.kernelPackage());
+    p.setProperty("kernelVersion", r.kernelVersion());
+    p.setProperty("busybox", r.busyboxVersion());
+    Path tmp = Files.createTempFile(cacheRoot, ".apt-resolution", ".tmp");
+    try (OutputStream out = Files.newOutputStream(tmp)) {
+      p.store(out, "package versions resolved by apt-cache, valid while apt's lists are unchanged");
+    }
+    Files.move(tmp, memo, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    return r;
+  }
+
+  /**
+   * The guest agent jar (agent-vm-guest's {@code agent} artifact: the agent and the protocol,
+   * nothing else), which the build of this module embeds.
+   */
+  static byte[] agentJar() throws IOException {
+    try {
+      return resource("agent.jar");
+    } catch (ImageBuildException e) {
+      throw new ImageBuildException(
+          "the guest agent jar is missing from agent-vm-image: build the module with 'mvn package'"
+              + " (it embeds agent-vm-guest's agent jar)",
+          e);
+    }
+  }
+
+  private static byte[] resource(String name) throws IOException {
+    try (InputStream in = MicroImageBuilder.class.getResourceAsStream(name)) {
+      if (in == null) {
+        throw new ImageBuildException("missing resource " + name);
+      }
+      return in.readAllBytes();
+    }
+  }
+
+  /**
+   * Builds (or finds) the image and prints where it is; arguments are Debian packages for a flavour
+   * (e.g. {@code python3 git}), whose package disk is printed too.
+   */
+  public static void main(String[] args) throws IOException {
+    MicroImage image = create().packages(List.of(args)).build();
+    System.out.println(image.directory());
+    image.packageDiskIfAny().ifPresent(System.out::println);
+  }
+}

@@ -1,0 +1,48 @@
+package dev.agentvm.internal;
+
+import java.nio.file.Path;
+
+/**
+ * Where agent-vm keeps per-host state and its caches.
+ *
+ * <p>State: {@link Setting#STATE_DIR}, else {@code /var/lib/agent-vm} for root (libvirt's QEMU user
+ * must reach the files, so nothing under {@code /root}), else {@code $XDG_STATE_HOME/agent-vm} or
+ * {@code ~/.local/state/agent-vm}. Caches: {@link Setting#CACHE_DIR}, else {@code
+ * /var/cache/agent-vm} for root, else {@code $XDG_CACHE_HOME/agent-vm} or {@code
+ * ~/.cache/agent-vm}. Each VM gets {@code <state>/run/<name>/}, removed when the VM is closed.
+ */
+public final class AgentVmPaths {
+  private AgentVmPaths() {}
+
+  /** The state root. */
+  public static Path stateRoot() {
+    return root(Setting.STATE_DIR, "/var/lib/agent-vm", "XDG_STATE_HOME", ".local/state");
+  }
+
+  /** The cache root. */
+  public static Path cacheRoot() {
+    return root(Setting.CACHE_DIR, "/var/cache/agent-vm", "XDG_CACHE_HOME", ".cache");
+  }
+
+  /** The runtime directory of one VM. */
+  public static Path runDir(String vmName) {
+    return stateRoot().resolve("run").resolve(vmName);
+  }
+
+  private static Path root(Setting setting, String forRoot, String xdgVariable, String underHome) {
+    return setting
+        .value()
+        .map(Path::of)
+        .orElseGet(
+            () -> {
+              if ("root".equals(System.getProperty("user.name"))) {
+                return Path.of(forRoot);
+              }
+              String xdg = System.getenv(xdgVariable);
+              return (xdg != null && !xdg.isBlank()
+                      ? Path.of(xdg)
+                      : Path.of(System.getProperty("user.home")).resolve(underHome))
+                  .resolve("agent-vm");
+            });
+  }
+}

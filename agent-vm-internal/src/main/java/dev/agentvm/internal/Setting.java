@@ -1,0 +1,68 @@
+package dev.agentvm.internal;
+
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * Every setting agent-vm reads from its environment, in one place (docs/configuration.md lists
+ * them).
+ *
+ * <p>Precedence, highest first: a value given through the API (a builder or method argument, at the
+ * call site), the system property, the environment variable, the default. Blank values count as
+ * absent.
+ */
+public enum Setting {
+  /** The libvirt URI that {@code LibvirtConnection.open()} connects to. */
+  LIBVIRT_URI("agentvm.libvirt.uri", "AGENTVM_LIBVIRT_URI"),
+  /** Per-host state: VM runtime directories, workspaces, memory images, locks. */
+  STATE_DIR("agentvm.state.dir", "AGENTVM_STATE_DIR"),
+  /** Built guest images and downloaded packages. */
+  CACHE_DIR("agentvm.cache.dir", "AGENTVM_CACHE_DIR"),
+  /** {@code kvm}, {@code qemu} (TCG) or {@code auto} (probe, remembered per host). */
+  VIRT_TYPE("agentvm.virt.type", "AGENTVM_VIRT_TYPE"),
+  /** {@code off}: opening a connection does not reap what dead processes left behind. */
+  REAP("agentvm.reap", "AGENTVM_REAP"),
+  /** {@code off}: no JVM shutdown hook; the application closes what it opened. */
+  SHUTDOWN_HOOK("agentvm.shutdown.hook", "AGENTVM_SHUTDOWN_HOOK"),
+  /** The user libvirt runs QEMU as (workspace ownership); default: libvirt's own default. */
+  QEMU_USER("agentvm.qemu.user", "AGENTVM_QEMU_USER"),
+  /** Where the JUnit extension keeps a failed test's console logs. */
+  JUNIT_LOG_DIR("agentvm.junit.logDir", "AGENTVM_JUNIT_LOG_DIR");
+
+  private final String property;
+  private final String environmentVariable;
+
+  Setting(String property, String environmentVariable) {
+    this.property = property;
+    this.environmentVariable = environmentVariable;
+  }
+
+  /** The system property that sets it. */
+  public String property() {
+    return property;
+  }
+
+  /** The environment variable that sets it. */
+  public String environmentVariable() {
+    return environmentVariable;
+  }
+
+  /** The value from the system property, else the environment; empty if neither has one. */
+  public Optional<String> value() {
+    String v = System.getProperty(property);
+    if (v == null || v.isBlank()) {
+      v = System.getenv(environmentVariable);
+    }
+    return v == null || v.isBlank() ? Optional.empty() : Optional.of(v.strip());
+  }
+
+  /** The value, or {@code fallback} when it is not set. */
+  public String valueOr(String fallback) {
+    return value().orElse(fallback);
+  }
+
+  /** Whether the value is {@code off} (any case); an unset switch is on. */
+  public boolean isOff() {
+    return value().map(v -> v.toLowerCase(Locale.ROOT).equals("off")).orElse(false);
+  }
+}

@@ -1,0 +1,240 @@
+package dev.agentvm.junit;
+
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.ResourceProfile;
+import dev.agentvm.core.VM;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.execution.AgentExecutor;
+import dev.agentvm.execution.CloneVmFactory;
+import dev.agentvm.execution.PoolConfig;
+import dev.agentvm.execution.VMPool;
+import dev.agentvm.image.MicroImage;
+import dev.agentvm.image.MicroImageBuilder;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.Setting;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.junit.jupiter.api.extension.AfterAllCallback;
+import org.junit.jupiter.api.extension.AfterEachCallback;
+import org.junit.jupiter.api.extension.BeforeAllCallback;
+import org.junit.jupiter.api.extension.BeforeEachCallback;
+import org.junit.jupiter.api.extension.ConditionEvaluationResult;
+import org.junit.jupiter.api.extension.ExecutionCondition;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.platform.commons.support.AnnotationSupport;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Fills {@link AgentVm} fields with real VMs and removes them afterwards. Resources are kept in
+ * JUnit's store, so they are closed even when a test or a callback fails; when a test fails, the
+ * console logs of its VMs are copied to {@code target/agentvm-logs/} (or {@code
+ * -Dagentvm.junit.logDir=...}) before the VMs go. VMs are named {@code agentvm-junit-...}; those of
+ * a test JVM that was killed are reaped when the next connection opens.
+ */
+public final class AgentVmExtension
+    implements BeforeAllCallback,
+        AfterAllCallback,
+        BeforeEachCallback,
+        AfterEachCallback,
+        ExecutionCondition {
+  private static final Logger LOG = LoggerFactory.getLogger(AgentVmExtension.class);
+  private static final ExtensionContext.Namespace NS =
+      ExtensionContext.Namespace.create(AgentVmExtension.class);
+  private static final Duration AGENT = Duration.ofMinutes(2);
+
+  /** What one scope (class or test) made, closed in reverse order. */
+  private static final class Resources implements AutoCloseable {
+    final List<AutoCloseable> closeables = new ArrayList<>();
+    final List<VM> vms = new ArrayList<>();
+    final List<VMPool> pools = new ArrayList<>();
+
+    @Override
+    public void close() throws Exception {
+      Exception first = null;
+      for (int i = closeables.size() - 1; i >= 0; i--) {
+        try {
+          closeables.get(i).close();
+        } catch (Exception e) {
+          if (first == null) {
+            first = e;
+          } else {
+            first.addSuppressed(e);
+          }
+        }
+      }
+      closeables.clear();
+      if (first != null) {
+        throw first;
+      }
+    }
+  }
+
+  /** One connection for the whole run, closed when the engine ends. */
+  private static final class Shared implements AutoCloseable {
+    final LibvirtConnection conn = LibvirtConnection.open();
+    private final java.util.Map<List<String>, MicroImage> images =
+        new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** The image (flavour) with these packages, built once per run. */
+    MicroImage image(List<String> packages) {
+      return images.computeIfAbsent(
+          packages,
+          p -> {
+            try {
+              return MicroImageBuilder.create().packages(p).build();
+            } catch (IOException e) {
+              throw new UncheckedIOException(e);
+            }
+          });
+    }
+
+    @Override
+    public void close() {
+      conn.close();
+    }
+  }
+
+  @Override
+  public ConditionEvaluationResult evaluateExecutionCondition(ExtensionContext context) {
+    boolean skip =
+        AnnotationSupport.findAnnotation(context.getRequiredTestClass(), AgentVmTest.class)
+            .map(AgentVmTest::disabledWithoutLibvirt)
+            .orElse(false);
+    if (!skip) {
+      return ConditionEvaluationResult.enabled("VMs are required");
+    }
+    try (LibvirtConnection c =
+        LibvirtConnection.open(LibvirtConnection.defaultUri(), Duration.ofSeconds(2))) {
+      return ConditionEvaluationResult.enabled("libvirt answers at " + c.uri());
+    } catch (RuntimeException e) {
+      return ConditionEvaluationResult.disabled("no libvirt: " + e.getMessage());
+    }
+  }
+
+  @Override
+  public void beforeAll(ExtensionContext context) throws Exception {
+    fill(context, null, true);
+  }
+
+  @Override
+  public void beforeEach(ExtensionContext context) throws Exception {
+    fill(context, context.getRequiredTestInstance(), false);
+  }
+
+  @Override
+  public void afterEach(ExtensionContext context) throws Exception {
+    finish(context);
+  }
+
+  @Override
+  public void afterAll(ExtensionContext context) throws Exception {
+    finish(context);
+  }
+
+  private void finish(ExtensionContext context) throws Exception {
+    Resources r = context.getStore(NS).remove(Resources.class, Resources.class);
+    if (r == null) {
+      return;
+    }
+    if (context.getExecutionException().isPresent()) {
+      keepLogs(context, r);
+    }
+    r.close();
+  }
+
+  private void fill(ExtensionContext context, Object instance, boolean statics) throws Exception {
+    List<Field> fields =
+        AnnotationSupport.findAnnotatedFields(context.getRequiredTestClass(), AgentVm.class)
+            .stream()
+            .filter(f -> Modifier.isStatic(f.getModifiers()) == statics)
+            .toList();
+    if (fields.isEmpty()) {
+      return;
+    }
+    Shared shared =
+        context
+            .getRoot()
+            .getStore(NS)
+            .computeIfAbsent(Shared.class, k -> new Shared(), Shared.class);
+    Resources r = new Resources();
+    context.getStore(NS).put(Resources.class, r);
+    for (Field f : fields) {
+      AgentVm a = f.getAnnotation(AgentVm.class);
+      Object value = make(f.getType(), a, shared, r, context);
+      f.setAccessible(true);
+      f.set(instance, value);
+    }
+  }
+
+  private Object make(
+      Class<?> type, AgentVm a, Shared shared, Resources r, ExtensionContext context)
+      throws Exception {
+    String name =
+        "agentvm-junit-"
+            + context
+                .getRequiredTestClass()
+                .getSimpleName()
+                .toLowerCase()
+                .replaceAll("[^a-z0-9]", "")
+            + "-"
+            + UUID.randomUUID().toString().substring(0, 8);
+    VMTemplate template =
+        dev.agentvm.execution.GuestImages.template(
+                name.length() > 64 ? name.substring(0, 64) : name,
+                shared.image(List.of(a.packages())))
+            .resources(new ResourceProfile(a.vcpus(), a.memoryMiB()))
+            .build();
+    if (type == VM.class) {
+      VM vm = shared.conn.define(template);
+      r.closeables.add(vm);
+      r.vms.add(vm);
+      vm.start();
+      vm.awaitAgent(AGENT);
+      return vm;
+    }
+    if (type == AgentExecutor.class) {
+      CloneVmFactory factory = CloneVmFactory.capture(shared.conn, template, AGENT);
+      r.closeables.add(factory);
+      VMPool pool =
+          VMPool.start(
+              factory,
+              PoolConfig.DEFAULT
+                  .withSize(a.poolSize(), Math.max(a.poolSize(), 2))
+                  .withNamePrefix(template.name() + "-"));
+      r.closeables.add(pool);
+      r.pools.add(pool);
+      // extracted outputs live as long as the executor: the test reads them, then they go
+      Path outputs = AgentVmPaths.stateRoot().resolve("outputs").resolve(template.name());
+      r.closeables.add(() -> dev.agentvm.internal.Trees.delete(outputs));
+      AgentExecutor executor = AgentExecutor.builder(pool).outputRoot(outputs).build();
+      r.closeables.add(executor);
+      return executor;
+    }
+    throw new IllegalArgumentException(
+        "@AgentVm fields must be VM or AgentExecutor, not " + type.getName());
+  }
+
+  private void keepLogs(ExtensionContext context, Resources r) {
+    Path dir = Path.of(Setting.JUNIT_LOG_DIR.valueOr("target/agentvm-logs"));
+    String test = context.getDisplayName().replaceAll("[^A-Za-z0-9_.-]", "_");
+    for (VM vm : r.vms) {
+      try {
+        Files.createDirectories(dir);
+        Path to = dir.resolve(test + "-" + vm.name() + ".console.log");
+        Files.copy(vm.consoleLog(), to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        LOG.info("test failed: console log of {} kept in {}", vm.name(), to);
+      } catch (IOException e) {
+        LOG.warn("could not keep the console log of {}: {}", vm.name(), e.toString());
+      }
+    }
+  }
+}

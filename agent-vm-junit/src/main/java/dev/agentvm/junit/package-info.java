@@ -1,0 +1,5 @@
+/**
+ * The JUnit 5 extension: {@link dev.agentvm.junit.AgentVmTest} classes get booted VMs and executors
+ * in {@link dev.agentvm.junit.AgentVm} fields, removed after the test, also when it fails.
+ */
+package dev.agentvm.junit;

@@ -165,6 +165,13 @@ public final class VMPool implements AutoCloseable {
     return count(State.STARTING);
   }
 
+  /** Callers waiting in {@link #acquire} for a VM. */
+  public int waitingCount() {
+    synchronized (lock) {
+      return waiters.size();
+    }
+  }
+
   /**
    * Takes a ready VM, waiting up to {@code timeout}; waiters are served in arrival order.
    *

@@ -119,7 +119,12 @@ class VMPoolTest {
                   p.release(v);
                   return null;
                 }));
-        Thread.sleep(50); // arrive in order 0, 1, 2
+        // arrive in order 0, 1, 2: the next waiter is started only once this one waits
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (p.waitingCount() < n + 1 && System.nanoTime() < deadline) {
+          Thread.sleep(1);
+        }
+        assertEquals(n + 1, p.waitingCount(), "waiters queued");
       }
       p.release(first);
       for (Future<?> f : fs) {
@@ -223,7 +228,11 @@ class VMPoolTest {
     PooledVm held = p.acquire(Duration.ofSeconds(5));
     ExecutorService ex = Executors.newSingleThreadExecutor();
     Future<?> waiter = ex.submit(() -> p.acquire(Duration.ofSeconds(30)));
-    Thread.sleep(100);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (p.waitingCount() < 1 && System.nanoTime() < deadline) {
+      Thread.sleep(1);
+    }
+    assertEquals(1, p.waitingCount(), "the waiter waits before the pool closes");
     new Thread(
             () -> {
               try {

@@ -1,13 +1,13 @@
 package dev.agentvm.core.agent;
 
 import dev.agentvm.internal.Hashing;
+import dev.agentvm.internal.Threads;
 import dev.agentvm.protocol.ErrorPayload;
 import dev.agentvm.protocol.ExecSpec;
 import dev.agentvm.protocol.ExitStatus;
 import dev.agentvm.protocol.FileHeader;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.FrameReader;
-import dev.agentvm.protocol.FrameWriter;
 import dev.agentvm.protocol.HelloRequest;
 import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
@@ -62,16 +62,31 @@ public final class AgentClient implements AutoCloseable {
   /** Default largest file {@link #putFile} sends and {@link #getFile} accepts: 1 GiB. */
   public static final long DEFAULT_MAX_FILE_BYTES = 1L << 30;
 
+  /**
+   * How long one frame may stay blocked in the write before the guest counts as not reading: the
+   * channel is then closed and every call on it fails. A call's own deadline applies first.
+   */
+  public static final Duration WRITE_STALL_LIMIT = Duration.ofSeconds(30);
+
+  /**
+   * Malformed frames tolerated within {@link #FRAMING_ERROR_WINDOW}; one more closes the channel (a
+   * peer that sends this much garbage is broken or hostile, and each error costs a resync).
+   */
+  public static final int MAX_FRAMING_ERRORS = 64;
+
+  /** The window over which framing errors are counted and summarised in the log. */
+  public static final Duration FRAMING_ERROR_WINDOW = Duration.ofSeconds(10);
+
   private final AgentTransport transport;
   private final AgentTransport.Connection connection;
-  private final FrameWriter writer;
+  private final FrameSender sender;
   private final Map<Integer, Handler> pending = new ConcurrentHashMap<>();
   private final AtomicInteger nextId = new AtomicInteger(1);
   private final AtomicBoolean closed = new AtomicBoolean();
   private final Thread reader;
   private volatile long maxFileBytes = DEFAULT_MAX_FILE_BYTES;
   private volatile HelloResponse hello;
-  private volatile IOException failure;
+  private volatile IOException failure; // set once, under the pending map's monitor
 
   /** Receives the frames answering one request, on the reader thread. */
   private interface Handler {
@@ -84,9 +99,8 @@ public final class AgentClient implements AutoCloseable {
   private AgentClient(AgentTransport transport, AgentTransport.Connection connection) {
     this.transport = transport;
     this.connection = connection;
-    this.writer = new FrameWriter(connection.output());
-    this.reader = new Thread(this::readLoop, "agentvm-agent-reader " + transport.describe());
-    this.reader.setDaemon(true);
+    this.sender = new FrameSender(connection.output(), transport.describe(), this::fail);
+    this.reader = Threads.daemon(this::readLoop, "agentvm-agent-reader " + transport.describe());
     this.reader.start();
   }
 
@@ -146,7 +160,7 @@ public final class AgentClient implements AutoCloseable {
       if (left <= 0) {
         throw new AgentTimeoutException("no HELLO answer over " + transport.describe());
       }
-      send(MessageType.HELLO, payload, single(answer));
+      send(MessageType.HELLO, payload, Duration.ofNanos(left), single(answer));
       try {
         hello =
             HelloResponse.decode(
@@ -191,7 +205,7 @@ public final class AgentClient implements AutoCloseable {
   public CompletableFuture<Duration> pingAsync() throws IOException {
     long t0 = System.nanoTime();
     CompletableFuture<Frame> f = new CompletableFuture<>();
-    send(MessageType.PING, new byte[0], single(f));
+    sendAsync(MessageType.PING, new byte[0], single(f));
     return f.thenApply(frame -> Duration.ofNanos(System.nanoTime() - t0));
   }
 
@@ -218,10 +232,11 @@ public final class AgentClient implements AutoCloseable {
    * @throws AgentChannelClosedException if the channel closed first
    */
   public Frame call(MessageType type, byte[] payload, Duration deadline) throws IOException {
+    long end = System.nanoTime() + deadline.toNanos();
     CompletableFuture<Frame> f = new CompletableFuture<>();
-    int id = send(type, payload, single(f));
+    int id = send(type, payload, deadline, single(f));
     try {
-      return await(f, type, deadline);
+      return await(f, type, remaining(end));
     } finally {
       pending.remove(id);
     }
@@ -298,14 +313,19 @@ public final class AgentClient implements AutoCloseable {
           public boolean onFrame(Frame f) {
             MessageType t = f.messageType().orElse(null);
             try {
+              // only what is kept is passed on: the limit bounds the listener's input too
               if (t == MessageType.STDOUT) {
-                out.add(f.payload());
-                listener.onStdout(f.payload());
+                byte[] kept = out.add(f.payload());
+                if (kept.length > 0) {
+                  listener.onStdout(kept);
+                }
                 return false;
               }
               if (t == MessageType.STDERR) {
-                err.add(f.payload());
-                listener.onStderr(f.payload());
+                byte[] kept = err.add(f.payload());
+                if (kept.length > 0) {
+                  listener.onStderr(kept);
+                }
                 return false;
               }
               if (t == MessageType.EXIT) {
@@ -335,7 +355,7 @@ public final class AgentClient implements AutoCloseable {
             result.completeExceptionally(cause);
           }
         };
-    return new Execution(send(MessageType.EXEC, spec.encode(), h), result);
+    return new Execution(send(MessageType.EXEC, spec.encode(), WRITE_STALL_LIMIT, h), result);
   }
 
   /**
@@ -372,6 +392,7 @@ public final class AgentClient implements AutoCloseable {
         send(
             MessageType.PUT_FILE,
             header.encode(),
+            deadline,
             new Handler() {
               @Override
               public boolean onFrame(Frame f) {
@@ -402,12 +423,14 @@ public final class AgentClient implements AutoCloseable {
         while (true) {
           int n = in.readNBytes(buf, 0, buf.length);
           boolean last = n < buf.length;
-          writer.write(
+          write(
               new Frame(
                   MessageType.FILE_DATA.wire(),
                   last ? Frame.FLAG_END : 0,
                   id,
-                  Arrays.copyOf(buf, n)));
+                  Arrays.copyOf(buf, n)),
+              MessageType.FILE_DATA,
+              remaining(end));
           if (last) {
             break;
           }
@@ -443,6 +466,7 @@ public final class AgentClient implements AutoCloseable {
           send(
               MessageType.GET_FILE,
               new PayloadWriter().string(guestPath).i64(limit).toByteArray(),
+              deadline,
               new Handler() {
                 long received;
 
@@ -575,21 +599,15 @@ public final class AgentClient implements AutoCloseable {
     }
   }
 
-  /** Registers {@code h} under a new request id and sends the request. */
-  private int send(MessageType type, byte[] payload, Handler h) throws IOException {
-    if (closed.get() || failure != null) {
-      throw new AgentChannelClosedException(
-          "channel " + transport.describe() + " is closed", failure);
-    }
-    int id = nextId.getAndIncrement();
-    pending.put(id, h);
-    IOException f = failure;
-    if (f != null) { // the reader died between the check and the put
-      pending.remove(id);
-      throw new AgentChannelClosedException("channel " + transport.describe() + " is closed", f);
-    }
+  /**
+   * Registers {@code h} under a new request id and sends the request, waiting for the write up to
+   * {@code deadline} (at most {@link #WRITE_STALL_LIMIT}).
+   */
+  private int send(MessageType type, byte[] payload, Duration deadline, Handler h)
+      throws IOException {
+    int id = register(h);
     try {
-      writer.write(Frame.request(type, id, payload));
+      write(Frame.request(type, id, payload), type, deadline);
     } catch (IOException e) {
       pending.remove(id);
       throw e;
@@ -597,16 +615,153 @@ public final class AgentClient implements AutoCloseable {
     return id;
   }
 
+  /** Sends a request without waiting for the write; its failure reaches {@code h}. */
+  private void sendAsync(MessageType type, byte[] payload, Handler h) throws IOException {
+    int id = register(h);
+    sender
+        .send(Frame.request(type, id, payload))
+        .whenComplete(
+            (ok, e) -> {
+              if (e != null && pending.remove(id, h)) {
+                h.onClosed(e instanceof IOException io ? io : new AgentException("send failed", e));
+              }
+            });
+  }
+
+  private int register(Handler h) throws AgentChannelClosedException {
+    if (closed.get() || failure != null) {
+      throw new AgentChannelClosedException(
+          "channel " + transport.describe() + " is closed", failure);
+    }
+    int id = nextId.getAndIncrement();
+    pending.put(id, h);
+    IOException f = failure;
+    if (f != null) { // the channel failed between the check and the put
+      pending.remove(id);
+      throw new AgentChannelClosedException("channel " + transport.describe() + " is closed", f);
+    }
+    return id;
+  }
+
+  /**
+   * Writes one frame, waiting up to {@code deadline} (at most {@link #WRITE_STALL_LIMIT}). A frame
+   * whose write has not started by then is dropped; a write blocked for the whole stall limit means
+   * the guest stopped reading, and closes the channel.
+   */
+  private void write(Frame frame, MessageType type, Duration deadline) throws IOException {
+    CompletableFuture<Void> written = sender.send(frame);
+    long waitNanos = Math.min(deadline.toNanos(), WRITE_STALL_LIMIT.toNanos());
+    try {
+      written.get(Math.max(1, waitNanos), TimeUnit.NANOSECONDS);
+    } catch (TimeoutException e) {
+      written.cancel(false);
+      if (sender.stalledNanos() >= WRITE_STALL_LIMIT.toNanos()) {
+        fail(
+            new AgentChannelClosedException(
+                "the guest agent over "
+                    + transport.describe()
+                    + " has read nothing for "
+                    + WRITE_STALL_LIMIT.toSeconds()
+                    + " s: channel closed",
+                null));
+      }
+      throw new AgentTimeoutException(
+          "could not send "
+              + type
+              + " within "
+              + Duration.ofNanos(waitNanos).toMillis()
+              + " ms over "
+              + transport.describe()
+              + ": the guest is not reading");
+    } catch (ExecutionException e) {
+      throw unwrap(e, "sending " + type);
+    } catch (InterruptedException e) {
+      written.cancel(false);
+      Thread.currentThread().interrupt();
+      throw new AgentException("interrupted sending " + type, e);
+    }
+  }
+
+  /**
+   * Ends the channel for good: records the cause, closes the stream (which unblocks a stalled
+   * writer and the reader) and fails every pending call. Idempotent.
+   */
+  private void fail(IOException cause) {
+    synchronized (pending) {
+      if (failure == null) {
+        failure =
+            cause instanceof AgentChannelClosedException
+                ? cause
+                : new AgentChannelClosedException(
+                    "channel " + transport.describe() + " closed", cause);
+      }
+    }
+    try {
+      connection.close();
+    } catch (IOException e) {
+      LOG.debug("closing {}: {}", transport.describe(), e.getMessage());
+    }
+    failPending();
+  }
+
+  private void failPending() {
+    IOException f = failure;
+    for (Integer id : pending.keySet()) {
+      Handler h = pending.remove(id);
+      if (h != null) {
+        try {
+          h.onClosed(f);
+        } catch (RuntimeException e) {
+          LOG.debug("a handler failed while the channel closed", e);
+        }
+      }
+    }
+  }
+
   private void readLoop() {
     FrameReader r = new FrameReader(connection.input());
-    IOException cause = null;
+    Throwable cause = null;
+    long windowStart = System.nanoTime();
+    int errorsInWindow = 0;
+    long loggedInWindow = 0;
     try {
-      while (!closed.get()) {
+      while (!closed.get() && failure == null) {
         Frame f;
         try {
           f = r.read();
         } catch (ProtocolException e) {
-          LOG.warn("bad frame from agent over {}: {}", transport.describe(), e.getMessage());
+          long now = System.nanoTime();
+          if (now - windowStart > FRAMING_ERROR_WINDOW.toNanos()) {
+            if (errorsInWindow > loggedInWindow) {
+              LOG.warn(
+                  "{} malformed frames from the agent over {} in the last {} s",
+                  errorsInWindow,
+                  transport.describe(),
+                  FRAMING_ERROR_WINDOW.toSeconds());
+            }
+            windowStart = now;
+            errorsInWindow = 0;
+            loggedInWindow = 0;
+          }
+          errorsInWindow++;
+          if (loggedInWindow == 0) { // one line per window; the rest are summarised
+            loggedInWindow = 1;
+            LOG.warn("bad frame from agent over {}: {}", transport.describe(), e.getMessage());
+          }
+          if (errorsInWindow > MAX_FRAMING_ERRORS) {
+            cause =
+                new AgentChannelClosedException(
+                    "the agent over "
+                        + transport.describe()
+                        + " sent more than "
+                        + MAX_FRAMING_ERRORS
+                        + " malformed frames within "
+                        + FRAMING_ERROR_WINDOW.toSeconds()
+                        + " s: channel closed",
+                    e);
+            LOG.warn("{}", cause.getMessage());
+            break;
+          }
           if (!r.resync()) {
             break;
           }
@@ -618,19 +773,31 @@ public final class AgentClient implements AutoCloseable {
         Handler h = pending.get(f.requestId());
         if (h == null) {
           LOG.debug("unsolicited {} from agent over {}", f, transport.describe());
-        } else if (h.onFrame(f)) {
+          continue;
+        }
+        boolean finished;
+        try {
+          finished = h.onFrame(f);
+        } catch (RuntimeException e) {
+          // a listener broke its contract: fail that call, keep serving the others
+          LOG.warn("handling {} from agent over {} failed", f, transport.describe(), e);
+          h.onClosed(new AgentException("handling " + f + " failed", e));
+          finished = true;
+        }
+        if (finished) {
           pending.remove(f.requestId(), h);
         }
       }
-    } catch (IOException e) {
-      cause = e;
+    } catch (IOException | RuntimeException | Error e) {
+      cause = e; // whatever stopped the reader, no call may wait for an answer that cannot come
     }
-    failure = new AgentChannelClosedException("channel " + transport.describe() + " closed", cause);
-    for (Integer id : pending.keySet()) {
-      Handler h = pending.remove(id);
-      if (h != null) {
-        h.onClosed(failure);
-      }
+    fail(
+        cause instanceof AgentChannelClosedException closedCause
+            ? closedCause
+            : new AgentChannelClosedException(
+                "channel " + transport.describe() + " closed", cause));
+    if (cause instanceof Error err && !(cause instanceof StackOverflowError)) {
+      throw err;
     }
   }
 
@@ -644,6 +811,7 @@ public final class AgentClient implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
+    sender.close();
     try {
       connection.close();
     } catch (IOException e) {
@@ -666,12 +834,15 @@ public final class AgentClient implements AutoCloseable {
       this.limit = limit;
     }
 
-    void add(byte[] chunk) {
+    /** Keeps what fits and returns it (the chunk itself when all of it fits). */
+    byte[] add(byte[] chunk) {
       long room = limit - buf.size();
       if (room < chunk.length) {
         over = true;
       }
-      buf.write(chunk, 0, (int) Math.max(0, Math.min(room, chunk.length)));
+      int keep = (int) Math.max(0, Math.min(room, chunk.length));
+      buf.write(chunk, 0, keep);
+      return keep == chunk.length ? chunk : Arrays.copyOf(chunk, keep);
     }
 
     byte[] bytes() {

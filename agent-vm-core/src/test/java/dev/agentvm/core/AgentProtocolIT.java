@@ -5,13 +5,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.quicktheories.QuickTheory.qt;
+import static org.quicktheories.generators.SourceDSL.strings;
 
 import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.AgentErrorException;
 import dev.agentvm.core.agent.AgentException;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.core.agent.UnixSocketTransport;
+import dev.agentvm.protocol.ErrorCode;
+import dev.agentvm.protocol.MountSpec;
 import dev.agentvm.protocol.StatusReport;
 import java.io.ByteArrayOutputStream;
 import java.net.StandardProtocolFamily;
@@ -90,15 +95,149 @@ class AgentProtocolIT extends RealLibvirtTest {
 
   @Test
   void missingCommandOrCwdIsAClearFailureNotAHang() throws Exception {
-    ExecResult missing =
-        agent.exec(ExecRequest.command("/no/such/binary").withTimeout(Duration.ofSeconds(30)));
-    assertEquals(127, missing.exitCode(), missing + " " + missing.stderrText());
-    assertTrue(missing.stderrText().contains("/no/such/binary"), missing.stderrText());
-    dev.agentvm.core.agent.AgentErrorException badCwd =
+    AgentErrorException missing =
         assertThrows(
-            dev.agentvm.core.agent.AgentErrorException.class,
+            AgentErrorException.class,
+            () ->
+                agent.exec(
+                    ExecRequest.command("/no/such/binary").withTimeout(Duration.ofSeconds(30))));
+    assertEquals(ErrorCode.COMMAND_NOT_FOUND, missing.code(), missing.getMessage());
+    assertTrue(missing.getMessage().contains("/no/such/binary"), missing.getMessage());
+    AgentErrorException notOnPath =
+        assertThrows(
+            AgentErrorException.class, () -> agent.exec(ExecRequest.command("no-such-cmd")));
+    assertEquals(ErrorCode.COMMAND_NOT_FOUND, notOnPath.code(), notOnPath.getMessage());
+    AgentErrorException badCwd =
+        assertThrows(
+            AgentErrorException.class,
             () -> agent.exec(ExecRequest.command("true").withCwd("/no/such/dir")));
-    assertTrue(badCwd.getMessage().contains("/no/such/dir"), badCwd.getMessage());
+    assertEquals(ErrorCode.NOT_FOUND, badCwd.code(), badCwd.getMessage());
+    assertTrue(badCwd.getMessage().contains("working directory /no/such/dir"), badCwd.getMessage());
+    assertFalse(badCwd.getMessage().contains("java."), badCwd.getMessage());
+    AgentErrorException notFile =
+        assertThrows(
+            AgentErrorException.class,
+            () -> agent.getFile("/tmp", Files.createTempFile("get", ".x"), Duration.ofSeconds(10)));
+    assertEquals(ErrorCode.IS_A_DIRECTORY, notFile.code(), notFile.getMessage());
+    AgentErrorException badMount =
+        assertThrows(
+            AgentErrorException.class,
+            () ->
+                agent.mount(
+                    new MountSpec("no-such-tag", "/mnt/nothing", true), Duration.ofSeconds(30)));
+    assertEquals(ErrorCode.MOUNT_FAILED, badMount.code(), badMount.getMessage());
+  }
+
+  /** Text that a non-UTF-8 guest would have turned into '?': Latin, symbols, non-BMP. */
+  private static final String UNICODE = "ü é © 😀 𝄞 – ✓ 日本語";
+
+  @Test
+  void unicodeArgvEnvAndFileNamesRoundTripByteExact(@TempDir Path dir) throws Exception {
+    ExecResult argv = agent.exec(ExecRequest.command("printf", "%s", UNICODE));
+    assertEquals(0, argv.exitCode(), argv.stderrText());
+    assertArrayEquals(UNICODE.getBytes(StandardCharsets.UTF_8), argv.stdout());
+
+    ExecResult env =
+        agent.exec(
+            ExecRequest.command("sh", "-c", "printf %s \"$V\"").withEnv(Map.of("V", UNICODE)));
+    assertArrayEquals(UNICODE.getBytes(StandardCharsets.UTF_8), env.stdout(), env.stderrText());
+
+    byte[] content = ("content " + UNICODE).getBytes(StandardCharsets.UTF_8);
+    Path local = Files.write(dir.resolve("local.txt"), content);
+    String guestDir = "/tmp/uni-" + UNICODE.replace(' ', '_');
+    String guestPath = guestDir + "/f-" + UNICODE.replace(' ', '_') + ".txt";
+    agent.putFile(local, guestPath, 0644, Duration.ofSeconds(30));
+    // the name on the guest's disk is these UTF-8 bytes (a shell glob prints them raw; busybox ls
+    // would print characters above U+02FF as '?' itself)
+    ExecResult listed =
+        agent.exec(
+            ExecRequest.command(
+                "sh", "-c", "for f in \"$1\"/*; do printf %s \"$f\"; done", "sh", guestDir));
+    assertArrayEquals(
+        guestPath.getBytes(StandardCharsets.UTF_8), listed.stdout(), listed.stdoutText());
+    // a working directory with such a name, too
+    ExecResult pwd = agent.exec(ExecRequest.command("pwd").withCwd(guestDir));
+    assertEquals(guestDir + "\n", pwd.stdoutText(), pwd.stderrText());
+    Path back = dir.resolve("back.txt");
+    agent.getFile(guestPath, back, Duration.ofSeconds(30));
+    assertArrayEquals(content, Files.readAllBytes(back));
+    sh("rm -rf /tmp/uni-*");
+  }
+
+  @Test
+  void randomUnicodeThroughTheRealGuestIsByteExact() throws Exception {
+    // one VM, a bounded number of examples: each costs a few EXECs under TCG
+    qt().withExamples(30)
+        .withShrinkCycles(20)
+        .forAll(
+            strings()
+                .betweenCodePoints(1, 0x10FFFF)
+                .ofLengthBetween(1, 12)
+                .assuming(UnicodeCheck::sendable))
+        .checkAssert(
+            s -> {
+              try {
+                byte[] utf8 = s.getBytes(StandardCharsets.UTF_8);
+                ExecResult a = agent.exec(ExecRequest.command("printf", "%s", s));
+                assertArrayEquals(utf8, a.stdout(), "argv " + UnicodeCheck.codePoints(s));
+                ExecResult e =
+                    agent.exec(
+                        ExecRequest.command("sh", "-c", "printf %s \"$V\"")
+                            .withEnv(Map.of("V", s)));
+                assertArrayEquals(utf8, e.stdout(), "env " + UnicodeCheck.codePoints(s));
+                String name = "/tmp/q-" + UnicodeCheck.fileNameSafe(s);
+                Path local = Files.createTempFile("uni", ".txt");
+                Files.write(local, utf8);
+                agent.putFile(local, name, 0644, Duration.ofSeconds(30));
+                ExecResult cat = agent.exec(ExecRequest.command("cat", name));
+                assertArrayEquals(utf8, cat.stdout(), "file " + UnicodeCheck.codePoints(s));
+                // the name on disk is the UTF-8 bytes (not a '?' that both sides mangle alike)
+                ExecResult glob = agent.exec(ExecRequest.command("sh", "-c", "printf %s /tmp/q-*"));
+                assertArrayEquals(
+                    name.getBytes(StandardCharsets.UTF_8),
+                    glob.stdout(),
+                    "name " + UnicodeCheck.codePoints(s));
+                agent.getFile(name, local, Duration.ofSeconds(30));
+                assertArrayEquals(utf8, Files.readAllBytes(local));
+                agent.exec(ExecRequest.command("rm", "-f", name));
+                Files.deleteIfExists(local);
+              } catch (Exception ex) {
+                throw new AssertionError(ex);
+              }
+            });
+  }
+
+  /** Helpers for Unicode strings that a command line, environment and file name can carry. */
+  static final class UnicodeCheck {
+    /** No NUL (argv and names cannot hold it) and no unpaired surrogate (UTF-8 cannot). */
+    static boolean sendable(String s) {
+      if (s.indexOf('\0') >= 0) {
+        return false;
+      }
+      for (int i = 0; i < s.length(); i++) {
+        char c = s.charAt(i);
+        if (Character.isHighSurrogate(c)) {
+          if (i + 1 >= s.length() || !Character.isLowSurrogate(s.charAt(i + 1))) {
+            return false;
+          }
+          i++;
+        } else if (Character.isLowSurrogate(c)) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    /** A file name from {@code s}: '/' would make it a path; the rest is kept. */
+    static String fileNameSafe(String s) {
+      return s.replace('/', '_');
+    }
+
+    static String codePoints(String s) {
+      return s.codePoints()
+          .mapToObj(c -> "U+" + Integer.toHexString(c))
+          .collect(java.util.stream.Collectors.joining(" "));
+    }
   }
 
   @Test

@@ -44,7 +44,17 @@ import java.util.zip.GZIPOutputStream;
  */
 public final class MicroImageBuilder {
   /** Bump when the image layout changes, so that cached images of the old layout are not reused. */
-  static final String FORMAT = "7";
+  static final String FORMAT = "8";
+
+  /**
+   * glibc's C.UTF-8 locale, from the host's libc-bin (the same glibc as the libraries copied from
+   * the host). The guest JVM takes sun.jnu.encoding (argv, environment, file names) and
+   * file.encoding from the C locale; without one they are ASCII and non-ASCII text turns into '?'.
+   */
+  static final Path HOST_UTF8_LOCALE = Path.of("/usr/lib/locale/C.utf8");
+
+  /** Where the locale goes in the initramfs: not under /usr, which a package disk covers. */
+  static final String GUEST_LOCALE_DIR = "lib/locale";
 
   /** The virtio transport, loaded first: without it no virtio device is visible. */
   static final List<String> BUS_MODULES = List.of("virtio_pci");
@@ -391,6 +401,14 @@ public final class MicroImageBuilder {
         parents(cpio, made, dest);
         cpio.file(dest, 0755, Path.of(lib).toRealPath());
       }
+      if (!Files.isDirectory(HOST_UTF8_LOCALE)) {
+        throw new ImageBuildException(
+            "no glibc C.UTF-8 locale at "
+                + HOST_UTF8_LOCALE
+                + " (Debian's libc-bin ships it): the guest agent needs it to pass UTF-8"
+                + " arguments, environment and file names to commands");
+      }
+      addTree(cpio, made, HOST_UTF8_LOCALE, GUEST_LOCALE_DIR + "/C.utf8");
       addTree(cpio, made, runtime.jre(), "opt/agentvm/jre");
       cpio.file("opt/agentvm/agent.jar", 0644, agentJar);
     }

@@ -87,6 +87,11 @@ for p in /sys/class/virtio-ports/*; do
   ( exec 3<>"/dev/${p##*/}"; while true; do cat <&3 >&3; sleep 0.05; done ) &
 done
 
+# UTF-8 for argv, environment and file names: on JDK 17 the JVM takes sun.jnu.encoding (and
+# file.encoding) from the C locale (setlocale + nl_langinfo(CODESET)); with no locale they are
+# ASCII and every non-ASCII character reaches commands as '?'. The image ships glibc's C.UTF-8
+# under /lib/locale, outside /usr (a package disk is mounted over /usr). Commands inherit these.
+export LOCPATH=/lib/locale LANG=C.UTF-8 LC_ALL=C.UTF-8
 # -Xint: under TCG, JIT compiling at startup costs more than it saves (measured: HELLO ~1 s
 # sooner); the agent's bulk work (I/O, CRC32, copies) runs in native code either way.
 # -Xshare:auto uses the CDS archive made at image build time (~1.4 s faster start).

@@ -81,6 +81,14 @@ public final class PayloadReader {
     return out;
   }
 
+  /**
+   * Fails unless the payload is empty: for messages that carry none (STATUS and SHUTDOWN requests,
+   * KILL, MOUNT and SHUTDOWN answers, PUT_FILE's "ready" and end answers).
+   */
+  public static void requireEmpty(byte[] payload) throws ProtocolException {
+    new PayloadReader(payload).end();
+  }
+
   /** Fails unless the whole payload was consumed: trailing bytes mean a peer we misunderstand. */
   public void end() throws ProtocolException {
     if (pos != b.length) {

@@ -1,6 +1,7 @@
 package dev.agentvm.protocol;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -149,6 +150,45 @@ class FrameCodecTest {
             ProtocolException.class,
             () -> HelloRequest.decode(java.util.Arrays.copyOf(p, p.length + 1)));
     assertEquals(ErrorCode.MALFORMED_PAYLOAD, longE.code());
+  }
+
+  @Test
+  void everyDecoderRefusesTrailingBytes() {
+    List<byte[]> payloads =
+        List.of(
+            new HelloResponse(1, "a", List.of("x"), "k", 1, 2, 3).encode(),
+            new ErrorPayload(ErrorCode.NOT_FOUND, "m").encode(),
+            new ExecSpec(List.of("true"), "", java.util.Map.of(), "", new byte[0], 0, 1, 0)
+                .encode(),
+            new ExitStatus(0, 0, 1, false, false, false, false).encode(),
+            new FileHeader("/x", 0644, 0, "00").encode(),
+            new MountSpec("t", "/m", true).encode(),
+            new StatusReport(1, 2, 3, 0.5, 4, 5).encode(),
+            new byte[0]);
+    List<Decoder> decoders =
+        List.of(
+            HelloResponse::decode,
+            ErrorPayload::decode,
+            ExecSpec::decode,
+            ExitStatus::decode,
+            FileHeader::decode,
+            MountSpec::decode,
+            StatusReport::decode,
+            PayloadReader::requireEmpty);
+    for (int i = 0; i < payloads.size(); i++) {
+      byte[] p = payloads.get(i);
+      Decoder d = decoders.get(i);
+      assertDoesNotThrow(() -> d.decode(p), "decoder " + i);
+      byte[] longer = java.util.Arrays.copyOf(p, p.length + 1);
+      ProtocolException e = assertThrows(ProtocolException.class, () -> d.decode(longer));
+      assertEquals(ErrorCode.MALFORMED_PAYLOAD, e.code(), "decoder " + i);
+      assertTrue(e.detail().contains("trailing"), e.detail());
+    }
+  }
+
+  @FunctionalInterface
+  interface Decoder {
+    void decode(byte[] payload) throws ProtocolException;
   }
 
   @Test

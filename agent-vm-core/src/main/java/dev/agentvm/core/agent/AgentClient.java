@@ -12,6 +12,7 @@ import dev.agentvm.protocol.HelloRequest;
 import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
 import dev.agentvm.protocol.MountSpec;
+import dev.agentvm.protocol.PayloadReader;
 import dev.agentvm.protocol.PayloadWriter;
 import dev.agentvm.protocol.Protocol;
 import dev.agentvm.protocol.ProtocolException;
@@ -216,12 +217,12 @@ public final class AgentClient implements AutoCloseable {
 
   /** Asks the guest to flush and power off; returns once the agent acknowledged. */
   public void requestShutdown(Duration deadline) throws IOException {
-    call(MessageType.SHUTDOWN, new byte[0], deadline);
+    PayloadReader.requireEmpty(call(MessageType.SHUTDOWN, new byte[0], deadline).payload());
   }
 
   /** Mounts a virtio-9p share in the guest. */
   public void mount(MountSpec spec, Duration deadline) throws IOException {
-    call(MessageType.MOUNT, spec.encode(), deadline);
+    PayloadReader.requireEmpty(call(MessageType.MOUNT, spec.encode(), deadline).payload());
   }
 
   /**
@@ -263,7 +264,9 @@ public final class AgentClient implements AutoCloseable {
 
     /** Asks the agent to stop the command (TERM, then KILL after its grace period). */
     public void kill(Duration deadline) throws IOException {
-      call(MessageType.KILL, new PayloadWriter().i32(requestId).toByteArray(), deadline);
+      PayloadReader.requireEmpty(
+          call(MessageType.KILL, new PayloadWriter().i32(requestId).toByteArray(), deadline)
+              .payload());
     }
 
     /**
@@ -417,7 +420,7 @@ public final class AgentClient implements AutoCloseable {
               }
             });
     try {
-      await(ready, MessageType.PUT_FILE, remaining(end));
+      PayloadReader.requireEmpty(await(ready, MessageType.PUT_FILE, remaining(end)).payload());
       try (InputStream in = Files.newInputStream(local)) {
         byte[] buf = new byte[FILE_CHUNK];
         while (true) {
@@ -439,7 +442,7 @@ public final class AgentClient implements AutoCloseable {
           }
         }
       }
-      await(done, MessageType.PUT_FILE, remaining(end));
+      PayloadReader.requireEmpty(await(done, MessageType.PUT_FILE, remaining(end)).payload());
       return header;
     } finally {
       pending.remove(id);

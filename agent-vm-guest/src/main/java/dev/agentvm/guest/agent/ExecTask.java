@@ -58,6 +58,8 @@ final class ExecTask {
 
   /** Runs the command to its end and sends EXIT (or an ERROR if it could not start). */
   void run() throws IOException {
+    Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
+    UserErrors.checkExec(cwd, spec.argv().get(0), spec.env());
     Path script = null;
     List<String> cmd = new ArrayList<>();
     cmd.add("setsid");
@@ -69,10 +71,16 @@ final class ExecTask {
     }
     ProcessBuilder pb = new ProcessBuilder(cmd);
     pb.environment().putAll(spec.env());
-    pb.directory(Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd()).toFile());
+    pb.directory(cwd.toFile());
     long t0 = System.nanoTime();
     try {
-      Process p = pb.start();
+      Process p;
+      try {
+        p = pb.start();
+      } catch (IOException e) {
+        // checked above; what is left is the agent's own trouble (no setsid, out of processes)
+        throw new IOException("cannot start the command through setsid: " + e.getMessage(), e);
+      }
       process = p;
       Future<?> stdin = null;
       if (spec.stdin().length == 0) {

@@ -31,7 +31,7 @@ final class FileTransfer {
   static Path checkedPath(String p) throws ProtocolException {
     if (p.isEmpty() || p.charAt(0) != '/' || p.indexOf('\0') >= 0) {
       throw new ProtocolException(
-          ErrorCode.MALFORMED_PAYLOAD, "path must be absolute and without NUL: '" + p + "'");
+          ErrorCode.BAD_PATH, "path must be absolute and without NUL: '" + p + "'");
     }
     return Path.of(p).normalize();
   }
@@ -53,6 +53,9 @@ final class FileTransfer {
       this.header = header;
       this.out = out;
       this.target = checkedPath(header.path());
+      if (Files.isDirectory(target)) {
+        throw new ProtocolException(ErrorCode.IS_A_DIRECTORY, target + " is a directory");
+      }
       if (header.size() > maxSize) {
         throw new ProtocolException(
             ErrorCode.FRAME_TOO_LARGE,
@@ -81,6 +84,9 @@ final class FileTransfer {
     void run() throws IOException, InterruptedException {
       try {
         receive();
+      } catch (IOException e) {
+        ProtocolException user = UserErrors.translate(e, "writing " + target);
+        throw user != null ? user : e;
       } finally {
         finished = true;
         chunks.clear();
@@ -152,8 +158,18 @@ final class FileTransfer {
    */
   static void get(int id, String path, long limit, FrameWriter out) throws IOException {
     Path p = checkedPath(path);
+    if (!Files.exists(p)) {
+      throw new ProtocolException(ErrorCode.NOT_FOUND, p + " does not exist");
+    }
+    if (Files.isDirectory(p)) {
+      throw new ProtocolException(ErrorCode.IS_A_DIRECTORY, p + " is a directory");
+    }
     if (!Files.isRegularFile(p)) {
-      throw new ProtocolException(ErrorCode.MALFORMED_PAYLOAD, "no regular file " + p);
+      throw new ProtocolException(
+          ErrorCode.NOT_A_REGULAR_FILE, p + " is not a regular file (a device, FIFO or socket)");
+    }
+    if (!Files.isReadable(p)) {
+      throw new ProtocolException(ErrorCode.PERMISSION_DENIED, p + ": permission denied");
     }
     long size = Files.size(p);
     if (size > limit) {

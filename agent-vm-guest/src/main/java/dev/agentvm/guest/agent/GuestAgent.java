@@ -92,6 +92,11 @@ public final class GuestAgent {
     long initUptime = parseSecondsToMillis(System.getenv("AGENTVM_INIT_UPTIME"));
     Path port = findPort(name, 30_000);
     log("agent " + VERSION + " serving " + port + " (port name " + name + ")");
+    String jnu = System.getProperty("sun.jnu.encoding");
+    if (!"UTF-8".equals(jnu)) {
+      // argv, environment and file names would reach commands with non-ASCII text as '?'
+      log("WARNING: sun.jnu.encoding is " + jnu + ", not UTF-8: no C.UTF-8 locale (LANG/LC_ALL)?");
+    }
     new GuestAgent(port, initUptime, startUptime).serve();
   }
 
@@ -121,8 +126,7 @@ public final class GuestAgent {
         log("bad frame: " + e.getMessage());
         sendQuietly(
             out,
-            Frame.response(
-                MessageType.ERROR, 0, new ErrorPayload(e.code(), e.getMessage()).encode()));
+            Frame.response(MessageType.ERROR, 0, new ErrorPayload(e.code(), e.detail()).encode()));
         reader.resync();
         continue;
       } catch (EOFException e) {
@@ -193,8 +197,10 @@ public final class GuestAgent {
           log("hello from " + rq.hostSoftware());
         }
         case PING -> out.write(Frame.response(MessageType.PONG, id, frame.payload()));
-        case STATUS ->
-            out.write(Frame.response(MessageType.STATUS, id, Status.read(execs.size()).encode()));
+        case STATUS -> {
+          PayloadReader.requireEmpty(frame.payload());
+          out.write(Frame.response(MessageType.STATUS, id, Status.read(execs.size()).encode()));
+        }
         case EXEC -> {
           ExecTask task = new ExecTask(id, ExecSpec.decode(frame.payload()), out, workers);
           if (execs.putIfAbsent(id, task) != null) {
@@ -213,7 +219,9 @@ public final class GuestAgent {
               });
         }
         case KILL -> {
-          int target = new PayloadReader(frame.payload()).i32();
+          PayloadReader r = new PayloadReader(frame.payload());
+          int target = r.i32();
+          r.end();
           ExecTask task = execs.get(target);
           if (task == null) {
             error(
@@ -265,6 +273,7 @@ public final class GuestAgent {
           work(out, id, () -> mount(id, m, out));
         }
         case SHUTDOWN -> {
+          PayloadReader.requireEmpty(frame.payload());
           out.write(Frame.response(MessageType.SHUTDOWN, id, new byte[0]));
           log("shutdown requested by host");
           stopAll("shutdown");
@@ -278,7 +287,7 @@ public final class GuestAgent {
                 "agent does not accept " + type + " requests");
       }
     } catch (ProtocolException e) {
-      error(out, id, e.code(), e.getMessage());
+      error(out, id, e.code(), e.detail());
     } catch (IOException e) {
       log("cannot answer request " + id + ": " + e);
     } catch (InterruptedException e) {
@@ -298,7 +307,14 @@ public final class GuestAgent {
           try {
             w.run();
           } catch (ProtocolException e) {
-            error(out, id, e.code(), e.getMessage());
+            error(out, id, e.code(), e.detail());
+          } catch (IOException e) {
+            ProtocolException user = UserErrors.translate(e, "the request");
+            if (user != null) {
+              error(out, id, user.code(), user.detail());
+            } else {
+              error(out, id, ErrorCode.INTERNAL, e.toString());
+            }
           } catch (Exception e) {
             error(out, id, ErrorCode.INTERNAL, e.toString());
           }
@@ -307,7 +323,12 @@ public final class GuestAgent {
 
   private static void mount(int id, MountSpec m, FrameWriter out) throws Exception {
     java.nio.file.Path mp = FileTransfer.checkedPath(m.mountPoint());
-    Files.createDirectories(mp);
+    try {
+      Files.createDirectories(mp);
+    } catch (IOException e) {
+      ProtocolException user = UserErrors.translate(e, "creating mount point " + mp);
+      throw user != null ? user : e;
+    }
     String opts = "trans=virtio,version=9p2000.L,msize=262144" + (m.readOnly() ? ",ro" : "");
     Process p =
         new ProcessBuilder("mount", "-t", "9p", "-o", opts, m.tag(), mp.toString())
@@ -316,7 +337,8 @@ public final class GuestAgent {
     String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
     if (p.waitFor() != 0) {
       throw new ProtocolException(
-          ErrorCode.INTERNAL, "mount of 9p tag " + m.tag() + " on " + mp + " failed: " + output);
+          ErrorCode.MOUNT_FAILED,
+          "mount of 9p tag " + m.tag() + " on " + mp + " failed: " + output);
     }
     out.write(Frame.response(MessageType.MOUNT, id, new byte[0]));
   }

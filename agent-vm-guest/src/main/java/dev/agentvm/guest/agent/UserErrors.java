@@ -1,0 +1,129 @@
+package dev.agentvm.guest.agent;
+
+import dev.agentvm.protocol.ErrorCode;
+import dev.agentvm.protocol.ProtocolException;
+import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Failures of a request that are the user's to fix (a missing directory, a command not on PATH, a
+ * full disk), told in the user's terms with their own {@link ErrorCode}, instead of {@code
+ * INTERNAL} and a Java exception's text.
+ */
+final class UserErrors {
+  private UserErrors() {}
+
+  static ProtocolException error(ErrorCode code, String message) {
+    return new ProtocolException(code, message);
+  }
+
+  /**
+   * Translates a file system failure while doing {@code what} (e.g. "writing /data/x") into an
+   * error in the user's terms; null when it is none of those (an agent failure).
+   */
+  static ProtocolException translate(IOException e, String what) {
+    if (e instanceof ProtocolException p) {
+      return p;
+    }
+    String file = e instanceof FileSystemException f && f.getFile() != null ? f.getFile() : null;
+    String reason =
+        e instanceof FileSystemException f && f.getReason() != null
+            ? f.getReason()
+            : String.valueOf(e.getMessage());
+    String on = what + (file == null ? "" : ": " + file);
+    if (e instanceof NoSuchFileException) {
+      return error(ErrorCode.NOT_FOUND, on + " does not exist");
+    }
+    if (e instanceof AccessDeniedException
+        || reason.contains("Permission denied")
+        || reason.contains("Operation not permitted")) {
+      return error(ErrorCode.PERMISSION_DENIED, on + ": permission denied");
+    }
+    if (reason.contains("Read-only file system")) {
+      return error(ErrorCode.PERMISSION_DENIED, on + ": read-only file system");
+    }
+    if (e instanceof NotDirectoryException
+        || e instanceof FileAlreadyExistsException
+        || reason.contains("Not a directory")) {
+      // createDirectories: a component of the path exists and is not a directory
+      return error(ErrorCode.NOT_A_DIRECTORY, on + ": a parent is not a directory");
+    }
+    if (e instanceof DirectoryNotEmptyException || reason.contains("Is a directory")) {
+      return error(ErrorCode.IS_A_DIRECTORY, on + " is a directory");
+    }
+    if (reason.contains("No space left on device") || reason.contains("Disk quota exceeded")) {
+      return error(ErrorCode.NO_SPACE, what + ": No space left on device in the guest");
+    }
+    return null;
+  }
+
+  /**
+   * Checks an EXEC's working directory and command before starting it, as {@code execvp} will look
+   * for it, so that a typo is reported as such rather than as a failure to start {@code setsid}.
+   *
+   * @param cwd the working directory the command will run in
+   * @param argv0 the command
+   * @param env the environment the command gets (its PATH, if set, is the one searched)
+   */
+  static void checkExec(Path cwd, String argv0, Map<String, String> env) throws ProtocolException {
+    if (!Files.exists(cwd)) {
+      throw error(ErrorCode.NOT_FOUND, "working directory " + cwd + " does not exist");
+    }
+    if (!Files.isDirectory(cwd)) {
+      throw error(ErrorCode.NOT_A_DIRECTORY, "working directory " + cwd + " is not a directory");
+    }
+    if (!Files.isExecutable(cwd)) {
+      throw error(ErrorCode.PERMISSION_DENIED, "working directory " + cwd + ": permission denied");
+    }
+    if (argv0.isEmpty() || argv0.indexOf('\0') >= 0) {
+      throw error(ErrorCode.COMMAND_NOT_FOUND, "empty command name");
+    }
+    if (argv0.indexOf('/') >= 0) {
+      Path p = cwd.resolve(argv0);
+      if (!Files.exists(p)) {
+        throw error(ErrorCode.COMMAND_NOT_FOUND, "command " + argv0 + " does not exist");
+      }
+      if (!isExecutableFile(p)) {
+        throw error(
+            ErrorCode.NOT_EXECUTABLE,
+            "command " + argv0 + (Files.isDirectory(p) ? " is a directory" : " is not executable"));
+      }
+      return;
+    }
+    String path = env.getOrDefault("PATH", System.getenv("PATH"));
+    if (path == null) {
+      path = "/bin:/usr/bin"; // execvp's default
+    }
+    List<String> dirs = List.of(path.split(":", -1));
+    Path notExecutable = null;
+    for (String d : dirs) {
+      Path p = cwd.resolve(d.isEmpty() ? "." : d).resolve(argv0);
+      if (isExecutableFile(p)) {
+        return;
+      }
+      if (notExecutable == null && Files.exists(p) && !Files.isDirectory(p)) {
+        notExecutable = p;
+      }
+    }
+    if (notExecutable != null) {
+      throw error(
+          ErrorCode.NOT_EXECUTABLE,
+          "command " + argv0 + " found at " + notExecutable + " is not executable");
+    }
+    throw error(
+        ErrorCode.COMMAND_NOT_FOUND, "command " + argv0 + " not found on PATH (" + path + ")");
+  }
+
+  private static boolean isExecutableFile(Path p) {
+    return Files.isRegularFile(p) && Files.isExecutable(p);
+  }
+}

@@ -1,0 +1,234 @@
+package dev.agentvm.guest.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.protocol.ErrorCode;
+import dev.agentvm.protocol.ErrorPayload;
+import dev.agentvm.protocol.ExecSpec;
+import dev.agentvm.protocol.ExitStatus;
+import dev.agentvm.protocol.FileHeader;
+import dev.agentvm.protocol.Frame;
+import dev.agentvm.protocol.FrameReader;
+import dev.agentvm.protocol.FrameWriter;
+import dev.agentvm.protocol.MessageType;
+import dev.agentvm.protocol.MountSpec;
+import dev.agentvm.protocol.PayloadWriter;
+import java.io.IOException;
+import java.io.PipedInputStream;
+import java.io.PipedOutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Issue 14: a request's ordinary failures come back with their own error code and a message in the
+ * user's terms (no Java exception text), and payloads with trailing bytes are refused. The agent
+ * runs in-process over pipes, on this host's file system.
+ */
+class GuestAgentErrorsTest {
+  @TempDir Path dir;
+  private Thread agentThread;
+  private PipedOutputStream toAgent;
+  private FrameWriter host;
+  private FrameReader replies;
+  private int nextId = 100;
+
+  @BeforeEach
+  void startAgent() throws IOException {
+    toAgent = new PipedOutputStream();
+    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 20);
+    PipedInputStream fromAgent = new PipedInputStream(1 << 20);
+    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
+    GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1, 2);
+    agentThread =
+        new Thread(
+            () -> {
+              try {
+                agent.serveConnection(agentIn, new FrameWriter(agentOut));
+              } catch (Exception e) {
+                // interrupted at the end of the test
+              }
+            });
+    agentThread.setDaemon(true);
+    agentThread.start();
+    host = new FrameWriter(toAgent);
+    replies = new FrameReader(fromAgent);
+  }
+
+  @AfterEach
+  void stopAgent() {
+    agentThread.interrupt();
+  }
+
+  /** Sends a request and returns the first answer that is not output. */
+  private Frame ask(MessageType type, byte[] payload) throws IOException {
+    int id = nextId++;
+    host.write(Frame.request(type, id, payload));
+    while (true) {
+      Frame f = replies.read();
+      if (f.requestId() == id
+          && f.type() != MessageType.STDOUT.wire()
+          && f.type() != MessageType.STDERR.wire()
+          && f.type() != MessageType.FILE_DATA.wire()) {
+        return f;
+      }
+    }
+  }
+
+  private ErrorPayload error(MessageType type, byte[] payload) throws IOException {
+    Frame f = ask(type, payload);
+    assertEquals(MessageType.ERROR.wire(), f.type(), "expected ERROR, got " + f);
+    ErrorPayload e = ErrorPayload.decode(f.payload());
+    assertFalse(e.message().contains("java."), "Java exception text: " + e.message());
+    assertFalse(e.message().startsWith(e.code().name()), "code twice: " + e.message());
+    return e;
+  }
+
+  private static byte[] exec(String cwd, String... argv) {
+    return new ExecSpec(List.of(argv), "", Map.of(), cwd, new byte[0], 30_000, 1 << 20, 100)
+        .encode();
+  }
+
+  private static void assertError(ErrorCode code, String mentions, ErrorPayload e) {
+    assertEquals(code, e.code(), e.toString());
+    assertTrue(e.message().contains(mentions), e.message());
+  }
+
+  @Test
+  void execWithAMissingOrNonDirectoryWorkingDirectory() throws Exception {
+    String missing = dir.resolve("no/such/dir").toString();
+    assertError(ErrorCode.NOT_FOUND, missing, error(MessageType.EXEC, exec(missing, "true")));
+    Path file = Files.writeString(dir.resolve("a-file"), "x");
+    assertError(
+        ErrorCode.NOT_A_DIRECTORY,
+        file.toString(),
+        error(MessageType.EXEC, exec(file.toString(), "true")));
+  }
+
+  @Test
+  void execOfACommandThatIsNotThereOrNotExecutable() throws Exception {
+    assertError(
+        ErrorCode.COMMAND_NOT_FOUND,
+        "no-such-command-xyz",
+        error(MessageType.EXEC, exec("", "no-such-command-xyz", "arg")));
+    assertError(
+        ErrorCode.COMMAND_NOT_FOUND,
+        "/no/such/binary",
+        error(MessageType.EXEC, exec("", "/no/such/binary")));
+    Path plain = Files.writeString(dir.resolve("not-exec.sh"), "echo hi\n");
+    assertError(
+        ErrorCode.NOT_EXECUTABLE,
+        plain.toString(),
+        error(MessageType.EXEC, exec("", plain.toString())));
+    assertError(
+        ErrorCode.NOT_EXECUTABLE,
+        dir.toString(),
+        error(MessageType.EXEC, exec("", dir.toString())));
+    // relative to the working directory, as execvp sees it
+    Files.setPosixFilePermissions(plain, PosixFilePermissions.fromString("rwxr-xr-x"));
+    Frame ok = ask(MessageType.EXEC, exec(dir.toString(), "./not-exec.sh"));
+    assertEquals(MessageType.EXIT.wire(), ok.type(), ok.toString());
+    assertEquals(0, ExitStatus.decode(ok.payload()).exitCode());
+    // a PATH in the request's environment is the one searched
+    Frame viaPath =
+        ask(
+            MessageType.EXEC,
+            new ExecSpec(
+                    List.of("not-exec.sh"),
+                    "",
+                    Map.of("PATH", dir.toString()),
+                    "",
+                    new byte[0],
+                    30_000,
+                    1 << 20,
+                    100)
+                .encode());
+    assertEquals(MessageType.EXIT.wire(), viaPath.type(), viaPath.toString());
+  }
+
+  private static byte[] get(String path) {
+    return new PayloadWriter().string(path).i64(1 << 20).toByteArray();
+  }
+
+  @Test
+  void getFileOfABadMissingOrSpecialPath() throws Exception {
+    assertError(ErrorCode.BAD_PATH, "relative/x", error(MessageType.GET_FILE, get("relative/x")));
+    String missing = dir.resolve("missing.txt").toString();
+    assertError(ErrorCode.NOT_FOUND, missing, error(MessageType.GET_FILE, get(missing)));
+    assertError(
+        ErrorCode.IS_A_DIRECTORY, dir.toString(), error(MessageType.GET_FILE, get(dir.toString())));
+    assertError(
+        ErrorCode.NOT_A_REGULAR_FILE, "/dev/null", error(MessageType.GET_FILE, get("/dev/null")));
+  }
+
+  private static byte[] put(String path) {
+    return new FileHeader(
+            path, 0644, 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        .encode();
+  }
+
+  @Test
+  void putFileOntoADirectoryUnderAFileOrARelativePath() throws Exception {
+    assertError(ErrorCode.BAD_PATH, "x.txt", error(MessageType.PUT_FILE, put("x.txt")));
+    assertError(
+        ErrorCode.IS_A_DIRECTORY, dir.toString(), error(MessageType.PUT_FILE, put(dir.toString())));
+    Path file = Files.writeString(dir.resolve("plain"), "x");
+    assertError(
+        ErrorCode.NOT_A_DIRECTORY,
+        file.toString(),
+        error(MessageType.PUT_FILE, put(file.resolve("below.txt").toString())));
+  }
+
+  @Test
+  void putFileWithoutPermission() throws Exception {
+    // root may write almost anywhere, but not new files into sysfs
+    String target = "/sys/kernel/agentvm-test-" + ProcessHandle.current().pid() + ".txt";
+    assertError(ErrorCode.PERMISSION_DENIED, target, error(MessageType.PUT_FILE, put(target)));
+    String below = "/sys/kernel/agentvm-test-" + ProcessHandle.current().pid() + "/x.txt";
+    assertError(
+        ErrorCode.PERMISSION_DENIED, "/sys/kernel", error(MessageType.PUT_FILE, put(below)));
+  }
+
+  @Test
+  void mountOnAPathUnderAFile() throws Exception {
+    Path file = Files.writeString(dir.resolve("plain"), "x");
+    byte[] m = new MountSpec("no-such-tag", file.resolve("mnt").toString(), true).encode();
+    assertError(ErrorCode.NOT_A_DIRECTORY, file.toString(), error(MessageType.MOUNT, m));
+    assertError(
+        ErrorCode.BAD_PATH,
+        "mnt",
+        error(MessageType.MOUNT, new MountSpec("t", "mnt", false).encode()));
+  }
+
+  @Test
+  void trailingPayloadBytesAreRefused() throws Exception {
+    byte[] kill = new PayloadWriter().i32(12345).u8(0).toByteArray();
+    assertEquals(ErrorCode.MALFORMED_PAYLOAD, error(MessageType.KILL, kill).code());
+    assertEquals(ErrorCode.MALFORMED_PAYLOAD, error(MessageType.STATUS, new byte[] {0}).code());
+    // (SHUTDOWN is not tried here: if the check failed, the agent would power off this host)
+    byte[] getWithTail = new PayloadWriter().string("/etc/hostname").i64(10).u8(7).toByteArray();
+    assertEquals(ErrorCode.MALFORMED_PAYLOAD, error(MessageType.GET_FILE, getWithTail).code());
+    byte[] execWithTail = concat(exec("", "true"), new byte[] {0});
+    assertEquals(ErrorCode.MALFORMED_PAYLOAD, error(MessageType.EXEC, execWithTail).code());
+    byte[] putWithTail = concat(put("/tmp/x"), new byte[] {0, 0});
+    assertEquals(ErrorCode.MALFORMED_PAYLOAD, error(MessageType.PUT_FILE, putWithTail).code());
+    byte[] mountWithTail = concat(new MountSpec("t", "/mnt/x", true).encode(), new byte[] {0});
+    assertEquals(ErrorCode.MALFORMED_PAYLOAD, error(MessageType.MOUNT, mountWithTail).code());
+    // the agent still serves
+    assertEquals(MessageType.PONG.wire(), ask(MessageType.PING, new byte[] {1}).type());
+  }
+
+  private static byte[] concat(byte[] a, byte[] b) {
+    byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
+}

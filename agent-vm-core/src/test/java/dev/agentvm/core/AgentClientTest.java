@@ -194,4 +194,166 @@ class AgentClientTest {
                     new UnixSocketTransport(dir.resolve("missing.sock")), Duration.ofMillis(300)));
     assertTrue(e.getMessage().contains("missing.sock"), e.getMessage());
   }
+
+  /**
+   * Says "ready" to a PUT_FILE, then reads nothing more: its socket buffers fill and the client's
+   * writes block.
+   */
+  private Thread stalledPeer() {
+    return peer(
+        (f, w) -> {
+          try {
+            if (f.type() == MessageType.PUT_FILE.wire()) {
+              w.write(Frame.response(MessageType.PUT_FILE, f.requestId(), new byte[0]));
+            }
+            Thread.sleep(Long.MAX_VALUE);
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        });
+  }
+
+  @Test
+  void aPeerThatStopsReadingCannotHangTheClient() throws Exception {
+    stalledPeer();
+    Path big = dir.resolve("big.bin");
+    Files.write(big, new byte[8 << 20]);
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      c.writeStallLimit(Duration.ofSeconds(2));
+      long t0 = System.nanoTime();
+      assertThrows(
+          IOException.class, () -> c.putFile(big, "/tmp/big.bin", 0644, Duration.ofSeconds(1)));
+      assertTrue(System.nanoTime() - t0 < 3_000_000_000L, "putFile kept its deadline");
+      // the heartbeat's ping never blocks on the stalled writer
+      long t1 = System.nanoTime();
+      var ping = c.pingAsync();
+      assertTrue(System.nanoTime() - t1 < 500_000_000L, "pingAsync returned at once");
+      // the stall limit passes: the channel is closed and every call fails at once
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (c.isOpen() && System.nanoTime() < deadline) {
+        try {
+          c.ping(Duration.ofSeconds(3));
+        } catch (IOException expected) {
+          // timeouts until the stall limit closes the channel
+        }
+      }
+      assertTrue(!c.isOpen(), "a stalled channel is closed");
+      assertThrows(
+          java.util.concurrent.ExecutionException.class,
+          () -> ping.get(1, java.util.concurrent.TimeUnit.SECONDS));
+      assertThrows(AgentChannelClosedException.class, () -> c.ping(Duration.ofSeconds(5)));
+    } finally {
+      Files.delete(big);
+    }
+  }
+
+  @Test
+  void aFloodOfGarbageClosesTheChannelInsteadOfLoggingForever() throws Exception {
+    peer(
+        (f, w) -> {
+          // answer every request with garbage headers: magic and version right, header CRC wrong
+          try {
+            byte[] junk = new byte[20 * 1000];
+            for (int i = 0; i < junk.length; i += 20) {
+              System.arraycopy(new byte[] {'A', 'V', 'M', 'P', 1, 2, 0, 1}, 0, junk, i, 8);
+            }
+            java.lang.reflect.Field out = FrameWriter.class.getDeclaredField("out");
+            out.setAccessible(true);
+            java.io.OutputStream raw = (java.io.OutputStream) out.get(w);
+            raw.write(junk);
+            raw.flush();
+          } catch (IOException | ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+          }
+        });
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      AgentChannelClosedException e =
+          assertThrows(AgentChannelClosedException.class, () -> c.ping(Duration.ofSeconds(10)));
+      assertTrue(String.valueOf(e.getMessage()).contains("malformed"), e.getMessage());
+      assertTrue(!c.isOpen());
+    }
+  }
+
+  @Test
+  void theOutputListenerHearsOnlyWhatTheLimitKeeps() throws Exception {
+    peer(
+        (f, w) -> {
+          try {
+            if (f.type() == MessageType.EXEC.wire()) {
+              for (int i = 0; i < 10; i++) {
+                w.write(
+                    new Frame(
+                        MessageType.STDOUT.wire(),
+                        Frame.FLAG_RESPONSE,
+                        f.requestId(),
+                        new byte[1000]));
+              }
+              w.write(
+                  Frame.response(
+                      MessageType.EXIT,
+                      f.requestId(),
+                      new dev.agentvm.protocol.ExitStatus(0, 0, 1, false, false, false, false)
+                          .encode()));
+            }
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        });
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      java.util.concurrent.atomic.AtomicLong heard = new java.util.concurrent.atomic.AtomicLong();
+      dev.agentvm.core.agent.ExecResult r =
+          c.execAsync(
+                  dev.agentvm.core.agent.ExecRequest.command("true").withOutputLimit(2500),
+                  new dev.agentvm.core.agent.OutputListener() {
+                    @Override
+                    public void onStdout(byte[] chunk) {
+                      heard.addAndGet(chunk.length);
+                    }
+                  })
+              .await(Duration.ofSeconds(5));
+      assertEquals(2500, r.stdout().length);
+      assertTrue(r.stdoutTruncated());
+      assertEquals(2500, heard.get(), "the listener got exactly what was kept");
+    }
+  }
+
+  @Test
+  void aListenerThatThrowsFailsItsCallOnly() throws Exception {
+    peer(
+        (f, w) -> {
+          try {
+            if (f.type() == MessageType.EXEC.wire()) {
+              w.write(
+                  new Frame(
+                      MessageType.STDOUT.wire(), Frame.FLAG_RESPONSE, f.requestId(), new byte[10]));
+            } else {
+              w.write(Frame.response(MessageType.PONG, f.requestId(), f.payload()));
+            }
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        });
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      var exec =
+          c.execAsync(
+              dev.agentvm.core.agent.ExecRequest.command("true"),
+              new dev.agentvm.core.agent.OutputListener() {
+                @Override
+                public void onStdout(byte[] chunk) {
+                  throw new IllegalStateException("listener bug");
+                }
+              });
+      long t0 = System.nanoTime();
+      assertThrows(IOException.class, () -> exec.await(Duration.ofSeconds(20)));
+      assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "failed at once, not at the deadline");
+      assertTrue(c.isOpen(), "the channel serves the other calls");
+      c.ping(Duration.ofSeconds(5));
+    }
+  }
 }

@@ -64,8 +64,9 @@ public final class AgentClient implements AutoCloseable {
   public static final long DEFAULT_MAX_FILE_BYTES = 1L << 30;
 
   /**
-   * How long one frame may stay blocked in the write before the guest counts as not reading: the
-   * channel is then closed and every call on it fails. A call's own deadline applies first.
+   * Default for how long one frame may stay blocked in the write before the guest counts as not
+   * reading: the channel is then closed and every call on it fails. A call's own deadline applies
+   * first.
    */
   public static final Duration WRITE_STALL_LIMIT = Duration.ofSeconds(30);
 
@@ -86,6 +87,7 @@ public final class AgentClient implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private final Thread reader;
   private volatile long maxFileBytes = DEFAULT_MAX_FILE_BYTES;
+  private volatile Duration writeStallLimit = WRITE_STALL_LIMIT;
   private volatile HelloResponse hello;
   private volatile IOException failure; // set once, under the pending map's monitor
 
@@ -190,6 +192,17 @@ public final class AgentClient implements AutoCloseable {
   /** Largest file {@link #putFile} sends and {@link #getFile} accepts. */
   public void maxFileBytes(long max) {
     this.maxFileBytes = max;
+  }
+
+  /**
+   * How long one frame may stay blocked in the write before the channel is closed as stalled
+   * (default {@link #WRITE_STALL_LIMIT}).
+   */
+  public void writeStallLimit(Duration limit) {
+    if (limit.isNegative() || limit.isZero()) {
+      throw new IllegalArgumentException("writeStallLimit must be > 0, was " + limit);
+    }
+    this.writeStallLimit = limit;
   }
 
   /** Round trip of a PING; returns the time it took. */
@@ -604,7 +617,7 @@ public final class AgentClient implements AutoCloseable {
 
   /**
    * Registers {@code h} under a new request id and sends the request, waiting for the write up to
-   * {@code deadline} (at most {@link #WRITE_STALL_LIMIT}).
+   * {@code deadline} (at most the write stall limit).
    */
   private int send(MessageType type, byte[] payload, Duration deadline, Handler h)
       throws IOException {
@@ -647,25 +660,26 @@ public final class AgentClient implements AutoCloseable {
   }
 
   /**
-   * Writes one frame, waiting up to {@code deadline} (at most {@link #WRITE_STALL_LIMIT}). A frame
-   * whose write has not started by then is dropped; a write blocked for the whole stall limit means
-   * the guest stopped reading, and closes the channel.
+   * Writes one frame, waiting up to {@code deadline} (at most the write stall limit). A frame whose
+   * write has not started by then is dropped; a write blocked for the whole stall limit means the
+   * guest stopped reading, and closes the channel.
    */
   private void write(Frame frame, MessageType type, Duration deadline) throws IOException {
     CompletableFuture<Void> written = sender.send(frame);
-    long waitNanos = Math.min(deadline.toNanos(), WRITE_STALL_LIMIT.toNanos());
+    Duration stall = writeStallLimit;
+    long waitNanos = Math.min(deadline.toNanos(), stall.toNanos());
     try {
       written.get(Math.max(1, waitNanos), TimeUnit.NANOSECONDS);
     } catch (TimeoutException e) {
       written.cancel(false);
-      if (sender.stalledNanos() >= WRITE_STALL_LIMIT.toNanos()) {
+      if (sender.stalledNanos() >= stall.toNanos()) {
         fail(
             new AgentChannelClosedException(
                 "the guest agent over "
                     + transport.describe()
                     + " has read nothing for "
-                    + WRITE_STALL_LIMIT.toSeconds()
-                    + " s: channel closed",
+                    + stall.toMillis()
+                    + " ms: channel closed",
                 null));
       }
       throw new AgentTimeoutException(

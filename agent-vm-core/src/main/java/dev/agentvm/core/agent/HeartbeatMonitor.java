@@ -106,7 +106,17 @@ public final class HeartbeatMonitor implements AutoCloseable {
       move(Health.DEAD);
       return;
     }
+    // Silence is judged before the next ping goes out, so nothing the ping does (the guest not
+    // reading, a full send queue) can delay the verdict.
+    long silentNanos = System.nanoTime() - lastAnswerNanos;
+    if (silentNanos >= settings.deadAfter().toNanos()) {
+      move(Health.DEAD);
+      return;
+    } else if (silentNanos >= settings.warnAfter().toNanos() && health == Health.HEALTHY) {
+      move(Health.WARN);
+    }
     // An answer that takes longer than the interval still counts when it comes: pings overlap.
+    // pingAsync never waits for the write.
     try {
       agent
           .pingAsync()
@@ -119,12 +129,6 @@ public final class HeartbeatMonitor implements AutoCloseable {
               });
     } catch (IOException e) {
       LOG.debug("ping failed: {}", e.getMessage());
-    }
-    long silentNanos = System.nanoTime() - lastAnswerNanos;
-    if (silentNanos >= settings.deadAfter().toNanos()) {
-      move(Health.DEAD);
-    } else if (silentNanos >= settings.warnAfter().toNanos() && health == Health.HEALTHY) {
-      move(Health.WARN);
     }
   }
 

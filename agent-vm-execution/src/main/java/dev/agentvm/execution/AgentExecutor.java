@@ -284,6 +284,12 @@ public final class AgentExecutor implements AutoCloseable {
           throw new ExecutionCancelledException(req.id(), "exec");
         }
         Path dest = req.outputDirectory().orElse(outputRoot.resolve(req.id()));
+        // Nothing in the guest may change the output while the host copies it (a file grown after
+        // the scan, a background process still writing): the VM is paused first. It is destroyed
+        // afterwards anyway; a paused VM is destroyed without a grace period.
+        if (pv.vm() != null) {
+          pv.vm().pause();
+        }
         out = pv.workspace().extractOutput(dest, req.outputFiles());
         audit(
             "output.extracted",

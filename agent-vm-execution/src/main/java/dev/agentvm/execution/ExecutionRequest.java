@@ -79,6 +79,14 @@ public record ExecutionRequest(
 
   public ExecutionRequest {
     Objects.requireNonNull(id, "id");
+    // the id names a host directory (<output root>/<id>) and appears in logs and audit records
+    if (!id.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,127}")) {
+      throw new IllegalArgumentException(
+          "id must be a plain name of letters, digits, '.', '_' and '-' (at most 128, not"
+              + " starting with '.' or '-'), was '"
+              + id
+              + "'");
+    }
     argv = List.copyOf(argv);
     inputs = List.copyOf(inputs);
     env = Map.copyOf(env);

@@ -252,7 +252,8 @@ public final class FilesystemShare implements AutoCloseable {
     List<Path> files = new ArrayList<>();
     List<Path> dirs = new ArrayList<>();
     List<String> skipped = new ArrayList<>();
-    long total = scan(limits, files, dirs, skipped);
+    scan(limits, files, dirs, skipped);
+    long total = 0;
     Path partial = dest.resolveSibling("." + dest.getFileName() + ".partial-" + System.nanoTime());
     List<ExtractedOutput.File> out = new ArrayList<>();
     try {
@@ -262,7 +263,14 @@ public final class FilesystemShare implements AutoCloseable {
       }
       for (Path f : files) {
         String rel = output().relativize(f).toString();
-        out.add(copy(f, partial.resolve(rel), rel, limits));
+        ExtractedOutput.File copied =
+            copy(
+                f,
+                partial.resolve(rel),
+                rel,
+                Math.min(limits.maxFileBytes(), limits.maxTotalBytes() - total));
+        total += copied.size();
+        out.add(copied);
       }
       Files.move(partial, dest, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {
@@ -281,16 +289,48 @@ public final class FilesystemShare implements AutoCloseable {
     return new ExtractedOutput(dest, out, skipped, total);
   }
 
-  /** Walks output/ without following links; checks the limits before anything is copied. */
-  private long scan(OutputLimits limits, List<Path> files, List<Path> dirs, List<String> skipped) {
+  /** Skipped entries named in the result; more are only counted. */
+  static final int MAX_SKIPPED_NAMED = 100;
+
+  /**
+   * Walks output/ without following links and checks the limits before anything is copied: every
+   * entry counts against {@code maxEntries}, deeper trees than {@code maxDepth} are refused, and
+   * only the first {@link #MAX_SKIPPED_NAMED} skipped names are kept. The sizes seen here are only
+   * a first check: the copy is bounded again while it copies.
+   */
+  private void scan(OutputLimits limits, List<Path> files, List<Path> dirs, List<String> skipped) {
     long[] total = {0};
+    int[] entries = {0};
+    int[] skippedCount = {0};
     try {
       Files.walkFileTree(
           output(),
           new SimpleFileVisitor<>() {
+            private void count(Path p) {
+              if (++entries[0] > limits.maxEntries()) {
+                throw new OutputLimitException(
+                    "output has more than "
+                        + limits.maxEntries()
+                        + " entries; nothing was extracted");
+              }
+              if (output().relativize(p).getNameCount() > limits.maxDepth()) {
+                throw new OutputLimitException(
+                    "output is nested deeper than "
+                        + limits.maxDepth()
+                        + " levels; nothing was extracted");
+              }
+            }
+
+            private void skip(String what) {
+              if (skippedCount[0]++ < MAX_SKIPPED_NAMED) {
+                skipped.add(what);
+              }
+            }
+
             @Override
             public FileVisitResult preVisitDirectory(Path d, BasicFileAttributes a) {
               if (!d.equals(output())) {
+                count(d);
                 dirs.add(d);
               }
               return FileVisitResult.CONTINUE;
@@ -298,14 +338,15 @@ public final class FilesystemShare implements AutoCloseable {
 
             @Override
             public FileVisitResult visitFile(Path f, BasicFileAttributes a) throws IOException {
+              count(f);
               String rel = output().relativize(f).toString();
               if (!a.isRegularFile()) {
-                skipped.add(rel + ": " + (a.isSymbolicLink() ? "symbolic link" : "not a file"));
+                skip(rel + ": " + (a.isSymbolicLink() ? "symbolic link" : "not a file"));
                 return FileVisitResult.CONTINUE;
               }
               int guestType = guestFileType(f);
               if (guestType != S_IFREG && guestType != 0) {
-                skipped.add(rel + ": " + describe(guestType) + " in the guest");
+                skip(rel + ": " + describe(guestType) + " in the guest");
                 return FileVisitResult.CONTINUE;
               }
               if (a.size() > limits.maxFileBytes()) {
@@ -336,23 +377,42 @@ public final class FilesystemShare implements AutoCloseable {
     } catch (IOException e) {
       throw new StorageException("reading output directory " + output() + ": " + e, e);
     }
-    return total[0];
+    if (skippedCount[0] > MAX_SKIPPED_NAMED) {
+      skipped.add("... and " + (skippedCount[0] - MAX_SKIPPED_NAMED) + " more entries skipped");
+    }
   }
 
-  private static ExtractedOutput.File copy(Path from, Path to, String rel, OutputLimits limits)
-      throws IOException {
+  /**
+   * Copies one file, reading at most {@code budget + 1} bytes whatever the file's size is by then
+   * (the guest may have grown it since the scan): over budget is an error, and the caller removes
+   * what was written.
+   */
+  static ExtractedOutput.File copy(Path from, Path to, String rel, long budget) throws IOException {
     MessageDigest md = Hashing.sha256();
-    long n;
+    long n = 0;
+    byte[] buf = new byte[64 * 1024];
     // NOFOLLOW: the entry was a regular file when scanned; refuse if it became a link since
     try (InputStream in = Files.newInputStream(from, LinkOption.NOFOLLOW_LINKS);
         OutputStream out =
             new DigestOutputStream(
                 Files.newOutputStream(to, java.nio.file.StandardOpenOption.CREATE_NEW), md)) {
-      n = in.transferTo(out);
-    }
-    if (n > limits.maxFileBytes()) {
-      throw new OutputLimitException(
-          "output file " + rel + " grew past the limit while it was copied; nothing was extracted");
+      while (true) {
+        int want = (int) Math.min(buf.length, budget + 1 - n);
+        int r = in.read(buf, 0, want);
+        if (r < 0) {
+          break;
+        }
+        n += r;
+        if (n > budget) {
+          throw new OutputLimitException(
+              "output file "
+                  + rel
+                  + " grew past the limit of "
+                  + budget
+                  + " bytes while it was copied; nothing was extracted");
+        }
+        out.write(buf, 0, r);
+      }
     }
     return new ExtractedOutput.File(rel, n, Hashing.hex(md.digest()));
   }

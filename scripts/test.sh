@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
 mvn -B -Dstyle.color=never verify "$@"
+# line coverage per module (unit + integration tests) against coverage/minimums
+bash scripts/coverage-gate.sh
 
 uri="${AGENTVM_LIBVIRT_URI:-qemu:///system}"
 prefixes='^agentvm-(test|probe|bench|junit)-'

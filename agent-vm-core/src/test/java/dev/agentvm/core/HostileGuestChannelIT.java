@@ -60,12 +60,15 @@ class HostileGuestChannelIT extends RealLibvirtTest {
       assertEquals(Health.DEAD, vm.health(), "a guest that reads nothing is declared dead");
       long deadMs = (System.nanoTime() - t0) / 1_000_000;
 
-      // the blocked write outlives the stall limit: the channel is closed, calls fail at once
-      while (agent.isOpen() && System.nanoTime() - t0 < 30_000_000_000L) {
+      // large writes the guest never takes off the port: the socket fills, the write blocks for
+      // the stall limit, and the channel is closed; calls then fail at once
+      while (agent.isOpen() && System.nanoTime() - t0 < 60_000_000_000L) {
         try {
-          agent.ping(Duration.ofSeconds(2));
+          agent.execAsync(
+              ExecRequest.command("cat").withStdin(new byte[ExecRequest.MAX_STDIN]),
+              dev.agentvm.core.agent.OutputListener.NONE);
         } catch (IOException expected) {
-          // timeouts until the stall limit closes the channel
+          // a timeout: the stall limit passed, or a write that never started was dropped
         }
       }
       assertFalse(agent.isOpen(), "the stalled channel was closed");
@@ -93,9 +96,12 @@ class HostileGuestChannelIT extends RealLibvirtTest {
       agent.exec(
           ExecRequest.script(
                   FIND_PORT
-                      + "(sleep 1; kill -KILL $agent; i=0; while [ $i -lt 3000 ]; do"
-                      + " printf 'AVMP\\001\\002\\000\\001XXXXXXXXXXXX'; i=$((i+1)); done"
-                      + " > $dev) >/dev/null 2>&1 &",
+                      // the dying agent keeps the port a moment (EBUSY): retry until it is ours
+                      + "flood() { i=0; while [ $i -lt 3000 ]; do"
+                      + " printf 'AVMP\\001\\002\\000\\001XXXXXXXXXXXX'; i=$((i+1)); done; };"
+                      + " (sleep 1; kill -KILL $agent; n=0;"
+                      + " until (flood > $dev) 2>/dev/null || [ $n -gt 200 ]; do sleep 0.02;"
+                      + " n=$((n+1)); done) >/dev/null 2>&1 &",
                   "sh")
               .withTimeout(Duration.ofSeconds(20)));
       long t0 = System.nanoTime();

@@ -23,9 +23,8 @@ final class DebianPackages {
     Path lists = Path.of("/var/lib/apt/lists");
     if (Files.isDirectory(lists)) {
       try (Stream<Path> s = Files.list(lists)) {
-        for (Path p :
-            s.filter(p -> p.getFileName().toString().contains("_Packages")).sorted().toList()) {
-          fp.append(p.getFileName())
+        for (Path p : s.filter(p -> PathParts.name(p).contains("_Packages")).sorted().toList()) {
+          fp.append(PathParts.name(p))
               .append(' ')
               .append(Files.size(p))
               .append(' ')

@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Comparator;
 import java.util.List;
 import java.util.function.Consumer;
@@ -33,7 +34,7 @@ final class ImageCache {
     List<Path> old;
     try (Stream<Path> s = Files.list(images)) {
       old =
-          s.filter(p -> p.getFileName().toString().startsWith(prefix) && !p.equals(current))
+          s.filter(p -> PathParts.name(p).startsWith(prefix) && !p.equals(current))
               .sorted(
                   Comparator.comparing(
                           (Path p) -> {
@@ -52,9 +53,26 @@ final class ImageCache {
     }
   }
 
+  /**
+   * Makes a finished image directory readable (not writable) by every user: QEMU runs as its own
+   * user (libvirt's qemu user, {@code Setting.QEMU_USER}) and must read the kernel, the initramfs
+   * and the package disk. Images hold only Debian packages and the agent, no secrets.
+   */
+  static void publishDirectory(Path dir) throws IOException {
+    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+  }
+
+  /**
+   * Makes a finished image file readable (not writable) by every user: see {@link
+   * #publishDirectory}.
+   */
+  static void publishFile(Path file) throws IOException {
+    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-r--r--"));
+  }
+
   static void removeStaleTemps(Path images) throws IOException {
     try (Stream<Path> s = Files.list(images)) {
-      for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".tmp-")).toList()) {
+      for (Path p : s.filter(p -> PathParts.name(p).startsWith(".tmp-")).toList()) {
         Trees.delete(p); // we hold the build lock: no live build owns these
       }
     }

@@ -66,7 +66,13 @@ final class KernelFiles {
               f[0].equals("xz")
                   ? HostCommands.runForBytes(work, "xz", "-dc", "--single-stream", slice.toString())
                   : HostCommands.runForBytes(
-                      work, "sh", "-c", f[0] + " -dc < '" + slice + "' 2>/dev/null; true");
+                      // the path as an argument ($1), not spliced into the script: no quoting
+                      work,
+                      "sh",
+                      "-c",
+                      f[0] + " -dc < \"$1\" 2>/dev/null; true",
+                      "sh",
+                      slice.toString());
         } catch (ImageBuildException e) {
           continue; // a false magic match: try the next one
         }
@@ -92,7 +98,7 @@ final class KernelFiles {
   }
 
   static byte[] moduleBytes(Path module, Path work) throws IOException {
-    String n = module.getFileName().toString();
+    String n = PathParts.name(module);
     if (n.endsWith(".ko")) {
       return Files.readAllBytes(module);
     }

@@ -23,14 +23,14 @@ final class KernelModules {
 
   KernelModules(String modulesDep, Set<String> builtinNames) {
     this.builtin = builtinNames;
-    for (String line : modulesDep.split("\n")) {
+    for (String line : modulesDep.split("\n", -1)) {
       int colon = line.indexOf(':');
       if (colon <= 0) {
         continue;
       }
       String path = line.substring(0, colon).trim();
       List<String> d = new ArrayList<>();
-      for (String s : line.substring(colon + 1).trim().split("\\s+")) {
+      for (String s : line.substring(colon + 1).trim().split("\\s+", -1)) {
         if (!s.isEmpty()) {
           d.add(s);
         }
@@ -49,7 +49,7 @@ final class KernelModules {
   /** Parses {@code modules.builtin} (paths) into module names. */
   static Set<String> builtinNames(String modulesBuiltin) {
     Set<String> names = new HashSet<>();
-    for (String line : modulesBuiltin.split("\n")) {
+    for (String line : modulesBuiltin.split("\n", -1)) {
       if (!line.isBlank()) {
         names.add(nameOf(line.trim()));
       }
@@ -63,7 +63,7 @@ final class KernelModules {
    * @throws IllegalArgumentException if a module is neither a loadable module nor built in
    */
   List<String> loadOrder(List<String> wanted) {
-    LinkedHashSet<String> order = new LinkedHashSet<>();
+    Set<String> order = new LinkedHashSet<>(); // insertion order is the load order
     for (String w : wanted) {
       String name = w.replace('-', '_');
       if (builtin.contains(name)) {
@@ -79,7 +79,7 @@ final class KernelModules {
     return new ArrayList<>(order);
   }
 
-  private void visit(String path, LinkedHashSet<String> order, Set<String> onStack) {
+  private void visit(String path, Set<String> order, Set<String> onStack) {
     if (order.contains(path)) {
       return;
     }

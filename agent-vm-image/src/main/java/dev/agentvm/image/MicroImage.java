@@ -3,6 +3,7 @@ package dev.agentvm.image;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
+import org.jspecify.annotations.Nullable;
 
 /**
  * A built micro guest image: a kernel and an initramfs that boots straight into the guest agent.
@@ -29,7 +30,7 @@ public record MicroImage(
     String kernelRelease,
     long sizeBytes,
     List<String> packages,
-    Path packageDisk) {
+    @Nullable Path packageDisk) {
 
   /** Python 3 only: {@code python3 agent.py} works. */
   public static final List<String> PYTHON = List.of("python3");

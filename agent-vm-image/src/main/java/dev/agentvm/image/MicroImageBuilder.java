@@ -12,7 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
@@ -23,6 +22,7 @@ import java.util.TreeSet;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 import java.util.zip.GZIPOutputStream;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Builds the micro guest image from Debian packages only: the kernel that {@code linux-image-amd64}
@@ -208,7 +208,7 @@ public final class MicroImageBuilder {
     Path tmp = Files.createTempDirectory(images, ".tmp-micro-");
     try {
       buildInto(tmp, inputs, agentJar, init);
-      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
+      ImageCache.publishDirectory(tmp);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
     } catch (ImageBuildException e) {
       Trees.delete(tmp);
@@ -260,7 +260,7 @@ public final class MicroImageBuilder {
     String release;
     try (Stream<Path> s = Files.list(modulesBase)) {
       release =
-          s.map(p -> p.getFileName().toString())
+          s.map(PathParts::name)
               .findFirst()
               .orElseThrow(() -> new ImageBuildException("no modules directory in " + kernelPkg));
     }
@@ -322,8 +322,7 @@ public final class MicroImageBuilder {
               .toList();
     }
     // libraries the runtime ships itself (libjvm.so, found through $ORIGIN) are not host libraries
-    Set<String> own =
-        new TreeSet<>(binaries.stream().map(p -> p.getFileName().toString()).toList());
+    Set<String> own = new TreeSet<>(binaries.stream().map(PathParts::name).toList());
     for (Path p : binaries) {
       for (String lib : SharedLibraries.sharedLibraries(p, own)) {
         if (!Path.of(lib).startsWith(jre)) { // the runtime's own libraries are already in place
@@ -425,9 +424,13 @@ public final class MicroImageBuilder {
       cpio.file(
           "init",
           0755,
-          ("#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n"
-                  + "read up idle < /proc/uptime\necho \"agentvm-init: start uptime=$up\"\n"
-                  + "/bin/busybox poweroff -f\n")
+          """
+          #!/bin/busybox sh
+          /bin/busybox mount -t proc proc /proc
+          read up idle < /proc/uptime
+          echo "agentvm-init: start uptime=$up"
+          /bin/busybox poweroff -f
+          """
               .getBytes(StandardCharsets.UTF_8));
     }
   }
@@ -459,7 +462,7 @@ public final class MicroImageBuilder {
     }
     try (Stream<Path> s = Files.list(tmp)) {
       for (Path p : s.toList()) {
-        Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rw-r--r--"));
+        ImageCache.publishFile(p);
       }
     }
   }
@@ -469,7 +472,7 @@ public final class MicroImageBuilder {
     return compression == Compression.GZIP ? new GZIPOutputStream(raw, 1 << 16) : raw;
   }
 
-  private static MicroImage load(Path dir) throws IOException {
+  private static @Nullable MicroImage load(Path dir) throws IOException {
     Path manifest = dir.resolve("manifest.properties");
     if (!Files.isRegularFile(manifest)) {
       return null;

@@ -11,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -94,7 +93,7 @@ final class PackageDiskBuilder {
                         FORMAT,
                         String.join(",", packages),
                         closure.toString(),
-                        busyboxDeb.getFileName().toString())
+                        PathParts.name(busyboxDeb))
                     .getBytes(StandardCharsets.UTF_8))
             .substring(0, 16);
     Path images = cacheRoot.resolve("images");
@@ -114,7 +113,7 @@ final class PackageDiskBuilder {
           Path tmp = Files.createTempDirectory(images, ".tmp-packages-");
           try {
             buildInto(tmp, packages, closure, busyboxDeb);
-            Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
+            ImageCache.publishDirectory(tmp);
             Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
           } catch (ImageBuildException e) {
             Trees.delete(tmp);
@@ -155,7 +154,7 @@ final class PackageDiskBuilder {
         p.clear(); // apt's lists changed since: resolve again
       }
       Map<String, String> m = new LinkedHashMap<>();
-      for (String line : p.getProperty("closure", "").split(",")) {
+      for (String line : p.getProperty("closure", "").split(",", -1)) {
         if (!line.isEmpty()) {
           int eq = line.indexOf('=');
           m.put(line.substring(0, eq), line.substring(eq + 1));
@@ -253,7 +252,7 @@ final class PackageDiskBuilder {
   /** dpkg status stanzas, "installed", for the packages in {@code apt-cache show} output. */
   static String statusOf(String aptCacheShow) {
     StringBuilder status = new StringBuilder();
-    for (String stanza : aptCacheShow.split("\n\\s*\n")) {
+    for (String stanza : aptCacheShow.split("\n\\s*\n", -1)) {
       Matcher n = Pattern.compile("(?m)^Package:\\s*(\\S+)").matcher(stanza);
       Matcher v = Pattern.compile("(?m)^Version:\\s*(\\S+)").matcher(stanza);
       Matcher a = Pattern.compile("(?m)^Architecture:\\s*(\\S+)").matcher(stanza);
@@ -333,7 +332,7 @@ final class PackageDiskBuilder {
       manifest.store(o, "agent-vm package disk, mounted read-only on /usr");
     }
     for (String f : List.of("usr.ext4", "manifest.properties")) {
-      Files.setPosixFilePermissions(tmp.resolve(f), PosixFilePermissions.fromString("rw-r--r--"));
+      ImageCache.publishFile(tmp.resolve(f));
     }
   }
 
@@ -355,7 +354,7 @@ final class PackageDiskBuilder {
       entries = s.toList();
     }
     for (Path e : entries) {
-      Path target = into.resolve(e.getFileName().toString());
+      Path target = into.resolve(PathParts.name(e));
       if (Files.isDirectory(e, LinkOption.NOFOLLOW_LINKS)
           && Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS)) {
         mergeInto(e, target);
@@ -379,10 +378,7 @@ final class PackageDiskBuilder {
   private void precompilePython(Path usr, Path tmp) throws IOException {
     Path python = null;
     try (Stream<Path> s = Files.list(usr.resolve("bin"))) {
-      python =
-          s.filter(p -> p.getFileName().toString().matches("python3\\.\\d+"))
-              .findFirst()
-              .orElse(null);
+      python = s.filter(p -> PathParts.name(p).matches("python3\\.\\d+")).findFirst().orElse(null);
     } catch (java.nio.file.NoSuchFileException e) {
       return;
     }
@@ -391,7 +387,7 @@ final class PackageDiskBuilder {
     }
     List<Path> stdlib;
     try (Stream<Path> s = Files.list(usr.resolve("lib"))) {
-      stdlib = s.filter(p -> p.getFileName().toString().matches("python3(\\.\\d+)?")).toList();
+      stdlib = s.filter(p -> PathParts.name(p).matches("python3(\\.\\d+)?")).toList();
     }
     progress.accept("package disk: compiling " + stdlib.size() + " Python library trees");
     List<String> cmd =
@@ -447,11 +443,12 @@ final class PackageDiskBuilder {
         new String(
             HostCommands.runForBytes(tmp, bb.resolve("bin/busybox").toString(), "--list-full"),
             StandardCharsets.UTF_8);
-    for (String line : list.split("\n")) {
+    Path root = PathParts.parent(usr);
+    for (String line : list.split("\n", -1)) {
       line = line.trim();
       if (line.startsWith("usr/bin/") || line.startsWith("usr/sbin/")) {
-        Path link = usr.getParent().resolve(line);
-        Files.createDirectories(link.getParent());
+        Path link = root.resolve(line);
+        Files.createDirectories(PathParts.parent(link));
         if (!Files.exists(link, LinkOption.NOFOLLOW_LINKS)) {
           Files.createSymbolicLink(link, Path.of("/bin/busybox"));
         }

@@ -19,11 +19,11 @@ final class SharedLibraries {
   static List<String> sharedLibraries(Path binary, Set<String> provided) throws IOException {
     String out =
         new String(
-            HostCommands.runForBytes(binary.getParent(), "ldd", binary.toString()),
+            HostCommands.runForBytes(PathParts.parent(binary), "ldd", binary.toString()),
             StandardCharsets.UTF_8);
     List<String> libs = new ArrayList<>();
-    for (String line : out.split("\n")) {
-      if (line.contains("not found") && !provided.contains(line.trim().split("\\s+")[0])) {
+    for (String line : out.split("\n", -1)) {
+      if (line.contains("not found") && !provided.contains(line.trim().split("\\s+", -1)[0])) {
         throw new ImageBuildException(binary + " needs a library the host lacks: " + line.trim());
       }
       Matcher m = LDD_LINE.matcher(line);

@@ -15,13 +15,13 @@ import org.junit.jupiter.api.Test;
 
 class KernelModulesTest {
   private static final String DEP =
-      String.join(
-          "\n",
-          "kernel/fs/9p/9p.ko.xz: kernel/fs/netfs/netfs.ko.xz kernel/fs/fscache/fscache.ko.xz kernel/net/9p/9pnet.ko.xz",
-          "kernel/net/9p/9pnet.ko.xz:",
-          "kernel/fs/netfs/netfs.ko.xz:",
-          "kernel/fs/fscache/fscache.ko.xz: kernel/fs/netfs/netfs.ko.xz",
-          "kernel/drivers/char/virtio-console.ko:");
+      """
+      kernel/fs/9p/9p.ko.xz: kernel/fs/netfs/netfs.ko.xz kernel/fs/fscache/fscache.ko.xz \
+      kernel/net/9p/9pnet.ko.xz
+      kernel/net/9p/9pnet.ko.xz:
+      kernel/fs/netfs/netfs.ko.xz:
+      kernel/fs/fscache/fscache.ko.xz: kernel/fs/netfs/netfs.ko.xz
+      kernel/drivers/char/virtio-console.ko:""";
 
   @Test
   void dependenciesComeFirst() {

@@ -24,11 +24,13 @@ class PackageDiskBuilderTest {
   @Test
   void readsApt_sOwnOutput() {
     String out =
-        "NOTE: This is only a simulation!\n"
-            + "Inst libc6 (2.36-9+deb12u13 Debian:12.15/oldstable [amd64])\n"
-            + "Inst git-man [1:2.39.5-0+deb12u3] (1:2.39.5-0+deb12u3 Debian:12.15/oldstable [all])\n"
-            + "Conf libc6 (2.36-9+deb12u13 Debian:12.15/oldstable [amd64])\n"
-            + "Inst python3.11-minimal (3.11.2-6+deb12u9 Debian-Security:12/oldstable-security [amd64])\n";
+        """
+        NOTE: This is only a simulation!
+        Inst libc6 (2.36-9+deb12u13 Debian:12.15/oldstable [amd64])
+        Inst git-man [1:2.39.5-0+deb12u3] (1:2.39.5-0+deb12u3 Debian:12.15/oldstable [all])
+        Conf libc6 (2.36-9+deb12u13 Debian:12.15/oldstable [amd64])
+        Inst python3.11-minimal (3.11.2-6+deb12u9 Debian-Security:12/oldstable-security [amd64])
+        """;
     assertEquals(
         Map.of("libc6", "2.36-9+deb12u13", "python3.11-minimal", "3.11.2-6+deb12u9"),
         PackageDiskBuilder.parseSimulation(out));
@@ -70,12 +72,30 @@ class PackageDiskBuilderTest {
   @Test
   void excludedPackagesBecomeInstalledStanzas() {
     String show =
-        "Package: perl\nVersion: 5.36.0-7\nArchitecture: amd64\nDescription: x\n\n"
-            + "Package: git-man\nVersion: 1:2.39.5-0\nArchitecture: all\n\n";
+        """
+        Package: perl
+        Version: 5.36.0-7
+        Architecture: amd64
+        Description: x
+
+        Package: git-man
+        Version: 1:2.39.5-0
+        Architecture: all
+
+        """;
     assertEquals(
-        "Package: perl\nStatus: install ok installed\nVersion: 5.36.0-7\nArchitecture: amd64\n\n"
-            + "Package: git-man\nStatus: install ok installed\nVersion: 1:2.39.5-0\n"
-            + "Architecture: all\n\n",
+        """
+        Package: perl
+        Status: install ok installed
+        Version: 5.36.0-7
+        Architecture: amd64
+
+        Package: git-man
+        Status: install ok installed
+        Version: 1:2.39.5-0
+        Architecture: all
+
+        """,
         PackageDiskBuilder.statusOf(show));
   }
 

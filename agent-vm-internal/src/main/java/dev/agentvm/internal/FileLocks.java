@@ -36,11 +36,18 @@ public final class FileLocks {
   public static <T> T withLock(Path lockFile, Locked<T> body) throws IOException {
     Path key = lockFile.toAbsolutePath().normalize();
     synchronized (MONITORS.computeIfAbsent(key, k -> new Object())) {
-      Files.createDirectories(key.getParent());
+      Path dir = key.getParent();
+      if (dir != null) { // null only for the root directory, which open() then refuses
+        Files.createDirectories(dir);
+      }
       try (FileChannel ch =
-              FileChannel.open(key, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-          FileLock ignored = ch.lock()) {
-        return body.run();
+          FileChannel.open(key, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+        FileLock lock = ch.lock();
+        try {
+          return body.run();
+        } finally {
+          lock.release(); // closing the channel would release it too; this says when
+        }
       }
     }
   }

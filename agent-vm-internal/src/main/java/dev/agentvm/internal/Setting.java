@@ -1,6 +1,5 @@
 package dev.agentvm.internal;
 
-import java.util.Locale;
 import java.util.Optional;
 
 /**
@@ -63,6 +62,6 @@ public enum Setting {
 
   /** Whether the value is {@code off} (any case); an unset switch is on. */
   public boolean isOff() {
-    return value().map(v -> v.toLowerCase(Locale.ROOT).equals("off")).orElse(false);
+    return value().map(v -> v.equalsIgnoreCase("off")).orElse(false);
   }
 }

@@ -16,8 +16,12 @@ import org.slf4j.LoggerFactory;
  */
 public final class ShutdownHooks {
   private static final Logger LOG = LoggerFactory.getLogger(ShutdownHooks.class);
-  private static final Map<Object, Entry> ENTRIES = new LinkedHashMap<>(); // guarded by class
-  private static boolean installed; // guarded by class
+
+  /** A private lock, so that no other code can block registration by holding the class's. */
+  private static final Object LOCK = new Object();
+
+  private static final Map<Object, Entry> ENTRIES = new LinkedHashMap<>(); // guarded by LOCK
+  private static boolean installed; // guarded by LOCK
   private static volatile boolean running;
 
   private record Entry(String what, AutoCloseable resource) {}
@@ -34,18 +38,20 @@ public final class ShutdownHooks {
    * Closes {@code resource} when the JVM exits, unless the returned registration was closed first
    * (do that when the resource is closed normally).
    */
-  public static synchronized Registration register(String what, AutoCloseable resource) {
+  public static Registration register(String what, AutoCloseable resource) {
     Object key = new Object();
-    if (Setting.SHUTDOWN_HOOK.isOff()) {
-      return () -> {};
-    }
-    ENTRIES.put(key, new Entry(what, resource));
-    if (!installed) {
-      installed = true;
-      Runtime.getRuntime().addShutdownHook(new Thread(ShutdownHooks::runAll, "agentvm-shutdown"));
+    synchronized (LOCK) {
+      if (Setting.SHUTDOWN_HOOK.isOff()) {
+        return () -> {};
+      }
+      ENTRIES.put(key, new Entry(what, resource));
+      if (!installed) {
+        installed = true;
+        Runtime.getRuntime().addShutdownHook(new Thread(ShutdownHooks::runAll, "agentvm-shutdown"));
+      }
     }
     return () -> {
-      synchronized (ShutdownHooks.class) {
+      synchronized (LOCK) {
         if (!running) {
           ENTRIES.remove(key);
         }
@@ -60,7 +66,7 @@ public final class ShutdownHooks {
 
   private static void runAll() {
     List<Entry> all;
-    synchronized (ShutdownHooks.class) {
+    synchronized (LOCK) {
       running = true;
       all = new ArrayList<>(ENTRIES.values());
       ENTRIES.clear();
@@ -74,7 +80,11 @@ public final class ShutdownHooks {
       try {
         e.resource().close();
       } catch (Exception ex) {
-        LOG.warn("stopping {} at exit failed: {}", e.what(), ex.toString());
+        // a failure to close a VM may quote what its guest said
+        LOG.warn(
+            "stopping {} at exit failed: {}",
+            LogText.clean(e.what()),
+            LogText.clean(ex.toString()));
       }
     }
   }

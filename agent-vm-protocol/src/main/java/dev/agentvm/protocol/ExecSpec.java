@@ -18,6 +18,9 @@ import java.util.Map;
  * @param outputLimit bytes kept per stream (stdout, stderr); more is read and dropped, and flagged
  * @param killGraceMillis time between TERM and KILL when stopping the command's process group
  */
+// ArrayRecordComponent: equals and hashCode below compare stdin by content, and stdin is copied in
+// and out (stdin()), so the array component behaves like a value.
+@SuppressWarnings("ArrayRecordComponent")
 public record ExecSpec(
     List<String> argv,
     String script,
@@ -33,6 +36,7 @@ public record ExecSpec(
   public ExecSpec {
     argv = List.copyOf(argv);
     env = Map.copyOf(env);
+    stdin = stdin.clone(); // at most one frame, once per command: cheap next to starting it
     if (argv.isEmpty()) {
       throw new IllegalArgumentException("argv must not be empty");
     }
@@ -49,6 +53,12 @@ public record ExecSpec(
               + ", "
               + killGraceMillis);
     }
+  }
+
+  /** The bytes for standard input: a copy, so a caller cannot change this spec. */
+  @Override
+  public byte[] stdin() {
+    return stdin.clone();
   }
 
   public byte[] encode() {
@@ -88,8 +98,9 @@ public record ExecSpec(
       s =
           new ExecSpec(
               List.of(argv), script, env, r.string(), r.bytes(), r.i64(), r.i64(), r.i64());
-    } catch (IllegalArgumentException | NullPointerException e) {
-      throw new ProtocolException(ErrorCode.MALFORMED_PAYLOAD, e.getMessage());
+    } catch (IllegalArgumentException e) {
+      // every argument comes from the reader, which never returns null: only IAE is possible
+      throw new ProtocolException(ErrorCode.MALFORMED_PAYLOAD, String.valueOf(e.getMessage()));
     }
     r.end();
     return s;

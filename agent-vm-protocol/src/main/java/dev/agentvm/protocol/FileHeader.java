@@ -29,7 +29,7 @@ public record FileHeader(String path, int mode, long size, String sha256) {
     try {
       h = new FileHeader(r.string(), r.i32(), r.i64(), r.string());
     } catch (IllegalArgumentException e) {
-      throw new ProtocolException(ErrorCode.MALFORMED_PAYLOAD, e.getMessage());
+      throw new ProtocolException(ErrorCode.MALFORMED_PAYLOAD, String.valueOf(e.getMessage()));
     }
     r.end();
     return h;

@@ -13,6 +13,9 @@ import java.util.Optional;
  * @param requestId correlates answers with requests; chosen by the side that starts an exchange
  * @param payload the payload bytes; not copied, callers must not modify it afterwards
  */
+// ArrayRecordComponent: equals, hashCode and toString below treat the payload by content; it is not
+// copied on purpose (every frame passes here, payloads are up to the frame limit), see @param.
+@SuppressWarnings("ArrayRecordComponent")
 public record Frame(int type, int flags, int requestId, byte[] payload) {
   /** Set on frames that answer a request (the request id is then the request's). */
   public static final int FLAG_RESPONSE = 0x0001;

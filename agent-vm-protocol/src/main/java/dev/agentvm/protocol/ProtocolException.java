@@ -4,6 +4,8 @@ import java.io.IOException;
 
 /** A frame or payload that breaks the protocol. Carries the wire {@link ErrorCode}. */
 public class ProtocolException extends IOException {
+  private static final long serialVersionUID = 1L;
+
   private final ErrorCode code;
   private final String detail;
 

@@ -11,6 +11,7 @@ import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.util.HexFormat;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -115,7 +116,7 @@ class FrameCodecTest {
   @Test
   void resyncSkipsGarbageToNextFrame() throws IOException {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
-    out.write("garbage AVM noise".getBytes());
+    out.write("garbage AVM noise".getBytes(StandardCharsets.US_ASCII));
     Frame good = Frame.request(MessageType.HELLO, 42, new HelloRequest(1, 1, "t").encode());
     out.write(FrameCodec.encode(good));
     FrameReader r = new FrameReader(new ByteArrayInputStream(out.toByteArray()));

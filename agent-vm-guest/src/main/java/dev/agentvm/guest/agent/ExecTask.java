@@ -33,7 +33,7 @@ final class ExecTask {
   private final FrameWriter out;
   private final AtomicBoolean killRequested = new AtomicBoolean();
   private final Object lock = new Object();
-  private volatile Process process;
+  private boolean exited; // guarded by lock
 
   private final ExecutorService pool;
 
@@ -50,8 +50,8 @@ final class ExecTask {
 
   /** Stops the command's process group (TERM, then KILL after the grace period). */
   void kill() {
-    killRequested.set(true);
     synchronized (lock) {
+      killRequested.set(true);
       lock.notifyAll();
     }
   }
@@ -73,6 +73,7 @@ final class ExecTask {
     pb.environment().putAll(spec.env());
     pb.directory(cwd.toFile());
     long t0 = System.nanoTime();
+    Process started = null;
     try {
       Process p;
       try {
@@ -81,7 +82,7 @@ final class ExecTask {
         // checked above; what is left is the agent's own trouble (no setsid, out of processes)
         throw new IOException("cannot start the command through setsid: " + e.getMessage(), e);
       }
-      process = p;
+      started = p;
       Future<?> stdin = null;
       if (spec.stdin().length == 0) {
         p.getOutputStream().close();
@@ -95,15 +96,9 @@ final class ExecTask {
       boolean timedOut = false;
       long deadline =
           spec.timeoutMillis() == 0 ? Long.MAX_VALUE : t0 + spec.timeoutMillis() * 1_000_000;
-      p.onExit()
-          .thenRun(
-              () -> {
-                synchronized (lock) {
-                  lock.notifyAll(); // wake the wait below at once, not at its next timeout
-                }
-              });
+      wakeOnExit(p);
       synchronized (lock) {
-        while (p.isAlive() && !killRequested.get()) {
+        while (!exited && p.isAlive() && !killRequested.get()) {
           long left = deadline - System.nanoTime();
           if (left <= 0) {
             timedOut = true;
@@ -141,9 +136,8 @@ final class ExecTask {
       out.write(Frame.response(MessageType.EXIT, id, exit.encode()));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      Process p = process;
-      if (p != null && p.isAlive()) {
-        signalGroup(p.pid(), "KILL");
+      if (started != null && started.isAlive()) {
+        signalGroup(started.pid(), "KILL");
       }
     } finally {
       if (script != null) {
@@ -152,14 +146,25 @@ final class ExecTask {
     }
   }
 
+  /** Wakes the wait in {@link #run} as soon as {@code p} exits, not at its next timeout. */
+  @SuppressWarnings("FutureReturnValueIgnored") // the action cannot fail: its future has no news
+  private void wakeOnExit(Process p) {
+    p.onExit()
+        .thenRun(
+            () -> {
+              synchronized (lock) {
+                exited = true;
+                lock.notifyAll();
+              }
+            });
+  }
+
   /** TERM to the group, KILL after the grace period. Returns true once signals were sent. */
   private boolean stopGroup(Process p) throws InterruptedException {
     signalGroup(p.pid(), "TERM");
-    if (!p.waitFor(spec.killGraceMillis(), TimeUnit.MILLISECONDS)) {
-      signalGroup(p.pid(), "KILL");
-    } else {
-      signalGroup(p.pid(), "KILL"); // children that ignored TERM
-    }
+    // KILL after the grace period, or at once if the leader went: its children may ignore TERM
+    p.waitFor(spec.killGraceMillis(), TimeUnit.MILLISECONDS);
+    signalGroup(p.pid(), "KILL");
     return true;
   }
 

@@ -45,6 +45,7 @@ final class FileTransfer {
     final int id;
     final FileHeader header;
     final Path target;
+    private final Path dir;
     private final FrameWriter out;
     private final BlockingQueue<Frame> chunks = new ArrayBlockingQueue<>(8);
 
@@ -53,9 +54,11 @@ final class FileTransfer {
       this.header = header;
       this.out = out;
       this.target = checkedPath(header.path());
-      if (Files.isDirectory(target)) {
+      Path parent = target.getParent(); // null only for "/"
+      if (parent == null || Files.isDirectory(target)) {
         throw new ProtocolException(ErrorCode.IS_A_DIRECTORY, target + " is a directory");
       }
+      this.dir = parent;
       if (header.size() > maxSize) {
         throw new ProtocolException(
             ErrorCode.FRAME_TOO_LARGE,
@@ -64,6 +67,7 @@ final class FileTransfer {
     }
 
     private volatile boolean finished;
+    private volatile boolean aborted;
 
     /**
      * Hands a chunk to the writer, waiting while its queue is full (backpressure), but never for a
@@ -78,15 +82,24 @@ final class FileTransfer {
     }
 
     void abort() {
-      chunks.offer(ABORT);
+      aborted = true; // seen at the next chunk when ABORT cannot be queued
+      if (!chunks.offer(ABORT)) {
+        // the queue is full, so the writer is not waiting for a chunk: it stops at the next one
+        GuestAgent.log("transfer " + id + " aborted with chunks still queued");
+      }
+    }
+
+    // ReferenceEquality: ABORT is a sentinel object; a real chunk equal to it must not abort
+    @SuppressWarnings("ReferenceEquality")
+    private static boolean isAbort(Frame f) {
+      return f == ABORT;
     }
 
     void run() throws IOException, InterruptedException {
       try {
         receive();
       } catch (IOException e) {
-        ProtocolException user = UserErrors.translate(e, "writing " + target);
-        throw user != null ? user : e;
+        throw UserErrors.translate(e, "writing " + target);
       } finally {
         finished = true;
         chunks.clear();
@@ -94,7 +107,6 @@ final class FileTransfer {
     }
 
     private void receive() throws IOException, InterruptedException {
-      Path dir = target.getParent() == null ? Path.of("/") : target.getParent();
       Files.createDirectories(dir);
       Path tmp = dir.resolve("." + target.getFileName() + ".agentvm-" + id + ".part");
       boolean done = false;
@@ -108,7 +120,7 @@ final class FileTransfer {
         long size = 0;
         while (true) {
           Frame f = chunks.poll(60, TimeUnit.SECONDS);
-          if (f == null || f == ABORT) {
+          if (f == null || aborted || isAbort(f)) {
             throw new IOException("transfer of " + target + " stalled or was aborted");
           }
           size += f.payload().length;
@@ -198,7 +210,7 @@ final class FileTransfer {
     }
     int mode = 0;
     for (PosixFilePermission perm : Files.getPosixFilePermissions(p)) {
-      mode |= 1 << (8 - perm.ordinal());
+      mode |= bit(perm);
     }
     out.write(
         Frame.response(
@@ -207,13 +219,27 @@ final class FileTransfer {
 
   static Set<PosixFilePermission> permissions(int mode) {
     Set<PosixFilePermission> s = java.util.EnumSet.noneOf(PosixFilePermission.class);
-    PosixFilePermission[] all = PosixFilePermission.values(); // OWNER_READ .. OTHERS_EXECUTE
-    for (int i = 0; i < 9; i++) {
-      if ((mode & (1 << (8 - i))) != 0) {
-        s.add(all[i]);
+    for (PosixFilePermission perm : PosixFilePermission.values()) {
+      if ((mode & bit(perm)) != 0) {
+        s.add(perm);
       }
     }
     return s;
+  }
+
+  /** The permission's bit in a Unix mode (0400 for OWNER_READ ... 0001 for OTHERS_EXECUTE). */
+  static int bit(PosixFilePermission perm) {
+    return switch (perm) {
+      case OWNER_READ -> 0400;
+      case OWNER_WRITE -> 0200;
+      case OWNER_EXECUTE -> 0100;
+      case GROUP_READ -> 040;
+      case GROUP_WRITE -> 020;
+      case GROUP_EXECUTE -> 010;
+      case OTHERS_READ -> 04;
+      case OTHERS_WRITE -> 02;
+      case OTHERS_EXECUTE -> 01;
+    };
   }
 
   /**

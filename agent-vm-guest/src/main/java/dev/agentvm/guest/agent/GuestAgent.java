@@ -56,15 +56,7 @@ public final class GuestAgent {
    * still sending its chunks; those chunks are dropped quietly, so that the host sees the
    * transfer's own error and not a later "no open transfer" one.
    */
-  private final Set<Integer> endedPuts =
-      java.util.Collections.synchronizedSet(
-          java.util.Collections.newSetFromMap(
-              new java.util.LinkedHashMap<>() {
-                @Override
-                protected boolean removeEldestEntry(Map.Entry<Integer, Boolean> eldest) {
-                  return size() > 256;
-                }
-              }));
+  private final Set<Integer> endedPuts = recentIds(256);
 
   private final ExecutorService workers =
       Executors.newCachedThreadPool(
@@ -79,13 +71,25 @@ public final class GuestAgent {
   private final long initUptimeMillis;
   private final long agentStartUptimeMillis;
 
+  /** A thread-safe set that keeps the {@code max} ids added last (made here: no outer instance). */
+  private static Set<Integer> recentIds(int max) {
+    return java.util.Collections.synchronizedSet(
+        java.util.Collections.newSetFromMap(
+            new java.util.LinkedHashMap<>() {
+              @Override
+              protected boolean removeEldestEntry(Map.Entry<Integer, Boolean> eldest) {
+                return size() > max;
+              }
+            }));
+  }
+
   GuestAgent(Path port, long initUptimeMillis, long agentStartUptimeMillis) {
     this.port = port;
     this.initUptimeMillis = initUptimeMillis;
     this.agentStartUptimeMillis = agentStartUptimeMillis;
   }
 
-  public static void main(String[] args) throws Exception {
+  public static void main(String[] args) throws IOException, InterruptedException {
     long startUptime = uptimeMillis();
     String name =
         System.getenv().getOrDefault("AGENTVM_PORT_NAME", Protocol.VIRTIO_SERIAL_PORT_NAME);
@@ -297,7 +301,7 @@ public final class GuestAgent {
 
   @FunctionalInterface
   interface Work {
-    void run() throws Exception;
+    void run() throws IOException, InterruptedException;
   }
 
   /** Runs a request's work on a worker thread; any failure becomes its ERROR answer. */
@@ -309,25 +313,27 @@ public final class GuestAgent {
           } catch (ProtocolException e) {
             error(out, id, e.code(), e.detail());
           } catch (IOException e) {
-            ProtocolException user = UserErrors.translate(e, "the request");
-            if (user != null) {
+            if (UserErrors.translate(e, "the request") instanceof ProtocolException user) {
               error(out, id, user.code(), user.detail());
             } else {
               error(out, id, ErrorCode.INTERNAL, e.toString());
             }
-          } catch (Exception e) {
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt(); // a pool thread: the pool clears it before reuse
+            error(out, id, ErrorCode.INTERNAL, e.toString());
+          } catch (RuntimeException e) {
             error(out, id, ErrorCode.INTERNAL, e.toString());
           }
         });
   }
 
-  private static void mount(int id, MountSpec m, FrameWriter out) throws Exception {
+  private static void mount(int id, MountSpec m, FrameWriter out)
+      throws IOException, InterruptedException {
     java.nio.file.Path mp = FileTransfer.checkedPath(m.mountPoint());
     try {
       Files.createDirectories(mp);
     } catch (IOException e) {
-      ProtocolException user = UserErrors.translate(e, "creating mount point " + mp);
-      throw user != null ? user : e;
+      throw UserErrors.translate(e, "creating mount point " + mp);
     }
     String opts = "trans=virtio,version=9p2000.L,msize=262144" + (m.readOnly() ? ",ro" : "");
     Process p =
@@ -382,8 +388,11 @@ public final class GuestAgent {
         try (DirectoryStream<Path> ports = Files.newDirectoryStream(sys)) {
           for (Path p : ports) {
             Path nameFile = p.resolve("name");
-            if (Files.isReadable(nameFile) && Files.readString(nameFile).trim().equals(name)) {
-              return Path.of("/dev").resolve(p.getFileName().toString());
+            Path entry = p.getFileName(); // never null for a directory entry
+            if (entry != null
+                && Files.isReadable(nameFile)
+                && Files.readString(nameFile).trim().equals(name)) {
+              return Path.of("/dev").resolve(entry.toString());
             }
           }
         }

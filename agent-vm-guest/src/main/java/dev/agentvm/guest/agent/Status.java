@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Iterator;
 
 /** Reads the guest's health numbers from /proc. */
 final class Status {
@@ -23,9 +24,11 @@ final class Status {
           avail = kib(line);
         }
       }
-      load = Double.parseDouble(Files.readString(Path.of("/proc/loadavg")).split(" ")[0]);
+      load = Double.parseDouble(firstField(Files.readString(Path.of("/proc/loadavg"))));
       try (DirectoryStream<Path> d = Files.newDirectoryStream(Path.of("/proc"), "[0-9]*")) {
-        for (Path ignored : d) {
+        Iterator<Path> it = d.iterator();
+        while (it.hasNext()) {
+          it.next();
           procs++;
         }
       }
@@ -33,6 +36,12 @@ final class Status {
       // report what could be read
     }
     return new StatusReport(GuestAgent.uptimeMillis(), total, avail, load, procs, runningExecs);
+  }
+
+  /** The text before the first space (all of it if there is none). */
+  static String firstField(String s) {
+    int space = s.indexOf(' ');
+    return space < 0 ? s : s.substring(0, space);
   }
 
   private static long kib(String line) {

@@ -28,9 +28,10 @@ final class UserErrors {
 
   /**
    * Translates a file system failure while doing {@code what} (e.g. "writing /data/x") into an
-   * error in the user's terms; null when it is none of those (an agent failure).
+   * error in the user's terms (a {@link ProtocolException}); {@code e} itself when it is none of
+   * those (an agent failure).
    */
-  static ProtocolException translate(IOException e, String what) {
+  static IOException translate(IOException e, String what) {
     if (e instanceof ProtocolException p) {
       return p;
     }
@@ -63,7 +64,7 @@ final class UserErrors {
     if (reason.contains("No space left on device") || reason.contains("Disk quota exceeded")) {
       return error(ErrorCode.NO_SPACE, what + ": No space left on device in the guest");
     }
-    return null;
+    return e;
   }
 
   /**

@@ -1,6 +1,7 @@
 package dev.agentvm.core.agent;
 
 import dev.agentvm.internal.Hashing;
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.protocol.ErrorPayload;
 import dev.agentvm.protocol.ExecSpec;
@@ -37,6 +38,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -88,8 +90,8 @@ public final class AgentClient implements AutoCloseable {
   private final Thread reader;
   private volatile long maxFileBytes = DEFAULT_MAX_FILE_BYTES;
   private volatile Duration writeStallLimit = WRITE_STALL_LIMIT;
-  private volatile HelloResponse hello;
-  private volatile IOException failure; // set once, under the pending map's monitor
+  private volatile @Nullable HelloResponse hello; // set by the handshake, before connect returns
+  private volatile @Nullable IOException failure; // set once, under the pending map's monitor
 
   /** Receives the frames answering one request, on the reader thread. */
   private interface Handler {
@@ -165,18 +167,19 @@ public final class AgentClient implements AutoCloseable {
       }
       send(MessageType.HELLO, payload, Duration.ofNanos(left), single(answer));
       try {
-        hello =
+        HelloResponse h =
             HelloResponse.decode(
                 await(
                         answer,
                         MessageType.HELLO,
                         Duration.ofNanos(Math.min(left, HELLO_RETRY.toNanos())))
                     .payload());
+        hello = h;
         LOG.debug(
             "agent over {} says HELLO: version {}, agent {}",
             transport.describe(),
-            hello.version(),
-            hello.agentVersion());
+            h.version(),
+            LogText.clean(h.agentVersion()));
         return;
       } catch (AgentTimeoutException e) {
         // send again
@@ -186,7 +189,11 @@ public final class AgentClient implements AutoCloseable {
 
   /** The agent's HELLO answer from the handshake. */
   public HelloResponse hello() {
-    return hello;
+    HelloResponse h = hello;
+    if (h == null) { // not reachable: connect returns a client only after the handshake
+      throw new IllegalStateException("no HELLO handshake yet");
+    }
+    return h;
   }
 
   /** Largest file {@link #putFile} sends and {@link #getFile} accepts. */
@@ -632,6 +639,8 @@ public final class AgentClient implements AutoCloseable {
   }
 
   /** Sends a request without waiting for the write; its failure reaches {@code h}. */
+  @SuppressWarnings(
+      "FutureReturnValueIgnored") // whenComplete handles the failure; nothing else to see
   private void sendAsync(MessageType type, byte[] payload, Handler h) throws IOException {
     int id = register(h);
     sender
@@ -704,25 +713,29 @@ public final class AgentClient implements AutoCloseable {
    * writer and the reader) and fails every pending call. Idempotent.
    */
   private void fail(IOException cause) {
+    IOException f;
     synchronized (pending) {
-      if (failure == null) {
-        failure =
+      IOException current = failure;
+      if (current == null) {
+        current =
             cause instanceof AgentChannelClosedException
                 ? cause
                 : new AgentChannelClosedException(
                     "channel " + transport.describe() + " closed", cause);
+        failure = current;
       }
+      f = current;
     }
     try {
       connection.close();
     } catch (IOException e) {
       LOG.debug("closing {}: {}", transport.describe(), e.getMessage());
     }
-    failPending();
+    failPending(f);
   }
 
-  private void failPending() {
-    IOException f = failure;
+  @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // ConcurrentHashMap: weakly consistent
+  private void failPending(IOException f) {
     for (Integer id : pending.keySet()) {
       Handler h = pending.remove(id);
       if (h != null) {

@@ -11,6 +11,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,6 +42,8 @@ public final class HeartbeatMonitor implements AutoCloseable {
   }
 
   /**
+   * How often the heartbeat pings and how much silence it tolerates.
+   *
    * @param interval time between pings
    * @param warnAfter silence before WARN
    * @param deadAfter silence before DEAD
@@ -72,7 +75,7 @@ public final class HeartbeatMonitor implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private volatile long lastAnswerNanos = System.nanoTime();
   private volatile Health health = Health.HEALTHY;
-  private ScheduledFuture<?> task;
+  private @Nullable ScheduledFuture<?> task;
 
   private HeartbeatMonitor(AgentClient agent, Settings settings) {
     this.agent = agent;
@@ -98,6 +101,7 @@ public final class HeartbeatMonitor implements AutoCloseable {
     return Duration.ofNanos(System.nanoTime() - lastAnswerNanos);
   }
 
+  @SuppressWarnings("FutureReturnValueIgnored") // a lost ping shows as silence, judged next beat
   private void beat() {
     if (health == Health.DEAD) {
       return;

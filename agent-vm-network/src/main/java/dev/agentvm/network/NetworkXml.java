@@ -4,11 +4,13 @@ import java.io.StringReader;
 import java.io.StringWriter;
 import java.util.ArrayList;
 import java.util.List;
+import javax.xml.XMLConstants;
 import javax.xml.parsers.DocumentBuilderFactory;
 import javax.xml.transform.OutputKeys;
 import javax.xml.transform.TransformerFactory;
 import javax.xml.transform.dom.DOMSource;
 import javax.xml.transform.stream.StreamResult;
+import org.jspecify.annotations.Nullable;
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
 import org.w3c.dom.NodeList;
@@ -57,14 +59,14 @@ final class NetworkXml {
    *
    * @return the spec, or null if the network carries no agent-vm marker (it is not ours)
    */
-  static NetworkSpec parseNetwork(String xml) {
+  static @Nullable NetworkSpec parseNetwork(String xml) {
     Element net = parse(xml);
     NodeList marks = net.getElementsByTagNameNS(NS, "network");
     if (marks.getLength() == 0) {
       return null;
     }
     NetworkMode mode = NetworkMode.valueOf(((Element) marks.item(0)).getAttribute("mode"));
-    Cidr subnet = null;
+    @Nullable Cidr subnet = null;
     NodeList ips = net.getElementsByTagName("ip");
     if (ips.getLength() > 0) {
       Element ip = (Element) ips.item(0);
@@ -142,7 +144,7 @@ final class NetworkXml {
         continue;
       }
       Element p = firstElement(r);
-      Cidr dest =
+      @Nullable Cidr dest =
           p.hasAttribute("dstipaddr")
               ? new Cidr(p.getAttribute("dstipaddr"), Integer.parseInt(p.getAttribute("dstipmask")))
               : null;
@@ -178,18 +180,35 @@ final class NetworkXml {
 
   private static Document newDocument() {
     try {
-      return DocumentBuilderFactory.newInstance().newDocumentBuilder().newDocument();
+      return parserFactory().newDocumentBuilder().newDocument();
     } catch (javax.xml.parsers.ParserConfigurationException e) {
       throw new IllegalStateException(e);
     }
   }
 
+  /**
+   * A namespace-aware parser factory that refuses DOCTYPEs and never fetches external entities,
+   * DTDs or schemas (XXE).
+   */
+  private static DocumentBuilderFactory parserFactory()
+      throws javax.xml.parsers.ParserConfigurationException {
+    DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+    f.setNamespaceAware(true);
+    f.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
+    f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+    f.setFeature("http://xml.org/sax/features/external-general-entities", false);
+    f.setFeature("http://xml.org/sax/features/external-parameter-entities", false);
+    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
+    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_SCHEMA, "");
+    f.setXIncludeAware(false);
+    f.setExpandEntityReferences(false);
+    return f;
+  }
+
   private static Element parse(String xml) {
     try {
-      DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
-      f.setNamespaceAware(true);
-      f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
-      return f.newDocumentBuilder()
+      return parserFactory()
+          .newDocumentBuilder()
           .parse(new InputSource(new StringReader(xml)))
           .getDocumentElement();
     } catch (Exception e) {
@@ -217,7 +236,11 @@ final class NetworkXml {
   private static String serialise(Document d) {
     try {
       StringWriter w = new StringWriter();
-      var t = TransformerFactory.newInstance().newTransformer();
+      TransformerFactory tf = TransformerFactory.newInstance();
+      tf.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
+      tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
+      tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_STYLESHEET, "");
+      var t = tf.newTransformer();
       t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
       t.setOutputProperty(OutputKeys.INDENT, "yes");
       t.transform(new DOMSource(d), new StreamResult(w));

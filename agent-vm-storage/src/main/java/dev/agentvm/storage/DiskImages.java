@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -128,7 +129,7 @@ public final class DiskImages {
    *
    * @throws StorageException if the image exists already or a tool fails
    */
-  public static Path createExt4(Path image, long size, Path content) {
+  public static Path createExt4(Path image, long size, @Nullable Path content) {
     if (size < (8L << 20)) {
       throw new IllegalArgumentException("size must be >= 8 MiB, was " + size);
     }

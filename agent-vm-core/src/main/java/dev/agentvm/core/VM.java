@@ -6,6 +6,7 @@ import dev.agentvm.core.agent.UnixSocketTransport;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.DomainLifecycleListener;
 import dev.agentvm.core.spi.DomainStatus;
+import dev.agentvm.internal.LogText;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -396,7 +397,7 @@ public final class VM implements AutoCloseable {
       }
       a.requestShutdown(agentDeadline);
     } catch (IOException e) {
-      log.debug("agent shutdown request failed: {}", e.getMessage());
+      log.debug("agent shutdown request failed: {}", LogText.clean(String.valueOf(e.getMessage())));
     }
   }
 

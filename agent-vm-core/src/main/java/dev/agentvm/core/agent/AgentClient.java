@@ -301,7 +301,8 @@ public final class AgentClient implements AutoCloseable {
         try {
           kill(Duration.ofSeconds(5));
         } catch (IOException k) {
-          LOG.debug("kill after deadline failed: {}", k.getMessage());
+          LOG.debug(
+              "kill after deadline failed: {}", LogText.clean(String.valueOf(k.getMessage())));
         }
         throw new AgentTimeoutException(
             "command " + requestId + " did not end within " + deadline.toMillis() + " ms");
@@ -475,6 +476,9 @@ public final class AgentClient implements AutoCloseable {
    */
   public FileHeader getFile(String guestPath, Path local, Duration deadline) throws IOException {
     Path dir = local.toAbsolutePath().getParent();
+    if (dir == null) {
+      throw new IOException("cannot copy " + guestPath + " to " + local + ": not a file path");
+    }
     Files.createDirectories(dir);
     Path tmp = Files.createTempFile(dir, "." + local.getFileName(), ".part");
     FileChannel ch =
@@ -776,7 +780,10 @@ public final class AgentClient implements AutoCloseable {
           errorsInWindow++;
           if (loggedInWindow == 0) { // one line per window; the rest are summarised
             loggedInWindow = 1;
-            LOG.warn("bad frame from agent over {}: {}", transport.describe(), e.getMessage());
+            LOG.warn(
+                "bad frame from agent over {}: {}",
+                transport.describe(),
+                LogText.clean(String.valueOf(e.getMessage())));
           }
           if (errorsInWindow > MAX_FRAMING_ERRORS) {
             cause =
@@ -802,7 +809,7 @@ public final class AgentClient implements AutoCloseable {
         }
         Handler h = pending.get(f.requestId());
         if (h == null) {
-          LOG.debug("unsolicited {} from agent over {}", f, transport.describe());
+          LOG.debug("unsolicited {} from agent over {}", LogText.clean(f), transport.describe());
           continue;
         }
         boolean finished;
@@ -810,7 +817,8 @@ public final class AgentClient implements AutoCloseable {
           finished = h.onFrame(f);
         } catch (RuntimeException e) {
           // a listener broke its contract: fail that call, keep serving the others
-          LOG.warn("handling {} from agent over {} failed", f, transport.describe(), e);
+          LOG.warn(
+              "handling {} from agent over {} failed", LogText.clean(f), transport.describe(), e);
           h.onClosed(new AgentException("handling " + f + " failed", e));
           finished = true;
         }

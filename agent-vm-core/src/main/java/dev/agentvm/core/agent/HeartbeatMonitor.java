@@ -1,5 +1,6 @@
 package dev.agentvm.core.agent;
 
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
 import java.io.IOException;
 import java.time.Duration;
@@ -132,7 +133,7 @@ public final class HeartbeatMonitor implements AutoCloseable {
                 }
               });
     } catch (IOException e) {
-      LOG.debug("ping failed: {}", e.getMessage());
+      LOG.debug("ping failed: {}", LogText.clean(String.valueOf(e.getMessage())));
     }
   }
 

@@ -43,10 +43,11 @@ final class NetworkXml {
     Element br = child(d, net, "bridge");
     br.setAttribute("name", s.bridge());
     br.setAttribute("stp", "off");
-    if (s.subnet() != null) {
+    Cidr subnet = s.subnet();
+    if (subnet != null) {
       Element ip = child(d, net, "ip");
       ip.setAttribute("address", s.hostAddress());
-      ip.setAttribute("netmask", s.subnet().netmask());
+      ip.setAttribute("netmask", subnet.netmask());
       Element range = child(d, child(d, ip, "dhcp"), "range");
       range.setAttribute("start", s.dhcpStart());
       range.setAttribute("end", s.dhcpEnd());
@@ -119,9 +120,10 @@ final class NetworkXml {
     dhcpIn.setAttribute("dstportstart", "68");
     for (AllowRule a : s.allowed()) {
       Element r = rule(d, f, "accept", "out", 300, a.protocol());
-      if (a.destination() != null) {
-        r.setAttribute("dstipaddr", a.destination().address());
-        r.setAttribute("dstipmask", Integer.toString(a.destination().prefix()));
+      Cidr dest = a.destination();
+      if (dest != null) {
+        r.setAttribute("dstipaddr", dest.address());
+        r.setAttribute("dstipmask", Integer.toString(dest.prefix()));
       }
       r.setAttribute("dstportstart", Integer.toString(a.portStart()));
       r.setAttribute("dstportend", Integer.toString(a.portEnd()));

@@ -41,7 +41,11 @@ public final class DiskImages {
    * @param snapshots names of the internal snapshots stored in it
    */
   public record Info(
-      long virtualSize, String format, Optional<Path> backingFile, List<String> snapshots) {}
+      long virtualSize, String format, Optional<Path> backingFile, List<String> snapshots) {
+    public Info {
+      snapshots = List.copyOf(snapshots); // no copy when it is one already
+    }
+  }
 
   private DiskImages() {}
 
@@ -111,7 +115,7 @@ public final class DiskImages {
       cmd.add(Long.toString(virtualSize));
     }
     try {
-      Files.createDirectories(overlay.toAbsolutePath().getParent());
+      Files.createDirectories(directoryOf(overlay));
       Tools.run(cmd, TOOL_TIMEOUT);
       Files.move(tmp, overlay, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException e) {
@@ -139,7 +143,7 @@ public final class DiskImages {
     Path raw = temp(image.resolveSibling(image.getFileName() + ".raw"));
     Path tmp = temp(image);
     try {
-      Files.createDirectories(image.toAbsolutePath().getParent());
+      Files.createDirectories(directoryOf(image));
       List<String> mkfs =
           new ArrayList<>(
               List.of("mkfs.ext4", "-q", "-F", "-L", "agentvm", "-E", "root_owner=0:0"));
@@ -172,6 +176,14 @@ public final class DiskImages {
     }
     LOG.debug("ext4 image {} ({} bytes)", image, size);
     return image;
+  }
+
+  private static Path directoryOf(Path file) {
+    Path dir = file.toAbsolutePath().getParent();
+    if (dir == null) {
+      throw new IllegalArgumentException("not a file path: " + file);
+    }
+    return dir;
   }
 
   private static Path temp(Path target) {

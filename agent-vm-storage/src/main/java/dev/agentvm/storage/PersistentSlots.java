@@ -195,7 +195,7 @@ public final class PersistentSlots {
   /** Names of the slots that exist (held or not). */
   public List<String> names() {
     try (var s = Files.list(root)) {
-      return s.map(p -> p.getFileName().toString())
+      return s.map(p -> String.valueOf(p.getFileName()))
           .filter(n -> n.endsWith(".qcow2"))
           .map(n -> n.substring(0, n.length() - ".qcow2".length()))
           .sorted()

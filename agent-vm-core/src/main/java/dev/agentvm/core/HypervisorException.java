@@ -1,8 +1,12 @@
 package dev.agentvm.core;
 
+import org.jspecify.annotations.Nullable;
+
 /** A hypervisor operation failed; the message names the operation and libvirt's reason. */
 public class HypervisorException extends AgentVmException {
-  public HypervisorException(String message, Throwable cause) {
+  private static final long serialVersionUID = 1L;
+
+  public HypervisorException(String message, @Nullable Throwable cause) {
     super(message, cause);
   }
 }

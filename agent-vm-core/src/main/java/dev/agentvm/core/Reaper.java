@@ -46,7 +46,12 @@ public final class Reaper {
       int stoppedForcibly,
       int removed,
       List<String> failures,
-      java.util.Map<String, Integer> others) {}
+      java.util.Map<String, Integer> others) {
+    public Report {
+      failures = List.copyOf(failures); // no copy when it is one already
+      others = Map.copyOf(others);
+    }
+  }
 
   private Reaper() {}
 

@@ -6,6 +6,7 @@ import dev.agentvm.core.agent.UnixSocketTransport;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.DomainLifecycleListener;
 import dev.agentvm.core.spi.DomainStatus;
+import dev.agentvm.internal.LogText;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -16,6 +17,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,8 +49,8 @@ public final class VM implements AutoCloseable {
   private volatile boolean started;
   private volatile boolean stopping;
   private volatile VMState lastState = VMState.DEFINED;
-  private AgentClient agent; // guarded by monitor
-  private HeartbeatMonitor heartbeat; // guarded by monitor
+  private @Nullable AgentClient agent; // guarded by monitor
+  private @Nullable HeartbeatMonitor heartbeat; // guarded by monitor
 
   VM(LibvirtConnection connection, DomainHandle domain, VMTemplate template, VirtType virtType) {
     this.connection = connection;
@@ -264,7 +266,7 @@ public final class VM implements AutoCloseable {
   }
 
   /** Turns QEMU's refusal to save with a mounted 9p share into advice. */
-  public static String explainSaveFailure(String vm, String message) {
+  public static String explainSaveFailure(String vm, @Nullable String message) {
     if (message != null && message.contains("VirtFS")) {
       return "cannot save VM "
           + vm
@@ -395,7 +397,7 @@ public final class VM implements AutoCloseable {
       }
       a.requestShutdown(agentDeadline);
     } catch (IOException e) {
-      log.debug("agent shutdown request failed: {}", e.getMessage());
+      log.debug("agent shutdown request failed: {}", LogText.clean(String.valueOf(e.getMessage())));
     }
   }
 

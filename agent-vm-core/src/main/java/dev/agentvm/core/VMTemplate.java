@@ -12,13 +12,16 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
+import javax.xml.XMLConstants;
 import javax.xml.parsers.DocumentBuilderFactory;
 import javax.xml.parsers.ParserConfigurationException;
 import javax.xml.transform.OutputKeys;
+import javax.xml.transform.Transformer;
 import javax.xml.transform.TransformerException;
 import javax.xml.transform.TransformerFactory;
 import javax.xml.transform.dom.DOMSource;
 import javax.xml.transform.stream.StreamResult;
+import org.jspecify.annotations.Nullable;
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
 
@@ -48,12 +51,12 @@ public final class VMTemplate {
   private final BootSource boot;
   private final VirtType virtType;
   private final Path runDir;
-  private final String owner;
+  private final @Nullable String owner;
   private final UUID genid;
   private final List<DiskAttachment> disks;
   private final List<ShareAttachment> shares;
   private final List<NetworkAttachment> nics;
-  private final Consumer<Document> customizer;
+  private final @Nullable Consumer<Document> customizer;
 
   private VMTemplate(Builder b) {
     this.name = b.name;
@@ -163,7 +166,7 @@ public final class VMTemplate {
    */
   public String toDomainXml(VirtType resolvedType) {
     try {
-      Document d = DocumentBuilderFactory.newInstance().newDocumentBuilder().newDocument();
+      Document d = parserFactory().newDocumentBuilder().newDocument();
       Element dom = d.createElement("domain");
       d.appendChild(dom);
       dom.setAttribute("type", resolvedType.libvirtName());
@@ -269,7 +272,7 @@ public final class VMTemplate {
         customizer.accept(d);
       }
       StringWriter w = new StringWriter();
-      var t = TransformerFactory.newInstance().newTransformer();
+      Transformer t = transformer();
       t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
       t.setOutputProperty(OutputKeys.INDENT, "yes");
       t.transform(new DOMSource(d), new StreamResult(w));
@@ -287,9 +290,7 @@ public final class VMTemplate {
    */
   static VMTemplate fromDomainXml(String xml) {
     try {
-      DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
-      f.setNamespaceAware(true);
-      f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+      DocumentBuilderFactory f = parserFactory();
       Document d =
           f.newDocumentBuilder().parse(new org.xml.sax.InputSource(new java.io.StringReader(xml)));
       Element dom = d.getDocumentElement();
@@ -321,9 +322,11 @@ public final class VMTemplate {
       b.boot(new BootSource(Path.of(textOf(os, "kernel")), Path.of(textOf(os, "initrd")), cmdline));
       b.virtType("kvm".equals(dom.getAttribute("type")) ? VirtType.KVM : VirtType.QEMU);
       java.util.Map<String, String> mounts = new java.util.HashMap<>();
-      for (String arg : textOf(os, "cmdline").split("\\s+")) {
+      // limit -1 keeps trailing empty strings; the text is trimmed and a missing or empty second
+      // part reads as "" either way, so the results are the ones split(regex) gave
+      for (String arg : textOf(os, "cmdline").split("\\s+", -1)) {
         if (arg.startsWith("agentvm.mount=")) {
-          String[] p = arg.substring("agentvm.mount=".length()).split(":");
+          String[] p = arg.substring("agentvm.mount=".length()).split(":", -1);
           mounts.put(p[0], p.length > 1 ? p[1] : "");
         }
       }
@@ -394,9 +397,7 @@ public final class VMTemplate {
    */
   String retarget(String savedXml) {
     try {
-      DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
-      f.setNamespaceAware(true);
-      f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+      DocumentBuilderFactory f = parserFactory();
       Document d =
           f.newDocumentBuilder()
               .parse(new org.xml.sax.InputSource(new java.io.StringReader(savedXml)));
@@ -481,7 +482,7 @@ public final class VMTemplate {
         first(e, "source").setAttribute("dir", mine.hostDir().toString());
       }
       StringWriter w = new StringWriter();
-      var t = TransformerFactory.newInstance().newTransformer();
+      Transformer t = transformer();
       t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
       t.transform(new DOMSource(d), new StreamResult(w));
       return w.toString();
@@ -491,6 +492,33 @@ public final class VMTemplate {
         | TransformerException e) {
       throw new IllegalArgumentException("unreadable saved domain XML: " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * A namespace-aware parser factory that refuses DOCTYPEs and never fetches external entities,
+   * DTDs or schemas (XXE): domain XML comes back from libvirt and from saved memory images.
+   */
+  private static DocumentBuilderFactory parserFactory() throws ParserConfigurationException {
+    DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+    f.setNamespaceAware(true);
+    f.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
+    f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+    f.setFeature("http://xml.org/sax/features/external-general-entities", false);
+    f.setFeature("http://xml.org/sax/features/external-parameter-entities", false);
+    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
+    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_SCHEMA, "");
+    f.setXIncludeAware(false);
+    f.setExpandEntityReferences(false);
+    return f;
+  }
+
+  /** An identity transformer that never fetches external DTDs or stylesheets. */
+  private static Transformer transformer() throws TransformerException {
+    TransformerFactory tf = TransformerFactory.newInstance();
+    tf.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
+    tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
+    tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_STYLESHEET, "");
+    return tf.newTransformer();
   }
 
   private static Element first(Element parent, String tag) {
@@ -521,17 +549,17 @@ public final class VMTemplate {
   /** Builds {@link VMTemplate}s. Every setter validates its argument. */
   public static final class Builder {
     private final String name;
-    private UUID uuid;
+    private @Nullable UUID uuid;
     private ResourceProfile resources = ResourceProfile.LIGHT;
-    private BootSource boot;
+    private @Nullable BootSource boot;
     private VirtType virtType = VirtType.AUTO;
-    private Path runDir;
-    private String owner;
-    private UUID genid;
+    private @Nullable Path runDir;
+    private @Nullable String owner;
+    private @Nullable UUID genid;
     private final List<DiskAttachment> disks = new ArrayList<>();
     private final List<ShareAttachment> shares = new ArrayList<>();
     private final List<NetworkAttachment> nics = new ArrayList<>();
-    private Consumer<Document> customizer;
+    private @Nullable Consumer<Document> customizer;
 
     private Builder(String name) {
       if (name == null || !NAME.matcher(name).matches()) {

@@ -1,6 +1,7 @@
 package dev.agentvm.core;
 
 import java.util.Locale;
+import org.jspecify.annotations.Nullable;
 
 /**
  * How guests are virtualised. {@link #AUTO} (the default) uses KVM only where a probe boot showed
@@ -21,9 +22,9 @@ public enum VirtType {
    */
   public static final String ENV = "AGENTVM_VIRT_TYPE";
 
-  private final String libvirtName;
+  private final @Nullable String libvirtName;
 
-  VirtType(String libvirtName) {
+  VirtType(@Nullable String libvirtName) {
     this.libvirtName = libvirtName;
   }
 

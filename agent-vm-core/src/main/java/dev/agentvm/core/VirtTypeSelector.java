@@ -99,8 +99,13 @@ public final class VirtTypeSelector {
     p.setProperty(key + ".host", fingerprint);
     p.setProperty(key + ".probedAt", Instant.now().toString());
     try {
-      Files.createDirectories(cache.getParent());
-      Path tmp = Files.createTempFile(cache.getParent(), ".virt-type", ".tmp");
+      // a relative cache file has no parent: its directory is the working directory
+      Path dir = cache.toAbsolutePath().getParent();
+      if (dir == null) {
+        throw new IOException("cache file " + cache + " has no directory");
+      }
+      Files.createDirectories(dir);
+      Path tmp = Files.createTempFile(dir, ".virt-type", ".tmp");
       try (OutputStream out = Files.newOutputStream(tmp)) {
         p.store(out, "agent-vm: KVM probe results per host; delete to probe again");
       }

@@ -320,7 +320,7 @@ class AgentProtocolIT extends RealLibvirtTest {
     Files.write(src, data);
     String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
     long t0 = System.nanoTime();
-    agent.putFile(src, "/tmp/in/big.bin", 0640, Duration.ofSeconds(120));
+    agent.putFile(src, "/tmp/in/big.bin", 0640, Duration.ofMinutes(2));
     long putMs = (System.nanoTime() - t0) / 1_000_000;
     ExecResult guest = sh("sha256sum /tmp/in/big.bin; stat -c %a /tmp/in/big.bin; ls -a /tmp/in");
     assertTrue(guest.stdoutText().startsWith(sha), guest.stdoutText());
@@ -328,7 +328,7 @@ class AgentProtocolIT extends RealLibvirtTest {
     assertFalse(guest.stdoutText().contains(".part"), "temporary file left: " + guest.stdoutText());
     t0 = System.nanoTime();
     Path back = dir.resolve("back.bin");
-    agent.getFile("/tmp/in/big.bin", back, Duration.ofSeconds(120));
+    agent.getFile("/tmp/in/big.bin", back, Duration.ofMinutes(2));
     long getMs = (System.nanoTime() - t0) / 1_000_000;
     assertArrayEquals(data, Files.readAllBytes(back));
     System.out.printf(

@@ -109,7 +109,7 @@ class ArchitectureTest {
           String top = m.group(1);
           boolean internal =
               (m.group(2).startsWith(".internal") && !top.equals(moduleTopPackage(module)))
-                  || top.equals("internal") && !module.startsWith("agent-vm-");
+                  || (top.equals("internal") && !module.startsWith("agent-vm-"));
           if (!allowed.matcher(top).matches() || internal) {
             bad.add(ROOT.relativize(f) + ": dev.agentvm." + top + m.group(2));
           }

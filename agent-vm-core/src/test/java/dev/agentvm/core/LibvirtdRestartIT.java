@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -25,7 +26,7 @@ class LibvirtdRestartIT extends RealLibvirtTest {
             : "pkill -x libvirtd; for i in $(seq 1 100); do pgrep -x libvirtd >/dev/null || break;"
                 + " sleep 0.1; done; libvirtd -d";
     Process p = new ProcessBuilder("sh", "-c", script).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes());
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertEquals(0, p.waitFor(), "restarting libvirtd: " + out);
   }
 

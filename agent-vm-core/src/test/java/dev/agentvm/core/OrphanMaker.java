@@ -8,7 +8,7 @@ public final class OrphanMaker {
     LibvirtConnection conn = LibvirtConnection.open();
     VM vm = conn.define(VMTemplate.builder(args[0]).boot(TestVms.boot()).build());
     vm.start();
-    vm.awaitAgent(Duration.ofSeconds(120));
+    vm.awaitAgent(Duration.ofMinutes(2));
     System.out.println("READY");
     System.out.flush();
     Thread.sleep(Long.MAX_VALUE);

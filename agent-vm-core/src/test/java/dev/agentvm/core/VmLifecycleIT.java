@@ -88,7 +88,7 @@ class VmLifecycleIT extends RealLibvirtTest {
             .build();
     try (VM vm = conn.define(t)) {
       vm.start();
-      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(120));
+      AgentClient agent = vm.awaitAgent(Duration.ofMinutes(2));
       var cpus =
           agent.exec(
               dev.agentvm.core.agent.ExecRequest.script("grep -c ^processor /proc/cpuinfo", "sh"));

@@ -1,6 +1,7 @@
 package dev.agentvm.network;
 
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One kind of outbound connection a filtered VM may open: a protocol, a destination port range, and
@@ -11,7 +12,7 @@ import java.util.Objects;
  * @param portStart first port, 1..65535
  * @param portEnd last port, >= portStart
  */
-public record AllowRule(String protocol, Cidr destination, int portStart, int portEnd) {
+public record AllowRule(String protocol, @Nullable Cidr destination, int portStart, int portEnd) {
   public AllowRule {
     Objects.requireNonNull(protocol, "protocol");
     if (!protocol.equals("tcp") && !protocol.equals("udp")) {

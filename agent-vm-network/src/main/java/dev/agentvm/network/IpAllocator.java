@@ -84,8 +84,10 @@ public final class IpAllocator {
             }
             usedIps.add(h[1]);
           }
-          Ipv4 end = Ipv4.parse(network.dhcpEnd());
-          for (Ipv4 ip = Ipv4.parse(network.dhcpStart()); ip.compareTo(end) <= 0; ip = ip.plus(1)) {
+          // the constructor refused a network without a subnet, so both ends exist
+          Ipv4 end = Ipv4.parse(Objects.requireNonNull(network.dhcpEnd(), "dhcpEnd"));
+          Ipv4 start = Ipv4.parse(Objects.requireNonNull(network.dhcpStart(), "dhcpStart"));
+          for (Ipv4 ip = start; ip.compareTo(end) <= 0; ip = ip.plus(1)) {
             if (usedIps.contains(ip.toString())) {
               continue;
             }
@@ -110,7 +112,7 @@ public final class IpAllocator {
     locked(
         () -> {
           removeLocked(mac, definition());
-          return null;
+          return Boolean.TRUE; // Locked wants a result; there is none
         });
   }
 

@@ -7,6 +7,8 @@ import dev.agentvm.core.AgentVmException;
  * is wanted while VMs may use it. agent-vm never changes or removes what it did not create.
  */
 public class NetworkConflictException extends AgentVmException {
+  private static final long serialVersionUID = 1L;
+
   public NetworkConflictException(String message) {
     super(message);
   }

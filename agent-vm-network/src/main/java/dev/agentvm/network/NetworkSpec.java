@@ -4,6 +4,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Objects;
 import java.util.UUID;
 import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
 
 /**
  * A libvirt network agent-vm creates and owns, for {@link NetworkMode#ISOLATED} or {@link
@@ -15,7 +16,7 @@ import java.util.regex.Pattern;
  *     last but one. {@code null}: a plain layer-2 network with no host address, no DHCP and no NAT
  *     (ISOLATED only): whoever attaches to it brings addresses
  */
-public record NetworkSpec(String name, NetworkMode mode, Cidr subnet) {
+public record NetworkSpec(String name, NetworkMode mode, @Nullable Cidr subnet) {
   /** Every network and filter agent-vm creates carries this prefix. */
   public static final String PREFIX = "agentvm-";
 
@@ -64,15 +65,15 @@ public record NetworkSpec(String name, NetworkMode mode, Cidr subnet) {
   }
 
   /** The host's address on the network, or null for a layer-2 network. */
-  public String hostAddress() {
+  public @Nullable String hostAddress() {
     return subnet == null ? null : subnet.host(1);
   }
 
-  public String dhcpStart() {
+  public @Nullable String dhcpStart() {
     return subnet == null ? null : subnet.host(10);
   }
 
-  public String dhcpEnd() {
+  public @Nullable String dhcpEnd() {
     return subnet == null ? null : subnet.host((1 << (32 - subnet.prefix())) - 2);
   }
 }

@@ -4,11 +4,13 @@ import java.io.StringReader;
 import java.io.StringWriter;
 import java.util.ArrayList;
 import java.util.List;
+import javax.xml.XMLConstants;
 import javax.xml.parsers.DocumentBuilderFactory;
 import javax.xml.transform.OutputKeys;
 import javax.xml.transform.TransformerFactory;
 import javax.xml.transform.dom.DOMSource;
 import javax.xml.transform.stream.StreamResult;
+import org.jspecify.annotations.Nullable;
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
 import org.w3c.dom.NodeList;
@@ -41,10 +43,11 @@ final class NetworkXml {
     Element br = child(d, net, "bridge");
     br.setAttribute("name", s.bridge());
     br.setAttribute("stp", "off");
-    if (s.subnet() != null) {
+    Cidr subnet = s.subnet();
+    if (subnet != null) {
       Element ip = child(d, net, "ip");
       ip.setAttribute("address", s.hostAddress());
-      ip.setAttribute("netmask", s.subnet().netmask());
+      ip.setAttribute("netmask", subnet.netmask());
       Element range = child(d, child(d, ip, "dhcp"), "range");
       range.setAttribute("start", s.dhcpStart());
       range.setAttribute("end", s.dhcpEnd());
@@ -57,14 +60,14 @@ final class NetworkXml {
    *
    * @return the spec, or null if the network carries no agent-vm marker (it is not ours)
    */
-  static NetworkSpec parseNetwork(String xml) {
+  static @Nullable NetworkSpec parseNetwork(String xml) {
     Element net = parse(xml);
     NodeList marks = net.getElementsByTagNameNS(NS, "network");
     if (marks.getLength() == 0) {
       return null;
     }
     NetworkMode mode = NetworkMode.valueOf(((Element) marks.item(0)).getAttribute("mode"));
-    Cidr subnet = null;
+    @Nullable Cidr subnet = null;
     NodeList ips = net.getElementsByTagName("ip");
     if (ips.getLength() > 0) {
       Element ip = (Element) ips.item(0);
@@ -117,9 +120,10 @@ final class NetworkXml {
     dhcpIn.setAttribute("dstportstart", "68");
     for (AllowRule a : s.allowed()) {
       Element r = rule(d, f, "accept", "out", 300, a.protocol());
-      if (a.destination() != null) {
-        r.setAttribute("dstipaddr", a.destination().address());
-        r.setAttribute("dstipmask", Integer.toString(a.destination().prefix()));
+      Cidr dest = a.destination();
+      if (dest != null) {
+        r.setAttribute("dstipaddr", dest.address());
+        r.setAttribute("dstipmask", Integer.toString(dest.prefix()));
       }
       r.setAttribute("dstportstart", Integer.toString(a.portStart()));
       r.setAttribute("dstportend", Integer.toString(a.portEnd()));
@@ -142,7 +146,7 @@ final class NetworkXml {
         continue;
       }
       Element p = firstElement(r);
-      Cidr dest =
+      @Nullable Cidr dest =
           p.hasAttribute("dstipaddr")
               ? new Cidr(p.getAttribute("dstipaddr"), Integer.parseInt(p.getAttribute("dstipmask")))
               : null;
@@ -178,18 +182,35 @@ final class NetworkXml {
 
   private static Document newDocument() {
     try {
-      return DocumentBuilderFactory.newInstance().newDocumentBuilder().newDocument();
+      return parserFactory().newDocumentBuilder().newDocument();
     } catch (javax.xml.parsers.ParserConfigurationException e) {
       throw new IllegalStateException(e);
     }
   }
 
+  /**
+   * A namespace-aware parser factory that refuses DOCTYPEs and never fetches external entities,
+   * DTDs or schemas (XXE).
+   */
+  private static DocumentBuilderFactory parserFactory()
+      throws javax.xml.parsers.ParserConfigurationException {
+    DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
+    f.setNamespaceAware(true);
+    f.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
+    f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+    f.setFeature("http://xml.org/sax/features/external-general-entities", false);
+    f.setFeature("http://xml.org/sax/features/external-parameter-entities", false);
+    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
+    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_SCHEMA, "");
+    f.setXIncludeAware(false);
+    f.setExpandEntityReferences(false);
+    return f;
+  }
+
   private static Element parse(String xml) {
     try {
-      DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
-      f.setNamespaceAware(true);
-      f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
-      return f.newDocumentBuilder()
+      return parserFactory()
+          .newDocumentBuilder()
           .parse(new InputSource(new StringReader(xml)))
           .getDocumentElement();
     } catch (Exception e) {
@@ -217,7 +238,11 @@ final class NetworkXml {
   private static String serialise(Document d) {
     try {
       StringWriter w = new StringWriter();
-      var t = TransformerFactory.newInstance().newTransformer();
+      TransformerFactory tf = TransformerFactory.newInstance();
+      tf.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
+      tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
+      tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_STYLESHEET, "");
+      var t = tf.newTransformer();
       t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
       t.setOutputProperty(OutputKeys.INDENT, "yes");
       t.transform(new DOMSource(d), new StreamResult(w));

@@ -29,7 +29,7 @@ public final class ReservationReaper implements OrphanReaper {
     int n = 0;
     try (Stream<Path> files = Files.list(dir)) {
       for (Path f : files.filter(p -> p.toString().endsWith(".owners.json")).toList()) {
-        String name = f.getFileName().toString().replace(".owners.json", "");
+        String name = String.valueOf(f.getFileName()).replace(".owners.json", "");
         try {
           var spec = new Networks(connection).read(name);
           if (spec.isEmpty()) {

@@ -44,7 +44,7 @@ class IpAllocatorIT extends RealLibvirtTest {
       List<String> all = new ArrayList<>(mine);
       all.addAll(theirs);
       for (String line : all) {
-        String ip = line.split(" ")[0];
+        String ip = line.split(" ", -1)[0];
         assertTrue(allIps.add(ip), "duplicate address " + ip);
         assertTrue(net.subnet().contains(ip));
       }
@@ -52,11 +52,11 @@ class IpAllocatorIT extends RealLibvirtTest {
       assertEquals(200, ips.reservations().size(), "libvirt holds every reservation");
       System.out.printf("200 allocations from two JVMs in %d ms%n", ms);
 
-      String someMac = mine.get(0).split(" ")[1];
+      String someMac = mine.get(0).split(" ", -1)[1];
       assertThrows(
           NetworkConflictException.class, () -> ips.allocate("agentvm-test-again", someMac));
       for (String line : mine) {
-        ips.release(line.split(" ")[1]);
+        ips.release(line.split(" ", -1)[1]);
       }
       assertEquals(100, ips.reservations().size());
       // the child is gone and its VMs never existed: its reservations are reclaimed

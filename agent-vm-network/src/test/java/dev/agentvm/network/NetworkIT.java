@@ -13,6 +13,7 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -58,7 +59,7 @@ class NetworkIT extends RealLibvirtTest {
 
   private static String sh(String cmd, boolean ignoreFailure) throws Exception {
     Process p = new ProcessBuilder("sh", "-c", cmd).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes());
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     int rc = p.waitFor();
     if (rc != 0 && !ignoreFailure) {
       throw new AssertionError(cmd + " failed (" + rc + "): " + out);

@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -40,7 +41,11 @@ public final class DiskImages {
    * @param snapshots names of the internal snapshots stored in it
    */
   public record Info(
-      long virtualSize, String format, Optional<Path> backingFile, List<String> snapshots) {}
+      long virtualSize, String format, Optional<Path> backingFile, List<String> snapshots) {
+    public Info {
+      snapshots = List.copyOf(snapshots); // no copy when it is one already
+    }
+  }
 
   private DiskImages() {}
 
@@ -110,7 +115,7 @@ public final class DiskImages {
       cmd.add(Long.toString(virtualSize));
     }
     try {
-      Files.createDirectories(overlay.toAbsolutePath().getParent());
+      Files.createDirectories(directoryOf(overlay));
       Tools.run(cmd, TOOL_TIMEOUT);
       Files.move(tmp, overlay, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException e) {
@@ -128,7 +133,7 @@ public final class DiskImages {
    *
    * @throws StorageException if the image exists already or a tool fails
    */
-  public static Path createExt4(Path image, long size, Path content) {
+  public static Path createExt4(Path image, long size, @Nullable Path content) {
     if (size < (8L << 20)) {
       throw new IllegalArgumentException("size must be >= 8 MiB, was " + size);
     }
@@ -138,7 +143,7 @@ public final class DiskImages {
     Path raw = temp(image.resolveSibling(image.getFileName() + ".raw"));
     Path tmp = temp(image);
     try {
-      Files.createDirectories(image.toAbsolutePath().getParent());
+      Files.createDirectories(directoryOf(image));
       List<String> mkfs =
           new ArrayList<>(
               List.of("mkfs.ext4", "-q", "-F", "-L", "agentvm", "-E", "root_owner=0:0"));
@@ -171,6 +176,14 @@ public final class DiskImages {
     }
     LOG.debug("ext4 image {} ({} bytes)", image, size);
     return image;
+  }
+
+  private static Path directoryOf(Path file) {
+    Path dir = file.toAbsolutePath().getParent();
+    if (dir == null) {
+      throw new IllegalArgumentException("not a file path: " + file);
+    }
+    return dir;
   }
 
   private static Path temp(Path target) {

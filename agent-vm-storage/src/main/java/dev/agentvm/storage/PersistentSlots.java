@@ -62,7 +62,7 @@ public final class PersistentSlots {
   }
 
   /** A held slot; closing it lets the next task have it. */
-  public final class Slot implements AutoCloseable {
+  public static final class Slot implements AutoCloseable {
     private final String name;
     private final Path disk;
     private final Path holderFile;
@@ -101,6 +101,8 @@ public final class PersistentSlots {
 
   /** Thrown when a slot stays held by someone else for the whole wait. */
   public static final class SlotBusyException extends StorageException {
+    private static final long serialVersionUID = 1L;
+
     private final String holder;
 
     SlotBusyException(String name, String holder, boolean holderAlive) {
@@ -193,7 +195,7 @@ public final class PersistentSlots {
   /** Names of the slots that exist (held or not). */
   public List<String> names() {
     try (var s = Files.list(root)) {
-      return s.map(p -> p.getFileName().toString())
+      return s.map(p -> String.valueOf(p.getFileName()))
           .filter(n -> n.endsWith(".qcow2"))
           .map(n -> n.substring(0, n.length() - ".qcow2".length()))
           .sorted()
@@ -222,7 +224,8 @@ public final class PersistentSlots {
   /** The owner and task in a holder file (empty strings if unreadable). */
   static String[] holderOf(Path holderFile) {
     try {
-      String[] lines = Files.readString(holderFile, StandardCharsets.UTF_8).split("\n");
+      // limit -1 keeps a trailing empty line, which reads as the "" used when it is missing
+      String[] lines = Files.readString(holderFile, StandardCharsets.UTF_8).split("\n", -1);
       return new String[] {lines[0].trim(), lines.length > 1 ? lines[1].trim() : ""};
     } catch (IOException e) {
       return new String[] {"", ""};

@@ -142,7 +142,7 @@ public final class SnapshotManager {
       return out;
     }
     try (Stream<Path> s = Files.list(dir)) {
-      for (Path p : s.filter(f -> f.getFileName().toString().endsWith(".json")).toList()) {
+      for (Path p : s.filter(f -> String.valueOf(f.getFileName()).endsWith(".json")).toList()) {
         out.add(read(p));
       }
     } catch (IOException e) {

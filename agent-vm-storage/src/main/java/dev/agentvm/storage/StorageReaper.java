@@ -76,12 +76,14 @@ public final class StorageReaper implements OrphanReaper {
     int n = 0;
     try (Stream<Path> files = Files.list(root)) {
       for (Path holder :
-          files.filter(p -> p.getFileName().toString().endsWith(PersistentSlots.HOLDER)).toList()) {
+          files
+              .filter(p -> String.valueOf(p.getFileName()).endsWith(PersistentSlots.HOLDER))
+              .toList()) {
         String owner = PersistentSlots.holderOf(holder)[0];
         if (owner.isEmpty() || ProcessOwners.isAlive(owner)) {
           continue;
         }
-        String name = holder.getFileName().toString();
+        String name = String.valueOf(holder.getFileName());
         String disk =
             root.resolve(
                     name.substring(0, name.length() - PersistentSlots.HOLDER.length()) + ".qcow2")

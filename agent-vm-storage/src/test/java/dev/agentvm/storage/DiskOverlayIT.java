@@ -67,7 +67,7 @@ class DiskOverlayIT extends RealLibvirtTest {
                         "sh")
                     .withTimeout(Duration.ofSeconds(30)));
         assertEquals(0, r.exitCode(), r.stderrText() + Files.readString(vm.consoleLog()));
-        String[] lines = r.stdoutText().split("\n");
+        String[] lines = r.stdoutText().split("\n", -1);
         assertEquals("base content", lines[0]);
         // the size the live guest sees, in 512-byte sectors: the override took effect
         assertEquals(size / 512, Long.parseLong(lines[1].trim()));

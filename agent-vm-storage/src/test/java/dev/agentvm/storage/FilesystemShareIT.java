@@ -13,6 +13,7 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFileAttributes;
@@ -42,7 +43,7 @@ class FilesystemShareIT extends RealLibvirtTest {
     Files.setPosixFilePermissions(workspaces, PosixFilePermissions.fromString("rwxr-xr-x"));
     try (FilesystemShare ws = FilesystemShare.create(workspaces, name)) {
       ws.addInput("data/big.bin", big);
-      ws.addInput("hello.txt", "hello\n".getBytes());
+      ws.addInput("hello.txt", "hello\n".getBytes(StandardCharsets.UTF_8));
       assertThrows(IllegalArgumentException.class, () -> ws.addInput("../escape", new byte[1]));
       assertThrows(IllegalArgumentException.class, () -> ws.addInput("/etc/passwd", new byte[1]));
       assertThrows(IllegalArgumentException.class, () -> ws.addInput("a\0b", new byte[1]));
@@ -64,7 +65,7 @@ class FilesystemShareIT extends RealLibvirtTest {
                     + " ln -s /etc/passwd output/passwd-link && ln -s ../../.. output/up &&"
                     + " mkfifo output/fifo && echo scratch > work/tmp.txt && sync");
         assertEquals(0, r.exitCode(), r.stderrText());
-        String[] lines = r.stdoutText().split("\n");
+        String[] lines = r.stdoutText().split("\n", -1);
         assertEquals(Sha256.of(big), lines[0], "the guest read the input intact");
         assertEquals("input-ro", lines[1], "input is read-only to the guest");
         String guestSha = lines[2];

@@ -1,6 +1,7 @@
 package dev.agentvm.core.agent;
 
 import dev.agentvm.internal.Hashing;
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.protocol.ErrorPayload;
 import dev.agentvm.protocol.ExecSpec;
@@ -37,6 +38,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -88,8 +90,8 @@ public final class AgentClient implements AutoCloseable {
   private final Thread reader;
   private volatile long maxFileBytes = DEFAULT_MAX_FILE_BYTES;
   private volatile Duration writeStallLimit = WRITE_STALL_LIMIT;
-  private volatile HelloResponse hello;
-  private volatile IOException failure; // set once, under the pending map's monitor
+  private volatile @Nullable HelloResponse hello; // set by the handshake, before connect returns
+  private volatile @Nullable IOException failure; // set once, under the pending map's monitor
 
   /** Receives the frames answering one request, on the reader thread. */
   private interface Handler {
@@ -165,18 +167,19 @@ public final class AgentClient implements AutoCloseable {
       }
       send(MessageType.HELLO, payload, Duration.ofNanos(left), single(answer));
       try {
-        hello =
+        HelloResponse h =
             HelloResponse.decode(
                 await(
                         answer,
                         MessageType.HELLO,
                         Duration.ofNanos(Math.min(left, HELLO_RETRY.toNanos())))
                     .payload());
+        hello = h;
         LOG.debug(
             "agent over {} says HELLO: version {}, agent {}",
             transport.describe(),
-            hello.version(),
-            hello.agentVersion());
+            h.version(),
+            LogText.clean(h.agentVersion()));
         return;
       } catch (AgentTimeoutException e) {
         // send again
@@ -186,7 +189,11 @@ public final class AgentClient implements AutoCloseable {
 
   /** The agent's HELLO answer from the handshake. */
   public HelloResponse hello() {
-    return hello;
+    HelloResponse h = hello;
+    if (h == null) { // not reachable: connect returns a client only after the handshake
+      throw new IllegalStateException("no HELLO handshake yet");
+    }
+    return h;
   }
 
   /** Largest file {@link #putFile} sends and {@link #getFile} accepts. */
@@ -294,7 +301,8 @@ public final class AgentClient implements AutoCloseable {
         try {
           kill(Duration.ofSeconds(5));
         } catch (IOException k) {
-          LOG.debug("kill after deadline failed: {}", k.getMessage());
+          LOG.debug(
+              "kill after deadline failed: {}", LogText.clean(String.valueOf(k.getMessage())));
         }
         throw new AgentTimeoutException(
             "command " + requestId + " did not end within " + deadline.toMillis() + " ms");
@@ -468,6 +476,9 @@ public final class AgentClient implements AutoCloseable {
    */
   public FileHeader getFile(String guestPath, Path local, Duration deadline) throws IOException {
     Path dir = local.toAbsolutePath().getParent();
+    if (dir == null) {
+      throw new IOException("cannot copy " + guestPath + " to " + local + ": not a file path");
+    }
     Files.createDirectories(dir);
     Path tmp = Files.createTempFile(dir, "." + local.getFileName(), ".part");
     FileChannel ch =
@@ -632,6 +643,8 @@ public final class AgentClient implements AutoCloseable {
   }
 
   /** Sends a request without waiting for the write; its failure reaches {@code h}. */
+  @SuppressWarnings(
+      "FutureReturnValueIgnored") // whenComplete handles the failure; nothing else to see
   private void sendAsync(MessageType type, byte[] payload, Handler h) throws IOException {
     int id = register(h);
     sender
@@ -704,25 +717,29 @@ public final class AgentClient implements AutoCloseable {
    * writer and the reader) and fails every pending call. Idempotent.
    */
   private void fail(IOException cause) {
+    IOException f;
     synchronized (pending) {
-      if (failure == null) {
-        failure =
+      IOException current = failure;
+      if (current == null) {
+        current =
             cause instanceof AgentChannelClosedException
                 ? cause
                 : new AgentChannelClosedException(
                     "channel " + transport.describe() + " closed", cause);
+        failure = current;
       }
+      f = current;
     }
     try {
       connection.close();
     } catch (IOException e) {
       LOG.debug("closing {}: {}", transport.describe(), e.getMessage());
     }
-    failPending();
+    failPending(f);
   }
 
-  private void failPending() {
-    IOException f = failure;
+  @SuppressWarnings("ModifyCollectionInEnhancedForLoop") // ConcurrentHashMap: weakly consistent
+  private void failPending(IOException f) {
     for (Integer id : pending.keySet()) {
       Handler h = pending.remove(id);
       if (h != null) {
@@ -763,7 +780,10 @@ public final class AgentClient implements AutoCloseable {
           errorsInWindow++;
           if (loggedInWindow == 0) { // one line per window; the rest are summarised
             loggedInWindow = 1;
-            LOG.warn("bad frame from agent over {}: {}", transport.describe(), e.getMessage());
+            LOG.warn(
+                "bad frame from agent over {}: {}",
+                transport.describe(),
+                LogText.clean(String.valueOf(e.getMessage())));
           }
           if (errorsInWindow > MAX_FRAMING_ERRORS) {
             cause =
@@ -789,7 +809,7 @@ public final class AgentClient implements AutoCloseable {
         }
         Handler h = pending.get(f.requestId());
         if (h == null) {
-          LOG.debug("unsolicited {} from agent over {}", f, transport.describe());
+          LOG.debug("unsolicited {} from agent over {}", LogText.clean(f), transport.describe());
           continue;
         }
         boolean finished;
@@ -797,7 +817,8 @@ public final class AgentClient implements AutoCloseable {
           finished = h.onFrame(f);
         } catch (RuntimeException e) {
           // a listener broke its contract: fail that call, keep serving the others
-          LOG.warn("handling {} from agent over {} failed", f, transport.describe(), e);
+          LOG.warn(
+              "handling {} from agent over {} failed", LogText.clean(f), transport.describe(), e);
           h.onClosed(new AgentException("handling " + f + " failed", e));
           finished = true;
         }

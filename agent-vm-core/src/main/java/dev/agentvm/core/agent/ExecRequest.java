@@ -22,6 +22,7 @@ import java.util.Objects;
  * @param outputLimit bytes kept per stream; more is dropped and flagged as truncated
  * @param killGrace time between TERM and KILL when the command is stopped
  */
+@SuppressWarnings("ArrayRecordComponent") // stdin is copied in and out; equality is not used
 public record ExecRequest(
     List<String> argv,
     String script,
@@ -42,7 +43,7 @@ public record ExecRequest(
     Objects.requireNonNull(script, "script");
     env = Map.copyOf(env);
     Objects.requireNonNull(cwd, "cwd");
-    Objects.requireNonNull(stdin, "stdin");
+    stdin = Objects.requireNonNull(stdin, "stdin").clone();
     if (argv.isEmpty()) {
       throw new IllegalArgumentException("argv must not be empty");
     }
@@ -56,6 +57,12 @@ public record ExecRequest(
     if (outputLimit < 0) {
       throw new IllegalArgumentException("outputLimit must be >= 0, was " + outputLimit);
     }
+  }
+
+  /** Bytes for standard input (a copy: at most {@link #MAX_STDIN}, so copying is cheap). */
+  @Override
+  public byte[] stdin() {
+    return stdin.clone();
   }
 
   /** Runs {@code argv} directly. */

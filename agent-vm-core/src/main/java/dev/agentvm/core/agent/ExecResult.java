@@ -16,6 +16,9 @@ import java.time.Duration;
  * @param stdoutTruncated standard output was longer than the limit
  * @param stderrTruncated standard error was longer than the limit
  */
+// Output as received: up to 16 MiB a stream by default, too big to copy on every access; results
+// are not compared by value.
+@SuppressWarnings("ArrayRecordComponent")
 public record ExecResult(
     int exitCode,
     int signal,

@@ -11,6 +11,7 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Writes frames to the guest on a thread of its own, so that no caller ever blocks on a guest that
@@ -25,6 +26,7 @@ final class FrameSender implements AutoCloseable {
   /** Frames waiting to be written, at most; more is refused at once. */
   static final int MAX_QUEUED = 256;
 
+  @SuppressWarnings("ArrayRecordComponent") // private hand-over of encoded bytes, never compared
   private record Queued(byte[] bytes, CompletableFuture<Void> done) {}
 
   private final OutputStream out;
@@ -32,7 +34,7 @@ final class FrameSender implements AutoCloseable {
   private final Consumer<IOException> onFailure;
   private final Thread thread;
   private volatile long writingSince; // System.nanoTime() when the current write began, 0 if idle
-  private volatile IOException failure;
+  private volatile @Nullable IOException failure;
 
   FrameSender(OutputStream out, String name, Consumer<IOException> onFailure) {
     this.out = out;

@@ -1,5 +1,6 @@
 package dev.agentvm.core.agent;
 
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
 import java.io.IOException;
 import java.time.Duration;
@@ -11,6 +12,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,6 +43,8 @@ public final class HeartbeatMonitor implements AutoCloseable {
   }
 
   /**
+   * How often the heartbeat pings and how much silence it tolerates.
+   *
    * @param interval time between pings
    * @param warnAfter silence before WARN
    * @param deadAfter silence before DEAD
@@ -72,7 +76,7 @@ public final class HeartbeatMonitor implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private volatile long lastAnswerNanos = System.nanoTime();
   private volatile Health health = Health.HEALTHY;
-  private ScheduledFuture<?> task;
+  private @Nullable ScheduledFuture<?> task;
 
   private HeartbeatMonitor(AgentClient agent, Settings settings) {
     this.agent = agent;
@@ -98,6 +102,7 @@ public final class HeartbeatMonitor implements AutoCloseable {
     return Duration.ofNanos(System.nanoTime() - lastAnswerNanos);
   }
 
+  @SuppressWarnings("FutureReturnValueIgnored") // a lost ping shows as silence, judged next beat
   private void beat() {
     if (health == Health.DEAD) {
       return;
@@ -128,7 +133,7 @@ public final class HeartbeatMonitor implements AutoCloseable {
                 }
               });
     } catch (IOException e) {
-      LOG.debug("ping failed: {}", e.getMessage());
+      LOG.debug("ping failed: {}", LogText.clean(String.valueOf(e.getMessage())));
     }
   }
 

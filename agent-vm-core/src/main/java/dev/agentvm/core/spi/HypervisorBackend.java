@@ -3,6 +3,7 @@ package dev.agentvm.core.spi;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import org.jspecify.annotations.Nullable;
 
 /**
  * What agent-vm needs from a hypervisor. The libvirt backend is the real one; implementations must
@@ -33,7 +34,8 @@ public interface HypervisorBackend extends AutoCloseable {
    * the virtual hardware: that is not checked. Restores of one image (and their edits) take turns,
    * across threads and processes.
    */
-  DomainHandle restore(java.nio.file.Path file, java.util.function.UnaryOperator<String> edit);
+  DomainHandle restore(
+      java.nio.file.Path file, java.util.function.@Nullable UnaryOperator<String> edit);
 
   /** The domain XML stored in a memory image made by {@link DomainHandle#saveMemory}. */
   String savedImageXml(java.nio.file.Path file);

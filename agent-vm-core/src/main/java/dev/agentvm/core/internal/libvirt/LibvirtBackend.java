@@ -19,6 +19,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
 import org.libvirt.Connect;
 import org.libvirt.Domain;
 import org.libvirt.DomainInfo;
@@ -200,7 +201,7 @@ public final class LibvirtBackend implements HypervisorBackend {
    */
   @Override
   public DomainHandle restore(
-      java.nio.file.Path file, java.util.function.UnaryOperator<String> edit) {
+      java.nio.file.Path file, java.util.function.@Nullable UnaryOperator<String> edit) {
     LibvirtNative lib = LibvirtNative.get();
     isAlive(); // the native calls below use the current connection: make sure it is one
     java.nio.file.Path key = file.toAbsolutePath().normalize();
@@ -212,7 +213,7 @@ public final class LibvirtBackend implements HypervisorBackend {
               lockFile,
               () -> {
                 String saved = savedImageXml(key);
-                String edited = edit == null ? null : edit.apply(saved);
+                @Nullable String edited = edit == null ? null : edit.apply(saved);
                 if (edited != null && !edited.equals(saved)) {
                   SaveImageHeader.rewriteXml(key, edited);
                 }
@@ -272,12 +273,7 @@ public final class LibvirtBackend implements HypervisorBackend {
 
   @Override
   public void defineNetwork(String xml) {
-    call(
-        "define network",
-        () -> {
-          conn.networkDefineXML(xml).free();
-          return null;
-        });
+    run("define network", () -> conn.networkDefineXML(xml).free());
   }
 
   private <T> T onNetwork(String name, String what, NetworkCall<T> c) {
@@ -298,6 +294,21 @@ public final class LibvirtBackend implements HypervisorBackend {
     T call(org.libvirt.Network n) throws LibvirtException;
   }
 
+  private void onNetworkDo(String name, String what, NetworkAction a) {
+    onNetwork(
+        name,
+        what,
+        n -> {
+          a.run(n);
+          return Boolean.TRUE;
+        });
+  }
+
+  @FunctionalInterface
+  private interface NetworkAction {
+    void run(org.libvirt.Network n) throws LibvirtException;
+  }
+
   @Override
   public boolean isNetworkActive(String name) {
     return onNetwork(name, "read state of", n -> n.isActive() == 1);
@@ -305,35 +316,17 @@ public final class LibvirtBackend implements HypervisorBackend {
 
   @Override
   public void startNetwork(String name) {
-    onNetwork(
-        name,
-        "start",
-        n -> {
-          n.create();
-          return null;
-        });
+    onNetworkDo(name, "start", n -> n.create());
   }
 
   @Override
   public void stopNetwork(String name) {
-    onNetwork(
-        name,
-        "stop",
-        n -> {
-          n.destroy();
-          return null;
-        });
+    onNetworkDo(name, "stop", n -> n.destroy());
   }
 
   @Override
   public void undefineNetwork(String name) {
-    onNetwork(
-        name,
-        "undefine",
-        n -> {
-          n.undefine();
-          return null;
-        });
+    onNetworkDo(name, "undefine", n -> n.undefine());
   }
 
   @Override
@@ -397,17 +390,12 @@ public final class LibvirtBackend implements HypervisorBackend {
 
   @Override
   public void defineFilter(String xml) {
-    call(
-        "define nwfilter",
-        () -> {
-          conn.networkFilterDefineXML(xml).free();
-          return null;
-        });
+    run("define nwfilter", () -> conn.networkFilterDefineXML(xml).free());
   }
 
   @Override
   public void undefineFilter(String name) {
-    call(
+    run(
         "undefine nwfilter " + name,
         () -> {
           org.libvirt.NetworkFilter f = conn.networkFilterLookupByName(name);
@@ -416,7 +404,6 @@ public final class LibvirtBackend implements HypervisorBackend {
           } finally {
             f.free();
           }
-          return null;
         });
   }
 
@@ -466,7 +453,7 @@ public final class LibvirtBackend implements HypervisorBackend {
    *
    * @throws ConnectionException if libvirtd did not come back within a minute
    */
-  private boolean recover(LibvirtException cause) {
+  private boolean recover(@Nullable LibvirtException cause) {
     if (closed.get()) {
       return false;
     }
@@ -479,7 +466,9 @@ public final class LibvirtBackend implements HypervisorBackend {
       // not alive
     }
     synchronized (reconnectLock) {
-      if (conn != dead) {
+      @SuppressWarnings("ReferenceEquality") // identity is the point: is it still the same handle?
+      boolean replaced = conn != dead;
+      if (replaced) {
         return true; // another thread reconnected meanwhile
       }
       LOG.warn(
@@ -555,6 +544,21 @@ public final class LibvirtBackend implements HypervisorBackend {
   @FunctionalInterface
   private interface LibvirtCall<T> {
     T call() throws LibvirtException;
+  }
+
+  /** {@link #call} for an operation that has no result. */
+  private void run(String operation, LibvirtAction a) {
+    call(
+        operation,
+        () -> {
+          a.run();
+          return Boolean.TRUE;
+        });
+  }
+
+  @FunctionalInterface
+  private interface LibvirtAction {
+    void run() throws LibvirtException;
   }
 
   private static void sleep(long ms) {
@@ -651,27 +655,17 @@ public final class LibvirtBackend implements HypervisorBackend {
 
     @Override
     public void requestShutdown() {
-      call(
-          "shut down " + name,
-          () -> {
-            dom().shutdown();
-            return null;
-          });
+      run("shut down " + name, () -> dom().shutdown());
     }
 
     @Override
     public void destroy() {
-      call(
-          "destroy " + name,
-          () -> {
-            dom().destroy();
-            return null;
-          });
+      run("destroy " + name, () -> dom().destroy());
     }
 
     @Override
     public void undefine() {
-      call(
+      run(
           "undefine " + name,
           () -> {
             // the snapshots' data lives in the disks, which go with the VM; without this flag
@@ -679,18 +673,12 @@ public final class LibvirtBackend implements HypervisorBackend {
             dom()
                 .undefine(
                     Domain.UndefineFlags.SNAPSHOTS_METADATA | Domain.UndefineFlags.MANAGED_SAVE);
-            return null;
           });
     }
 
     @Override
     public void createSnapshot(String snapshotXml) {
-      call(
-          "snapshot " + name,
-          () -> {
-            dom().snapshotCreateXML(snapshotXml).free();
-            return null;
-          });
+      run("snapshot " + name, () -> dom().snapshotCreateXML(snapshotXml).free());
     }
 
     @Override
@@ -700,7 +688,7 @@ public final class LibvirtBackend implements HypervisorBackend {
 
     @Override
     public void revertToSnapshot(String snapshot) {
-      call(
+      run(
           "revert " + name + " to snapshot " + snapshot,
           () -> {
             DomainSnapshot s = dom().snapshotLookupByName(snapshot);
@@ -709,13 +697,12 @@ public final class LibvirtBackend implements HypervisorBackend {
             } finally {
               s.free();
             }
-            return null;
           });
     }
 
     @Override
     public void deleteSnapshot(String snapshot) {
-      call(
+      run(
           "delete snapshot " + snapshot + " of " + name,
           () -> {
             DomainSnapshot s = dom().snapshotLookupByName(snapshot);
@@ -724,28 +711,17 @@ public final class LibvirtBackend implements HypervisorBackend {
             } finally {
               s.free();
             }
-            return null;
           });
     }
 
     @Override
     public void suspend() {
-      call(
-          "suspend " + name,
-          () -> {
-            dom().suspend();
-            return null;
-          });
+      run("suspend " + name, () -> dom().suspend());
     }
 
     @Override
     public void resume() {
-      call(
-          "resume " + name,
-          () -> {
-            dom().resume();
-            return null;
-          });
+      run("resume " + name, () -> dom().resume());
     }
 
     @Override

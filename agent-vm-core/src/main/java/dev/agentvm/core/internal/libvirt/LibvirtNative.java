@@ -5,6 +5,7 @@ import com.sun.jna.Native;
 import com.sun.jna.NativeLong;
 import com.sun.jna.Pointer;
 import com.sun.jna.ptr.IntByReference;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The few libvirt C calls libvirt-java does not bind. Loaded lazily from {@code libvirt.so.0}; a
@@ -15,32 +16,32 @@ interface LibvirtNative extends Library {
   int VIR_DOMAIN_SHUTOFF_CRASHED = 3;
   int VIR_DOMAIN_SHUTOFF_FAILED = 6;
 
-  Pointer virDomainLookupByUUIDString(Pointer conn, String uuid);
+  @Nullable Pointer virDomainLookupByUUIDString(Pointer conn, String uuid);
 
   int virDomainGetState(Pointer domain, IntByReference state, IntByReference reason, int flags);
 
   int virDomainFree(Pointer domain);
 
-  int virDomainSaveFlags(Pointer domain, String to, String dxml, int flags);
+  int virDomainSaveFlags(Pointer domain, String to, @Nullable String dxml, int flags);
 
-  int virDomainRestoreFlags(Pointer conn, String from, String dxml, int flags);
+  int virDomainRestoreFlags(Pointer conn, String from, @Nullable String dxml, int flags);
 
   int virDomainOpenChannel(Pointer domain, String name, Pointer stream, int flags);
 
   /** {@code devName} null: the first console. */
-  int virDomainOpenConsole(Pointer domain, String devName, Pointer stream, int flags);
+  int virDomainOpenConsole(Pointer domain, @Nullable String devName, Pointer stream, int flags);
 
   /** virDomainOpenConsole flag: fail rather than take over a console someone else holds. */
   int VIR_DOMAIN_CONSOLE_SAFE = 2;
 
   /** Returns a string the caller frees with {@code Native.free}. */
-  Pointer virDomainSaveImageGetXMLDesc(Pointer conn, String file, int flags);
+  @Nullable Pointer virDomainSaveImageGetXMLDesc(Pointer conn, String file, int flags);
 
-  Pointer virConnectOpen(String uri);
+  @Nullable Pointer virConnectOpen(String uri);
 
   int virConnectClose(Pointer conn);
 
-  Pointer virStreamNew(Pointer conn, int flags);
+  @Nullable Pointer virStreamNew(Pointer conn, int flags);
 
   int virStreamRecv(Pointer stream, byte[] data, NativeLong nbytes);
 
@@ -52,9 +53,9 @@ interface LibvirtNative extends Library {
 
   int virStreamFree(Pointer stream);
 
-  String virGetLastErrorMessage();
+  @Nullable String virGetLastErrorMessage();
 
-  Pointer virNetworkLookupByName(Pointer conn, String name);
+  @Nullable Pointer virNetworkLookupByName(Pointer conn, String name);
 
   int virNetworkUpdate(
       Pointer network, int command, int section, int parentIndex, String xml, int flags);
@@ -69,21 +70,22 @@ interface LibvirtNative extends Library {
 
   /** The library, or an exception saying why it could not be loaded. */
   static LibvirtNative get() {
-    if (Holder.INSTANCE == null) {
+    LibvirtNative lib = Holder.INSTANCE;
+    if (lib == null) {
       throw new dev.agentvm.core.HypervisorException(
           "cannot load libvirt.so.0 through JNA: " + Holder.LOAD_FAILURE, Holder.LOAD_FAILURE);
     }
-    return Holder.INSTANCE;
+    return lib;
   }
 
   /** Holder for lazy loading. */
   final class Holder {
-    static final LibvirtNative INSTANCE;
-    static final Throwable LOAD_FAILURE;
+    static final @Nullable LibvirtNative INSTANCE;
+    static final @Nullable Throwable LOAD_FAILURE;
 
     static {
-      LibvirtNative lib = null;
-      Throwable failure = null;
+      @Nullable LibvirtNative lib = null;
+      @Nullable Throwable failure = null;
       try {
         lib = Native.load("virt", LibvirtNative.class);
       } catch (Throwable t) { // UnsatisfiedLinkError and friends: report on use

@@ -529,10 +529,18 @@ public final class VMPool implements AutoCloseable {
       onWorker(() -> retire(vm));
     }
     workers.shutdown();
+    long budgetNanos = TimeUnit.SECONDS.toNanos(Math.max(60, config.closeGrace().toSeconds() * 2));
+    long until = System.nanoTime() + budgetNanos;
     try {
-      if (!workers.awaitTermination(
-          Math.max(60, config.closeGrace().toSeconds() * 2), TimeUnit.SECONDS)) {
+      if (!workers.awaitTermination(budgetNanos, TimeUnit.NANOSECONDS)) {
         LOG.warn("pool workers did not finish: some VMs may be left for the reaper");
+      }
+      // a VM given back while the pool closed is destroyed on the caller's thread once the workers
+      // refuse work: wait for that removal too, so that close() returns with every VM gone
+      synchronized (lock) {
+        while (destroying > 0 && System.nanoTime() < until) {
+          lock.wait(Math.max(1, Math.min(100, (until - System.nanoTime()) / 1_000_000)));
+        }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

@@ -9,9 +9,12 @@ import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.protocol.StatusReport;
 import dev.agentvm.storage.ExtractedOutput;
+import dev.agentvm.storage.FilesystemShare;
+import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
@@ -23,6 +26,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
@@ -32,6 +36,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -136,6 +141,9 @@ public final class AgentExecutor implements AutoCloseable {
 
   /** Cancels running executions and removes quarantined VMs. Does not close the pool. */
   @Override
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "the VM name is ours; the error text is cleaned with LogText")
   public void close() {
     running.forEach(Task::cancel);
     threads.shutdown();
@@ -148,7 +156,10 @@ public final class AgentExecutor implements AutoCloseable {
       try {
         WorkspaceVms.destroy(vm, Duration.ZERO);
       } catch (RuntimeException e) {
-        LOG.warn("removing quarantined {}: {}", vm.name(), e.getMessage());
+        LOG.warn(
+            "removing quarantined {}: {}",
+            vm.name(),
+            LogText.clean(String.valueOf(e.getMessage())));
       }
     }
     quarantined.clear();
@@ -159,22 +170,25 @@ public final class AgentExecutor implements AutoCloseable {
     private final ExecutionRequest req;
     private final long submittedNanos = System.nanoTime();
     private final Object lock = new Object();
-    private volatile TaskState state;
+    private volatile @Nullable TaskState state; // null until PENDING
     private volatile String vmName = "";
     private volatile boolean cancelled;
-    private volatile AgentClient.Execution exec; // guarded by lock for kill
-    private volatile String quarantineReason;
-    private volatile Anomaly killedBy;
+    private volatile AgentClient.@Nullable Execution exec; // guarded by lock for kill
+    private volatile @Nullable String quarantineReason;
+    private volatile @Nullable Anomaly killedBy;
     private final AtomicLong outputBytes = new AtomicLong();
 
     Task(ExecutionRequest req) {
       this.req = req;
     }
 
-    TaskState state() {
+    @Nullable TaskState state() {
       return state;
     }
 
+    @SuppressFBWarnings(
+        value = "CRLF_INJECTION_LOGS",
+        justification = "the id is validated by ExecutionRequest; the error text is cleaned")
     void cancel() {
       cancelled = true;
       AgentClient.Execution e = exec;
@@ -182,11 +196,15 @@ public final class AgentExecutor implements AutoCloseable {
         try {
           e.kill(Duration.ofSeconds(5));
         } catch (IOException | RuntimeException k) {
-          LOG.debug("{}: kill on cancel: {}", req.id(), k.getMessage());
+          LOG.debug(
+              "{}: kill on cancel: {}", req.id(), LogText.clean(String.valueOf(k.getMessage())));
         }
       }
     }
 
+    @SuppressFBWarnings(
+        value = "CRLF_INJECTION_LOGS",
+        justification = "a validated id, enum states and a VM name of ours")
     private void to(TaskState next) {
       TaskState from;
       synchronized (lock) {
@@ -255,24 +273,28 @@ public final class AgentExecutor implements AutoCloseable {
     private ExecutionResult runOn(PooledVm pv) {
       String step = "inject";
       try {
+        VM vm = pv.vm();
+        FilesystemShare ws = pv.workspace();
+        if (vm == null || ws == null) {
+          throw new IllegalStateException(pv.name() + " has no VM or no workspace to run code in");
+        }
         List<Map<String, Object>> injected = new ArrayList<>();
         for (ExecutionRequest.InputFile f : req.inputs()) {
           checkCancelled(step);
           Path p =
               f.content() != null
-                  ? pv.workspace().addInput(f.path(), f.content())
-                  : pv.workspace().addInput(f.path(), f.source());
+                  ? ws.addInput(f.path(), f.content())
+                  : ws.addInput(f.path(), Objects.requireNonNull(f.source(), "source"));
           injected.add(Map.of("path", f.path(), "bytes", java.nio.file.Files.size(p)));
         }
         audit("files.injected", Map.of("files", injected));
         checkCancelled(step);
         step = "exec";
-        ExecResult r = exec(pv);
-        if (killedBy != null) {
+        ExecResult r = exec(pv, vm);
+        Anomaly killer = killedBy;
+        if (killer != null) {
           throw fail(
-              "exec",
-              "stopped by anomaly rule " + killedBy.rule() + ": " + killedBy.detail(),
-              null);
+              "exec", "stopped by anomaly rule " + killer.rule() + ": " + killer.detail(), null);
         }
         step = "extract";
         TaskState end =
@@ -287,22 +309,21 @@ public final class AgentExecutor implements AutoCloseable {
         // Nothing in the guest may change the output while the host copies it (a file grown after
         // the scan, a background process still writing): the VM is paused first. It is destroyed
         // afterwards anyway; a paused VM is destroyed without a grace period.
-        if (pv.vm() != null) {
-          pv.vm().pause();
-        }
-        out = pv.workspace().extractOutput(dest, req.outputFiles());
+        vm.pause();
+        out = ws.extractOutput(dest, req.outputFiles());
         audit(
             "output.extracted",
             Map.of(
                 "directory", dest.toString(),
                 "files", out.files().size(),
                 "bytes", out.totalBytes(),
-                "skipped", out.skipped()));
+                // names the guest chose
+                "skipped", out.skipped().stream().map(LogText::clean).toList()));
         Duration total = Duration.ofNanos(System.nanoTime() - submittedNanos);
         to(end);
         count(end);
         Timer.builder("agentvm.execution.duration")
-            .tag("outcome", end.name().toLowerCase())
+            .tag("outcome", end.name().toLowerCase(Locale.ROOT))
             .publishPercentileHistogram()
             .register(registry)
             .record(total);
@@ -323,7 +344,8 @@ public final class AgentExecutor implements AutoCloseable {
             r.duration(),
             pv.name());
       } catch (ExecutionCancelledException e) {
-        if (!state.isTerminal()) {
+        TaskState s = state;
+        if (s != null && !s.isTerminal()) {
           to(TaskState.CANCELLED);
           count(TaskState.CANCELLED);
         }
@@ -337,9 +359,9 @@ public final class AgentExecutor implements AutoCloseable {
       }
     }
 
-    private ExecResult exec(PooledVm pv) throws IOException {
-      AgentClient agent = pv.vm().awaitAgent(Duration.ofSeconds(10));
-      HeartbeatMonitor hb = pv.vm().startHeartbeat(heartbeat, (from, to, silence) -> {});
+    private ExecResult exec(PooledVm pv, VM vm) throws IOException {
+      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(10));
+      HeartbeatMonitor hb = vm.startHeartbeat(heartbeat, (from, to, silence) -> {});
       ExecRequest er =
           (req.script().isEmpty()
                   ? ExecRequest.command(req.argv().toArray(String[]::new))
@@ -421,6 +443,9 @@ public final class AgentExecutor implements AutoCloseable {
           }
         } catch (java.util.concurrent.ExecutionException x) {
           Throwable c = x.getCause();
+          if (c == null) {
+            throw new IOException(x.getMessage(), x);
+          }
           throw c instanceof IOException io ? io : new IOException(c.getMessage(), c);
         } catch (InterruptedException x) {
           Thread.currentThread().interrupt();
@@ -430,7 +455,7 @@ public final class AgentExecutor implements AutoCloseable {
       }
     }
 
-    private StatusReport sample(AgentClient agent) {
+    private @Nullable StatusReport sample(AgentClient agent) {
       try {
         return agent.status(Duration.ofSeconds(2));
       } catch (IOException | RuntimeException e) {
@@ -438,7 +463,10 @@ public final class AgentExecutor implements AutoCloseable {
       }
     }
 
-    private void react(List<Anomaly> found, PooledVm pv) {
+    @SuppressFBWarnings(
+        value = "CRLF_INJECTION_LOGS",
+        justification = "a validated id, our rule names, details formatted from numbers, an enum")
+    private void react(List<Anomaly> found, @Nullable PooledVm pv) {
       for (Anomaly a : found) {
         Anomaly withVm =
             a.vm().isEmpty() && pv != null
@@ -464,13 +492,17 @@ public final class AgentExecutor implements AutoCloseable {
       }
     }
 
+    @SuppressFBWarnings(
+        value = "CRLF_INJECTION_LOGS",
+        justification = "the id is validated by ExecutionRequest; the error text is cleaned")
     private void cancelForAnomaly() {
       AgentClient.Execution e = exec;
       if (e != null) {
         try {
           e.kill(Duration.ofSeconds(5));
         } catch (IOException | RuntimeException k) {
-          LOG.debug("{}: kill for anomaly: {}", req.id(), k.getMessage());
+          LOG.debug(
+              "{}: kill for anomaly: {}", req.id(), LogText.clean(String.valueOf(k.getMessage())));
         }
       }
     }
@@ -482,19 +514,20 @@ public final class AgentExecutor implements AutoCloseable {
     }
 
     private Throwable crashCause(PooledVm pv, Exception e) {
-      if (pv.vm() == null) {
+      VM vm = pv.vm();
+      if (vm == null) {
         return e;
       }
       VMState s;
       try {
-        s = pv.vm().state();
+        s = vm.state();
         // the channel closes as QEMU dies, a moment before libvirt has noticed: let it settle
         long end = System.nanoTime() + Duration.ofSeconds(3).toNanos();
         while (s == VMState.RUNNING
             && e instanceof dev.agentvm.core.agent.AgentChannelClosedException
             && System.nanoTime() < end) {
           Thread.sleep(50);
-          s = pv.vm().state();
+          s = vm.state();
         }
       } catch (RuntimeException x) {
         return e;
@@ -512,50 +545,67 @@ public final class AgentExecutor implements AutoCloseable {
                 + " ("
                 + e.getMessage()
                 + "); console log: "
-                + pv.vm().consoleLog(),
+                + vm.consoleLog(),
             e);
       }
       return e;
     }
 
-    private ExecutionFailedException fail(String step, String message, Throwable cause) {
-      if (state != null && !state.isTerminal()) {
+    private ExecutionFailedException fail(
+        String step, @Nullable String message, @Nullable Throwable cause) {
+      TaskState s = state;
+      if (s != null && !s.isTerminal()) {
         to(TaskState.FAILED);
       }
       count(TaskState.FAILED);
-      audit("execution.failed", Map.of("step", step, "error", String.valueOf(message)));
+      // the message may carry the guest's words (an agent's ERROR, a console log)
+      audit(
+          "execution.failed",
+          Map.of("step", step, "error", LogText.clean(String.valueOf(message))));
       return new ExecutionFailedException(req.id(), step, message, cause);
     }
 
     private void count(TaskState end) {
       Counter.builder("agentvm.executions")
-          .tag("outcome", end.name().toLowerCase())
+          .tag("outcome", end.name().toLowerCase(Locale.ROOT))
           .register(registry)
           .increment();
     }
 
+    @SuppressFBWarnings(
+        value = "CRLF_INJECTION_LOGS",
+        justification = "a validated id, our VM name and rule name; error texts are cleaned")
     private void release(PooledVm pv, String reason) {
       try {
-        if (quarantineReason != null && pv.vm() != null) {
+        VM vm = pv.vm();
+        String quarantineRule = quarantineReason;
+        if (quarantineRule != null && vm != null) {
           pool.detach(pv);
           try {
-            pv.vm().pause();
+            vm.pause();
           } catch (RuntimeException e) {
-            LOG.debug("pausing quarantined {}: {}", pv.name(), e.getMessage());
+            LOG.debug(
+                "pausing quarantined {}: {}",
+                pv.name(),
+                LogText.clean(String.valueOf(e.getMessage())));
           }
           quarantined.add(pv);
           LOG.warn(
               "{} quarantined after {} (kept paused: AgentExecutor.quarantined())",
               pv.name(),
-              quarantineReason);
-          audit("vm.quarantined", Map.of("rule", quarantineReason));
+              quarantineRule);
+          audit("vm.quarantined", Map.of("rule", quarantineRule));
           return;
         }
         String why = state == TaskState.TIMED_OUT ? "timed_out" : reason;
         pool.discard(pv, why);
         audit("vm.released", Map.of("disposal", "destroyed", "reason", why));
       } catch (RuntimeException e) {
-        LOG.warn("{}: giving back {} failed: {}", req.id(), pv.name(), e.getMessage());
+        LOG.warn(
+            "{}: giving back {} failed: {}",
+            req.id(),
+            pv.name(),
+            LogText.clean(String.valueOf(e.getMessage())));
       }
     }
 

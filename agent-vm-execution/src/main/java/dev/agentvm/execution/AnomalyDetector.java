@@ -153,20 +153,28 @@ public final class AnomalyDetector {
         vm,
         "duration-zscore",
         durations,
-        runTime.toMillis(),
+        (double) runTime.toMillis(),
         minDurationDeltaMillis,
         "ms");
     if (peakMemKiB >= 0) {
-      check(out, executionId, vm, "memory-zscore", memory, peakMemKiB, minMemoryDeltaKiB, "KiB");
+      check(
+          out,
+          executionId,
+          vm,
+          "memory-zscore",
+          memory,
+          (double) peakMemKiB,
+          minMemoryDeltaKiB,
+          "KiB");
     }
     if (peakLoad >= 0) {
       check(out, executionId, vm, "load-zscore", load, peakLoad, minLoadDelta, "");
     }
     // an outlier does not join the windows: it would make the next one look normal
     if (out.isEmpty()) {
-      durations.add(runTime.toMillis());
+      durations.add((double) runTime.toMillis());
       if (peakMemKiB >= 0) {
-        memory.add(peakMemKiB);
+        memory.add((double) peakMemKiB);
       }
       if (peakLoad >= 0) {
         load.add(peakLoad);

@@ -18,8 +18,10 @@ public final class Execution {
     return id;
   }
 
+  /** The current state; {@link TaskState#PENDING} until its thread has picked it up. */
   public TaskState state() {
-    return task.state();
+    TaskState s = task.state();
+    return s == null ? TaskState.PENDING : s;
   }
 
   /**

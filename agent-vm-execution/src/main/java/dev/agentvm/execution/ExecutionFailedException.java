@@ -1,17 +1,23 @@
 package dev.agentvm.execution;
 
 import dev.agentvm.core.AgentVmException;
+import org.jspecify.annotations.Nullable;
 
 /**
  * An execution could not be carried out; {@link #step()} says where it failed. Nothing of it is
  * left behind: its VM is destroyed, its workspace deleted.
  */
 public class ExecutionFailedException extends AgentVmException {
+  private static final long serialVersionUID = 1L;
+
   private final String executionId;
   private final String step;
 
+  // a null cause is allowed (as for any Throwable); AgentVmException's parameter is not marked
+  // @Nullable in agent-vm-core yet
+  @SuppressWarnings("NullAway")
   public ExecutionFailedException(
-      String executionId, String step, String message, Throwable cause) {
+      String executionId, String step, @Nullable String message, @Nullable Throwable cause) {
     super("execution " + executionId + " failed at " + step + ": " + message, cause);
     this.executionId = executionId;
     this.step = step;

@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
+import org.jspecify.annotations.Nullable;
 
 /**
  * What to run in a fresh VM: code (a script for an interpreter, or a command), input files,
@@ -41,6 +42,8 @@ import java.util.UUID;
  * @param outputDirectory where extracted files go, or empty for the executor's default
  * @param listener sees stdout and stderr as they arrive
  */
+// stdin is a byte[] in the public API; the builder copies it in and nothing compares requests
+@SuppressWarnings("ArrayRecordComponent")
 public record ExecutionRequest(
     String id,
     List<String> argv,
@@ -68,7 +71,9 @@ public record ExecutionRequest(
    * @param content the bytes, or {@code null} if {@code source} is given
    * @param source a host file, or {@code null}
    */
-  public record InputFile(String path, byte[] content, Path source) {
+  // content is a byte[] in the public API; the builder copies it in and nothing compares inputs
+  @SuppressWarnings("ArrayRecordComponent")
+  public record InputFile(String path, byte @Nullable [] content, @Nullable Path source) {
     public InputFile {
       Objects.requireNonNull(path, "path");
       if ((content == null) == (source == null)) {
@@ -115,9 +120,8 @@ public record ExecutionRequest(
 
   /** A script run by an interpreter command, e.g. {@code script(code, "python3", "-u")}. */
   public static Builder script(String script, String... interpreter) {
-    Builder b = new Builder();
+    Builder b = new Builder(interpreter.length == 0 ? List.of("sh") : List.of(interpreter));
     b.script = Objects.requireNonNull(script, "script");
-    b.argv = interpreter.length == 0 ? List.of("sh") : List.of(interpreter);
     return b;
   }
 
@@ -133,9 +137,7 @@ public record ExecutionRequest(
 
   /** A command run directly, e.g. {@code command("python3", "/workspace/input/agent.py")}. */
   public static Builder command(String... argv) {
-    Builder b = new Builder();
-    b.argv = List.of(argv);
-    return b;
+    return new Builder(List.of(argv));
   }
 
   /** All environment variables, secret ones included, for the guest. */
@@ -166,7 +168,7 @@ public record ExecutionRequest(
   /** Builds {@link ExecutionRequest}s. */
   public static final class Builder {
     private String id = "exec-" + UUID.randomUUID().toString().replace("-", "").substring(0, 12);
-    private List<String> argv;
+    private final List<String> argv;
     private String script = "";
     private final List<InputFile> inputs = new ArrayList<>();
     private final Map<String, String> env = new LinkedHashMap<>();
@@ -175,10 +177,12 @@ public record ExecutionRequest(
     private Duration timeout = DEFAULT_TIMEOUT;
     private long outputLimit = DEFAULT_OUTPUT_LIMIT;
     private OutputLimits outputFiles = OutputLimits.DEFAULT;
-    private Path outputDirectory;
+    private @Nullable Path outputDirectory;
     private OutputListener listener = OutputListener.NONE;
 
-    private Builder() {}
+    private Builder(List<String> argv) {
+      this.argv = argv;
+    }
 
     public Builder id(String id) {
       this.id = Objects.requireNonNull(id, "id");

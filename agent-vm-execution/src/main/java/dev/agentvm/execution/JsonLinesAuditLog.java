@@ -2,6 +2,8 @@ package dev.agentvm.execution;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.agentvm.internal.LogText;
+import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -25,7 +27,8 @@ public final class JsonLinesAuditLog implements AuditLog {
 
   private final OutputStream out;
   private final String where;
-  private boolean failed; // guarded by this
+  private final Object lock = new Object();
+  private boolean failed; // guarded by lock
 
   private JsonLinesAuditLog(OutputStream out, String where) {
     this.out = out;
@@ -74,31 +77,41 @@ public final class JsonLinesAuditLog implements AuditLog {
   }
 
   @Override
-  public synchronized void record(AuditEvent e) {
-    try {
-      out.write((toJson(e) + "\n").getBytes(StandardCharsets.UTF_8));
-      out.flush();
-    } catch (IOException | RuntimeException ex) {
-      if (!failed) {
-        failed = true;
-        LOG.error(
-            "audit log {} cannot be written: {} (further failures not logged)",
-            where,
-            ex.toString());
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "where is the host's file or stream; the error text is cleaned")
+  public void record(AuditEvent e) {
+    synchronized (lock) {
+      try {
+        out.write((toJson(e) + "\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+      } catch (IOException | RuntimeException ex) {
+        if (!failed) {
+          failed = true;
+          LOG.error(
+              "audit log {} cannot be written: {} (further failures not logged)",
+              where,
+              LogText.clean(ex));
+        }
       }
     }
   }
 
   @Override
-  public synchronized void close() {
-    try {
-      if (out != System.out && out != System.err) {
-        out.close();
-      } else {
-        out.flush();
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "where is the host's file or stream; the error text is cleaned")
+  public void close() {
+    synchronized (lock) {
+      try {
+        if (out != System.out && out != System.err) {
+          out.close();
+        } else {
+          out.flush();
+        }
+      } catch (IOException e) {
+        LOG.warn("closing audit log {}: {}", where, LogText.clean(e));
       }
-    } catch (IOException e) {
-      LOG.warn("closing audit log {}: {}", where, e.toString());
     }
   }
 }

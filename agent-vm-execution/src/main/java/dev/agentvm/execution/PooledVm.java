@@ -3,6 +3,7 @@ package dev.agentvm.execution;
 import dev.agentvm.core.VM;
 import dev.agentvm.storage.FilesystemShare;
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * A VM ready for work, owned by a {@link VMPool}: running, its agent answering, its workspace
@@ -15,7 +16,11 @@ import java.util.Objects;
  * @param createdAtNanos {@link System#nanoTime()} (or the pool's clock) when it became ready
  */
 public record PooledVm(
-    String name, VM vm, FilesystemShare workspace, String kind, long createdAtNanos) {
+    String name,
+    @Nullable VM vm,
+    @Nullable FilesystemShare workspace,
+    String kind,
+    long createdAtNanos) {
   public PooledVm {
     Objects.requireNonNull(name, "name");
     Objects.requireNonNull(kind, "kind");

@@ -1,6 +1,8 @@
 package dev.agentvm.execution;
 
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
+import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -23,6 +25,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.LongSupplier;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -55,7 +58,7 @@ public final class VMPool implements AutoCloseable {
   private final PoolConfig config;
   private final LongSupplier clock;
   private final ExecutorService workers;
-  private final ScheduledExecutorService housekeeping;
+  private final @Nullable ScheduledExecutorService housekeeping; // null in tests driving cleanup
   private final MeterRegistry registry;
   private final Timer acquireWait;
   private final Timer startTime;
@@ -135,7 +138,7 @@ public final class VMPool implements AutoCloseable {
   /** Starts a pool that reports to {@code registry}. */
   public static VMPool start(VmFactory factory, PoolConfig config, MeterRegistry registry) {
     VMPool p = new VMPool(factory, config, registry, System::nanoTime, true);
-    p.atExit = dev.agentvm.internal.ShutdownHooks.register("VM pool " + p.poolId, p::close);
+    p.atExit = dev.agentvm.internal.ShutdownHooks.register("VM pool " + p.poolId, p);
     p.fill();
     p.scheduleHousekeeping(config.healthCheckInterval().toNanos());
     return p;
@@ -201,7 +204,9 @@ public final class VMPool implements AutoCloseable {
       return vm;
     } catch (TimeoutException e) {
       synchronized (lock) {
-        if (!waiters.remove(ticket) && ticket.isDone() && !ticket.isCompletedExceptionally()) {
+        if (!waiters.removeIf(w -> w == ticket)
+            && ticket.isDone()
+            && !ticket.isCompletedExceptionally()) {
           return ticket.join(); // handed over just as we gave up: keep it
         }
         throw new PoolExhaustedException(
@@ -224,7 +229,9 @@ public final class VMPool implements AutoCloseable {
       throw c instanceof RuntimeException r ? r : new PoolExhaustedException(String.valueOf(c));
     } catch (InterruptedException e) {
       synchronized (lock) {
-        if (!waiters.remove(ticket) && ticket.isDone() && !ticket.isCompletedExceptionally()) {
+        if (!waiters.removeIf(w -> w == ticket)
+            && ticket.isDone()
+            && !ticket.isCompletedExceptionally()) {
           releaseLater(ticket.join());
         }
       }
@@ -261,6 +268,9 @@ public final class VMPool implements AutoCloseable {
    * Gives a VM back that must not be reused for a reason worth counting ({@code timed_out}, {@code
    * crashed}, {@code anomaly}); it is destroyed and replaced.
    */
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "the VM name is ours; the reason is the caller's (the executor's constants)")
   public void discard(PooledVm vm, String reason) {
     synchronized (lock) {
       if (!inUse.remove(vm)) {
@@ -302,11 +312,17 @@ public final class VMPool implements AutoCloseable {
   }
 
   /** Runs a removal; a failure is logged (what is left, the reaper takes); the count goes down. */
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "the VM name is ours; the error text is cleaned with LogText")
   private void removing(PooledVm vm, Runnable removal) {
     try {
       removal.run();
     } catch (RuntimeException e) {
-      LOG.warn("could not remove pool VM {}: {}", vm.name(), e.getMessage());
+      LOG.warn(
+          "could not remove pool VM {}: {}",
+          vm.name(),
+          LogText.clean(String.valueOf(e.getMessage())));
     } finally {
       synchronized (lock) {
         destroying--;
@@ -335,13 +351,17 @@ public final class VMPool implements AutoCloseable {
     }
   }
 
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification =
+          "the VM name is ours; the error text (maybe with a console log) is cleaned at WARN")
   private void create(String name) {
     long t0 = System.nanoTime();
     PooledVm vm;
     try {
       vm = factory.create(name, clock.getAsLong());
     } catch (Exception e) {
-      LOG.warn("could not make pool VM {}: {}", name, e.toString());
+      LOG.warn("could not make pool VM {}: {}", name, LogText.clean(e));
       LOG.debug("making {} failed", name, e);
       CompletableFuture<PooledVm> failed = null;
       synchronized (lock) {
@@ -394,6 +414,7 @@ public final class VMPool implements AutoCloseable {
    * @param nowNanos the current time of the pool's clock
    * @return nanoseconds until it should run again
    */
+  @SuppressFBWarnings(value = "CRLF_INJECTION_LOGS", justification = "VM names are ours")
   public long cleanup(long nowNanos) {
     List<PooledVm> candidates;
     synchronized (lock) {
@@ -433,6 +454,8 @@ public final class VMPool implements AutoCloseable {
     return Math.max(1, next);
   }
 
+  // the task logs its own failures and close() stops it: nobody waits on its future
+  @SuppressWarnings("FutureReturnValueIgnored")
   private void scheduleHousekeeping(long delayNanos) {
     if (housekeeping == null) {
       return;
@@ -506,10 +529,18 @@ public final class VMPool implements AutoCloseable {
       onWorker(() -> retire(vm));
     }
     workers.shutdown();
+    long budgetNanos = TimeUnit.SECONDS.toNanos(Math.max(60, config.closeGrace().toSeconds() * 2));
+    long until = System.nanoTime() + budgetNanos;
     try {
-      if (!workers.awaitTermination(
-          Math.max(60, config.closeGrace().toSeconds() * 2), TimeUnit.SECONDS)) {
+      if (!workers.awaitTermination(budgetNanos, TimeUnit.NANOSECONDS)) {
         LOG.warn("pool workers did not finish: some VMs may be left for the reaper");
+      }
+      // a VM given back while the pool closed is destroyed on the caller's thread once the workers
+      // refuse work: wait for that removal too, so that close() returns with every VM gone
+      synchronized (lock) {
+        while (destroying > 0 && System.nanoTime() < until) {
+          lock.wait(Math.max(1, Math.min(100, (until - System.nanoTime()) / 1_000_000)));
+        }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

@@ -7,6 +7,7 @@ import dev.agentvm.storage.FilesystemShare;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import org.jspecify.annotations.Nullable;
 
 /** What both factories do to finish and to remove a pool VM. */
 final class WorkspaceVms {
@@ -15,22 +16,24 @@ final class WorkspaceVms {
   /** Removes the VM (guest asked to power off within {@code grace}) and then its workspace. */
   static void destroy(PooledVm vm, Duration grace) {
     List<RuntimeException> failures = new ArrayList<>();
-    if (vm.vm() != null) {
+    VM v = vm.vm();
+    FilesystemShare ws = vm.workspace();
+    if (v != null) {
       try {
-        vm.vm().shutdown(grace);
+        v.shutdown(grace);
       } catch (RuntimeException e) {
         failures.add(e);
       }
       try {
-        vm.vm().close();
+        v.close();
       } catch (RuntimeException e) {
         failures.add(e);
       }
     }
     // the workspace goes only once the VM is gone: never delete what a live guest still uses
-    if (vm.workspace() != null && (vm.vm() == null || vm.vm().state() == VMState.UNDEFINED)) {
+    if (ws != null && (v == null || v.state() == VMState.UNDEFINED)) {
       try {
-        vm.workspace().close();
+        ws.close();
       } catch (RuntimeException e) {
         failures.add(e);
       }
@@ -79,7 +82,7 @@ final class WorkspaceVms {
       Starter starter)
       throws Exception {
     FilesystemShare ws = FilesystemShare.create(root, name);
-    VM vm = null;
+    @Nullable VM vm = null;
     try {
       vm = starter.start(ws);
       ws.mount(vm.awaitAgent(agentDeadline), agentDeadline);

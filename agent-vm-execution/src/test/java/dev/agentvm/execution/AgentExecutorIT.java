@@ -44,7 +44,7 @@ class AgentExecutorIT extends RealLibvirtTest {
   @BeforeAll
   static void startPool() {
     VMTemplate t = VMTemplate.builder(TestVms.name("exectmpl")).boot(TestVms.boot()).build();
-    factory = CloneVmFactory.capture(conn, t, Duration.ofSeconds(120));
+    factory = CloneVmFactory.capture(conn, t, Duration.ofMinutes(2));
     pool =
         VMPool.start(
             factory,
@@ -134,7 +134,7 @@ class AgentExecutorIT extends RealLibvirtTest {
     assertFalse(log.contains(secret), "the secret's value never reaches the audit log");
     assertTrue(log.contains("\"secretEnv\":[\"TOKEN\"]"), log);
     List<String> events = new ArrayList<>();
-    for (String line : log.split("\n")) {
+    for (String line : log.lines().toList()) {
       events.add(line.replaceAll(".*\"event\":\"([^\"]+)\".*", "$1"));
     }
     assertEquals(
@@ -249,7 +249,7 @@ class AgentExecutorIT extends RealLibvirtTest {
               () ->
                   ex.execute(
                       ExecutionRequest.script("kill -STOP $(pidof java); sleep 300")
-                          .timeout(Duration.ofSeconds(120))
+                          .timeout(Duration.ofMinutes(2))
                           .build()));
       long ms = (System.nanoTime() - t0) / 1_000_000;
       assertTrue(e.getMessage().contains("stopped answering"), e.getMessage());

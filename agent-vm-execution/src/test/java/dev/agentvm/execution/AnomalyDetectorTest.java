@@ -49,7 +49,7 @@ class AnomalyDetectorTest {
           List.of(), d.onCompleted("e" + i, "vm", Duration.ofMillis(1000 + i * 10), -1, -1));
     }
     AnomalyDetector young = AnomalyDetector.builder().window(20, 5).build();
-    young.onCompleted("a", "vm", Duration.ofMillis(1000), -1, -1);
+    young.onCompleted("a", "vm", Duration.ofSeconds(1), -1, -1);
     young.onCompleted("b", "vm", Duration.ofMillis(1010), -1, -1);
     assertEquals(
         List.of(),

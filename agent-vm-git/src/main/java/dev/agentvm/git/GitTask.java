@@ -8,6 +8,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
 import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
 
 /**
  * One agent run on a copy of a host repository, whose commits come back as a branch.
@@ -123,8 +124,8 @@ public record GitTask(
     private final Path repository;
     private final String baseRef;
     private String id = "t-" + UUID.randomUUID().toString().substring(0, 8);
-    private String branch;
-    private String command;
+    private @Nullable String branch;
+    private @Nullable String command;
     private final Map<String, byte[]> files = new LinkedHashMap<>();
     private final Map<String, String> env = new LinkedHashMap<>();
     private final Map<String, String> secretEnv = new LinkedHashMap<>();
@@ -132,7 +133,7 @@ public record GitTask(
     private long outputLimit = dev.agentvm.execution.ExecutionRequest.DEFAULT_OUTPUT_LIMIT;
     private DirtyPolicy onDirty = DirtyPolicy.FAIL;
     private boolean merge;
-    private String slot;
+    private @Nullable String slot;
     private long slotSize = 1L << 30;
     private String authorName = "agent-vm agent";
     private String authorEmail = "agent@agent-vm.invalid";
@@ -215,7 +216,7 @@ public record GitTask(
           repository,
           baseRef,
           branch != null ? branch : "agent/" + id,
-          command,
+          Objects.requireNonNull(command, "command"),
           files,
           env,
           secretEnv,

@@ -3,9 +3,12 @@ package dev.agentvm.git;
 import dev.agentvm.core.AgentVmException;
 import java.util.List;
 import java.util.Optional;
+import org.jspecify.annotations.Nullable;
 
 /** A git task that did not bring its work back; {@link #reason()} says why. */
 public final class GitTaskException extends AgentVmException {
+  private static final long serialVersionUID = 1L;
+
   /** Why a task failed. */
   public enum Reason {
     /** The task's input is unusable: no repository, unknown base ref, bad branch name. */
@@ -28,16 +31,19 @@ public final class GitTaskException extends AgentVmException {
 
   private final String taskId;
   private final Reason reason;
-  private final String uncommittedPatch;
+  private final @Nullable String uncommittedPatch;
   private final List<String> conflicts;
 
+  // a null cause is allowed (as for any Throwable); AgentVmException's parameter is not marked
+  // @Nullable in agent-vm-core yet
+  @SuppressWarnings("NullAway")
   GitTaskException(
       String taskId,
       Reason reason,
       String message,
-      String uncommittedPatch,
+      @Nullable String uncommittedPatch,
       List<String> conflicts,
-      Throwable cause) {
+      @Nullable Throwable cause) {
     super("git task " + taskId + ": " + message, cause);
     this.taskId = taskId;
     this.reason = reason;

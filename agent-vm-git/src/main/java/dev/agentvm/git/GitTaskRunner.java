@@ -14,12 +14,14 @@ import dev.agentvm.execution.TaskState;
 import dev.agentvm.execution.VMPool;
 import dev.agentvm.git.GitTaskException.Reason;
 import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.internal.Trees;
 import dev.agentvm.storage.FilesystemShare;
 import dev.agentvm.storage.OutputLimits;
 import dev.agentvm.storage.PersistentSlots;
 import dev.agentvm.storage.StorageException;
+import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -37,6 +39,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -73,11 +76,11 @@ public final class GitTaskRunner implements AutoCloseable {
   private static final Map<Path, Object> REPO_LOCKS = new ConcurrentHashMap<>();
 
   private final AgentExecutor executor;
-  private final LibvirtConnection conn;
-  private final VMTemplate slotTemplate;
-  private final PersistentSlots slots;
+  private final @Nullable LibvirtConnection conn; // these three only with slots()
+  private final @Nullable VMTemplate slotTemplate;
+  private final @Nullable PersistentSlots slots;
   private final Duration slotWait;
-  private final AuditLog audit;
+  private final @Nullable AuditLog audit;
   private final List<GitTaskListener> listeners;
   private final Path workRoot;
   private final ExecutorService tasks;
@@ -118,6 +121,9 @@ public final class GitTaskRunner implements AutoCloseable {
    *
    * @throws GitTaskException when the work was not brought back, with the reason
    */
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "a validated id and branch, an enum, a number; the error text is cleaned")
   public GitTaskResult run(GitTask task) {
     long t0 = System.nanoTime();
     fire(l -> l.started(task.id(), task.branch()));
@@ -133,7 +139,8 @@ public final class GitTaskRunner implements AutoCloseable {
       return r;
     } catch (GitTaskException e) {
       fire(l -> l.failed(task.id(), task.branch(), e));
-      LOG.info("git task {} failed: {}", task.id(), e.getMessage());
+      // the message may carry the guest's words (its stderr, file names, conflict paths)
+      LOG.info("git task {} failed: {}", task.id(), LogText.clean(String.valueOf(e.getMessage())));
       throw e;
     } catch (RuntimeException e) {
       GitTaskException g =
@@ -143,6 +150,9 @@ public final class GitTaskRunner implements AutoCloseable {
     }
   }
 
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "a validated id, our scratch path; the error text is cleaned")
   private GitTaskResult runOnce(GitTask task, long t0) {
     HostGit git;
     String base;
@@ -196,7 +206,8 @@ public final class GitTaskRunner implements AutoCloseable {
       try {
         Trees.delete(scratch);
       } catch (IOException e) {
-        LOG.warn("git task {}: cannot remove {}: {}", task.id(), scratch, e.toString());
+        // the error may name a file the guest made
+        LOG.warn("git task {}: cannot remove {}: {}", task.id(), scratch, LogText.clean(e));
       }
     }
   }
@@ -206,7 +217,7 @@ public final class GitTaskRunner implements AutoCloseable {
       if (task.slot().isEmpty()) {
         return executor.execute(req);
       }
-      if (slots == null) {
+      if (slots == null || slotTemplate == null || conn == null) {
         throw fail(task, Reason.INVALID, "the task asks for a slot, but the runner has no slots()");
       }
       String name = task.slot().get();
@@ -239,7 +250,7 @@ public final class GitTaskRunner implements AutoCloseable {
         throw fail(task, Reason.EXECUTION, e.getMessage(), null, e);
       }
     } catch (ExecutionFailedException e) {
-      throw fail(task, Reason.EXECUTION, redact(task, e.getMessage()), null, e);
+      throw fail(task, Reason.EXECUTION, redact(task, String.valueOf(e.getMessage())), null, e);
     }
   }
 
@@ -264,7 +275,7 @@ public final class GitTaskRunner implements AutoCloseable {
           task,
           Reason.EXECUTION,
           "the guest's git step '"
-              + (step == null ? "start" : step)
+              + (step == null ? "start" : LogText.clean(step))
               + "' failed with exit code "
               + r.exitCode()
               + ": "
@@ -330,7 +341,10 @@ public final class GitTaskRunner implements AutoCloseable {
           throw fail(
               task,
               Reason.EXECUTION,
-              "the bundle's commit " + agentCommit + " is not the guest's head " + head);
+              "the bundle's commit "
+                  + agentCommit
+                  + " is not the guest's head "
+                  + LogText.clean(head));
         }
         String tip = git.branchTip(task.branch());
         GitTaskResult.Outcome outcome;
@@ -402,7 +416,7 @@ public final class GitTaskRunner implements AutoCloseable {
         throw fail(
             task,
             Reason.EXECUTION,
-            "bringing the work back failed: " + redact(task, e.getMessage()),
+            "bringing the work back failed: " + redact(task, String.valueOf(e.getMessage())),
             null,
             e);
       }
@@ -419,9 +433,6 @@ public final class GitTaskRunner implements AutoCloseable {
 
   /** {@code text} with every secret value of the task replaced by {@link #REDACTED}. */
   static String redact(GitTask task, String text) {
-    if (text == null) {
-      return null;
-    }
     List<String> values = new ArrayList<>(task.secretEnv().values());
     values.sort(Comparator.comparingInt(String::length).reversed()); // longest first
     for (String v : values) {
@@ -432,7 +443,7 @@ public final class GitTaskRunner implements AutoCloseable {
     return text;
   }
 
-  private static long parseLong(String s, long otherwise) {
+  private static long parseLong(@Nullable String s, long otherwise) {
     try {
       return s == null ? otherwise : Long.parseLong(s.trim());
     } catch (NumberFormatException e) {
@@ -445,7 +456,7 @@ public final class GitTaskRunner implements AutoCloseable {
     return t.length() > 2000 ? "..." + t.substring(t.length() - 2000) : t;
   }
 
-  private static String read(Path p) {
+  private static @Nullable String read(Path p) {
     try {
       return Files.isRegularFile(p) ? Files.readString(p, StandardCharsets.UTF_8).trim() : null;
     } catch (IOException e) {
@@ -453,7 +464,7 @@ public final class GitTaskRunner implements AutoCloseable {
     }
   }
 
-  private static String readRedacted(GitTask task, Path p) {
+  private static @Nullable String readRedacted(GitTask task, Path p) {
     try {
       return Files.isRegularFile(p)
           ? redact(task, new String(Files.readAllBytes(p), StandardCharsets.UTF_8))
@@ -468,18 +479,23 @@ public final class GitTaskRunner implements AutoCloseable {
   }
 
   private static GitTaskException fail(
-      GitTask task, Reason reason, String message, String patch, Throwable cause) {
+      GitTask task,
+      Reason reason,
+      @Nullable String message,
+      @Nullable String patch,
+      @Nullable Throwable cause) {
     return fail(task, reason, message, patch, List.of(), cause);
   }
 
   private static GitTaskException fail(
       GitTask task,
       Reason reason,
-      String message,
-      String patch,
+      @Nullable String message,
+      @Nullable String patch,
       List<String> conflicts,
-      Throwable cause) {
-    return new GitTaskException(task.id(), reason, redact(task, message), patch, conflicts, cause);
+      @Nullable Throwable cause) {
+    return new GitTaskException(
+        task.id(), reason, redact(task, String.valueOf(message)), patch, conflicts, cause);
   }
 
   private void fire(java.util.function.Consumer<GitTaskListener> event) {
@@ -489,7 +505,7 @@ public final class GitTaskRunner implements AutoCloseable {
             try {
               event.accept(l);
             } catch (RuntimeException e) {
-              LOG.warn("git task listener {} failed: {}", l, e.toString());
+              LOG.warn("git task listener {} failed: {}", l, LogText.clean(e));
             }
           });
     }
@@ -517,11 +533,11 @@ public final class GitTaskRunner implements AutoCloseable {
   /** Configures a {@link GitTaskRunner}. */
   public static final class Builder {
     private final AgentExecutor executor;
-    private LibvirtConnection conn;
-    private VMTemplate slotTemplate;
-    private PersistentSlots slots;
+    private @Nullable LibvirtConnection conn;
+    private @Nullable VMTemplate slotTemplate;
+    private @Nullable PersistentSlots slots;
     private Duration slotWait = Duration.ofMinutes(1);
-    private AuditLog audit;
+    private @Nullable AuditLog audit;
     private final List<GitTaskListener> listeners = new ArrayList<>();
     private Path workRoot = AgentVmPaths.stateRoot().resolve("git-tasks");
     private int parallelism = 4;

@@ -1,5 +1,6 @@
 package dev.agentvm.git;
 
+import dev.agentvm.internal.LogText;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -9,6 +10,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The host side of a git task: git commands on the host repository. The repository's work tree,
@@ -18,11 +21,18 @@ import java.util.concurrent.TimeUnit;
 final class HostGit {
   private static final Duration TIMEOUT = Duration.ofMinutes(5);
 
+  /**
+   * A full object id (SHA-1 or SHA-256), lower-case hex: never an option, never a rev expression.
+   */
+  private static final Pattern OBJECT_ID = Pattern.compile("[0-9a-f]{40}|[0-9a-f]{64}");
+
   /** The result of one git command. */
   record Out(int exit, String stdout, String stderr) {}
 
   /** A git command that failed. */
   static final class GitCommandException extends IOException {
+    private static final long serialVersionUID = 1L;
+
     GitCommandException(String message) {
       super(message);
     }
@@ -64,7 +74,7 @@ final class HostGit {
   }
 
   /** The commit a branch points to, or null if there is no such branch. */
-  String branchTip(String branch) throws IOException {
+  @Nullable String branchTip(String branch) throws IOException {
     Out o = git(repo, Map.of(), "rev-parse", "--verify", "-q", "refs/heads/" + branch);
     return o.exit() == 0 ? o.stdout().trim() : null;
   }
@@ -99,9 +109,17 @@ final class HostGit {
     String heads = ok("bundle", "list-heads", bundle.toString());
     List<String> lines = heads.lines().filter(l -> !l.isBlank()).toList();
     if (lines.size() != 1 || !lines.get(0).endsWith(" refs/agentvm/result")) {
-      throw new GitCommandException("the guest's bundle has unexpected refs: " + heads.trim());
+      throw new GitCommandException(
+          "the guest's bundle has unexpected refs: " + LogText.clean(heads.trim()));
     }
-    String sha = lines.get(0).split(" ")[0];
+    String line = lines.get(0);
+    String sha = line.substring(0, line.indexOf(' '));
+    // the guest wrote the bundle: its object id goes into git's argv below and later (merge-base,
+    // update-ref, merge-tree), so it must be a plain object id, not an option or a rev expression
+    if (!OBJECT_ID.matcher(sha).matches()) {
+      throw new GitCommandException(
+          "the guest's bundle names no plain object id: " + LogText.clean(line));
+    }
     ok(
         "-c",
         "transfer.fsckObjects=true",
@@ -127,7 +145,8 @@ final class HostGit {
    * Moves (or creates, when {@code expected} is null) a branch only if it still points to {@code
    * expected}: a concurrent change is an error, not overwritten.
    */
-  void updateBranch(String branch, String to, String expected, String message) throws IOException {
+  void updateBranch(String branch, String to, @Nullable String expected, String message)
+      throws IOException {
     String old = expected != null ? expected : "0".repeat(to.length());
     Out o = git(repo, Map.of(), "update-ref", "-m", message, "refs/heads/" + branch, to, old);
     if (o.exit() != 0) {
@@ -137,7 +156,7 @@ final class HostGit {
   }
 
   /** A merge: either the merge commit, or the conflicting paths (and no commit). */
-  record Merge(String commit, List<String> conflicts) {}
+  record Merge(@Nullable String commit, List<String> conflicts) {}
 
   Merge merge(String ours, String theirs, String message, String name, String email)
       throws IOException {

@@ -73,6 +73,7 @@ class GitSlotIT extends RealLibvirtTest {
   }
 
   @Test
+  @SuppressWarnings("try") // the held slot is only there to keep the slot busy for a second task
   void aSlotKeepsItsFilesAcrossTasksAndHasOneHolderAtATime() throws Exception {
     Path repo = GitTaskIT.newRepo(tmp.resolve("repo-slot"));
     String slot = "test-" + UUID.randomUUID().toString().substring(0, 8);
@@ -82,7 +83,7 @@ class GitSlotIT extends RealLibvirtTest {
               GitTask.builder(repo, "main")
                   .slot(slot, 64L << 20)
                   .command("echo cached-by-task-1 > /slots/" + slot + "/cache.txt")
-                  .timeout(Duration.ofSeconds(60))
+                  .timeout(Duration.ofMinutes(1))
                   .build());
       assertEquals(GitTaskResult.Outcome.NO_CHANGES, first.outcome());
 
@@ -110,7 +111,7 @@ class GitSlotIT extends RealLibvirtTest {
                           + slot
                           + "/cache.txt . && git add cache.txt"
                           + " && git commit -qm 'from the slot'")
-                  .timeout(Duration.ofSeconds(60))
+                  .timeout(Duration.ofMinutes(1))
                   .build());
       assertEquals(GitTaskResult.Outcome.CREATED, second.outcome());
       assertEquals("cached-by-task-1", GitTaskIT.git(repo, "show", "agent/slot-read:cache.txt"));
@@ -149,7 +150,7 @@ class GitSlotIT extends RealLibvirtTest {
                             + slot
                             + "/marker . && git add marker"
                             + " && git commit -qm 'what the killed task left'")
-                    .timeout(Duration.ofSeconds(60))
+                    .timeout(Duration.ofMinutes(1))
                     .build());
         assertEquals(GitTaskResult.Outcome.CREATED, res.outcome());
         assertEquals(
@@ -169,7 +170,10 @@ class GitSlotIT extends RealLibvirtTest {
         new Thread(
             () -> {
               try {
-                out.append(new String(child.getInputStream().readAllBytes()));
+                out.append(
+                    new String(
+                        child.getInputStream().readAllBytes(),
+                        java.nio.charset.StandardCharsets.UTF_8));
               } catch (java.io.IOException ignored) {
                 // the child was killed
               }

@@ -48,18 +48,17 @@ class GitTaskIT extends RealLibvirtTest {
 
   /** An agent that appends a line to notes.txt and commits it with git, from Python. */
   static final String COMMITTING_AGENT =
-      String.join(
-          "\n",
-          "import os, subprocess, sys",
-          "name = sys.argv[1] if len(sys.argv) > 1 else 'notes.txt'",
-          "with open(name, 'a') as f:",
-          "    f.write('written by a python agent in the guest\\n')",
-          "subprocess.run(['git', 'add', name], check=True)",
-          "subprocess.run(['git', 'commit', '-q', '-m', 'agent: update ' + name], check=True)",
-          "tree = subprocess.run(['git', 'rev-parse', 'HEAD^{tree}'], check=True,",
-          "    capture_output=True, text=True).stdout.strip()",
-          "print('guest tree', tree)",
-          "");
+      """
+      import os, subprocess, sys
+      name = sys.argv[1] if len(sys.argv) > 1 else 'notes.txt'
+      with open(name, 'a') as f:
+          f.write('written by a python agent in the guest\\n')
+      subprocess.run(['git', 'add', name], check=True)
+      subprocess.run(['git', 'commit', '-q', '-m', 'agent: update ' + name], check=True)
+      tree = subprocess.run(['git', 'rev-parse', 'HEAD^{tree}'], check=True,
+          capture_output=True, text=True).stdout.strip()
+      print('guest tree', tree)
+      """;
 
   @BeforeAll
   static void startPool() throws IOException {
@@ -134,7 +133,7 @@ class GitTaskIT extends RealLibvirtTest {
                         + "try:\n    open('/usr/x', 'w')\nexcept OSError as e:\n"
                         + "    print('usr read-only:', e.errno == 30)\n",
                     "python3")
-                .timeout(Duration.ofSeconds(60))
+                .timeout(Duration.ofMinutes(1))
                 .build());
     assertEquals(0, r.exitCode(), r.stderrText());
     assertTrue(r.stdoutText().contains("{\"py\": \"3."), r.stdoutText());
@@ -145,7 +144,7 @@ class GitTaskIT extends RealLibvirtTest {
     ExecutionResult seed =
         executor.execute(
             ExecutionRequest.python("import os\nprint('test', os.getcwd())")
-                .timeout(Duration.ofSeconds(60))
+                .timeout(Duration.ofMinutes(1))
                 .build());
     assertEquals(0, seed.exitCode(), seed.stderrText());
     assertEquals("test /workspace/work\n", seed.stdoutText());
@@ -192,7 +191,7 @@ class GitTaskIT extends RealLibvirtTest {
                   .id("commit1")
                   .file("agent.py", COMMITTING_AGENT.getBytes(StandardCharsets.UTF_8))
                   .command("python3 /workspace/input/agent.py")
-                  .timeout(Duration.ofSeconds(120))
+                  .timeout(Duration.ofMinutes(2))
                   .build());
       assertEquals(GitTaskResult.Outcome.CREATED, res.outcome());
       assertEquals("agent/commit1", res.branch());
@@ -239,7 +238,7 @@ class GitTaskIT extends RealLibvirtTest {
                           .id("dirty1")
                           .command(
                               "echo 'an unsaved edit' >> notes.txt && echo new > untracked.txt")
-                          .timeout(Duration.ofSeconds(60))
+                          .timeout(Duration.ofMinutes(1))
                           .build()));
       assertEquals(GitTaskException.Reason.DIRTY_WORK_TREE, e.reason(), e.getMessage());
       String patch = e.uncommittedPatch().orElseThrow();
@@ -262,7 +261,7 @@ class GitTaskIT extends RealLibvirtTest {
                   .id("dirty2")
                   .command("echo 'an unsaved edit' >> notes.txt")
                   .onDirty(GitTask.DirtyPolicy.AUTO_COMMIT)
-                  .timeout(Duration.ofSeconds(60))
+                  .timeout(Duration.ofMinutes(1))
                   .build());
       assertEquals(GitTaskResult.Outcome.CREATED, auto.outcome());
       assertTrue(auto.autoCommittedPatch().orElseThrow().contains("+an unsaved edit"));
@@ -286,7 +285,7 @@ class GitTaskIT extends RealLibvirtTest {
               .id("b1")
               .file("agent.py", COMMITTING_AGENT.getBytes(StandardCharsets.UTF_8))
               .command("python3 /workspace/input/agent.py")
-              .timeout(Duration.ofSeconds(120));
+              .timeout(Duration.ofMinutes(2));
       GitTaskException diverged =
           assertThrows(GitTaskException.class, () -> r.run(conflicting.build()));
       assertEquals(GitTaskException.Reason.BRANCH_DIVERGED, diverged.reason());
@@ -306,7 +305,7 @@ class GitTaskIT extends RealLibvirtTest {
                   .file("agent.py", COMMITTING_AGENT.getBytes(StandardCharsets.UTF_8))
                   .command("python3 /workspace/input/agent.py other.txt")
                   .mergeIfDiverged(true)
-                  .timeout(Duration.ofSeconds(120))
+                  .timeout(Duration.ofMinutes(2))
                   .build());
       assertEquals(GitTaskResult.Outcome.MERGED, merged.outcome());
       String now = merged.branchCommit().orElseThrow();
@@ -326,14 +325,14 @@ class GitTaskIT extends RealLibvirtTest {
               GitTask.builder(repo, "main")
                   .id("conc-a")
                   .command("echo A > a.txt && git add a.txt && git commit -qm 'task a' && sleep 1")
-                  .timeout(Duration.ofSeconds(120))
+                  .timeout(Duration.ofMinutes(2))
                   .build());
       CompletableFuture<GitTaskResult> b =
           r.submit(
               GitTask.builder(repo, "main")
                   .id("conc-b")
                   .command("echo B > b.txt && git add b.txt && git commit -qm 'task b' && sleep 1")
-                  .timeout(Duration.ofSeconds(120))
+                  .timeout(Duration.ofMinutes(2))
                   .build());
       GitTaskResult ra = a.get(5, TimeUnit.MINUTES);
       GitTaskResult rb = b.get(5, TimeUnit.MINUTES);
@@ -353,7 +352,6 @@ class GitTaskIT extends RealLibvirtTest {
   void secretsReachTheAgentAsEnvironmentOnlyAndAreRedacted() throws Exception {
     Path repo = newRepo(tmp.resolve("repo-secret"));
     String secret = "tok-" + Long.toHexString(System.nanoTime()) + "-zq";
-    Path go = tmp.resolve("secret-go");
     try (GitTaskRunner r = runner().build()) {
       CompletableFuture<GitTaskResult> f =
           r.submit(
@@ -366,7 +364,7 @@ class GitTaskIT extends RealLibvirtTest {
                           + " git commit -qm 'token length';"
                           + " touch /workspace/output/secret-ready;"
                           + " while [ ! -e /workspace/input/go ]; do sleep 0.2; done")
-                  .timeout(Duration.ofSeconds(120))
+                  .timeout(Duration.ofMinutes(2))
                   .build());
       // while the agent runs (secret in its environment): look where the library writes
       Path workspace = waitForFile("secret-ready");
@@ -458,7 +456,7 @@ class GitTaskIT extends RealLibvirtTest {
                   r.run(
                       GitTask.builder(repo, "main")
                           .command("echo oops >&2; exit 3")
-                          .timeout(Duration.ofSeconds(60))
+                          .timeout(Duration.ofMinutes(1))
                           .build()));
       assertEquals(GitTaskException.Reason.AGENT_FAILED, failing.reason());
       assertTrue(failing.getMessage().contains("oops"), failing.getMessage());
@@ -480,7 +478,7 @@ class GitTaskIT extends RealLibvirtTest {
                   r.run(
                       GitTask.builder(repo, "main")
                           .command("kill -9 $$")
-                          .timeout(Duration.ofSeconds(60))
+                          .timeout(Duration.ofMinutes(1))
                           .build()));
       assertEquals(GitTaskException.Reason.AGENT_FAILED, killed.reason(), killed.getMessage());
       assertTrue(killed.getMessage().contains("137"), killed.getMessage());
@@ -489,7 +487,7 @@ class GitTaskIT extends RealLibvirtTest {
               GitTask.builder(repo, "main")
                   .command("yes agent-output | head -c 200000")
                   .outputLimit(1000)
-                  .timeout(Duration.ofSeconds(60))
+                  .timeout(Duration.ofMinutes(1))
                   .build());
       assertEquals(GitTaskResult.Outcome.NO_CHANGES, chatty.outcome());
       assertEquals(1000, chatty.stdout().length(), "stdout kept up to the task's limit");

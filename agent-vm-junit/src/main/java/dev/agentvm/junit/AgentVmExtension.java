@@ -12,6 +12,7 @@ import dev.agentvm.image.MicroImage;
 import dev.agentvm.image.MicroImageBuilder;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.Setting;
+import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.reflect.Field;
@@ -21,7 +22,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.UUID;
+import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.extension.AfterAllCallback;
 import org.junit.jupiter.api.extension.AfterEachCallback;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
@@ -52,6 +55,10 @@ public final class AgentVmExtension
   private static final Duration AGENT = Duration.ofMinutes(2);
 
   /** What one scope (class or test) made, closed in reverse order. */
+  // close() passes on what the test's own resources throw (AutoCloseable: any Exception); it is
+  // called by finish() or JUnit's store, never from a try-with-resources that could lose an
+  // InterruptedException
+  @SuppressWarnings("try")
   private static final class Resources implements AutoCloseable {
     final List<AutoCloseable> closeables = new ArrayList<>();
     final List<VM> vms = new ArrayList<>();
@@ -151,7 +158,8 @@ public final class AgentVmExtension
     r.close();
   }
 
-  private void fill(ExtensionContext context, Object instance, boolean statics) throws Exception {
+  private void fill(ExtensionContext context, @Nullable Object instance, boolean statics)
+      throws IOException, IllegalAccessException {
     List<Field> fields =
         AnnotationSupport.findAnnotatedFields(context.getRequiredTestClass(), AgentVm.class)
             .stream()
@@ -177,13 +185,13 @@ public final class AgentVmExtension
 
   private Object make(
       Class<?> type, AgentVm a, Shared shared, Resources r, ExtensionContext context)
-      throws Exception {
+      throws IOException {
     String name =
         "agentvm-junit-"
             + context
                 .getRequiredTestClass()
                 .getSimpleName()
-                .toLowerCase()
+                .toLowerCase(Locale.ROOT)
                 .replaceAll("[^a-z0-9]", "")
             + "-"
             + UUID.randomUUID().toString().substring(0, 8);
@@ -223,6 +231,9 @@ public final class AgentVmExtension
         "@AgentVm fields must be VM or AgentExecutor, not " + type.getName());
   }
 
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "VM names we generated, a path we built, a host I/O error")
   private void keepLogs(ExtensionContext context, Resources r) {
     Path dir = Path.of(Setting.JUNIT_LOG_DIR.valueOr("target/agentvm-logs"));
     String test = context.getDisplayName().replaceAll("[^A-Za-z0-9_.-]", "_");

@@ -58,9 +58,9 @@ public final class BootBenchmark {
           Collections.min(e.getValue()),
           Collections.max(e.getValue()));
     }
-    double ready = median(m.get("agent stack: start -> agent HELLO (host)"));
-    double barePvh = median(m.get("bare PVH vmlinux: start -> /init (host)"));
-    double bareStock = median(m.get("bare stock bzImage: start -> /init (host)"));
+    double ready = median(Stats.samples(m, "agent stack: start -> agent HELLO (host)"));
+    double barePvh = median(Stats.samples(m, "bare PVH vmlinux: start -> /init (host)"));
+    double bareStock = median(Stats.samples(m, "bare stock bzImage: start -> /init (host)"));
     System.out.printf(
         "ratio agent-ready / bare kernel-to-/init, same kernel (PVH):  %.2f%n", ready / barePvh);
     System.out.printf(
@@ -77,7 +77,7 @@ public final class BootBenchmark {
     try (VM vm = conn.define(t)) {
       long t0 = System.nanoTime();
       vm.start();
-      long deadline = t0 + Duration.ofSeconds(120).toNanos();
+      long deadline = t0 + Duration.ofMinutes(2).toNanos();
       while (System.nanoTime() < deadline) {
         String console = Files.exists(vm.consoleLog()) ? Files.readString(vm.consoleLog()) : "";
         Matcher mt = INIT_UPTIME.matcher(console);
@@ -106,19 +106,19 @@ public final class BootBenchmark {
       add(m, "agent stack: define", (t0 - d0) / 1e6);
       vm.start();
       long t1 = System.nanoTime();
-      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(120));
+      AgentClient agent = vm.awaitAgent(Duration.ofMinutes(2));
       long t2 = System.nanoTime();
       HelloResponse h = agent.hello();
       add(m, "agent stack: QEMU start (libvirt create)", (t1 - t0) / 1e6);
-      add(m, "agent stack: kernel -> /init (guest uptime)", h.initUptimeMillis());
+      add(m, "agent stack: kernel -> /init (guest uptime)", (double) h.initUptimeMillis());
       add(
           m,
           "agent stack: /init -> agent JVM main (guest)",
-          h.agentStartUptimeMillis() - h.initUptimeMillis());
+          (double) (h.agentStartUptimeMillis() - h.initUptimeMillis()));
       add(
           m,
           "agent stack: agent JVM main -> HELLO (guest)",
-          h.uptimeMillis() - h.agentStartUptimeMillis());
+          (double) (h.uptimeMillis() - h.agentStartUptimeMillis()));
       add(m, "agent stack: start -> agent HELLO (host)", (t2 - t0) / 1e6);
     }
   }

@@ -39,7 +39,11 @@ public class CodecBenchmark {
   @Param({"65536", "1024"})
   int payloadSize;
 
+  // set by JMH's @Setup before any benchmark method runs
+  @SuppressWarnings("NullAway.Init")
   private Frame frame;
+
+  @SuppressWarnings("NullAway.Init")
   private byte[] encoded;
 
   @Setup

@@ -62,7 +62,8 @@ public final class ExecutionBenchmark {
           long t0 = System.nanoTime();
           PooledVm vm = pool.acquire(AGENT);
           acquire.add(Stats.ms(System.nanoTime() - t0));
-          AgentClient agent = vm.vm().awaitAgent(AGENT);
+          AgentClient agent =
+              java.util.Objects.requireNonNull(vm.vm(), "a pool VM without a VM").awaitAgent(AGENT);
           t0 = System.nanoTime();
           agent.exec(ExecRequest.command("true"));
           raw.add(Stats.ms(System.nanoTime() - t0));

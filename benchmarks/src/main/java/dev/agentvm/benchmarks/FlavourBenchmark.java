@@ -57,7 +57,7 @@ public final class FlavourBenchmark {
       }
     }
     System.out.printf("%n%d rounds, medians (ms):%n", rounds);
-    double base = Stats.median(m.get("micro: start -> agent ready"));
+    double base = Stats.median(Stats.samples(m, "micro: start -> agent ready"));
     for (Map.Entry<String, List<Double>> e : m.entrySet()) {
       double med = Stats.median(e.getValue());
       String ratio =
@@ -94,7 +94,9 @@ public final class FlavourBenchmark {
     ExecResult r = agent.exec(ExecRequest.command(argv).withTimeout(Duration.ofMinutes(1)));
     if (r.exitCode() != 0) {
       throw new IllegalStateException(
-          String.join(" ", argv) + " failed: " + new String(r.stderr()));
+          String.join(" ", argv)
+              + " failed: "
+              + new String(r.stderr(), java.nio.charset.StandardCharsets.UTF_8));
     }
     add(m, key, (System.nanoTime() - t0) / 1e6);
   }
@@ -110,9 +112,11 @@ public final class FlavourBenchmark {
   private static long allocated(Path p) {
     try {
       Process du = new ProcessBuilder("du", "-B1", p.toString()).start();
-      String out = new String(du.getInputStream().readAllBytes()).trim();
+      String out =
+          new String(du.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)
+              .trim();
       du.waitFor();
-      return Long.parseLong(out.split("\\s+")[0]);
+      return Long.parseLong(out.split("\\s+", -1)[0]);
     } catch (Exception e) {
       return -1;
     }

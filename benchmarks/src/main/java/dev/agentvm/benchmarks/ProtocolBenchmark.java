@@ -63,7 +63,7 @@ public final class ProtocolBenchmark {
     try (LibvirtConnection conn = LibvirtConnection.open();
         VM vm = conn.define(t)) {
       vm.start();
-      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(120));
+      AgentClient agent = vm.awaitAgent(Duration.ofMinutes(2));
       try (SocketChannel echo = SocketChannel.open(StandardProtocolFamily.UNIX)) {
         echo.connect(UnixDomainSocketAddress.of(echoSock));
         byte[] ping = new byte[24]; // the size of a PING frame: header 20 + CRC 4

@@ -3,6 +3,8 @@ package dev.agentvm.benchmarks;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
+import java.util.Objects;
 
 /** Percentiles of measured samples. */
 final class Stats {
@@ -13,6 +15,11 @@ final class Stats {
     Collections.sort(s);
     int i = (int) Math.ceil(p / 100.0 * s.size()) - 1;
     return s.get(Math.max(0, Math.min(s.size() - 1, i)));
+  }
+
+  /** The samples recorded under {@code key}; fails naming the key if none were. */
+  static List<Double> samples(Map<String, List<Double>> m, String key) {
+    return Objects.requireNonNull(m.get(key), () -> "no samples for " + key);
   }
 
   static double median(List<Double> v) {

@@ -39,7 +39,7 @@ import java.util.UUID;
  * </pre>
  */
 public final class StorageBenchmark {
-  private static final Duration AGENT = Duration.ofSeconds(120);
+  private static final Duration AGENT = Duration.ofMinutes(2);
 
   public static void main(String[] args) throws Exception {
     int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 5;
@@ -67,18 +67,19 @@ public final class StorageBenchmark {
           e.getValue().stream().mapToDouble(d -> d).max().orElse(0),
           e.getValue().size());
     }
-    double cold = Stats.median(m.get("cold boot: start -> agent HELLO"));
-    double restore = Stats.median(m.get("clone: restore -> agent HELLO"));
-    double ready = Stats.median(m.get("clone: restore -> identity refreshed (ready for work)"));
+    double cold = Stats.median(Stats.samples(m, "cold boot: start -> agent HELLO"));
+    double restore = Stats.median(Stats.samples(m, "clone: restore -> agent HELLO"));
+    double ready =
+        Stats.median(Stats.samples(m, "clone: restore -> identity refreshed (ready for work)"));
     System.out.printf(
         "ratio cold boot / restore to HELLO:          %.1fx (goal: 20x)%n", cold / restore);
     System.out.printf("ratio cold boot / restore to ready for work: %.1fx%n", cold / ready);
     System.out.printf(
         "9p / PUT_FILE throughput in: %.2f   out (9p / GET_FILE): %.2f%n",
-        Stats.median(m.get("into the guest, virtio-9p (MB/s)"))
-            / Stats.median(m.get("into the guest, PUT_FILE (MB/s)")),
-        Stats.median(m.get("out of the guest, virtio-9p (MB/s)"))
-            / Stats.median(m.get("out of the guest, GET_FILE (MB/s)")));
+        Stats.median(Stats.samples(m, "into the guest, virtio-9p (MB/s)"))
+            / Stats.median(Stats.samples(m, "into the guest, PUT_FILE (MB/s)")),
+        Stats.median(Stats.samples(m, "out of the guest, virtio-9p (MB/s)"))
+            / Stats.median(Stats.samples(m, "out of the guest, GET_FILE (MB/s)")));
   }
 
   private static String name(String what) {
@@ -89,12 +90,14 @@ public final class StorageBenchmark {
     m.computeIfAbsent(k, x -> new ArrayList<>()).add(v);
   }
 
+  // the VMs in the try blocks are only there to be timed and closed
+  @SuppressWarnings("try")
   private static void coldVersusRestore(
       LibvirtConnection conn, BootSource boot, Path work, int rounds, Map<String, List<Double>> m)
       throws Exception {
     VMTemplate template = VMTemplate.builder(name("tmpl")).boot(boot).build();
     try (MemoryImage img = MemoryImage.capture(conn, template, work.resolve("img"), AGENT)) {
-      add(m, "memory image: capture (boot + save)", img.captureTime().toMillis());
+      add(m, "memory image: capture (boot + save)", (double) img.captureTime().toMillis());
       for (int r = 0; r < rounds; r++) {
         VMTemplate t = template.copyAs(name("cold")).build();
         try (VM vm = conn.define(t)) {

@@ -30,17 +30,16 @@ import java.util.stream.Stream;
  */
 public final class GitAgentTask {
   private static final String AGENT =
-      String.join(
-          "\n",
-          "import subprocess",
-          "with open('greeting.txt') as f:",
-          "    text = f.read()",
-          "with open('greeting.txt', 'w') as f:",
-          "    f.write(text.replace('hello', 'hello from a VM'))",
-          "subprocess.run(['git', 'commit', '-qam', 'Greet from the VM'], check=True)",
-          "print('agent: committed', subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],",
-          "      capture_output=True, text=True).stdout.strip())",
-          "");
+      """
+      import subprocess
+      with open('greeting.txt') as f:
+          text = f.read()
+      with open('greeting.txt', 'w') as f:
+          f.write(text.replace('hello', 'hello from a VM'))
+      subprocess.run(['git', 'commit', '-qam', 'Greet from the VM'], check=True)
+      print('agent: committed', subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
+            capture_output=True, text=True).stdout.strip())
+      """;
 
   public static void main(String[] args) throws Exception {
     Path repo = Files.createTempDirectory("agentvm-git-example-");

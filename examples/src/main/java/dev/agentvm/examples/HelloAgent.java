@@ -36,15 +36,17 @@ public final class HelloAgent {
       ExecutionResult r =
           executor.execute(
               ExecutionRequest.script(
-                      "echo \"agent running on $(hostname), kernel $(uname -r)\"\n"
-                          + "tr 'a-z' 'A-Z' < /workspace/input/poem.txt > /workspace/output/shout.txt\n"
-                          + "wc -l < /workspace/input/poem.txt\n",
+                      """
+                      echo "agent running on $(hostname), kernel $(uname -r)"
+                      tr 'a-z' 'A-Z' < /workspace/input/poem.txt > /workspace/output/shout.txt
+                      wc -l < /workspace/input/poem.txt
+                      """,
                       "sh")
                   .input(
                       "poem.txt",
                       "so much depends\nupon\na red wheel\nbarrow\n"
                           .getBytes(StandardCharsets.UTF_8))
-                  .timeout(Duration.ofSeconds(60))
+                  .timeout(Duration.ofMinutes(1))
                   .outputDirectory(outputs.resolve("result"))
                   .build());
       System.out.printf(

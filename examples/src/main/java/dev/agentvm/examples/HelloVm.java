@@ -36,7 +36,7 @@ public final class HelloVm {
         long tDefined = System.nanoTime();
         vm.start();
         long tStarted = System.nanoTime();
-        AgentClient agent = vm.awaitAgent(Duration.ofSeconds(120));
+        AgentClient agent = vm.awaitAgent(Duration.ofMinutes(2));
         long tReady = System.nanoTime();
         HelloResponse hello = agent.hello();
         Duration rtt = agent.ping(Duration.ofSeconds(5));
@@ -66,13 +66,15 @@ public final class HelloVm {
           Files.writeString(input, "the quick brown fox jumps over the lazy dog\nthe dog sleeps\n");
           agent.putFile(input, "/work/input.txt", 0644, Duration.ofSeconds(30));
           String sampleAgent =
-              "cd /work\n"
-                  + "echo \"agent running on $(uname -n), kernel $(uname -r)\"\n"
-                  + "tr ' ' '\\n' < input.txt | grep -v '^$' | sort | uniq -c | sort -rn | head -3 > top-words.txt\n"
-                  + "echo \"words: $(wc -w < input.txt)\"\n";
+              """
+              cd /work
+              echo "agent running on $(uname -n), kernel $(uname -r)"
+              tr ' ' '\\n' < input.txt | grep -v '^$' | sort | uniq -c | sort -rn | head -3 > top-words.txt
+              echo "words: $(wc -w < input.txt)"
+              """;
           long tExec = System.nanoTime();
           ExecResult result =
-              agent.exec(ExecRequest.script(sampleAgent, "sh").withTimeout(Duration.ofSeconds(60)));
+              agent.exec(ExecRequest.script(sampleAgent, "sh").withTimeout(Duration.ofMinutes(1)));
           long execMs = ms(System.nanoTime() - tExec);
           Path output = work.resolve("top-words.txt");
           agent.getFile("/work/top-words.txt", output, Duration.ofSeconds(30));

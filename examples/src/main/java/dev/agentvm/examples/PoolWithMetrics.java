@@ -27,6 +27,8 @@ import java.time.Duration;
  * <pre>./scripts/run-example.sh PoolWithMetrics [seconds to serve] [port]</pre>
  */
 public final class PoolWithMetrics {
+  // JsonLinesAuditLog.close() only flushes System.out or System.err, it never closes them
+  @SuppressWarnings("ClosingStandardOutputStreams")
   public static void main(String[] args) throws Exception {
     int serveSeconds = args.length > 0 ? Integer.parseInt(args[0]) : 0;
     int port = args.length > 1 ? Integer.parseInt(args[1]) : 9464;

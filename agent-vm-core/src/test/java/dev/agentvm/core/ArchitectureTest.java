@@ -182,6 +182,6 @@ class ArchitectureTest {
         violations(
             "agent-vm-internal",
             "dev/agentvm/internal",
-            Pattern.compile("dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*")));
+            Pattern.compile("dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*|org\\.jspecify\\..*")));
   }
 }

@@ -13,9 +13,6 @@ public class ExecutionFailedException extends AgentVmException {
   private final String executionId;
   private final String step;
 
-  // a null cause is allowed (as for any Throwable); AgentVmException's parameter is not marked
-  // @Nullable in agent-vm-core yet
-  @SuppressWarnings("NullAway")
   public ExecutionFailedException(
       String executionId, String step, @Nullable String message, @Nullable Throwable cause) {
     super("execution " + executionId + " failed at " + step + ": " + message, cause);

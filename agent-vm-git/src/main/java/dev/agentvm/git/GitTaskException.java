@@ -34,9 +34,6 @@ public final class GitTaskException extends AgentVmException {
   private final @Nullable String uncommittedPatch;
   private final List<String> conflicts;
 
-  // a null cause is allowed (as for any Throwable); AgentVmException's parameter is not marked
-  // @Nullable in agent-vm-core yet
-  @SuppressWarnings("NullAway")
   GitTaskException(
       String taskId,
       Reason reason,

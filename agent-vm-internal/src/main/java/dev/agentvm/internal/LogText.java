@@ -1,5 +1,6 @@
 package dev.agentvm.internal;
 
+import org.jspecify.annotations.Nullable;
 /**
  * Text from a guest (names, messages, output) made safe for a log line or an audit record: control
  * characters (CR, LF, ESC, ...) and other format characters replaced by {@code '?'}, and the length
@@ -13,7 +14,7 @@ public final class LogText {
   private LogText() {}
 
   /** The cleaned text; {@code "null"} for null. */
-  public static String clean(Object text) {
+  public static String clean(@Nullable Object text) {
     String s = String.valueOf(text);
     int n = Math.min(s.length(), MAX_CHARS);
     StringBuilder b = new StringBuilder(n + 32);

@@ -1,5 +1,6 @@
 package dev.agentvm.internal;
 
+import org.jspecify.annotations.Nullable;
 import java.io.IOException;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
@@ -57,10 +58,7 @@ public final class Trees {
    * {@link #delete} for cleanup paths that must go on: returns the failure instead of throwing, or
    * {@code null} when the tree is gone.
    */
-  // NullAway: null (no failure) is the documented result; this module may import java.base and
-  // slf4j only (ArchitectureTest), so it cannot carry JSpecify's @Nullable.
-  @SuppressWarnings("NullAway")
-  public static IOException deleteQuietly(Path root) {
+  public static @Nullable IOException deleteQuietly(Path root) {
     try {
       delete(root);
       return null;

@@ -85,6 +85,19 @@ public final class AgentVmExtension
     }
   }
 
+  /**
+   * The run's shared connection. {@code getOrComputeIfAbsent} is deprecated in JUnit 6 in favour of
+   * {@code computeIfAbsent}, which JUnit 5 before 5.13 lacks: Spring Boot 3 projects run 5.10+, so
+   * the method both lines have is used.
+   */
+  @SuppressWarnings("deprecation") // the one Store method that JUnit 5.10+ and 6 both have
+  private static Shared shared(ExtensionContext context) {
+    return context
+        .getRoot()
+        .getStore(NS)
+        .getOrComputeIfAbsent(Shared.class, k -> new Shared(), Shared.class);
+  }
+
   /** One connection for the whole run, closed when the engine ends. */
   private static final class Shared implements AutoCloseable {
     final LibvirtConnection conn = LibvirtConnection.open();
@@ -168,11 +181,7 @@ public final class AgentVmExtension
     if (fields.isEmpty()) {
       return;
     }
-    Shared shared =
-        context
-            .getRoot()
-            .getStore(NS)
-            .computeIfAbsent(Shared.class, k -> new Shared(), Shared.class);
+    Shared shared = shared(context);
     Resources r = new Resources();
     context.getStore(NS).put(Resources.class, r);
     for (Field f : fields) {

@@ -1,6 +1,7 @@
 package dev.agentvm.internal;
 
 import org.jspecify.annotations.Nullable;
+
 /**
  * Text from a guest (names, messages, output) made safe for a log line or an audit record: control
  * characters (CR, LF, ESC, ...) and other format characters replaced by {@code '?'}, and the length

@@ -92,10 +92,11 @@ public final class AgentVmExtension
    */
   @SuppressWarnings("deprecation") // the one Store method that JUnit 5.10+ and 6 both have
   private static Shared shared(ExtensionContext context) {
-    return context
-        .getRoot()
-        .getStore(NS)
-        .getOrComputeIfAbsent(Shared.class, k -> new Shared(), Shared.class);
+    return java.util.Objects.requireNonNull(
+        context
+            .getRoot()
+            .getStore(NS)
+            .getOrComputeIfAbsent(Shared.class, k -> new Shared(), Shared.class));
   }
 
   /** One connection for the whole run, closed when the engine ends. */

@@ -15,7 +15,7 @@ awk -F, -v minimums=coverage/minimums '
       split(line, f, /[ \t]+/); want[f[1]] = f[2]; order[++n] = f[1]
     }
   }
-  NR > 1 { missed[$1] += $8; covered[$1] += $9 }
+  NR > 1 { g = $1; sub(/.*\//, "", g); missed[g] += $8; covered[g] += $9 }
   END {
     bad = 0
     printf "%-22s %8s %8s %8s\n", "module", "lines", "covered", "minimum"

@@ -1,6 +1,7 @@
 package dev.agentvm.core;
 
 import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.SecureXml;
 import dev.agentvm.protocol.Protocol;
 import java.io.StringWriter;
 import java.nio.file.Path;
@@ -12,13 +13,11 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
-import javax.xml.XMLConstants;
 import javax.xml.parsers.DocumentBuilderFactory;
 import javax.xml.parsers.ParserConfigurationException;
 import javax.xml.transform.OutputKeys;
 import javax.xml.transform.Transformer;
 import javax.xml.transform.TransformerException;
-import javax.xml.transform.TransformerFactory;
 import javax.xml.transform.dom.DOMSource;
 import javax.xml.transform.stream.StreamResult;
 import org.jspecify.annotations.Nullable;
@@ -166,7 +165,7 @@ public final class VMTemplate {
    */
   public String toDomainXml(VirtType resolvedType) {
     try {
-      Document d = parserFactory().newDocumentBuilder().newDocument();
+      Document d = SecureXml.parserFactory().newDocumentBuilder().newDocument();
       Element dom = d.createElement("domain");
       d.appendChild(dom);
       dom.setAttribute("type", resolvedType.libvirtName());
@@ -272,7 +271,7 @@ public final class VMTemplate {
         customizer.accept(d);
       }
       StringWriter w = new StringWriter();
-      Transformer t = transformer();
+      Transformer t = SecureXml.transformer();
       t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
       t.setOutputProperty(OutputKeys.INDENT, "yes");
       t.transform(new DOMSource(d), new StreamResult(w));
@@ -290,7 +289,7 @@ public final class VMTemplate {
    */
   static VMTemplate fromDomainXml(String xml) {
     try {
-      DocumentBuilderFactory f = parserFactory();
+      DocumentBuilderFactory f = SecureXml.parserFactory();
       Document d =
           f.newDocumentBuilder().parse(new org.xml.sax.InputSource(new java.io.StringReader(xml)));
       Element dom = d.getDocumentElement();
@@ -397,7 +396,7 @@ public final class VMTemplate {
    */
   String retarget(String savedXml) {
     try {
-      DocumentBuilderFactory f = parserFactory();
+      DocumentBuilderFactory f = SecureXml.parserFactory();
       Document d =
           f.newDocumentBuilder()
               .parse(new org.xml.sax.InputSource(new java.io.StringReader(savedXml)));
@@ -482,7 +481,7 @@ public final class VMTemplate {
         first(e, "source").setAttribute("dir", mine.hostDir().toString());
       }
       StringWriter w = new StringWriter();
-      Transformer t = transformer();
+      Transformer t = SecureXml.transformer();
       t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
       t.transform(new DOMSource(d), new StreamResult(w));
       return w.toString();
@@ -492,33 +491,6 @@ public final class VMTemplate {
         | TransformerException e) {
       throw new IllegalArgumentException("unreadable saved domain XML: " + e.getMessage(), e);
     }
-  }
-
-  /**
-   * A namespace-aware parser factory that refuses DOCTYPEs and never fetches external entities,
-   * DTDs or schemas (XXE): domain XML comes back from libvirt and from saved memory images.
-   */
-  private static DocumentBuilderFactory parserFactory() throws ParserConfigurationException {
-    DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
-    f.setNamespaceAware(true);
-    f.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
-    f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
-    f.setFeature("http://xml.org/sax/features/external-general-entities", false);
-    f.setFeature("http://xml.org/sax/features/external-parameter-entities", false);
-    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
-    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_SCHEMA, "");
-    f.setXIncludeAware(false);
-    f.setExpandEntityReferences(false);
-    return f;
-  }
-
-  /** An identity transformer that never fetches external DTDs or stylesheets. */
-  private static Transformer transformer() throws TransformerException {
-    TransformerFactory tf = TransformerFactory.newInstance();
-    tf.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
-    tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
-    tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_STYLESHEET, "");
-    return tf.newTransformer();
   }
 
   private static Element first(Element parent, String tag) {

@@ -182,6 +182,7 @@ class ArchitectureTest {
         violations(
             "agent-vm-internal",
             "dev/agentvm/internal",
-            Pattern.compile("dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*|org\\.jspecify\\..*")));
+            Pattern.compile(
+                "dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*|org\\.jspecify\\..*|javax\\.xml\\..*")));
   }
 }

@@ -1,13 +1,11 @@
 package dev.agentvm.network;
 
+import dev.agentvm.internal.SecureXml;
 import java.io.StringReader;
 import java.io.StringWriter;
 import java.util.ArrayList;
 import java.util.List;
-import javax.xml.XMLConstants;
-import javax.xml.parsers.DocumentBuilderFactory;
 import javax.xml.transform.OutputKeys;
-import javax.xml.transform.TransformerFactory;
 import javax.xml.transform.dom.DOMSource;
 import javax.xml.transform.stream.StreamResult;
 import org.jspecify.annotations.Nullable;
@@ -182,34 +180,15 @@ final class NetworkXml {
 
   private static Document newDocument() {
     try {
-      return parserFactory().newDocumentBuilder().newDocument();
+      return SecureXml.parserFactory().newDocumentBuilder().newDocument();
     } catch (javax.xml.parsers.ParserConfigurationException e) {
       throw new IllegalStateException(e);
     }
   }
 
-  /**
-   * A namespace-aware parser factory that refuses DOCTYPEs and never fetches external entities,
-   * DTDs or schemas (XXE).
-   */
-  private static DocumentBuilderFactory parserFactory()
-      throws javax.xml.parsers.ParserConfigurationException {
-    DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();
-    f.setNamespaceAware(true);
-    f.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
-    f.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
-    f.setFeature("http://xml.org/sax/features/external-general-entities", false);
-    f.setFeature("http://xml.org/sax/features/external-parameter-entities", false);
-    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
-    f.setAttribute(XMLConstants.ACCESS_EXTERNAL_SCHEMA, "");
-    f.setXIncludeAware(false);
-    f.setExpandEntityReferences(false);
-    return f;
-  }
-
   private static Element parse(String xml) {
     try {
-      return parserFactory()
+      return SecureXml.parserFactory()
           .newDocumentBuilder()
           .parse(new InputSource(new StringReader(xml)))
           .getDocumentElement();
@@ -238,11 +217,7 @@ final class NetworkXml {
   private static String serialise(Document d) {
     try {
       StringWriter w = new StringWriter();
-      TransformerFactory tf = TransformerFactory.newInstance();
-      tf.setFeature(XMLConstants.FEATURE_SECURE_PROCESSING, true);
-      tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");
-      tf.setAttribute(XMLConstants.ACCESS_EXTERNAL_STYLESHEET, "");
-      var t = tf.newTransformer();
+      var t = SecureXml.transformer();
       t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
       t.setOutputProperty(OutputKeys.INDENT, "yes");
       t.transform(new DOMSource(d), new StreamResult(w));

@@ -5,6 +5,7 @@ import dev.agentvm.internal.Trees;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Comparator;
@@ -68,6 +69,37 @@ final class ImageCache {
    */
   static void publishFile(Path file) throws IOException {
     Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-r--r--"));
+  }
+
+  /** Writes one cache entry's files into the directory it is given. */
+  @FunctionalInterface
+  interface EntryBuilder {
+    void build(Path into) throws IOException;
+  }
+
+  /**
+   * Builds a cache entry in a temporary directory beside it and renames it into place, so a build
+   * that fails or is interrupted never leaves a half entry that a later run would use. Call it
+   * under the build lock (it also removes temporaries of builds that died).
+   *
+   * @throws ImageBuildException naming {@code what} when the build fails
+   */
+  static void buildAtomically(
+      Path images, String tempPrefix, Path entry, String what, EntryBuilder builder)
+      throws IOException {
+    removeStaleTemps(images);
+    Path tmp = Files.createTempDirectory(images, tempPrefix);
+    try {
+      builder.build(tmp);
+      publishDirectory(tmp);
+      Files.move(tmp, entry, StandardCopyOption.ATOMIC_MOVE);
+    } catch (ImageBuildException e) {
+      Trees.delete(tmp);
+      throw e;
+    } catch (IOException | RuntimeException e) {
+      Trees.delete(tmp);
+      throw new ImageBuildException("building " + what + " failed: " + e, e);
+    }
   }
 
   static void removeStaleTemps(Path images) throws IOException {

@@ -203,20 +203,9 @@ public final class MicroImageBuilder {
     if (cached != null) {
       return cached;
     }
-    ImageCache.removeStaleTemps(images);
     long t0 = System.nanoTime();
-    Path tmp = Files.createTempDirectory(images, ".tmp-micro-");
-    try {
-      buildInto(tmp, inputs, agentJar, init);
-      ImageCache.publishDirectory(tmp);
-      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-    } catch (ImageBuildException e) {
-      Trees.delete(tmp);
-      throw e;
-    } catch (IOException | RuntimeException e) {
-      Trees.delete(tmp);
-      throw new ImageBuildException("building micro image failed: " + e, e);
-    }
+    ImageCache.buildAtomically(
+        images, ".tmp-micro-", dir, "micro image", tmp -> buildInto(tmp, inputs, agentJar, init));
     ImageCache.pruneOld(images, "micro-", dir, ImageCache.KEEP_OLD_IMAGES, progress);
     MicroImage image = load(dir);
     if (image == null) {

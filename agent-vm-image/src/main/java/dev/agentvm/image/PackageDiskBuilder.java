@@ -108,20 +108,13 @@ final class PackageDiskBuilder {
           if (Files.isRegularFile(dir.resolve("manifest.properties"))) {
             return dir; // another builder finished while we waited
           }
-          ImageCache.removeStaleTemps(images);
           long t0 = System.nanoTime();
-          Path tmp = Files.createTempDirectory(images, ".tmp-packages-");
-          try {
-            buildInto(tmp, packages, closure, busyboxDeb);
-            ImageCache.publishDirectory(tmp);
-            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-          } catch (ImageBuildException e) {
-            Trees.delete(tmp);
-            throw e;
-          } catch (IOException | RuntimeException e) {
-            Trees.delete(tmp);
-            throw new ImageBuildException("building the package disk failed: " + e, e);
-          }
+          ImageCache.buildAtomically(
+              images,
+              ".tmp-packages-",
+              dir,
+              "the package disk",
+              tmp -> buildInto(tmp, packages, closure, busyboxDeb));
           prune(images, dir);
           progress.accept(
               String.format(

@@ -10,6 +10,7 @@ import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.LogText;
+import dev.agentvm.internal.Redaction;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.protocol.StatusReport;
 import dev.agentvm.storage.ExtractedOutput;
@@ -227,7 +228,14 @@ public final class AgentExecutor implements AutoCloseable {
 
     private void audit(String event, Map<String, Object> details) {
       try {
-        audit.record(new AuditEvent(Instant.now(), event, req.id(), vmName, details));
+        // guest-chosen text in the details (names, messages) may carry a secret the guest was given
+        audit.record(
+            new AuditEvent(
+                Instant.now(),
+                event,
+                req.id(),
+                vmName,
+                Redaction.redactDetails(details, req.secretEnv().values())));
       } catch (RuntimeException e) {
         LOG.warn("audit log threw", e);
       }

@@ -197,8 +197,7 @@ public final class AgentExecutor implements AutoCloseable {
         try {
           e.kill(Duration.ofSeconds(5));
         } catch (IOException | RuntimeException k) {
-          LOG.debug(
-              "{}: kill on cancel: {}", req.id(), LogText.clean(String.valueOf(k.getMessage())));
+          LOG.debug("{}: kill on cancel: {}", req.id(), guestText(k.getMessage()));
         }
       }
     }
@@ -224,6 +223,11 @@ public final class AgentExecutor implements AutoCloseable {
           LOG.warn("execution listener threw", e);
         }
       }
+    }
+
+    /** Guest-derived text for a log line: secret values redacted, control characters removed. */
+    private String guestText(@Nullable Object text) {
+      return LogText.clean(Redaction.redact(String.valueOf(text), req.secretEnv().values()));
     }
 
     private void audit(String event, Map<String, Object> details) {
@@ -509,8 +513,7 @@ public final class AgentExecutor implements AutoCloseable {
         try {
           e.kill(Duration.ofSeconds(5));
         } catch (IOException | RuntimeException k) {
-          LOG.debug(
-              "{}: kill for anomaly: {}", req.id(), LogText.clean(String.valueOf(k.getMessage())));
+          LOG.debug("{}: kill for anomaly: {}", req.id(), guestText(k.getMessage()));
         }
       }
     }
@@ -567,9 +570,7 @@ public final class AgentExecutor implements AutoCloseable {
       }
       count(TaskState.FAILED);
       // the message may carry the guest's words (an agent's ERROR, a console log)
-      audit(
-          "execution.failed",
-          Map.of("step", step, "error", LogText.clean(String.valueOf(message))));
+      audit("execution.failed", Map.of("step", step, "error", guestText(message)));
       return new ExecutionFailedException(req.id(), step, message, cause);
     }
 
@@ -592,10 +593,7 @@ public final class AgentExecutor implements AutoCloseable {
           try {
             vm.pause();
           } catch (RuntimeException e) {
-            LOG.debug(
-                "pausing quarantined {}: {}",
-                pv.name(),
-                LogText.clean(String.valueOf(e.getMessage())));
+            LOG.debug("pausing quarantined {}: {}", pv.name(), guestText(e.getMessage()));
           }
           quarantined.add(pv);
           LOG.warn(
@@ -609,11 +607,7 @@ public final class AgentExecutor implements AutoCloseable {
         pool.discard(pv, why);
         audit("vm.released", Map.of("disposal", "destroyed", "reason", why));
       } catch (RuntimeException e) {
-        LOG.warn(
-            "{}: giving back {} failed: {}",
-            req.id(),
-            pv.name(),
-            LogText.clean(String.valueOf(e.getMessage())));
+        LOG.warn("{}: giving back {} failed: {}", req.id(), pv.name(), guestText(e.getMessage()));
       }
     }
 

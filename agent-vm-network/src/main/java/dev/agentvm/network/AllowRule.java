@@ -8,7 +8,9 @@ import org.jspecify.annotations.Nullable;
  * optionally a destination network.
  *
  * @param protocol {@code tcp} or {@code udp}
- * @param destination allowed destinations, or {@code null} for any
+ * @param destination allowed destinations, or {@code null} for any public destination (see {@link
+ *     FilterSpec}); a rule that names a network reaches it even if it is private, link-local or the
+ *     host's. {@code 0.0.0.0/0} counts as no destination: it does not open the private ranges
  * @param portStart first port, 1..65535
  * @param portEnd last port, >= portStart
  */
@@ -22,6 +24,9 @@ public record AllowRule(String protocol, @Nullable Cidr destination, int portSta
       throw new IllegalArgumentException(
           "ports must be 1 <= start <= end <= 65535, were " + portStart + ".." + portEnd);
     }
+    if (destination != null && destination.prefix() == 0) {
+      destination = null;
+    }
   }
 
   public static AllowRule tcp(int port) {
@@ -34,5 +39,9 @@ public record AllowRule(String protocol, @Nullable Cidr destination, int portSta
 
   public static AllowRule tcp(String cidr, int port) {
     return new AllowRule("tcp", Cidr.parse(cidr), port, port);
+  }
+
+  public static AllowRule udp(String cidr, int port) {
+    return new AllowRule("udp", Cidr.parse(cidr), port, port);
   }
 }

@@ -97,6 +97,32 @@ final class NetworkXml {
     return serialise(d);
   }
 
+  /** Filter parameter: the host's address on the network (DHCP and DNS server). */
+  static final String HOST_PARAM = "AGENTVM_HOST";
+
+  /** Filter parameter: the network's address; with {@link #NETMASK_PARAM}, where the peers are. */
+  static final String NET_PARAM = "AGENTVM_NET";
+
+  /** Filter parameter: the network's prefix length. */
+  static final String NETMASK_PARAM = "AGENTVM_NETMASK";
+
+  /** Priorities of our rules: libvirt evaluates lower numbers first. */
+  static final int DHCP = 200;
+
+  static final int DNS_TO_HOST = 210;
+  static final int NAMED = 230;
+  static final int DENY_HOST = 240;
+  static final int PEERS = 250;
+  static final int DENY = 260;
+  static final int ANY = 300;
+  static final int ESTABLISHED = 400;
+
+  /**
+   * The nwfilter for {@code s}; see {@link FilterSpec} for what it lets through. The host's address
+   * and the network's subnet are filter parameters ({@link #HOST_PARAM}, {@link #NET_PARAM}, {@link
+   * #NETMASK_PARAM}) that {@link Networks#nic} sets per NIC, so one filter serves any network; IP
+   * (for clean-traffic) is the VM's reserved address.
+   */
   static String filter(FilterSpec s) {
     Document d = newDocument();
     Element f = d.createElement("filter");
@@ -104,21 +130,25 @@ final class NetworkXml {
     f.setAttribute("name", s.name());
     f.setAttribute("chain", "root");
     text(d, f, "uuid", s.uuid().toString());
-    child(d, f, "filterref").setAttribute("filter", "no-mac-spoofing");
-    // layer 2: ARP both ways, IPv4 on to the IP rules below, every other protocol dropped
-    rule(d, f, "accept", "out", 100, "mac").setAttribute("protocolid", "arp");
-    rule(d, f, "accept", "in", 100, "mac").setAttribute("protocolid", "arp");
+    // no MAC, IP or ARP spoofing, no other layer-2 protocols (libvirt's own filters)
+    child(d, f, "filterref").setAttribute("filter", "clean-traffic");
     rule(d, f, "accept", "inout", 150, "mac").setAttribute("protocolid", "ipv4");
     // the VM's own DHCP
-    Element dhcpOut = rule(d, f, "accept", "out", 200, "udp");
+    Element dhcpOut = rule(d, f, "accept", "out", DHCP, "udp");
     dhcpOut.setAttribute("srcportstart", "68");
     dhcpOut.setAttribute("dstportstart", "67");
-    Element dhcpIn = rule(d, f, "accept", "in", 200, "udp");
+    Element dhcpIn = rule(d, f, "accept", "in", DHCP, "udp");
     dhcpIn.setAttribute("srcportstart", "67");
     dhcpIn.setAttribute("dstportstart", "68");
+    // DNS to the host's address (libvirt's dnsmasq)
+    for (String proto : List.of("udp", "tcp")) {
+      Element dns = rule(d, f, "accept", "out", DNS_TO_HOST, proto);
+      dns.setAttribute("dstipaddr", "$" + HOST_PARAM);
+      dns.setAttribute("dstportstart", "53");
+    }
     for (AllowRule a : s.allowed()) {
-      Element r = rule(d, f, "accept", "out", 300, a.protocol());
       Cidr dest = a.destination();
+      Element r = rule(d, f, "accept", "out", dest == null ? ANY : NAMED, a.protocol());
       if (dest != null) {
         r.setAttribute("dstipaddr", dest.address());
         r.setAttribute("dstipmask", Integer.toString(dest.prefix()));
@@ -126,21 +156,50 @@ final class NetworkXml {
       r.setAttribute("dstportstart", Integer.toString(a.portStart()));
       r.setAttribute("dstportend", Integer.toString(a.portEnd()));
     }
-    rule(d, f, "accept", "in", 400, "all").setAttribute("state", "ESTABLISHED,RELATED");
+    rule(d, f, "drop", "out", DENY_HOST, "all").setAttribute("dstipaddr", "$" + HOST_PARAM);
+    if (s.peers()) {
+      Element out = rule(d, f, "accept", "out", PEERS, "all");
+      out.setAttribute("dstipaddr", "$" + NET_PARAM);
+      out.setAttribute("dstipmask", "$" + NETMASK_PARAM);
+      Element in = rule(d, f, "accept", "in", PEERS, "all");
+      in.setAttribute("srcipaddr", "$" + NET_PARAM);
+      in.setAttribute("srcipmask", "$" + NETMASK_PARAM);
+    }
+    Element subnet = rule(d, f, "drop", "out", DENY, "all");
+    subnet.setAttribute("dstipaddr", "$" + NET_PARAM);
+    subnet.setAttribute("dstipmask", "$" + NETMASK_PARAM);
+    for (Cidr c : FilterSpec.DENIED) {
+      Element r = rule(d, f, "drop", "out", DENY, "all");
+      r.setAttribute("dstipaddr", c.address());
+      r.setAttribute("dstipmask", Integer.toString(c.prefix()));
+    }
+    rule(d, f, "accept", "in", ESTABLISHED, "all").setAttribute("state", "ESTABLISHED,RELATED");
     rule(d, f, "drop", "inout", 1000, "all");
     rule(d, f, "drop", "inout", 1000, "all-ipv6");
     rule(d, f, "drop", "inout", 1010, "mac");
     return serialise(d);
   }
 
-  /** Reads a filter back; only its allow rules (priority 300) vary between our filters. */
+  /**
+   * Reads a filter back; only its allow rules (priorities {@link #NAMED} and {@link #ANY}) and
+   * whether it lets peers through vary between our filters.
+   */
   static FilterSpec parseFilter(String xml) {
     Element f = parse(xml);
     List<AllowRule> allowed = new ArrayList<>();
+    boolean peers = false;
     NodeList rules = f.getElementsByTagName("rule");
     for (int i = 0; i < rules.getLength(); i++) {
       Element r = (Element) rules.item(i);
-      if (!"300".equals(r.getAttribute("priority"))) {
+      String prio = r.getAttribute("priority");
+      if (!"accept".equals(r.getAttribute("action"))) {
+        continue;
+      }
+      if (String.valueOf(PEERS).equals(prio)) {
+        peers = true;
+        continue;
+      }
+      if (!String.valueOf(NAMED).equals(prio) && !String.valueOf(ANY).equals(prio)) {
         continue;
       }
       Element p = firstElement(r);
@@ -153,7 +212,7 @@ final class NetworkXml {
           p.hasAttribute("dstportend") ? Integer.parseInt(p.getAttribute("dstportend")) : start;
       allowed.add(new AllowRule(p.getTagName(), dest, start, end));
     }
-    return new FilterSpec(f.getAttribute("name"), allowed);
+    return new FilterSpec(f.getAttribute("name"), allowed, peers);
   }
 
   static String uuidOf(String xml) {

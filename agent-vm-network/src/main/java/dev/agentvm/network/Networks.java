@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,7 +23,8 @@ import org.slf4j.LoggerFactory;
  * FilterSpec allow = FilterSpec.withDefaults("agentvm-allow-web", AllowRule.tcp(8080));
  * nets.ensure(net);
  * nets.ensure(allow);
- * VMTemplate t = builder.nic(nets.nic(net, allow, MacAddresses.random())).build();
+ * IpAllocator.Reservation ip = new IpAllocator(conn, net).allocate(vmName, MacAddresses.random());
+ * VMTemplate t = builder.nic(nets.nic(net, allow, ip)).build();
  * }</pre>
  */
 public final class Networks {
@@ -114,14 +116,63 @@ public final class Networks {
     return there;
   }
 
-  /** A NIC on an agent-vm network, filtered by {@code filter} (or unfiltered if null). */
-  public NetworkAttachment nic(NetworkSpec network, FilterSpec filter, String mac) {
+  /**
+   * A NIC on an agent-vm network, filtered by {@code filter} (or unfiltered if null). The filter
+   * gets the network's host address and subnet as parameters; libvirt learns the VM's IP address
+   * from its first packets (DHCP included) and holds it to that one. Prefer {@link
+   * #nic(NetworkSpec, FilterSpec, IpAllocator.Reservation)}, which fixes the address in advance.
+   */
+  public NetworkAttachment nic(NetworkSpec network, @Nullable FilterSpec filter, String mac) {
+    return attachment(network, filter, mac, null);
+  }
+
+  /**
+   * A NIC with the MAC and address of {@code reservation}: the filter's anti-spoofing rules
+   * (clean-traffic) only let the VM send from, and answer ARP for, that address.
+   */
+  public NetworkAttachment nic(
+      NetworkSpec network, @Nullable FilterSpec filter, IpAllocator.Reservation reservation) {
+    return attachment(network, filter, reservation);
+  }
+
+  static NetworkAttachment attachment(
+      NetworkSpec network, @Nullable FilterSpec filter, IpAllocator.Reservation reservation) {
+    if (!network.name().equals(reservation.network())) {
+      throw new IllegalArgumentException(
+          "the reservation is on " + reservation.network() + ", not on " + network.name());
+    }
+    return attachment(network, filter, reservation.mac(), reservation.ip());
+  }
+
+  static NetworkAttachment attachment(
+      NetworkSpec network, @Nullable FilterSpec filter, String mac, @Nullable String ip) {
+    if (filter == null) {
+      return new NetworkAttachment(
+          NetworkAttachment.Kind.NETWORK, network.name(), mac, "", Map.of());
+    }
     return new NetworkAttachment(
         NetworkAttachment.Kind.NETWORK,
         network.name(),
         mac,
-        filter == null ? "" : filter.name(),
-        Map.of());
+        filter.name(),
+        filterParameters(network, ip));
+  }
+
+  /**
+   * The values of the filter's parameters on {@code network}. A layer-2 network has no host address
+   * or subnet of its own: 0.0.0.0/32 stands in (inside the denied 0.0.0.0/8, so nothing opens).
+   */
+  static Map<String, String> filterParameters(NetworkSpec network, @Nullable String ip) {
+    Map<String, String> p = new java.util.TreeMap<>();
+    Cidr subnet = network.subnet();
+    String host = network.hostAddress();
+    p.put(NetworkXml.HOST_PARAM, host == null ? "0.0.0.0" : host);
+    p.put(NetworkXml.NET_PARAM, subnet == null ? "0.0.0.0" : subnet.address());
+    p.put(NetworkXml.NETMASK_PARAM, subnet == null ? "32" : Integer.toString(subnet.prefix()));
+    if (ip != null) {
+      p.put("IP", ip);
+    }
+    return p;
   }
 
   /** A NIC on an existing host bridge ({@link NetworkMode#BRIDGE}), unfiltered. */

@@ -90,7 +90,21 @@ class NetworkIT extends RealLibvirtTest {
     }
     nets.ensure(filter);
     assertEquals(filter, nets.readFilter(filter.name()).orElseThrow());
+    // what libvirt holds denies the non-public ranges before the any-destination rules
+    String held = conn.backend().filterXml(filter.name()).orElseThrow();
+    for (String deny :
+        List.of(
+            "dstipaddr='169.254.0.0' dstipmask='16'",
+            "dstipaddr='10.0.0.0' dstipmask='8'",
+            "dstipaddr='$AGENTVM_HOST'",
+            "dstipaddr='$AGENTVM_NET' dstipmask='$AGENTVM_NETMASK'")) {
+      assertTrue(held.contains(deny), deny + " in " + held);
+    }
+    assertTrue(held.contains("<filterref filter='clean-traffic'/>"), held);
     nets.ensure(filter);
+    FilterSpec peers = filter.withPeers();
+    nets.ensure(peers);
+    assertEquals(peers, nets.readFilter(filter.name()).orElseThrow(), "peers read back");
     FilterSpec changed = FilterSpec.withDefaults(filter.name(), AllowRule.tcp(9000));
     nets.ensure(changed);
     assertEquals(changed, nets.readFilter(filter.name()).orElseThrow(), "ours: updated in place");
@@ -148,9 +162,13 @@ class NetworkIT extends RealLibvirtTest {
   void theFilterLetsAllowedConnectionsThroughAndDropsTheRest() throws Exception {
     Networks nets = new Networks(conn);
     NetworkSpec l2 = NetworkSpec.isolatedLayer2("agentvm-test-l2-" + id);
-    FilterSpec only80 = new FilterSpec("agentvm-test-only80-" + id, List.of(AllowRule.tcp(80)));
+    // the peer is on a private network: only a rule that names it reaches it
+    FilterSpec only80 =
+        new FilterSpec("agentvm-test-only80-" + id, List.of(AllowRule.tcp("10.213.77.0/24", 80)));
+    FilterSpec defaults = FilterSpec.withDefaults("agentvm-test-defaults-" + id);
     nets.ensure(l2);
     nets.ensure(only80);
+    nets.ensure(defaults);
 
     // the peer: a namespace on the bridge with a DHCP server and two web servers
     String ns = "agvt" + id;
@@ -222,23 +240,46 @@ class NetworkIT extends RealLibvirtTest {
             .boot(TestVms.boot())
             .nic(nets.nic(l2, only80, MacAddresses.random()))
             .build();
+    VMTemplate publicOnly =
+        VMTemplate.builder(TestVms.name("defaults"))
+            .boot(TestVms.boot())
+            .nic(nets.nic(l2, defaults, MacAddresses.random()))
+            .build();
+    // after the probe, the guest takes another address on the network and tries again
+    String spoof =
+        "ip addr flush dev eth0; ip addr add 10.213.77.199/24 dev eth0;"
+            + " if printf 'GET /ok.txt HTTP/1.0\\r\\n\\r\\n'"
+            + " | nc -w 4 10.213.77.1 80 2>/dev/null | grep -q reached;"
+            + " then echo spoofed:open; else echo spoofed:blocked; fi";
     VMTemplate open =
         VMTemplate.builder(TestVms.name("open"))
             .boot(TestVms.boot())
             .nic(nets.nic(l2, null, MacAddresses.random()))
             .build();
     try (VM f = conn.define(filtered);
-        VM o = conn.define(open)) {
+        VM o = conn.define(open);
+        VM p = conn.define(publicOnly)) {
       f.start();
       o.start();
+      p.start();
       assertFalse(nets.removeIfUnused(l2.name()), "in use: kept");
       assertEquals(
-          List.of(filtered.name(), open.name()).stream().sorted().toList(),
+          List.of(filtered.name(), open.name(), publicOnly.name()).stream().sorted().toList(),
           nets.usersOf(l2.name()).stream().sorted().toList());
-      String fo = guest(f.awaitAgent(Duration.ofSeconds(90)), probe).stdoutText();
+      AgentClient fa = f.awaitAgent(Duration.ofSeconds(90));
+      String fo = guest(fa, probe).stdoutText();
       String oo = guest(o.awaitAgent(Duration.ofSeconds(90)), probe).stdoutText();
+      String po = guest(p.awaitAgent(Duration.ofSeconds(90)), probe).stdoutText();
+      String so = guest(fa, spoof).stdoutText();
       System.out.println(
-          "filtered VM: " + fo.replace('\n', ' ') + "| open VM: " + oo.replace('\n', ' '));
+          "filtered VM: "
+              + fo.replace('\n', ' ')
+              + "| open VM: "
+              + oo.replace('\n', ' ')
+              + "| defaults VM: "
+              + po.replace('\n', ' ')
+              + "| spoofing: "
+              + so.trim());
       assertTrue(
           fo.startsWith("10.213.77."),
           "the guest got its address from the namespace's DHCP server: "
@@ -250,8 +291,16 @@ class NetworkIT extends RealLibvirtTest {
           oo.contains("80:open") && oo.contains("8080:open"),
           "without the filter both work: " + oo);
       assertNotEquals(fo.lines().findFirst(), oo.lines().findFirst(), "two addresses");
+      assertTrue(
+          po.contains("80:blocked") && po.contains("8080:blocked"),
+          "the default allow-list (port 80 to any destination) does not reach a private address: "
+              + po);
+      assertTrue(
+          so.contains("spoofed:blocked"),
+          "clean-traffic drops packets from an address the guest was not given: " + so);
     }
     assertTrue(nets.removeIfUnused(only80.name()));
+    assertTrue(nets.removeIfUnused(defaults.name()));
     assertTrue(nets.removeIfUnused(l2.name()), "unused now: removed");
   }
 }

@@ -2,6 +2,7 @@ package dev.agentvm.git;
 
 import dev.agentvm.internal.LogText;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,6 +21,32 @@ import org.jspecify.annotations.Nullable;
  */
 final class HostGit {
   private static final Duration TIMEOUT = Duration.ofMinutes(5);
+
+  private static final String GIT = "git";
+
+  /** Bytes of a git command's stdout read back; more is an error. */
+  static final long MAX_STDOUT = 1L << 20;
+
+  /** Bytes of a git command's stderr read back (a diagnostic: more is cut). */
+  static final int MAX_STDERR = 64 << 10;
+
+  /** Bytes of stderr git may write to its temporary file before it is stopped. */
+  private static final long STDERR_ON_DISK = 8L << 20;
+
+  /**
+   * On every command: no automatic gc or maintenance in the user's repository, and no hook of the
+   * repository runs (the data is the guest's).
+   */
+  private static final List<String> FIXED_OPTIONS =
+      List.of(
+          "-c",
+          "gc.auto=0",
+          "-c",
+          "maintenance.auto=false",
+          "-c",
+          "core.hooksPath=/dev/null",
+          "-c",
+          "core.fsmonitor=false");
 
   /**
    * A full object id (SHA-1 or SHA-256), lower-case hex: never an option, never a rev expression.
@@ -204,14 +231,35 @@ final class HostGit {
   }
 
   static Out git(Path dir, Map<String, String> env, String... args) throws IOException {
-    List<String> cmd = new ArrayList<>(List.of("git"));
+    return run(GIT, TIMEOUT, MAX_STDOUT, dir, env, args);
+  }
+
+  /**
+   * Runs {@code gitBinary} with the fixed options and the scrubbed environment (see {@link
+   * #environment}), {@code env} on top. Output goes to temporary files, never to a pipe that could
+   * fill; the wait has a deadline; stdout beyond {@code maxStdout} bytes is an error, stderr is
+   * truncated to {@link #MAX_STDERR} bytes (it is only ever a diagnostic).
+   */
+  static Out run(
+      String gitBinary,
+      Duration timeout,
+      long maxStdout,
+      Path dir,
+      Map<String, String> env,
+      String... args)
+      throws IOException {
+    List<String> cmd = new ArrayList<>(List.of(gitBinary));
+    cmd.addAll(FIXED_OPTIONS);
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile());
-    pb.environment().put("GIT_TERMINAL_PROMPT", "0");
-    pb.environment().put("LC_ALL", "C");
+    pb.environment().clear();
+    pb.environment().putAll(environment());
     pb.environment().putAll(env);
+    String what = "git " + (args.length > 0 ? args[0] : "");
+    Path out = Files.createTempFile("agentvm-git-", ".out");
     Path err = Files.createTempFile("agentvm-git-", ".err");
     try {
+      pb.redirectOutput(out.toFile());
       pb.redirectError(err.toFile());
       Process p;
       try {
@@ -219,21 +267,79 @@ final class HostGit {
       } catch (IOException e) {
         throw new GitCommandException("cannot run git (is it installed?): " + e.getMessage());
       }
-      p.getOutputStream().close();
-      byte[] out = p.getInputStream().readAllBytes();
-      if (!p.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-        p.destroyForcibly();
-        throw new GitCommandException("git " + args[0] + " did not finish in " + TIMEOUT);
+      try {
+        p.getOutputStream().close();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        long step = 2;
+        while (!p.waitFor(step, TimeUnit.MILLISECONDS)) {
+          step = Math.min(step * 2, 100);
+          if (Files.size(out) > maxStdout || Files.size(err) > STDERR_ON_DISK) {
+            kill(p);
+            throw new GitCommandException(
+                what + " wrote more output than the limit (" + maxStdout + " bytes); stopped");
+          }
+          if (System.nanoTime() - deadline > 0) {
+            kill(p);
+            throw new GitCommandException(what + " did not finish in " + timeout + "; killed");
+          }
+        }
+      } catch (InterruptedException e) {
+        kill(p);
+        Thread.currentThread().interrupt();
+        throw new GitCommandException("interrupted while running " + what);
       }
-      return new Out(
-          p.exitValue(),
-          new String(out, StandardCharsets.UTF_8),
-          Files.readString(err, StandardCharsets.UTF_8));
+      if (Files.size(out) > maxStdout) {
+        throw new GitCommandException(
+            what + " wrote more output than the limit (" + maxStdout + " bytes)");
+      }
+      return new Out(p.exitValue(), readHead(out, maxStdout), readHead(err, MAX_STDERR));
+    } finally {
+      Files.deleteIfExists(out);
+      Files.deleteIfExists(err);
+    }
+  }
+
+  /**
+   * What git gets as its environment: nothing inherited but {@code PATH}. {@code HOME} names a
+   * directory that does not exist and {@code GIT_CONFIG_GLOBAL}/{@code GIT_CONFIG_NOSYSTEM} turn
+   * off the global and system configuration: the plumbing used here needs no user setting, and none
+   * (nor an inherited {@code GIT_DIR}, {@code GIT_CONFIG_*}, {@code GIT_OBJECT_DIRECTORY}...) may
+   * redirect it or weaken its checks. The repository's own configuration still applies.
+   */
+  static Map<String, String> environment() {
+    String path = System.getenv("PATH");
+    return Map.of(
+        "PATH",
+        path == null || path.isEmpty() ? "/usr/local/bin:/usr/bin:/bin" : path,
+        "HOME",
+        "/nonexistent/agent-vm-git-home",
+        "GIT_CONFIG_NOSYSTEM",
+        "1",
+        "GIT_CONFIG_GLOBAL",
+        "/dev/null",
+        "GIT_TERMINAL_PROMPT",
+        "0",
+        "LC_ALL",
+        "C");
+  }
+
+  /** Stops git and everything it started, and waits (bounded) for it to go. */
+  private static void kill(Process p) {
+    p.descendants().forEach(ProcessHandle::destroyForcibly);
+    p.destroyForcibly();
+    try {
+      p.waitFor(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new GitCommandException("interrupted while running git " + args[0]);
-    } finally {
-      Files.deleteIfExists(err);
+    }
+  }
+
+  /** At most {@code max} bytes of {@code file}, as text, marked when cut. */
+  private static String readHead(Path file, long max) throws IOException {
+    try (InputStream in = Files.newInputStream(file)) {
+      byte[] b = in.readNBytes((int) Math.min(max, Integer.MAX_VALUE - 8));
+      String s = new String(b, StandardCharsets.UTF_8);
+      return in.read() >= 0 ? s + "...[truncated]" : s;
     }
   }
 }

@@ -75,6 +75,9 @@ public final class GitTaskRunner implements AutoCloseable {
   private static final String OUT = ".agentvm-git";
   private static final Map<Path, Object> REPO_LOCKS = new ConcurrentHashMap<>();
 
+  /** Default limit of the guest's result bundle. */
+  public static final long DEFAULT_MAX_BUNDLE_BYTES = 256L << 20;
+
   private final AgentExecutor executor;
   private final @Nullable LibvirtConnection conn; // these three only with slots()
   private final @Nullable VMTemplate slotTemplate;
@@ -86,6 +89,7 @@ public final class GitTaskRunner implements AutoCloseable {
   private final ExecutorService tasks;
   private final ExecutorService events;
   private final String script;
+  private final long maxBundleBytes;
 
   private GitTaskRunner(Builder b) {
     this.executor = b.executor;
@@ -96,6 +100,7 @@ public final class GitTaskRunner implements AutoCloseable {
     this.audit = b.audit;
     this.listeners = List.copyOf(b.listeners);
     this.workRoot = b.workRoot;
+    this.maxBundleBytes = b.maxBundleBytes;
     this.tasks =
         Executors.newFixedThreadPool(b.parallelism, Threads.namedDaemons("agentvm-git-task"));
     this.events = Executors.newSingleThreadExecutor(Threads.namedDaemons("agentvm-git-events"));
@@ -201,7 +206,7 @@ public final class GitTaskRunner implements AutoCloseable {
       task.secretEnv().forEach(req::secretEnv);
       task.files().forEach(req::input);
       ExecutionResult r = execute(task, req.build());
-      return collect(task, git, base, r, scratch.resolve("out").resolve(OUT), t0);
+      return collect(task, git, base, r, scratch, t0);
     } finally {
       try {
         Trees.delete(scratch);
@@ -263,7 +268,8 @@ public final class GitTaskRunner implements AutoCloseable {
   }
 
   private GitTaskResult collect(
-      GitTask task, HostGit git, String base, ExecutionResult r, Path out, long t0) {
+      GitTask task, HostGit git, String base, ExecutionResult r, Path scratch, long t0) {
+    Path out = scratch.resolve("out").resolve(OUT);
     String stdout = redact(task, r.stdoutText());
     String stderr = redact(task, r.stderrText());
     if (r.state() == TaskState.TIMED_OUT) {
@@ -336,7 +342,7 @@ public final class GitTaskRunner implements AutoCloseable {
     }
     synchronized (REPO_LOCKS.computeIfAbsent(git.commonDir(), k -> new Object())) {
       try {
-        String agentCommit = git.fetchBundle(out.resolve("result.bundle"));
+        String agentCommit = git.fetchBundle(out.resolve("result.bundle"), scratch, maxBundleBytes);
         if (!agentCommit.equals(head)) {
           throw fail(
               task,
@@ -541,6 +547,7 @@ public final class GitTaskRunner implements AutoCloseable {
     private final List<GitTaskListener> listeners = new ArrayList<>();
     private Path workRoot = AgentVmPaths.stateRoot().resolve("git-tasks");
     private int parallelism = 4;
+    private long maxBundleBytes = DEFAULT_MAX_BUNDLE_BYTES;
 
     private Builder(AgentExecutor executor) {
       this.executor = Objects.requireNonNull(executor, "executor");
@@ -586,6 +593,18 @@ public final class GitTaskRunner implements AutoCloseable {
         throw new IllegalArgumentException("parallelism must be >= 1");
       }
       this.parallelism = n;
+      return this;
+    }
+
+    /**
+     * The largest result bundle taken from a guest (default {@link
+     * GitTaskRunner#DEFAULT_MAX_BUNDLE_BYTES}); a larger one fails the task before git reads it.
+     */
+    public Builder maxBundleBytes(long bytes) {
+      if (bytes < 1) {
+        throw new IllegalArgumentException("maxBundleBytes must be >= 1");
+      }
+      this.maxBundleBytes = bytes;
       return this;
     }
 

@@ -1,11 +1,14 @@
 package dev.agentvm.git;
 
 import dev.agentvm.internal.LogText;
+import dev.agentvm.internal.Trees;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -52,6 +55,11 @@ final class HostGit {
    * A full object id (SHA-1 or SHA-256), lower-case hex: never an option, never a rev expression.
    */
   private static final Pattern OBJECT_ID = Pattern.compile("[0-9a-f]{40}|[0-9a-f]{64}");
+
+  /** Refs listed from a guest's bundle at most (it must have exactly one). */
+  static final int MAX_BUNDLE_REFS = 16;
+
+  private static final String RESULT_REF = "refs/agentvm/result";
 
   /** The result of one git command. */
   record Out(int exit, String stdout, String stderr) {}
@@ -129,15 +137,52 @@ final class HostGit {
   }
 
   /**
-   * Fetches the objects of a bundle the guest made, each checked ({@code transfer.fsckObjects}),
-   * and returns the commit its one ref names. No ref of the host is written.
+   * Brings the objects of a bundle the guest made into the host repository, each one checked, and
+   * returns the commit its one ref names. No ref of the host is written.
+   *
+   * <p>{@code git fetch <bundle>} does not check a bundle's objects before git 2.46 (Debian 12 has
+   * 2.39), even with {@code transfer.fsckObjects}; a failed check also leaves the pack's temporary
+   * file behind in the receiving repository. So the objects pass through two throwaway repositories
+   * in {@code scratch}, both borrowing the host's objects (alternates, read only): the bundle is
+   * unbundled into the first, unchecked; the second fetches from the first over {@code file://}
+   * with {@code fetch.fsckObjects}, which does check each object (a {@code .git} tree entry, a bad
+   * {@code .gitmodules}...); only then does the host repository fetch from the second, checked
+   * again. Both are deleted before this returns; a rejected bundle leaves nothing in the host
+   * repository.
+   *
+   * @throws GitCommandException when the bundle is larger than {@code maxBytes}, has other refs
+   *     than the one expected, or an object fails the checks
    */
-  String fetchBundle(Path bundle) throws IOException {
-    String heads = ok("bundle", "list-heads", bundle.toString());
-    List<String> lines = heads.lines().filter(l -> !l.isBlank()).toList();
+  String fetchBundle(Path bundle, Path scratch, long maxBytes) throws IOException {
+    BasicFileAttributes a;
+    try {
+      a = Files.readAttributes(bundle, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+    } catch (IOException e) {
+      throw new GitCommandException("the guest made no result bundle");
+    }
+    if (!a.isRegularFile()) {
+      throw new GitCommandException("the guest's result bundle is not a regular file");
+    }
+    if (a.size() > maxBytes) {
+      throw new GitCommandException(
+          "the guest's result bundle has "
+              + a.size()
+              + " bytes, more than the limit of "
+              + maxBytes
+              + " (GitTaskRunner.Builder.maxBundleBytes)");
+    }
+    Out listed = git(repo, Map.of(), "bundle", "list-heads", bundle.toString());
+    if (listed.exit() != 0) {
+      throw new GitCommandException(
+          "the guest's bundle is not a bundle: " + LogText.clean(listed.stderr().trim()));
+    }
+    String heads = listed.stdout();
+    List<String> lines = heads.lines().filter(l -> !l.isBlank()).limit(MAX_BUNDLE_REFS).toList();
     if (lines.size() != 1 || !lines.get(0).endsWith(" refs/agentvm/result")) {
       throw new GitCommandException(
-          "the guest's bundle has unexpected refs: " + LogText.clean(heads.trim()));
+          "the guest's bundle has unexpected refs: "
+              + LogText.clean(String.join("\n", lines))
+              + (lines.size() == MAX_BUNDLE_REFS ? " ..." : ""));
     }
     String line = lines.get(0);
     String sha = line.substring(0, line.indexOf(' '));
@@ -147,17 +192,60 @@ final class HostGit {
       throw new GitCommandException(
           "the guest's bundle names no plain object id: " + LogText.clean(line));
     }
-    ok(
+    Path quarantine = Files.createTempDirectory(scratch, "quarantine-");
+    try {
+      Path raw = borrowing(quarantine, "unbundled.git");
+      Out u = git(raw, Map.of(), "bundle", "unbundle", bundle.toString());
+      if (u.exit() != 0) {
+        throw new GitCommandException(
+            "the guest's bundle cannot be unpacked: " + LogText.clean(u.stderr().trim()));
+      }
+      ok(raw, "update-ref", RESULT_REF, sha);
+      Path checked = borrowing(quarantine, "checked.git");
+      Out f = checkedFetch(checked, raw, RESULT_REF + ":" + RESULT_REF);
+      if (f.exit() != 0) {
+        throw new GitCommandException(
+            "the guest's objects fail git's checks, nothing was imported: "
+                + LogText.clean(f.stderr().trim()));
+      }
+      Out h = checkedFetch(repo, checked, RESULT_REF);
+      if (h.exit() != 0) {
+        throw new GitCommandException(
+            "fetching the checked objects failed: " + LogText.clean(h.stderr().trim()));
+      }
+    } finally {
+      Trees.delete(quarantine);
+    }
+    ok("cat-file", "-e", sha + "^{commit}");
+    return sha;
+  }
+
+  /** A new bare repository {@code parent/name} that borrows the host's objects (read only). */
+  private Path borrowing(Path parent, String name) throws IOException {
+    Path dir = parent.resolve(name);
+    ok(parent, "init", "-q", "--bare", dir.toString());
+    Files.writeString(dir.resolve("objects/info/alternates"), commonDir.resolve("objects") + "\n");
+    return dir;
+  }
+
+  /** A fetch into {@code into} from the repository {@code from}, every object checked. */
+  private static Out checkedFetch(Path into, Path from, String refspec) throws IOException {
+    return git(
+        into,
+        Map.of(),
         "-c",
         "transfer.fsckObjects=true",
+        "-c",
+        "fetch.fsckObjects=true",
+        "-c",
+        "protocol.file.allow=always",
         "fetch",
         "-q",
         "--no-tags",
         "--no-write-fetch-head",
-        bundle.toString(),
-        "refs/agentvm/result");
-    ok("cat-file", "-e", sha + "^{commit}");
-    return sha;
+        "--no-recurse-submodules",
+        from.toUri().toString(),
+        refspec);
   }
 
   boolean isAncestor(String older, String newer) throws IOException {

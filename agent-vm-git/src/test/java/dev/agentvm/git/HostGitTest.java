@@ -1,17 +1,23 @@
 package dev.agentvm.git;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -102,5 +108,160 @@ class HostGitTest {
           "config from elsewhere: " + line);
     }
     assertTrue(cfg.stdout().contains("core.hookspath=/dev/null"), cfg.stdout());
+  }
+
+  // -- a hostile bundle --
+
+  private static String git(Path dir, String... args) throws IOException {
+    HostGit.Out o = HostGit.git(dir, Map.of(), args);
+    if (o.exit() != 0) {
+      throw new IOException("git " + Arrays.toString(args) + ": " + o.stderr());
+    }
+    return o.stdout().trim();
+  }
+
+  /** git with {@code input} on its stdin (HostGit's runner gives git none). */
+  private static String gitIn(Path dir, String input, String... args) throws IOException {
+    Path f = dir.resolve("../stdin-" + System.nanoTime()).normalize();
+    Files.writeString(f, input);
+    try {
+      List<String> cmd = Stream.concat(Stream.of("git"), Arrays.stream(args)).toList();
+      Process p =
+          new ProcessBuilder(cmd)
+              .directory(dir.toFile())
+              .redirectInput(f.toFile())
+              .redirectError(ProcessBuilder.Redirect.DISCARD)
+              .start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+      assertEquals(0, p.waitFor(), "git " + cmd);
+      return out;
+    } catch (InterruptedException e) {
+      throw new IOException(e);
+    } finally {
+      Files.delete(f);
+    }
+  }
+
+  private static final String[] WHO = {"-c", "user.name=t", "-c", "user.email=t@t"};
+
+  private static String commit(Path repo, String tree, String parent, String msg)
+      throws IOException {
+    String[] args =
+        Stream.concat(Arrays.stream(WHO), Stream.of("commit-tree", tree, "-p", parent, "-m", msg))
+            .toArray(String[]::new);
+    return git(repo, args);
+  }
+
+  /** The host's repository and a clone standing for the guest's. */
+  private record Repos(Path user, Path guest, String base) {}
+
+  private Repos repos() throws IOException {
+    Path user = tmp.resolve("user");
+    Files.createDirectories(user);
+    git(user, "init", "-q", "-b", "main");
+    Files.writeString(user.resolve("a.txt"), "a\n");
+    git(user, "add", "a.txt");
+    String[] c =
+        Stream.concat(Arrays.stream(WHO), Stream.of("commit", "-q", "-m", "init"))
+            .toArray(String[]::new);
+    git(user, c);
+    Path guest = tmp.resolve("guest");
+    git(tmp, "clone", "-q", user.toString(), guest.toString());
+    return new Repos(user, guest, git(user, "rev-parse", "HEAD"));
+  }
+
+  private Path bundle(Repos r, String commit, String name) throws IOException {
+    git(r.guest(), "update-ref", "refs/agentvm/result", commit);
+    Path b = tmp.resolve(name);
+    git(r.guest(), "bundle", "create", "-q", b.toString(), r.base() + "..refs/agentvm/result");
+    return b;
+  }
+
+  private static List<String> objectFiles(Path repo) throws IOException {
+    try (Stream<Path> s = Files.walk(repo.resolve(".git/objects"))) {
+      return s.filter(Files::isRegularFile)
+          .map(p -> repo.relativize(p).toString())
+          .filter(p -> !p.contains("/info/"))
+          .sorted()
+          .toList();
+    }
+  }
+
+  private static List<Path> entries(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.toList();
+    }
+  }
+
+  @Test
+  void aBundleWithADotGitTreeEntryIsRejectedAndLeavesNothingInTheRepository() throws IOException {
+    Repos r = repos();
+    // what an agent can do in the guest: a tree with a ".git" entry, made with plumbing
+    String blob = gitIn(r.guest(), "evil hook\n", "hash-object", "-w", "--stdin");
+    String tree = gitIn(r.guest(), "100644 blob " + blob + "\t.git\n", "mktree");
+    String evil = commit(r.guest(), tree, r.base(), "evil");
+    Path b = bundle(r, evil, "evil.bundle");
+    List<String> before = objectFiles(r.user());
+    Path scratch = Files.createDirectories(tmp.resolve("scratch"));
+    HostGit host = HostGit.open(r.user());
+    HostGit.GitCommandException e =
+        assertThrows(
+            HostGit.GitCommandException.class, () -> host.fetchBundle(b, scratch, 1L << 20));
+    assertTrue(e.getMessage().contains("fail git's checks"), e.getMessage());
+    assertTrue(e.getMessage().contains("hasDotgit"), e.getMessage());
+    assertEquals(before, objectFiles(r.user()), "objects or pack leftovers added");
+    assertNotEquals(0, HostGit.git(r.user(), Map.of(), "cat-file", "-e", evil).exit());
+    assertNotEquals(0, HostGit.git(r.user(), Map.of(), "cat-file", "-e", blob).exit());
+    assertEquals(List.of(), entries(scratch), "quarantine left behind");
+  }
+
+  @Test
+  void aGoodBundleArrivesWithoutARefAndLimitsAreChecked() throws IOException {
+    Repos r = repos();
+    Files.writeString(r.guest().resolve("b.txt"), "b\n");
+    git(r.guest(), "add", "b.txt");
+    String[] c =
+        Stream.concat(Arrays.stream(WHO), Stream.of("commit", "-q", "-m", "b"))
+            .toArray(String[]::new);
+    git(r.guest(), c);
+    String good = git(r.guest(), "rev-parse", "HEAD");
+    Path b = bundle(r, good, "good.bundle");
+    Path scratch = Files.createDirectories(tmp.resolve("scratch"));
+    HostGit host = HostGit.open(r.user());
+    String refsBefore = git(r.user(), "for-each-ref");
+
+    HostGit.GitCommandException tooBig =
+        assertThrows(
+            HostGit.GitCommandException.class,
+            () -> host.fetchBundle(b, scratch, Files.size(b) - 1));
+    assertTrue(tooBig.getMessage().contains("more than the limit"), tooBig.getMessage());
+    assertNotEquals(0, HostGit.git(r.user(), Map.of(), "cat-file", "-e", good).exit());
+
+    assertEquals(good, host.fetchBundle(b, scratch, 1L << 20));
+    assertEquals(0, HostGit.git(r.user(), Map.of(), "cat-file", "-e", good).exit());
+    assertEquals(refsBefore, git(r.user(), "for-each-ref"), "a ref was written");
+    assertEquals(List.of(), entries(scratch), "quarantine left behind");
+
+    // two refs: refused before any object is read
+    git(r.guest(), "update-ref", "refs/heads/other", good);
+    Path two = tmp.resolve("two.bundle");
+    git(
+        r.guest(),
+        "bundle",
+        "create",
+        "-q",
+        two.toString(),
+        "refs/agentvm/result",
+        "refs/heads/other");
+    HostGit.GitCommandException refs =
+        assertThrows(
+            HostGit.GitCommandException.class, () -> host.fetchBundle(two, scratch, 1L << 20));
+    assertTrue(refs.getMessage().contains("unexpected refs"), refs.getMessage());
+    // not a bundle at all
+    Path junk = tmp.resolve("junk.bundle");
+    Files.write(junk, "x".repeat(100).getBytes(StandardCharsets.UTF_8));
+    assertThrows(
+        HostGit.GitCommandException.class, () -> host.fetchBundle(junk, scratch, 1L << 20));
+    assertFalse(Files.exists(scratch.resolve("x")));
   }
 }

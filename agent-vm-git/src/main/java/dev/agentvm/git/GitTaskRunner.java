@@ -27,7 +27,9 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -77,6 +79,15 @@ public final class GitTaskRunner implements AutoCloseable {
 
   /** Default limit of the guest's result bundle. */
   public static final long DEFAULT_MAX_BUNDLE_BYTES = 256L << 20;
+
+  /** Bytes of a guest file holding one object id ({@code head}) or a number or word. */
+  static final int MAX_SMALL_FILE = 128;
+
+  /** Bytes of the guest's {@code step} file kept (a diagnostic: more is cut). */
+  static final int MAX_STEP_FILE = 4096;
+
+  /** Bytes of the guest's {@code uncommitted.patch}; a larger one fails the task. */
+  static final int MAX_PATCH_FILE = 16 << 20;
 
   private final AgentExecutor executor;
   private final @Nullable LibvirtConnection conn; // these three only with slots()
@@ -275,7 +286,7 @@ public final class GitTaskRunner implements AutoCloseable {
     if (r.state() == TaskState.TIMED_OUT) {
       throw fail(task, Reason.TIMED_OUT, "the guest ran out of time (" + r.runTime() + ")");
     }
-    String step = read(out.resolve("step"));
+    String step = guestText(task, out, "step", MAX_STEP_FILE, true);
     if (r.exitCode() != 0) {
       throw fail(
           task,
@@ -287,12 +298,15 @@ public final class GitTaskRunner implements AutoCloseable {
               + ": "
               + tail(stderr));
     }
-    String patch = readRedacted(task, out.resolve("uncommitted.patch"));
-    String dirty = read(out.resolve("dirty"));
-    int agentExit = (int) parseLong(read(out.resolve("agent-exit")), -1);
+    String patch = guestText(task, out, "uncommitted.patch", MAX_PATCH_FILE, false);
+    if (patch != null) {
+      patch = redact(task, patch);
+    }
+    String dirty = guestText(task, out, "dirty", MAX_SMALL_FILE, false);
+    int agentExit = (int) parseLong(guestText(task, out, "agent-exit", MAX_SMALL_FILE, false), -1);
     // busybox timeout exits 137 after its KILL (128 + 9); a KILL from elsewhere (the guest's OOM
     // killer) also gives 137, but sooner
-    long secs = parseLong(read(out.resolve("agent-secs")), -1);
+    long secs = parseLong(guestText(task, out, "agent-secs", MAX_SMALL_FILE, false), -1);
     if (agentExit == 137 && secs >= task.timeout().toSeconds() - 1) {
       throw fail(
           task,
@@ -318,7 +332,7 @@ public final class GitTaskRunner implements AutoCloseable {
           patch,
           null);
     }
-    String head = read(out.resolve("head"));
+    String head = guestText(task, out, "head", MAX_SMALL_FILE, false);
     if (head == null) {
       throw fail(task, Reason.EXECUTION, "the guest reported no head commit");
     }
@@ -462,19 +476,32 @@ public final class GitTaskRunner implements AutoCloseable {
     return t.length() > 2000 ? "..." + t.substring(t.length() - 2000) : t;
   }
 
-  private static @Nullable String read(Path p) {
+  /**
+   * The text of the guest-written control file {@code name} in {@code dir}, trimmed, or null if
+   * there is none (or it is not a regular file). At most {@code max} bytes are read: beyond that
+   * the text is cut ({@code truncate}, for diagnostics) or the task fails.
+   */
+  static @Nullable String guestText(
+      GitTask task, Path dir, String name, int max, boolean truncate) {
+    Path p = dir.resolve(name);
     try {
-      return Files.isRegularFile(p) ? Files.readString(p, StandardCharsets.UTF_8).trim() : null;
-    } catch (IOException e) {
-      return null;
-    }
-  }
-
-  private static @Nullable String readRedacted(GitTask task, Path p) {
-    try {
-      return Files.isRegularFile(p)
-          ? redact(task, new String(Files.readAllBytes(p), StandardCharsets.UTF_8))
-          : null;
+      BasicFileAttributes a =
+          Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+      if (!a.isRegularFile()) {
+        return null;
+      }
+      try (InputStream in = Files.newInputStream(p, LinkOption.NOFOLLOW_LINKS)) {
+        byte[] b = in.readNBytes(max);
+        boolean more = in.read() >= 0;
+        if (more && !truncate) {
+          throw fail(
+              task,
+              Reason.EXECUTION,
+              "the guest's " + name + " has more than " + max + " bytes; nothing was brought back");
+        }
+        String s = new String(b, StandardCharsets.UTF_8).trim();
+        return more ? s + "...[truncated]" : s;
+      }
     } catch (IOException e) {
       return null;
     }

@@ -3,6 +3,7 @@ package dev.agentvm.git;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -263,5 +264,24 @@ class HostGitTest {
     assertThrows(
         HostGit.GitCommandException.class, () -> host.fetchBundle(junk, scratch, 1L << 20));
     assertFalse(Files.exists(scratch.resolve("x")));
+  }
+
+  @Test
+  void guestControlFilesAreReadWithABound() throws IOException {
+    GitTask task = GitTask.builder(tmp, "main").command("true").build();
+    Path out = Files.createDirectories(tmp.resolve("out"));
+    Files.writeString(out.resolve("head"), "a".repeat(40) + "\n");
+    assertEquals("a".repeat(40), GitTaskRunner.guestText(task, out, "head", 128, false));
+    Files.writeString(out.resolve("head"), "a".repeat(1000));
+    GitTaskException e =
+        assertThrows(
+            GitTaskException.class, () -> GitTaskRunner.guestText(task, out, "head", 128, false));
+    assertTrue(e.getMessage().contains("more than 128 bytes"), e.getMessage());
+    Files.writeString(out.resolve("step"), "s".repeat(10_000));
+    String step = GitTaskRunner.guestText(task, out, "step", 4096, true);
+    assertTrue(step != null && step.length() < 4200 && step.endsWith("[truncated]"));
+    assertNull(GitTaskRunner.guestText(task, out, "absent", 128, false));
+    Files.createSymbolicLink(out.resolve("link"), out.resolve("head"));
+    assertNull(GitTaskRunner.guestText(task, out, "link", 4096, false), "a link is not followed");
   }
 }

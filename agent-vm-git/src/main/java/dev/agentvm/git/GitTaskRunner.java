@@ -354,18 +354,28 @@ public final class GitTaskRunner implements AutoCloseable {
           r.vm(),
           took);
     }
+    // the slow part, outside the lock: objects are checked and added (no ref is written, and
+    // concurrent fetches into one repository are safe)
+    String agentCommit;
+    try {
+      agentCommit = git.fetchBundle(out.resolve("result.bundle"), scratch, maxBundleBytes);
+    } catch (IOException e) {
+      throw fail(
+          task,
+          Reason.EXECUTION,
+          "bringing the work back failed: " + redact(task, String.valueOf(e.getMessage())),
+          null,
+          e);
+    }
+    if (!agentCommit.equals(head)) {
+      throw fail(
+          task,
+          Reason.EXECUTION,
+          "the bundle's commit " + agentCommit + " is not the guest's head " + LogText.clean(head));
+    }
+    // under the lock only what must be atomic: reading the tip, deciding, moving the ref
     synchronized (REPO_LOCKS.computeIfAbsent(git.commonDir(), k -> new Object())) {
       try {
-        String agentCommit = git.fetchBundle(out.resolve("result.bundle"), scratch, maxBundleBytes);
-        if (!agentCommit.equals(head)) {
-          throw fail(
-              task,
-              Reason.EXECUTION,
-              "the bundle's commit "
-                  + agentCommit
-                  + " is not the guest's head "
-                  + LogText.clean(head));
-        }
         String tip = git.branchTip(task.branch());
         GitTaskResult.Outcome outcome;
         String now;

@@ -286,7 +286,7 @@ public final class GitTaskRunner implements AutoCloseable {
     if (r.state() == TaskState.TIMED_OUT) {
       throw fail(task, Reason.TIMED_OUT, "the guest ran out of time (" + r.runTime() + ")");
     }
-    String step = guestText(task, out, "step", MAX_STEP_FILE, true);
+    String step = guestLine(task, out, "step", MAX_STEP_FILE, true);
     if (r.exitCode() != 0) {
       throw fail(
           task,
@@ -302,11 +302,11 @@ public final class GitTaskRunner implements AutoCloseable {
     if (patch != null) {
       patch = redact(task, patch);
     }
-    String dirty = guestText(task, out, "dirty", MAX_SMALL_FILE, false);
-    int agentExit = (int) parseLong(guestText(task, out, "agent-exit", MAX_SMALL_FILE, false), -1);
+    String dirty = guestLine(task, out, "dirty", MAX_SMALL_FILE, false);
+    int agentExit = (int) parseLong(guestLine(task, out, "agent-exit", MAX_SMALL_FILE, false), -1);
     // busybox timeout exits 137 after its KILL (128 + 9); a KILL from elsewhere (the guest's OOM
     // killer) also gives 137, but sooner
-    long secs = parseLong(guestText(task, out, "agent-secs", MAX_SMALL_FILE, false), -1);
+    long secs = parseLong(guestLine(task, out, "agent-secs", MAX_SMALL_FILE, false), -1);
     if (agentExit == 137 && secs >= task.timeout().toSeconds() - 1) {
       throw fail(
           task,
@@ -332,7 +332,7 @@ public final class GitTaskRunner implements AutoCloseable {
           patch,
           null);
     }
-    String head = guestText(task, out, "head", MAX_SMALL_FILE, false);
+    String head = guestLine(task, out, "head", MAX_SMALL_FILE, false);
     if (head == null) {
       throw fail(task, Reason.EXECUTION, "the guest reported no head commit");
     }
@@ -487,10 +487,18 @@ public final class GitTaskRunner implements AutoCloseable {
   }
 
   /**
-   * The text of the guest-written control file {@code name} in {@code dir}, trimmed, or null if
-   * there is none (or it is not a regular file). At most {@code max} bytes are read: beyond that
-   * the text is cut ({@code truncate}, for diagnostics) or the task fails.
+   * The text of the guest-written control file {@code name} in {@code dir} (as is: a patch keeps
+   * its last newline), or null if there is none (or it is not a regular file). At most {@code max}
+   * bytes are read: beyond that the text is cut ({@code truncate}, for diagnostics) or the task
+   * fails.
    */
+  /** {@link #guestText}, trimmed: a word, a number or an object id. */
+  static @Nullable String guestLine(
+      GitTask task, Path dir, String name, int max, boolean truncate) {
+    String s = guestText(task, dir, name, max, truncate);
+    return s == null ? null : s.trim();
+  }
+
   static @Nullable String guestText(
       GitTask task, Path dir, String name, int max, boolean truncate) {
     Path p = dir.resolve(name);
@@ -509,7 +517,7 @@ public final class GitTaskRunner implements AutoCloseable {
               Reason.EXECUTION,
               "the guest's " + name + " has more than " + max + " bytes; nothing was brought back");
         }
-        String s = new String(b, StandardCharsets.UTF_8).trim();
+        String s = new String(b, StandardCharsets.UTF_8);
         return more ? s + "...[truncated]" : s;
       }
     } catch (IOException e) {

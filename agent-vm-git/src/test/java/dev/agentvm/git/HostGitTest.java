@@ -271,16 +271,19 @@ class HostGitTest {
     GitTask task = GitTask.builder(tmp, "main").command("true").build();
     Path out = Files.createDirectories(tmp.resolve("out"));
     Files.writeString(out.resolve("head"), "a".repeat(40) + "\n");
-    assertEquals("a".repeat(40), GitTaskRunner.guestText(task, out, "head", 128, false));
+    assertEquals("a".repeat(40), GitTaskRunner.guestLine(task, out, "head", 128, false));
     Files.writeString(out.resolve("head"), "a".repeat(1000));
     GitTaskException e =
         assertThrows(
-            GitTaskException.class, () -> GitTaskRunner.guestText(task, out, "head", 128, false));
+            GitTaskException.class, () -> GitTaskRunner.guestLine(task, out, "head", 128, false));
     assertTrue(e.getMessage().contains("more than 128 bytes"), e.getMessage());
     Files.writeString(out.resolve("step"), "s".repeat(10_000));
-    String step = GitTaskRunner.guestText(task, out, "step", 4096, true);
+    String step = GitTaskRunner.guestLine(task, out, "step", 4096, true);
     assertTrue(step != null && step.length() < 4200 && step.endsWith("[truncated]"));
     assertNull(GitTaskRunner.guestText(task, out, "absent", 128, false));
+    // a patch keeps its last newline (git apply needs it)
+    Files.writeString(out.resolve("p"), "diff\n");
+    assertEquals("diff\n", GitTaskRunner.guestText(task, out, "p", 128, false));
     Files.createSymbolicLink(out.resolve("link"), out.resolve("head"));
     assertNull(GitTaskRunner.guestText(task, out, "link", 4096, false), "a link is not followed");
   }

@@ -27,7 +27,9 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -75,6 +77,18 @@ public final class GitTaskRunner implements AutoCloseable {
   private static final String OUT = ".agentvm-git";
   private static final Map<Path, Object> REPO_LOCKS = new ConcurrentHashMap<>();
 
+  /** Default limit of the guest's result bundle. */
+  public static final long DEFAULT_MAX_BUNDLE_BYTES = 256L << 20;
+
+  /** Bytes of a guest file holding one object id ({@code head}) or a number or word. */
+  static final int MAX_SMALL_FILE = 128;
+
+  /** Bytes of the guest's {@code step} file kept (a diagnostic: more is cut). */
+  static final int MAX_STEP_FILE = 4096;
+
+  /** Bytes of the guest's {@code uncommitted.patch}; a larger one fails the task. */
+  static final int MAX_PATCH_FILE = 16 << 20;
+
   private final AgentExecutor executor;
   private final @Nullable LibvirtConnection conn; // these three only with slots()
   private final @Nullable VMTemplate slotTemplate;
@@ -86,6 +100,7 @@ public final class GitTaskRunner implements AutoCloseable {
   private final ExecutorService tasks;
   private final ExecutorService events;
   private final String script;
+  private final long maxBundleBytes;
 
   private GitTaskRunner(Builder b) {
     this.executor = b.executor;
@@ -96,6 +111,7 @@ public final class GitTaskRunner implements AutoCloseable {
     this.audit = b.audit;
     this.listeners = List.copyOf(b.listeners);
     this.workRoot = b.workRoot;
+    this.maxBundleBytes = b.maxBundleBytes;
     this.tasks =
         Executors.newFixedThreadPool(b.parallelism, Threads.namedDaemons("agentvm-git-task"));
     this.events = Executors.newSingleThreadExecutor(Threads.namedDaemons("agentvm-git-events"));
@@ -201,7 +217,7 @@ public final class GitTaskRunner implements AutoCloseable {
       task.secretEnv().forEach(req::secretEnv);
       task.files().forEach(req::input);
       ExecutionResult r = execute(task, req.build());
-      return collect(task, git, base, r, scratch.resolve("out").resolve(OUT), t0);
+      return collect(task, git, base, r, scratch, t0);
     } finally {
       try {
         Trees.delete(scratch);
@@ -263,13 +279,14 @@ public final class GitTaskRunner implements AutoCloseable {
   }
 
   private GitTaskResult collect(
-      GitTask task, HostGit git, String base, ExecutionResult r, Path out, long t0) {
+      GitTask task, HostGit git, String base, ExecutionResult r, Path scratch, long t0) {
+    Path out = scratch.resolve("out").resolve(OUT);
     String stdout = redact(task, r.stdoutText());
     String stderr = redact(task, r.stderrText());
     if (r.state() == TaskState.TIMED_OUT) {
       throw fail(task, Reason.TIMED_OUT, "the guest ran out of time (" + r.runTime() + ")");
     }
-    String step = read(out.resolve("step"));
+    String step = guestLine(task, out, "step", MAX_STEP_FILE, true);
     if (r.exitCode() != 0) {
       throw fail(
           task,
@@ -281,12 +298,15 @@ public final class GitTaskRunner implements AutoCloseable {
               + ": "
               + tail(stderr));
     }
-    String patch = readRedacted(task, out.resolve("uncommitted.patch"));
-    String dirty = read(out.resolve("dirty"));
-    int agentExit = (int) parseLong(read(out.resolve("agent-exit")), -1);
+    String patch = guestText(task, out, "uncommitted.patch", MAX_PATCH_FILE, false);
+    if (patch != null) {
+      patch = redact(task, patch);
+    }
+    String dirty = guestLine(task, out, "dirty", MAX_SMALL_FILE, false);
+    int agentExit = (int) parseLong(guestLine(task, out, "agent-exit", MAX_SMALL_FILE, false), -1);
     // busybox timeout exits 137 after its KILL (128 + 9); a KILL from elsewhere (the guest's OOM
     // killer) also gives 137, but sooner
-    long secs = parseLong(read(out.resolve("agent-secs")), -1);
+    long secs = parseLong(guestLine(task, out, "agent-secs", MAX_SMALL_FILE, false), -1);
     if (agentExit == 137 && secs >= task.timeout().toSeconds() - 1) {
       throw fail(
           task,
@@ -312,7 +332,7 @@ public final class GitTaskRunner implements AutoCloseable {
           patch,
           null);
     }
-    String head = read(out.resolve("head"));
+    String head = guestLine(task, out, "head", MAX_SMALL_FILE, false);
     if (head == null) {
       throw fail(task, Reason.EXECUTION, "the guest reported no head commit");
     }
@@ -334,18 +354,28 @@ public final class GitTaskRunner implements AutoCloseable {
           r.vm(),
           took);
     }
+    // the slow part, outside the lock: objects are checked and added (no ref is written, and
+    // concurrent fetches into one repository are safe)
+    String agentCommit;
+    try {
+      agentCommit = git.fetchBundle(out.resolve("result.bundle"), scratch, maxBundleBytes);
+    } catch (IOException e) {
+      throw fail(
+          task,
+          Reason.EXECUTION,
+          "bringing the work back failed: " + redact(task, String.valueOf(e.getMessage())),
+          null,
+          e);
+    }
+    if (!agentCommit.equals(head)) {
+      throw fail(
+          task,
+          Reason.EXECUTION,
+          "the bundle's commit " + agentCommit + " is not the guest's head " + LogText.clean(head));
+    }
+    // under the lock only what must be atomic: reading the tip, deciding, moving the ref
     synchronized (REPO_LOCKS.computeIfAbsent(git.commonDir(), k -> new Object())) {
       try {
-        String agentCommit = git.fetchBundle(out.resolve("result.bundle"));
-        if (!agentCommit.equals(head)) {
-          throw fail(
-              task,
-              Reason.EXECUTION,
-              "the bundle's commit "
-                  + agentCommit
-                  + " is not the guest's head "
-                  + LogText.clean(head));
-        }
         String tip = git.branchTip(task.branch());
         GitTaskResult.Outcome outcome;
         String now;
@@ -456,19 +486,40 @@ public final class GitTaskRunner implements AutoCloseable {
     return t.length() > 2000 ? "..." + t.substring(t.length() - 2000) : t;
   }
 
-  private static @Nullable String read(Path p) {
-    try {
-      return Files.isRegularFile(p) ? Files.readString(p, StandardCharsets.UTF_8).trim() : null;
-    } catch (IOException e) {
-      return null;
-    }
+  /**
+   * The text of the guest-written control file {@code name} in {@code dir} (as is: a patch keeps
+   * its last newline), or null if there is none (or it is not a regular file). At most {@code max}
+   * bytes are read: beyond that the text is cut ({@code truncate}, for diagnostics) or the task
+   * fails.
+   */
+  /** {@link #guestText}, trimmed: a word, a number or an object id. */
+  static @Nullable String guestLine(
+      GitTask task, Path dir, String name, int max, boolean truncate) {
+    String s = guestText(task, dir, name, max, truncate);
+    return s == null ? null : s.trim();
   }
 
-  private static @Nullable String readRedacted(GitTask task, Path p) {
+  static @Nullable String guestText(
+      GitTask task, Path dir, String name, int max, boolean truncate) {
+    Path p = dir.resolve(name);
     try {
-      return Files.isRegularFile(p)
-          ? redact(task, new String(Files.readAllBytes(p), StandardCharsets.UTF_8))
-          : null;
+      BasicFileAttributes a =
+          Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+      if (!a.isRegularFile()) {
+        return null;
+      }
+      try (InputStream in = Files.newInputStream(p, LinkOption.NOFOLLOW_LINKS)) {
+        byte[] b = in.readNBytes(max);
+        boolean more = in.read() >= 0;
+        if (more && !truncate) {
+          throw fail(
+              task,
+              Reason.EXECUTION,
+              "the guest's " + name + " has more than " + max + " bytes; nothing was brought back");
+        }
+        String s = new String(b, StandardCharsets.UTF_8);
+        return more ? s + "...[truncated]" : s;
+      }
     } catch (IOException e) {
       return null;
     }
@@ -541,6 +592,7 @@ public final class GitTaskRunner implements AutoCloseable {
     private final List<GitTaskListener> listeners = new ArrayList<>();
     private Path workRoot = AgentVmPaths.stateRoot().resolve("git-tasks");
     private int parallelism = 4;
+    private long maxBundleBytes = DEFAULT_MAX_BUNDLE_BYTES;
 
     private Builder(AgentExecutor executor) {
       this.executor = Objects.requireNonNull(executor, "executor");
@@ -586,6 +638,18 @@ public final class GitTaskRunner implements AutoCloseable {
         throw new IllegalArgumentException("parallelism must be >= 1");
       }
       this.parallelism = n;
+      return this;
+    }
+
+    /**
+     * The largest result bundle taken from a guest (default {@link
+     * GitTaskRunner#DEFAULT_MAX_BUNDLE_BYTES}); a larger one fails the task before git reads it.
+     */
+    public Builder maxBundleBytes(long bytes) {
+      if (bytes < 1) {
+        throw new IllegalArgumentException("maxBundleBytes must be >= 1");
+      }
+      this.maxBundleBytes = bytes;
       return this;
     }
 

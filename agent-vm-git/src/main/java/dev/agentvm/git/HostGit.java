@@ -1,10 +1,14 @@
 package dev.agentvm.git;
 
 import dev.agentvm.internal.LogText;
+import dev.agentvm.internal.Trees;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,10 +25,41 @@ import org.jspecify.annotations.Nullable;
 final class HostGit {
   private static final Duration TIMEOUT = Duration.ofMinutes(5);
 
+  private static final String GIT = "git";
+
+  /** Bytes of a git command's stdout read back; more is an error. */
+  static final long MAX_STDOUT = 1L << 20;
+
+  /** Bytes of a git command's stderr read back (a diagnostic: more is cut). */
+  static final int MAX_STDERR = 64 << 10;
+
+  /** Bytes of stderr git may write to its temporary file before it is stopped. */
+  private static final long STDERR_ON_DISK = 8L << 20;
+
+  /**
+   * On every command: no automatic gc or maintenance in the user's repository, and no hook of the
+   * repository runs (the data is the guest's).
+   */
+  private static final List<String> FIXED_OPTIONS =
+      List.of(
+          "-c",
+          "gc.auto=0",
+          "-c",
+          "maintenance.auto=false",
+          "-c",
+          "core.hooksPath=/dev/null",
+          "-c",
+          "core.fsmonitor=false");
+
   /**
    * A full object id (SHA-1 or SHA-256), lower-case hex: never an option, never a rev expression.
    */
   private static final Pattern OBJECT_ID = Pattern.compile("[0-9a-f]{40}|[0-9a-f]{64}");
+
+  /** Refs listed from a guest's bundle at most (it must have exactly one). */
+  static final int MAX_BUNDLE_REFS = 16;
+
+  private static final String RESULT_REF = "refs/agentvm/result";
 
   /** The result of one git command. */
   record Out(int exit, String stdout, String stderr) {}
@@ -102,15 +137,52 @@ final class HostGit {
   }
 
   /**
-   * Fetches the objects of a bundle the guest made, each checked ({@code transfer.fsckObjects}),
-   * and returns the commit its one ref names. No ref of the host is written.
+   * Brings the objects of a bundle the guest made into the host repository, each one checked, and
+   * returns the commit its one ref names. No ref of the host is written.
+   *
+   * <p>{@code git fetch <bundle>} does not check a bundle's objects before git 2.46 (Debian 12 has
+   * 2.39), even with {@code transfer.fsckObjects}; a failed check also leaves the pack's temporary
+   * file behind in the receiving repository. So the objects pass through two throwaway repositories
+   * in {@code scratch}, both borrowing the host's objects (alternates, read only): the bundle is
+   * unbundled into the first, unchecked; the second fetches from the first over {@code file://}
+   * with {@code fetch.fsckObjects}, which does check each object (a {@code .git} tree entry, a bad
+   * {@code .gitmodules}...); only then does the host repository fetch from the second, checked
+   * again. Both are deleted before this returns; a rejected bundle leaves nothing in the host
+   * repository.
+   *
+   * @throws GitCommandException when the bundle is larger than {@code maxBytes}, has other refs
+   *     than the one expected, or an object fails the checks
    */
-  String fetchBundle(Path bundle) throws IOException {
-    String heads = ok("bundle", "list-heads", bundle.toString());
-    List<String> lines = heads.lines().filter(l -> !l.isBlank()).toList();
+  String fetchBundle(Path bundle, Path scratch, long maxBytes) throws IOException {
+    BasicFileAttributes a;
+    try {
+      a = Files.readAttributes(bundle, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+    } catch (IOException e) {
+      throw new GitCommandException("the guest made no result bundle");
+    }
+    if (!a.isRegularFile()) {
+      throw new GitCommandException("the guest's result bundle is not a regular file");
+    }
+    if (a.size() > maxBytes) {
+      throw new GitCommandException(
+          "the guest's result bundle has "
+              + a.size()
+              + " bytes, more than the limit of "
+              + maxBytes
+              + " (GitTaskRunner.Builder.maxBundleBytes)");
+    }
+    Out listed = git(repo, Map.of(), "bundle", "list-heads", bundle.toString());
+    if (listed.exit() != 0) {
+      throw new GitCommandException(
+          "the guest's bundle is not a bundle: " + LogText.clean(listed.stderr().trim()));
+    }
+    String heads = listed.stdout();
+    List<String> lines = heads.lines().filter(l -> !l.isBlank()).limit(MAX_BUNDLE_REFS).toList();
     if (lines.size() != 1 || !lines.get(0).endsWith(" refs/agentvm/result")) {
       throw new GitCommandException(
-          "the guest's bundle has unexpected refs: " + LogText.clean(heads.trim()));
+          "the guest's bundle has unexpected refs: "
+              + LogText.clean(String.join("\n", lines))
+              + (lines.size() == MAX_BUNDLE_REFS ? " ..." : ""));
     }
     String line = lines.get(0);
     String sha = line.substring(0, line.indexOf(' '));
@@ -120,17 +192,60 @@ final class HostGit {
       throw new GitCommandException(
           "the guest's bundle names no plain object id: " + LogText.clean(line));
     }
-    ok(
+    Path quarantine = Files.createTempDirectory(scratch, "quarantine-");
+    try {
+      Path raw = borrowing(quarantine, "unbundled.git");
+      Out u = git(raw, Map.of(), "bundle", "unbundle", bundle.toString());
+      if (u.exit() != 0) {
+        throw new GitCommandException(
+            "the guest's bundle cannot be unpacked: " + LogText.clean(u.stderr().trim()));
+      }
+      ok(raw, "update-ref", RESULT_REF, sha);
+      Path checked = borrowing(quarantine, "checked.git");
+      Out f = checkedFetch(checked, raw, RESULT_REF + ":" + RESULT_REF);
+      if (f.exit() != 0) {
+        throw new GitCommandException(
+            "the guest's objects fail git's checks, nothing was imported: "
+                + LogText.clean(f.stderr().trim()));
+      }
+      Out h = checkedFetch(repo, checked, RESULT_REF);
+      if (h.exit() != 0) {
+        throw new GitCommandException(
+            "fetching the checked objects failed: " + LogText.clean(h.stderr().trim()));
+      }
+    } finally {
+      Trees.delete(quarantine);
+    }
+    ok("cat-file", "-e", sha + "^{commit}");
+    return sha;
+  }
+
+  /** A new bare repository {@code parent/name} that borrows the host's objects (read only). */
+  private Path borrowing(Path parent, String name) throws IOException {
+    Path dir = parent.resolve(name);
+    ok(parent, "init", "-q", "--bare", dir.toString());
+    Files.writeString(dir.resolve("objects/info/alternates"), commonDir.resolve("objects") + "\n");
+    return dir;
+  }
+
+  /** A fetch into {@code into} from the repository {@code from}, every object checked. */
+  private static Out checkedFetch(Path into, Path from, String refspec) throws IOException {
+    return git(
+        into,
+        Map.of(),
         "-c",
         "transfer.fsckObjects=true",
+        "-c",
+        "fetch.fsckObjects=true",
+        "-c",
+        "protocol.file.allow=always",
         "fetch",
         "-q",
         "--no-tags",
         "--no-write-fetch-head",
-        bundle.toString(),
-        "refs/agentvm/result");
-    ok("cat-file", "-e", sha + "^{commit}");
-    return sha;
+        "--no-recurse-submodules",
+        from.toUri().toString(),
+        refspec);
   }
 
   boolean isAncestor(String older, String newer) throws IOException {
@@ -204,14 +319,35 @@ final class HostGit {
   }
 
   static Out git(Path dir, Map<String, String> env, String... args) throws IOException {
-    List<String> cmd = new ArrayList<>(List.of("git"));
+    return run(GIT, TIMEOUT, MAX_STDOUT, dir, env, args);
+  }
+
+  /**
+   * Runs {@code gitBinary} with the fixed options and the scrubbed environment (see {@link
+   * #environment}), {@code env} on top. Output goes to temporary files, never to a pipe that could
+   * fill; the wait has a deadline; stdout beyond {@code maxStdout} bytes is an error, stderr is
+   * truncated to {@link #MAX_STDERR} bytes (it is only ever a diagnostic).
+   */
+  static Out run(
+      String gitBinary,
+      Duration timeout,
+      long maxStdout,
+      Path dir,
+      Map<String, String> env,
+      String... args)
+      throws IOException {
+    List<String> cmd = new ArrayList<>(List.of(gitBinary));
+    cmd.addAll(FIXED_OPTIONS);
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile());
-    pb.environment().put("GIT_TERMINAL_PROMPT", "0");
-    pb.environment().put("LC_ALL", "C");
+    pb.environment().clear();
+    pb.environment().putAll(environment());
     pb.environment().putAll(env);
+    String what = "git " + (args.length > 0 ? args[0] : "");
+    Path out = Files.createTempFile("agentvm-git-", ".out");
     Path err = Files.createTempFile("agentvm-git-", ".err");
     try {
+      pb.redirectOutput(out.toFile());
       pb.redirectError(err.toFile());
       Process p;
       try {
@@ -219,21 +355,79 @@ final class HostGit {
       } catch (IOException e) {
         throw new GitCommandException("cannot run git (is it installed?): " + e.getMessage());
       }
-      p.getOutputStream().close();
-      byte[] out = p.getInputStream().readAllBytes();
-      if (!p.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-        p.destroyForcibly();
-        throw new GitCommandException("git " + args[0] + " did not finish in " + TIMEOUT);
+      try {
+        p.getOutputStream().close();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        long step = 2;
+        while (!p.waitFor(step, TimeUnit.MILLISECONDS)) {
+          step = Math.min(step * 2, 100);
+          if (Files.size(out) > maxStdout || Files.size(err) > STDERR_ON_DISK) {
+            kill(p);
+            throw new GitCommandException(
+                what + " wrote more output than the limit (" + maxStdout + " bytes); stopped");
+          }
+          if (System.nanoTime() - deadline > 0) {
+            kill(p);
+            throw new GitCommandException(what + " did not finish in " + timeout + "; killed");
+          }
+        }
+      } catch (InterruptedException e) {
+        kill(p);
+        Thread.currentThread().interrupt();
+        throw new GitCommandException("interrupted while running " + what);
       }
-      return new Out(
-          p.exitValue(),
-          new String(out, StandardCharsets.UTF_8),
-          Files.readString(err, StandardCharsets.UTF_8));
+      if (Files.size(out) > maxStdout) {
+        throw new GitCommandException(
+            what + " wrote more output than the limit (" + maxStdout + " bytes)");
+      }
+      return new Out(p.exitValue(), readHead(out, maxStdout), readHead(err, MAX_STDERR));
+    } finally {
+      Files.deleteIfExists(out);
+      Files.deleteIfExists(err);
+    }
+  }
+
+  /**
+   * What git gets as its environment: nothing inherited but {@code PATH}. {@code HOME} names a
+   * directory that does not exist and {@code GIT_CONFIG_GLOBAL}/{@code GIT_CONFIG_NOSYSTEM} turn
+   * off the global and system configuration: the plumbing used here needs no user setting, and none
+   * (nor an inherited {@code GIT_DIR}, {@code GIT_CONFIG_*}, {@code GIT_OBJECT_DIRECTORY}...) may
+   * redirect it or weaken its checks. The repository's own configuration still applies.
+   */
+  static Map<String, String> environment() {
+    String path = System.getenv("PATH");
+    return Map.of(
+        "PATH",
+        path == null || path.isEmpty() ? "/usr/local/bin:/usr/bin:/bin" : path,
+        "HOME",
+        "/nonexistent/agent-vm-git-home",
+        "GIT_CONFIG_NOSYSTEM",
+        "1",
+        "GIT_CONFIG_GLOBAL",
+        "/dev/null",
+        "GIT_TERMINAL_PROMPT",
+        "0",
+        "LC_ALL",
+        "C");
+  }
+
+  /** Stops git and everything it started, and waits (bounded) for it to go. */
+  private static void kill(Process p) {
+    p.descendants().forEach(ProcessHandle::destroyForcibly);
+    p.destroyForcibly();
+    try {
+      p.waitFor(5, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new GitCommandException("interrupted while running git " + args[0]);
-    } finally {
-      Files.deleteIfExists(err);
+    }
+  }
+
+  /** At most {@code max} bytes of {@code file}, as text, marked when cut. */
+  private static String readHead(Path file, long max) throws IOException {
+    try (InputStream in = Files.newInputStream(file)) {
+      byte[] b = in.readNBytes((int) Math.min(max, Integer.MAX_VALUE - 8));
+      String s = new String(b, StandardCharsets.UTF_8);
+      return in.read() >= 0 ? s + "...[truncated]" : s;
     }
   }
 }

@@ -2,6 +2,7 @@ package dev.agentvm.git;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -414,6 +415,61 @@ class GitTaskIT extends RealLibvirtTest {
     }
     try (Stream<Path> s = Files.walk(root)) {
       return s.filter(Files::isRegularFile).toList();
+    }
+  }
+
+  /**
+   * The agent commits a tree with a {@code .git} entry, by plumbing. Git 2.39's fetch of a bundle
+   * would take it unchecked; the runner's quarantine must reject it, and the host repository must
+   * get no object, pack leftover or ref of it.
+   */
+  @Test
+  void aCommitWithADotGitEntryIsRejectedAndNothingOfItReachesTheHost() throws Exception {
+    Path repo = newRepo(tmp.resolve("repo-dotgit"));
+    String countBefore = git(repo, "count-objects", "-v");
+    List<String> filesBefore = objectFiles(repo);
+    String refsBefore = git(repo, "for-each-ref");
+    // the blob's id, computed here: sha1("blob 5\0evil\n")
+    byte[] content = "evil\n".getBytes(StandardCharsets.UTF_8);
+    java.security.MessageDigest sha1 = java.security.MessageDigest.getInstance("SHA-1");
+    sha1.update(("blob " + content.length + "\0").getBytes(StandardCharsets.UTF_8));
+    String blob = java.util.HexFormat.of().formatHex(sha1.digest(content));
+    try (GitTaskRunner r = runner().build()) {
+      GitTaskException e =
+          assertThrows(
+              GitTaskException.class,
+              () ->
+                  r.run(
+                      GitTask.builder(repo, "main")
+                          .id("dotgit")
+                          .command(
+                              "set -e; b=$(echo evil | git hash-object -w --stdin);"
+                                  + " t=$( (git ls-tree HEAD; printf '100644 blob %s\\t.git\\n' $b)"
+                                  + " | git mktree);"
+                                  + " c=$(git commit-tree $t -p HEAD -m evil);"
+                                  + " git update-ref refs/heads/agentvm-work $c; echo $b $c")
+                          // the index does not hold the .git entry: the dirty check commits on
+                          // top, and the evil commit comes along as the parent
+                          .onDirty(GitTask.DirtyPolicy.AUTO_COMMIT)
+                          .timeout(Duration.ofMinutes(1))
+                          .build()));
+      assertEquals(GitTaskException.Reason.EXECUTION, e.reason(), e.getMessage());
+      assertTrue(e.getMessage().contains("fail git's checks"), e.getMessage());
+      assertTrue(e.getMessage().contains("hasDotgit"), e.getMessage());
+    }
+    assertNotEquals(0, HostGit.git(repo, java.util.Map.of(), "cat-file", "-e", blob).exit());
+    assertEquals(countBefore, git(repo, "count-objects", "-v"));
+    assertEquals(filesBefore, objectFiles(repo), "objects or pack leftovers added");
+    assertEquals(refsBefore, git(repo, "for-each-ref"), "a ref was written");
+  }
+
+  static List<String> objectFiles(Path repo) throws IOException {
+    try (Stream<Path> s = Files.walk(repo.resolve(".git/objects"))) {
+      return s.filter(Files::isRegularFile)
+          .map(p -> repo.relativize(p).toString())
+          .filter(p -> !p.contains("/info/"))
+          .sorted()
+          .toList();
     }
   }
 

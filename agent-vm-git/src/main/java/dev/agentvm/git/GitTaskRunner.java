@@ -15,6 +15,7 @@ import dev.agentvm.execution.VMPool;
 import dev.agentvm.git.GitTaskException.Reason;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.LogText;
+import dev.agentvm.internal.Redaction;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.internal.Trees;
 import dev.agentvm.storage.FilesystemShare;
@@ -32,7 +33,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -69,7 +69,7 @@ public final class GitTaskRunner implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(GitTaskRunner.class);
 
   /** What secret values are replaced with in results and messages. */
-  public static final String REDACTED = "[REDACTED]";
+  public static final String REDACTED = Redaction.REDACTED;
 
   /** Time the guest gets for cloning and collecting, besides the agent's own limit. */
   static final Duration GIT_RESERVE = Duration.ofSeconds(90);
@@ -463,14 +463,7 @@ public final class GitTaskRunner implements AutoCloseable {
 
   /** {@code text} with every secret value of the task replaced by {@link #REDACTED}. */
   static String redact(GitTask task, String text) {
-    List<String> values = new ArrayList<>(task.secretEnv().values());
-    values.sort(Comparator.comparingInt(String::length).reversed()); // longest first
-    for (String v : values) {
-      if (!v.isEmpty()) {
-        text = text.replace(v, REDACTED);
-      }
-    }
-    return text;
+    return Redaction.redact(text, task.secretEnv().values());
   }
 
   private static long parseLong(@Nullable String s, long otherwise) {

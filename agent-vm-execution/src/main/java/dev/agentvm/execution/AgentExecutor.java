@@ -330,7 +330,7 @@ public final class AgentExecutor implements AutoCloseable {
                 "files", out.files().size(),
                 "bytes", out.totalBytes(),
                 // names the guest chose
-                "skipped", out.skipped().stream().map(LogText::clean).toList()));
+                "skipped", out.skipped().stream().map(this::guestText).toList()));
         Duration total = Duration.ofNanos(System.nanoTime() - submittedNanos);
         to(end);
         count(end);

@@ -375,6 +375,9 @@ final class HostGit {
         kill(p);
         Thread.currentThread().interrupt();
         throw new GitCommandException("interrupted while running " + what);
+      } catch (IOException | RuntimeException e) {
+        kill(p); // never leave git running behind a failed check
+        throw e;
       }
       if (Files.size(out) > maxStdout) {
         throw new GitCommandException(

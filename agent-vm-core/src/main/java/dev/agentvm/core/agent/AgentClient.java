@@ -29,7 +29,9 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -160,12 +162,23 @@ public final class AgentClient implements AutoCloseable {
     // the first answer to any attempt completes the handshake. Attempts repeat because a HELLO read
     // by an agent that then died is never answered.
     CompletableFuture<Frame> answer = new CompletableFuture<>();
+    List<Integer> attempts = new ArrayList<>();
+    try {
+      helloLoop(payload, answer, attempts, endNanos);
+    } finally {
+      attempts.forEach(pending::remove); // the attempts nobody answered
+    }
+  }
+
+  private void helloLoop(
+      byte[] payload, CompletableFuture<Frame> answer, List<Integer> attempts, long endNanos)
+      throws IOException {
     while (true) {
       long left = endNanos - System.nanoTime();
       if (left <= 0) {
         throw new AgentTimeoutException("no HELLO answer over " + transport.describe());
       }
-      send(MessageType.HELLO, payload, Duration.ofNanos(left), single(answer));
+      attempts.add(send(MessageType.HELLO, payload, Duration.ofNanos(left), single(answer)));
       try {
         HelloResponse h =
             HelloResponse.decode(
@@ -304,8 +317,13 @@ public final class AgentClient implements AutoCloseable {
           LOG.debug(
               "kill after deadline failed: {}", LogText.clean(String.valueOf(k.getMessage())));
         }
-        throw new AgentTimeoutException(
-            "command " + requestId + " did not end within " + deadline.toMillis() + " ms");
+        AgentTimeoutException t =
+            new AgentTimeoutException(
+                "command " + requestId + " did not end within " + deadline.toMillis() + " ms");
+        // a guest that never sends EXIT must not keep the request and its buffers registered
+        pending.remove(requestId);
+        result.completeExceptionally(t);
+        throw t;
       } catch (ExecutionException e) {
         throw unwrap(e, "EXEC");
       } catch (InterruptedException e) {
@@ -409,7 +427,7 @@ public final class AgentClient implements AutoCloseable {
           local + " is " + size + " bytes, more than the limit of " + maxFileBytes);
     }
     long end = System.nanoTime() + deadline.toNanos();
-    FileHeader header = new FileHeader(guestPath, mode, size, sha256(local));
+    FileHeader header = new FileHeader(guestPath, mode, size, Hashing.sha256Hex(local));
     CompletableFuture<Frame> ready = new CompletableFuture<>();
     CompletableFuture<Frame> done = new CompletableFuture<>();
     int id =
@@ -459,7 +477,12 @@ public final class AgentClient implements AutoCloseable {
             break;
           }
           if (done.isDone()) {
-            break; // the guest gave up (its ERROR is in done)
+            // the guest gave up (its ERROR is in done), or claims success before it has the data
+            await(done, MessageType.PUT_FILE, remaining(end));
+            throw new AgentException(
+                "the agent ended the PUT_FILE of "
+                    + LogText.clean(guestPath)
+                    + " before all of its data was sent");
           }
         }
       }
@@ -678,23 +701,15 @@ public final class AgentClient implements AutoCloseable {
    * guest stopped reading, and closes the channel.
    */
   private void write(Frame frame, MessageType type, Duration deadline) throws IOException {
-    CompletableFuture<Void> written = sender.send(frame);
     Duration stall = writeStallLimit;
+    failIfStalled(stall);
+    CompletableFuture<Void> written = sender.send(frame);
     long waitNanos = Math.min(deadline.toNanos(), stall.toNanos());
     try {
       written.get(Math.max(1, waitNanos), TimeUnit.NANOSECONDS);
     } catch (TimeoutException e) {
       written.cancel(false);
-      if (sender.stalledNanos() >= stall.toNanos()) {
-        fail(
-            new AgentChannelClosedException(
-                "the guest agent over "
-                    + transport.describe()
-                    + " has read nothing for "
-                    + stall.toMillis()
-                    + " ms: channel closed",
-                null));
-      }
+      failIfStalled(stall);
       throw new AgentTimeoutException(
           "could not send "
               + type
@@ -704,11 +719,26 @@ public final class AgentClient implements AutoCloseable {
               + transport.describe()
               + ": the guest is not reading");
     } catch (ExecutionException e) {
+      failIfStalled(stall); // a full queue behind a blocked write
       throw unwrap(e, "sending " + type);
     } catch (InterruptedException e) {
       written.cancel(false);
       Thread.currentThread().interrupt();
       throw new AgentException("interrupted sending " + type, e);
+    }
+  }
+
+  /** Closes the channel when the frame being written has been blocked for the stall limit. */
+  private void failIfStalled(Duration stall) {
+    if (sender.stalledNanos() >= stall.toNanos()) {
+      fail(
+          new AgentChannelClosedException(
+              "the guest agent over "
+                  + transport.describe()
+                  + " has read nothing for "
+                  + stall.toMillis()
+                  + " ms: channel closed",
+              null));
     }
   }
 
@@ -730,6 +760,7 @@ public final class AgentClient implements AutoCloseable {
       }
       f = current;
     }
+    sender.close(f);
     try {
       connection.close();
     } catch (IOException e) {
@@ -849,12 +880,10 @@ public final class AgentClient implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    sender.close();
-    try {
-      connection.close();
-    } catch (IOException e) {
-      LOG.debug("closing {}: {}", transport.describe(), e.getMessage());
-    }
+    // fails every pending call at once (the reader may be stuck in a handler), closes the stream
+    fail(
+        new AgentChannelClosedException(
+            "channel " + transport.describe() + " closed by the host", null));
     try {
       reader.join(1000);
     } catch (InterruptedException e) {
@@ -886,18 +915,6 @@ public final class AgentClient implements AutoCloseable {
     byte[] bytes() {
       return buf.toByteArray();
     }
-  }
-
-  private static String sha256(Path file) throws IOException {
-    MessageDigest d = Hashing.sha256();
-    try (InputStream in = Files.newInputStream(file)) {
-      byte[] b = new byte[1 << 16];
-      int n;
-      while ((n = in.read(b)) > 0) {
-        d.update(b, 0, n);
-      }
-    }
-    return Hashing.hex(d.digest());
   }
 
   private static void sleep(long ms) throws AgentException {

@@ -64,10 +64,16 @@ final class FrameSender implements AutoCloseable {
       done.completeExceptionally(f);
       return done;
     }
-    if (!queue.offer(new Queued(FrameCodec.encode(frame), done))) {
+    Queued q = new Queued(FrameCodec.encode(frame), done);
+    if (!queue.offer(q)) {
       done.completeExceptionally(
           new AgentChannelClosedException(
               MAX_QUEUED + " frames are waiting to be written: the guest is not reading", null));
+      return done;
+    }
+    IOException late = failure;
+    if (late != null && queue.remove(q)) { // failed or closed while we queued: nobody writes it
+      done.completeExceptionally(late);
     }
     return done;
   }
@@ -90,8 +96,10 @@ final class FrameSender implements AutoCloseable {
           out.write(q.bytes());
           out.flush();
         } catch (IOException e) {
-          q.done().completeExceptionally(e);
-          fail(e);
+          // closed under us (close() interrupts a blocked write): report why it was closed
+          IOException why = failure != null ? failure : e;
+          q.done().completeExceptionally(why);
+          fail(why);
           return;
         } finally {
           writingSince = 0;
@@ -99,7 +107,8 @@ final class FrameSender implements AutoCloseable {
         q.done().complete(null);
       }
     } catch (InterruptedException e) {
-      fail(new AgentChannelClosedException("the channel's writer was stopped", null));
+      IOException why = failure;
+      fail(why != null ? why : new AgentChannelClosedException("the writer was stopped", null));
     }
   }
 
@@ -114,13 +123,18 @@ final class FrameSender implements AutoCloseable {
   /** Stops the writer; frames not yet written fail. Close the stream to unblock a write. */
   @Override
   public void close() {
-    thread.interrupt();
-    IOException closed = new AgentChannelClosedException("the channel is closed", null);
+    close(new AgentChannelClosedException("the channel is closed", null));
+  }
+
+  /** Stops the writer; frames not yet written (and one being written) fail with {@code why}. */
+  void close(IOException why) {
     if (failure == null) {
-      failure = closed;
+      failure = why;
     }
+    thread.interrupt();
+    IOException f = failure;
     for (Queued q; (q = queue.poll()) != null; ) {
-      q.done().completeExceptionally(closed);
+      q.done().completeExceptionally(f);
     }
   }
 }

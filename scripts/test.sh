@@ -27,7 +27,7 @@ if command -v ip >/dev/null && ip netns list 2>/dev/null | grep -q '^agvt'; then
   exit 1
 fi
 state="${AGENTVM_STATE_DIR:-/var/lib/agent-vm}"
-for d in run workspaces images outputs; do
+for d in run workspaces images outputs sandboxes; do
   left=$(ls -A "$state/$d" 2>/dev/null | grep -E "$prefixes" || true)
   if [ -n "$left" ]; then
     echo "[test] FAIL: tests left files in $state/$d:" >&2
@@ -35,6 +35,13 @@ for d in run workspaces images outputs; do
     exit 1
   fi
 done
+# workspace layers that only test sandboxes used (empty-* bases are a shared cache)
+left=$(ls -A "$state/sandboxes/.layers" 2>/dev/null | grep -v '^empty-' || true)
+if [ -n "$left" ]; then
+  echo "[test] FAIL: sandbox disk layers left behind in $state/sandboxes/.layers:" >&2
+  echo "$left" >&2
+  exit 1
+fi
 # git task scratch directories (bundles) and the test's persistent slots
 left=$( (ls -A "$state/git-tasks" 2>/dev/null; ls -A "$state/slots" 2>/dev/null | grep -E '^test-') || true)
 if [ -n "$left" ]; then
@@ -42,6 +49,6 @@ if [ -n "$left" ]; then
   echo "$left" >&2
   exit 1
 fi
-echo "[test] no test domains, networks, filters, namespaces, runtime directories, workspaces, images, git task files or slots left behind"
+echo "[test] no test domains, networks, filters, namespaces, runtime directories, workspaces, images, sandboxes, layers, git task files or slots left behind"
 # line coverage per module (unit + integration tests) against coverage/minimums
 bash scripts/coverage-gate.sh

@@ -36,6 +36,10 @@ public enum ErrorCode {
   MOUNT_FAILED(18),
   /** The guest file system is full. */
   NO_SPACE(19),
+  /** FS_OP: the path to create or rename to exists already. */
+  ALREADY_EXISTS(20),
+  /** FS_OP: a directory to remove is not empty (and the request was not recursive). */
+  NOT_EMPTY(21),
   UNKNOWN(0);
 
   private final int wire;

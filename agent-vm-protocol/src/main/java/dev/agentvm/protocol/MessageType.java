@@ -36,6 +36,11 @@ public enum MessageType {
   GET_FILE(0x21),
   /** A chunk of file content; the last chunk of a file carries {@link Frame#FLAG_END}. */
   FILE_DATA(0x22),
+  /**
+   * A file system operation ({@link FsRequest}: stat, list, mkdir, remove, rename); answered by an
+   * FS_OP frame with the operation's result ({@link FsEntry}, {@link FsListing} or empty).
+   */
+  FS_OP(0x23),
   /** Mounts a virtio-9p share ({@link MountSpec}) on demand. */
   MOUNT(0x30);
 

@@ -8,16 +8,13 @@ import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
-import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.Trees;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.security.SecureRandom;
 import java.time.Duration;
-import java.util.HexFormat;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -46,7 +43,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class MemoryImage implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(MemoryImage.class);
-  private static final SecureRandom RANDOM = new SecureRandom();
 
   private final Path dir;
   private final Path file;
@@ -208,7 +204,7 @@ public final class MemoryImage implements AutoCloseable {
       throw e;
     }
     try {
-      refreshIdentity(vm, vm.awaitAgent(agentDeadline), agentDeadline);
+      GuestIdentity.refresh(vm, vm.awaitAgent(agentDeadline), agentDeadline);
       return vm;
     } catch (RuntimeException | IOException e) {
       SnapshotException failure =
@@ -220,39 +216,6 @@ public final class MemoryImage implements AutoCloseable {
       }
       throw failure;
     }
-  }
-
-  /**
-   * Sets hostname and machine id, and mixes host randomness into the guest's pool (the new
-   * generation id has already made the kernel reseed).
-   */
-  private static void refreshIdentity(VM vm, AgentClient agent, Duration deadline)
-      throws IOException {
-    byte[] seed = new byte[64];
-    RANDOM.nextBytes(seed);
-    String machineId = UUID.randomUUID().toString().replace("-", "");
-    ExecResult r =
-        agent.exec(
-            ExecRequest.script(
-                    "hostname '"
-                        + vm.name()
-                        + "' && echo '"
-                        + vm.name()
-                        + "' > /etc/hostname && echo "
-                        + machineId
-                        + " > /etc/machine-id && cat > /dev/urandom",
-                    "sh")
-                .withStdin(seed)
-                .withTimeout(deadline));
-    if (r.exitCode() != 0) {
-      throw new IOException(
-          "identity refresh failed (exit " + r.exitCode() + "): " + r.stderrText());
-    }
-    LOG.debug(
-        "{}: identity refreshed (machine id {}, seed {}...)",
-        vm.name(),
-        machineId,
-        HexFormat.of().formatHex(seed, 0, 2));
   }
 
   private static void deleteRunDir(Path runDir, RuntimeException failure) {

@@ -3,12 +3,16 @@ package dev.agentvm.core.agent;
 import dev.agentvm.internal.Hashing;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
+import dev.agentvm.protocol.ErrorCode;
 import dev.agentvm.protocol.ErrorPayload;
 import dev.agentvm.protocol.ExecSpec;
 import dev.agentvm.protocol.ExitStatus;
 import dev.agentvm.protocol.FileHeader;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.FrameReader;
+import dev.agentvm.protocol.FsEntry;
+import dev.agentvm.protocol.FsListing;
+import dev.agentvm.protocol.FsRequest;
 import dev.agentvm.protocol.HelloRequest;
 import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
@@ -259,6 +263,57 @@ public final class AgentClient implements AutoCloseable {
   }
 
   /**
+   * The guest's entry for {@code path} (links are reported, not followed).
+   *
+   * @throws AgentErrorException NOT_FOUND if there is none
+   */
+  public FsEntry stat(String path, Duration deadline) throws IOException {
+    return FsEntry.decode(fsOp(FsRequest.of(FsRequest.Op.STAT, path), deadline));
+  }
+
+  /**
+   * The entries of a guest directory, sorted by name: at most {@code limit} (1..{@link
+   * FsRequest#MAX_LIST}); {@link FsListing#truncated()} says whether there were more.
+   */
+  public FsListing list(String dir, int limit, Duration deadline) throws IOException {
+    return FsListing.decode(
+        fsOp(new FsRequest(FsRequest.Op.LIST, dir, "", 0, limit), deadline), limit);
+  }
+
+  /**
+   * Creates a guest directory; with {@code parents}, missing parents too and no error if present.
+   */
+  public void mkdir(String dir, boolean parents, Duration deadline) throws IOException {
+    PayloadReader.requireEmpty(
+        fsOp(
+            new FsRequest(FsRequest.Op.MKDIR, dir, "", parents ? FsRequest.RECURSIVE : 0, 0),
+            deadline));
+  }
+
+  /** Removes a guest file, link or empty directory; with {@code recursive}, a whole tree. */
+  public void remove(String path, boolean recursive, Duration deadline) throws IOException {
+    PayloadReader.requireEmpty(
+        fsOp(
+            new FsRequest(FsRequest.Op.REMOVE, path, "", recursive ? FsRequest.RECURSIVE : 0, 0),
+            deadline));
+  }
+
+  /** Renames a guest path atomically (within one file system), replacing a file at the target. */
+  public void rename(String from, String to, Duration deadline) throws IOException {
+    PayloadReader.requireEmpty(fsOp(new FsRequest(FsRequest.Op.RENAME, from, to, 0, 0), deadline));
+  }
+
+  private byte[] fsOp(FsRequest q, Duration deadline) throws IOException {
+    Frame f = call(MessageType.FS_OP, q.encode(), deadline);
+    if (f.messageType().orElse(null) != MessageType.FS_OP) {
+      throw new ProtocolException(
+          ErrorCode.MALFORMED_PAYLOAD,
+          "FS_OP answered with frame type 0x" + Integer.toHexString(f.type()));
+    }
+    return f.payload();
+  }
+
+  /**
    * Sends a request and waits for its single answer.
    *
    * @throws AgentErrorException if the agent answered ERROR
@@ -498,6 +553,15 @@ public final class AgentClient implements AutoCloseable {
    * place after size and SHA-256 match.
    */
   public FileHeader getFile(String guestPath, Path local, Duration deadline) throws IOException {
+    return getFile(guestPath, local, deadline, maxFileBytes);
+  }
+
+  /**
+   * Like {@link #getFile(String, Path, Duration)}, accepting at most {@code maxBytes} (and never
+   * more than {@link #maxFileBytes(long)}).
+   */
+  public FileHeader getFile(String guestPath, Path local, Duration deadline, long maxBytes)
+      throws IOException {
     Path dir = local.toAbsolutePath().getParent();
     if (dir == null) {
       throw new IOException("cannot copy " + guestPath + " to " + local + ": not a file path");
@@ -507,7 +571,7 @@ public final class AgentClient implements AutoCloseable {
     FileChannel ch =
         FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
     MessageDigest sha = Hashing.sha256();
-    long limit = maxFileBytes;
+    long limit = Math.min(maxBytes, maxFileBytes);
     CompletableFuture<FileHeader> done = new CompletableFuture<>();
     int id = -1;
     boolean ok = false;

@@ -7,6 +7,7 @@ import dev.agentvm.protocol.FileHeader;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.FrameReader;
 import dev.agentvm.protocol.FrameWriter;
+import dev.agentvm.protocol.FsRequest;
 import dev.agentvm.protocol.HelloRequest;
 import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
@@ -45,7 +46,8 @@ public final class GuestAgent {
   private static final long IDLE_POLL_MILLIS = 20;
 
   static final List<String> CAPABILITIES =
-      List.of("ping", "shutdown", "exec", "kill", "status", "put-file", "get-file", "mount");
+      List.of(
+          "ping", "shutdown", "exec", "kill", "status", "put-file", "get-file", "mount", "fs-op");
 
   private final Path port;
   private final Map<Integer, ExecTask> execs = new ConcurrentHashMap<>();
@@ -271,6 +273,10 @@ public final class GuestAgent {
           long limit = Math.min(r.i64(), maxFileSize);
           r.end();
           work(out, id, () -> FileTransfer.get(id, path, limit, out));
+        }
+        case FS_OP -> {
+          FsRequest q = FsRequest.decode(frame.payload());
+          work(out, id, () -> out.write(Frame.response(MessageType.FS_OP, id, FileOps.run(q))));
         }
         case MOUNT -> {
           MountSpec m = MountSpec.decode(frame.payload());

@@ -1,0 +1,593 @@
+package dev.agentvm.execution.sandbox;
+
+import dev.agentvm.core.VM;
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.core.agent.ExecRequest;
+import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.internal.ProcessOwners;
+import dev.agentvm.storage.DiskImages;
+import dev.agentvm.storage.GuestIdentity;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+
+/**
+ * One agent session in one VM, for as long as the agent needs it: many commands, files, pause to
+ * disk and resume (also in another process), checkpoints and rollback, forks. Get one from {@link
+ * Sandboxes}.
+ *
+ * <p>What persists: everything in the guest's memory and its disk, across pause/resume and rollback
+ * to a checkpoint (processes keep running, files stay). Each command starts a new process: the
+ * working directory and environment of one command do not carry over to the next (give {@code
+ * withCwd}/{@code withEnv}, or write them into a file the next command sources). {@code /workspace}
+ * is the sandbox's own ext4 file system of {@link SandboxSpec#workspaceBytes()}: a guest cannot
+ * store more there. Everything else (e.g. {@code /tmp}) lives in guest memory.
+ *
+ * <p>Calls are thread-safe. Commands and file calls run concurrently; pause, resume, checkpoint,
+ * rollback, fork and close wait for the calls in flight (each has a deadline) and hold new ones
+ * until they are done. A call on a paused sandbox resumes it first.
+ */
+// "try": the MDC scopes are try-with-resources blocks whose variable is unused by design
+@SuppressWarnings("try")
+public final class Sandbox implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Sandbox.class);
+  private static final Pattern CHECKPOINT_NAME =
+      Pattern.compile("[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}");
+  private static final String PAUSED_FILE = "paused.save";
+
+  private final Sandboxes home;
+  private final Path dir;
+  private final SandboxRecord rec;
+  private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+  private final SandboxFiles files = new SandboxFiles(this);
+  private @Nullable VM vm;
+  private @Nullable AgentClient agent;
+  private volatile boolean closed;
+
+  Sandbox(
+      Sandboxes home, Path dir, SandboxRecord rec, @Nullable VM vm, @Nullable AgentClient agent) {
+    this.home = home;
+    this.dir = dir;
+    this.rec = rec;
+    this.vm = vm;
+    this.agent = agent;
+  }
+
+  /** The sandbox's id; also its VM's name and the guest's hostname. */
+  public String id() {
+    return rec.id;
+  }
+
+  /** Its state. */
+  public SandboxState state() {
+    lock.readLock().lock();
+    try {
+      return closed ? SandboxState.CLOSED : rec.state;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  /** What the host records of it. */
+  public SandboxInfo info() {
+    lock.readLock().lock();
+    try {
+      return rec.info();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  /** The default timeout of commands that set none. */
+  public Duration commandTimeout() {
+    return rec.commandTimeout;
+  }
+
+  /**
+   * Runs a command to completion. A request without a timeout gets the sandbox's {@link
+   * #commandTimeout()}.
+   *
+   * @throws IOException if the agent failed or the command could not start (an {@code
+   *     AgentErrorException} names the reason: command not found, no such directory, ...)
+   */
+  public ExecResult exec(ExecRequest request) throws IOException {
+    ExecRequest r = request.timeout().isZero() ? request.withTimeout(rec.commandTimeout) : request;
+    return withAgent(a -> a.exec(r));
+  }
+
+  /** Runs {@code argv} (no shell) with the default timeout. */
+  public ExecResult exec(String... argv) throws IOException {
+    return exec(ExecRequest.command(argv));
+  }
+
+  /** Runs a {@code sh} script with the default timeout. */
+  public ExecResult run(String shellScript) throws IOException {
+    return exec(ExecRequest.script(shellScript, "sh"));
+  }
+
+  /** File operations in the guest. */
+  public SandboxFiles files() {
+    return files;
+  }
+
+  @FunctionalInterface
+  interface AgentCall<T> {
+    T call(AgentClient agent) throws IOException;
+  }
+
+  /** Runs {@code call} with the agent, resuming a paused sandbox first. */
+  <T> T withAgent(AgentCall<T> call) throws IOException {
+    while (true) {
+      lock.readLock().lock();
+      try {
+        requireOpen();
+        AgentClient a = agent;
+        if (rec.state == SandboxState.RUNNING && a != null) {
+          try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+            return call.call(a);
+          }
+        }
+      } finally {
+        lock.readLock().unlock();
+      }
+      resume(); // paused (or connected while paused): resume, then try again
+    }
+  }
+
+  /**
+   * Saves memory and disk on this host and stops the VM: no host RAM is used until it resumes. The
+   * sandbox can be resumed here, or in another process through {@link Sandboxes#connect}. Kept for
+   * {@link SandboxSpec#pausedRetention()}. Processes in the guest continue after the resume; the
+   * agent connection is re-established then.
+   */
+  public void pause() {
+    lock.writeLock().lock();
+    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+      requireOpen();
+      if (rec.state == SandboxState.PAUSED) {
+        return;
+      }
+      long t0 = System.nanoTime();
+      Path part = dir.resolve(PAUSED_FILE + ".part");
+      stopInto(part);
+      try {
+        Files.move(part, dir.resolve(PAUSED_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        rec.state = SandboxState.PAUSED;
+        rec.owner = "";
+        rec.retainUntil = Instant.now().plus(rec.pausedRetention);
+        rec.save(dir);
+      } catch (IOException e) {
+        throw new SandboxException("recording the pause of " + rec.id + " failed: " + e, e);
+      }
+      LOG.info("sandbox {} paused in {} ms", rec.id, (System.nanoTime() - t0) / 1_000_000);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /**
+   * Starts a paused sandbox again where it stopped and reconnects to its agent. Does nothing if it
+   * runs. This process becomes its owner.
+   *
+   * @throws SandboxBusyException if another process resumed it first
+   */
+  public void resume() {
+    lock.writeLock().lock();
+    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+      requireOpen();
+      if (rec.state == SandboxState.RUNNING && vm != null) {
+        return;
+      }
+      long t0 = System.nanoTime();
+      claim();
+      try {
+        startFrom(dir.resolve(PAUSED_FILE));
+      } catch (RuntimeException e) {
+        unclaim(e);
+        throw e;
+      }
+      try {
+        Files.deleteIfExists(dir.resolve(PAUSED_FILE));
+      } catch (IOException e) {
+        LOG.warn("cannot delete {}: {}", dir.resolve(PAUSED_FILE), e.toString());
+      }
+      home.register(this);
+      LOG.info("sandbox {} resumed in {} ms", rec.id, (System.nanoTime() - t0) / 1_000_000);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /**
+   * Records the whole sandbox (memory, processes, disk) under {@code name}, to come back to with
+   * {@link #rollback}. The sandbox keeps running; it stops for the time of a save and a restore.
+   * Checkpoints share unchanged disk blocks; each keeps its own memory image. A name taken before
+   * is replaced.
+   */
+  public void checkpoint(String name) {
+    checkName(name);
+    lock.writeLock().lock();
+    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+      requireOpen();
+      requireRunning("checkpoint");
+      long t0 = System.nanoTime();
+      Path mem = checkpointFile(name);
+      Path part = mem.resolveSibling(name + ".part");
+      try {
+        Files.createDirectories(mem.getParent());
+      } catch (IOException e) {
+        throw new SandboxException("cannot create " + mem.getParent() + ": " + e, e);
+      }
+      stopInto(part);
+      freezeTop(
+          () -> {
+            Files.move(part, mem, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            rec.checkpoints.remove(name);
+            rec.checkpoints.put(name, List.copyOf(rec.chain));
+          });
+      startFrom(mem);
+      home.collectLayersQuietly();
+      LOG.info(
+          "sandbox {}: checkpoint {} taken in {} ms",
+          rec.id,
+          name,
+          (System.nanoTime() - t0) / 1_000_000);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /**
+   * Returns the sandbox to checkpoint {@code name}: memory, processes and disk as they were then.
+   * What happened since is discarded (take a checkpoint first to keep it). Other checkpoints stay,
+   * so one can go back and forth between them. A paused sandbox is resumed at the checkpoint.
+   *
+   * @throws SandboxException if there is no such checkpoint
+   */
+  public void rollback(String name) {
+    lock.writeLock().lock();
+    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+      requireOpen();
+      List<String> chain = rec.checkpoints.get(name);
+      if (chain == null) {
+        throw new SandboxException("sandbox " + rec.id + " has no checkpoint " + name);
+      }
+      long t0 = System.nanoTime();
+      if (rec.state == SandboxState.PAUSED) {
+        claim();
+      }
+      VM v = vm;
+      vm = null;
+      agent = null;
+      if (v != null) {
+        closeVm(v, true);
+      }
+      try {
+        Files.deleteIfExists(dir.resolve(PAUSED_FILE));
+        Path top = dir.resolve(Sandboxes.DISK);
+        Files.deleteIfExists(top);
+        DiskImages.createOverlay(home.layers().path(chain.get(0)), top, 0);
+        rec.chain = new ArrayList<>(chain);
+        // the same memory may now run twice in this sandbox's life: a new generation id reseeds
+        rec.genid = UUID.randomUUID();
+        rec.save(dir);
+      } catch (IOException e) {
+        throw new SandboxException("rolling " + rec.id + " back to " + name + " failed: " + e, e);
+      }
+      startFrom(checkpointFile(name));
+      home.register(this);
+      home.collectLayersQuietly();
+      LOG.info(
+          "sandbox {}: rolled back to {} in {} ms",
+          rec.id,
+          name,
+          (System.nanoTime() - t0) / 1_000_000);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** The names of its checkpoints, oldest first. */
+  public List<String> checkpoints() {
+    return info().checkpoints();
+  }
+
+  /**
+   * Makes {@code n} running copies of this sandbox: memory, processes and files as they are now,
+   * each with its own id, UUID, hostname, machine id and randomness. The original keeps running (it
+   * stops for the time of a save and a restore). Copies share unchanged disk blocks with the
+   * original; writes in one are seen by no other. Copies start without checkpoints and carry the
+   * original's labels.
+   *
+   * @throws SandboxException if a copy could not be started (copies made so far are closed)
+   */
+  public List<Sandbox> fork(int n) {
+    if (n < 1 || n > 64) {
+      throw new IllegalArgumentException("n must be 1..64, was " + n);
+    }
+    lock.writeLock().lock();
+    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+      requireOpen();
+      requireRunning("fork");
+      long t0 = System.nanoTime();
+      Path mem = dir.resolve("fork-" + UUID.randomUUID() + ".save");
+      List<Sandbox> copies = new ArrayList<>();
+      try {
+        stopInto(mem);
+        freezeTop(() -> {});
+        List<String> chain = List.copyOf(rec.chain);
+        startFrom(mem);
+        for (int i = 0; i < n; i++) {
+          copies.add(startCopy(mem, chain));
+        }
+      } catch (RuntimeException e) {
+        for (Sandbox c : copies) {
+          try {
+            c.close();
+          } catch (RuntimeException ce) {
+            e.addSuppressed(ce);
+          }
+        }
+        throw e;
+      } finally {
+        try {
+          Files.deleteIfExists(mem);
+        } catch (IOException e) {
+          LOG.warn("cannot delete {}: {}", mem, e.toString());
+        }
+      }
+      LOG.info(
+          "sandbox {} forked into {} in {} ms", rec.id, n, (System.nanoTime() - t0) / 1_000_000);
+      return copies;
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  private Sandbox startCopy(Path mem, List<String> chain) {
+    SandboxRecord c = rec.copy();
+    c.id = home.newId(rec.id);
+    c.uuid = UUID.randomUUID();
+    c.genid = UUID.randomUUID();
+    c.created = Instant.now();
+    c.owner = ProcessOwners.CURRENT;
+    c.state = SandboxState.RUNNING;
+    c.retainUntil = null;
+    c.chain = new ArrayList<>(chain);
+    c.checkpoints = new java.util.LinkedHashMap<>();
+    Path cdir = home.dirOf(c.id);
+    VM cvm = null;
+    try {
+      Files.createDirectory(cdir);
+      c.save(cdir);
+      DiskImages.createOverlay(home.layers().path(chain.get(0)), cdir.resolve(Sandboxes.DISK), 0);
+      cvm = home.connection().restore(mem, Sandboxes.template(c, cdir));
+      AgentClient a = cvm.awaitAgent(c.agentDeadline);
+      GuestIdentity.refresh(cvm, a, c.agentDeadline);
+      Sandbox copy = new Sandbox(home, cdir, c, cvm, a);
+      home.register(copy);
+      return copy;
+    } catch (IOException | RuntimeException e) {
+      SandboxException failure =
+          new SandboxException("starting copy " + c.id + " of " + rec.id + " failed: " + e, e);
+      if (cvm != null) {
+        try {
+          cvm.close();
+        } catch (RuntimeException ce) {
+          failure.addSuppressed(ce);
+        }
+      }
+      Sandboxes.deleteDir(cdir, failure);
+      throw failure;
+    }
+  }
+
+  /**
+   * Stops the VM and removes everything the sandbox owned: its VM, disk, paused memory and
+   * checkpoints (layers that forks still use stay until they are closed too). Idempotent. The VM is
+   * destroyed, not shut down: its state is discarded, so there is nothing to flush.
+   */
+  @Override
+  public void close() {
+    lock.writeLock().lock();
+    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      SandboxException failure = null;
+      VM v = vm;
+      vm = null;
+      agent = null;
+      if (v != null) {
+        try {
+          closeVm(v, true);
+        } catch (RuntimeException e) {
+          failure = new SandboxException("closing the VM of sandbox " + rec.id + " failed", e);
+        }
+      }
+      if (failure == null) {
+        IOException e = dev.agentvm.internal.Trees.deleteQuietly(dir);
+        if (e != null) {
+          failure = new SandboxException("removing " + dir + " failed: " + e, e);
+        }
+      }
+      home.forget(this);
+      home.collectLayersQuietly();
+      if (failure != null) {
+        throw failure;
+      }
+      LOG.info("sandbox {} closed", rec.id);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** Its directory was deleted by the reaper (retention ended): nothing is left to close. */
+  void markReaped() {
+    closed = true;
+  }
+
+  @Override
+  public String toString() {
+    return "Sandbox{" + rec.id + ", " + state() + "}";
+  }
+
+  // ---- the steps (called with the write lock held)
+
+  @FunctionalInterface
+  private interface Step {
+    void run() throws IOException;
+  }
+
+  /** Saves the running VM's memory into {@code file} and removes the VM (its domain). */
+  private void stopInto(Path file) {
+    VM v = vm;
+    if (v == null) {
+      throw new SandboxException("sandbox " + rec.id + " has no VM");
+    }
+    AgentClient a = agent;
+    agent = null;
+    if (a != null) {
+      a.close();
+    }
+    try {
+      v.saveMemory(file);
+    } catch (RuntimeException e) {
+      try {
+        Files.deleteIfExists(file);
+      } catch (IOException d) {
+        e.addSuppressed(d);
+      }
+      // the VM still runs when the save was refused: the sandbox keeps working
+      try {
+        agent = v.awaitAgent(rec.agentDeadline);
+      } catch (RuntimeException r) {
+        e.addSuppressed(r);
+      }
+      throw new SandboxException("saving sandbox " + rec.id + " failed: " + e.getMessage(), e);
+    }
+    vm = null;
+    closeVm(v, false);
+  }
+
+  /**
+   * Turns the (stopped) top overlay into a read-only layer and puts a new overlay on it; the chain
+   * and {@code then}'s changes are recorded together.
+   */
+  private void freezeTop(Step then) {
+    Path top = dir.resolve(Sandboxes.DISK);
+    try {
+      home.locked(
+          () -> {
+            String layer = home.layers().freeze(top);
+            DiskImages.createOverlay(home.layers().path(layer), top, 0);
+            rec.chain.add(0, layer);
+            then.run();
+            rec.save(dir);
+            return Boolean.TRUE;
+          });
+    } catch (IOException | RuntimeException e) {
+      throw new SandboxException("freezing the disk of " + rec.id + " failed: " + e, e);
+    }
+  }
+
+  /** Starts the VM from a memory image and connects to its agent. */
+  private void startFrom(Path memory) {
+    VM v = home.connection().restore(memory, Sandboxes.template(rec, dir));
+    try {
+      agent = v.awaitAgent(rec.agentDeadline);
+      vm = v;
+    } catch (RuntimeException e) {
+      try {
+        v.close();
+      } catch (RuntimeException c) {
+        e.addSuppressed(c);
+      }
+      throw e;
+    }
+  }
+
+  /** Records this process as the owner of the paused sandbox, unless another process was first. */
+  private void claim() {
+    try {
+      home.locked(
+          () -> {
+            SandboxRecord now = SandboxRecord.load(dir);
+            if (now.state != SandboxState.PAUSED) {
+              throw new SandboxBusyException(
+                  "sandbox " + rec.id + " was resumed by process " + now.owner);
+            }
+            rec.state = SandboxState.RUNNING;
+            rec.owner = ProcessOwners.CURRENT;
+            rec.retainUntil = null;
+            rec.save(dir);
+            return Boolean.TRUE;
+          });
+    } catch (IOException e) {
+      throw new SandboxException("claiming " + rec.id + " failed: " + e, e);
+    }
+  }
+
+  private void unclaim(RuntimeException failure) {
+    rec.state = SandboxState.PAUSED;
+    rec.owner = "";
+    rec.retainUntil = Instant.now().plus(rec.pausedRetention);
+    try {
+      rec.save(dir);
+    } catch (IOException e) {
+      failure.addSuppressed(e);
+    }
+  }
+
+  private static void closeVm(VM v, boolean destroy) {
+    if (destroy) {
+      try {
+        v.destroy();
+      } catch (RuntimeException e) {
+        LOG.debug("destroying {}: {}", v.name(), e.getMessage());
+      }
+    }
+    v.close();
+  }
+
+  private Path checkpointFile(String name) {
+    return dir.resolve("checkpoints").resolve(name + ".save");
+  }
+
+  private static void checkName(String name) {
+    if (!CHECKPOINT_NAME.matcher(name).matches()) {
+      throw new IllegalArgumentException(
+          "checkpoint names are 1-64 of [A-Za-z0-9_.-], not starting with '.': " + name);
+    }
+  }
+
+  private void requireOpen() {
+    if (closed) {
+      throw new SandboxException("sandbox " + rec.id + " is closed");
+    }
+  }
+
+  private void requireRunning(String what) {
+    if (rec.state != SandboxState.RUNNING || vm == null) {
+      resumeLocked(what);
+    }
+  }
+
+  private void resumeLocked(String what) {
+    // the write lock is held and reentrant: resume() takes it again
+    LOG.debug("resuming {} for {}", rec.id, what);
+    resume();
+  }
+}

@@ -1,0 +1,177 @@
+package dev.agentvm.execution.sandbox;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.UUID;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * A sandbox's durable record, {@code sandbox.properties} in its directory: everything another
+ * process needs to find, resume and reap it. Written to a temporary file and renamed, so a reader
+ * sees the old or the new record, never half of one. Not thread-safe: its sandbox guards it.
+ */
+final class SandboxRecord {
+  static final String FILE = "sandbox.properties";
+
+  String id = "";
+  UUID uuid = new UUID(0, 0);
+  UUID genid = new UUID(0, 0);
+  SandboxState state = SandboxState.RUNNING;
+  Instant created = Instant.EPOCH;
+  String owner = "";
+  @Nullable Instant retainUntil;
+  String virtType = "";
+  int vcpus;
+  int memoryMiB;
+  String kernel = "";
+  String initrd = "";
+  String cmdline = "";
+  @Nullable String packageDisk;
+  String diskTarget = "";
+  Duration commandTimeout = Duration.ZERO;
+  Duration pausedRetention = Duration.ZERO;
+  Duration agentDeadline = Duration.ZERO;
+  Map<String, String> labels = new LinkedHashMap<>();
+
+  /** The workspace disk's read-only layers below its top overlay, top first. */
+  List<String> chain = new ArrayList<>();
+
+  /** Checkpoint name to its layer chain (top first), oldest checkpoint first. */
+  Map<String, List<String>> checkpoints = new LinkedHashMap<>();
+
+  SandboxInfo info() {
+    return new SandboxInfo(
+        id,
+        state,
+        labels,
+        created,
+        Optional.ofNullable(retainUntil),
+        owner,
+        List.copyOf(checkpoints.keySet()));
+  }
+
+  /** Every layer this sandbox still needs (its own chain and its checkpoints'). */
+  List<String> layers() {
+    List<String> all = new ArrayList<>(chain);
+    checkpoints.values().forEach(all::addAll);
+    return all;
+  }
+
+  SandboxRecord copy() {
+    Properties p = toProperties();
+    SandboxRecord r = new SandboxRecord();
+    r.fill(p);
+    return r;
+  }
+
+  void save(Path dir) throws IOException {
+    Path tmp = dir.resolve(FILE + ".tmp");
+    try (OutputStream out = Files.newOutputStream(tmp)) {
+      toProperties().store(out, "agent-vm sandbox");
+    }
+    Files.move(tmp, dir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE);
+  }
+
+  static SandboxRecord load(Path dir) throws IOException {
+    Properties p = new Properties();
+    try (InputStream in = Files.newInputStream(dir.resolve(FILE))) {
+      p.load(in);
+    }
+    SandboxRecord r = new SandboxRecord();
+    try {
+      r.fill(p);
+    } catch (RuntimeException e) {
+      throw new IOException("unreadable sandbox record in " + dir + ": " + e, e);
+    }
+    return r;
+  }
+
+  private Properties toProperties() {
+    Properties p = new Properties();
+    p.setProperty("id", id);
+    p.setProperty("uuid", uuid.toString());
+    p.setProperty("genid", genid.toString());
+    p.setProperty("state", state.name());
+    p.setProperty("created", Long.toString(created.toEpochMilli()));
+    p.setProperty("owner", owner);
+    if (retainUntil != null) {
+      p.setProperty("retainUntil", Long.toString(retainUntil.toEpochMilli()));
+    }
+    p.setProperty("virtType", virtType);
+    p.setProperty("vcpus", Integer.toString(vcpus));
+    p.setProperty("memoryMiB", Integer.toString(memoryMiB));
+    p.setProperty("kernel", kernel);
+    p.setProperty("initrd", initrd);
+    p.setProperty("cmdline", cmdline);
+    if (packageDisk != null) {
+      p.setProperty("packageDisk", packageDisk);
+    }
+    p.setProperty("diskTarget", diskTarget);
+    p.setProperty("commandTimeout", commandTimeout.toString());
+    p.setProperty("pausedRetention", pausedRetention.toString());
+    p.setProperty("agentDeadline", agentDeadline.toString());
+    labels.forEach((k, v) -> p.setProperty("label." + k, v));
+    p.setProperty("chain", String.join(",", chain));
+    p.setProperty("checkpoints", String.join(",", checkpoints.keySet()));
+    checkpoints.forEach((n, c) -> p.setProperty("checkpoint." + n, String.join(",", c)));
+    return p;
+  }
+
+  private void fill(Properties p) {
+    id = req(p, "id");
+    uuid = UUID.fromString(req(p, "uuid"));
+    genid = UUID.fromString(req(p, "genid"));
+    state = SandboxState.valueOf(req(p, "state"));
+    created = Instant.ofEpochMilli(Long.parseLong(req(p, "created")));
+    owner = p.getProperty("owner", "");
+    String r = p.getProperty("retainUntil");
+    retainUntil = r == null ? null : Instant.ofEpochMilli(Long.parseLong(r));
+    virtType = req(p, "virtType");
+    vcpus = Integer.parseInt(req(p, "vcpus"));
+    memoryMiB = Integer.parseInt(req(p, "memoryMiB"));
+    kernel = req(p, "kernel");
+    initrd = req(p, "initrd");
+    cmdline = req(p, "cmdline");
+    packageDisk = p.getProperty("packageDisk");
+    diskTarget = req(p, "diskTarget");
+    commandTimeout = Duration.parse(req(p, "commandTimeout"));
+    pausedRetention = Duration.parse(req(p, "pausedRetention"));
+    agentDeadline = Duration.parse(req(p, "agentDeadline"));
+    labels = new LinkedHashMap<>();
+    for (String k : p.stringPropertyNames()) {
+      if (k.startsWith("label.")) {
+        labels.put(k.substring("label.".length()), p.getProperty(k));
+      }
+    }
+    chain = split(p.getProperty("chain", ""));
+    checkpoints = new LinkedHashMap<>();
+    for (String n : split(p.getProperty("checkpoints", ""))) {
+      checkpoints.put(n, split(req(p, "checkpoint." + n)));
+    }
+  }
+
+  private static String req(Properties p, String key) {
+    String v = p.getProperty(key);
+    if (v == null) {
+      throw new IllegalArgumentException("missing " + key);
+    }
+    return v;
+  }
+
+  private static List<String> split(String s) {
+    return s.isEmpty() ? new ArrayList<>() : new ArrayList<>(Arrays.asList(s.split(",", -1)));
+  }
+}

@@ -1,0 +1,418 @@
+package dev.agentvm.execution.sandbox;
+
+import dev.agentvm.core.BootSource;
+import dev.agentvm.core.DiskAttachment;
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.ResourceProfile;
+import dev.agentvm.core.VM;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.core.VirtType;
+import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.image.MicroImage;
+import dev.agentvm.image.MicroImageBuilder;
+import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.FileLocks;
+import dev.agentvm.internal.ProcessOwners;
+import dev.agentvm.internal.Trees;
+import dev.agentvm.storage.DiskImages;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The sandboxes of one host: creates them, finds them again (also those another process created or
+ * paused), and reaps what nobody can use any more.
+ *
+ * <pre>{@code
+ * try (LibvirtConnection conn = LibvirtConnection.open();
+ *     Sandboxes sandboxes = Sandboxes.open(conn);
+ *     Sandbox sb = sandboxes.create()) {
+ *   sb.files().write("/workspace/hello.py", "print('hi')".getBytes(UTF_8));
+ *   ExecResult r = sb.exec(ExecRequest.command("sh", "-c", "echo hi"));
+ * }
+ * }</pre>
+ *
+ * <p>Each sandbox lives in {@code <state>/sandboxes/<id>/} (its record, its workspace disk's top
+ * overlay, its paused memory and its checkpoints); read-only disk layers that checkpoints and forks
+ * share are in {@code <state>/sandboxes/.layers/}. Opening reaps: sandboxes whose owning process
+ * died while they ran (their VMs are gone or are stopped now), and paused sandboxes whose retention
+ * ended. Thread-safe. {@link #close()} closes the running sandboxes this object handed out; paused
+ * ones stay for another process.
+ */
+public final class Sandboxes implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Sandboxes.class);
+  private static final SecureRandom RANDOM = new SecureRandom();
+  static final String DISK = "disk.qcow2";
+
+  private final LibvirtConnection conn;
+  private final Path root;
+  private final Path lockFile;
+  private final Layers layers;
+  private final Map<String, Sandbox> handedOut = new ConcurrentHashMap<>();
+  private @Nullable MicroImage defaultImage;
+
+  private Sandboxes(LibvirtConnection conn, Path root) {
+    this.conn = conn;
+    this.root = root.toAbsolutePath();
+    this.lockFile = this.root.resolve(".lock");
+    this.layers = new Layers(this.root.resolve(".layers"));
+  }
+
+  /** The sandboxes under {@code <state>/sandboxes} (see {@link AgentVmPaths}). */
+  public static Sandboxes open(LibvirtConnection conn) {
+    return open(conn, AgentVmPaths.stateRoot().resolve("sandboxes"));
+  }
+
+  /** The sandboxes under {@code root}; reaps what is due there first. */
+  public static Sandboxes open(LibvirtConnection conn, Path root) {
+    Sandboxes s = new Sandboxes(conn, root);
+    try {
+      Files.createDirectories(s.root);
+    } catch (IOException e) {
+      throw new SandboxException("cannot create " + s.root + ": " + e.getMessage(), e);
+    }
+    s.reap(Instant.now());
+    return s;
+  }
+
+  LibvirtConnection connection() {
+    return conn;
+  }
+
+  Layers layers() {
+    return layers;
+  }
+
+  /** Creates and boots a sandbox with {@link SandboxSpec#defaults()}. */
+  public Sandbox create() {
+    return create(SandboxSpec.defaults());
+  }
+
+  /**
+   * Creates a sandbox and waits until its guest agent answers.
+   *
+   * @throws SandboxException if it could not be made (nothing is left behind)
+   */
+  public Sandbox create(SandboxSpec spec) {
+    MicroImage image = spec.image() != null ? spec.image() : defaultImage();
+    String id = spec.namePrefix() + HexFormat.of().formatHex(randomBytes(4));
+    Path dir = root.resolve(id);
+    SandboxRecord rec = new SandboxRecord();
+    rec.id = id;
+    rec.uuid = UUID.randomUUID();
+    rec.genid = UUID.randomUUID();
+    rec.state = SandboxState.RUNNING;
+    rec.created = Instant.now();
+    rec.owner = ProcessOwners.CURRENT;
+    rec.virtType = spec.virtType().name();
+    rec.vcpus = spec.resources().vcpus();
+    rec.memoryMiB = spec.resources().memoryMiB();
+    rec.kernel = image.kernel().toString();
+    rec.initrd = image.initramfs().toString();
+    rec.cmdline = MicroImage.DEFAULT_CMDLINE;
+    rec.packageDisk = image.packageDiskIfAny().map(Path::toString).orElse(null);
+    rec.diskTarget = rec.packageDisk == null ? "vda" : "vdb";
+    rec.commandTimeout = spec.commandTimeout();
+    rec.pausedRetention = spec.pausedRetention();
+    rec.agentDeadline = spec.agentDeadline();
+    rec.labels = new java.util.LinkedHashMap<>(spec.labels());
+    long t0 = System.nanoTime();
+    VM vm = null;
+    try {
+      Files.createDirectory(dir);
+      locked(
+          () -> {
+            rec.chain.add(layers.emptyBase(spec.workspaceBytes()));
+            rec.save(dir);
+            return Boolean.TRUE;
+          });
+      DiskImages.createOverlay(layers.path(rec.chain.get(0)), dir.resolve(DISK), 0);
+      vm = conn.define(template(rec, dir));
+      vm.start();
+      AgentClient agent = vm.awaitAgent(rec.agentDeadline);
+      rec.virtType = vm.virtType().name();
+      rec.save(dir);
+      Sandbox sb = new Sandbox(this, dir, rec, vm, agent);
+      handedOut.put(id, sb);
+      LOG.info("sandbox {} created in {} ms", id, (System.nanoTime() - t0) / 1_000_000);
+      return sb;
+    } catch (IOException | RuntimeException e) {
+      SandboxException failure =
+          new SandboxException("creating sandbox " + id + " failed: " + e.getMessage(), e);
+      if (vm != null) {
+        try {
+          vm.close();
+        } catch (RuntimeException c) {
+          failure.addSuppressed(c);
+        }
+      }
+      deleteDir(dir, failure);
+      throw failure;
+    }
+  }
+
+  /** Every sandbox on this host, by id. */
+  public List<SandboxInfo> list() {
+    return list(Map.of());
+  }
+
+  /** The sandboxes that carry every label of {@code selector}, by id. */
+  public List<SandboxInfo> list(Map<String, String> selector) {
+    List<SandboxInfo> out = new ArrayList<>();
+    for (Path dir : sandboxDirs()) {
+      try {
+        SandboxInfo info = SandboxRecord.load(dir).info();
+        if (info.matches(selector)) {
+          out.add(info);
+        }
+      } catch (IOException e) {
+        LOG.debug("skipping {}: {}", dir, e.getMessage());
+      }
+    }
+    out.sort(Comparator.comparing(SandboxInfo::id));
+    return out;
+  }
+
+  /**
+   * The sandbox {@code id}: the object this instance handed out, or for a paused sandbox (made or
+   * paused by any process) a handle that resumes it on {@link Sandbox#resume()} or its first call.
+   *
+   * @throws NoSuchSandboxException if there is none
+   * @throws SandboxBusyException if it runs under another live process
+   */
+  public Sandbox connect(String id) {
+    Sandbox mine = handedOut.get(id);
+    if (mine != null && mine.state() != SandboxState.CLOSED) {
+      return mine;
+    }
+    if (!id.matches("[a-z0-9-]{1,64}")) {
+      throw new NoSuchSandboxException(id);
+    }
+    Path dir = root.resolve(id);
+    SandboxRecord rec;
+    try {
+      rec = SandboxRecord.load(dir);
+    } catch (IOException e) {
+      throw new NoSuchSandboxException(id);
+    }
+    if (rec.state == SandboxState.RUNNING) {
+      if (ProcessOwners.isAlive(rec.owner)) {
+        throw new SandboxBusyException(
+            "sandbox " + id + " runs under process " + rec.owner + "; pause it there first");
+      }
+      throw new SandboxException(
+          "sandbox " + id + " was running when its process " + rec.owner + " died; it is lost");
+    }
+    Sandbox sb = new Sandbox(this, dir, rec, null, null);
+    handedOut.put(id, sb);
+    return sb;
+  }
+
+  /**
+   * Deletes what nobody can use: sandboxes that were running under a process that has died (their
+   * VMs are destroyed), and paused sandboxes whose retention ended before {@code now}. Layers no
+   * sandbox needs any more go too. Returns how many sandboxes were removed.
+   */
+  public int reap(Instant now) {
+    try {
+      return locked(
+          () -> {
+            int reaped = 0;
+            Set<String> inUse = new HashSet<>();
+            for (Path dir : sandboxDirs()) {
+              SandboxRecord rec;
+              try {
+                rec = SandboxRecord.load(dir);
+              } catch (IOException e) {
+                if (Files.exists(dir.resolve(SandboxRecord.FILE))) {
+                  LOG.warn("keeping {}: {}", dir, e.getMessage());
+                  continue;
+                }
+                rec = null; // a create that died before its first record
+              }
+              boolean dead =
+                  rec == null
+                      || (rec.state == SandboxState.RUNNING
+                          && !handedOut.containsKey(rec.id)
+                          && !ProcessOwners.isAlive(rec.owner))
+                      || (rec.state == SandboxState.PAUSED
+                          && rec.retainUntil != null
+                          && rec.retainUntil.isBefore(now));
+              if (!dead && rec != null) {
+                inUse.addAll(rec.layers());
+                continue;
+              }
+              String name = String.valueOf(dir.getFileName());
+              if (conn.domainNames().contains(name)) {
+                try {
+                  conn.attach(name).close();
+                } catch (RuntimeException e) {
+                  LOG.warn("cannot remove the VM of reaped sandbox {}: {}", name, e.getMessage());
+                  continue;
+                }
+              }
+              LOG.info(
+                  "reaping sandbox {} ({})",
+                  name,
+                  rec == null ? "incomplete" : rec.state + ", owner " + rec.owner);
+              Trees.delete(dir);
+              Sandbox held = handedOut.remove(name);
+              if (held != null) {
+                held.markReaped();
+              }
+              reaped++;
+            }
+            layers.collect(inUse);
+            return reaped;
+          });
+    } catch (IOException e) {
+      throw new SandboxException("reaping " + root + " failed: " + e.getMessage(), e);
+    }
+  }
+
+  /** Removes layers that no record on this host names any more. */
+  void collectLayers() throws IOException {
+    locked(
+        () -> {
+          Set<String> inUse = new HashSet<>();
+          for (Path dir : sandboxDirs()) {
+            try {
+              inUse.addAll(SandboxRecord.load(dir).layers());
+            } catch (IOException e) {
+              return Boolean.FALSE; // a sandbox being made or unreadable: collect another time
+            }
+          }
+          layers.collect(inUse);
+          return Boolean.TRUE;
+        });
+  }
+
+  void collectLayersQuietly() {
+    try {
+      collectLayers();
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("collecting unused layers under {} failed: {}", root, e.toString());
+    }
+  }
+
+  /** A fresh id for a fork of {@code parent}. */
+  String newId(String parentId) {
+    String prefix = parentId.substring(0, Math.max(0, parentId.length() - 8));
+    return prefix + HexFormat.of().formatHex(randomBytes(4));
+  }
+
+  Path dirOf(String id) {
+    return root.resolve(id);
+  }
+
+  void register(Sandbox sb) {
+    handedOut.put(sb.id(), sb);
+  }
+
+  void forget(Sandbox sb) {
+    handedOut.remove(sb.id(), sb);
+  }
+
+  <T> T locked(FileLocks.Locked<T> body) throws IOException {
+    return FileLocks.withLock(lockFile, body);
+  }
+
+  /** The VM template of a sandbox record, its disk's top overlay in {@code dir}. */
+  static VMTemplate template(SandboxRecord rec, Path dir) {
+    VMTemplate.Builder b =
+        VMTemplate.builder(rec.id)
+            .uuid(rec.uuid)
+            .genid(rec.genid)
+            .resources(new ResourceProfile(rec.vcpus, rec.memoryMiB))
+            .virtType(VirtType.valueOf(rec.virtType))
+            .boot(new BootSource(Path.of(rec.kernel), Path.of(rec.initrd), rec.cmdline));
+    if (rec.packageDisk != null) {
+      b.disk(
+          new DiskAttachment(
+              Path.of(rec.packageDisk),
+              DiskAttachment.Format.RAW,
+              "vda",
+              true,
+              MicroImage.PACKAGE_DISK_MOUNT_POINT));
+    }
+    b.disk(DiskAttachment.qcow2(dir.resolve(DISK), rec.diskTarget, "/workspace"));
+    return b.build();
+  }
+
+  private synchronized MicroImage defaultImage() {
+    if (defaultImage == null) {
+      try {
+        defaultImage = MicroImageBuilder.create().build();
+      } catch (IOException e) {
+        throw new SandboxException("building the micro image failed: " + e.getMessage(), e);
+      }
+    }
+    return defaultImage;
+  }
+
+  private List<Path> sandboxDirs() {
+    List<Path> dirs = new ArrayList<>();
+    try (DirectoryStream<Path> s = Files.newDirectoryStream(root)) {
+      for (Path p : s) {
+        String n = String.valueOf(p.getFileName());
+        if (!n.startsWith(".") && Files.isDirectory(p)) {
+          dirs.add(p);
+        }
+      }
+    } catch (IOException e) {
+      throw new SandboxException("cannot list " + root + ": " + e.getMessage(), e);
+    }
+    return dirs;
+  }
+
+  private static byte[] randomBytes(int n) {
+    byte[] b = new byte[n];
+    RANDOM.nextBytes(b);
+    return b;
+  }
+
+  static void deleteDir(Path dir, RuntimeException failure) {
+    IOException e = Trees.deleteQuietly(dir);
+    if (e != null) {
+      failure.addSuppressed(e);
+    }
+  }
+
+  /** Closes the running sandboxes this object handed out; paused ones are kept. */
+  @Override
+  public void close() {
+    RuntimeException failure = null;
+    for (Sandbox sb : List.copyOf(handedOut.values())) {
+      if (sb.state() == SandboxState.RUNNING) {
+        try {
+          sb.close();
+        } catch (RuntimeException e) {
+          if (failure == null) {
+            failure = e;
+          } else {
+            failure.addSuppressed(e);
+          }
+        }
+      }
+    }
+    handedOut.clear();
+    if (failure != null) {
+      throw failure;
+    }
+  }
+}

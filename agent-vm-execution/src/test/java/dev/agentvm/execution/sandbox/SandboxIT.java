@@ -1,0 +1,263 @@
+package dev.agentvm.execution.sandbox;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.RealLibvirtTest;
+import dev.agentvm.core.TestVms;
+import dev.agentvm.core.agent.AgentErrorException;
+import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.protocol.ErrorCode;
+import dev.agentvm.protocol.FsEntry;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** Sandboxes on real VMs: sessions, files, pause/resume across processes, checkpoints, forks. */
+class SandboxIT extends RealLibvirtTest {
+  /** A loop that counts into /workspace/counter five times a second, detached from its command. */
+  static final String COUNTER_LOOP =
+      "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /workspace/counter; sleep 0.2;"
+          + " done' </dev/null >/dev/null 2>&1 &";
+
+  private Sandboxes sandboxes;
+  private final SandboxSpec spec =
+      SandboxSpec.defaults()
+          .withNamePrefix(TestVms.PREFIX + "sbx-")
+          .withCommandTimeout(Duration.ofSeconds(60));
+
+  @BeforeEach
+  void open() {
+    sandboxes = Sandboxes.open(conn);
+  }
+
+  @AfterEach
+  void closeAll() {
+    sandboxes.close();
+    for (SandboxInfo i : sandboxes.list()) {
+      if (i.id().startsWith(TestVms.PREFIX)) {
+        sandboxes.connect(i.id()).close();
+      }
+    }
+  }
+
+  @Test
+  void aSessionRunsManyCommandsOnItsFiles() throws Exception {
+    try (Sandbox sb = sandboxes.create(spec.withLabel("test", "session"))) {
+      assertEquals(SandboxState.RUNNING, sb.state());
+      sb.files()
+          .write("/workspace/app/main.sh", "echo \"sum=$((2+3))\" > out.txt\n".getBytes(UTF_8));
+      ExecResult r =
+          sb.exec(
+              dev.agentvm.core.agent.ExecRequest.command("sh", "main.sh")
+                  .withCwd("/workspace/app"));
+      assertEquals(0, r.exitCode(), r.stderrText());
+      assertEquals("sum=5\n", new String(sb.files().read("/workspace/app/out.txt"), UTF_8));
+      // change it, run again
+      sb.files()
+          .write("/workspace/app/main.sh", "echo \"sum=$((2*3))\" > out.txt\n".getBytes(UTF_8));
+      sb.exec(
+          dev.agentvm.core.agent.ExecRequest.command("sh", "main.sh").withCwd("/workspace/app"));
+      assertEquals("sum=6\n", new String(sb.files().read("/workspace/app/out.txt"), UTF_8));
+
+      // listing, stat, mkdir, rename, remove; names are UTF-8 both ways
+      String odd = "/workspace/app/naïve ü 𝄞.txt";
+      sb.files().write(odd, "x".getBytes(UTF_8));
+      sb.files().mkdirs("/workspace/app/sub/deeper");
+      List<String> names = sb.files().list("/workspace/app").stream().map(FsEntry::name).toList();
+      assertEquals(List.of("main.sh", "naïve ü 𝄞.txt", "out.txt", "sub"), names);
+      FsEntry st = sb.files().stat(odd);
+      assertEquals(FsEntry.Kind.FILE, st.kind());
+      assertEquals(1, st.size());
+      assertEquals(0644, st.mode());
+      sb.files().rename(odd, "/workspace/app/sub/moved.txt");
+      assertFalse(sb.files().exists(odd));
+      assertTrue(sb.files().exists("/workspace/app/sub/moved.txt"));
+      sb.files().remove("/workspace/app/sub");
+      assertFalse(sb.files().exists("/workspace/app/sub"));
+      AgentErrorException missing =
+          assertThrows(AgentErrorException.class, () -> sb.files().stat("/workspace/nope"));
+      assertEquals(ErrorCode.NOT_FOUND, missing.code());
+      AgentErrorException notEmpty =
+          assertThrows(
+              AgentErrorException.class,
+              () ->
+                  sb.withAgent(
+                      a -> {
+                        a.remove("/workspace/app", false, Duration.ofSeconds(10));
+                        return null;
+                      }));
+      assertEquals(ErrorCode.NOT_EMPTY, notEmpty.code());
+
+      // the workspace is a file system of its own size: the guest cannot store more there
+      ExecResult fill = sb.run("dd if=/dev/zero of=/workspace/fill bs=1M count=400 2>&1; sync");
+      assertTrue(fill.stdoutText().contains("No space left"), fill.stdoutText());
+      ExecResult df = sb.run("df -k /workspace | tail -1");
+      assertTrue(df.stdoutText().contains("/workspace"), df.stdoutText());
+
+      // a command without timeout gets the sandbox's default
+      assertEquals(Duration.ofSeconds(60), sb.commandTimeout());
+      assertEquals("agentvm", sb.exec("hostname").stdoutText().trim().substring(0, 7));
+    }
+  }
+
+  @Test
+  void checkpointsRollBackAndForth() throws Exception {
+    try (Sandbox sb = sandboxes.create(spec)) {
+      sb.run("echo one > /workspace/a; echo mem-one > /tmp/m");
+      sb.checkpoint("A");
+      sb.run("echo two > /workspace/a; echo new > /workspace/b; echo mem-two > /tmp/m");
+      sb.checkpoint("B");
+      sb.run("echo three > /workspace/a");
+      assertEquals(List.of("A", "B"), sb.checkpoints());
+
+      sb.rollback("A");
+      assertEquals("one\n", sb.run("cat /workspace/a").stdoutText());
+      assertEquals("mem-one\n", sb.run("cat /tmp/m").stdoutText());
+      assertFalse(sb.files().exists("/workspace/b"));
+
+      sb.rollback("B");
+      assertEquals("two\n", sb.run("cat /workspace/a").stdoutText());
+      assertEquals("new\n", sb.run("cat /workspace/b").stdoutText());
+      assertEquals("mem-two\n", sb.run("cat /tmp/m").stdoutText());
+
+      // and back again: a checkpoint can be used many times
+      sb.rollback("A");
+      assertEquals("one\n", sb.run("cat /workspace/a").stdoutText());
+      assertThrows(SandboxException.class, () -> sb.rollback("nope"));
+    }
+  }
+
+  @Test
+  void aForkCopiesProcessesAndFilesWithItsOwnIdentity() throws Exception {
+    try (Sandbox parent = sandboxes.create(spec.withLabel("test", "fork"))) {
+      parent.files().write("/workspace/shared.txt", "from the parent\n".getBytes(UTF_8));
+      parent.run(COUNTER_LOOP);
+      String parentMachineId = parent.run("cat /etc/machine-id 2>/dev/null").stdoutText();
+      List<Sandbox> copies = parent.fork(3);
+      try {
+        assertEquals(3, copies.size());
+        Set<String> ids = new HashSet<>(List.of(parent.id()));
+        Set<String> machineIds = new HashSet<>(List.of(parentMachineId));
+        Set<String> randoms = new HashSet<>();
+        for (Sandbox c : copies) {
+          assertTrue(ids.add(c.id()));
+          assertEquals(Map.of("test", "fork"), c.info().labels());
+          assertEquals(
+              "from the parent\n", new String(c.files().read("/workspace/shared.txt"), UTF_8));
+          assertEquals(c.id(), c.exec("hostname").stdoutText().trim());
+          assertTrue(machineIds.add(c.run("cat /etc/machine-id").stdoutText()));
+          assertTrue(randoms.add(c.run("head -c 16 /dev/urandom | od -An -tx1").stdoutText()));
+          assertCounts(c);
+        }
+        // writes in one copy are seen by none of the others nor the parent
+        copies.get(0).run("echo mine > /workspace/only0");
+        assertFalse(copies.get(1).files().exists("/workspace/only0"));
+        assertFalse(parent.files().exists("/workspace/only0"));
+        assertCounts(parent);
+      } finally {
+        for (Sandbox c : copies) {
+          c.close();
+        }
+      }
+    }
+  }
+
+  @Test
+  void pausedSurvivesItsProcessRunningIsReapedAndRetentionEnds() throws Exception {
+    String run = UUID.randomUUID().toString().substring(0, 8);
+    Process child = TestVms.startJvm(SandboxOwnerMaker.class, run);
+    String pausedId = null;
+    String runningId = null;
+    List<String> output = new ArrayList<>();
+    try (BufferedReader r =
+        new BufferedReader(new InputStreamReader(child.getInputStream(), UTF_8))) {
+      long end = System.nanoTime() + TimeUnit.MINUTES.toNanos(4);
+      String line;
+      while (runningId == null && System.nanoTime() < end && (line = r.readLine()) != null) {
+        output.add(line);
+        if (line.startsWith("PAUSED ")) {
+          pausedId = line.substring(7).trim();
+        } else if (line.startsWith("RUNNING ")) {
+          runningId = line.substring(8).trim();
+        }
+      }
+      assertTrue(runningId != null && pausedId != null, String.join("\n", output));
+      child.destroyForcibly(); // kill -9: no shutdown hook runs
+      assertTrue(child.waitFor(30, TimeUnit.SECONDS));
+    } finally {
+      child.destroyForcibly();
+    }
+    // the next start reaps the running one (its owner is dead) and keeps the paused one
+    sandboxes.close();
+    sandboxes = Sandboxes.open(conn);
+    String pid = pausedId;
+    String rid = runningId;
+    List<SandboxInfo> mine = sandboxes.list(Map.of("run", run));
+    assertEquals(List.of(pid), mine.stream().map(SandboxInfo::id).toList());
+    assertEquals(SandboxState.PAUSED, mine.get(0).state());
+    assertFalse(
+        conn.domainNames().contains(rid), "the dead owner's running sandbox was not reaped");
+    assertThrows(NoSuchSandboxException.class, () -> sandboxes.connect(rid));
+
+    Sandbox sb = sandboxes.connect(pid);
+    assertEquals(SandboxState.PAUSED, sb.state());
+    sb.resume();
+    assertEquals("written before\n", new String(sb.files().read("/workspace/note.txt"), UTF_8));
+    assertCounts(sb); // the loop started before the pause goes on counting
+    sb.pause();
+    // retention: kept before it ends, deleted after
+    assertEquals(0, sandboxes.reap(Instant.now()));
+    assertEquals(1, sandboxes.reap(Instant.now().plus(spec.pausedRetention()).plusSeconds(60)));
+    assertEquals(List.of(), sandboxes.list(Map.of("run", run)));
+    assertThrows(NoSuchSandboxException.class, () -> sandboxes.connect(pid));
+  }
+
+  @Test
+  void aCallOnAPausedSandboxResumesIt() throws Exception {
+    Sandbox sb = sandboxes.create(spec);
+    try {
+      sb.run("echo kept > /tmp/x");
+      sb.pause();
+      assertEquals(SandboxState.PAUSED, sb.state());
+      assertFalse(conn.domainNames().contains(sb.id()), "a paused sandbox keeps no VM");
+      assertEquals("kept\n", sb.run("cat /tmp/x").stdoutText());
+      assertEquals(SandboxState.RUNNING, sb.state());
+      Path dir = sandboxes.dirOf(sb.id());
+      sb.close();
+      assertFalse(Files.exists(dir));
+      assertEquals(SandboxState.CLOSED, sb.state());
+      assertThrows(SandboxException.class, () -> sb.run("true"));
+    } finally {
+      sb.close(); // idempotent
+    }
+  }
+
+  /** The counter loop is alive: its number grows. */
+  private static void assertCounts(Sandbox sb) throws Exception {
+    long first = Long.parseLong(sb.run("cat /workspace/counter").stdoutText().trim());
+    long later = first;
+    for (int i = 0; i < 50 && later <= first; i++) {
+      Thread.sleep(200);
+      later = Long.parseLong(sb.run("cat /workspace/counter").stdoutText().trim());
+    }
+    assertNotEquals(first, later, "the counter stopped at " + first + " in " + sb.id());
+  }
+}

@@ -106,6 +106,70 @@ class PayloadPropertiesTest {
             });
   }
 
+  @Test
+  void fileSystemPayloadsRoundTrip() {
+    qt().forAll(text(), text(), integers().between(0, 7), longs().between(0, Long.MAX_VALUE))
+        .checkAssert(
+            (path, name, k, size) -> {
+              try {
+                FsRequest.Op op =
+                    List.of(FsRequest.Op.values()).get(k % FsRequest.Op.values().length);
+                FsRequest q =
+                    new FsRequest(
+                        op,
+                        "/" + path,
+                        op == FsRequest.Op.RENAME ? "/" + name : "",
+                        (op == FsRequest.Op.MKDIR || op == FsRequest.Op.REMOVE) && k > 3
+                            ? FsRequest.RECURSIVE
+                            : 0,
+                        op == FsRequest.Op.LIST ? 1 + k : 0);
+                check(q, FsRequest.decode(q.encode()));
+                List<FsEntry> entries = new java.util.ArrayList<>();
+                for (int i = 0; i <= k; i++) {
+                  entries.add(
+                      new FsEntry(
+                          name + i,
+                          List.of(FsEntry.Kind.values())
+                              .get((k + i) % FsEntry.Kind.values().length),
+                          size,
+                          (k * 0111 + i) & 07777,
+                          size - i));
+                }
+                check(entries.get(0), FsEntry.decode(entries.get(0).encode()));
+                FsListing l = new FsListing(entries, k % 2 == 0);
+                check(l, FsListing.decode(l.encode(), entries.size()));
+                // a listing longer than the request's limit is the guest lying: refused
+                org.junit.jupiter.api.Assertions.assertThrows(
+                    ProtocolException.class,
+                    () -> FsListing.decode(l.encode(), entries.size() - 1));
+              } catch (ProtocolException e) {
+                throw new AssertionError(e);
+              }
+            });
+  }
+
+  @Test
+  void fileSystemRequestsRefuseWhatTheyCannotMean() {
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalArgumentException.class, () -> new FsRequest(FsRequest.Op.LIST, "/", "", 0, 0));
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalArgumentException.class,
+        () -> new FsRequest(FsRequest.Op.LIST, "/", "", 0, FsRequest.MAX_LIST + 1));
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalArgumentException.class, () -> FsRequest.of(FsRequest.Op.RENAME, "/a"));
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalArgumentException.class, () -> new FsRequest(FsRequest.Op.STAT, "/a", "/b", 0, 0));
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalArgumentException.class, () -> new FsRequest(FsRequest.Op.STAT, "/a", "", 4, 0));
+    byte[] unknownOp = new PayloadWriter().u8(99).string("/").string("").u8(0).i32(0).toByteArray();
+    org.junit.jupiter.api.Assertions.assertThrows(
+        ProtocolException.class, () -> FsRequest.decode(unknownOp));
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalArgumentException.class, () -> new FsEntry("x", FsEntry.Kind.FILE, -1, 0, 0));
+    org.junit.jupiter.api.Assertions.assertThrows(
+        IllegalArgumentException.class, () -> new FsEntry("x", FsEntry.Kind.FILE, 0, 010000, 0));
+  }
+
   private static void check(Object sent, Object back) {
     if (!sent.equals(back)) throw new AssertionError(sent + " came back as " + back);
   }
@@ -121,7 +185,10 @@ class PayloadPropertiesTest {
             MountSpec::decode,
             HelloRequest::decode,
             HelloResponse::decode,
-            ErrorPayload::decode);
+            ErrorPayload::decode,
+            FsRequest::decode,
+            FsEntry::decode,
+            b -> FsListing.decode(b, FsRequest.MAX_LIST));
     qt().forAll(bytes(200))
         .checkAssert(
             b -> {

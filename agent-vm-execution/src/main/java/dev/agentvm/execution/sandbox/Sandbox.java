@@ -54,6 +54,10 @@ public final class Sandbox implements AutoCloseable {
   private @Nullable VM vm;
   private @Nullable AgentClient agent;
   private volatile boolean closed;
+  private final java.util.concurrent.atomic.AtomicInteger inFlight =
+      new java.util.concurrent.atomic.AtomicInteger();
+  private volatile long lastUsedNanos = System.nanoTime();
+  private volatile @Nullable Instant leaseEnd;
 
   Sandbox(
       Sandboxes home, Path dir, SandboxRecord rec, @Nullable VM vm, @Nullable AgentClient agent) {
@@ -62,6 +66,75 @@ public final class Sandbox implements AutoCloseable {
     this.rec = rec;
     this.vm = vm;
     this.agent = agent;
+    if (vm != null) {
+      startLease();
+    }
+  }
+
+  private void startLease() {
+    lastUsedNanos = System.nanoTime();
+    leaseEnd = rec.lease.isZero() ? null : Instant.now().plus(rec.lease);
+  }
+
+  /**
+   * Sets the lease to end {@code d} from now (whether or not the sandbox had one). At its end the
+   * sandbox is paused or closed, as its spec says; a paused one is resumed by its next call with a
+   * new lease.
+   */
+  public void extendLease(Duration d) {
+    if (d.isNegative() || d.isZero()) {
+      throw new IllegalArgumentException("a lease must be positive, was " + d);
+    }
+    leaseEnd = Instant.now().plus(d);
+  }
+
+  /** When the lease of the running sandbox ends; empty without a lease or while not running. */
+  public java.util.Optional<Instant> leaseEnd() {
+    return state() == SandboxState.RUNNING
+        ? java.util.Optional.ofNullable(leaseEnd)
+        : java.util.Optional.empty();
+  }
+
+  /** True when no call is in flight and none came for {@code d}. */
+  boolean idleFor(Duration d) {
+    return inFlight.get() == 0 && System.nanoTime() - lastUsedNanos >= d.toNanos();
+  }
+
+  long lastUsedNanos() {
+    return lastUsedNanos;
+  }
+
+  int memoryMiB() {
+    return rec.memoryMiB;
+  }
+
+  Duration idleTimeout() {
+    return rec.idleTimeout;
+  }
+
+  SandboxSpec.LeaseEnd onLeaseEnd() {
+    return rec.onLeaseEnd;
+  }
+
+  /**
+   * Pauses the sandbox if it runs and no call is in flight or waiting; returns whether it did.
+   * Never waits for a lock another thread holds (the memory budget and the idle timer call it for
+   * sandboxes other than the one they work for).
+   */
+  boolean pauseIfIdle(String why) {
+    if (!lock.writeLock().tryLock()) {
+      return false;
+    }
+    try {
+      if (closed || rec.state != SandboxState.RUNNING || inFlight.get() != 0) {
+        return false;
+      }
+      LOG.info("pausing sandbox {}: {}", rec.id, why);
+      pause();
+      return true;
+    } finally {
+      lock.writeLock().unlock();
+    }
   }
 
   /** The sandbox's id; also its VM's name and the guest's hostname. */
@@ -134,8 +207,13 @@ public final class Sandbox implements AutoCloseable {
         requireOpen();
         AgentClient a = agent;
         if (rec.state == SandboxState.RUNNING && a != null) {
+          inFlight.incrementAndGet();
+          lastUsedNanos = System.nanoTime();
           try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
             return call.call(a);
+          } finally {
+            lastUsedNanos = System.nanoTime();
+            inFlight.decrementAndGet();
           }
         }
       } finally {
@@ -183,6 +261,10 @@ public final class Sandbox implements AutoCloseable {
    * @throws SandboxBusyException if another process resumed it first
    */
   public void resume() {
+    if (!lock.isWriteLockedByCurrentThread() && state() == SandboxState.RUNNING) {
+      return;
+    }
+    home.makeRoom(rec.memoryMiB, this);
     lock.writeLock().lock();
     try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
       requireOpen();
@@ -203,6 +285,7 @@ public final class Sandbox implements AutoCloseable {
         LOG.warn("cannot delete {}: {}", dir.resolve(PAUSED_FILE), e.toString());
       }
       home.register(this);
+      startLease();
       LOG.info("sandbox {} resumed in {} ms", rec.id, (System.nanoTime() - t0) / 1_000_000);
     } finally {
       lock.writeLock().unlock();
@@ -225,9 +308,9 @@ public final class Sandbox implements AutoCloseable {
       Path mem = checkpointFile(name);
       Path part = mem.resolveSibling(name + ".part");
       try {
-        Files.createDirectories(mem.getParent());
+        Files.createDirectories(dir.resolve("checkpoints"));
       } catch (IOException e) {
-        throw new SandboxException("cannot create " + mem.getParent() + ": " + e, e);
+        throw new SandboxException("cannot create the checkpoint directory of " + rec.id, e);
       }
       stopInto(part);
       freezeTop(
@@ -264,7 +347,8 @@ public final class Sandbox implements AutoCloseable {
         throw new SandboxException("sandbox " + rec.id + " has no checkpoint " + name);
       }
       long t0 = System.nanoTime();
-      if (rec.state == SandboxState.PAUSED) {
+      boolean wasPaused = rec.state == SandboxState.PAUSED;
+      if (wasPaused) {
         claim();
       }
       VM v = vm;
@@ -286,6 +370,9 @@ public final class Sandbox implements AutoCloseable {
         throw new SandboxException("rolling " + rec.id + " back to " + name + " failed: " + e, e);
       }
       startFrom(checkpointFile(name));
+      if (wasPaused) {
+        startLease();
+      }
       home.register(this);
       home.collectLayersQuietly();
       LOG.info(

@@ -42,6 +42,9 @@ final class SandboxRecord {
   @Nullable String packageDisk;
   String diskTarget = "";
   Duration commandTimeout = Duration.ZERO;
+  Duration idleTimeout = Duration.ZERO;
+  Duration lease = Duration.ZERO;
+  SandboxSpec.LeaseEnd onLeaseEnd = SandboxSpec.LeaseEnd.PAUSE;
   Duration pausedRetention = Duration.ZERO;
   Duration agentDeadline = Duration.ZERO;
   Map<String, String> labels = new LinkedHashMap<>();
@@ -121,6 +124,9 @@ final class SandboxRecord {
     }
     p.setProperty("diskTarget", diskTarget);
     p.setProperty("commandTimeout", commandTimeout.toString());
+    p.setProperty("idleTimeout", idleTimeout.toString());
+    p.setProperty("lease", lease.toString());
+    p.setProperty("onLeaseEnd", onLeaseEnd.name());
     p.setProperty("pausedRetention", pausedRetention.toString());
     p.setProperty("agentDeadline", agentDeadline.toString());
     labels.forEach((k, v) -> p.setProperty("label." + k, v));
@@ -148,6 +154,9 @@ final class SandboxRecord {
     packageDisk = p.getProperty("packageDisk");
     diskTarget = req(p, "diskTarget");
     commandTimeout = Duration.parse(req(p, "commandTimeout"));
+    idleTimeout = Duration.parse(req(p, "idleTimeout"));
+    lease = Duration.parse(req(p, "lease"));
+    onLeaseEnd = SandboxSpec.LeaseEnd.valueOf(req(p, "onLeaseEnd"));
     pausedRetention = Duration.parse(req(p, "pausedRetention"));
     agentDeadline = Duration.parse(req(p, "agentDeadline"));
     labels = new LinkedHashMap<>();

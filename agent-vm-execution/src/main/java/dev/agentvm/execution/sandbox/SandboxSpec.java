@@ -11,9 +11,9 @@ import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
 
 /**
- * What a new sandbox is made of. {@link #defaults()} is the micro image, 1 vCPU and 256 MiB, no
- * network, a 256 MiB workspace, a 5 minute default command timeout and 7 days of retention while
- * paused.
+ * What a new sandbox is made of, and how long it lives. {@link #defaults()}: the micro image, 1
+ * vCPU and 256 MiB, no network device, a 256 MiB workspace, a 5 minute default command timeout, no
+ * lease, pause after 10 idle minutes, and 7 days of retention while paused.
  *
  * @param image the guest image; {@code null} for the plain micro image (built or taken from the
  *     cache on first use)
@@ -23,6 +23,11 @@ import org.jspecify.annotations.Nullable;
  *     guest can store there
  * @param labels free-form labels to find the sandbox by ({@code [A-Za-z0-9_.-]} keys)
  * @param commandTimeout applied to every command that sets none
+ * @param idleTimeout a running sandbox with no call for this long is paused ({@link Duration#ZERO}:
+ *     never)
+ * @param lease how long a sandbox may run before {@link #onLeaseEnd} happens ({@link
+ *     Duration#ZERO}: no lease); extended with {@link Sandbox#extendLease}
+ * @param onLeaseEnd what happens when the lease ends
  * @param pausedRetention how long a paused sandbox is kept before the reaper deletes it
  * @param agentDeadline how long a boot or restore may take until the guest agent answers
  * @param namePrefix prefix of the sandbox's id (and VM name)
@@ -34,11 +39,22 @@ public record SandboxSpec(
     long workspaceBytes,
     Map<String, String> labels,
     Duration commandTimeout,
+    Duration idleTimeout,
+    Duration lease,
+    LeaseEnd onLeaseEnd,
     Duration pausedRetention,
     Duration agentDeadline,
     String namePrefix) {
   /** The prefix of sandbox ids unless a spec says otherwise. */
   public static final String DEFAULT_PREFIX = "agentvm-sbx-";
+
+  /** What happens to a sandbox whose lease ended. */
+  public enum LeaseEnd {
+    /** Paused: saved to disk, kept for its retention, resumed by the next call. */
+    PAUSE,
+    /** Closed: everything removed. */
+    CLOSE
+  }
 
   private static final Pattern LABEL_KEY = Pattern.compile("[A-Za-z0-9_.-]{1,63}");
   private static final Pattern PREFIX = Pattern.compile("[a-z0-9][a-z0-9-]{0,39}");
@@ -46,6 +62,7 @@ public record SandboxSpec(
   public SandboxSpec {
     Objects.requireNonNull(resources, "resources");
     Objects.requireNonNull(virtType, "virtType");
+    Objects.requireNonNull(onLeaseEnd, "onLeaseEnd");
     labels = Map.copyOf(labels);
     for (Map.Entry<String, String> e : labels.entrySet()) {
       if (!LABEL_KEY.matcher(e.getKey()).matches()
@@ -63,6 +80,9 @@ public record SandboxSpec(
         throw new IllegalArgumentException("durations must be positive, was " + d);
       }
     }
+    if (idleTimeout.isNegative() || lease.isNegative()) {
+      throw new IllegalArgumentException("idleTimeout and lease must not be negative");
+    }
     if (!PREFIX.matcher(namePrefix).matches()) {
       throw new IllegalArgumentException("namePrefix must match " + PREFIX + ", was " + namePrefix);
     }
@@ -70,115 +90,168 @@ public record SandboxSpec(
 
   /** The defaults described above. */
   public static SandboxSpec defaults() {
-    return new SandboxSpec(
-        null,
-        ResourceProfile.LIGHT,
-        VirtType.AUTO,
-        256L << 20,
-        Map.of(),
-        Duration.ofMinutes(5),
-        Duration.ofDays(7),
-        Duration.ofMinutes(2),
-        DEFAULT_PREFIX);
+    return builder().build();
+  }
+
+  /** A builder starting from the defaults. */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** A builder starting from this spec. */
+  public Builder toBuilder() {
+    Builder b = new Builder();
+    b.image = image;
+    b.resources = resources;
+    b.virtType = virtType;
+    b.workspaceBytes = workspaceBytes;
+    b.labels.putAll(labels);
+    b.commandTimeout = commandTimeout;
+    b.idleTimeout = idleTimeout;
+    b.lease = lease;
+    b.onLeaseEnd = onLeaseEnd;
+    b.pausedRetention = pausedRetention;
+    b.agentDeadline = agentDeadline;
+    b.namePrefix = namePrefix;
+    return b;
   }
 
   /** A copy with another image (a flavour with packages, e.g. Python). */
   public SandboxSpec withImage(MicroImage image) {
-    return new SandboxSpec(
-        image,
-        resources,
-        virtType,
-        workspaceBytes,
-        labels,
-        commandTimeout,
-        pausedRetention,
-        agentDeadline,
-        namePrefix);
+    return toBuilder().image(image).build();
   }
 
   /** A copy with other resources. */
   public SandboxSpec withResources(ResourceProfile resources) {
-    return new SandboxSpec(
-        image,
-        resources,
-        virtType,
-        workspaceBytes,
-        labels,
-        commandTimeout,
-        pausedRetention,
-        agentDeadline,
-        namePrefix);
+    return toBuilder().resources(resources).build();
   }
 
   /** A copy with another workspace size. */
   public SandboxSpec withWorkspaceBytes(long workspaceBytes) {
-    return new SandboxSpec(
-        image,
-        resources,
-        virtType,
-        workspaceBytes,
-        labels,
-        commandTimeout,
-        pausedRetention,
-        agentDeadline,
-        namePrefix);
+    return toBuilder().workspaceBytes(workspaceBytes).build();
   }
 
   /** A copy with one more label. */
   public SandboxSpec withLabel(String key, String value) {
-    Map<String, String> l = new LinkedHashMap<>(labels);
-    l.put(key, value);
-    return new SandboxSpec(
-        image,
-        resources,
-        virtType,
-        workspaceBytes,
-        l,
-        commandTimeout,
-        pausedRetention,
-        agentDeadline,
-        namePrefix);
+    return toBuilder().label(key, value).build();
   }
 
   /** A copy with another default command timeout. */
   public SandboxSpec withCommandTimeout(Duration commandTimeout) {
-    return new SandboxSpec(
-        image,
-        resources,
-        virtType,
-        workspaceBytes,
-        labels,
-        commandTimeout,
-        pausedRetention,
-        agentDeadline,
-        namePrefix);
+    return toBuilder().commandTimeout(commandTimeout).build();
+  }
+
+  /** A copy with another idle timeout ({@link Duration#ZERO}: never pause when idle). */
+  public SandboxSpec withIdleTimeout(Duration idleTimeout) {
+    return toBuilder().idleTimeout(idleTimeout).build();
+  }
+
+  /** A copy with a lease and what happens at its end. */
+  public SandboxSpec withLease(Duration lease, LeaseEnd onLeaseEnd) {
+    return toBuilder().lease(lease).onLeaseEnd(onLeaseEnd).build();
   }
 
   /** A copy with another retention for paused sandboxes. */
   public SandboxSpec withPausedRetention(Duration pausedRetention) {
-    return new SandboxSpec(
-        image,
-        resources,
-        virtType,
-        workspaceBytes,
-        labels,
-        commandTimeout,
-        pausedRetention,
-        agentDeadline,
-        namePrefix);
+    return toBuilder().pausedRetention(pausedRetention).build();
   }
 
   /** A copy with another id prefix (tests use {@code agentvm-test-} so leaks are found). */
   public SandboxSpec withNamePrefix(String namePrefix) {
-    return new SandboxSpec(
-        image,
-        resources,
-        virtType,
-        workspaceBytes,
-        labels,
-        commandTimeout,
-        pausedRetention,
-        agentDeadline,
-        namePrefix);
+    return toBuilder().namePrefix(namePrefix).build();
+  }
+
+  /** Builds a {@link SandboxSpec}; starts from the defaults. */
+  public static final class Builder {
+    private @Nullable MicroImage image;
+    private ResourceProfile resources = ResourceProfile.LIGHT;
+    private VirtType virtType = VirtType.AUTO;
+    private long workspaceBytes = 256L << 20;
+    private final Map<String, String> labels = new LinkedHashMap<>();
+    private Duration commandTimeout = Duration.ofMinutes(5);
+    private Duration idleTimeout = Duration.ofMinutes(10);
+    private Duration lease = Duration.ZERO;
+    private LeaseEnd onLeaseEnd = LeaseEnd.PAUSE;
+    private Duration pausedRetention = Duration.ofDays(7);
+    private Duration agentDeadline = Duration.ofMinutes(2);
+    private String namePrefix = DEFAULT_PREFIX;
+
+    private Builder() {}
+
+    public Builder image(MicroImage image) {
+      this.image = image;
+      return this;
+    }
+
+    public Builder resources(ResourceProfile resources) {
+      this.resources = resources;
+      return this;
+    }
+
+    public Builder virtType(VirtType virtType) {
+      this.virtType = virtType;
+      return this;
+    }
+
+    public Builder workspaceBytes(long workspaceBytes) {
+      this.workspaceBytes = workspaceBytes;
+      return this;
+    }
+
+    public Builder label(String key, String value) {
+      labels.put(key, value);
+      return this;
+    }
+
+    public Builder commandTimeout(Duration commandTimeout) {
+      this.commandTimeout = commandTimeout;
+      return this;
+    }
+
+    public Builder idleTimeout(Duration idleTimeout) {
+      this.idleTimeout = idleTimeout;
+      return this;
+    }
+
+    public Builder lease(Duration lease) {
+      this.lease = lease;
+      return this;
+    }
+
+    public Builder onLeaseEnd(LeaseEnd onLeaseEnd) {
+      this.onLeaseEnd = onLeaseEnd;
+      return this;
+    }
+
+    public Builder pausedRetention(Duration pausedRetention) {
+      this.pausedRetention = pausedRetention;
+      return this;
+    }
+
+    public Builder agentDeadline(Duration agentDeadline) {
+      this.agentDeadline = agentDeadline;
+      return this;
+    }
+
+    public Builder namePrefix(String namePrefix) {
+      this.namePrefix = namePrefix;
+      return this;
+    }
+
+    public SandboxSpec build() {
+      return new SandboxSpec(
+          image,
+          resources,
+          virtType,
+          workspaceBytes,
+          labels,
+          commandTimeout,
+          idleTimeout,
+          lease,
+          onLeaseEnd,
+          pausedRetention,
+          agentDeadline,
+          namePrefix);
+    }
   }
 }

@@ -65,6 +65,11 @@ public final class Sandboxes implements AutoCloseable {
   private final Layers layers;
   private final Map<String, Sandbox> handedOut = new ConcurrentHashMap<>();
   private @Nullable MicroImage defaultImage;
+  private volatile long memoryBudgetMiB = Long.MAX_VALUE;
+  private java.util.concurrent.@Nullable ScheduledFuture<?> ticking;
+  private final java.util.concurrent.ScheduledExecutorService timer =
+      java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+          dev.agentvm.internal.Threads.namedDaemons("agentvm-sandbox-timer"));
 
   private Sandboxes(LibvirtConnection conn, Path root) {
     this.conn = conn;
@@ -87,7 +92,84 @@ public final class Sandboxes implements AutoCloseable {
       throw new SandboxException("cannot create " + s.root + ": " + e.getMessage(), e);
     }
     s.reap(Instant.now());
+    // tick() catches everything it can throw, so the future never holds a failure
+    s.ticking =
+        s.timer.scheduleWithFixedDelay(s::tick, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
     return s;
+  }
+
+  /**
+   * Caps the memory of the running sandboxes this object handed out: before one is created or
+   * resumed over the budget, the least recently used idle ones are paused to make room. Fails with
+   * {@link SandboxException} when the room is held by sandboxes with calls in flight.
+   */
+  public Sandboxes memoryBudgetMiB(long budget) {
+    if (budget < 1) {
+      throw new IllegalArgumentException("budget must be positive, was " + budget);
+    }
+    this.memoryBudgetMiB = budget;
+    return this;
+  }
+
+  /** Pauses idle running sandboxes (least recently used first) until {@code needMiB} fits. */
+  void makeRoom(int needMiB, @Nullable Sandbox forWhom) {
+    long budget = memoryBudgetMiB;
+    if (budget == Long.MAX_VALUE) {
+      return;
+    }
+    while (true) {
+      List<Sandbox> running =
+          handedOut.values().stream()
+              .filter(sb -> sb != forWhom && sb.state() == SandboxState.RUNNING)
+              .sorted(Comparator.comparingLong(Sandbox::lastUsedNanos))
+              .toList();
+      long used = running.stream().mapToLong(Sandbox::memoryMiB).sum();
+      if (used + needMiB <= budget) {
+        return;
+      }
+      boolean freed = false;
+      for (Sandbox sb : running) {
+        if (sb.pauseIfIdle("making room in the memory budget of " + budget + " MiB")) {
+          freed = true;
+          break;
+        }
+      }
+      if (!freed) {
+        throw new SandboxException(
+            "the memory budget of "
+                + budget
+                + " MiB is held by "
+                + running.size()
+                + " sandboxes with calls in flight; "
+                + needMiB
+                + " MiB more do not fit");
+      }
+    }
+  }
+
+  /** Once a second: leases that ended, sandboxes idle for longer than their idle timeout. */
+  private void tick() {
+    Instant now = Instant.now();
+    for (Sandbox sb : List.copyOf(handedOut.values())) {
+      try {
+        if (sb.state() != SandboxState.RUNNING) {
+          continue;
+        }
+        java.util.Optional<Instant> end = sb.leaseEnd();
+        if (end.isPresent() && now.isAfter(end.get())) {
+          if (sb.onLeaseEnd() == SandboxSpec.LeaseEnd.CLOSE) {
+            LOG.info("closing sandbox {}: its lease ended", sb.id());
+            sb.close();
+          } else {
+            sb.pauseIfIdle("its lease ended");
+          }
+        } else if (!sb.idleTimeout().isZero() && sb.idleFor(sb.idleTimeout())) {
+          sb.pauseIfIdle("idle for " + sb.idleTimeout().toSeconds() + " s");
+        }
+      } catch (RuntimeException e) {
+        LOG.warn("sandbox {}: lease or idle handling failed: {}", sb.id(), e.toString());
+      }
+    }
   }
 
   LibvirtConnection connection() {
@@ -109,7 +191,8 @@ public final class Sandboxes implements AutoCloseable {
    * @throws SandboxException if it could not be made (nothing is left behind)
    */
   public Sandbox create(SandboxSpec spec) {
-    MicroImage image = spec.image() != null ? spec.image() : defaultImage();
+    MicroImage given = spec.image();
+    MicroImage image = given != null ? given : defaultImage();
     String id = spec.namePrefix() + HexFormat.of().formatHex(randomBytes(4));
     Path dir = root.resolve(id);
     SandboxRecord rec = new SandboxRecord();
@@ -128,9 +211,13 @@ public final class Sandboxes implements AutoCloseable {
     rec.packageDisk = image.packageDiskIfAny().map(Path::toString).orElse(null);
     rec.diskTarget = rec.packageDisk == null ? "vda" : "vdb";
     rec.commandTimeout = spec.commandTimeout();
+    rec.idleTimeout = spec.idleTimeout();
+    rec.lease = spec.lease();
+    rec.onLeaseEnd = spec.onLeaseEnd();
     rec.pausedRetention = spec.pausedRetention();
     rec.agentDeadline = spec.agentDeadline();
     rec.labels = new java.util.LinkedHashMap<>(spec.labels());
+    makeRoom(rec.memoryMiB, null);
     long t0 = System.nanoTime();
     VM vm = null;
     try {
@@ -396,6 +483,11 @@ public final class Sandboxes implements AutoCloseable {
   /** Closes the running sandboxes this object handed out; paused ones are kept. */
   @Override
   public void close() {
+    java.util.concurrent.ScheduledFuture<?> t = ticking;
+    if (t != null) {
+      t.cancel(false);
+    }
+    timer.shutdownNow();
     RuntimeException failure = null;
     for (Sandbox sb : List.copyOf(handedOut.values())) {
       if (sb.state() == SandboxState.RUNNING) {

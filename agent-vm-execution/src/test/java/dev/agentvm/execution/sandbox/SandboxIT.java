@@ -250,6 +250,66 @@ class SandboxIT extends RealLibvirtTest {
     }
   }
 
+  @Test
+  void anIdleSandboxPausesAndItsNextCallResumesIt() throws Exception {
+    try (Sandbox sb = sandboxes.create(spec.withIdleTimeout(Duration.ofSeconds(2)))) {
+      sb.run("echo kept > /tmp/x");
+      waitFor(() -> sb.state() == SandboxState.PAUSED, Duration.ofSeconds(60));
+      assertFalse(conn.domainNames().contains(sb.id()));
+      assertEquals("kept\n", sb.run("cat /tmp/x").stdoutText());
+      assertEquals(SandboxState.RUNNING, sb.state());
+    }
+  }
+
+  @Test
+  void aLeaseEndsAsItsPolicySaysAndCanBeExtended() throws Exception {
+    Sandbox sb =
+        sandboxes.create(
+            spec.withIdleTimeout(Duration.ZERO)
+                .withLease(Duration.ofSeconds(3), SandboxSpec.LeaseEnd.CLOSE));
+    try {
+      sb.extendLease(Duration.ofSeconds(10));
+      Thread.sleep(5000);
+      assertEquals(SandboxState.RUNNING, sb.state(), "the extended lease had not ended yet");
+      Path dir = sandboxes.dirOf(sb.id());
+      waitFor(() -> sb.state() == SandboxState.CLOSED, Duration.ofSeconds(60));
+      assertFalse(Files.exists(dir));
+      assertFalse(conn.domainNames().contains(sb.id()));
+    } finally {
+      sb.close();
+    }
+  }
+
+  @Test
+  void aMemoryBudgetPausesTheLeastRecentlyUsedSandbox() throws Exception {
+    sandboxes.memoryBudgetMiB(300); // room for one sandbox of 256 MiB
+    try (Sandbox a = sandboxes.create(spec);
+        Sandbox b = createAfter(a)) {
+      assertEquals(SandboxState.PAUSED, a.state());
+      assertEquals(SandboxState.RUNNING, b.state());
+      assertEquals("a\n", a.run("cat /tmp/who").stdoutText()); // resumes a, pauses b
+      assertEquals(SandboxState.RUNNING, a.state());
+      assertEquals(SandboxState.PAUSED, b.state());
+      assertEquals("b\n", b.run("cat /tmp/who").stdoutText());
+    }
+  }
+
+  private Sandbox createAfter(Sandbox a) throws Exception {
+    a.run("echo a > /tmp/who");
+    Sandbox b = sandboxes.create(spec);
+    b.run("echo b > /tmp/who");
+    return b;
+  }
+
+  private static void waitFor(java.util.function.BooleanSupplier what, Duration max)
+      throws InterruptedException {
+    long end = System.nanoTime() + max.toNanos();
+    while (!what.getAsBoolean()) {
+      assertTrue(System.nanoTime() < end, "not reached within " + max);
+      Thread.sleep(200);
+    }
+  }
+
   /** The counter loop is alive: its number grows. */
   private static void assertCounts(Sandbox sb) throws Exception {
     long first = Long.parseLong(sb.run("cat /workspace/counter").stdoutText().trim());

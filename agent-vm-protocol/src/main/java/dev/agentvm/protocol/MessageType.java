@@ -28,6 +28,17 @@ public enum MessageType {
   KILL(0x14),
   /** Guest health numbers ({@link StatusReport}). */
   STATUS(0x15),
+  /**
+   * Starts a background process ({@link ExecSpec}) that outlives the connection: answered at once
+   * by SPAWN with its handle (i32), then STDOUT/STDERR chunks and one EXIT with this request id
+   * while the connection lasts. Without a connection its output is kept in a bounded buffer.
+   */
+  SPAWN(0x16),
+  /**
+   * An operation on a background process by handle ({@link ProcRequest}: attach, stdin, close
+   * stdin, kill, list); answered by PROC (ATTACH then streams like SPAWN).
+   */
+  PROC(0x17),
   /** Writes a file ({@link FileHeader}), followed by FILE_DATA chunks with the same request id. */
   PUT_FILE(0x20),
   /**

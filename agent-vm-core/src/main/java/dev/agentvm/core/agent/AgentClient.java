@@ -19,6 +19,8 @@ import dev.agentvm.protocol.MessageType;
 import dev.agentvm.protocol.MountSpec;
 import dev.agentvm.protocol.PayloadReader;
 import dev.agentvm.protocol.PayloadWriter;
+import dev.agentvm.protocol.ProcList;
+import dev.agentvm.protocol.ProcRequest;
 import dev.agentvm.protocol.Protocol;
 import dev.agentvm.protocol.ProtocolException;
 import dev.agentvm.protocol.StatusReport;
@@ -260,6 +262,156 @@ public final class AgentClient implements AutoCloseable {
   /** Mounts a virtio-9p share in the guest. */
   public void mount(MountSpec spec, Duration deadline) throws IOException {
     PayloadReader.requireEmpty(call(MessageType.MOUNT, spec.encode(), deadline).payload());
+  }
+
+  /**
+   * A background process on this connection: its handle (valid across connections, for {@link
+   * #attach}), and its end, which completes with its exit status when this connection sees it, or
+   * exceptionally when the connection closes first (the process keeps running in the guest).
+   */
+  public record Background(int handle, CompletableFuture<ExitStatus> exit) {}
+
+  /**
+   * Starts a background process (SPAWN): it runs until it ends or is killed, whatever happens to
+   * this connection. Its output goes to {@code listener} while this connection lasts; without a
+   * connection the guest keeps the last 256 KiB of each stream for the next {@link #attach}. The
+   * request's timeout and output limit do not apply (a background process has none).
+   */
+  public Background spawn(ExecRequest r, OutputListener listener, Duration deadline)
+      throws IOException {
+    ExecSpec spec =
+        new ExecSpec(
+            r.argv(),
+            r.script(),
+            r.env(),
+            r.cwd(),
+            r.stdin(),
+            0,
+            r.outputLimit(),
+            r.killGrace().toMillis());
+    CompletableFuture<Frame> first = new CompletableFuture<>();
+    CompletableFuture<ExitStatus> exit = new CompletableFuture<>();
+    long end = System.nanoTime() + deadline.toNanos();
+    int id = send(MessageType.SPAWN, spec.encode(), deadline, streaming(first, exit, listener));
+    Frame answer;
+    try {
+      answer = await(first, MessageType.SPAWN, remaining(end));
+    } catch (IOException e) {
+      pending.remove(id);
+      throw e;
+    }
+    PayloadReader pr = new PayloadReader(answer.payload());
+    int handle = pr.i32();
+    pr.end();
+    return new Background(handle, exit);
+  }
+
+  /**
+   * Streams a background process's output to {@code listener}: first what the guest kept while no
+   * host listened, then live output; the returned future completes with its exit status.
+   *
+   * @throws AgentErrorException NOT_FOUND if the guest has no process with this handle
+   */
+  public CompletableFuture<ExitStatus> attach(
+      int handle, OutputListener listener, Duration deadline) throws IOException {
+    CompletableFuture<Frame> first = new CompletableFuture<>();
+    CompletableFuture<ExitStatus> exit = new CompletableFuture<>();
+    long end = System.nanoTime() + deadline.toNanos();
+    int id =
+        send(
+            MessageType.PROC,
+            ProcRequest.of(ProcRequest.Op.ATTACH, handle).encode(),
+            deadline,
+            streaming(first, exit, listener));
+    try {
+      Frame ack = await(first, MessageType.PROC, remaining(end));
+      PayloadReader.requireEmpty(ack.payload());
+    } catch (IOException e) {
+      pending.remove(id);
+      throw e;
+    }
+    return exit;
+  }
+
+  /** Writes to a background process's standard input (in chunks; each is acknowledged). */
+  public void writeInput(int handle, byte[] data, Duration deadline) throws IOException {
+    long end = System.nanoTime() + deadline.toNanos();
+    for (int off = 0; off < data.length; off += ProcRequest.MAX_STDIN_CHUNK) {
+      byte[] chunk =
+          java.util.Arrays.copyOfRange(
+              data, off, Math.min(data.length, off + ProcRequest.MAX_STDIN_CHUNK));
+      procCall(new ProcRequest(ProcRequest.Op.STDIN, handle, chunk), remaining(end));
+    }
+  }
+
+  /** Closes a background process's standard input. */
+  public void closeInput(int handle, Duration deadline) throws IOException {
+    procCall(ProcRequest.of(ProcRequest.Op.CLOSE_STDIN, handle), deadline);
+  }
+
+  /** Stops a background process's group (TERM, then KILL after its kill grace). */
+  public void killBackground(int handle, Duration deadline) throws IOException {
+    procCall(ProcRequest.of(ProcRequest.Op.KILL, handle), deadline);
+  }
+
+  /** The background processes the guest knows. */
+  public ProcList backgroundProcesses(Duration deadline) throws IOException {
+    return ProcList.decode(procCall(ProcRequest.of(ProcRequest.Op.LIST, 0), deadline));
+  }
+
+  private byte[] procCall(ProcRequest q, Duration deadline) throws IOException {
+    Frame f = call(MessageType.PROC, q.encode(), deadline);
+    if (f.messageType().orElse(null) != MessageType.PROC) {
+      throw new ProtocolException(
+          ErrorCode.MALFORMED_PAYLOAD,
+          "PROC answered with frame type 0x" + Integer.toHexString(f.type()));
+    }
+    if (q.op() != ProcRequest.Op.LIST) {
+      PayloadReader.requireEmpty(f.payload());
+    }
+    return f.payload();
+  }
+
+  /**
+   * A handler for SPAWN and ATTACH: the first frame is the answer, then STDOUT/STDERR chunks to the
+   * listener, then EXIT (or an ERROR, or the channel closing).
+   */
+  private static Handler streaming(
+      CompletableFuture<Frame> first, CompletableFuture<ExitStatus> exit, OutputListener listener) {
+    return new Handler() {
+      @Override
+      public boolean onFrame(Frame f) {
+        MessageType t = f.messageType().orElse(null);
+        if (!first.isDone()) {
+          first.complete(f); // the answer, or an ERROR that await turns into an exception
+          return t == MessageType.ERROR;
+        }
+        try {
+          if (t == MessageType.STDOUT) {
+            listener.onStdout(f.payload());
+            return false;
+          }
+          if (t == MessageType.STDERR) {
+            listener.onStderr(f.payload());
+            return false;
+          }
+          if (t == MessageType.EXIT) {
+            exit.complete(ExitStatus.decode(f.payload()));
+            return true;
+          }
+          exit.completeExceptionally(errorOf(f));
+        } catch (ProtocolException | RuntimeException e) {
+          exit.completeExceptionally(e);
+        }
+        return true;
+      }
+
+      @Override
+      public void onClosed(IOException cause) {
+        first.completeExceptionally(cause);
+        exit.completeExceptionally(cause);
+      }
+    };
   }
 
   /**

@@ -4,7 +4,9 @@ import dev.agentvm.core.VM;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.internal.ProcessOwners;
+import dev.agentvm.protocol.ProcList;
 import dev.agentvm.storage.DiskImages;
 import dev.agentvm.storage.GuestIdentity;
 import java.io.IOException;
@@ -58,6 +60,8 @@ public final class Sandbox implements AutoCloseable {
       new java.util.concurrent.atomic.AtomicInteger();
   private volatile long lastUsedNanos = System.nanoTime();
   private volatile @Nullable Instant leaseEnd;
+  private final java.util.Map<Integer, SandboxProcess> processes =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   Sandbox(
       Sandboxes home, Path dir, SandboxRecord rec, @Nullable VM vm, @Nullable AgentClient agent) {
@@ -187,6 +191,90 @@ public final class Sandbox implements AutoCloseable {
   /** Runs a {@code sh} script with the default timeout. */
   public ExecResult run(String shellScript) throws IOException {
     return exec(ExecRequest.script(shellScript, "sh"));
+  }
+
+  /**
+   * Starts a background process: it runs until it ends or is killed, across pause/resume and
+   * checkpoints, with its output streamed to {@code listener} (on the agent's reader thread: keep
+   * the listener quick). The request's timeout and output limit do not apply.
+   */
+  public SandboxProcess start(ExecRequest request, OutputListener listener) throws IOException {
+    return withAgent(
+        a -> {
+          SandboxProcess[] made = new SandboxProcess[1];
+          // the listener may get output before spawn returns: route it through a holder
+          OutputListener early =
+              new OutputListener() {
+                @Override
+                public void onStdout(byte[] chunk) {
+                  synchronized (made) { // start() holds it until made[0] is set
+                    made[0].sink().onStdout(chunk);
+                  }
+                }
+
+                @Override
+                public void onStderr(byte[] chunk) {
+                  synchronized (made) {
+                    made[0].sink().onStderr(chunk);
+                  }
+                }
+              };
+          synchronized (made) {
+            AgentClient.Background bg = a.spawn(request, early, rec.commandTimeout);
+            SandboxProcess p =
+                new SandboxProcess(this, bg.handle(), request.argv().get(0), listener);
+            made[0] = p;
+            p.follow(bg.exit());
+            processes.put(p.handle(), p);
+            return p;
+          }
+        });
+  }
+
+  /**
+   * Follows a background process this object did not start (one a fork inherited, or one started
+   * before another process paused the sandbox): its kept output is replayed to {@code listener}.
+   */
+  public SandboxProcess attach(int handle, OutputListener listener) throws IOException {
+    return withAgent(
+        a -> {
+          String command =
+              a.backgroundProcesses(rec.commandTimeout).processes().stream()
+                  .filter(e -> e.handle() == handle)
+                  .map(ProcList.Entry::command)
+                  .findFirst()
+                  .orElse("?");
+          SandboxProcess p = new SandboxProcess(this, handle, command, listener);
+          p.follow(a.attach(handle, p.sink(), rec.commandTimeout));
+          processes.put(handle, p);
+          return p;
+        });
+  }
+
+  /** The background processes the guest knows (running, and ended but not yet collected). */
+  public List<ProcList.Entry> processes() throws IOException {
+    return withAgent(a -> a.backgroundProcesses(rec.commandTimeout).processes());
+  }
+
+  /** After the VM was restored: follow every background process again. */
+  private void reattach() {
+    AgentClient a = agent;
+    if (a == null) {
+      return;
+    }
+    for (SandboxProcess p : List.copyOf(processes.values())) {
+      if (!p.isAlive()) {
+        processes.remove(p.handle());
+        continue;
+      }
+      try {
+        p.follow(a.attach(p.handle(), p.sink(), rec.agentDeadline));
+      } catch (IOException e) {
+        LOG.info("background process {} of {} is gone: {}", p.handle(), rec.id, e.toString());
+        processes.remove(p.handle());
+        p.lost(e);
+      }
+    }
   }
 
   /** File operations in the guest. */
@@ -512,6 +600,9 @@ public final class Sandbox implements AutoCloseable {
       }
       home.forget(this);
       home.collectLayersQuietly();
+      SandboxException gone = new SandboxException("sandbox " + rec.id + " was closed");
+      processes.values().forEach(p -> p.lost(gone));
+      processes.clear();
       if (failure != null) {
         throw failure;
       }
@@ -596,6 +687,7 @@ public final class Sandbox implements AutoCloseable {
     try {
       agent = v.awaitAgent(rec.agentDeadline);
       vm = v;
+      reattach();
     } catch (RuntimeException e) {
       try {
         v.close();

@@ -10,8 +10,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.agentvm.core.RealLibvirtTest;
 import dev.agentvm.core.TestVms;
 import dev.agentvm.core.agent.AgentErrorException;
+import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.protocol.ErrorCode;
+import dev.agentvm.protocol.ExitStatus;
 import dev.agentvm.protocol.FsEntry;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -64,17 +67,13 @@ class SandboxIT extends RealLibvirtTest {
       assertEquals(SandboxState.RUNNING, sb.state());
       sb.files()
           .write("/workspace/app/main.sh", "echo \"sum=$((2+3))\" > out.txt\n".getBytes(UTF_8));
-      ExecResult r =
-          sb.exec(
-              dev.agentvm.core.agent.ExecRequest.command("sh", "main.sh")
-                  .withCwd("/workspace/app"));
+      ExecResult r = sb.exec(ExecRequest.command("sh", "main.sh").withCwd("/workspace/app"));
       assertEquals(0, r.exitCode(), r.stderrText());
       assertEquals("sum=5\n", new String(sb.files().read("/workspace/app/out.txt"), UTF_8));
       // change it, run again
       sb.files()
           .write("/workspace/app/main.sh", "echo \"sum=$((2*3))\" > out.txt\n".getBytes(UTF_8));
-      sb.exec(
-          dev.agentvm.core.agent.ExecRequest.command("sh", "main.sh").withCwd("/workspace/app"));
+      sb.exec(ExecRequest.command("sh", "main.sh").withCwd("/workspace/app"));
       assertEquals("sum=6\n", new String(sb.files().read("/workspace/app/out.txt"), UTF_8));
 
       // listing, stat, mkdir, rename, remove; names are UTF-8 both ways
@@ -119,6 +118,48 @@ class SandboxIT extends RealLibvirtTest {
   }
 
   @Test
+  void backgroundProcessesStreamTakeInputAndSurviveAPause() throws Exception {
+    try (Sandbox sb = sandboxes.create(spec)) {
+      StringBuffer seen = new StringBuffer();
+      OutputListener listener =
+          new OutputListener() {
+            @Override
+            public void onStdout(byte[] chunk) {
+              seen.append(new String(chunk, UTF_8));
+            }
+          };
+      SandboxProcess p =
+          sb.start(
+              ExecRequest.script(
+                  "while read line; do echo \"got $line\"; done; echo bye; exit 3", "sh"),
+              listener);
+      p.write("one\n".getBytes(UTF_8));
+      waitFor(() -> seen.toString().contains("got one"), Duration.ofSeconds(30));
+      assertTrue(
+          sb.processes().stream().anyMatch(e -> e.handle() == p.handle() && e.running()),
+          sb.processes().toString());
+
+      sb.pause();
+      sb.resume(); // the sandbox re-attaches: the same handle goes on streaming
+      p.write("two\n".getBytes(UTF_8));
+      waitFor(() -> seen.toString().contains("got two"), Duration.ofSeconds(30));
+      p.closeStdin();
+      assertEquals(3, p.waitFor(Duration.ofSeconds(30)).exitCode());
+      assertTrue(new String(p.stdoutTail(), UTF_8).endsWith("got one\ngot two\nbye\n"));
+      assertFalse(p.isAlive());
+
+      SandboxProcess sleeper = sb.start(ExecRequest.command("sleep", "600"), OutputListener.NONE);
+      assertTrue(sleeper.isAlive());
+      sleeper.kill();
+      ExitStatus killed = sleeper.waitFor(Duration.ofSeconds(30));
+      assertNotEquals(0, killed.exitCode());
+      AgentErrorException gone =
+          assertThrows(AgentErrorException.class, () -> sb.attach(4242, OutputListener.NONE));
+      assertEquals(ErrorCode.NOT_FOUND, gone.code());
+    }
+  }
+
+  @Test
   void checkpointsRollBackAndForth() throws Exception {
     try (Sandbox sb = sandboxes.create(spec)) {
       sb.run("echo one > /workspace/a; echo mem-one > /tmp/m");
@@ -151,6 +192,10 @@ class SandboxIT extends RealLibvirtTest {
       parent.files().write("/workspace/shared.txt", "from the parent\n".getBytes(UTF_8));
       parent.run(COUNTER_LOOP);
       String parentMachineId = parent.run("cat /etc/machine-id 2>/dev/null").stdoutText();
+      SandboxProcess ticker =
+          parent.start(
+              ExecRequest.script("while true; do echo tick; sleep 0.3; done", "sh"),
+              OutputListener.NONE);
       List<Sandbox> copies = parent.fork(3);
       try {
         assertEquals(3, copies.size());
@@ -166,7 +211,19 @@ class SandboxIT extends RealLibvirtTest {
           assertTrue(machineIds.add(c.run("cat /etc/machine-id").stdoutText()));
           assertTrue(randoms.add(c.run("head -c 16 /dev/urandom | od -An -tx1").stdoutText()));
           assertCounts(c);
+          // the copy has the parent's background process, under the same handle
+          StringBuffer ticks = new StringBuffer();
+          c.attach(
+              ticker.handle(),
+              new OutputListener() {
+                @Override
+                public void onStdout(byte[] chunk) {
+                  ticks.append(new String(chunk, UTF_8));
+                }
+              });
+          waitFor(() -> ticks.toString().contains("tick"), Duration.ofSeconds(30));
         }
+        assertTrue(ticker.isAlive());
         // writes in one copy are seen by none of the others nor the parent
         copies.get(0).run("echo mine > /workspace/only0");
         assertFalse(copies.get(1).files().exists("/workspace/only0"));

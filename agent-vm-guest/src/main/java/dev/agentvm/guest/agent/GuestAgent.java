@@ -13,6 +13,8 @@ import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
 import dev.agentvm.protocol.MountSpec;
 import dev.agentvm.protocol.PayloadReader;
+import dev.agentvm.protocol.ProcList;
+import dev.agentvm.protocol.ProcRequest;
 import dev.agentvm.protocol.Protocol;
 import dev.agentvm.protocol.ProtocolException;
 import java.io.EOFException;
@@ -47,11 +49,23 @@ public final class GuestAgent {
 
   static final List<String> CAPABILITIES =
       List.of(
-          "ping", "shutdown", "exec", "kill", "status", "put-file", "get-file", "mount", "fs-op");
+          "ping",
+          "shutdown",
+          "exec",
+          "kill",
+          "status",
+          "put-file",
+          "get-file",
+          "mount",
+          "fs-op",
+          "spawn");
 
   private final Path port;
   private final Map<Integer, ExecTask> execs = new ConcurrentHashMap<>();
   private final Map<Integer, FileTransfer.Put> puts = new ConcurrentHashMap<>();
+  private final Map<Integer, Spawned> spawned =
+      new java.util.LinkedHashMap<>(); // guarded by itself
+  private int nextHandle = 1; // guarded by spawned
 
   /**
    * Ids of transfers that ended recently. A transfer that fails (disk full) ends while the host is
@@ -160,6 +174,9 @@ public final class GuestAgent {
     }
     execs.values().forEach(ExecTask::kill);
     puts.values().forEach(FileTransfer.Put::abort);
+    synchronized (spawned) {
+      spawned.values().forEach(Spawned::detach); // background processes outlive the host
+    }
   }
 
   private void handle(Frame frame, FrameWriter out) {
@@ -223,6 +240,14 @@ public final class GuestAgent {
                   execs.remove(id);
                 }
               });
+        }
+        case SPAWN -> {
+          ExecSpec spec = ExecSpec.decode(frame.payload());
+          work(out, id, () -> spawn(id, spec, out));
+        }
+        case PROC -> {
+          ProcRequest q = ProcRequest.decode(frame.payload());
+          work(out, id, () -> proc(id, q, out));
         }
         case KILL -> {
           PayloadReader r = new PayloadReader(frame.payload());
@@ -331,6 +356,79 @@ public final class GuestAgent {
             error(out, id, ErrorCode.INTERNAL, e.toString());
           }
         });
+  }
+
+  private void spawn(int id, ExecSpec spec, FrameWriter out) throws IOException {
+    Spawned p;
+    synchronized (spawned) {
+      spawned.values().removeIf(Spawned::collected);
+      if (spawned.size() >= ProcList.MAX) {
+        // forget the oldest finished process whose exit no host collected yet
+        spawned.values().stream()
+            .filter(s -> !s.running())
+            .findFirst()
+            .ifPresent(s -> spawned.remove(s.handle));
+      }
+      if (spawned.size() >= ProcList.MAX) {
+        throw new ProtocolException(
+            ErrorCode.UNSUPPORTED_OPERATION,
+            ProcList.MAX + " background processes run already; kill some first");
+      }
+      p = Spawned.start(nextHandle++, spec, workers);
+      spawned.put(p.handle, p);
+    }
+    p.attach(
+        out,
+        id,
+        Frame.response(
+            MessageType.SPAWN,
+            id,
+            new dev.agentvm.protocol.PayloadWriter().i32(p.handle).toByteArray()));
+  }
+
+  private void proc(int id, ProcRequest q, FrameWriter out)
+      throws IOException, InterruptedException {
+    if (q.op() == ProcRequest.Op.LIST) {
+      List<ProcList.Entry> l = new java.util.ArrayList<>();
+      synchronized (spawned) {
+        spawned.values().removeIf(Spawned::collected);
+        for (Spawned p : spawned.values()) {
+          l.add(new ProcList.Entry(p.handle, p.running(), p.exitCode(), p.command));
+        }
+      }
+      out.write(Frame.response(MessageType.PROC, id, new ProcList(l).encode()));
+      return;
+    }
+    Spawned p;
+    synchronized (spawned) {
+      p = spawned.get(q.handle());
+    }
+    if (p == null) {
+      throw new ProtocolException(
+          ErrorCode.NOT_FOUND, "no background process with handle " + q.handle());
+    }
+    Frame ack = Frame.response(MessageType.PROC, id, new byte[0]);
+    switch (q.op()) {
+      case ATTACH -> p.attach(out, id, ack);
+      case STDIN -> {
+        try {
+          p.write(q.data());
+        } catch (IOException e) {
+          throw new ProtocolException(
+              ErrorCode.UNSUPPORTED_OPERATION, "the process's stdin is closed: " + e.getMessage());
+        }
+        out.write(ack);
+      }
+      case CLOSE_STDIN -> {
+        p.closeStdin();
+        out.write(ack);
+      }
+      case KILL -> {
+        out.write(ack);
+        p.kill();
+      }
+      case LIST -> throw new IllegalStateException("handled above");
+    }
   }
 
   private static void mount(int id, MountSpec m, FrameWriter out)

@@ -127,6 +127,7 @@ public final class SandboxProcess {
   }
 
   /** One connection's view of the end: an exit ends it; a closed connection does not. */
+  @SuppressWarnings("FutureReturnValueIgnored") // the action cannot fail: its future has no news
   void follow(CompletableFuture<ExitStatus> connectionExit) {
     connectionExit.whenComplete(
         (s, e) -> {

@@ -172,6 +172,11 @@ public final class Sandboxes implements AutoCloseable {
     }
   }
 
+  /** The directory holding this host's sandboxes (one directory each, and {@code .layers}). */
+  public Path root() {
+    return root;
+  }
+
   LibvirtConnection connection() {
     return conn;
   }

@@ -120,14 +120,8 @@ class SandboxIT extends RealLibvirtTest {
   @Test
   void backgroundProcessesStreamTakeInputAndSurviveAPause() throws Exception {
     try (Sandbox sb = sandboxes.create(spec)) {
-      StringBuffer seen = new StringBuffer();
-      OutputListener listener =
-          new OutputListener() {
-            @Override
-            public void onStdout(byte[] chunk) {
-              seen.append(new String(chunk, UTF_8));
-            }
-          };
+      Captured seen = new Captured();
+      OutputListener listener = seen;
       SandboxProcess p =
           sb.start(
               ExecRequest.script(
@@ -212,15 +206,8 @@ class SandboxIT extends RealLibvirtTest {
           assertTrue(randoms.add(c.run("head -c 16 /dev/urandom | od -An -tx1").stdoutText()));
           assertCounts(c);
           // the copy has the parent's background process, under the same handle
-          StringBuffer ticks = new StringBuffer();
-          c.attach(
-              ticker.handle(),
-              new OutputListener() {
-                @Override
-                public void onStdout(byte[] chunk) {
-                  ticks.append(new String(chunk, UTF_8));
-                }
-              });
+          Captured ticks = new Captured();
+          c.attach(ticker.handle(), ticks);
           waitFor(() -> ticks.toString().contains("tick"), Duration.ofSeconds(30));
         }
         assertTrue(ticker.isAlive());
@@ -364,6 +351,21 @@ class SandboxIT extends RealLibvirtTest {
     while (!what.getAsBoolean()) {
       assertTrue(System.nanoTime() < end, "not reached within " + max);
       Thread.sleep(200);
+    }
+  }
+
+  /** Standard output collected from the agent's reader thread, read from the test's. */
+  private static final class Captured implements OutputListener {
+    private final StringBuilder text = new StringBuilder();
+
+    @Override
+    public synchronized void onStdout(byte[] chunk) {
+      text.append(new String(chunk, UTF_8));
+    }
+
+    @Override
+    public synchronized String toString() {
+      return text.toString();
     }
   }
 

@@ -35,8 +35,8 @@ for d in run workspaces images outputs sandboxes; do
     exit 1
   fi
 done
-# workspace layers that only test sandboxes used (empty-* bases are a shared cache)
-left=$(ls -A "$state/sandboxes/.layers" 2>/dev/null | grep -v '^empty-' || true)
+# workspace layers that only test sandboxes used (empty-* bases and warm-* images are a shared cache)
+left=$(ls -A "$state/sandboxes/.layers" 2>/dev/null | grep -Ev '^(empty|warm)-' || true)
 if [ -n "$left" ]; then
   echo "[test] FAIL: sandbox disk layers left behind in $state/sandboxes/.layers:" >&2
   echo "$left" >&2

@@ -54,7 +54,7 @@ final class Layers {
     return name;
   }
 
-  /** Deletes every layer not in {@code inUse} (empty bases stay: they are a cache). */
+  /** Deletes every layer not in {@code inUse} (empty bases and warm images stay: a cache). */
   void collect(Set<String> inUse) throws IOException {
     if (!Files.isDirectory(dir)) {
       return;
@@ -63,7 +63,7 @@ final class Layers {
       for (Path p : s) {
         String f = String.valueOf(p.getFileName());
         String name = f.substring(0, f.length() - ".qcow2".length());
-        if (!name.startsWith(EMPTY) && !inUse.contains(name)) {
+        if (!name.startsWith(EMPTY) && !name.startsWith(Sandboxes.WARM) && !inUse.contains(name)) {
           LOG.debug("deleting unused layer {}", name);
           Trees.delete(p);
         }

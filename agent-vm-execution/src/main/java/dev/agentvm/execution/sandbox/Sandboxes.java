@@ -15,6 +15,7 @@ import dev.agentvm.internal.FileLocks;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.internal.Trees;
 import dev.agentvm.storage.DiskImages;
+import dev.agentvm.storage.GuestIdentity;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -200,6 +201,143 @@ public final class Sandboxes implements AutoCloseable {
     MicroImage image = given != null ? given : defaultImage();
     String id = spec.namePrefix() + HexFormat.of().formatHex(randomBytes(4));
     Path dir = root.resolve(id);
+    SandboxRecord rec = record(spec, image, id);
+    String key = warmKey(rec, spec.workspaceBytes());
+    Path warm = warmMemory(key);
+    makeRoom(rec.memoryMiB, null);
+    long t0 = System.nanoTime();
+    VM vm = null;
+    try {
+      Files.createDirectory(dir);
+      boolean fromWarm = Files.exists(warm) && Files.exists(layers.path(WARM + key));
+      locked(
+          () -> {
+            rec.chain.add(layers.emptyBase(spec.workspaceBytes()));
+            if (fromWarm) {
+              rec.chain.add(0, WARM + key);
+            }
+            rec.save(dir);
+            return Boolean.TRUE;
+          });
+      DiskImages.createOverlay(layers.path(rec.chain.get(0)), dir.resolve(DISK), 0);
+      AgentClient agent;
+      if (fromWarm) {
+        vm = conn.restore(warm, template(rec, dir));
+        agent = vm.awaitAgent(rec.agentDeadline);
+        GuestIdentity.refresh(vm, agent, rec.agentDeadline);
+      } else {
+        vm = conn.define(template(rec, dir));
+        vm.start();
+        agent = vm.awaitAgent(rec.agentDeadline);
+      }
+      rec.virtType = vm.virtType().name();
+      rec.save(dir);
+      Sandbox sb = new Sandbox(this, dir, rec, vm, agent);
+      handedOut.put(id, sb);
+      LOG.info(
+          "sandbox {} created in {} ms ({})",
+          id,
+          (System.nanoTime() - t0) / 1_000_000,
+          fromWarm ? "restored from the warm image" : "cold boot");
+      return sb;
+    } catch (IOException | RuntimeException e) {
+      SandboxException failure =
+          new SandboxException("creating sandbox " + id + " failed: " + e.getMessage(), e);
+      if (vm != null) {
+        try {
+          vm.close();
+        } catch (RuntimeException c) {
+          failure.addSuppressed(c);
+        }
+      }
+      deleteDir(dir, failure);
+      throw failure;
+    }
+  }
+
+  /**
+   * Boots {@code spec}'s VM once and keeps its memory and its empty workspace as a warm image, so
+   * that {@link #create(SandboxSpec)} with an equal spec (same image, resources and workspace size)
+   * restores a copy instead of booting: about a second instead of a cold boot. The warm image is
+   * kept under {@code .warm/} for later runs and other processes. Returns at once when it exists.
+   */
+  public void warmUp(SandboxSpec spec) {
+    MicroImage given = spec.image();
+    MicroImage image = given != null ? given : defaultImage();
+    SandboxRecord rec =
+        record(spec, image, "agentvm-warm-" + UUID.randomUUID().toString().substring(0, 8));
+    String key = warmKey(rec, spec.workspaceBytes());
+    Path mem = warmMemory(key);
+    try {
+      FileLocks.withLock(
+          root.resolve(".warm").resolve(key + ".lock"),
+          () -> {
+            if (Files.exists(mem)) {
+              return Boolean.FALSE;
+            }
+            long t0 = System.nanoTime();
+            Path tmp = root.resolve(".warm").resolve(key + ".tmp");
+            Trees.delete(tmp);
+            Files.createDirectories(tmp);
+            try {
+              String base = locked(() -> layers.emptyBase(spec.workspaceBytes()));
+              rec.chain.add(base);
+              DiskImages.createOverlay(layers.path(base), tmp.resolve(DISK), 0);
+              try (VM vm = conn.define(template(rec, tmp))) {
+                vm.start();
+                AgentClient agent = vm.awaitAgent(rec.agentDeadline);
+                // the first EXEC of a fresh agent loads its classes: paid here, not in every copy
+                for (int i = 0; i < 2; i++) {
+                  agent.exec(
+                      dev.agentvm.core.agent.ExecRequest.command("true")
+                          .withTimeout(rec.agentDeadline));
+                }
+                vm.saveMemory(tmp.resolve("memory.save"));
+              }
+              Path layer = layers.path(WARM + key);
+              Files.setPosixFilePermissions(
+                  tmp.resolve(DISK),
+                  java.nio.file.attribute.PosixFilePermissions.fromString("r--r--r--"));
+              Files.move(tmp.resolve(DISK), layer, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+              Files.move(
+                  tmp.resolve("memory.save"), mem, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+              Trees.delete(tmp);
+            }
+            LOG.info("warm image {} made in {} ms", key, (System.nanoTime() - t0) / 1_000_000);
+            return Boolean.TRUE;
+          });
+    } catch (IOException | RuntimeException e) {
+      throw new SandboxException("making a warm image failed: " + e.getMessage(), e);
+    }
+  }
+
+  static final String WARM = "warm-";
+
+  private Path warmMemory(String key) {
+    return root.resolve(".warm").resolve(key + ".save");
+  }
+
+  /** What makes two specs' VMs interchangeable at their first HELLO. */
+  private static String warmKey(SandboxRecord rec, long workspaceBytes) {
+    String shape =
+        String.join(
+            "\n",
+            rec.kernel,
+            rec.initrd,
+            rec.cmdline,
+            String.valueOf(rec.packageDisk),
+            rec.diskTarget,
+            rec.virtType,
+            Integer.toString(rec.vcpus),
+            Integer.toString(rec.memoryMiB),
+            Long.toString(workspaceBytes));
+    return dev.agentvm.internal.Hashing.sha256Hex(
+            shape.getBytes(java.nio.charset.StandardCharsets.UTF_8))
+        .substring(0, 16);
+  }
+
+  private static SandboxRecord record(SandboxSpec spec, MicroImage image, String id) {
     SandboxRecord rec = new SandboxRecord();
     rec.id = id;
     rec.uuid = UUID.randomUUID();
@@ -222,40 +360,7 @@ public final class Sandboxes implements AutoCloseable {
     rec.pausedRetention = spec.pausedRetention();
     rec.agentDeadline = spec.agentDeadline();
     rec.labels = new java.util.LinkedHashMap<>(spec.labels());
-    makeRoom(rec.memoryMiB, null);
-    long t0 = System.nanoTime();
-    VM vm = null;
-    try {
-      Files.createDirectory(dir);
-      locked(
-          () -> {
-            rec.chain.add(layers.emptyBase(spec.workspaceBytes()));
-            rec.save(dir);
-            return Boolean.TRUE;
-          });
-      DiskImages.createOverlay(layers.path(rec.chain.get(0)), dir.resolve(DISK), 0);
-      vm = conn.define(template(rec, dir));
-      vm.start();
-      AgentClient agent = vm.awaitAgent(rec.agentDeadline);
-      rec.virtType = vm.virtType().name();
-      rec.save(dir);
-      Sandbox sb = new Sandbox(this, dir, rec, vm, agent);
-      handedOut.put(id, sb);
-      LOG.info("sandbox {} created in {} ms", id, (System.nanoTime() - t0) / 1_000_000);
-      return sb;
-    } catch (IOException | RuntimeException e) {
-      SandboxException failure =
-          new SandboxException("creating sandbox " + id + " failed: " + e.getMessage(), e);
-      if (vm != null) {
-        try {
-          vm.close();
-        } catch (RuntimeException c) {
-          failure.addSuppressed(c);
-        }
-      }
-      deleteDir(dir, failure);
-      throw failure;
-    }
+    return rec;
   }
 
   /** Every sandbox on this host, by id. */

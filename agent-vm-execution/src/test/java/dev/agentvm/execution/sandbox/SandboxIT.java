@@ -154,6 +154,25 @@ class SandboxIT extends RealLibvirtTest {
   }
 
   @Test
+  void aWarmImageMakesCreateARestoreWithItsOwnIdentity() throws Exception {
+    SandboxSpec warmSpec = spec.withLabel("test", "warm");
+    sandboxes.warmUp(warmSpec);
+    sandboxes.warmUp(warmSpec); // made once, then reused
+    try (Sandbox a = sandboxes.create(warmSpec);
+        Sandbox b = sandboxes.create(warmSpec)) {
+      assertEquals(a.id(), a.exec("hostname").stdoutText().trim());
+      assertEquals(b.id(), b.exec("hostname").stdoutText().trim());
+      assertNotEquals(
+          a.run("cat /etc/machine-id").stdoutText(), b.run("cat /etc/machine-id").stdoutText());
+      a.files().write("/workspace/only-a", "a".getBytes(UTF_8));
+      assertFalse(b.files().exists("/workspace/only-a"));
+      assertTrue(a.run("grep -q ' /workspace ext4' /proc/mounts").exitCode() == 0);
+      ExecResult full = b.run("dd if=/dev/zero of=/workspace/fill bs=1M count=400 2>&1");
+      assertTrue(full.stdoutText().contains("No space left"), full.stdoutText());
+    }
+  }
+
+  @Test
   void checkpointsRollBackAndForth() throws Exception {
     try (Sandbox sb = sandboxes.create(spec)) {
       sb.run("echo one > /workspace/a; echo mem-one > /tmp/m");

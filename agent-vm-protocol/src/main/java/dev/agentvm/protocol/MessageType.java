@@ -52,6 +52,12 @@ public enum MessageType {
    * FS_OP frame with the operation's result ({@link FsEntry}, {@link FsListing} or empty).
    */
   FS_OP(0x23),
+  /**
+   * Watches a directory (payload: string path): answered by an empty WATCH, then one WATCH per
+   * change ({@link FsEvent}), until KILL names this request id (or the connection ends); the last
+   * WATCH carries {@link Frame#FLAG_END} and an empty payload.
+   */
+  WATCH(0x24),
   /** Mounts a virtio-9p share ({@link MountSpec}) on demand. */
   MOUNT(0x30);
 

@@ -11,6 +11,7 @@ import dev.agentvm.protocol.FileHeader;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.FrameReader;
 import dev.agentvm.protocol.FsEntry;
+import dev.agentvm.protocol.FsEvent;
 import dev.agentvm.protocol.FsListing;
 import dev.agentvm.protocol.FsRequest;
 import dev.agentvm.protocol.HelloRequest;
@@ -412,6 +413,73 @@ public final class AgentClient implements AutoCloseable {
         exit.completeExceptionally(cause);
       }
     };
+  }
+
+  /**
+   * A directory watch on this connection: its request id (what {@link #stopWatch} names) and its
+   * end, which completes when the guest ended it (stopped, or the directory went away) and
+   * exceptionally when the connection closed first.
+   */
+  public record Watch(int requestId, CompletableFuture<Void> ended) {}
+
+  /**
+   * Watches a guest directory (not its subdirectories): every entry created, modified or deleted
+   * there is passed to {@code listener} on the reader thread (keep it quick).
+   *
+   * @throws AgentErrorException NOT_FOUND or NOT_A_DIRECTORY for a bad path
+   */
+  public Watch watch(String dir, java.util.function.Consumer<FsEvent> listener, Duration deadline)
+      throws IOException {
+    CompletableFuture<Frame> first = new CompletableFuture<>();
+    CompletableFuture<Void> ended = new CompletableFuture<>();
+    Handler h =
+        new Handler() {
+          @Override
+          public boolean onFrame(Frame f) {
+            MessageType t = f.messageType().orElse(null);
+            if (!first.isDone()) {
+              first.complete(f);
+              return t != MessageType.WATCH;
+            }
+            if (t != MessageType.WATCH) {
+              ended.completeExceptionally(errorOf(f));
+              return true;
+            }
+            if ((f.flags() & Frame.FLAG_END) != 0) {
+              ended.complete(null);
+              return true;
+            }
+            try {
+              listener.accept(FsEvent.decode(f.payload()));
+            } catch (ProtocolException | RuntimeException e) {
+              ended.completeExceptionally(e);
+              return true;
+            }
+            return false;
+          }
+
+          @Override
+          public void onClosed(IOException cause) {
+            first.completeExceptionally(cause);
+            ended.completeExceptionally(cause);
+          }
+        };
+    long end = System.nanoTime() + deadline.toNanos();
+    byte[] payload = new PayloadWriter().string(dir).toByteArray();
+    int id = send(MessageType.WATCH, payload, deadline, h);
+    try {
+      PayloadReader.requireEmpty(await(first, MessageType.WATCH, remaining(end)).payload());
+    } catch (IOException e) {
+      pending.remove(id);
+      throw e;
+    }
+    return new Watch(id, ended);
+  }
+
+  /** Stops a watch; its {@link Watch#ended()} completes when the guest confirms. */
+  public void stopWatch(Watch w, Duration deadline) throws IOException {
+    byte[] payload = new PayloadWriter().i32(w.requestId()).toByteArray();
+    PayloadReader.requireEmpty(call(MessageType.KILL, payload, deadline).payload());
   }
 
   /**

@@ -62,6 +62,8 @@ public final class Sandbox implements AutoCloseable {
   private volatile @Nullable Instant leaseEnd;
   private final java.util.Map<Integer, SandboxProcess> processes =
       new java.util.concurrent.ConcurrentHashMap<>();
+  private final java.util.Set<SandboxWatch> watches =
+      java.util.concurrent.ConcurrentHashMap.newKeySet();
 
   Sandbox(
       Sandboxes home, Path dir, SandboxRecord rec, @Nullable VM vm, @Nullable AgentClient agent) {
@@ -256,11 +258,36 @@ public final class Sandbox implements AutoCloseable {
     return withAgent(a -> a.backgroundProcesses(rec.commandTimeout).processes());
   }
 
-  /** After the VM was restored: follow every background process again. */
+  SandboxWatch watch(String dir, java.util.function.Consumer<dev.agentvm.protocol.FsEvent> l)
+      throws IOException {
+    SandboxWatch w = new SandboxWatch(this, dir, l);
+    withAgent(
+        a -> {
+          w.start(a);
+          watches.add(w);
+          return Boolean.TRUE;
+        });
+    return w;
+  }
+
+  void forgetWatch(SandboxWatch w) {
+    watches.remove(w);
+  }
+
+  /** After the VM was restored: follow every background process and watch again. */
   private void reattach() {
     AgentClient a = agent;
     if (a == null) {
       return;
+    }
+    for (SandboxWatch w : List.copyOf(watches)) {
+      try {
+        w.start(a);
+      } catch (IOException e) {
+        LOG.info("watch of {} in {} is gone: {}", w.directory(), rec.id, e.toString());
+        watches.remove(w);
+        w.lost();
+      }
     }
     for (SandboxProcess p : List.copyOf(processes.values())) {
       if (!p.isAlive()) {
@@ -603,6 +630,8 @@ public final class Sandbox implements AutoCloseable {
       SandboxException gone = new SandboxException("sandbox " + rec.id + " was closed");
       processes.values().forEach(p -> p.lost(gone));
       processes.clear();
+      watches.forEach(SandboxWatch::lost);
+      watches.clear();
       if (failure != null) {
         throw failure;
       }

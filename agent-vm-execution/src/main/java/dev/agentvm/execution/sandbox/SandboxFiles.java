@@ -3,6 +3,7 @@ package dev.agentvm.execution.sandbox;
 import dev.agentvm.internal.Trees;
 import dev.agentvm.protocol.FileHeader;
 import dev.agentvm.protocol.FsEntry;
+import dev.agentvm.protocol.FsEvent;
 import dev.agentvm.protocol.FsListing;
 import dev.agentvm.protocol.FsRequest;
 import java.io.IOException;
@@ -132,6 +133,16 @@ public final class SandboxFiles {
           a.rename(from, to, deadline());
           return Boolean.TRUE;
         });
+  }
+
+  /**
+   * Watches directory {@code dir} (not its subdirectories): each entry created, modified or deleted
+   * there reaches {@code listener} (on the agent's reader thread: keep it quick). Close the
+   * returned watch to stop.
+   */
+  public SandboxWatch watch(String dir, java.util.function.Consumer<FsEvent> listener)
+      throws IOException {
+    return sandbox.watch(dir, listener);
   }
 
   private Duration deadline() {

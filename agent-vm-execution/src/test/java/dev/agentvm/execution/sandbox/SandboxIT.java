@@ -16,6 +16,7 @@ import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.protocol.ErrorCode;
 import dev.agentvm.protocol.ExitStatus;
 import dev.agentvm.protocol.FsEntry;
+import dev.agentvm.protocol.FsEvent;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.file.Files;
@@ -169,6 +170,36 @@ class SandboxIT extends RealLibvirtTest {
       assertTrue(a.run("grep -q ' /workspace ext4' /proc/mounts").exitCode() == 0);
       ExecResult full = b.run("dd if=/dev/zero of=/workspace/fill bs=1M count=400 2>&1");
       assertTrue(full.stdoutText().contains("No space left"), full.stdoutText());
+    }
+  }
+
+  @Test
+  void aWatchSeesCreateModifyDeleteAndOutlivesAPause() throws Exception {
+    try (Sandbox sb = sandboxes.create(spec)) {
+      sb.files().mkdirs("/workspace/w");
+      List<FsEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+      try (SandboxWatch w = sb.files().watch("/workspace/w", events::add)) {
+        sb.run("echo a > /workspace/w/f; sleep 0.2; echo b >> /workspace/w/f; rm /workspace/w/f");
+        waitFor(
+            () -> events.contains(new FsEvent(FsEvent.Kind.DELETED, "f")), Duration.ofSeconds(30));
+        assertTrue(events.contains(new FsEvent(FsEvent.Kind.CREATED, "f")), events.toString());
+        assertTrue(events.contains(new FsEvent(FsEvent.Kind.MODIFIED, "f")), events.toString());
+        sb.pause();
+        sb.resume();
+        sb.run("touch /workspace/w/after");
+        waitFor(
+            () -> events.contains(new FsEvent(FsEvent.Kind.CREATED, "after")),
+            Duration.ofSeconds(30));
+        assertTrue(w.isActive());
+      }
+      events.clear();
+      sb.run("touch /workspace/w/late");
+      Thread.sleep(1000);
+      assertEquals(List.of(), events, "a closed watch reported");
+      AgentErrorException bad =
+          assertThrows(
+              AgentErrorException.class, () -> sb.files().watch("/workspace/nope", e -> {}));
+      assertEquals(ErrorCode.NOT_FOUND, bad.code());
     }
   }
 

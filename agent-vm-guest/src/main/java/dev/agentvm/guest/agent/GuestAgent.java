@@ -63,6 +63,7 @@ public final class GuestAgent {
   private final Path port;
   private final Map<Integer, ExecTask> execs = new ConcurrentHashMap<>();
   private final Map<Integer, FileTransfer.Put> puts = new ConcurrentHashMap<>();
+  private final Map<Integer, WatchTask> watches = new ConcurrentHashMap<>();
   private final Map<Integer, Spawned> spawned =
       new java.util.LinkedHashMap<>(); // guarded by itself
   private int nextHandle = 1; // guarded by spawned
@@ -174,6 +175,7 @@ public final class GuestAgent {
     }
     execs.values().forEach(ExecTask::kill);
     puts.values().forEach(FileTransfer.Put::abort);
+    watches.values().forEach(WatchTask::stop);
     synchronized (spawned) {
       spawned.values().forEach(Spawned::detach); // background processes outlive the host
     }
@@ -241,6 +243,27 @@ public final class GuestAgent {
                 }
               });
         }
+        case WATCH -> {
+          PayloadReader r = new PayloadReader(frame.payload());
+          String path = r.string();
+          r.end();
+          work(
+              out,
+              id,
+              () -> {
+                WatchTask w = new WatchTask(id, path, out);
+                if (watches.putIfAbsent(id, w) != null) {
+                  w.stop();
+                  throw new ProtocolException(
+                      ErrorCode.MALFORMED_PAYLOAD, "request id " + id + " is already running");
+                }
+                try {
+                  w.run();
+                } finally {
+                  watches.remove(id);
+                }
+              });
+        }
         case SPAWN -> {
           ExecSpec spec = ExecSpec.decode(frame.payload());
           work(out, id, () -> spawn(id, spec, out));
@@ -254,7 +277,11 @@ public final class GuestAgent {
           int target = r.i32();
           r.end();
           ExecTask task = execs.get(target);
-          if (task == null) {
+          WatchTask watch = watches.get(target);
+          if (watch != null) {
+            watch.stop();
+            out.write(Frame.response(MessageType.KILL, id, new byte[0]));
+          } else if (task == null) {
             error(
                 out,
                 id,

@@ -85,6 +85,14 @@ class AgentClientTest {
   }
 
   @Test
+  void aGuestsErrorTextIsCutAndEscapedBeforeItReachesAnExceptionMessage() {
+    String hostile = "line one\r\nFAKE LOG LINE \u001b[31m" + "x".repeat(100_000);
+    String m = new AgentErrorException(ErrorCode.INTERNAL, hostile).getMessage();
+    assertTrue(m.length() < 700, "message of " + m.length() + " chars");
+    assertTrue(m.indexOf('\n') < 0 && m.indexOf('\r') < 0 && m.indexOf('\u001b') < 0, m);
+  }
+
+  @Test
   void correlatesAnswersByRequestIdEvenOutOfOrder() throws Exception {
     java.util.concurrent.BlockingQueue<Frame> held =
         new java.util.concurrent.LinkedBlockingQueue<>();

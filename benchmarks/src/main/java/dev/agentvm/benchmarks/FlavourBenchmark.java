@@ -43,7 +43,7 @@ public final class FlavourBenchmark {
     for (Map.Entry<String, MicroImage> e : flavours.entrySet()) {
       MicroImage i = e.getValue();
       long disk = i.packageDiskIfAny().map(FlavourBenchmark::size).orElse(0L);
-      long alloc = i.packageDiskIfAny().map(FlavourBenchmark::allocated).orElse(0L);
+      long alloc = i.packageDiskIfAny().map(Stats::allocated).orElse(0L);
       System.out.printf(
           "%-22s %11.1f MB %15.1f MB %15.1f MB%n",
           e.getKey(), i.sizeBytes() / 1e6, disk / 1e6, alloc / 1e6);
@@ -105,19 +105,6 @@ public final class FlavourBenchmark {
     try {
       return Files.size(p);
     } catch (java.io.IOException e) {
-      return -1;
-    }
-  }
-
-  private static long allocated(Path p) {
-    try {
-      Process du = new ProcessBuilder("du", "-B1", p.toString()).start();
-      String out =
-          new String(du.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)
-              .trim();
-      du.waitFor();
-      return Long.parseLong(out.split("\\s+", -1)[0]);
-    } catch (Exception e) {
       return -1;
     }
   }

@@ -165,17 +165,9 @@ public final class SandboxBenchmark {
     return Stats.median(Stats.samples(M, key));
   }
 
-  /** Allocated size (what the file really takes on disk), in MB. */
-  private static double sizeMb(Path f) throws IOException {
-    if (!Files.exists(f)) {
-      return -1;
-    }
-    // blocks really allocated: a qcow2 file or a memory image is sparse where the guest wrote
-    // nothing
-    Process p = new ProcessBuilder("stat", "-c", "%b", f.toString()).start();
-    String out =
-        new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-    return Long.parseLong(out.trim()) * 512 / 1e6;
+  /** Allocated size (what the file really takes on disk), in MB; -1 if it is not there. */
+  private static double sizeMb(Path f) {
+    return Files.exists(f) ? Stats.allocated(f) / 1e6 : -1;
   }
 
   private static double rssMb(String domain) throws IOException {

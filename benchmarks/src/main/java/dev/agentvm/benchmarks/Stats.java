@@ -29,4 +29,18 @@ final class Stats {
   static double ms(long nanos) {
     return nanos / 1e6;
   }
+
+  /** Bytes a file really takes on disk (sparse files take less than their size); -1 on failure. */
+  static long allocated(java.nio.file.Path p) {
+    try {
+      Process du = new ProcessBuilder("du", "-B1", p.toString()).start();
+      String out =
+          new String(du.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)
+              .trim();
+      du.waitFor();
+      return Long.parseLong(out.split("\\s+", -1)[0]);
+    } catch (Exception e) {
+      return -1;
+    }
+  }
 }

@@ -46,7 +46,11 @@ final class Layers {
 
   /** Moves {@code top} (a stopped VM's overlay) into a new read-only layer and returns its name. */
   String freeze(Path top) throws IOException {
-    String name = UUID.randomUUID().toString();
+    return freezeAs(top, UUID.randomUUID().toString());
+  }
+
+  /** Like {@link #freeze}, under a name the caller chose (a warm image's layer). */
+  String freezeAs(Path top, String name) throws IOException {
     Path p = path(name);
     Files.createDirectories(dir);
     Files.move(top, p, StandardCopyOption.ATOMIC_MOVE);

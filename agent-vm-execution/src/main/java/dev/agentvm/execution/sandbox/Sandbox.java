@@ -203,33 +203,12 @@ public final class Sandbox implements AutoCloseable {
   public SandboxProcess start(ExecRequest request, OutputListener listener) throws IOException {
     return withAgent(
         a -> {
-          SandboxProcess[] made = new SandboxProcess[1];
-          // the listener may get output before spawn returns: route it through a holder
-          OutputListener early =
-              new OutputListener() {
-                @Override
-                public void onStdout(byte[] chunk) {
-                  synchronized (made) { // start() holds it until made[0] is set
-                    made[0].sink().onStdout(chunk);
-                  }
-                }
-
-                @Override
-                public void onStderr(byte[] chunk) {
-                  synchronized (made) {
-                    made[0].sink().onStderr(chunk);
-                  }
-                }
-              };
-          synchronized (made) {
-            AgentClient.Background bg = a.spawn(request, early, rec.commandTimeout);
-            SandboxProcess p =
-                new SandboxProcess(this, bg.handle(), request.argv().get(0), listener);
-            made[0] = p;
-            p.follow(bg.exit());
-            processes.put(p.handle(), p);
-            return p;
-          }
+          SandboxProcess p = new SandboxProcess(this, request.argv().get(0), listener);
+          AgentClient.Background bg = a.spawn(request, p.sink(), rec.commandTimeout);
+          p.handle(bg.handle());
+          p.follow(bg.exit());
+          processes.put(p.handle(), p);
+          return p;
         });
   }
 
@@ -246,7 +225,8 @@ public final class Sandbox implements AutoCloseable {
                   .map(ProcList.Entry::command)
                   .findFirst()
                   .orElse("?");
-          SandboxProcess p = new SandboxProcess(this, handle, command, listener);
+          SandboxProcess p = new SandboxProcess(this, command, listener);
+          p.handle(handle);
           p.follow(a.attach(handle, p.sink(), rec.commandTimeout));
           processes.put(handle, p);
           return p;

@@ -21,16 +21,15 @@ public final class SandboxProcess {
   public static final int TAIL = 64 * 1024;
 
   private final Sandbox sandbox;
-  private final int handle;
+  private volatile int handle = -1; // set once the guest answered SPAWN
   private final String command;
   private final OutputListener listener;
   private final Tail out = new Tail();
   private final Tail err = new Tail();
   private final CompletableFuture<ExitStatus> exit = new CompletableFuture<>();
 
-  SandboxProcess(Sandbox sandbox, int handle, String command, OutputListener listener) {
+  SandboxProcess(Sandbox sandbox, String command, OutputListener listener) {
     this.sandbox = sandbox;
-    this.handle = handle;
     this.command = command;
     this.listener = listener;
   }
@@ -40,6 +39,10 @@ public final class SandboxProcess {
    */
   public int handle() {
     return handle;
+  }
+
+  void handle(int h) {
+    this.handle = h;
   }
 
   /** Its command (argv[0]). */

@@ -294,11 +294,7 @@ public final class Sandboxes implements AutoCloseable {
                 }
                 vm.saveMemory(tmp.resolve("memory.save"));
               }
-              Path layer = layers.path(WARM + key);
-              Files.setPosixFilePermissions(
-                  tmp.resolve(DISK),
-                  java.nio.file.attribute.PosixFilePermissions.fromString("r--r--r--"));
-              Files.move(tmp.resolve(DISK), layer, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+              layers.freezeAs(tmp.resolve(DISK), WARM + key);
               Files.move(
                   tmp.resolve("memory.save"), mem, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             } finally {

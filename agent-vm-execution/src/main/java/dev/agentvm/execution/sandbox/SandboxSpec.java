@@ -31,6 +31,8 @@ import org.jspecify.annotations.Nullable;
  * @param pausedRetention how long a paused sandbox is kept before the reaper deletes it
  * @param agentDeadline how long a boot or restore may take until the guest agent answers
  * @param namePrefix prefix of the sandbox's id (and VM name)
+ * @param useWarmImage whether {@code create} restores the warm image of an equal spec when one
+ *     exists ({@link Sandboxes#warmUp}) instead of booting
  */
 public record SandboxSpec(
     @Nullable MicroImage image,
@@ -44,7 +46,8 @@ public record SandboxSpec(
     LeaseEnd onLeaseEnd,
     Duration pausedRetention,
     Duration agentDeadline,
-    String namePrefix) {
+    String namePrefix,
+    boolean useWarmImage) {
   /** The prefix of sandbox ids unless a spec says otherwise. */
   public static final String DEFAULT_PREFIX = "agentvm-sbx-";
 
@@ -113,6 +116,7 @@ public record SandboxSpec(
     b.pausedRetention = pausedRetention;
     b.agentDeadline = agentDeadline;
     b.namePrefix = namePrefix;
+    b.useWarmImage = useWarmImage;
     return b;
   }
 
@@ -175,6 +179,7 @@ public record SandboxSpec(
     private Duration pausedRetention = Duration.ofDays(7);
     private Duration agentDeadline = Duration.ofMinutes(2);
     private String namePrefix = DEFAULT_PREFIX;
+    private boolean useWarmImage = true;
 
     private Builder() {}
 
@@ -238,6 +243,11 @@ public record SandboxSpec(
       return this;
     }
 
+    public Builder useWarmImage(boolean useWarmImage) {
+      this.useWarmImage = useWarmImage;
+      return this;
+    }
+
     public SandboxSpec build() {
       return new SandboxSpec(
           image,
@@ -251,7 +261,8 @@ public record SandboxSpec(
           onLeaseEnd,
           pausedRetention,
           agentDeadline,
-          namePrefix);
+          namePrefix,
+          useWarmImage);
     }
   }
 }

@@ -209,7 +209,8 @@ public final class Sandboxes implements AutoCloseable {
     VM vm = null;
     try {
       Files.createDirectory(dir);
-      boolean fromWarm = Files.exists(warm) && Files.exists(layers.path(WARM + key));
+      boolean fromWarm =
+          spec.useWarmImage() && Files.exists(warm) && Files.exists(layers.path(WARM + key));
       locked(
           () -> {
             rec.chain.add(layers.emptyBase(spec.workspaceBytes()));

@@ -16,7 +16,10 @@ public enum ErrorCode {
   TRUNCATED(7),
   UNSUPPORTED_OPERATION(8),
   INTERNAL(9),
-  /** A path the request names does not exist (GET_FILE's file, EXEC's working directory). */
+  /**
+   * What the request names does not exist: a path (GET_FILE's file, EXEC's working directory) or
+   * the running command a KILL names.
+   */
   NOT_FOUND(10),
   /** A path that must be a directory is not (EXEC's working directory, a parent directory). */
   NOT_A_DIRECTORY(11),

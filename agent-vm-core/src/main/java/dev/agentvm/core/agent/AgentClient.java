@@ -35,6 +35,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -90,11 +91,20 @@ public final class AgentClient implements AutoCloseable {
   /** The window over which framing errors are counted and summarised in the log. */
   public static final Duration FRAMING_ERROR_WINDOW = Duration.ofSeconds(10);
 
+  private static final SecureRandom ID_START = new SecureRandom();
+
   private final AgentTransport transport;
   private final AgentTransport.Connection connection;
   private final FrameSender sender;
   private final Map<Integer, Handler> pending = new ConcurrentHashMap<>();
-  private final AtomicInteger nextId = new AtomicInteger(1);
+
+  /**
+   * Request ids start at a random point in 1..2^30, not at 1: answers to an earlier connection's
+   * requests (the EXIT of a command stopped at its disconnect, the rest of a GET_FILE) can still
+   * arrive on this one, and must not match a request of ours.
+   */
+  private final AtomicInteger nextId = new AtomicInteger(1 + ID_START.nextInt(1 << 30));
+
   private final AtomicBoolean closed = new AtomicBoolean();
   private final Thread reader;
   private volatile long maxFileBytes = DEFAULT_MAX_FILE_BYTES;
@@ -970,6 +980,9 @@ public final class AgentClient implements AutoCloseable {
           "channel " + transport.describe() + " is closed", failure);
     }
     int id = nextId.getAndIncrement();
+    if (id == 0) { // reserved: the agent's framing ERRORs carry it
+      id = nextId.getAndIncrement();
+    }
     pending.put(id, h);
     IOException f = failure;
     if (f != null) { // the channel failed between the check and the put

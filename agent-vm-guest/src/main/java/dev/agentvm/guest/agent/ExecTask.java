@@ -59,7 +59,7 @@ final class ExecTask {
   /** Runs the command to its end and sends EXIT (or an ERROR if it could not start). */
   void run() throws IOException {
     Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
-    UserErrors.checkExec(cwd, spec.argv().get(0), spec.env());
+    UserErrors.checkExec(cwd, spec.argv(), spec.env());
     Path script = null;
     List<String> cmd = new ArrayList<>();
     cmd.add("setsid");

@@ -121,7 +121,11 @@ final class FileTransfer {
         while (true) {
           Frame f = chunks.poll(60, TimeUnit.SECONDS);
           if (f == null || aborted || isAbort(f)) {
-            throw new IOException("transfer of " + target + " stalled or was aborted");
+            // the agent's own message, not a Java exception's text (this is INTERNAL, not the
+            // user's)
+            throw new ProtocolException(
+                ErrorCode.INTERNAL,
+                "transfer of " + target + " aborted: no data for 60 s, or the host disconnected");
           }
           size += f.payload().length;
           if (size > header.size()) {

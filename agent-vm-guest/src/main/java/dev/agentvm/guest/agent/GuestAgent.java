@@ -184,6 +184,12 @@ public final class GuestAgent {
   private void handle(Frame frame, FrameWriter out) {
     int id = frame.requestId();
     MessageType type = frame.messageType().orElse(null);
+    if (frame.isResponse()) {
+      // the agent starts no exchange, so nothing answers it; and an answer is never answered (two
+      // peers that answered each other's ERRORs would loop)
+      log("ignored an unsolicited answer from the host: " + frame);
+      return;
+    }
     try {
       if (type == null) {
         error(
@@ -282,11 +288,8 @@ public final class GuestAgent {
             watch.stop();
             out.write(Frame.response(MessageType.KILL, id, new byte[0]));
           } else if (task == null) {
-            error(
-                out,
-                id,
-                ErrorCode.MALFORMED_PAYLOAD,
-                "no running command with request id " + target);
+            // a command that already ended is the usual case: a race, not a malformed request
+            error(out, id, ErrorCode.NOT_FOUND, "no running command with request id " + target);
           } else {
             task.kill();
             out.write(Frame.response(MessageType.KILL, id, new byte[0]));
@@ -295,7 +298,11 @@ public final class GuestAgent {
         case PUT_FILE -> {
           FileTransfer.Put put =
               new FileTransfer.Put(id, FileHeader.decode(frame.payload()), maxFileSize, out);
-          puts.put(id, put);
+          if (puts.putIfAbsent(id, put) != null) {
+            // replacing it would hand the first transfer's chunks to the second
+            error(out, id, ErrorCode.MALFORMED_PAYLOAD, "request id " + id + " is already in use");
+            return;
+          }
           work(
               out,
               id,
@@ -304,7 +311,7 @@ public final class GuestAgent {
                   put.run();
                 } finally {
                   endedPuts.add(id);
-                  puts.remove(id);
+                  puts.remove(id, put);
                 }
               });
         }

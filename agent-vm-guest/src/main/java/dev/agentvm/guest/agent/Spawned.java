@@ -59,7 +59,7 @@ final class Spawned {
   /** Starts the process in a session of its own, and its output pumps. */
   static Spawned start(int handle, ExecSpec spec, ExecutorService pool) throws IOException {
     Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
-    UserErrors.checkExec(cwd, spec.argv().get(0), spec.env());
+    UserErrors.checkExec(cwd, spec.argv(), spec.env());
     List<String> cmd = new ArrayList<>();
     cmd.add("setsid");
     cmd.addAll(spec.argv());

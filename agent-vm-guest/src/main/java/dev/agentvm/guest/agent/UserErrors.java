@@ -72,10 +72,29 @@ final class UserErrors {
    * for it, so that a typo is reported as such rather than as a failure to start {@code setsid}.
    *
    * @param cwd the working directory the command will run in
-   * @param argv0 the command
+   * @param argv the command and its arguments (none may hold a NUL byte)
    * @param env the environment the command gets (its PATH, if set, is the one searched)
    */
-  static void checkExec(Path cwd, String argv0, Map<String, String> env) throws ProtocolException {
+  static void checkExec(Path cwd, List<String> argv, Map<String, String> env)
+      throws ProtocolException {
+    String argv0 = argv.get(0);
+    for (int i = 1; i < argv.size(); i++) {
+      if (argv.get(i).indexOf('\0') >= 0) {
+        throw error(ErrorCode.MALFORMED_PAYLOAD, "argument " + i + " holds a NUL byte");
+      }
+    }
+    for (Map.Entry<String, String> v : env.entrySet()) {
+      String name = v.getKey();
+      if (name.isEmpty() || name.indexOf('=') >= 0 || name.indexOf('\0') >= 0) {
+        throw error(
+            ErrorCode.MALFORMED_PAYLOAD,
+            "environment variable name '" + name + "' is empty or holds '=' or a NUL byte");
+      }
+      if (v.getValue().indexOf('\0') >= 0) {
+        throw error(
+            ErrorCode.MALFORMED_PAYLOAD, "environment variable " + name + " holds a NUL byte");
+      }
+    }
     if (!Files.exists(cwd)) {
       throw error(ErrorCode.NOT_FOUND, "working directory " + cwd + " does not exist");
     }

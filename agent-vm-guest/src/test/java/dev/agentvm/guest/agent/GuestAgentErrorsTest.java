@@ -226,6 +226,51 @@ class GuestAgentErrorsTest {
     assertEquals(MessageType.PONG.wire(), ask(MessageType.PING, new byte[] {1}).type());
   }
 
+  @Test
+  void killOfNoRunningCommandIsNotFound() throws Exception {
+    byte[] kill = new PayloadWriter().i32(424242).toByteArray();
+    assertError(ErrorCode.NOT_FOUND, "424242", error(MessageType.KILL, kill));
+  }
+
+  @Test
+  void nulBytesAndBadVariableNamesInAnExecAreMalformedNotInternal() throws Exception {
+    assertError(
+        ErrorCode.MALFORMED_PAYLOAD,
+        "argument 1",
+        error(MessageType.EXEC, exec("", "echo", "a\0b")));
+    byte[] badName =
+        new ExecSpec(List.of("true"), "", Map.of("A=B", "x"), "", new byte[0], 0, 1, 0).encode();
+    assertError(ErrorCode.MALFORMED_PAYLOAD, "A=B", error(MessageType.EXEC, badName));
+    byte[] nulValue =
+        new ExecSpec(List.of("true"), "", Map.of("V", "a\0"), "", new byte[0], 0, 1, 0).encode();
+    assertError(ErrorCode.MALFORMED_PAYLOAD, "V", error(MessageType.EXEC, nulValue));
+  }
+
+  @Test
+  void answersFromTheHostAreIgnoredNotAnswered() throws Exception {
+    // an ERROR and a PING with the response flag: neither is answered; the next PING is
+    host.write(
+        Frame.response(
+            MessageType.ERROR, 7, new ErrorPayload(ErrorCode.INTERNAL, "stray").encode()));
+    host.write(Frame.response(MessageType.PING, 8, new byte[] {1}));
+    Frame f = ask(MessageType.PING, new byte[] {2});
+    assertEquals(MessageType.PONG.wire(), f.type());
+    assertEquals(2, f.payload()[0]);
+  }
+
+  @Test
+  void aSecondPutFileWithAnIdInUseIsRefused() throws Exception {
+    byte[] put = put(dir.resolve("dup.txt").toString());
+    int id = nextId++;
+    host.write(Frame.request(MessageType.PUT_FILE, id, put));
+    Frame ready = replies.read();
+    assertEquals(MessageType.PUT_FILE.wire(), ready.type(), ready.toString());
+    host.write(Frame.request(MessageType.PUT_FILE, id, put));
+    Frame dup = replies.read();
+    assertEquals(MessageType.ERROR.wire(), dup.type(), dup.toString());
+    assertEquals(ErrorCode.MALFORMED_PAYLOAD, ErrorPayload.decode(dup.payload()).code());
+  }
+
   private static byte[] concat(byte[] a, byte[] b) {
     byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
     System.arraycopy(b, 0, out, a.length, b.length);

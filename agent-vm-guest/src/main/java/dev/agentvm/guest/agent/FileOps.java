@@ -85,18 +85,7 @@ final class FileOps {
   private static int mode(Set<PosixFilePermission> perms) {
     int m = 0;
     for (PosixFilePermission p : perms) {
-      m |=
-          switch (p) {
-            case OWNER_READ -> 0400;
-            case OWNER_WRITE -> 0200;
-            case OWNER_EXECUTE -> 0100;
-            case GROUP_READ -> 040;
-            case GROUP_WRITE -> 020;
-            case GROUP_EXECUTE -> 010;
-            case OTHERS_READ -> 04;
-            case OTHERS_WRITE -> 02;
-            case OTHERS_EXECUTE -> 01;
-          };
+      m |= FileTransfer.bit(p);
     }
     return m;
   }

@@ -1,6 +1,5 @@
 package dev.agentvm.core;
 
-import dev.agentvm.core.internal.libvirt.DomainXmlReader;
 import dev.agentvm.core.internal.libvirt.DomainXmlWriter;
 import dev.agentvm.internal.AgentVmPaths;
 import java.nio.file.Path;
@@ -166,19 +165,6 @@ public final class VMTemplate {
    */
   public String toDomainXml(VirtType resolvedType) {
     return DomainXmlWriter.write(this, resolvedType, customizer);
-  }
-
-  /**
-   * Reads back a template from domain XML this class generated; see {@link
-   * DomainXmlReader#template}.
-   */
-  static VMTemplate fromDomainXml(String xml) {
-    return DomainXmlReader.template(xml);
-  }
-
-  /** This template's identity on a saved VM's definition; see {@link DomainXmlWriter#retarget}. */
-  String retarget(String savedXml) {
-    return DomainXmlWriter.retarget(savedXml, this);
   }
 
   /** Builds {@link VMTemplate}s. Every setter validates its argument. */

@@ -70,11 +70,6 @@ public record DomainDescription(
         fingerprint);
   }
 
-  /** Whether the domain carries agent-vm's metadata. */
-  public boolean isAgentVms() {
-    return owner != null;
-  }
-
   /** {@link #template}, if there is one. */
   public Optional<VMTemplate> templateIfAny() {
     return Optional.ofNullable(template);

@@ -345,7 +345,6 @@ class DomainXmlTest {
     assertNull(foreign.owner());
     assertNull(foreign.runDir());
     assertNull(foreign.template());
-    assertFalse(foreign.isAgentVms());
     IllegalArgumentException e =
         assertThrows(
             IllegalArgumentException.class,

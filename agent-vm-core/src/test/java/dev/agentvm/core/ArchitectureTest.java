@@ -249,6 +249,7 @@ class ArchitectureTest {
             "agent-vm-internal",
             "dev/agentvm/internal",
             Pattern.compile(
-                "dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*|org\\.jspecify\\..*|javax\\.xml\\..*")));
+                "dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*|org\\.jspecify\\..*"
+                    + "|javax\\.xml\\..*|org\\.w3c\\.dom\\..*|org\\.xml\\.sax\\..*")));
   }
 }

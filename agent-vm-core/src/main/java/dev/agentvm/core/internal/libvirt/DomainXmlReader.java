@@ -10,8 +10,6 @@ import dev.agentvm.core.VirtType;
 import dev.agentvm.core.spi.DomainDescription;
 import dev.agentvm.internal.Hashing;
 import dev.agentvm.internal.SecureXml;
-import java.io.IOException;
-import java.io.StringReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -22,14 +20,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
-import javax.xml.parsers.ParserConfigurationException;
 import org.jspecify.annotations.Nullable;
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
 import org.w3c.dom.Node;
 import org.w3c.dom.NodeList;
-import org.xml.sax.InputSource;
-import org.xml.sax.SAXException;
 
 /**
  * Reads libvirt XML: domain definitions (into a {@link DomainDescription}, or back into the {@link
@@ -290,7 +285,7 @@ public final class DomainXmlReader {
       }
       parent.removeChild(meta);
     }
-    String canonical = DomainXmlWriter.serialise(d, false);
+    String canonical = SecureXml.serialise(d, false);
     return Hashing.sha256Hex(canonical.getBytes(StandardCharsets.UTF_8));
   }
 
@@ -305,15 +300,7 @@ public final class DomainXmlReader {
    * @throws IllegalArgumentException if it is not well-formed or declares a DOCTYPE
    */
   static Document parse(String xml) {
-    try {
-      return SecureXml.parserFactory()
-          .newDocumentBuilder()
-          .parse(new InputSource(new StringReader(xml)));
-    } catch (SAXException | IOException e) {
-      throw new IllegalArgumentException("unreadable XML from libvirt: " + e.getMessage(), e);
-    } catch (ParserConfigurationException e) {
-      throw new IllegalStateException("JDK XML support is broken", e);
-    }
+    return SecureXml.parse(xml);
   }
 
   /** The first descendant {@code <tag>}, which must exist. */
@@ -336,7 +323,6 @@ public final class DomainXmlReader {
   }
 
   private static String textOf(Element parent, String tag) {
-    NodeList l = parent.getElementsByTagName(tag);
-    return l.getLength() == 0 ? "" : l.item(0).getTextContent().trim();
+    return SecureXml.textOf(parent, tag);
   }
 }

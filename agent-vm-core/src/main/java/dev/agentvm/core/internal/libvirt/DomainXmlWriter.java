@@ -1,5 +1,8 @@
 package dev.agentvm.core.internal.libvirt;
 
+import static dev.agentvm.internal.SecureXml.child;
+import static dev.agentvm.internal.SecureXml.text;
+
 import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.NetworkAttachment;
 import dev.agentvm.core.ShareAttachment;
@@ -7,17 +10,11 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.VirtType;
 import dev.agentvm.internal.SecureXml;
 import dev.agentvm.protocol.Protocol;
-import java.io.StringWriter;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Consumer;
-import javax.xml.parsers.ParserConfigurationException;
-import javax.xml.transform.OutputKeys;
-import javax.xml.transform.Transformer;
-import javax.xml.transform.TransformerException;
-import javax.xml.transform.dom.DOMSource;
-import javax.xml.transform.stream.StreamResult;
+import java.util.function.Function;
 import org.jspecify.annotations.Nullable;
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
@@ -40,7 +37,7 @@ public final class DomainXmlWriter {
    */
   public static String write(
       VMTemplate t, VirtType resolvedType, @Nullable Consumer<Document> customizer) {
-    Document d = newDocument();
+    Document d = SecureXml.newDocument();
     Element dom = d.createElement("domain");
     d.appendChild(dom);
     dom.setAttribute("type", resolvedType.libvirtName());
@@ -74,7 +71,7 @@ public final class DomainXmlWriter {
     if (customizer != null) {
       customizer.accept(d);
     }
-    return serialise(d, true);
+    return SecureXml.serialise(d, true);
   }
 
   /** The kernel command-line argument that asks the micro image's /init to mount a disk. */
@@ -204,28 +201,16 @@ public final class DomainXmlWriter {
     retargetNics(dom, t.nics());
     for (Element e : DomainXmlReader.all(dom, "filesystem")) {
       String tag = DomainXmlReader.first(e, "target").getAttribute("dir");
-      ShareAttachment mine =
-          t.shares().stream()
-              .filter(x -> x.tag().equals(tag))
-              .findFirst()
-              .orElseThrow(
-                  () ->
-                      new IllegalArgumentException("the saved VM has share " + tag + "; give one"));
+      ShareAttachment mine = theOneFor(t.shares(), ShareAttachment::tag, tag, "share");
       DomainXmlReader.first(e, "source").setAttribute("dir", mine.hostDir().toString());
     }
-    return serialise(d, false);
+    return SecureXml.serialise(d, false);
   }
 
   private static void retargetDisks(Element dom, List<DiskAttachment> disks) {
     for (Element e : DomainXmlReader.all(dom, "disk")) {
       String dev = DomainXmlReader.first(e, "target").getAttribute("dev");
-      DiskAttachment mine =
-          disks.stream()
-              .filter(x -> x.target().equals(dev))
-              .findFirst()
-              .orElseThrow(
-                  () ->
-                      new IllegalArgumentException("the saved VM has disk " + dev + "; give one"));
+      DiskAttachment mine = theOneFor(disks, DiskAttachment::target, dev, "disk");
       DomainXmlReader.first(e, "source").setAttribute("file", mine.file().toString());
       // the saved chain (the template's disk) is now the new overlay's backing file
       for (Element backing : DomainXmlReader.all(e, "backingStore")) {
@@ -234,6 +219,17 @@ public final class DomainXmlWriter {
         }
       }
     }
+  }
+
+  /** The attachment whose key is {@code key}: a saved VM's device needs one in the template. */
+  private static <T> T theOneFor(List<T> mine, Function<T, String> keyOf, String key, String kind) {
+    return mine.stream()
+        .filter(x -> keyOf.apply(x).equals(key))
+        .findFirst()
+        .orElseThrow(
+            () ->
+                new IllegalArgumentException(
+                    "the saved VM has " + kind + " " + key + "; give one"));
   }
 
   private static void retargetNics(Element dom, List<NetworkAttachment> nics) {
@@ -258,46 +254,11 @@ public final class DomainXmlWriter {
 
   /** A {@code <domainsnapshot>} that asks for an internal snapshot named {@code name}. */
   static String snapshot(String name, String description) {
-    Document d = newDocument();
+    Document d = SecureXml.newDocument();
     Element snap = d.createElement("domainsnapshot");
     d.appendChild(snap);
     text(d, snap, "name", name);
     text(d, snap, "description", description);
-    return serialise(d, false);
-  }
-
-  static Document newDocument() {
-    try {
-      return SecureXml.parserFactory().newDocumentBuilder().newDocument();
-    } catch (ParserConfigurationException e) {
-      throw new IllegalStateException("JDK XML support is broken", e);
-    }
-  }
-
-  static String serialise(Document d, boolean indent) {
-    try {
-      StringWriter w = new StringWriter();
-      Transformer t = SecureXml.transformer();
-      t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
-      if (indent) {
-        t.setOutputProperty(OutputKeys.INDENT, "yes");
-      }
-      t.transform(new DOMSource(d), new StreamResult(w));
-      return w.toString();
-    } catch (TransformerException e) {
-      throw new IllegalStateException("JDK XML support is broken", e);
-    }
-  }
-
-  private static Element child(Document d, Element parent, String name) {
-    Element e = d.createElement(name);
-    parent.appendChild(e);
-    return e;
-  }
-
-  private static Element text(Document d, Element parent, String name, String value) {
-    Element e = child(d, parent, name);
-    e.setTextContent(value);
-    return e;
+    return SecureXml.serialise(d, false);
   }
 }

@@ -33,18 +33,29 @@ final class LibvirtNetworks implements NetworkBackend {
 
   @Override
   public Optional<String> networkXml(String name) {
+    return ifExists(
+        "read network " + name,
+        Error.ErrorNumber.VIR_ERR_NO_NETWORK,
+        () -> {
+          Network n = session.connect().networkLookupByName(name);
+          try {
+            return n.getXMLDesc(VIR_NETWORK_XML_INACTIVE);
+          } finally {
+            n.free();
+          }
+        });
+  }
+
+  /** The call's result, or empty if libvirt says the object {@code absent} does not exist. */
+  private Optional<String> ifExists(
+      String operation, Error.ErrorNumber absent, LibvirtSession.LibvirtCall<String> c) {
     try {
-      Network n = session.connect().networkLookupByName(name);
-      try {
-        return Optional.of(n.getXMLDesc(VIR_NETWORK_XML_INACTIVE));
-      } finally {
-        n.free();
-      }
+      return Optional.of(c.call());
     } catch (LibvirtException e) {
-      if (e.getError() != null && e.getError().getCode() == Error.ErrorNumber.VIR_ERR_NO_NETWORK) {
+      if (e.getError() != null && e.getError().getCode() == absent) {
         return Optional.empty();
       }
-      throw LibvirtErrors.translate(session.uri(), "read network " + name, e);
+      throw LibvirtErrors.translate(session.uri(), operation, e);
     }
   }
 
@@ -150,19 +161,17 @@ final class LibvirtNetworks implements NetworkBackend {
 
   @Override
   public Optional<String> filterXml(String name) {
-    try {
-      NetworkFilter f = session.connect().networkFilterLookupByName(name);
-      try {
-        return Optional.of(f.getXMLDesc());
-      } finally {
-        f.free();
-      }
-    } catch (LibvirtException e) {
-      if (e.getError() != null && e.getError().getCode() == Error.ErrorNumber.VIR_ERR_NO_NWFILTER) {
-        return Optional.empty();
-      }
-      throw LibvirtErrors.translate(session.uri(), "read nwfilter " + name, e);
-    }
+    return ifExists(
+        "read nwfilter " + name,
+        Error.ErrorNumber.VIR_ERR_NO_NWFILTER,
+        () -> {
+          NetworkFilter f = session.connect().networkFilterLookupByName(name);
+          try {
+            return f.getXMLDesc();
+          } finally {
+            f.free();
+          }
+        });
   }
 
   @Override

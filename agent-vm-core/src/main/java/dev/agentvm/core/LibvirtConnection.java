@@ -165,7 +165,7 @@ public final class LibvirtConnection implements AutoCloseable {
     createRunDir(t);
     DomainHandle d;
     try {
-      d = backend.define(t.toDomainXml(type));
+      d = backend.define(t, type);
     } catch (RuntimeException e) {
       deleteRunDir(t, e);
       throw e;
@@ -197,7 +197,7 @@ public final class LibvirtConnection implements AutoCloseable {
     createRunDir(t);
     DomainHandle d;
     try {
-      d = backend.restore(memoryImage, t::retarget);
+      d = backend.restore(memoryImage, t);
     } catch (RuntimeException e) {
       deleteRunDir(t, e);
       throw new SnapshotException(
@@ -219,7 +219,14 @@ public final class LibvirtConnection implements AutoCloseable {
   public VM attach(String name) {
     DomainHandle d =
         backend.lookup(name).orElseThrow(() -> new NoSuchVmException("no VM named " + name, null));
-    return VM.adopt(this, d, d.xml());
+    VMTemplate t =
+        d.description()
+            .templateIfAny()
+            .orElseThrow(
+                () ->
+                    new IllegalArgumentException(
+                        "domain " + name + " was not defined by agent-vm"));
+    return VM.adopt(this, d, t);
   }
 
   private static void createRunDir(VMTemplate t) {

@@ -1,14 +1,14 @@
 package dev.agentvm.core;
 
+import dev.agentvm.core.spi.DomainDescription;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.internal.ProcessOwners;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,10 +23,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class Reaper {
   private static final Logger LOG = LoggerFactory.getLogger(Reaper.class);
-  private static final Pattern OWNER =
-      Pattern.compile("<agentvm:vm\\b[^>]*\\bowner=['\"]([^'\"]*)['\"]");
-  private static final Pattern RUN_DIR =
-      Pattern.compile("<agentvm:vm\\b[^>]*\\brunDir=['\"]([^'\"]*)['\"]");
 
   /**
    * What a reaping pass did.
@@ -68,25 +64,38 @@ public final class Reaper {
     for (String name : conn.domainNames()) {
       examined++;
       Optional<DomainHandle> d;
-      String xml;
+      DomainDescription def;
       try {
         d = conn.backend().lookup(name);
         if (d.isEmpty()) {
           continue; // gone meanwhile
         }
-        xml = d.get().xml();
-      } catch (AgentVmException e) {
+        def = d.get().description();
+      } catch (AgentVmException | IllegalArgumentException e) {
         failures.add(name + ": cannot read its definition: " + e.getMessage());
         continue;
       }
-      Matcher owner = OWNER.matcher(xml);
-      Matcher runDir = RUN_DIR.matcher(xml);
-      if (!owner.find() || !runDir.find() || ProcessOwners.isAlive(owner.group(1))) {
+      String owner = def.owner();
+      Path runDir = def.runDir();
+      if (owner == null || runDir == null || ProcessOwners.isAlive(owner)) {
         continue;
       }
       orphans++;
-      LOG.info("reaping {}: its owner {} is gone", name, owner.group(1));
-      VM vm = VM.adopt(conn, d.get(), xml);
+      LOG.info("reaping {}: its owner {} is gone", name, owner);
+      VMTemplate template = def.template();
+      if (template == null) {
+        failures.add(
+            name
+                + ": its owner is gone but its definition no longer reads as agent-vm's; try: virsh"
+                + " destroy "
+                + name
+                + ", virsh undefine "
+                + name
+                + ", then delete "
+                + runDir);
+        continue;
+      }
+      VM vm = VM.adopt(conn, d.get(), template);
       try {
         switch (vm.shutdown(grace)) {
           case GRACEFUL -> graceful++;
@@ -107,7 +116,7 @@ public final class Reaper {
                 + "; try: virsh undefine "
                 + name
                 + ", then delete "
-                + runDir.group(1));
+                + runDir);
       }
     }
     java.util.Map<String, Integer> others = new java.util.LinkedHashMap<>();

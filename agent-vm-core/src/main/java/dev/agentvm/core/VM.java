@@ -72,10 +72,9 @@ public final class VM implements AutoCloseable {
 
   /**
    * A VM object for a domain this process did not define (an orphan the reaper found, or a VM
-   * attached by name): its template is read back from the domain XML.
+   * attached by name): its template is the one read back from the domain's definition.
    */
-  static VM adopt(LibvirtConnection conn, DomainHandle domain, String xml) {
-    VMTemplate t = VMTemplate.fromDomainXml(xml);
+  static VM adopt(LibvirtConnection conn, DomainHandle domain, VMTemplate t) {
     VM vm = new VM(conn, domain, t, t.virtType());
     vm.started = true; // a shut-off orphan is STOPPED, not DEFINED
     return vm;

@@ -140,7 +140,7 @@ public final class VirtTypeSelector {
     try {
       Files.createDirectories(dir);
       LOG.debug("probing KVM with {}", name);
-      d = backend.createTransient(t.toDomainXml(VirtType.KVM));
+      d = backend.createTransient(t, VirtType.KVM);
       long end = System.nanoTime() + PROBE_TIMEOUT.toNanos();
       while (System.nanoTime() < end) {
         if (Files.exists(t.consoleLog())) {

@@ -140,6 +140,72 @@ class ArchitectureTest {
   }
 
   @Test
+  void nativeCallsAreConfinedToTheLibvirtPackage() throws IOException {
+    List<String> bad = new ArrayList<>();
+    for (String module : MODULES) {
+      for (Path f : sources(module)) {
+        if (!f.toString().contains("/dev/agentvm/core/internal/libvirt/")
+            && Files.readString(f).contains("com.sun.jna")) {
+          bad.add(ROOT.relativize(f).toString());
+        }
+      }
+    }
+    assertEquals(List.of(), bad, "JNA used outside dev.agentvm.core.internal.libvirt");
+  }
+
+  /**
+   * Each kind of libvirt XML is built and parsed in one class, through the DOM: domain XML in
+   * core's DomainXmlWriter and DomainXmlReader, network and nwfilter XML in agent-vm-network's
+   * NetworkXml, over the safe parser of SecureXml.
+   */
+  private static final List<String> XML_CLASSES =
+      List.of(
+          "agent-vm-core/src/main/java/dev/agentvm/core/internal/libvirt/DomainXmlReader.java",
+          "agent-vm-core/src/main/java/dev/agentvm/core/internal/libvirt/DomainXmlWriter.java",
+          "agent-vm-internal/src/main/java/dev/agentvm/internal/SecureXml.java",
+          "agent-vm-network/src/main/java/dev/agentvm/network/NetworkXml.java");
+
+  private static final Pattern XML_API =
+      Pattern.compile("SecureXml|javax\\.xml\\.parsers|javax\\.xml\\.transform|org\\.xml\\.sax");
+
+  @Test
+  void xmlIsBuiltAndParsedInOnePlacePerKind() throws IOException {
+    List<String> bad = new ArrayList<>();
+    for (String module : MODULES) {
+      for (Path f : sources(module)) {
+        String rel = ROOT.relativize(f).toString();
+        if (!XML_CLASSES.contains(rel) && XML_API.matcher(Files.readString(f)).find()) {
+          bad.add(rel);
+        }
+      }
+    }
+    assertEquals(List.of(), bad, "XML parsed or built outside " + XML_CLASSES);
+  }
+
+  /**
+   * A regular expression, or a text search, whose literal is a piece of markup ({@code <tag},
+   * {@code attr='}, {@code attr="}): XML read as text. The DOM reads it instead.
+   */
+  private static final Pattern TEXT_ON_XML =
+      Pattern.compile(
+          "(Pattern\\.compile|replaceAll|replaceFirst|matches|split|contains|indexOf)"
+              + "\\(\\s*\"[^\"]*(<[A-Za-z/!?]|='|=\\\\\")");
+
+  @Test
+  void noXmlIsReadAsText() throws IOException {
+    List<String> bad = new ArrayList<>();
+    for (String module : MODULES) {
+      for (Path f : sources(module)) {
+        Matcher m = TEXT_ON_XML.matcher(Files.readString(f));
+        while (m.find()) {
+          bad.add(ROOT.relativize(f) + ": " + m.group());
+        }
+      }
+    }
+    assertEquals(List.of(), bad, "XML read with regular expressions or text search");
+  }
+
+  @Test
   void noModuleReachesIntoCoreInternals() throws IOException {
     List<String> bad = new ArrayList<>();
     for (String module : MODULES) {
@@ -183,6 +249,7 @@ class ArchitectureTest {
             "agent-vm-internal",
             "dev/agentvm/internal",
             Pattern.compile(
-                "dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*|org\\.jspecify\\..*|javax\\.xml\\..*")));
+                "dev\\.agentvm\\.internal\\..*|org\\.slf4j\\..*|org\\.jspecify\\..*"
+                    + "|javax\\.xml\\..*|org\\.w3c\\.dom\\..*|org\\.xml\\.sax\\..*")));
   }
 }

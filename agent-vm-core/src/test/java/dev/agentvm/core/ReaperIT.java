@@ -26,12 +26,18 @@ class ReaperIT extends RealLibvirtTest {
     VMTemplate live = VMTemplate.builder(TestVms.name("live")).boot(TestVms.boot()).build();
     String foreign = TestVms.name("foreign");
     try (VM liveVm = conn.define(live)) {
+      // a domain someone else defined: no agent-vm metadata (the customizer takes it out)
       conn.backend()
           .define(
-              "<domain type='qemu'><name>"
-                  + foreign
-                  + "</name><memory unit='MiB'>128</memory>"
-                  + "<os><type arch='x86_64'>hvm</type></os></domain>");
+              VMTemplate.builder(foreign)
+                  .boot(TestVms.boot())
+                  .customizer(
+                      doc -> {
+                        var meta = doc.getElementsByTagName("metadata").item(0);
+                        meta.getParentNode().removeChild(meta);
+                      })
+                  .build(),
+              VirtType.QEMU);
       awaitReady(child);
       child.destroyForcibly(); // SIGKILL: no shutdown hook, no cleanup
       assertTrue(child.waitFor(10, TimeUnit.SECONDS));

@@ -3,11 +3,8 @@ package dev.agentvm.core;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.agentvm.core.spi.DomainHandle;
-import dev.agentvm.core.spi.DomainLifecycleListener;
 import dev.agentvm.core.spi.HypervisorBackend;
 import java.nio.file.Path;
-import java.util.List;
-import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Assumptions;
@@ -28,7 +25,7 @@ class VirtTypeSelectorTest {
   private static final BootSource BOOT = new BootSource(Path.of("/k"), Path.of("/i"), "");
 
   /** Advertises the given types; counts probe attempts (createTransient) and refuses them. */
-  private static final class FakeBackend implements HypervisorBackend {
+  private static final class FakeBackend extends FakeHypervisor {
     final Set<String> types;
     final AtomicInteger probes = new AtomicInteger();
 
@@ -37,124 +34,15 @@ class VirtTypeSelectorTest {
     }
 
     @Override
-    public String uri() {
-      return "fake:///" + System.identityHashCode(this);
-    }
-
-    @Override
     public Set<String> advertisedDomainTypes() {
       return types;
     }
 
     @Override
-    public String versionFingerprint() {
-      return "fake " + System.identityHashCode(this);
-    }
-
-    @Override
-    public DomainHandle define(String xml) {
-      throw new UnsupportedOperationException("fake backend defines nothing");
-    }
-
-    @Override
-    public DomainHandle createTransient(String xml) {
+    public DomainHandle createTransient(VMTemplate template, VirtType type) {
       probes.incrementAndGet();
       throw new HypervisorException("fake: no KVM here", null);
     }
-
-    @Override
-    public Optional<DomainHandle> lookup(String name) {
-      return Optional.empty();
-    }
-
-    @Override
-    public DomainHandle restore(Path file, java.util.function.UnaryOperator<String> edit) {
-      throw new UnsupportedOperationException("fake backend restores nothing");
-    }
-
-    @Override
-    public List<String> networkNames() {
-      return List.of();
-    }
-
-    @Override
-    public Optional<String> networkXml(String name) {
-      return Optional.empty();
-    }
-
-    @Override
-    public void defineNetwork(String xml) {
-      throw new UnsupportedOperationException("fake backend has no networks");
-    }
-
-    @Override
-    public boolean isNetworkActive(String name) {
-      return false;
-    }
-
-    @Override
-    public void startNetwork(String name) {
-      throw new UnsupportedOperationException("fake backend has no networks");
-    }
-
-    @Override
-    public void stopNetwork(String name) {
-      throw new UnsupportedOperationException("fake backend has no networks");
-    }
-
-    @Override
-    public void undefineNetwork(String name) {
-      throw new UnsupportedOperationException("fake backend has no networks");
-    }
-
-    @Override
-    public void updateDhcpHost(String network, boolean add, String hostXml) {
-      throw new UnsupportedOperationException("fake backend has no networks");
-    }
-
-    @Override
-    public List<String> filterNames() {
-      return List.of();
-    }
-
-    @Override
-    public Optional<String> filterXml(String name) {
-      return Optional.empty();
-    }
-
-    @Override
-    public void defineFilter(String xml) {
-      throw new UnsupportedOperationException("fake backend has no filters");
-    }
-
-    @Override
-    public void undefineFilter(String name) {
-      throw new UnsupportedOperationException("fake backend has no filters");
-    }
-
-    @Override
-    public String savedImageXml(Path file) {
-      throw new UnsupportedOperationException("fake backend saves nothing");
-    }
-
-    @Override
-    public List<String> domainNames() {
-      return List.of();
-    }
-
-    @Override
-    public void addLifecycleListener(DomainLifecycleListener listener) {}
-
-    @Override
-    public void removeLifecycleListener(DomainLifecycleListener listener) {}
-
-    @Override
-    public boolean isAlive() {
-      return true;
-    }
-
-    @Override
-    public void close() {}
   }
 
   @Test

@@ -92,6 +92,7 @@ public final class IpAllocator {
               continue;
             }
             conn.backend()
+                .networks()
                 .updateDhcpHost(network.name(), true, NetworkXml.dhcpHost(mac, ip.toString(), vm));
             ObjectNode owners = readOwners();
             ObjectNode o = owners.putObject(mac);
@@ -120,7 +121,9 @@ public final class IpAllocator {
     boolean removed = false;
     for (String[] h : NetworkXml.dhcpHosts(xml)) {
       if (h[0].equalsIgnoreCase(mac)) {
-        conn.backend().updateDhcpHost(network.name(), false, NetworkXml.dhcpHost(h[0], h[1], h[2]));
+        conn.backend()
+            .networks()
+            .updateDhcpHost(network.name(), false, NetworkXml.dhcpHost(h[0], h[1], h[2]));
         removed = true;
       }
     }
@@ -152,6 +155,7 @@ public final class IpAllocator {
               for (String[] h : NetworkXml.dhcpHosts(xml)) {
                 if (h[0].equalsIgnoreCase(mac)) {
                   conn.backend()
+                      .networks()
                       .updateDhcpHost(network.name(), false, NetworkXml.dhcpHost(h[0], h[1], h[2]));
                 }
               }
@@ -175,6 +179,7 @@ public final class IpAllocator {
 
   private String definition() {
     return conn.backend()
+        .networks()
         .networkXml(network.name())
         .orElseThrow(
             () -> new NetworkConflictException("network " + network.name() + " does not exist"));

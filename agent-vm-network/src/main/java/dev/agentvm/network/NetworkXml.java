@@ -1,18 +1,16 @@
 package dev.agentvm.network;
 
+import static dev.agentvm.internal.SecureXml.child;
+import static dev.agentvm.internal.SecureXml.text;
+import static dev.agentvm.internal.SecureXml.textOf;
+
 import dev.agentvm.internal.SecureXml;
-import java.io.StringReader;
-import java.io.StringWriter;
 import java.util.ArrayList;
 import java.util.List;
-import javax.xml.transform.OutputKeys;
-import javax.xml.transform.dom.DOMSource;
-import javax.xml.transform.stream.StreamResult;
 import org.jspecify.annotations.Nullable;
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
 import org.w3c.dom.NodeList;
-import org.xml.sax.InputSource;
 
 /**
  * libvirt network and nwfilter XML for {@link NetworkSpec} and {@link FilterSpec}, built as DOM (so
@@ -26,7 +24,7 @@ final class NetworkXml {
   private NetworkXml() {}
 
   static String network(NetworkSpec s) {
-    Document d = newDocument();
+    Document d = SecureXml.newDocument();
     Element net = d.createElement("network");
     d.appendChild(net);
     text(d, net, "name", s.name());
@@ -88,7 +86,7 @@ final class NetworkXml {
   }
 
   static String dhcpHost(String mac, String ip, String name) {
-    Document d = newDocument();
+    Document d = SecureXml.newDocument();
     Element h = d.createElement("host");
     h.setAttribute("mac", mac);
     h.setAttribute("ip", ip);
@@ -124,7 +122,7 @@ final class NetworkXml {
    * (for clean-traffic) is the VM's reserved address.
    */
   static String filter(FilterSpec s) {
-    Document d = newDocument();
+    Document d = SecureXml.newDocument();
     Element f = d.createElement("filter");
     d.appendChild(f);
     f.setAttribute("name", s.name());
@@ -237,52 +235,11 @@ final class NetworkXml {
     throw new IllegalArgumentException("empty <" + e.getTagName() + ">");
   }
 
-  private static Document newDocument() {
-    try {
-      return SecureXml.parserFactory().newDocumentBuilder().newDocument();
-    } catch (javax.xml.parsers.ParserConfigurationException e) {
-      throw new IllegalStateException(e);
-    }
-  }
-
   private static Element parse(String xml) {
-    try {
-      return SecureXml.parserFactory()
-          .newDocumentBuilder()
-          .parse(new InputSource(new StringReader(xml)))
-          .getDocumentElement();
-    } catch (Exception e) {
-      throw new IllegalArgumentException("unreadable XML from libvirt: " + e.getMessage(), e);
-    }
-  }
-
-  private static String textOf(Element parent, String tag) {
-    NodeList l = parent.getElementsByTagName(tag);
-    return l.getLength() == 0 ? "" : l.item(0).getTextContent().trim();
-  }
-
-  private static Element child(Document d, Element parent, String name) {
-    Element e = d.createElement(name);
-    parent.appendChild(e);
-    return e;
-  }
-
-  private static Element text(Document d, Element parent, String name, String value) {
-    Element e = child(d, parent, name);
-    e.setTextContent(value);
-    return e;
+    return SecureXml.parse(xml).getDocumentElement();
   }
 
   private static String serialise(Document d) {
-    try {
-      StringWriter w = new StringWriter();
-      var t = SecureXml.transformer();
-      t.setOutputProperty(OutputKeys.OMIT_XML_DECLARATION, "yes");
-      t.setOutputProperty(OutputKeys.INDENT, "yes");
-      t.transform(new DOMSource(d), new StreamResult(w));
-      return w.toString();
-    } catch (javax.xml.transform.TransformerException e) {
-      throw new IllegalStateException(e);
-    }
+    return SecureXml.serialise(d, true);
   }
 }

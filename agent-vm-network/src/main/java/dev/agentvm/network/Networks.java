@@ -2,6 +2,7 @@ package dev.agentvm.network;
 
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.NetworkAttachment;
+import dev.agentvm.core.spi.DomainDescription;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -44,8 +45,8 @@ public final class Networks {
    */
   public synchronized void ensure(NetworkSpec spec) {
     ensureDefined(spec);
-    if (!conn.backend().isNetworkActive(spec.name())) {
-      conn.backend().startNetwork(spec.name());
+    if (!conn.backend().networks().isNetworkActive(spec.name())) {
+      conn.backend().networks().startNetwork(spec.name());
       LOG.debug("started network {}", spec.name());
     }
   }
@@ -55,9 +56,9 @@ public final class Networks {
    * or a definition checked without touching the host's bridges and firewall).
    */
   public synchronized void ensureDefined(NetworkSpec spec) {
-    Optional<String> existing = conn.backend().networkXml(spec.name());
+    Optional<String> existing = conn.backend().networks().networkXml(spec.name());
     if (existing.isEmpty()) {
-      conn.backend().defineNetwork(NetworkXml.network(spec));
+      conn.backend().networks().defineNetwork(NetworkXml.network(spec));
       LOG.info("defined network {} ({}, {})", spec.name(), spec.mode(), spec.subnet());
     } else {
       NetworkSpec there = ownedNetwork(spec.name(), existing.get());
@@ -81,7 +82,7 @@ public final class Networks {
    * @throws NetworkConflictException if a filter of that name is not agent-vm's
    */
   public synchronized void ensure(FilterSpec spec) {
-    Optional<String> existing = conn.backend().filterXml(spec.name());
+    Optional<String> existing = conn.backend().networks().filterXml(spec.name());
     if (existing.isPresent()) {
       if (!spec.uuid().toString().equals(NetworkXml.uuidOf(existing.get()))) {
         throw new NetworkConflictException(
@@ -94,17 +95,17 @@ public final class Networks {
     } else {
       LOG.info("defining nwfilter {}", spec.name());
     }
-    conn.backend().defineFilter(NetworkXml.filter(spec));
+    conn.backend().networks().defineFilter(NetworkXml.filter(spec));
   }
 
   /** What libvirt holds for a network of ours, read back. */
   public Optional<NetworkSpec> read(String network) {
-    return conn.backend().networkXml(network).map(xml -> ownedNetwork(network, xml));
+    return conn.backend().networks().networkXml(network).map(xml -> ownedNetwork(network, xml));
   }
 
   /** What libvirt holds for a filter of ours, read back. */
   public Optional<FilterSpec> readFilter(String filter) {
-    return conn.backend().filterXml(filter).map(NetworkXml::parseFilter);
+    return conn.backend().networks().filterXml(filter).map(NetworkXml::parseFilter);
   }
 
   private static NetworkSpec ownedNetwork(String name, String xml) {
@@ -191,20 +192,20 @@ public final class Networks {
       return false;
     }
     boolean removed = false;
-    Optional<String> net = conn.backend().networkXml(name);
+    Optional<String> net = conn.backend().networks().networkXml(name);
     if (net.isPresent() && NetworkXml.parseNetwork(net.get()) != null) {
-      if (conn.backend().isNetworkActive(name)) {
-        conn.backend().stopNetwork(name);
+      if (conn.backend().networks().isNetworkActive(name)) {
+        conn.backend().networks().stopNetwork(name);
       }
-      conn.backend().undefineNetwork(name);
+      conn.backend().networks().undefineNetwork(name);
       LOG.info("removed network {}", name);
       removed = true;
     }
-    Optional<String> filter = conn.backend().filterXml(name);
+    Optional<String> filter = conn.backend().networks().filterXml(name);
     if (filter.isPresent()) {
       FilterSpec f = NetworkXml.parseFilter(filter.get());
       if (f.uuid().toString().equals(NetworkXml.uuidOf(filter.get()))) {
-        conn.backend().undefineFilter(name);
+        conn.backend().networks().undefineFilter(name);
         LOG.info("removed nwfilter {}", name);
         removed = true;
       }
@@ -215,8 +216,8 @@ public final class Networks {
   /** Removes every agent-vm network and filter no domain uses; returns their names. */
   public synchronized List<String> removeUnused() {
     List<String> removed = new ArrayList<>();
-    List<String> names = new ArrayList<>(conn.backend().networkNames());
-    names.addAll(conn.backend().filterNames());
+    List<String> names = new ArrayList<>(conn.backend().networks().networkNames());
+    names.addAll(conn.backend().networks().filterNames());
     for (String n : names) {
       if (n.startsWith(NetworkSpec.PREFIX) && !removed.contains(n) && removeIfUnused(n)) {
         removed.add(n);
@@ -233,16 +234,13 @@ public final class Networks {
           .lookup(d)
           .ifPresent(
               h -> {
-                String xml;
+                DomainDescription def;
                 try {
-                  xml = h.xml();
+                  def = h.description();
                 } catch (RuntimeException e) {
                   return; // gone meanwhile
                 }
-                if (xml.contains("network='" + name + "'")
-                    || xml.contains("filter='" + name + "'")
-                    || xml.contains("network=\"" + name + "\"")
-                    || xml.contains("filter=\"" + name + "\"")) {
+                if (def.networks().contains(name) || def.filters().contains(name)) {
                   users.add(d);
                 }
               });

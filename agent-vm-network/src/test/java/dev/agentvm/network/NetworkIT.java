@@ -45,12 +45,12 @@ class NetworkIT extends RealLibvirtTest {
       sh(cleanups.get(i), true);
     }
     Networks nets = new Networks(conn);
-    for (String n : List.copyOf(conn.backend().networkNames())) {
+    for (String n : List.copyOf(conn.backend().networks().networkNames())) {
       if (n.startsWith("agentvm-test-")) {
         nets.removeIfUnused(n);
       }
     }
-    for (String f : List.copyOf(conn.backend().filterNames())) {
+    for (String f : List.copyOf(conn.backend().networks().filterNames())) {
       if (f.startsWith("agentvm-test-")) {
         nets.removeIfUnused(f);
       }
@@ -91,7 +91,7 @@ class NetworkIT extends RealLibvirtTest {
     nets.ensure(filter);
     assertEquals(filter, nets.readFilter(filter.name()).orElseThrow());
     // what libvirt holds denies the non-public ranges before the any-destination rules
-    String held = conn.backend().filterXml(filter.name()).orElseThrow();
+    String held = conn.backend().networks().filterXml(filter.name()).orElseThrow();
     for (String deny :
         List.of(
             "dstipaddr='169.254.0.0' dstipmask='16'",
@@ -123,9 +123,11 @@ class NetworkIT extends RealLibvirtTest {
   void aForeignNetworkOrFilterIsNeverTouched() {
     String name = "agentvm-test-foreign-" + id;
     conn.backend()
+        .networks()
         .defineNetwork(
             "<network><name>" + name + "</name><bridge name='agvf" + id + "'/></network>");
     conn.backend()
+        .networks()
         .defineFilter(
             "<filter name='"
                 + name
@@ -140,11 +142,11 @@ class NetworkIT extends RealLibvirtTest {
       assertThrows(
           NetworkConflictException.class, () -> nets.ensure(new FilterSpec(name, List.of())));
       assertFalse(nets.removeIfUnused(name));
-      assertTrue(conn.backend().networkXml(name).isPresent());
-      assertTrue(conn.backend().filterXml(name).isPresent());
+      assertTrue(conn.backend().networks().networkXml(name).isPresent());
+      assertTrue(conn.backend().networks().filterXml(name).isPresent());
     } finally {
-      conn.backend().undefineNetwork(name);
-      conn.backend().undefineFilter(name);
+      conn.backend().networks().undefineNetwork(name);
+      conn.backend().networks().undefineFilter(name);
     }
   }
 

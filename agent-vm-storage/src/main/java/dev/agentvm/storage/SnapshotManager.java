@@ -9,7 +9,6 @@ import dev.agentvm.core.NoSuchVmException;
 import dev.agentvm.core.SnapshotException;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMState;
-import dev.agentvm.internal.Hashing;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -103,13 +102,7 @@ public final class SnapshotManager {
             name, vm.name(), kind, Instant.now(), description, current().orElse(""), configHash());
     long t0 = System.nanoTime();
     try {
-      vm.domain()
-          .createSnapshot(
-              "<domainsnapshot><name>"
-                  + escape(name)
-                  + "</name><description>"
-                  + escape(info.description())
-                  + "</description></domainsnapshot>");
+      vm.domain().createSnapshot(name, info.description());
     } catch (AgentVmException e) {
       throw new SnapshotException(
           VM.explainSaveFailure(vm.name(), e.getMessage()).replace("saving", "snapshotting"), e);
@@ -251,14 +244,9 @@ public final class SnapshotManager {
     return s;
   }
 
-  /** SHA-256 of the VM's definition. */
+  /** A digest of the VM's definition, the same in any JVM; the owner is not configuration. */
   private String configHash() {
-    // libvirt's own copy, so that any JVM computes the same hash; the owner is not configuration
-    String xml =
-        vm.domain()
-            .inactiveXml()
-            .replaceAll("<agentvm:vm\\b[^>]*/>|<agentvm:vm\\b.*?</agentvm:vm>", "");
-    return Hashing.sha256Hex(xml.getBytes(StandardCharsets.UTF_8));
+    return vm.domain().persistentDescription().fingerprint();
   }
 
   private Optional<String> current() {
@@ -307,9 +295,5 @@ public final class SnapshotManager {
     Path tmp = dir.resolve("." + target.getFileName() + ".tmp");
     Files.write(tmp, content);
     Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-  }
-
-  private static String escape(String s) {
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;");
   }
 }

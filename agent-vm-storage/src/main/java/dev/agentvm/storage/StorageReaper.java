@@ -2,6 +2,7 @@ package dev.agentvm.storage;
 
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.Reaper;
+import dev.agentvm.core.spi.DomainDescription;
 import dev.agentvm.core.spi.OrphanReaper;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.ProcessOwners;
@@ -26,10 +27,10 @@ public final class StorageReaper implements OrphanReaper {
 
   @Override
   public int reap(LibvirtConnection connection, List<String> failures) {
-    List<String> definitions = new ArrayList<>();
+    List<DomainDescription> definitions = new ArrayList<>();
     for (String name : connection.domainNames()) {
       try {
-        connection.backend().lookup(name).ifPresent(d -> definitions.add(d.xml()));
+        connection.backend().lookup(name).ifPresent(d -> definitions.add(d.description()));
       } catch (RuntimeException e) {
         failures.add(
             name + ": cannot read its definition, so no workspace is removed: " + e.getMessage());
@@ -48,8 +49,7 @@ public final class StorageReaper implements OrphanReaper {
           if (owner == null || ProcessOwners.isAlive(owner)) {
             continue; // not ours to judge, or its owner still runs
           }
-          String used = dir.toString() + "/";
-          if (definitions.stream().anyMatch(x -> x.contains(used))) {
+          if (definitions.stream().anyMatch(x -> x.uses(dir))) {
             failures.add(dir + ": its owner is gone but a domain still uses it; kept");
             continue;
           }
@@ -68,7 +68,7 @@ public final class StorageReaper implements OrphanReaper {
   }
 
   /** Releases slots whose holder died, once no domain uses the slot's disk. */
-  private static int releaseSlots(List<String> definitions, List<String> failures) {
+  private static int releaseSlots(List<DomainDescription> definitions, List<String> failures) {
     Path root = PersistentSlots.atDefaultRoot().root();
     if (!Files.isDirectory(root)) {
       return 0;
@@ -84,11 +84,10 @@ public final class StorageReaper implements OrphanReaper {
           continue;
         }
         String name = String.valueOf(holder.getFileName());
-        String disk =
+        Path disk =
             root.resolve(
-                    name.substring(0, name.length() - PersistentSlots.HOLDER.length()) + ".qcow2")
-                .toString();
-        if (definitions.stream().anyMatch(x -> x.contains(disk + "'") || x.contains(disk + "\""))) {
+                name.substring(0, name.length() - PersistentSlots.HOLDER.length()) + ".qcow2");
+        if (definitions.stream().anyMatch(x -> x.uses(disk))) {
           failures.add(disk + ": its holder is gone but a domain still uses it; kept held");
           continue;
         }

@@ -1,5 +1,10 @@
 package dev.agentvm.core.spi;
 
+import dev.agentvm.core.agent.AgentTransport;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
 /** One domain of a {@link HypervisorBackend}. Thread-safe. */
 public interface DomainHandle {
   String name();
@@ -17,20 +22,36 @@ public interface DomainHandle {
   /** Stops the domain at once, like pulling the plug. */
   void destroy();
 
+  /** Removes the definition, with its snapshots' metadata and any managed save. */
   void undefine();
 
   void suspend();
 
   void resume();
 
+  /** What the domain's definition says, live if it runs. */
+  DomainDescription description();
+
   /**
-   * Creates an internal snapshot (stored in the domain's qcow2 disks) from libvirt snapshot XML. A
-   * running domain's snapshot includes its memory and device state.
+   * What the persistent definition says (what the next start would use, without runtime details):
+   * its {@link DomainDescription#fingerprint} changes only when the configuration does.
    */
-  void createSnapshot(String snapshotXml);
+  DomainDescription persistentDescription();
+
+  /**
+   * The hypervisor's own text of the definition (libvirt domain XML, live if running), for
+   * diagnostics and tests. agent-vm never parses it outside the backend: use {@link #description}.
+   */
+  String xml();
+
+  /**
+   * Creates an internal snapshot (stored in the domain's qcow2 disks). A running domain's snapshot
+   * includes its memory and device state.
+   */
+  void createSnapshot(String name, String description);
 
   /** Names of the domain's snapshots. */
-  java.util.List<String> snapshotNames();
+  List<String> snapshotNames();
 
   /** Reverts the domain to a snapshot: a running snapshot leaves it running at that point. */
   void revertToSnapshot(String name);
@@ -38,28 +59,21 @@ public interface DomainHandle {
   /** Deletes a snapshot (its data in the disks too). */
   void deleteSnapshot(String name);
 
-  /** The domain XML, live if running. */
-  String xml();
-
-  /** The persistent definition's XML (what the next start would use), without runtime details. */
-  String inactiveXml();
-
   /**
    * Saves the running domain's memory and device state to a file and stops it ({@code
-   * virDomainSaveFlags}). Restore with {@link HypervisorBackend#restore}.
+   * virDomainSaveFlags}). Start copies of it with {@link HypervisorBackend#restore}.
    */
-  void saveMemory(java.nio.file.Path file);
+  void saveMemory(Path file);
 
   /**
    * Opens the domain's virtio-serial channel through the hypervisor ({@code virDomainOpenChannel}),
    * on a connection of its own. Works for remote URIs, where the channel's socket is not local.
    */
-  dev.agentvm.core.agent.AgentTransport.Connection openChannel(String channelName)
-      throws java.io.IOException;
+  AgentTransport.Connection openChannel(String channelName) throws IOException;
 
   /**
    * Opens a live stream of the domain's serial console ({@code virDomainOpenConsole}), on a
    * connection of its own; fails if another client holds the console.
    */
-  dev.agentvm.core.agent.AgentTransport.Connection openConsole() throws java.io.IOException;
+  AgentTransport.Connection openConsole() throws IOException;
 }

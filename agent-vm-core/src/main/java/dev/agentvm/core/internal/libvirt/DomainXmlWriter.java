@@ -1,0 +1,264 @@
+package dev.agentvm.core.internal.libvirt;
+
+import static dev.agentvm.internal.SecureXml.child;
+import static dev.agentvm.internal.SecureXml.text;
+
+import dev.agentvm.core.DiskAttachment;
+import dev.agentvm.core.NetworkAttachment;
+import dev.agentvm.core.ShareAttachment;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.core.VirtType;
+import dev.agentvm.internal.SecureXml;
+import dev.agentvm.protocol.Protocol;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Consumer;
+import java.util.function.Function;
+import org.jspecify.annotations.Nullable;
+import org.w3c.dom.Document;
+import org.w3c.dom.Element;
+import org.w3c.dom.NodeList;
+
+/**
+ * Writes libvirt domain XML: the definition of a {@link VMTemplate}, and a saved VM's definition
+ * put under a clone's identity ({@link #retarget}). Built as a DOM, so every value is escaped. The
+ * one place agent-vm writes domain XML; {@link DomainXmlReader} is the one place it reads it.
+ */
+public final class DomainXmlWriter {
+  private DomainXmlWriter() {}
+
+  /**
+   * Domain XML for {@code t}.
+   *
+   * @param resolvedType the virt type to write; {@link VirtType#AUTO} must have been resolved
+   * @param customizer sees the document before it is serialised (the template's escape hatch)
+   * @throws IllegalStateException if {@code resolvedType} is AUTO
+   */
+  public static String write(
+      VMTemplate t, VirtType resolvedType, @Nullable Consumer<Document> customizer) {
+    Document d = SecureXml.newDocument();
+    Element dom = d.createElement("domain");
+    d.appendChild(dom);
+    dom.setAttribute("type", resolvedType.libvirtName());
+    text(d, dom, "name", t.name());
+    text(d, dom, "uuid", t.uuid().toString());
+    text(d, dom, "genid", t.genid().toString());
+    Element meta = child(d, dom, "metadata");
+    Element vm = d.createElementNS(VMTemplate.METADATA_NS, "agentvm:vm");
+    vm.setAttribute("owner", t.owner().orElse(""));
+    vm.setAttribute("runDir", t.runDir().toString());
+    meta.appendChild(vm);
+    text(d, dom, "memory", Integer.toString(t.resources().memoryMiB())).setAttribute("unit", "MiB");
+    text(d, dom, "vcpu", Integer.toString(t.resources().vcpus()));
+    writeOs(d, dom, t);
+    Element features = child(d, dom, "features");
+    child(d, features, "acpi"); // without ACPI a guest can halt but not power off
+    child(d, features, "apic");
+    child(d, dom, "clock").setAttribute("offset", "utc");
+    text(d, dom, "on_poweroff", "destroy");
+    text(d, dom, "on_reboot", "destroy");
+    text(d, dom, "on_crash", "destroy");
+    Element devices = child(d, dom, "devices");
+    writeConsoleAndChannel(d, devices, t);
+    t.disks().forEach(disk -> writeDisk(d, devices, disk));
+    t.shares().forEach(share -> writeShare(d, devices, share));
+    t.nics().forEach(nic -> writeNic(d, devices, nic));
+    Element rng = child(d, devices, "rng");
+    rng.setAttribute("model", "virtio");
+    text(d, rng, "backend", "/dev/urandom").setAttribute("model", "random");
+    child(d, devices, "memballoon").setAttribute("model", "none");
+    if (customizer != null) {
+      customizer.accept(d);
+    }
+    return SecureXml.serialise(d, true);
+  }
+
+  /** The kernel command-line argument that asks the micro image's /init to mount a disk. */
+  static final String MOUNT_ARG = "agentvm.mount=";
+
+  private static void writeOs(Document d, Element dom, VMTemplate t) {
+    Element os = child(d, dom, "os");
+    Element type = text(d, os, "type", "hvm");
+    type.setAttribute("arch", "x86_64");
+    type.setAttribute("machine", "pc");
+    text(d, os, "kernel", t.boot().kernel().toString());
+    text(d, os, "initrd", t.boot().initrd().toString());
+    StringBuilder cmdline = new StringBuilder(t.boot().cmdline());
+    for (DiskAttachment disk : t.disks()) {
+      if (!disk.guestMountPoint().isEmpty()) {
+        cmdline.append(' ').append(MOUNT_ARG).append(disk.target()).append(':');
+        cmdline.append(disk.guestMountPoint()).append(disk.readOnly() ? ":ro" : "");
+      }
+    }
+    text(d, os, "cmdline", cmdline.toString().trim());
+  }
+
+  /**
+   * A pty console, so that libvirt can stream it (virDomainOpenConsole, also over remote URIs),
+   * with a log file that keeps everything the guest printed; and the agent's virtio-serial channel.
+   */
+  private static void writeConsoleAndChannel(Document d, Element devices, VMTemplate t) {
+    Element serial = child(d, devices, "serial");
+    serial.setAttribute("type", "pty");
+    Element log = child(d, serial, "log");
+    log.setAttribute("file", t.consoleLog().toString());
+    log.setAttribute("append", "off");
+    child(d, serial, "target").setAttribute("port", "0");
+    Element channel = child(d, devices, "channel");
+    channel.setAttribute("type", "unix");
+    Element src = child(d, channel, "source");
+    src.setAttribute("mode", "bind");
+    src.setAttribute("path", t.agentSocket().toString());
+    Element target = child(d, channel, "target");
+    target.setAttribute("type", "virtio");
+    target.setAttribute("name", Protocol.VIRTIO_SERIAL_PORT_NAME);
+  }
+
+  private static void writeDisk(Document d, Element devices, DiskAttachment disk) {
+    Element e = child(d, devices, "disk");
+    e.setAttribute("type", "file");
+    e.setAttribute("device", "disk");
+    Element driver = child(d, e, "driver");
+    driver.setAttribute("name", "qemu");
+    driver.setAttribute("type", disk.format().driverType());
+    child(d, e, "source").setAttribute("file", disk.file().toString());
+    Element target = child(d, e, "target");
+    target.setAttribute("dev", disk.target());
+    target.setAttribute("bus", "virtio");
+    if (disk.readOnly()) {
+      child(d, e, "readonly");
+    }
+  }
+
+  private static void writeShare(Document d, Element devices, ShareAttachment share) {
+    Element e = child(d, devices, "filesystem");
+    e.setAttribute("type", "mount");
+    e.setAttribute("accessmode", "mapped");
+    // without these, files the guest creates are 0600 on the host: unreadable to other users
+    e.setAttribute("fmode", "0644");
+    e.setAttribute("dmode", "0755");
+    child(d, e, "source").setAttribute("dir", share.hostDir().toString());
+    child(d, e, "target").setAttribute("dir", share.tag());
+    if (share.readOnly()) {
+      child(d, e, "readonly");
+    }
+  }
+
+  private static void writeNic(Document d, Element devices, NetworkAttachment nic) {
+    Element e = child(d, devices, "interface");
+    boolean net = nic.kind() == NetworkAttachment.Kind.NETWORK;
+    e.setAttribute("type", net ? "network" : "bridge");
+    child(d, e, "source").setAttribute(net ? "network" : "bridge", nic.source());
+    child(d, e, "mac").setAttribute("address", nic.mac());
+    child(d, e, "model").setAttribute("type", "virtio");
+    if (!nic.filter().isEmpty()) {
+      Element f = child(d, e, "filterref");
+      f.setAttribute("filter", nic.filter());
+      for (Map.Entry<String, String> p : new TreeMap<>(nic.filterParameters()).entrySet()) {
+        Element param = child(d, f, "parameter");
+        param.setAttribute("name", p.getKey());
+        param.setAttribute("value", p.getValue());
+      }
+    }
+  }
+
+  /**
+   * Puts {@code t}'s identity onto the definition of a saved VM (from a memory image): name, UUID,
+   * generation id, owner metadata, console log, agent socket, disk files by target device, share
+   * directories by tag, and MACs and filter parameters of the NICs in order. Everything else, the
+   * virtual hardware above all, stays as saved, so the guest's saved state fits it.
+   *
+   * @throws IllegalArgumentException if the saved VM has a disk or share {@code t} lacks, another
+   *     number of NICs, or the XML was not made by agent-vm
+   */
+  public static String retarget(String savedXml, VMTemplate t) {
+    Document d = DomainXmlReader.parse(savedXml);
+    Element dom = d.getDocumentElement();
+    dom.removeAttribute("id");
+    DomainXmlReader.first(dom, "name").setTextContent(t.name());
+    DomainXmlReader.first(dom, "uuid").setTextContent(t.uuid().toString());
+    NodeList genids = dom.getElementsByTagName("genid");
+    if (genids.getLength() > 0) {
+      genids.item(0).setTextContent(t.genid().toString());
+    }
+    Element meta = DomainXmlReader.metadata(d);
+    if (meta == null) {
+      throw new IllegalArgumentException("saved domain has no agent-vm metadata");
+    }
+    meta.setAttribute("owner", t.owner().orElse(""));
+    meta.setAttribute("runDir", t.runDir().toString());
+    for (Element log : DomainXmlReader.all(DomainXmlReader.first(dom, "devices"), "log")) {
+      log.setAttribute("file", t.consoleLog().toString());
+    }
+    for (Element c : DomainXmlReader.all(dom, "channel")) {
+      if (Protocol.VIRTIO_SERIAL_PORT_NAME.equals(
+          DomainXmlReader.first(c, "target").getAttribute("name"))) {
+        DomainXmlReader.first(c, "source").setAttribute("path", t.agentSocket().toString());
+      }
+    }
+    retargetDisks(dom, t.disks());
+    retargetNics(dom, t.nics());
+    for (Element e : DomainXmlReader.all(dom, "filesystem")) {
+      String tag = DomainXmlReader.first(e, "target").getAttribute("dir");
+      ShareAttachment mine = theOneFor(t.shares(), ShareAttachment::tag, tag, "share");
+      DomainXmlReader.first(e, "source").setAttribute("dir", mine.hostDir().toString());
+    }
+    return SecureXml.serialise(d, false);
+  }
+
+  private static void retargetDisks(Element dom, List<DiskAttachment> disks) {
+    for (Element e : DomainXmlReader.all(dom, "disk")) {
+      String dev = DomainXmlReader.first(e, "target").getAttribute("dev");
+      DiskAttachment mine = theOneFor(disks, DiskAttachment::target, dev, "disk");
+      DomainXmlReader.first(e, "source").setAttribute("file", mine.file().toString());
+      // the saved chain (the template's disk) is now the new overlay's backing file
+      for (Element backing : DomainXmlReader.all(e, "backingStore")) {
+        if (backing.getParentNode() != null) {
+          backing.getParentNode().removeChild(backing);
+        }
+      }
+    }
+  }
+
+  /** The attachment whose key is {@code key}: a saved VM's device needs one in the template. */
+  private static <T> T theOneFor(List<T> mine, Function<T, String> keyOf, String key, String kind) {
+    return mine.stream()
+        .filter(x -> keyOf.apply(x).equals(key))
+        .findFirst()
+        .orElseThrow(
+            () ->
+                new IllegalArgumentException(
+                    "the saved VM has " + kind + " " + key + "; give one"));
+  }
+
+  private static void retargetNics(Element dom, List<NetworkAttachment> nics) {
+    List<Element> ifs = DomainXmlReader.all(dom, "interface");
+    if (ifs.size() != nics.size()) {
+      throw new IllegalArgumentException(
+          "the saved VM has " + ifs.size() + " NICs, this template " + nics.size());
+    }
+    for (int i = 0; i < ifs.size(); i++) {
+      // a clone needs its own MAC (and its own address); the hardware model stays
+      Element e = ifs.get(i);
+      NetworkAttachment mine = nics.get(i);
+      DomainXmlReader.first(e, "mac").setAttribute("address", mine.mac());
+      for (Element p : DomainXmlReader.all(e, "parameter")) {
+        String v = mine.filterParameters().get(p.getAttribute("name"));
+        if (v != null) {
+          p.setAttribute("value", v);
+        }
+      }
+    }
+  }
+
+  /** A {@code <domainsnapshot>} that asks for an internal snapshot named {@code name}. */
+  static String snapshot(String name, String description) {
+    Document d = SecureXml.newDocument();
+    Element snap = d.createElement("domainsnapshot");
+    d.appendChild(snap);
+    text(d, snap, "name", name);
+    text(d, snap, "description", description);
+    return SecureXml.serialise(d, false);
+  }
+}

@@ -1,0 +1,205 @@
+package dev.agentvm.core.internal.libvirt;
+
+import com.sun.jna.Pointer;
+import com.sun.jna.ptr.IntByReference;
+import dev.agentvm.core.NoSuchVmException;
+import dev.agentvm.core.agent.AgentTransport;
+import dev.agentvm.core.spi.DomainDescription;
+import dev.agentvm.core.spi.DomainHandle;
+import dev.agentvm.core.spi.DomainStatus;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import org.libvirt.Domain;
+import org.libvirt.DomainInfo;
+import org.libvirt.LibvirtException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One libvirt domain ({@link DomainHandle}): lifecycle and state here; snapshots and memory images
+ * in {@link LibvirtSnapshots}, streams in {@link LibvirtStreamConnection}, its XML read by {@link
+ * DomainXmlReader}. After a reconnection it looks its domain up again by UUID.
+ */
+final class LibvirtDomain implements DomainHandle {
+  private static final Logger LOG = LoggerFactory.getLogger(LibvirtDomain.class);
+  private static final int VIR_DOMAIN_XML_INACTIVE = 2;
+
+  private final LibvirtSession session;
+  private final LibvirtSnapshots snapshots;
+  private Domain d; // guarded by this; of connection generation gen
+  private long gen;
+  private final String name;
+  private final String uuid;
+
+  LibvirtDomain(LibvirtSession session, LibvirtSnapshots snapshots, Domain d) {
+    this.session = session;
+    this.snapshots = snapshots;
+    this.d = d;
+    this.gen = session.generation();
+    this.name = session.call("read domain name", d::getName);
+    this.uuid = session.call("read domain uuid", d::getUUIDString);
+  }
+
+  /** The domain on the current connection (looked up again after a reconnection). */
+  synchronized Domain dom() throws LibvirtException {
+    long now = session.generation();
+    if (gen != now) {
+      d = session.connect().domainLookupByUUIDString(uuid);
+      gen = now;
+    }
+    return d;
+  }
+
+  @Override
+  public String name() {
+    return name;
+  }
+
+  @Override
+  public String uuid() {
+    return uuid;
+  }
+
+  @Override
+  public DomainStatus status() {
+    DomainInfo.DomainState s;
+    try {
+      s = session.call("read state of " + name, () -> dom().getInfo().state);
+    } catch (NoSuchVmException e) {
+      return DomainStatus.of(DomainStatus.Kind.NOT_FOUND);
+    }
+    return switch (s) {
+      case VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED -> DomainStatus.of(DomainStatus.Kind.RUNNING);
+      case VIR_DOMAIN_PAUSED, VIR_DOMAIN_PMSUSPENDED -> DomainStatus.of(DomainStatus.Kind.PAUSED);
+      case VIR_DOMAIN_SHUTDOWN -> DomainStatus.of(DomainStatus.Kind.SHUTTING_DOWN);
+      case VIR_DOMAIN_CRASHED -> DomainStatus.of(DomainStatus.Kind.CRASHED);
+      case VIR_DOMAIN_SHUTOFF ->
+          new DomainStatus(DomainStatus.Kind.SHUTOFF, shutoffBecauseCrashed());
+      default -> DomainStatus.of(DomainStatus.Kind.OTHER);
+    };
+  }
+
+  /** libvirt-java has no virDomainGetState; the reason tells a crash from a requested stop. */
+  private boolean shutoffBecauseCrashed() {
+    LibvirtNative lib = LibvirtNative.Holder.INSTANCE;
+    if (lib == null) {
+      LOG.debug(
+          "cannot read shutoff reason: {}", String.valueOf(LibvirtNative.Holder.LOAD_FAILURE));
+      return false;
+    }
+    Pointer p = lib.virDomainLookupByUUIDString(session.pointer(), uuid);
+    if (p == null) {
+      return false;
+    }
+    try {
+      IntByReference state = new IntByReference();
+      IntByReference reason = new IntByReference();
+      if (lib.virDomainGetState(p, state, reason, 0) != 0) {
+        return false;
+      }
+      return state.getValue() == LibvirtNative.VIR_DOMAIN_SHUTOFF
+          && (reason.getValue() == LibvirtNative.VIR_DOMAIN_SHUTOFF_CRASHED
+              || reason.getValue() == LibvirtNative.VIR_DOMAIN_SHUTOFF_FAILED);
+    } finally {
+      lib.virDomainFree(p);
+    }
+  }
+
+  @Override
+  public void start() {
+    session.call("start " + name, () -> dom().create());
+  }
+
+  @Override
+  public void requestShutdown() {
+    session.run("shut down " + name, () -> dom().shutdown());
+  }
+
+  @Override
+  public void destroy() {
+    session.run("destroy " + name, () -> dom().destroy());
+  }
+
+  @Override
+  public void undefine() {
+    // the snapshots' data lives in the disks, which go with the VM; without this flag libvirt
+    // refuses to undefine a domain that has snapshots
+    session.run(
+        "undefine " + name,
+        () ->
+            dom()
+                .undefine(
+                    Domain.UndefineFlags.SNAPSHOTS_METADATA | Domain.UndefineFlags.MANAGED_SAVE));
+  }
+
+  @Override
+  public void suspend() {
+    session.run("suspend " + name, () -> dom().suspend());
+  }
+
+  @Override
+  public void resume() {
+    session.run("resume " + name, () -> dom().resume());
+  }
+
+  @Override
+  public DomainDescription description() {
+    return DomainXmlReader.describe(xml());
+  }
+
+  @Override
+  public DomainDescription persistentDescription() {
+    return DomainXmlReader.describe(
+        session.call("read XML of " + name, () -> dom().getXMLDesc(VIR_DOMAIN_XML_INACTIVE)));
+  }
+
+  @Override
+  public String xml() {
+    return session.call("read XML of " + name, () -> dom().getXMLDesc(0));
+  }
+
+  @Override
+  public void createSnapshot(String snapshot, String description) {
+    snapshots.create(this, snapshot, description);
+  }
+
+  @Override
+  public List<String> snapshotNames() {
+    return snapshots.names(this);
+  }
+
+  @Override
+  public void revertToSnapshot(String snapshot) {
+    snapshots.revert(this, snapshot);
+  }
+
+  @Override
+  public void deleteSnapshot(String snapshot) {
+    snapshots.delete(this, snapshot);
+  }
+
+  @Override
+  public void saveMemory(Path file) {
+    snapshots.saveMemory(this, file);
+  }
+
+  @Override
+  public AgentTransport.Connection openChannel(String channelName) throws IOException {
+    return LibvirtStreamConnection.open(
+        session.uri(),
+        uuid,
+        "channel " + channelName,
+        (lib, dom, st) -> lib.virDomainOpenChannel(dom, channelName, st, 0));
+  }
+
+  @Override
+  public AgentTransport.Connection openConsole() throws IOException {
+    return LibvirtStreamConnection.open(
+        session.uri(),
+        uuid,
+        "console of " + name,
+        (lib, dom, st) ->
+            lib.virDomainOpenConsole(dom, null, st, LibvirtNative.VIR_DOMAIN_CONSOLE_SAFE));
+  }
+}

@@ -1,0 +1,98 @@
+package dev.agentvm.storage;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.agentvm.core.BootSource;
+import dev.agentvm.core.DiskAttachment;
+import dev.agentvm.core.FakeHypervisor;
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.ShareAttachment;
+import dev.agentvm.core.VMTemplate;
+import dev.agentvm.core.VirtType;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The storage reaper's decisions against the fake hypervisor: what a domain's definition uses is
+ * read from its typed description, not searched for in its XML.
+ */
+class StorageReaperTest {
+  private static final String DEAD = "999999999@1970-01-01T00:00:00Z";
+  private static final String STATE = "agentvm.state.dir";
+
+  @TempDir Path state;
+  private String before;
+
+  @BeforeEach
+  void pointTheStateDirectoryHere() {
+    before = System.getProperty(STATE);
+    System.setProperty(STATE, state.toString());
+  }
+
+  @AfterEach
+  void restoreTheStateDirectory() {
+    if (before == null) {
+      System.clearProperty(STATE);
+    } else {
+      System.setProperty(STATE, before);
+    }
+  }
+
+  private Path ownedDir(String kind, String name, String owner) throws Exception {
+    Path dir = Files.createDirectories(state.resolve(kind).resolve(name));
+    Files.writeString(dir.resolve(Owners.FILE), owner, StandardCharsets.UTF_8);
+    return dir;
+  }
+
+  private Path holder(String slot, String owner) throws Exception {
+    Path root = Files.createDirectories(PersistentSlots.atDefaultRoot().root());
+    return Files.writeString(
+        root.resolve(slot + PersistentSlots.HOLDER), owner + "\ntask\n", StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void removesWhatIsOrphanedAndUnusedAndKeepsWhatADomainUses() throws Exception {
+    Path unused = ownedDir("workspaces", "unused", DEAD);
+    Path shared = ownedDir("workspaces", "shared", DEAD);
+    Path live = ownedDir("workspaces", "live", LibvirtConnection.processOwner());
+    Path image = ownedDir("images", "img", DEAD);
+    Path freeHolder = holder("free", DEAD);
+    Path usedHolder = holder("used", DEAD);
+    Path usedDisk = PersistentSlots.atDefaultRoot().root().resolve("used.qcow2");
+
+    FakeHypervisor hv = new FakeHypervisor();
+    hv.add(
+        VMTemplate.builder("user")
+            .boot(new BootSource(Path.of("/k"), Path.of("/i"), ""))
+            .runDir(state.resolve("run/user"))
+            .share(new ShareAttachment(shared.resolve("input"), "in", true))
+            .disk(DiskAttachment.qcow2(usedDisk, "vda", ""))
+            .build(),
+        VirtType.QEMU);
+    hv.addForeign("stranger");
+
+    List<String> failures = new ArrayList<>();
+    try (LibvirtConnection conn = LibvirtConnection.using(hv)) {
+      int removed = new StorageReaper().reap(conn, failures);
+      assertEquals(3, removed, failures.toString());
+    }
+    assertFalse(Files.exists(unused));
+    assertFalse(Files.exists(image));
+    assertFalse(Files.exists(freeHolder));
+    assertTrue(Files.exists(shared), "a domain still uses it");
+    assertTrue(Files.exists(live), "its owner still runs");
+    assertTrue(Files.exists(usedHolder), "a domain still uses the slot's disk");
+    assertEquals(2, failures.size(), failures.toString());
+    assertTrue(failures.get(0).startsWith(shared.toString()), failures.get(0));
+    assertTrue(failures.get(1).startsWith(usedDisk.toString()), failures.get(1));
+  }
+}

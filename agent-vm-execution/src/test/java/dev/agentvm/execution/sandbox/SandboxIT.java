@@ -203,6 +203,67 @@ class SandboxIT extends RealLibvirtTest {
     }
   }
 
+  /**
+   * Arbitrary Unicode file names (outside the BMP too) go in by PUT_FILE and come back byte-exact
+   * from LIST, STAT, a watch and GET_FILE. Seeded: the seed is in the failure message.
+   */
+  @Test
+  void unicodeNamesComeBackByteExactFromListStatWatchAndRead() throws Exception {
+    long seed = System.nanoTime();
+    java.util.Random rnd = new java.util.Random(seed);
+    try (Sandbox sb = sandboxes.create(spec)) {
+      sb.files().mkdirs("/workspace/u");
+      List<FsEvent> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+      Set<String> names = new java.util.TreeSet<>();
+      try (SandboxWatch w = sb.files().watch("/workspace/u", events::add)) {
+        while (names.size() < 40) {
+          String name = randomName(rnd);
+          if (names.add(name)) {
+            sb.files().write("/workspace/u/" + name, name.getBytes(UTF_8));
+          }
+        }
+        // PUT_FILE writes a temporary name and renames it: the rename reports the final name
+        waitFor(() -> created(events).containsAll(names), Duration.ofSeconds(60));
+        assertTrue(w.isActive());
+      }
+      Set<String> listed = new java.util.TreeSet<>();
+      sb.files().list("/workspace/u").forEach(e -> listed.add(e.name()));
+      assertEquals(names, listed, "seed " + seed);
+      for (String name : List.copyOf(names).subList(0, 5)) {
+        assertEquals("/workspace/u/" + name, sb.files().stat("/workspace/u/" + name).name());
+        assertEquals(
+            name, new String(sb.files().read("/workspace/u/" + name), UTF_8), "seed " + seed);
+      }
+    }
+  }
+
+  private static Set<String> created(List<FsEvent> events) {
+    Set<String> s = new java.util.TreeSet<>();
+    events.stream().filter(e -> e.kind() == FsEvent.Kind.CREATED).forEach(e -> s.add(e.name()));
+    return s;
+  }
+
+  /** 1-40 code points from all of Unicode except '/', NUL, surrogates and unassigned ones. */
+  private static String randomName(java.util.Random rnd) {
+    StringBuilder b = new StringBuilder();
+    int n = 1 + rnd.nextInt(40);
+    while (b.codePointCount(0, b.length()) < n) {
+      int cp = rnd.nextInt(4) == 0 ? 0x10000 + rnd.nextInt(0x20000) : 0x20 + rnd.nextInt(0xFFE0);
+      if (cp == '/'
+          || !Character.isDefined(cp)
+          || Character.getType(cp) == Character.SURROGATE
+          || Character.getType(cp) == Character.PRIVATE_USE) {
+        continue;
+      }
+      b.appendCodePoint(cp);
+    }
+    String s = b.toString();
+    if (s.equals(".") || s.equals("..") || s.getBytes(UTF_8).length > 200) {
+      return randomName(rnd); // not a name, or over ext4's 255 bytes with PUT_FILE's temp suffix
+    }
+    return s;
+  }
+
   @Test
   void checkpointsRollBackAndForth() throws Exception {
     try (Sandbox sb = sandboxes.create(spec)) {

@@ -125,6 +125,11 @@ public final class FrameReader {
     }
   }
 
+  /** True when bytes of the next frame were read ahead already (a frame has begun). */
+  public boolean hasBufferedBytes() {
+    return lim > pos;
+  }
+
   /**
    * Skips input up to the next frame magic, so that the next {@link #read()} parses the frame that
    * starts there. Bytes already read (a rejected header's) are scanned before the stream's.

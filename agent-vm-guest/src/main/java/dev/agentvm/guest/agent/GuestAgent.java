@@ -126,7 +126,7 @@ public final class GuestAgent {
     while (true) {
       // a virtio-serial port can be opened only once: one descriptor serves both directions
       try (RandomAccessFile dev = new RandomAccessFile(port.toFile(), "rw")) {
-        InputStream in = new FileInputStream(dev.getFD());
+        InputStream in = new StallGuard(new FileInputStream(dev.getFD()), IDLE_POLL_MILLIS);
         OutputStream out = new FileOutputStream(dev.getFD());
         serveConnection(in, new FrameWriter(out));
       } catch (IOException e) {
@@ -141,14 +141,30 @@ public final class GuestAgent {
     boolean hostSeen = false;
     while (true) {
       Frame frame;
+      StallGuard guard = in instanceof StallGuard g ? g : null;
       try {
+        if (guard != null) {
+          guard.inFrame(reader.hasBufferedBytes());
+        }
         frame = reader.read();
       } catch (ProtocolException e) {
         log("bad frame: " + e.getMessage());
         sendQuietly(
             out,
             Frame.response(MessageType.ERROR, 0, new ErrorPayload(e.code(), e.detail()).encode()));
-        reader.resync();
+        try {
+          if (guard != null) {
+            guard.inFrame(false); // looking for the next frame may take as long as it takes
+          }
+          reader.resync();
+        } catch (StallGuard.Stalled s) {
+          reader = new FrameReader(in);
+        }
+        continue;
+      } catch (StallGuard.Stalled e) {
+        // a frame began and its rest never came (a host that went away unnoticed): drop it
+        log("dropped a partial frame: " + e.getMessage());
+        reader = new FrameReader(in);
         continue;
       } catch (EOFException e) {
         frame = null; // host went away mid-frame: drop the partial frame

@@ -78,4 +78,41 @@ class GuestAgentTest {
     assertEquals(2, pong.payload().length);
     t.interrupt();
   }
+
+  /**
+   * A frame whose rest never comes (a host that went away without the guest noticing) is dropped
+   * after the stall time, and the next host's frames are served.
+   */
+  @Test
+  void aFrameThatStopsHalfWayIsDroppedAndTheNextOneServed() throws Exception {
+    PipedOutputStream toAgent = new PipedOutputStream();
+    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 16);
+    PipedInputStream fromAgent = new PipedInputStream(1 << 16);
+    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
+    GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
+    StallGuard guarded = new StallGuard(agentIn, 20, 300);
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                agent.serveConnection(guarded, new FrameWriter(agentOut));
+              } catch (Exception e) {
+                // interrupted at the end of the test
+              }
+            });
+    t.setDaemon(true);
+    t.start();
+    FrameReader replies = new FrameReader(fromAgent);
+    // a valid header announcing 1000 payload bytes, and only 10 of them
+    byte[] big = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[1000]));
+    toAgent.write(big, 0, FrameCodec.HEADER_SIZE + 10);
+    toAgent.flush();
+    Thread.sleep(600); // past the stall time: the partial frame is dropped
+    FrameWriter host = new FrameWriter(toAgent);
+    host.write(Frame.request(MessageType.PING, 2, new byte[] {7}));
+    Frame pong = replies.read();
+    assertEquals(MessageType.PONG.wire(), pong.type());
+    assertEquals(2, pong.requestId());
+    t.interrupt();
+  }
 }

@@ -26,7 +26,7 @@ public final class HelloSandbox {
       last = System.nanoTime();
       Sandbox sb = sandboxes.create(SandboxSpec.defaults().withLabel("example", "hello-sandbox"));
       try {
-        step("create (cold boot, agent ready)", sb.id() + " on " + conn.uri());
+        step("create (boot, or a warm image), agent ready", sb.id() + " on " + conn.uri());
 
         sb.files()
             .write(

@@ -5,6 +5,7 @@ import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.OutputListener;
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.protocol.ProcList;
 import dev.agentvm.storage.DiskImages;
@@ -219,10 +220,11 @@ public final class Sandbox implements AutoCloseable {
   public SandboxProcess attach(int handle, OutputListener listener) throws IOException {
     return withAgent(
         a -> {
+          // the guest names the command here: cut and escaped, it ends up in exception messages
           String command =
               a.backgroundProcesses(rec.commandTimeout).processes().stream()
                   .filter(e -> e.handle() == handle)
-                  .map(ProcList.Entry::command)
+                  .map(e -> LogText.clean(e.command()))
                   .findFirst()
                   .orElse("?");
           SandboxProcess p = new SandboxProcess(this, command, listener);

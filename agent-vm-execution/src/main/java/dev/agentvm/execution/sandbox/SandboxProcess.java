@@ -45,7 +45,10 @@ public final class SandboxProcess {
     this.handle = h;
   }
 
-  /** Its command (argv[0]). */
+  /**
+   * Its command (argv[0]); for a process found by {@link Sandbox#attach}, as the guest reported it
+   * (at most 512 characters, control characters escaped).
+   */
   public String command() {
     return command;
   }

@@ -13,19 +13,25 @@ import java.util.concurrent.TimeUnit;
  * connect and disconnect quickly, the guest sees one stream, and the rest of a frame that a host
  * began and never finished would be taken from the next host's bytes (its header can announce up to
  * 1 MiB), so that the agent waits for a payload nobody sends. Between frames a read waits as long
- * as it takes; once a frame has begun, a read that gets no byte for {@link #STALL_MILLIS} fails
- * with {@link Stalled}, and the agent drops the partial frame.
+ * as it takes; once a frame has begun, a read fails with {@link Stalled} (and the agent drops the
+ * partial frame) when no byte came for {@link #STALL_MILLIS} or the frame is not whole {@link
+ * #FRAME_MILLIS} after its first byte. The second bound matters: a new host that repeats its HELLO
+ * every few seconds, as it must, would otherwise feed the half frame forever, a few dozen bytes at
+ * a time, and never be answered.
  */
 final class StallGuard extends InputStream {
   /** How long a frame that has begun may go without a byte. */
   static final long STALL_MILLIS = 5_000;
 
+  /** How long one frame may take from its first byte to its last (1 MiB at 100 KiB/s). */
+  static final long FRAME_MILLIS = 10_000;
+
   /** Thrown when a begun frame stalled; the stream stays usable. */
   static final class Stalled extends IOException {
     private static final long serialVersionUID = 1L;
 
-    Stalled(long millis) {
-      super("no byte for " + millis + " ms inside a frame");
+    Stalled(String why) {
+      super(why);
     }
   }
 
@@ -35,15 +41,18 @@ final class StallGuard extends InputStream {
   private byte[] current = new byte[0];
   private int pos;
   private volatile boolean inFrame;
+  private volatile long frameDeadline; // System.nanoTime() by which the frame begun must be whole
   private final long stallMillis;
+  private final long frameMillis;
 
   /** Starts the thread that copies {@code device} into this stream. */
   StallGuard(InputStream device, long idlePollMillis) {
-    this(device, idlePollMillis, STALL_MILLIS);
+    this(device, idlePollMillis, STALL_MILLIS, FRAME_MILLIS);
   }
 
-  StallGuard(InputStream device, long idlePollMillis, long stallMillis) {
+  StallGuard(InputStream device, long idlePollMillis, long stallMillis, long frameMillis) {
     this.stallMillis = stallMillis;
+    this.frameMillis = frameMillis;
     Thread t =
         new Thread(
             () -> {
@@ -76,10 +85,13 @@ final class StallGuard extends InputStream {
 
   /**
    * Says whether the next read starts a frame ({@code false}: wait as long as it takes) or
-   * continues one ({@code true}: at most {@link #STALL_MILLIS} per read).
+   * continues one ({@code true}: bounded as the class says).
    */
   void inFrame(boolean inFrame) {
     this.inFrame = inFrame;
+    if (inFrame) {
+      frameDeadline = System.nanoTime() + frameMillis * 1_000_000; // its bytes are buffered already
+    }
   }
 
   @Override
@@ -97,13 +109,22 @@ final class StallGuard extends InputStream {
     if (pos == current.length) {
       byte[] next;
       try {
-        next = inFrame ? chunks.poll(stallMillis, TimeUnit.MILLISECONDS) : chunks.take();
+        if (inFrame) {
+          long left = frameDeadline - System.nanoTime();
+          if (left <= 0) {
+            throw new Stalled(
+                "the frame was not whole " + frameMillis + " ms after its first byte");
+          }
+          next = chunks.poll(Math.min(stallMillis * 1_000_000, left), TimeUnit.NANOSECONDS);
+        } else {
+          next = chunks.take();
+        }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new java.io.InterruptedIOException("interrupted reading the port");
       }
       if (next == null) {
-        throw new Stalled(stallMillis);
+        throw new Stalled("no byte for " + stallMillis + " ms inside a frame, or its time ran out");
       }
       if (next == EOF) {
         return -1;
@@ -114,7 +135,10 @@ final class StallGuard extends InputStream {
     int n = Math.min(len, current.length - pos);
     System.arraycopy(current, pos, b, off, n);
     pos += n;
-    inFrame = true; // the frame's first bytes are here: the rest must follow
+    if (!inFrame) {
+      inFrame = true; // the frame's first bytes are here: the rest must follow, and soon
+      frameDeadline = System.nanoTime() + frameMillis * 1_000_000;
+    }
     return n;
   }
 }

@@ -90,7 +90,7 @@ class GuestAgentTest {
     PipedInputStream fromAgent = new PipedInputStream(1 << 16);
     PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
     GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
-    StallGuard guarded = new StallGuard(agentIn, 20, 300);
+    StallGuard guarded = new StallGuard(agentIn, 20, 300, 5_000);
     Thread t =
         new Thread(
             () -> {
@@ -113,6 +113,54 @@ class GuestAgentTest {
     Frame pong = replies.read();
     assertEquals(MessageType.PONG.wire(), pong.type());
     assertEquals(2, pong.requestId());
+    t.interrupt();
+  }
+
+  /**
+   * A new host repeating its HELLO every few seconds must not keep a half frame of the last host
+   * alive: the frame has a deadline from its first byte, whatever trickles in after it.
+   */
+  @Test
+  void aHalfFrameFedByATrickleIsDroppedAtItsDeadline() throws Exception {
+    PipedOutputStream toAgent = new PipedOutputStream();
+    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 16);
+    PipedInputStream fromAgent = new PipedInputStream(1 << 16);
+    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
+    GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
+    StallGuard guarded = new StallGuard(agentIn, 20, 300, 1_000);
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                agent.serveConnection(guarded, new FrameWriter(agentOut));
+              } catch (Exception e) {
+                // interrupted at the end of the test
+              }
+            });
+    t.setDaemon(true);
+    t.start();
+    FrameReader replies = new FrameReader(fromAgent);
+    byte[] big = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[100_000]));
+    toAgent.write(big, 0, FrameCodec.HEADER_SIZE + 10);
+    toAgent.flush();
+    FrameWriter host = new FrameWriter(toAgent);
+    long start = System.nanoTime();
+    Frame pong = null;
+    int id = 100;
+    // pings every 200 ms (inside the 300 ms stall time): each is eaten by the half frame until
+    // its 1 s deadline passes; one of the later ones is answered
+    while (pong == null) {
+      assertTrue(System.nanoTime() - start < 10_000_000_000L, "no PONG within 10 s");
+      host.write(Frame.request(MessageType.PING, ++id, new byte[] {7}));
+      Thread.sleep(200);
+      while (fromAgent.available() > 0) {
+        Frame f = replies.read();
+        if (f.type() == MessageType.PONG.wire()) {
+          pong = f;
+        }
+      }
+    }
+    assertTrue(pong.requestId() > 100, "a later ping is answered: " + pong);
     t.interrupt();
   }
 }

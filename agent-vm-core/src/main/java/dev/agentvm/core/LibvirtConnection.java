@@ -3,6 +3,7 @@ package dev.agentvm.core;
 import dev.agentvm.core.internal.libvirt.LibvirtBackend;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.HypervisorBackend;
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.internal.Setting;
 import dev.agentvm.internal.ShutdownHooks;
@@ -117,11 +118,48 @@ public final class LibvirtConnection implements AutoCloseable {
     Objects.requireNonNull(uri, "uri");
     LibvirtConnection c = new LibvirtConnection(LibvirtBackend.open(uri, retryFor));
     LOG.debug("connected to {}", uri);
+    reportConfinement(c.backend);
     if (!Setting.REAP.isOff()) {
       // VMs left by a JVM that died without cleaning up; cheap when there are none
       Reaper.reapOrphans(c, VM.DEFAULT_SHUTDOWN_GRACE);
     }
     return c;
+  }
+
+  private static final java.util.Set<String> CONFINEMENT_REPORTED =
+      java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  /** Logs how QEMU is confined, once per URI and JVM: INFO when all is there, else a WARN each. */
+  private static void reportConfinement(HypervisorBackend backend) {
+    QemuConfinement q;
+    try {
+      q = backend.confinement();
+    } catch (RuntimeException e) {
+      LOG.warn(
+          "cannot tell how {} confines QEMU: {}",
+          LogText.clean(backend.uri()),
+          LogText.clean(e.getMessage()));
+      return;
+    }
+    if (!CONFINEMENT_REPORTED.add(q.uri())) {
+      return;
+    }
+    String uri = LogText.clean(q.uri()); // libvirt's words: cleaned like any text from outside
+    LOG.info(
+        "{}: QEMU confined by {}, as {}, seccomp sandbox {}",
+        uri,
+        LogText.clean(
+            q.securityDrivers().isEmpty() ? "no security driver" : q.securityDrivers().toString()),
+        LogText.clean(q.qemuUser().isEmpty() ? "the user libvirt chooses" : q.qemuUser()),
+        q.seccompSandbox().map(on -> on ? "on" : "OFF").orElse("unknown here"));
+    for (String w : q.warnings()) {
+      LOG.warn("{}: {}", uri, LogText.clean(w));
+    }
+  }
+
+  /** How the host confines the QEMU processes of this connection (read from libvirt now). */
+  public QemuConfinement confinement() {
+    return backend.confinement();
   }
 
   /** Wraps another backend (e.g. an in-memory fake for unit tests of pool logic). */

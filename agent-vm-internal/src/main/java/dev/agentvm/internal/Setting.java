@@ -23,6 +23,12 @@ public enum Setting {
   REAP("agentvm.reap", "AGENTVM_REAP"),
   /** {@code off}: no JVM shutdown hook; the application closes what it opened. */
   SHUTDOWN_HOOK("agentvm.shutdown.hook", "AGENTVM_SHUTDOWN_HOOK"),
+  /**
+   * {@code on}, {@code off} or {@code auto} (default): whether domains get a memory hard limit
+   * ({@code memtune}). Auto leaves it out where libvirt cannot apply it: a local libvirtd without
+   * CAP_SYS_RESOURCE cannot raise QEMU's locked-memory limit to it, and QEMU would not start.
+   */
+  MEMORY_HARD_LIMIT("agentvm.memory.hardLimit", "AGENTVM_MEMORY_HARD_LIMIT"),
   /** The user libvirt runs QEMU as (workspace ownership); default: libvirt's own default. */
   QEMU_USER("agentvm.qemu.user", "AGENTVM_QEMU_USER"),
   /** Where the JUnit extension keeps a failed test's console logs. */

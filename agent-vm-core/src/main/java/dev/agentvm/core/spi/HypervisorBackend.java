@@ -1,5 +1,6 @@
 package dev.agentvm.core.spi;
 
+import dev.agentvm.core.QemuConfinement;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.VirtType;
 import java.nio.file.Path;
@@ -23,6 +24,14 @@ public interface HypervisorBackend extends AutoCloseable {
 
   /** A one-line description of host and hypervisor versions, for logs and probe caching. */
   String versionFingerprint();
+
+  /**
+   * How the host confines QEMU (security drivers, QEMU's user, seccomp). The default knows nothing:
+   * for backends that are not libvirt (fakes in tests).
+   */
+  default QemuConfinement confinement() {
+    return new QemuConfinement(uri(), List.of(), "", Optional.empty(), true);
+  }
 
   /**
    * Defines a persistent domain from a template.

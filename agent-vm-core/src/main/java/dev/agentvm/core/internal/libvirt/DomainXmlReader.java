@@ -91,7 +91,15 @@ public final class DomainXmlReader {
       }
       b.runDir(Path.of(meta.getAttribute("runDir")));
       b.owner(meta.getAttribute("owner"));
-      b.resources(new ResourceProfile(Integer.parseInt(textOf(dom, "vcpu")), memoryMiB(dom)));
+      ResourceProfile resources =
+          new ResourceProfile(Integer.parseInt(textOf(dom, "vcpu")), memoryMiB(dom));
+      if (meta.hasAttribute("diskBytesPerSecond")) { // absent in definitions before 0.2.0
+        resources =
+            resources.withDiskLimits(
+                Long.parseLong(meta.getAttribute("diskBytesPerSecond")),
+                Integer.parseInt(meta.getAttribute("diskIopsPerSecond")));
+      }
+      b.resources(resources);
       Element os = first(dom, "os");
       String cmdline = textOf(os, "cmdline");
       Map<String, String> mounts = new HashMap<>();
@@ -220,6 +228,28 @@ public final class DomainXmlReader {
     }
     types.remove("");
     return types;
+  }
+
+  /**
+   * The security models of the host's capabilities ({@code <host><secmodel>}), {@code none} left
+   * out, and DAC's base label for QEMU (the first one, e.g. {@code +64055:+64055}), or "".
+   */
+  static Map.Entry<List<String>, String> securityModels(String capabilitiesXml) {
+    List<String> models = new ArrayList<>();
+    String dacLabel = "";
+    for (Element host : all(parse(capabilitiesXml).getDocumentElement(), "host")) {
+      for (Element sec : all(host, "secmodel")) {
+        String name = SecureXml.textOf(sec, "model");
+        if (!name.isEmpty() && !name.equals("none")) {
+          models.add(name);
+        }
+        List<Element> labels = all(sec, "baselabel");
+        if (name.equals("dac") && !labels.isEmpty() && dacLabel.isEmpty()) {
+          dacLabel = labels.get(0).getTextContent().trim();
+        }
+      }
+    }
+    return Map.entry(models, dacLabel);
   }
 
   /** Every host path the definition refers to. */

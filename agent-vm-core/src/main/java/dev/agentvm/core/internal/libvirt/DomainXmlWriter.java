@@ -5,6 +5,7 @@ import static dev.agentvm.internal.SecureXml.text;
 
 import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.NetworkAttachment;
+import dev.agentvm.core.ResourceProfile;
 import dev.agentvm.core.ShareAttachment;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.VirtType;
@@ -48,9 +49,13 @@ public final class DomainXmlWriter {
     Element vm = d.createElementNS(VMTemplate.METADATA_NS, "agentvm:vm");
     vm.setAttribute("owner", t.owner().orElse(""));
     vm.setAttribute("runDir", t.runDir().toString());
+    ResourceProfile r = t.resources();
+    vm.setAttribute("diskBytesPerSecond", Long.toString(r.diskBytesPerSecond()));
+    vm.setAttribute("diskIopsPerSecond", Integer.toString(r.diskIopsPerSecond()));
     meta.appendChild(vm);
-    text(d, dom, "memory", Integer.toString(t.resources().memoryMiB())).setAttribute("unit", "MiB");
-    text(d, dom, "vcpu", Integer.toString(t.resources().vcpus()));
+    text(d, dom, "memory", Integer.toString(r.memoryMiB())).setAttribute("unit", "MiB");
+    writeLimits(d, dom, r, resolvedType);
+    text(d, dom, "vcpu", Integer.toString(r.vcpus()));
     writeOs(d, dom, t);
     Element features = child(d, dom, "features");
     child(d, features, "acpi"); // without ACPI a guest can halt but not power off
@@ -60,8 +65,12 @@ public final class DomainXmlWriter {
     text(d, dom, "on_reboot", "destroy");
     text(d, dom, "on_crash", "destroy");
     Element devices = child(d, dom, "devices");
+    // no USB: libvirt would add a controller for the pc machine; the guest needs none of it
+    Element usb = child(d, devices, "controller");
+    usb.setAttribute("type", "usb");
+    usb.setAttribute("model", "none");
     writeConsoleAndChannel(d, devices, t);
-    t.disks().forEach(disk -> writeDisk(d, devices, disk));
+    t.disks().forEach(disk -> writeDisk(d, devices, disk, r));
     t.shares().forEach(share -> writeShare(d, devices, share));
     t.nics().forEach(nic -> writeNic(d, devices, nic));
     Element rng = child(d, devices, "rng");
@@ -115,7 +124,38 @@ public final class DomainXmlWriter {
     target.setAttribute("name", Protocol.VIRTIO_SERIAL_PORT_NAME);
   }
 
-  private static void writeDisk(Document d, Element devices, DiskAttachment disk) {
+  /**
+   * The host-side limits of the QEMU process: a memory hard limit, and the whole VM's CPU time
+   * (vCPUs and QEMU's own threads together) capped at its vCPU count.
+   */
+  private static void writeLimits(Document d, Element dom, ResourceProfile r, VirtType type) {
+    Element memtune = child(d, dom, "memtune");
+    text(d, memtune, "hard_limit", Long.toString(r.memoryHardLimitMiB(type)))
+        .setAttribute("unit", "MiB");
+    Element cputune = child(d, dom, "cputune");
+    text(d, cputune, "global_period", Long.toString(CPU_PERIOD_MICROS));
+    text(d, cputune, "global_quota", Long.toString(CPU_PERIOD_MICROS * r.vcpus()));
+  }
+
+  /** {@code xml} without its {@code <memtune>}: for hosts that cannot apply it. */
+  public static String withoutMemoryHardLimit(String xml) {
+    Document d = SecureXml.parse(xml);
+    NodeList l = d.getElementsByTagName("memtune");
+    for (int i = l.getLength() - 1; i >= 0; i--) {
+      org.w3c.dom.Node n = l.item(i);
+      org.w3c.dom.Node parent = n.getParentNode();
+      if (parent != null) {
+        parent.removeChild(n);
+      }
+    }
+    return SecureXml.serialise(d, true);
+  }
+
+  /** The CPU accounting period of {@code cputune} (libvirt's default): 100 ms. */
+  static final long CPU_PERIOD_MICROS = 100_000;
+
+  private static void writeDisk(
+      Document d, Element devices, DiskAttachment disk, ResourceProfile r) {
     Element e = child(d, devices, "disk");
     e.setAttribute("type", "file");
     e.setAttribute("device", "disk");
@@ -128,6 +168,15 @@ public final class DomainXmlWriter {
     target.setAttribute("bus", "virtio");
     if (disk.readOnly()) {
       child(d, e, "readonly");
+    }
+    if (r.diskBytesPerSecond() > 0 || r.diskIopsPerSecond() > 0) {
+      Element iotune = child(d, e, "iotune");
+      if (r.diskBytesPerSecond() > 0) {
+        text(d, iotune, "total_bytes_sec", Long.toString(r.diskBytesPerSecond()));
+      }
+      if (r.diskIopsPerSecond() > 0) {
+        text(d, iotune, "total_iops_sec", Integer.toString(r.diskIopsPerSecond()));
+      }
     }
   }
 

@@ -3,16 +3,19 @@ package dev.agentvm.core.internal.libvirt;
 import dev.agentvm.core.ConnectionException;
 import dev.agentvm.core.HypervisorException;
 import dev.agentvm.core.NoSuchVmException;
+import dev.agentvm.core.QemuConfinement;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.VirtType;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.DomainLifecycleListener;
 import dev.agentvm.core.spi.HypervisorBackend;
 import dev.agentvm.core.spi.NetworkBackend;
+import dev.agentvm.internal.Setting;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -36,6 +39,7 @@ public final class LibvirtBackend implements HypervisorBackend {
   private final LibvirtSession session;
   private final LibvirtSnapshots snapshots;
   private final LibvirtNetworks networks;
+  private final boolean memoryHardLimit;
 
   private LibvirtBackend(String uri, Duration retryFor) {
     this.session =
@@ -58,6 +62,8 @@ public final class LibvirtBackend implements HypervisorBackend {
               }
               return 0;
             });
+    this.memoryHardLimit =
+        QemuConfinement.memoryHardLimitAllowed(uri, Setting.MEMORY_HARD_LIMIT.valueOr("auto"));
     this.snapshots = new LibvirtSnapshots(session);
     this.networks = new LibvirtNetworks(session);
   }
@@ -84,6 +90,19 @@ public final class LibvirtBackend implements HypervisorBackend {
   }
 
   @Override
+  public QemuConfinement confinement() {
+    Map.Entry<List<String>, String> sec =
+        DomainXmlReader.securityModels(
+            session.call("read capabilities", () -> session.connect().getCapabilities()));
+    return new QemuConfinement(
+        uri(),
+        sec.getKey(),
+        sec.getValue(),
+        QemuConfinement.seccompFromQemuConf(uri(), Path.of("/etc/libvirt/qemu.conf")),
+        memoryHardLimit);
+  }
+
+  @Override
   public String versionFingerprint() {
     long lib = session.call("read library version", () -> session.connect().getLibVersion());
     long hv = session.call("read hypervisor version", () -> session.connect().getVersion());
@@ -100,14 +119,19 @@ public final class LibvirtBackend implements HypervisorBackend {
 
   @Override
   public DomainHandle define(VMTemplate template, VirtType type) {
-    String xml = template.toDomainXml(type);
+    String xml = domainXml(template, type);
     return domain(session.call("define domain", () -> session.connect().domainDefineXML(xml)));
   }
 
   @Override
   public DomainHandle createTransient(VMTemplate template, VirtType type) {
-    String xml = template.toDomainXml(type);
+    String xml = domainXml(template, type);
     return domain(session.call("create domain", () -> session.connect().domainCreateXML(xml, 0)));
+  }
+
+  private String domainXml(VMTemplate template, VirtType type) {
+    String xml = template.toDomainXml(type);
+    return memoryHardLimit ? xml : DomainXmlWriter.withoutMemoryHardLimit(xml);
   }
 
   @Override

@@ -50,7 +50,11 @@ class DomainXmlTest {
             .boot(
                 new BootSource(
                     Path.of("/k/" + safe), Path.of("/i/" + safe), "console=ttyS0 " + word))
-            .resources(new ResourceProfile(1 + r.nextInt(8), 128 + r.nextInt(16 * 1024)))
+            .resources(
+                new ResourceProfile(1 + r.nextInt(8), 128 + r.nextInt(16 * 1024))
+                    .withDiskLimits(
+                        r.nextInt(3) == 0 ? 0 : 1 + (r.nextLong() >>> 20),
+                        r.nextInt(3) == 0 ? 0 : 1 + r.nextInt(Integer.MAX_VALUE - 1)))
             .runDir(Path.of("/run/" + safe))
             .owner(r.nextInt(100_000) + "@" + word)
             .virtType(r.nextBoolean() ? VirtType.QEMU : VirtType.KVM);
@@ -393,6 +397,32 @@ class DomainXmlTest {
     }
   }
 
+  /** What a hardened domain needs, whatever the host's qemu.conf says (issue: QEMU confinement). */
+  @Test
+  void domainsCarryTheirHostSideLimitsAndNoUsb() {
+    VMTemplate t =
+        VMTemplate.builder("h")
+            .boot(BOOT)
+            .resources(new ResourceProfile(2, 512))
+            .disk(
+                new DiskAttachment(
+                    Path.of("/d/a.qcow2"), DiskAttachment.Format.QCOW2, "vda", false, ""))
+            .build();
+    String tcg = DomainXmlWriter.write(t, VirtType.QEMU, null);
+    assertTrue(tcg.contains("<controller model=\"none\" type=\"usb\"/>"), tcg);
+    assertTrue(tcg.contains("<hard_limit unit=\"MiB\">1920</hard_limit>"), tcg); // 512+384+1024
+    assertTrue(tcg.contains("<global_period>100000</global_period>"), tcg);
+    assertTrue(tcg.contains("<global_quota>200000</global_quota>"), tcg);
+    assertTrue(tcg.contains("<total_bytes_sec>268435456</total_bytes_sec>"), tcg);
+    assertTrue(tcg.contains("<total_iops_sec>4000</total_iops_sec>"), tcg);
+    String kvm = DomainXmlWriter.write(t, VirtType.KVM, null);
+    assertTrue(kvm.contains("<hard_limit unit=\"MiB\">896</hard_limit>"), kvm);
+    VMTemplate unthrottled = t.newBuilder().resources(t.resources().withDiskLimits(0, 0)).build();
+    assertFalse(DomainXmlWriter.write(unthrottled, VirtType.QEMU, null).contains("iotune"));
+    assertThrows(IllegalArgumentException.class, () -> new ResourceProfile(1, 256, -1, 0));
+    assertThrows(IllegalArgumentException.class, () -> new ResourceProfile(1, 256, 0, -1));
+  }
+
   @Test
   void theCustomizerSeesTheDocumentBeforeItIsWritten() {
     VMTemplate t = VMTemplate.builder("c").boot(BOOT).build();
@@ -430,6 +460,20 @@ class DomainXmlTest {
             + "</arch></guest></capabilities>";
     assertEquals(List.of("qemu", "kvm"), List.copyOf(DomainXmlReader.x86DomainTypes(caps)));
     assertEquals(Set.of(), DomainXmlReader.x86DomainTypes("<capabilities/>"));
+  }
+
+  @Test
+  void capabilitiesNameTheSecurityModels() {
+    String caps =
+        "<capabilities><host><secmodel><model>none</model><doi>0</doi></secmodel>"
+            + "<secmodel><model>apparmor</model><doi>0</doi></secmodel>"
+            + "<secmodel><model>dac</model><doi>0</doi>"
+            + "<baselabel type='kvm'>+64055:+64055</baselabel>"
+            + "<baselabel type='qemu'>+64055:+64055</baselabel></secmodel></host></capabilities>";
+    var sec = DomainXmlReader.securityModels(caps);
+    assertEquals(List.of("apparmor", "dac"), sec.getKey());
+    assertEquals("+64055:+64055", sec.getValue());
+    assertEquals(List.of(), DomainXmlReader.securityModels("<capabilities/>").getKey());
   }
 
   @Test

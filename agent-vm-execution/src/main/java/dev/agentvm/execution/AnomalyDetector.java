@@ -20,8 +20,13 @@ import java.util.Objects;
  *       maxExecutionsPerMinute}.
  * </ul>
  *
- * Each check's {@link Response} is configurable: log it, kill the execution, or quarantine the VM
- * (kept paused for inspection instead of destroyed). Thread-safe; time comes in as a parameter.
+ * Numbers the guest reports (memory, load, processes, its own run time) are the guest's word: a
+ * negative or non-finite one is an anomaly of its own ({@code guest-report}, with the z-score
+ * response) and never joins a window, where one {@code +Infinity} would make every later z-score
+ * meaningless.
+ *
+ * <p>Each check's {@link Response} is configurable: log it, kill the execution, or quarantine the
+ * VM (kept paused for inspection instead of destroyed). Thread-safe; time comes in as a parameter.
  *
  * <pre>{@code
  * AnomalyDetector d = AnomalyDetector.builder().maxProcesses(200, Response.KILL_EXECUTION).build();
@@ -114,6 +119,22 @@ public final class AnomalyDetector {
   /** Checks a sample taken while the execution runs. */
   public List<Anomaly> onSample(String executionId, String vm, Sample s) {
     List<Anomaly> out = new ArrayList<>();
+    if (s.memUsedKiB() < 0
+        || !(s.load1() >= 0)
+        || Double.isInfinite(s.load1())
+        || s.processCount() < 0) {
+      out.add(
+          impossible(
+              executionId,
+              vm,
+              "memory "
+                  + s.memUsedKiB()
+                  + " KiB, load "
+                  + s.load1()
+                  + ", "
+                  + s.processCount()
+                  + " processes"));
+    }
     if (s.processCount() > maxProcesses) {
       out.add(
           new Anomaly(
@@ -147,6 +168,11 @@ public final class AnomalyDetector {
   public synchronized List<Anomaly> onCompleted(
       String executionId, String vm, Duration runTime, long peakMemKiB, double peakLoad) {
     List<Anomaly> out = new ArrayList<>();
+    if (runTime.isNegative() || Double.isNaN(peakLoad) || Double.isInfinite(peakLoad)) {
+      // the guest's word is worthless here: flag it, and keep it out of every window
+      out.add(impossible(executionId, vm, "run time " + runTime + ", peak load " + peakLoad));
+      return out;
+    }
     check(
         out,
         executionId,
@@ -181,6 +207,15 @@ public final class AnomalyDetector {
       }
     }
     return out;
+  }
+
+  private Anomaly impossible(String executionId, String vm, String what) {
+    return new Anomaly(
+        executionId,
+        vm,
+        "guest-report",
+        "the guest reported impossible values: " + what,
+        zResponse);
   }
 
   private void check(

@@ -14,6 +14,9 @@ final class RollingStats {
   }
 
   void add(double v) {
+    if (!Double.isFinite(v)) {
+      return; // one infinity would poison the mean and deviation of every later score
+    }
     values[next] = v;
     next = (next + 1) % values.length;
     size = Math.min(size + 1, values.length);

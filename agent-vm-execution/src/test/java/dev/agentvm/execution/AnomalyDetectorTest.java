@@ -69,6 +69,35 @@ class AnomalyDetectorTest {
         "the first outlier did not join the window and hide the second");
   }
 
+  /** A guest that reports +Infinity once must not switch the z-scores off for good. */
+  @Test
+  void impossibleGuestNumbersAreFlaggedAndKeptOutOfTheWindows() {
+    AnomalyDetector d = AnomalyDetector.builder().window(20, 5).build();
+    for (int i = 0; i < 10; i++) {
+      d.onCompleted("n" + i, "vm", Duration.ofMillis(1000 + (i % 3) * 20), 50_000 + i, 0.5);
+    }
+    for (double bad : new double[] {Double.POSITIVE_INFINITY, Double.NaN}) {
+      List<Anomaly> a = d.onCompleted("inf", "vm", Duration.ofSeconds(1), 50_000, bad);
+      assertEquals(1, a.size(), a.toString());
+      assertEquals("guest-report", a.get(0).rule());
+    }
+    assertEquals(
+        "guest-report",
+        d.onCompleted("neg", "vm", Duration.ofMillis(-5), 50_000, 0.5).get(0).rule());
+    assertEquals(
+        "load-zscore",
+        d.onCompleted("hot", "vm", Duration.ofSeconds(1), 50_000, 40.0).get(0).rule(),
+        "the load rule still works after the infinity");
+    assertEquals(
+        "guest-report",
+        d.onSample("s", "vm", new AnomalyDetector.Sample(-1, Double.NaN, -3, 0, Duration.ZERO))
+            .get(0)
+            .rule());
+    assertEquals(
+        List.of(),
+        d.onSample("s", "vm", new AnomalyDetector.Sample(1, 0.1, 3, 0, Duration.ofSeconds(1))));
+  }
+
   @Test
   void smallDifferencesInATightWindowAreNotAnomalies() {
     AnomalyDetector d = AnomalyDetector.builder().window(20, 5).build();

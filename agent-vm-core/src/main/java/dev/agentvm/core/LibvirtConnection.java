@@ -1,5 +1,6 @@
 package dev.agentvm.core;
 
+import dev.agentvm.core.internal.OwnerWatchdog;
 import dev.agentvm.core.internal.libvirt.LibvirtBackend;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.HypervisorBackend;
@@ -119,6 +120,7 @@ public final class LibvirtConnection implements AutoCloseable {
     LibvirtConnection c = new LibvirtConnection(LibvirtBackend.open(uri, retryFor));
     LOG.debug("connected to {}", uri);
     reportConfinement(c.backend);
+    OwnerWatchdog.ensureStarted(uri);
     if (!Setting.REAP.isOff()) {
       // VMs left by a JVM that died without cleaning up; cheap when there are none
       Reaper.reapOrphans(c, VM.DEFAULT_SHUTDOWN_GRACE);

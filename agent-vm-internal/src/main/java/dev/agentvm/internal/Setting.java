@@ -21,6 +21,12 @@ public enum Setting {
   VIRT_TYPE("agentvm.virt.type", "AGENTVM_VIRT_TYPE"),
   /** {@code off}: opening a connection does not reap what dead processes left behind. */
   REAP("agentvm.reap", "AGENTVM_REAP"),
+  /**
+   * {@code off}: no watchdog process. By default the first connection of a JVM starts a small
+   * watchdog JVM that reaps what this JVM leaves (VMs, workspaces, memory images) within seconds of
+   * its death, even when no other process opens a connection.
+   */
+  WATCHDOG("agentvm.watchdog", "AGENTVM_WATCHDOG"),
   /** {@code off}: no JVM shutdown hook; the application closes what it opened. */
   SHUTDOWN_HOOK("agentvm.shutdown.hook", "AGENTVM_SHUTDOWN_HOOK"),
   /**

@@ -50,18 +50,35 @@ public final class DiskImages {
   private DiskImages() {}
 
   /**
-   * Reads an image's format, virtual size, backing file and internal snapshots. Works while a VM
-   * uses the image (shared read).
+   * Reads an image's format, virtual size, backing file and internal snapshots (works while a VM
+   * uses the image: shared read), its format probed: only for images this library made (probing a
+   * disk a guest wrote would believe whatever header it holds; use {@link #info(Path, String)}
+   * there).
    *
    * @throws StorageException if the file is missing or not an image
    */
   public static Info info(Path image) {
+    return info(image, null);
+  }
+
+  /**
+   * What qemu-img says of {@code image} read as {@code format} ({@code qcow2}, {@code raw}), not
+   * probed: a raw disk a guest wrote can hold anything, a qcow2 header naming a host file as its
+   * backing file included.
+   *
+   * @throws StorageException if the file is missing or not an image of that format
+   */
+  public static Info info(Path image, @Nullable String format) {
     if (!Files.isRegularFile(image)) {
       throw new StorageException("disk image " + image + " does not exist");
     }
-    String out =
-        Tools.run(
-            List.of("qemu-img", "info", "-U", "--output=json", image.toString()), TOOL_TIMEOUT);
+    List<String> cmd = new ArrayList<>(List.of("qemu-img", "info", "-U", "--output=json"));
+    if (format != null) {
+      cmd.add("-f");
+      cmd.add(format);
+    }
+    cmd.add(image.toString());
+    String out = Tools.run(cmd, TOOL_TIMEOUT);
     try {
       JsonNode n = JSON.readTree(out);
       List<String> snaps = new ArrayList<>();
@@ -78,7 +95,8 @@ public final class DiskImages {
   }
 
   /**
-   * Makes a qcow2 overlay on {@code base}: the VM writes into the overlay, never into the base.
+   * Makes a qcow2 overlay on the qcow2 image {@code base} (read as qcow2, never probed): the VM
+   * writes into the overlay, never into the base.
    *
    * @param virtualSize the disk size the guest sees, in bytes; 0 keeps the base's size. Growing the
    *     disk does not grow the filesystem on it.
@@ -86,7 +104,15 @@ public final class DiskImages {
    * @throws StorageException if the overlay exists already or qemu-img fails
    */
   public static Path createOverlay(Path base, Path overlay, long virtualSize) {
-    Info b = info(base);
+    return createOverlay(base, "qcow2", overlay, virtualSize);
+  }
+
+  /**
+   * Makes a qcow2 overlay on {@code base}, which is read as {@code baseFormat} and never probed
+   * (see {@link #info(Path, String)}).
+   */
+  public static Path createOverlay(Path base, String baseFormat, Path overlay, long virtualSize) {
+    Info b = info(base, baseFormat);
     if (virtualSize != 0 && virtualSize < b.virtualSize()) {
       throw new IllegalArgumentException(
           "virtualSize must be 0 or >= the base's "

@@ -178,7 +178,8 @@ public final class MemoryImage implements AutoCloseable {
           continue;
         }
         Path overlay = runDir.resolve(disk.target() + ".qcow2");
-        DiskImages.createOverlay(disk.file(), overlay, 0);
+        // the format the template says, never probed: a guest wrote this disk
+        DiskImages.createOverlay(disk.file(), disk.format().driverType(), overlay, 0);
         b.disk(
             new DiskAttachment(
                 overlay,

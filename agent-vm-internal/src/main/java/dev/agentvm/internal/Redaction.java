@@ -19,7 +19,16 @@ public final class Redaction {
 
   private Redaction() {}
 
-  /** {@code text} with every non-empty secret value replaced, longest first. */
+  /** The shortest piece of a secret at a cut edge that is redacted as well. */
+  static final int MIN_EDGE_PIECE = 3;
+
+  /**
+   * {@code text} with every non-empty secret value replaced, longest first. Text is often cut to a
+   * length before it gets here (a command's stderr, an error message), and a cut can fall inside a
+   * secret: a beginning of a secret at the very end of the text, or an end of one at the very
+   * start, of {@value #MIN_EDGE_PIECE} characters or more, is replaced too (at worst a few ordinary
+   * characters there are redacted for nothing).
+   */
   public static String redact(String text, Collection<String> secrets) {
     List<String> values = new ArrayList<>(secrets);
     values.sort(Comparator.comparingInt(String::length).reversed());
@@ -27,6 +36,26 @@ public final class Redaction {
     for (String v : values) {
       if (!v.isEmpty()) {
         out = out.replace(v, REDACTED);
+      }
+    }
+    for (String v : values) {
+      out = redactEdges(out, v);
+    }
+    return out;
+  }
+
+  private static String redactEdges(String text, String secret) {
+    String out = text;
+    for (int n = Math.min(secret.length() - 1, out.length()); n >= MIN_EDGE_PIECE; n--) {
+      if (out.endsWith(secret.substring(0, n))) {
+        out = out.substring(0, out.length() - n) + REDACTED;
+        break;
+      }
+    }
+    for (int n = Math.min(secret.length() - 1, out.length()); n >= MIN_EDGE_PIECE; n--) {
+      if (out.startsWith(secret.substring(secret.length() - n))) {
+        out = REDACTED + out.substring(n);
+        break;
       }
     }
     return out;

@@ -45,6 +45,7 @@ class ProtocolFuzzIT extends RealLibvirtTest {
   private Random rnd;
   private int nextId = 1;
   private long agentStart = Long.MIN_VALUE;
+  private int reconnects;
 
   @Test
   void theGuestAgentKeepsServingUnderFuzzing() throws Exception {
@@ -85,6 +86,7 @@ class ProtocolFuzzIT extends RealLibvirtTest {
           "ProtocolFuzzIT: %d rounds (random %d, mutated %d, between garbage %d, truncated %d,"
               + " reconnect storms %d, stalled reads %d), seed %d%n",
           round, counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], seed);
+      System.out.println("ProtocolFuzzIT: liveness checks that had to reconnect: " + reconnects);
       assertAlive("at the end, seed " + seed);
     }
     TestVms.assertNothingLeft(conn, t);
@@ -115,13 +117,22 @@ class ProtocolFuzzIT extends RealLibvirtTest {
    * reconnect), PING, and {@code echo ok}; the agent that answers is the one that booted.
    */
   private void assertAlive(String when) throws Exception {
-    try (RawAgentChannel ch = open()) {
-      long deadline = System.nanoTime() + 60_000_000_000L;
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    RawAgentChannel ch = open();
+    try {
       RawFrame hello = null;
       Set<Integer> helloIds = new HashSet<>();
+      long reconnectAt = System.nanoTime() + 12_000_000_000L;
       while (hello == null) {
         if (System.nanoTime() >= deadline) {
           throw new AssertionError("no HELLO answer within 60 s " + when + "\n" + consoleTail());
+        }
+        if (System.nanoTime() >= reconnectAt) {
+          // unanswered for 12 s: connect anew, as the document says a host should
+          ch.close();
+          ch = open();
+          reconnects++;
+          reconnectAt = System.nanoTime() + 12_000_000_000L;
         }
         int id = id();
         helloIds.add(id);
@@ -168,6 +179,8 @@ class ProtocolFuzzIT extends RealLibvirtTest {
         break;
       }
       assertEquals("ok\n", out.toString(StandardCharsets.UTF_8), when);
+    } finally {
+      ch.close();
     }
   }
 

@@ -69,6 +69,14 @@ public final class AgentClient implements AutoCloseable {
   private static final String HOST_SOFTWARE = "agent-vm-core " + Protocol.VERSION;
   private static final Duration HELLO_RETRY = Duration.ofSeconds(3);
 
+  /**
+   * How long one connection may wait for its HELLO answer before the client connects anew. After a
+   * burst of hosts that hung up, the guest's view of the port can be left "no host connected" (most
+   * likely QEMU dropped an open/close notice the guest had no buffer for), so its answers wait; a
+   * new connection, with fresh notices, heals it (ProtocolFuzzIT's reconnect storms).
+   */
+  static final Duration HANDSHAKE_PER_CONNECTION = Duration.ofSeconds(12);
+
   /** Size of the FILE_DATA chunks the client sends. */
   public static final int FILE_CHUNK = 256 * 1024;
 
@@ -150,7 +158,7 @@ public final class AgentClient implements AutoCloseable {
       }
       AgentClient client = new AgentClient(transport, c);
       try {
-        client.handshake(end);
+        client.handshake(Math.min(end, System.nanoTime() + HANDSHAKE_PER_CONNECTION.toNanos()));
         return client;
       } catch (AgentErrorException e) {
         client.close();

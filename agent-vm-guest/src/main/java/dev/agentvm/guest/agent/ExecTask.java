@@ -111,7 +111,7 @@ final class ExecTask {
       if (p.isAlive()) {
         signalled = stopGroup(p);
       } else if (timedOut || killRequested.get()) {
-        signalGroup(p.pid(), "KILL"); // the leader is gone; make sure its children are too
+        ProcessGroup.signal(p.pid(), true); // the leader is gone; make sure its children are too
       }
       p.waitFor();
       // Output pipes close when every process holding them is gone; a child that left the group
@@ -137,7 +137,7 @@ final class ExecTask {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       if (started != null && started.isAlive()) {
-        signalGroup(started.pid(), "KILL");
+        ProcessGroup.signal(started.pid(), true);
       }
     } finally {
       if (script != null) {
@@ -161,25 +161,11 @@ final class ExecTask {
 
   /** TERM to the group, KILL after the grace period. Returns true once signals were sent. */
   private boolean stopGroup(Process p) throws InterruptedException {
-    signalGroup(p.pid(), "TERM");
+    ProcessGroup.signal(p.pid(), false);
     // KILL after the grace period, or at once if the leader went: its children may ignore TERM
     p.waitFor(spec.killGraceMillis(), TimeUnit.MILLISECONDS);
-    signalGroup(p.pid(), "KILL");
+    ProcessGroup.signal(p.pid(), true);
     return true;
-  }
-
-  static void signalGroup(long pgid, String signal) {
-    try {
-      new ProcessBuilder("kill", "-" + signal, "-" + pgid)
-          .redirectErrorStream(true)
-          .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-          .start()
-          .waitFor(5, TimeUnit.SECONDS);
-    } catch (IOException e) {
-      GuestAgent.log("cannot signal process group " + pgid + ": " + e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
   }
 
   private void feed(OutputStream stdin) {

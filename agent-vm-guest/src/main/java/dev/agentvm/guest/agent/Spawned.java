@@ -205,9 +205,9 @@ final class Spawned {
     if (!p.isAlive()) {
       return;
     }
-    ExecTask.signalGroup(p.pid(), "TERM");
+    ProcessGroup.signal(p.pid(), false);
     p.waitFor(spec.killGraceMillis(), TimeUnit.MILLISECONDS);
-    ExecTask.signalGroup(p.pid(), "KILL");
+    ProcessGroup.signal(p.pid(), true);
   }
 
   boolean running() {

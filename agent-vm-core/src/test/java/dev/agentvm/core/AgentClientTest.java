@@ -331,6 +331,40 @@ class AgentClientTest {
   }
 
   @Test
+  void aCommandWithoutATimeoutReachesTheGuestWithTheDefaultOne() throws Exception {
+    java.util.concurrent.BlockingQueue<Long> sent =
+        new java.util.concurrent.LinkedBlockingQueue<>();
+    peer(
+        (f, w) -> {
+          try {
+            if (f.type() == MessageType.EXEC.wire()) {
+              sent.add(dev.agentvm.protocol.ExecSpec.decode(f.payload()).timeoutMillis());
+              w.write(
+                  Frame.response(
+                      MessageType.EXIT,
+                      f.requestId(),
+                      new dev.agentvm.protocol.ExitStatus(0, 0, 1, false, false, false, false)
+                          .encode()));
+            }
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        });
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      c.exec(dev.agentvm.core.agent.ExecRequest.command("true"));
+      c.execAsync(
+              dev.agentvm.core.agent.ExecRequest.script("true", "sh"),
+              dev.agentvm.core.agent.OutputListener.NONE)
+          .await(Duration.ofSeconds(5));
+      c.exec(dev.agentvm.core.agent.ExecRequest.command("true").withTimeout(Duration.ofSeconds(7)));
+    }
+    long dflt = dev.agentvm.core.agent.ExecRequest.DEFAULT_TIMEOUT.toMillis();
+    assertEquals(600_000, dflt);
+    assertEquals(List.of(dflt, dflt, 7_000L), List.copyOf(sent), "EXEC timeouts on the wire");
+  }
+
+  @Test
   void aListenerThatThrowsFailsItsCallOnly() throws Exception {
     peer(
         (f, w) -> {

@@ -58,7 +58,10 @@ public record ExecutionRequest(
     Optional<Path> outputDirectory,
     OutputListener listener) {
 
-  /** Default run time limit. */
+  /**
+   * Run time limit of a request that sets none: 5 minutes. Every execution has a limit (it must be
+   * positive); the whole process tree is stopped when it passes.
+   */
   public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(5);
 
   /** Default bytes kept per output stream. */
@@ -220,6 +223,7 @@ public record ExecutionRequest(
       return this;
     }
 
+    /** The run time limit (positive); default {@link #DEFAULT_TIMEOUT}, 5 min. */
     public Builder timeout(Duration timeout) {
       this.timeout = timeout;
       return this;

@@ -175,6 +175,10 @@ public record GitTask(
       return this;
     }
 
+    /**
+     * The agent's time limit (positive; default 10 min). The execution gets 90 s more for the git
+     * steps in the guest.
+     */
     public Builder timeout(Duration timeout) {
       this.timeout = timeout;
       return this;

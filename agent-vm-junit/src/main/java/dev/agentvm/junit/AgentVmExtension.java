@@ -24,6 +24,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.jspecify.annotations.Nullable;
 import org.junit.jupiter.api.extension.AfterAllCallback;
 import org.junit.jupiter.api.extension.AfterEachCallback;
@@ -42,6 +44,9 @@ import org.slf4j.LoggerFactory;
  * console logs of its VMs are copied to {@code target/agentvm-logs/} (or {@code
  * -Dagentvm.junit.logDir=...}) before the VMs go. VMs are named {@code agentvm-junit-...}; those of
  * a test JVM that was killed are reaped when the next connection opens.
+ *
+ * <p>Runs on JUnit Jupiter 5.10 and later and on 6: it calls only API that 5.10 has (the build runs
+ * its tests on both lines, module {@code agent-vm-junit-jupiter5}).
  */
 public final class AgentVmExtension
     implements BeforeAllCallback,
@@ -54,12 +59,26 @@ public final class AgentVmExtension
       ExtensionContext.Namespace.create(AgentVmExtension.class);
   private static final Duration AGENT = Duration.ofMinutes(2);
 
+  /**
+   * A value JUnit's store closes when its scope ends, on every supported JUnit line: 5.10 to 5.12
+   * close only a {@code Store.CloseableResource}; 5.13 and later close an {@code AutoCloseable}
+   * (once, without the deprecation warning they give a {@code CloseableResource} alone).
+   */
+  // deprecation: CloseableResource is deprecated since 5.13 and needed before it; try: close() may
+  // throw what the test's resources throw, and only JUnit or finish() call it (no
+  // try-with-resources)
+  @SuppressWarnings({"deprecation", "try"})
+  private interface StoreResource extends AutoCloseable, ExtensionContext.Store.CloseableResource {
+    @Override
+    void close() throws Exception;
+  }
+
   /** What one scope (class or test) made, closed in reverse order. */
   // close() passes on what the test's own resources throw (AutoCloseable: any Exception); it is
   // called by finish() or JUnit's store, never from a try-with-resources that could lose an
   // InterruptedException
   @SuppressWarnings("try")
-  private static final class Resources implements AutoCloseable {
+  private static final class Resources implements StoreResource {
     final List<AutoCloseable> closeables = new ArrayList<>();
     final List<VM> vms = new ArrayList<>();
     final List<VMPool> pools = new ArrayList<>();
@@ -99,11 +118,24 @@ public final class AgentVmExtension
             .getOrComputeIfAbsent(Shared.class, k -> new Shared(), Shared.class));
   }
 
+  /** Run-wide connections opened and not closed yet (tests check that the engine closes them). */
+  private static final AtomicInteger OPEN_SHARED = new AtomicInteger();
+
+  static int openSharedConnections() {
+    return OPEN_SHARED.get();
+  }
+
   /** One connection for the whole run, closed when the engine ends. */
-  private static final class Shared implements AutoCloseable {
-    final LibvirtConnection conn = LibvirtConnection.open();
+  private static final class Shared implements StoreResource {
+    final LibvirtConnection conn;
+    private final AtomicBoolean closed = new AtomicBoolean();
     private final java.util.Map<List<String>, MicroImage> images =
         new java.util.concurrent.ConcurrentHashMap<>();
+
+    Shared() {
+      conn = LibvirtConnection.open();
+      OPEN_SHARED.incrementAndGet();
+    }
 
     /** The image (flavour) with these packages, built once per run. */
     MicroImage image(List<String> packages) {
@@ -120,7 +152,10 @@ public final class AgentVmExtension
 
     @Override
     public void close() {
-      conn.close();
+      if (closed.compareAndSet(false, true)) {
+        conn.close();
+        OPEN_SHARED.decrementAndGet();
+      }
     }
   }
 

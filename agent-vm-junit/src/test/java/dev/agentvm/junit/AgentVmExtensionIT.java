@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.platform.engine.TestExecutionResult;
 import org.junit.platform.testkit.engine.EngineTestKit;
 
 /** Runs sample test classes that use the extension, and checks what they leave behind. */
@@ -39,6 +40,7 @@ class AgentVmExtensionIT {
     void executorRunsCode() {
       assertEquals(
           "hi\n", executor.execute(ExecutionRequest.script("echo hi").build()).stdoutText());
+      assertEquals(1, AgentVmExtension.openSharedConnections(), "one connection for the run");
     }
 
     @Test
@@ -71,11 +73,28 @@ class AgentVmExtensionIT {
 
   @Test
   void fillsFieldsRemovesEverythingAndKeepsLogsOfFailedTests() throws Exception {
+    assertEquals(0, AgentVmExtension.openSharedConnections());
     System.setProperty("agentvm.junit.logDir", logs.toString());
     try {
       var results =
           EngineTestKit.engine("junit-jupiter").selectors(selectClass(SampleUsage.class)).execute();
+      // a callback that fails (e.g. NoSuchMethodError on a JUnit line without a method it calls)
+      // fails the sample class, not its tests: name the cause instead of "started 0"
+      assertEquals(
+          List.of(),
+          results.containerEvents().failed().stream()
+              .map(
+                  e ->
+                      e.getPayload(TestExecutionResult.class)
+                          .flatMap(TestExecutionResult::getThrowable)
+                          .map(Throwable::toString)
+                          .orElse(e.toString()))
+              .toList(),
+          "the sample class failed");
       results.testEvents().assertStatistics(s -> s.started(3).succeeded(2).failed(1));
+      // JUnit closes the run's connection when the engine ends (5.10 to 5.12 close only a
+      // Store.CloseableResource, later lines any AutoCloseable)
+      assertEquals(0, AgentVmExtension.openSharedConnections(), "the run's connection is closed");
     } finally {
       System.clearProperty("agentvm.junit.logDir");
     }

@@ -55,7 +55,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The host's client of one guest agent. Requests carry ids, so many may be in flight on one channel
  * (commands, transfers, pings); one reader thread routes every answer frame to its request. Every
- * blocking call has a deadline.
+ * blocking call has a deadline: the one it takes, or for a command without a timeout {@link
+ * ExecRequest#DEFAULT_TIMEOUT}. Writing one frame waits at most {@link #WRITE_STALL_LIMIT}.
  *
  * <pre>{@code
  * try (AgentClient agent = AgentClient.connect(new UnixSocketTransport(socket), Duration.ofSeconds(60))) {
@@ -626,7 +627,17 @@ public final class AgentClient implements AutoCloseable {
     }
   }
 
-  /** Starts a command; output goes to {@code listener} as it arrives and into the result. */
+  /**
+   * How much longer than a command's time limit and kill grace {@link #exec} waits for its EXIT
+   * (the guest sends it once the process tree is gone; a slow guest may take a while).
+   */
+  static final Duration EXIT_ALLOWANCE = Duration.ofSeconds(30);
+
+  /**
+   * Starts a command; output goes to {@code listener} as it arrives and into the result. A request
+   * without a timeout runs with {@link ExecRequest#DEFAULT_TIMEOUT} (10 min): the guest stops it
+   * then, and the result completes (wait for it with {@link Execution#await}).
+   */
   public Execution execAsync(ExecRequest r, OutputListener listener) throws IOException {
     ExecSpec spec =
         new ExecSpec(
@@ -635,7 +646,7 @@ public final class AgentClient implements AutoCloseable {
             r.env(),
             r.cwd(),
             r.stdin(),
-            r.timeout().toMillis(),
+            r.timeoutOrDefault().toMillis(),
             r.outputLimit(),
             r.killGrace().toMillis());
     CompletableFuture<ExecResult> result = new CompletableFuture<>();
@@ -694,15 +705,18 @@ public final class AgentClient implements AutoCloseable {
   }
 
   /**
-   * Runs a command and waits for it: up to its timeout plus kill grace plus 30 s, or 24 h when it
-   * has no timeout.
+   * Runs a command and waits for it: up to its timeout ({@link ExecRequest#DEFAULT_TIMEOUT}, 10
+   * min, when the request sets none) plus its kill grace plus 30 s.
+   *
+   * @throws AgentTimeoutException if no EXIT came by then (the command is then killed)
    */
   public ExecResult exec(ExecRequest r) throws IOException {
-    Duration deadline =
-        r.timeout().isZero()
-            ? Duration.ofHours(24)
-            : r.timeout().plus(r.killGrace()).plusSeconds(30);
-    return execAsync(r, OutputListener.NONE).await(deadline);
+    return execAsync(r, OutputListener.NONE).await(execWait(r));
+  }
+
+  /** How long {@link #exec} waits for {@code r}. */
+  static Duration execWait(ExecRequest r) {
+    return r.timeoutOrDefault().plus(r.killGrace()).plus(EXIT_ALLOWANCE);
   }
 
   /**

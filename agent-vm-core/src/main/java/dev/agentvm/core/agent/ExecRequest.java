@@ -18,7 +18,10 @@ import java.util.Objects;
  * @param env extra environment variables
  * @param cwd working directory in the guest; empty for {@code /tmp}
  * @param stdin bytes for standard input (closed afterwards); at most {@link #MAX_STDIN}
- * @param timeout run time limit; {@link Duration#ZERO} for none
+ * @param timeout run time limit; {@link Duration#ZERO} (what {@link #command} and {@link #script}
+ *     set) for the default of whatever runs it: {@link #DEFAULT_TIMEOUT} on an {@link AgentClient},
+ *     the sandbox's command timeout in a sandbox. A command always has a limit: give a longer one
+ *     for long work, or run it in the background ({@link AgentClient#spawn}).
  * @param outputLimit bytes kept per stream; more is dropped and flagged as truncated
  * @param killGrace time between TERM and KILL when the command is stopped
  */
@@ -32,6 +35,12 @@ public record ExecRequest(
     Duration timeout,
     long outputLimit,
     Duration killGrace) {
+  /**
+   * Run time limit of a command whose request sets none, on an {@link AgentClient}: 10 minutes. The
+   * guest stops its whole process tree then (TERM, KILL after {@link #killGrace()}).
+   */
+  public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(10);
+
   /** Default per-stream output limit: 16 MiB. */
   public static final long DEFAULT_OUTPUT_LIMIT = 16L << 20;
 
@@ -59,13 +68,18 @@ public record ExecRequest(
     }
   }
 
+  /** {@link #timeout()}, or {@link #DEFAULT_TIMEOUT} when it is zero (none given). */
+  public Duration timeoutOrDefault() {
+    return timeout.isZero() ? DEFAULT_TIMEOUT : timeout;
+  }
+
   /** Bytes for standard input (a copy: at most {@link #MAX_STDIN}, so copying is cheap). */
   @Override
   public byte[] stdin() {
     return stdin.clone();
   }
 
-  /** Runs {@code argv} directly. */
+  /** Runs {@code argv} directly, with the default timeout (see {@link #timeout()}). */
   public static ExecRequest command(String... argv) {
     return new ExecRequest(
         List.of(argv),
@@ -79,7 +93,8 @@ public record ExecRequest(
   }
 
   /**
-   * Runs {@code script} with an interpreter command, e.g. {@code script("print(1)", "python3")}.
+   * Runs {@code script} with an interpreter command, e.g. {@code script("print(1)", "python3")},
+   * with the default timeout (see {@link #timeout()}).
    */
   public static ExecRequest script(String script, String... interpreter) {
     return new ExecRequest(
@@ -105,6 +120,7 @@ public record ExecRequest(
     return new ExecRequest(argv, script, env, cwd, stdin, timeout, outputLimit, killGrace);
   }
 
+  /** A copy with run time limit {@code timeout}; {@link Duration#ZERO}: the default. */
   public ExecRequest withTimeout(Duration timeout) {
     return new ExecRequest(argv, script, env, cwd, stdin, timeout, outputLimit, killGrace);
   }

@@ -1,13 +1,14 @@
 package dev.agentvm.execution;
 
+import dev.agentvm.execution.internal.AgentVmMeter;
+import dev.agentvm.execution.internal.Meters;
+import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
 import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
-import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Timer;
-import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.binder.MeterBinder;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -15,6 +16,7 @@ import java.util.Deque;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -50,8 +52,15 @@ import org.slf4j.LoggerFactory;
  * removes every VM, each guest asked to power off and given {@code closeGrace} before it is
  * destroyed. A VM given back after use is destroyed at once by default: its state is thrown away by
  * design, so there is nothing in it to flush.
+ *
+ * <p>Metrics: the pool is a Micrometer {@link MeterBinder}: {@link #bindTo} a registry (or give one
+ * to {@link #start(VmFactory, PoolConfig, MeterRegistry)}) and its meters, and those of the {@link
+ * AgentExecutor}s on it, appear there tagged {@code pool=}{@link PoolConfig#poolName()}. Without a
+ * registry nothing is recorded. Closing the pool removes its meters. The list is in
+ * docs/observability.md. Its threads log with {@code pool} (and {@code vm} while working on one) in
+ * the MDC.
  */
-public final class VMPool implements AutoCloseable {
+public final class VMPool implements AutoCloseable, MeterBinder {
   private static final Logger LOG = LoggerFactory.getLogger(VMPool.class);
 
   private final VmFactory factory;
@@ -59,9 +68,8 @@ public final class VMPool implements AutoCloseable {
   private final LongSupplier clock;
   private final ExecutorService workers;
   private final @Nullable ScheduledExecutorService housekeeping; // null in tests driving cleanup
-  private final MeterRegistry registry;
-  private final Timer acquireWait;
-  private final Timer startTime;
+  private final String name;
+  private final Meters meters;
   private final Object lock = new Object();
   private final Deque<PooledVm> idle = new ArrayDeque<>(); // guarded by lock, oldest first
   private final Set<PooledVm> inUse = new HashSet<>(); // guarded by lock
@@ -77,14 +85,22 @@ public final class VMPool implements AutoCloseable {
   private VMPool(
       VmFactory factory,
       PoolConfig config,
-      MeterRegistry registry,
+      @Nullable MeterRegistry registry,
       LongSupplier clock,
       boolean housekeep) {
     this.factory = Objects.requireNonNull(factory, "factory");
     this.config = Objects.requireNonNull(config, "config");
-    this.registry = registry;
+    this.name = config.poolName();
     this.clock = clock;
     this.retryAfterNanos = clock.getAsLong();
+    this.meters = new Meters(Tags.of("pool", name), "pool named '" + name + "'");
+    for (State s : State.values()) {
+      meters.gauge(AgentVmMeter.POOL_VMS, Tags.of("state", s.tag), this, p -> p.count(s));
+    }
+    meters.gauge(AgentVmMeter.POOL_WAITERS, Tags.empty(), this, VMPool::waitingCount);
+    if (registry != null) {
+      meters.bindTo(registry); // before any thread exists: a name taken there fails the start
+    }
     this.workers =
         Executors.newFixedThreadPool(
             config.parallelism(), Threads.numberedDaemons("agentvm-pool-worker"));
@@ -93,31 +109,19 @@ public final class VMPool implements AutoCloseable {
             ? Executors.newSingleThreadScheduledExecutor(
                 Threads.namedDaemons("agentvm-pool-housekeeping"))
             : null;
-    this.acquireWait =
-        Timer.builder("agentvm.pool.acquire.wait")
-            .description("time callers waited for a VM")
-            .publishPercentileHistogram()
-            .register(registry);
-    this.startTime =
-        Timer.builder("agentvm.vm.start")
-            .description("time to make a VM ready for work")
-            .tag("kind", factory.kind())
-            .register(registry);
-    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.IDLE))
-        .tag("state", "idle")
-        .register(registry);
-    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.IN_USE))
-        .tag("state", "in_use")
-        .register(registry);
-    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.STARTING))
-        .tag("state", "starting")
-        .register(registry);
   }
 
   private enum State {
-    IDLE,
-    IN_USE,
-    STARTING
+    IDLE("idle"),
+    IN_USE("in_use"),
+    STARTING("starting"),
+    DESTROYING("destroying");
+
+    final String tag;
+
+    State(String tag) {
+      this.tag = tag;
+    }
   }
 
   private int count(State s) {
@@ -126,19 +130,34 @@ public final class VMPool implements AutoCloseable {
         case IDLE -> idle.size();
         case IN_USE -> inUse.size();
         case STARTING -> starting;
+        case DESTROYING -> destroying;
       };
     }
   }
 
-  /** Starts a pool and begins making its first {@code minSize} VMs. */
+  /**
+   * Starts a pool and begins making its first {@code minSize} VMs. It records metrics once a
+   * registry is bound ({@link #bindTo}).
+   */
   public static VMPool start(VmFactory factory, PoolConfig config) {
-    return start(factory, config, new CompositeMeterRegistry());
+    return startWith(factory, config, null);
   }
 
-  /** Starts a pool that reports to {@code registry}. */
+  /**
+   * Starts a pool that reports to {@code registry} (as if {@link #bindTo} were called before it
+   * made anything).
+   *
+   * @throws IllegalStateException if a live pool of the same {@linkplain PoolConfig#poolName()
+   *     name} already reports into {@code registry}
+   */
   public static VMPool start(VmFactory factory, PoolConfig config, MeterRegistry registry) {
+    return startWith(factory, config, Objects.requireNonNull(registry, "registry"));
+  }
+
+  private static VMPool startWith(
+      VmFactory factory, PoolConfig config, @Nullable MeterRegistry registry) {
     VMPool p = new VMPool(factory, config, registry, System::nanoTime, true);
-    p.atExit = dev.agentvm.internal.ShutdownHooks.register("VM pool " + p.poolId, p);
+    p.atExit = dev.agentvm.internal.ShutdownHooks.register("VM pool " + p.name, p);
     p.fill();
     p.scheduleHousekeeping(config.healthCheckInterval().toNanos());
     return p;
@@ -146,7 +165,7 @@ public final class VMPool implements AutoCloseable {
 
   /** A pool driven by a given clock, without a housekeeping thread: call {@link #cleanup}. */
   static VMPool startManual(
-      VmFactory factory, PoolConfig config, MeterRegistry registry, LongSupplier clock) {
+      VmFactory factory, PoolConfig config, @Nullable MeterRegistry registry, LongSupplier clock) {
     VMPool p = new VMPool(factory, config, registry, clock, false);
     p.fill();
     return p;
@@ -154,6 +173,35 @@ public final class VMPool implements AutoCloseable {
 
   public PoolConfig config() {
     return config;
+  }
+
+  /** The pool's name ({@link PoolConfig#poolName()}): the {@code pool} tag of its meters. */
+  public String name() {
+    return name;
+  }
+
+  /**
+   * Reports the pool's meters, and those of the executors on it, into {@code registry} as well
+   * (Micrometer's {@link MeterBinder}: Spring Boot binds beans of this type to its registry by
+   * itself). Binding a registry twice does nothing; nor does binding a closed pool.
+   *
+   * @throws IllegalStateException if another live pool of the same name reports into {@code
+   *     registry} (its gauges would win and this pool's would be missing): name them apart with
+   *     {@link PoolConfig#withName}
+   */
+  @Override
+  public void bindTo(MeterRegistry registry) {
+    meters.bindTo(registry);
+  }
+
+  /** Where the pool and its executors record. */
+  Meters meters() {
+    return meters;
+  }
+
+  /** The MDC of a task of this pool's, about VM {@code vm}. */
+  private Map<String, String> logContext(String vm) {
+    return Map.of(LogContext.POOL, name, LogContext.VM, vm);
   }
 
   public int idleCount() {
@@ -200,7 +248,7 @@ public final class VMPool implements AutoCloseable {
     fill();
     try {
       PooledVm vm = ticket.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
-      acquireWait.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+      meters.record(AgentVmMeter.POOL_ACQUIRE_WAIT, Tags.empty(), System.nanoTime() - t0);
       return vm;
     } catch (TimeoutException e) {
       synchronized (lock) {
@@ -252,7 +300,7 @@ public final class VMPool implements AutoCloseable {
   }
 
   private void releaseLater(PooledVm vm) {
-    onWorker(() -> release(vm));
+    onWorker(LogContext.wrap(logContext(vm.name()), () -> release(vm)));
   }
 
   /**
@@ -278,9 +326,9 @@ public final class VMPool implements AutoCloseable {
       }
       destroying++;
     }
-    Counter.builder("agentvm.pool.discarded").tag("reason", reason).register(registry).increment();
-    LOG.debug("{} given back ({}): destroying it", vm.name(), reason);
-    onWorker(() -> destroy(vm));
+    meters.increment(AgentVmMeter.POOL_DISCARDED, Tags.of("reason", reason));
+    LOG.debug("pool {}: {} given back ({}): destroying it", name, vm.name(), reason);
+    onWorker(LogContext.wrap(logContext(vm.name()), () -> destroy(vm)));
     fill();
   }
 
@@ -294,10 +342,7 @@ public final class VMPool implements AutoCloseable {
         throw new IllegalArgumentException(vm.name() + " is not in use from this pool");
       }
     }
-    Counter.builder("agentvm.pool.discarded")
-        .tag("reason", "detached")
-        .register(registry)
-        .increment();
+    meters.increment(AgentVmMeter.POOL_DISCARDED, Tags.of("reason", "detached"));
     fill();
   }
 
@@ -320,7 +365,8 @@ public final class VMPool implements AutoCloseable {
       removal.run();
     } catch (RuntimeException e) {
       LOG.warn(
-          "could not remove pool VM {}: {}",
+          "pool {}: could not remove VM {}: {}",
+          name,
           vm.name(),
           LogText.clean(String.valueOf(e.getMessage())));
     } finally {
@@ -346,41 +392,54 @@ public final class VMPool implements AutoCloseable {
       starting += Math.max(0, toStart);
     }
     for (int i = 0; i < toStart; i++) {
-      String name = config.namePrefix() + poolId + "-" + sequence.incrementAndGet();
-      onWorker(() -> create(name));
+      String vm = config.namePrefix() + poolId + "-" + sequence.incrementAndGet();
+      onWorker(LogContext.wrap(logContext(vm), () -> create(vm)));
     }
   }
 
   @SuppressFBWarnings(
       value = "CRLF_INJECTION_LOGS",
-      justification =
-          "the VM name is ours; the error text (maybe with a console log) is cleaned at WARN")
-  private void create(String name) {
+      justification = "the pool and VM names are ours, the rest are numbers")
+  private void create(String vm) {
     long t0 = System.nanoTime();
-    PooledVm vm;
+    PooledVm made;
     try {
-      vm = factory.create(name, clock.getAsLong());
+      made = factory.create(vm, clock.getAsLong());
     } catch (Exception e) {
-      LOG.warn("could not make pool VM {}: {}", name, LogText.clean(e));
-      LOG.debug("making {} failed", name, e);
-      CompletableFuture<PooledVm> failed = null;
-      synchronized (lock) {
-        starting--;
-        retryAfterNanos = clock.getAsLong() + Duration.ofSeconds(1).toNanos();
-        // a waiter that nobody else will serve learns why instead of timing out
-        if (waiters.size() > idle.size() + starting) {
-          failed = waiters.pollFirst();
-        }
-      }
-      if (failed != null) {
-        failed.completeExceptionally(
-            new PoolExhaustedException("making a VM failed: " + e.getMessage(), e));
-      }
+      meters.record(
+          AgentVmMeter.POOL_VM_CREATE,
+          Tags.of("kind", factory.kind(), "outcome", "failure"),
+          System.nanoTime() - t0);
+      createFailed(vm, e);
       return;
     }
-    startTime.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
-    LOG.debug("{} ready ({} ms)", name, (System.nanoTime() - t0) / 1_000_000);
-    offer(vm);
+    long took = System.nanoTime() - t0;
+    meters.record(
+        AgentVmMeter.POOL_VM_CREATE, Tags.of("kind", factory.kind(), "outcome", "success"), took);
+    LOG.debug("pool {}: {} ready ({} ms)", name, vm, took / 1_000_000);
+    offer(made);
+  }
+
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification =
+          "the pool and VM names are ours; the error text (maybe with a console log) is cleaned")
+  private void createFailed(String vm, Exception e) {
+    LOG.warn("pool {}: could not make VM {}: {}", name, vm, LogText.clean(e));
+    LOG.debug("pool {}: making {} failed", name, vm, e);
+    CompletableFuture<PooledVm> failed = null;
+    synchronized (lock) {
+      starting--;
+      retryAfterNanos = clock.getAsLong() + Duration.ofSeconds(1).toNanos();
+      // a waiter that nobody else will serve learns why instead of timing out
+      if (waiters.size() > idle.size() + starting) {
+        failed = waiters.pollFirst();
+      }
+    }
+    if (failed != null) {
+      failed.completeExceptionally(
+          new PoolExhaustedException("making a VM failed: " + e.getMessage(), e));
+    }
   }
 
   /** A fresh VM: to the first waiter, else idle. */
@@ -430,7 +489,7 @@ public final class VMPool implements AutoCloseable {
       if (age >= config.ttl().toNanos()) {
         stale.add(vm);
       } else if (!factory.isHealthy(vm)) {
-        LOG.warn("idle pool VM {} is not healthy: replacing it", vm.name());
+        LOG.warn("pool {}: idle VM {} is not healthy: replacing it", name, vm.name());
         stale.add(vm);
       } else {
         next = Math.min(next, config.ttl().toNanos() - age);
@@ -447,8 +506,8 @@ public final class VMPool implements AutoCloseable {
       }
     }
     for (PooledVm vm : stale) {
-      LOG.debug("replacing idle {}", vm.name());
-      onWorker(() -> destroy(vm));
+      LOG.debug("pool {}: replacing idle {}", name, vm.name());
+      onWorker(LogContext.wrap(logContext(vm.name()), () -> destroy(vm)));
     }
     fill();
     return Math.max(1, next);
@@ -462,17 +521,19 @@ public final class VMPool implements AutoCloseable {
     }
     try {
       housekeeping.schedule(
-          () -> {
-            long next = config.healthCheckInterval().toNanos();
-            try {
-              next = cleanup(clock.getAsLong());
-            } catch (RuntimeException e) {
-              LOG.warn("pool housekeeping failed", e);
-            }
-            if (next != Long.MAX_VALUE) {
-              scheduleHousekeeping(next);
-            }
-          },
+          LogContext.wrap(
+              Map.of(LogContext.POOL, name),
+              () -> {
+                long next = config.healthCheckInterval().toNanos();
+                try {
+                  next = cleanup(clock.getAsLong());
+                } catch (RuntimeException e) {
+                  LOG.warn("pool {}: housekeeping failed", name, e);
+                }
+                if (next != Long.MAX_VALUE) {
+                  scheduleHousekeeping(next);
+                }
+              }),
           delayNanos,
           TimeUnit.NANOSECONDS);
     } catch (java.util.concurrent.RejectedExecutionException e) {
@@ -523,17 +584,17 @@ public final class VMPool implements AutoCloseable {
       destroying += all.size();
     }
     if (!all.isEmpty()) {
-      LOG.info("closing pool: removing {} VMs", all.size());
+      LOG.info("closing pool {}: removing {} VMs", name, all.size());
     }
     for (PooledVm vm : all) {
-      onWorker(() -> retire(vm));
+      onWorker(LogContext.wrap(logContext(vm.name()), () -> retire(vm)));
     }
     workers.shutdown();
     long budgetNanos = TimeUnit.SECONDS.toNanos(Math.max(60, config.closeGrace().toSeconds() * 2));
     long until = System.nanoTime() + budgetNanos;
     try {
       if (!workers.awaitTermination(budgetNanos, TimeUnit.NANOSECONDS)) {
-        LOG.warn("pool workers did not finish: some VMs may be left for the reaper");
+        LOG.warn("pool {}: workers did not finish: some VMs may be left for the reaper", name);
       }
       // a VM given back while the pool closed is destroyed on the caller's thread once the workers
       // refuse work: wait for that removal too, so that close() returns with every VM gone
@@ -544,6 +605,8 @@ public final class VMPool implements AutoCloseable {
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    } finally {
+      meters.close();
     }
   }
 

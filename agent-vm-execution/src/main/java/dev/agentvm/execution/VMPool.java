@@ -9,6 +9,7 @@ import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.binder.MeterBinder;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -26,6 +27,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.DoubleSupplier;
 import java.util.function.LongSupplier;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
@@ -53,6 +55,11 @@ import org.slf4j.LoggerFactory;
  * destroyed. A VM given back after use is destroyed at once by default: its state is thrown away by
  * design, so there is nothing in it to flush.
  *
+ * <p>When the factory fails, the pool waits before it tries again, about twice as long after each
+ * failure in a row (from under a second up to a minute, with jitter), and says so once with the
+ * cause, then in a summary at most every 5 minutes; a caller waiting in {@link #acquire} learns the
+ * cause at once.
+ *
  * <p>Metrics: the pool is a Micrometer {@link MeterBinder}: {@link #bindTo} a registry (or give one
  * to {@link #start(VmFactory, PoolConfig, MeterRegistry)}) and its meters, and those of the {@link
  * AgentExecutor}s on it, appear there tagged {@code pool=}{@link PoolConfig#poolName()}. Without a
@@ -62,6 +69,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class VMPool implements AutoCloseable, MeterBinder {
   private static final Logger LOG = LoggerFactory.getLogger(VMPool.class);
+  private static final SecureRandom JITTER = new SecureRandom();
 
   private final VmFactory factory;
   private final PoolConfig config;
@@ -78,6 +86,7 @@ public final class VMPool implements AutoCloseable, MeterBinder {
   private int destroying; // guarded by lock
   private boolean closed; // guarded by lock
   private long retryAfterNanos; // guarded by lock: no new creations before (after a failure)
+  private final RefillBackoff backoff; // guarded by lock
   private final AtomicInteger sequence = new AtomicInteger();
   private volatile dev.agentvm.internal.ShutdownHooks.Registration atExit = () -> {};
   private final String poolId = Long.toString(System.nanoTime() % 1_000_000, 36);
@@ -87,17 +96,21 @@ public final class VMPool implements AutoCloseable, MeterBinder {
       PoolConfig config,
       @Nullable MeterRegistry registry,
       LongSupplier clock,
+      DoubleSupplier jitter,
       boolean housekeep) {
     this.factory = Objects.requireNonNull(factory, "factory");
     this.config = Objects.requireNonNull(config, "config");
     this.name = config.poolName();
     this.clock = clock;
     this.retryAfterNanos = clock.getAsLong();
+    this.backoff = new RefillBackoff(jitter);
     this.meters = new Meters(Tags.of("pool", name), "pool named '" + name + "'");
     for (State s : State.values()) {
       meters.gauge(AgentVmMeter.POOL_VMS, Tags.of("state", s.tag), this, p -> p.count(s));
     }
     meters.gauge(AgentVmMeter.POOL_WAITERS, Tags.empty(), this, VMPool::waitingCount);
+    meters.gauge(
+        AgentVmMeter.POOL_REFILL_FAILURES, Tags.empty(), this, VMPool::consecutiveFailures);
     if (registry != null) {
       meters.bindTo(registry); // before any thread exists: a name taken there fails the start
     }
@@ -135,6 +148,12 @@ public final class VMPool implements AutoCloseable, MeterBinder {
     }
   }
 
+  private int consecutiveFailures() {
+    synchronized (lock) {
+      return backoff.failures();
+    }
+  }
+
   /**
    * Starts a pool and begins making its first {@code minSize} VMs. It records metrics once a
    * registry is bound ({@link #bindTo}).
@@ -156,19 +175,32 @@ public final class VMPool implements AutoCloseable, MeterBinder {
 
   private static VMPool startWith(
       VmFactory factory, PoolConfig config, @Nullable MeterRegistry registry) {
-    VMPool p = new VMPool(factory, config, registry, System::nanoTime, true);
+    VMPool p = new VMPool(factory, config, registry, System::nanoTime, JITTER::nextDouble, true);
     p.atExit = dev.agentvm.internal.ShutdownHooks.register("VM pool " + p.name, p);
     p.fill();
     p.scheduleHousekeeping(config.healthCheckInterval().toNanos());
     return p;
   }
 
-  /** A pool driven by a given clock, without a housekeeping thread: call {@link #cleanup}. */
+  /**
+   * A pool driven by a given clock and jitter (values in [0, 1) for the back-off), without a
+   * housekeeping thread: call {@link #cleanup}; a failed creation is retried by the next {@code
+   * cleanup} after its back-off.
+   */
   static VMPool startManual(
-      VmFactory factory, PoolConfig config, @Nullable MeterRegistry registry, LongSupplier clock) {
-    VMPool p = new VMPool(factory, config, registry, clock, false);
+      VmFactory factory,
+      PoolConfig config,
+      @Nullable MeterRegistry registry,
+      LongSupplier clock,
+      DoubleSupplier jitter) {
+    VMPool p = new VMPool(factory, config, registry, clock, jitter, false);
     p.fill();
     return p;
+  }
+
+  static VMPool startManual(
+      VmFactory factory, PoolConfig config, MeterRegistry registry, LongSupplier clock) {
+    return startManual(factory, config, registry, clock, () -> 0.5);
   }
 
   public PoolConfig config() {
@@ -416,30 +448,83 @@ public final class VMPool implements AutoCloseable, MeterBinder {
     long took = System.nanoTime() - t0;
     meters.record(
         AgentVmMeter.POOL_VM_CREATE, Tags.of("kind", factory.kind(), "outcome", "success"), took);
+    int ended;
+    long failingNanos;
+    synchronized (lock) {
+      failingNanos = clock.getAsLong() - backoff.firstFailureNanos();
+      ended = backoff.succeeded();
+    }
+    if (ended > 0) {
+      LOG.info(
+          "pool {}: making VMs works again, after {} failed attempts over {} s",
+          name,
+          ended,
+          TimeUnit.NANOSECONDS.toSeconds(failingNanos));
+    }
     LOG.debug("pool {}: {} ready ({} ms)", name, vm, took / 1_000_000);
     offer(made);
   }
 
+  /**
+   * A creation failed: back off before the next one (retried by the housekeeping thread when the
+   * wait is over), fail a waiter nobody else will serve, and say so once, then in summaries.
+   */
   @SuppressFBWarnings(
       value = "CRLF_INJECTION_LOGS",
       justification =
           "the pool and VM names are ours; the error text (maybe with a console log) is cleaned")
   private void createFailed(String vm, Exception e) {
-    LOG.warn("pool {}: could not make VM {}: {}", name, vm, LogText.clean(e));
-    LOG.debug("pool {}: making {} failed", name, vm, e);
     CompletableFuture<PooledVm> failed = null;
+    RefillBackoff.Verdict v;
     synchronized (lock) {
       starting--;
-      retryAfterNanos = clock.getAsLong() + Duration.ofSeconds(1).toNanos();
+      long now = clock.getAsLong();
+      v = backoff.failed(now);
+      retryAfterNanos = now + v.delayNanos();
       // a waiter that nobody else will serve learns why instead of timing out
       if (waiters.size() > idle.size() + starting) {
         failed = waiters.pollFirst();
       }
+      lock.notifyAll();
     }
+    long retryMillis = TimeUnit.NANOSECONDS.toMillis(v.delayNanos());
+    switch (v.report()) {
+      case FIRST ->
+          LOG.warn(
+              "pool {}: could not make VM {}: {}; trying again in {} ms, waiting up to twice as"
+                  + " long after each further failure (up to {} s; summaries every {} min,"
+                  + " each failure at DEBUG)",
+              name,
+              vm,
+              LogText.clean(e),
+              retryMillis,
+              RefillBackoff.MAX.toSeconds(),
+              RefillBackoff.SUMMARY_EVERY.toMinutes());
+      case SUMMARY ->
+          LOG.warn(
+              "pool {}: still cannot make VMs: {} more failed attempts ({} in a row over {} s);"
+                  + " the last: {}; next attempt in {} ms",
+              name,
+              v.sinceReport(),
+              v.failures(),
+              TimeUnit.NANOSECONDS.toSeconds(v.failingNanos()),
+              LogText.clean(e),
+              retryMillis);
+      case QUIET ->
+          LOG.debug(
+              "pool {}: could not make VM {} ({} in a row): {}; next attempt in {} ms",
+              name,
+              vm,
+              v.failures(),
+              LogText.clean(e),
+              retryMillis);
+    }
+    LOG.debug("pool {}: making {} failed", name, vm, e);
     if (failed != null) {
       failed.completeExceptionally(
           new PoolExhaustedException("making a VM failed: " + e.getMessage(), e));
     }
+    scheduleRefill(v.delayNanos());
   }
 
   /** A fresh VM: to the first waiter, else idle. */
@@ -464,6 +549,30 @@ public final class VMPool implements AutoCloseable, MeterBinder {
     }
     if (destroyNow) {
       destroy(vm);
+    }
+  }
+
+  // the task logs its own failures and close() stops it: nobody waits on its future
+  @SuppressWarnings("FutureReturnValueIgnored")
+  private void scheduleRefill(long delayNanos) {
+    if (housekeeping == null) {
+      return; // a manual pool refills on its next cleanup
+    }
+    try {
+      housekeeping.schedule(
+          LogContext.wrap(
+              Map.of(LogContext.POOL, name),
+              () -> {
+                try {
+                  fill();
+                } catch (RuntimeException e) {
+                  LOG.warn("pool {}: refill failed", name, e);
+                }
+              }),
+          delayNanos,
+          TimeUnit.NANOSECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // closing
     }
   }
 

@@ -393,7 +393,7 @@ class VMPoolTest {
   @Test
   void anExecutorGivenARegistryBindsItsPoolThereToo() throws Exception {
     SimpleMeterRegistry app = new SimpleMeterRegistry();
-    try (VMPool p = VMPool.startManual(factory, config(1, 2, "fake-"), null, now::get);
+    try (VMPool p = VMPool.startManual(factory, config(1, 2, "fake-"), null, now::get, () -> 0);
         AgentExecutor ex = AgentExecutor.builder(p).meterRegistry(app).build()) {
       p.awaitQuiet(Duration.ofSeconds(5));
       assertEquals(1, vms(app, "fake", "idle"), "the pool's gauges in the executor's registry");
@@ -407,7 +407,7 @@ class VMPoolTest {
 
   @Test
   void thePoolIsAMeterBinderForRegistriesWiredLater() throws Exception {
-    try (VMPool p = VMPool.startManual(factory, config(1, 2, "fake-"), null, now::get)) {
+    try (VMPool p = VMPool.startManual(factory, config(1, 2, "fake-"), null, now::get, () -> 0)) {
       p.awaitQuiet(Duration.ofSeconds(5));
       p.release(p.acquire(Duration.ofSeconds(1))); // recorded nowhere: no registry yet
       p.awaitQuiet(Duration.ofSeconds(5));
@@ -418,6 +418,8 @@ class VMPoolTest {
       assertEquals(1, vms(later, "fake", "idle"), "gauges read the pool's state at once");
       assertEquals(0, vms(later, "fake", "in_use"));
       assertEquals(0, later.get("agentvm.pool.waiters").tag("pool", "fake").gauge().value());
+      assertEquals(
+          0, later.get("agentvm.pool.refill.failures").tag("pool", "fake").gauge().value());
       assertNull(later.find("agentvm.pool.acquire.wait").timer(), "what came before is not there");
       p.release(p.acquire(Duration.ofSeconds(1)));
       assertEquals(1, later.get("agentvm.pool.acquire.wait").tag("pool", "fake").timer().count());
@@ -452,6 +454,70 @@ class VMPoolTest {
           factory.contexts);
     }
     assertEquals(Map.of(LogContext.EXECUTION, "the-callers"), mdc(), "the caller's MDC as before");
+  }
+
+  @Test
+  void aFailingFactoryIsRetriedAfterWaitsThatDoubleUpToTheCapAndStartOverOnceItWorks()
+      throws Exception {
+    factory.failing.set(true);
+    long step = Duration.ofMillis(100).toNanos();
+    // jitter 0: each wait is the lower bound, half its cap
+    try (VMPool p =
+        VMPool.startManual(factory, config(1, 2, "fake-"), registry, now::get, () -> 0)) {
+      p.awaitQuiet(Duration.ofSeconds(5));
+      long end = now.get() + Duration.ofMinutes(10).toNanos();
+      while (now.get() < end) {
+        now.addAndGet(step);
+        p.cleanup(now.get()); // what the housekeeping thread would run: refill
+        p.awaitQuiet(Duration.ofSeconds(5));
+      }
+      List<Long> at = List.copyOf(factory.attempts);
+      List<Long> gaps = new ArrayList<>();
+      for (int i = 1; i < at.size(); i++) {
+        gaps.add(at.get(i) - at.get(i - 1));
+      }
+      // 0.5, 1, 2, ... 16 s, then every 30 s (the least wait under the 60 s cap): 25 attempts,
+      // where a retry a second made 600
+      assertTrue(at.size() <= 30, "10 minutes of a broken factory: " + at.size() + " attempts");
+      assertTrue(at.size() >= 15, "but it keeps trying: " + at.size());
+      assertTrue(gaps.get(0) >= RefillBackoff.FIRST.toNanos() / 2, "first wait " + gaps.get(0));
+      for (int i = 1; i < gaps.size(); i++) {
+        assertTrue(gaps.get(i) >= gaps.get(i - 1), "waits never shrink: " + gaps);
+        assertTrue(gaps.get(i) <= RefillBackoff.MAX.toNanos() + step, "capped: " + gaps);
+      }
+      assertTrue(
+          gaps.get(gaps.size() - 1) >= RefillBackoff.MAX.toNanos() / 2, "reaches the cap: " + gaps);
+      assertEquals(at.size(), failures(p), "failures in a row, as a gauge");
+      assertEquals(at.size(), creates(registry, "fake", "failure"));
+
+      factory.failing.set(false);
+      int before = factory.attempts.size();
+      while (p.idleCount() == 0 && now.get() < end + RefillBackoff.MAX.toNanos() * 2) {
+        now.addAndGet(step);
+        p.cleanup(now.get());
+        p.awaitQuiet(Duration.ofSeconds(5));
+      }
+      assertEquals(1, p.idleCount(), "refilled on the next attempt");
+      assertEquals(before + 1, factory.attempts.size());
+      assertEquals(0, failures(p), "the count of failures in a row is back to 0");
+
+      factory.failing.set(true);
+      p.release(p.acquire(Duration.ofSeconds(1))); // its replacement fails
+      p.awaitQuiet(Duration.ofSeconds(5));
+      long failedAt = factory.attempts.get(factory.attempts.size() - 1);
+      int n = factory.attempts.size();
+      while (factory.attempts.size() == n) {
+        now.addAndGet(step);
+        p.cleanup(now.get());
+        p.awaitQuiet(Duration.ofSeconds(5));
+      }
+      long gap = factory.attempts.get(n) - failedAt;
+      assertTrue(gap <= RefillBackoff.FIRST.toNanos(), "the back-off started over: " + gap);
+    }
+  }
+
+  private double failures(VMPool p) {
+    return registry.get("agentvm.pool.refill.failures").tag("pool", p.name()).gauge().value();
   }
 
   @Test

@@ -20,6 +20,12 @@ public enum AgentVmMeter {
       "state"),
   POOL_WAITERS(
       "agentvm.pool.waiters", Type.GAUGE, null, "callers waiting in acquire for a VM", "pool"),
+  POOL_REFILL_FAILURES(
+      "agentvm.pool.refill.failures",
+      Type.GAUGE,
+      null,
+      "failed attempts in a row to make a VM; 0 once one succeeds",
+      "pool"),
   POOL_ACQUIRE_WAIT(
       "agentvm.pool.acquire.wait",
       Type.TIMER,

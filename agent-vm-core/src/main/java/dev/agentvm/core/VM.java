@@ -6,6 +6,7 @@ import dev.agentvm.core.agent.UnixSocketTransport;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.DomainLifecycleListener;
 import dev.agentvm.core.spi.DomainStatus;
+import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -33,12 +34,19 @@ import org.slf4j.LoggerFactory;
  *   System.out.println(agent.hello());
  * }
  * }</pre>
+ *
+ * <p>Logging: one logger for the class; its lines name the VM, and while a call on it runs the VM's
+ * name is in the MDC under {@code vm} ({@link LogContext#VM}), so lines that lower layers log on
+ * the calling thread carry it too.
  */
+// "try": the MDC scopes are try-with-resources blocks whose variable is unused by design
+@SuppressWarnings("try")
 public final class VM implements AutoCloseable {
   /** Grace period {@link #close()} gives a running guest before destroying it. */
   public static final Duration DEFAULT_SHUTDOWN_GRACE = Duration.ofSeconds(10);
 
-  private final Logger log;
+  private static final Logger LOG = LoggerFactory.getLogger(VM.class);
+
   private final LibvirtConnection connection;
   private final DomainHandle domain;
   private final VMTemplate template;
@@ -57,7 +65,6 @@ public final class VM implements AutoCloseable {
     this.domain = domain;
     this.template = template;
     this.virtType = virtType;
-    this.log = LoggerFactory.getLogger(VM.class.getName() + "." + domain.name());
     this.listener =
         (name, event) -> {
           if (name.equals(domain.name())) {
@@ -88,6 +95,11 @@ public final class VM implements AutoCloseable {
 
   public String name() {
     return domain.name();
+  }
+
+  /** The VM's name in the MDC until the scope closes (the outer value back after). */
+  private LogContext.Scope logContext() {
+    return LogContext.put(LogContext.VM, domain.name());
   }
 
   public String uuid() {
@@ -133,10 +145,12 @@ public final class VM implements AutoCloseable {
     VMState before = lastState;
     if (now != before) {
       lastState = now;
-      if (now == VMState.CRASHED) {
-        log.warn("{} -> CRASHED (console: {})", before, consoleLog());
-      } else {
-        log.debug("{} -> {}", before, now);
+      try (LogContext.Scope c = logContext()) {
+        if (now == VMState.CRASHED) {
+          LOG.warn("VM {}: {} -> CRASHED (console: {})", name(), before, consoleLog());
+        } else {
+          LOG.debug("VM {}: {} -> {}", name(), before, now);
+        }
       }
     }
     return now;
@@ -149,20 +163,22 @@ public final class VM implements AutoCloseable {
    * @throws VmStartException if the hypervisor could not start it
    */
   public void start() {
-    VMState s = state();
-    if (!s.canTransitionTo(VMState.RUNNING) || s == VMState.PAUSED) {
-      throw new VmStateException("cannot start VM " + name() + " in state " + s);
+    try (LogContext.Scope c = logContext()) {
+      VMState s = state();
+      if (!s.canTransitionTo(VMState.RUNNING) || s == VMState.PAUSED) {
+        throw new VmStateException("cannot start VM " + name() + " in state " + s);
+      }
+      dropAgent(); // a client of an earlier run of the guest
+      try {
+        domain.start();
+      } catch (AgentVmException e) {
+        throw new VmStartException("starting VM " + name() + " failed: " + e.getMessage(), e);
+      }
+      started = true;
+      stopping = false;
+      state();
+      LOG.debug("VM {}: started ({})", name(), virtType);
     }
-    dropAgent(); // a client of an earlier run of the guest
-    try {
-      domain.start();
-    } catch (AgentVmException e) {
-      throw new VmStartException("starting VM " + name() + " failed: " + e.getMessage(), e);
-    }
-    started = true;
-    stopping = false;
-    state();
-    log.debug("started ({})", virtType);
   }
 
   /**
@@ -172,6 +188,12 @@ public final class VM implements AutoCloseable {
    * @throws VmStartException if the agent did not answer in time or the VM stopped meanwhile
    */
   public AgentClient awaitAgent(Duration deadline) {
+    try (LogContext.Scope c = logContext()) {
+      return connectAgent(deadline);
+    }
+  }
+
+  private AgentClient connectAgent(Duration deadline) {
     synchronized (monitor) {
       if (agent != null && agent.isOpen()) {
         return agent;
@@ -250,6 +272,12 @@ public final class VM implements AutoCloseable {
    *     guest (QEMU cannot save a VM then: mount shares only after restoring)
    */
   public void saveMemory(Path file) {
+    try (LogContext.Scope c = logContext()) {
+      saveMemoryInto(file);
+    }
+  }
+
+  private void saveMemoryInto(Path file) {
     VMState s = state();
     if (s != VMState.RUNNING) {
       throw new VmStateException("cannot save the memory of VM " + name() + " while it is " + s);
@@ -261,7 +289,7 @@ public final class VM implements AutoCloseable {
       throw new SnapshotException(explainSaveFailure(name(), e.getMessage()), e);
     }
     state();
-    log.debug("memory saved to {}", file);
+    LOG.debug("VM {}: memory saved to {}", name(), file);
   }
 
   /** Turns QEMU's refusal to save with a mounted 9p share into advice. */
@@ -291,12 +319,17 @@ public final class VM implements AutoCloseable {
                 a,
                 settings,
                 (from, to, silence) -> {
-                  if (to == HeartbeatMonitor.Health.DEAD) {
-                    log.warn(
-                        "guest agent declared dead after {} ms of silence; the VM is unhealthy",
-                        silence.toMillis());
+                  // on the heartbeat's thread: the VM's name in the MDC for the listener too
+                  try (LogContext.Scope c = logContext()) {
+                    if (to == HeartbeatMonitor.Health.DEAD) {
+                      LOG.warn(
+                          "VM {}: guest agent declared dead after {} ms of silence; the VM is"
+                              + " unhealthy",
+                          name(),
+                          silence.toMillis());
+                    }
+                    listener.onHealthChange(from, to, silence);
                   }
-                  listener.onHealthChange(from, to, silence);
                 });
       }
       return heartbeat;
@@ -347,6 +380,12 @@ public final class VM implements AutoCloseable {
    * whose state is thrown away anyway).
    */
   public ShutdownResult shutdown(Duration grace) {
+    try (LogContext.Scope c = logContext()) {
+      return stop(grace);
+    }
+  }
+
+  private ShutdownResult stop(Duration grace) {
     VMState s = state();
     if (!s.isActive()) {
       return ShutdownResult.ALREADY_STOPPED;
@@ -355,16 +394,16 @@ public final class VM implements AutoCloseable {
     stopHeartbeat(); // silence from now on is intended, not a failure
     long end = System.nanoTime() + grace.toNanos();
     if (s == VMState.PAUSED) {
-      log.debug("paused: cannot shut down gracefully, destroying");
+      LOG.debug("VM {}: paused: cannot shut down gracefully, destroying", name());
     } else if (grace.isZero() || grace.isNegative()) {
-      log.debug("no grace period: destroying");
+      LOG.debug("VM {}: no grace period: destroying", name());
     } else {
       requestGuestPowerOff(grace);
       if (waitForStopped(Duration.ofNanos(Math.max(0, end - System.nanoTime())))) {
-        log.debug("shut down gracefully");
+        LOG.debug("VM {}: shut down gracefully", name());
         return ShutdownResult.GRACEFUL;
       }
-      log.warn("did not power off within {} ms, destroying it", grace.toMillis());
+      LOG.warn("VM {}: did not power off within {} ms, destroying it", name(), grace.toMillis());
     }
     try {
       domain.destroy();
@@ -379,7 +418,7 @@ public final class VM implements AutoCloseable {
     try {
       domain.requestShutdown(); // ACPI: works for full distributions
     } catch (AgentVmException e) {
-      log.debug("ACPI shutdown request refused: {}", e.getMessage());
+      LOG.debug("VM {}: ACPI shutdown request refused: {}", name(), e.getMessage());
     }
     AgentClient a;
     synchronized (monitor) {
@@ -396,7 +435,10 @@ public final class VM implements AutoCloseable {
       }
       a.requestShutdown(agentDeadline);
     } catch (IOException e) {
-      log.debug("agent shutdown request failed: {}", LogText.clean(String.valueOf(e.getMessage())));
+      LOG.debug(
+          "VM {}: agent shutdown request failed: {}",
+          name(),
+          LogText.clean(String.valueOf(e.getMessage())));
     }
   }
 
@@ -418,25 +460,31 @@ public final class VM implements AutoCloseable {
 
   /** Stops the VM at once, without asking the guest. */
   public void destroy() {
-    stopping = true;
-    domain.destroy();
-    waitForStopped(Duration.ofSeconds(10));
+    try (LogContext.Scope c = logContext()) {
+      stopping = true;
+      domain.destroy();
+      waitForStopped(Duration.ofSeconds(10));
+    }
   }
 
   public void pause() {
-    VMState s = state();
-    if (s != VMState.RUNNING) {
-      throw new VmStateException("cannot pause VM " + name() + " in state " + s);
+    try (LogContext.Scope c = logContext()) {
+      VMState s = state();
+      if (s != VMState.RUNNING) {
+        throw new VmStateException("cannot pause VM " + name() + " in state " + s);
+      }
+      domain.suspend();
     }
-    domain.suspend();
   }
 
   public void resume() {
-    VMState s = state();
-    if (s != VMState.PAUSED) {
-      throw new VmStateException("cannot resume VM " + name() + " in state " + s);
+    try (LogContext.Scope c = logContext()) {
+      VMState s = state();
+      if (s != VMState.PAUSED) {
+        throw new VmStateException("cannot resume VM " + name() + " in state " + s);
+      }
+      domain.resume();
     }
-    domain.resume();
   }
 
   /**
@@ -468,6 +516,12 @@ public final class VM implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
+    try (LogContext.Scope c = logContext()) {
+      closeSteps();
+    }
+  }
+
+  private void closeSteps() {
     List<RuntimeException> failures = new ArrayList<>();
     try {
       shutdown(DEFAULT_SHUTDOWN_GRACE);
@@ -493,7 +547,7 @@ public final class VM implements AutoCloseable {
                 "removing " + template.runDir() + " failed: " + e.getMessage(), e));
       }
     } else {
-      log.warn(
+      LOG.warn(
           "VM {} could not be undefined; keeping {} for inspection", name(), template.runDir());
     }
     if (!failures.isEmpty()) {

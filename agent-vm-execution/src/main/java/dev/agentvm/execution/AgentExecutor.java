@@ -8,7 +8,10 @@ import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
+import dev.agentvm.execution.internal.AgentVmMeter;
+import dev.agentvm.execution.internal.Meters;
 import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Redaction;
 import dev.agentvm.internal.Threads;
@@ -16,10 +19,8 @@ import dev.agentvm.protocol.StatusReport;
 import dev.agentvm.storage.ExtractedOutput;
 import dev.agentvm.storage.FilesystemShare;
 import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
-import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Timer;
-import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
+import io.micrometer.core.instrument.Tags;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -60,7 +61,14 @@ import org.slf4j.LoggerFactory;
  * the cause when QEMU died); a code that outlives its timeout is stopped with its whole process
  * tree and its result says {@link TaskState#TIMED_OUT}. Closing the executor cancels what still
  * runs and removes quarantined VMs; it does not close the pool.
+ *
+ * <p>Metrics go where the pool's go ({@link VMPool#bindTo}), tagged with the pool's name; {@link
+ * Builder#meterRegistry} binds the pool to that registry too. While an execution runs, its id is in
+ * the MDC under {@code execution} (with {@code pool}, and {@code vm} once it has one), on whichever
+ * thread runs it; the caller's MDC is as before afterwards.
  */
+// "try": the MDC scopes are try-with-resources blocks whose variable is unused by design
+@SuppressWarnings("try")
 public final class AgentExecutor implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(AgentExecutor.class);
 
@@ -68,7 +76,7 @@ public final class AgentExecutor implements AutoCloseable {
   public static final String GUEST_WORKDIR = "/workspace/work";
 
   private final VMPool pool;
-  private final MeterRegistry registry;
+  private final Meters meters;
   private final AuditLog audit;
   private final AnomalyDetector anomalies;
   private final List<ExecutionListener> listeners;
@@ -77,13 +85,16 @@ public final class AgentExecutor implements AutoCloseable {
   private final Duration sampleInterval;
   private final HeartbeatMonitor.Settings heartbeat;
   private final ExecutorService threads;
-  private final Counter crashes;
   private final List<Task> running = new CopyOnWriteArrayList<>();
   private final List<PooledVm> quarantined = new CopyOnWriteArrayList<>();
 
   private AgentExecutor(Builder b) {
     this.pool = b.pool;
-    this.registry = b.registry;
+    MeterRegistry r = b.registry;
+    if (r != null) {
+      pool.bindTo(r);
+    }
+    this.meters = pool.meters();
     this.audit = b.audit;
     this.anomalies = b.anomalies;
     this.listeners = List.copyOf(b.listeners);
@@ -92,10 +103,7 @@ public final class AgentExecutor implements AutoCloseable {
     this.sampleInterval = b.sampleInterval;
     this.heartbeat = b.heartbeat;
     this.threads = Executors.newCachedThreadPool(Threads.numberedDaemons("agentvm-exec"));
-    this.crashes =
-        Counter.builder("agentvm.vm.crashes")
-            .description("VMs that died while running an execution")
-            .register(registry);
+    meters.counter(AgentVmMeter.VM_CRASHES, Tags.empty()); // at 0 from the start, to alert on
   }
 
   public static Builder builder(VMPool pool) {
@@ -246,6 +254,13 @@ public final class AgentExecutor implements AutoCloseable {
     }
 
     ExecutionResult run() {
+      try (LogContext.Scope e = LogContext.put(LogContext.EXECUTION, req.id());
+          LogContext.Scope p = LogContext.put(LogContext.POOL, pool.name())) {
+        return runTask();
+      }
+    }
+
+    private ExecutionResult runTask() {
       to(TaskState.PENDING);
       audit("execution.submitted", submittedDetails());
       react(anomalies.onSubmit(req.id(), System.nanoTime()), null);
@@ -267,18 +282,20 @@ public final class AgentExecutor implements AutoCloseable {
         throw fail("acquire", e.getMessage(), e);
       }
       vmName = pv.name();
-      to(TaskState.PREPARING);
-      audit(
-          "vm.acquired",
-          Map.of("kind", pv.kind(), "waitMillis", (System.nanoTime() - t0) / 1_000_000));
-      String discard = "used";
-      try {
-        return runOn(pv);
-      } catch (ExecutionFailedException e) {
-        discard = e.getCause() instanceof VmCrashedException ? "crashed" : "failed";
-        throw e;
-      } finally {
-        release(pv, discard);
+      try (LogContext.Scope v = LogContext.put(LogContext.VM, pv.name())) {
+        to(TaskState.PREPARING);
+        audit(
+            "vm.acquired",
+            Map.of("kind", pv.kind(), "waitMillis", (System.nanoTime() - t0) / 1_000_000));
+        String discard = "used";
+        try {
+          return runOn(pv);
+        } catch (ExecutionFailedException e) {
+          discard = e.getCause() instanceof VmCrashedException ? "crashed" : "failed";
+          throw e;
+        } finally {
+          release(pv, discard);
+        }
       }
     }
 
@@ -334,11 +351,10 @@ public final class AgentExecutor implements AutoCloseable {
         Duration total = Duration.ofNanos(System.nanoTime() - submittedNanos);
         to(end);
         count(end);
-        Timer.builder("agentvm.execution.duration")
-            .tag("outcome", end.name().toLowerCase(Locale.ROOT))
-            .publishPercentileHistogram()
-            .register(registry)
-            .record(total);
+        meters.record(
+            AgentVmMeter.EXECUTION_DURATION,
+            Tags.of("outcome", end.name().toLowerCase(Locale.ROOT)),
+            total.toNanos());
         audit(
             "execution.completed",
             Map.of(
@@ -485,7 +501,7 @@ public final class AgentExecutor implements AutoCloseable {
                 ? new Anomaly(a.executionId(), pv.name(), a.rule(), a.detail(), a.response())
                 : a;
         LOG.warn("anomaly in {}: {}: {} ({})", req.id(), a.rule(), a.detail(), a.response());
-        Counter.builder("agentvm.anomalies").tag("rule", a.rule()).register(registry).increment();
+        meters.increment(AgentVmMeter.ANOMALIES, Tags.of("rule", a.rule()));
         audit(
             "anomaly.detected",
             Map.of("rule", a.rule(), "detail", a.detail(), "response", a.response().name()));
@@ -547,7 +563,7 @@ public final class AgentExecutor implements AutoCloseable {
         return e;
       }
       if (s == VMState.CRASHED || s == VMState.STOPPED || s == VMState.UNDEFINED) {
-        crashes.increment();
+        meters.increment(AgentVmMeter.VM_CRASHES, Tags.empty());
         return new VmCrashedException(
             "VM "
                 + pv.name()
@@ -575,10 +591,8 @@ public final class AgentExecutor implements AutoCloseable {
     }
 
     private void count(TaskState end) {
-      Counter.builder("agentvm.executions")
-          .tag("outcome", end.name().toLowerCase(Locale.ROOT))
-          .register(registry)
-          .increment();
+      meters.increment(
+          AgentVmMeter.EXECUTIONS, Tags.of("outcome", end.name().toLowerCase(Locale.ROOT)));
     }
 
     @SuppressFBWarnings(
@@ -627,7 +641,7 @@ public final class AgentExecutor implements AutoCloseable {
   /** Settings of an {@link AgentExecutor}. */
   public static final class Builder {
     private final VMPool pool;
-    private MeterRegistry registry = new CompositeMeterRegistry();
+    private @Nullable MeterRegistry registry;
     private AuditLog audit = AuditLog.NONE;
     private AnomalyDetector anomalies = AnomalyDetector.builder().build();
     private final List<ExecutionListener> listeners = new ArrayList<>();
@@ -640,6 +654,11 @@ public final class AgentExecutor implements AutoCloseable {
       this.pool = Objects.requireNonNull(pool, "pool");
     }
 
+    /**
+     * Reports the executor's meters, and its pool's, into {@code registry}: the pool is bound to it
+     * ({@link VMPool#bindTo}) when the executor is built. Without this the executor's meters go
+     * wherever the pool's go.
+     */
     public Builder meterRegistry(MeterRegistry registry) {
       this.registry = Objects.requireNonNull(registry);
       return this;

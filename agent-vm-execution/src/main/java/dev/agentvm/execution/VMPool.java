@@ -1,13 +1,15 @@
 package dev.agentvm.execution;
 
+import dev.agentvm.execution.internal.AgentVmMeter;
+import dev.agentvm.execution.internal.Meters;
+import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
 import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
-import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Timer;
-import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.binder.MeterBinder;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -15,6 +17,7 @@ import java.util.Deque;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -24,6 +27,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.DoubleSupplier;
 import java.util.function.LongSupplier;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
@@ -50,18 +54,30 @@ import org.slf4j.LoggerFactory;
  * removes every VM, each guest asked to power off and given {@code closeGrace} before it is
  * destroyed. A VM given back after use is destroyed at once by default: its state is thrown away by
  * design, so there is nothing in it to flush.
+ *
+ * <p>When the factory fails, the pool waits before it tries again, about twice as long after each
+ * failure in a row (from under a second up to a minute, with jitter), and says so once with the
+ * cause, then in a summary at most every 5 minutes; a caller waiting in {@link #acquire} learns the
+ * cause at once.
+ *
+ * <p>Metrics: the pool is a Micrometer {@link MeterBinder}: {@link #bindTo} a registry (or give one
+ * to {@link #start(VmFactory, PoolConfig, MeterRegistry)}) and its meters, and those of the {@link
+ * AgentExecutor}s on it, appear there tagged {@code pool=}{@link PoolConfig#poolName()}. Without a
+ * registry nothing is recorded. Closing the pool removes its meters. The list is in
+ * docs/observability.md. Its threads log with {@code pool} (and {@code vm} while working on one) in
+ * the MDC.
  */
-public final class VMPool implements AutoCloseable {
+public final class VMPool implements AutoCloseable, MeterBinder {
   private static final Logger LOG = LoggerFactory.getLogger(VMPool.class);
+  private static final SecureRandom JITTER = new SecureRandom();
 
   private final VmFactory factory;
   private final PoolConfig config;
   private final LongSupplier clock;
   private final ExecutorService workers;
   private final @Nullable ScheduledExecutorService housekeeping; // null in tests driving cleanup
-  private final MeterRegistry registry;
-  private final Timer acquireWait;
-  private final Timer startTime;
+  private final String name;
+  private final Meters meters;
   private final Object lock = new Object();
   private final Deque<PooledVm> idle = new ArrayDeque<>(); // guarded by lock, oldest first
   private final Set<PooledVm> inUse = new HashSet<>(); // guarded by lock
@@ -70,6 +86,7 @@ public final class VMPool implements AutoCloseable {
   private int destroying; // guarded by lock
   private boolean closed; // guarded by lock
   private long retryAfterNanos; // guarded by lock: no new creations before (after a failure)
+  private final RefillBackoff backoff; // guarded by lock
   private final AtomicInteger sequence = new AtomicInteger();
   private volatile dev.agentvm.internal.ShutdownHooks.Registration atExit = () -> {};
   private final String poolId = Long.toString(System.nanoTime() % 1_000_000, 36);
@@ -77,14 +94,26 @@ public final class VMPool implements AutoCloseable {
   private VMPool(
       VmFactory factory,
       PoolConfig config,
-      MeterRegistry registry,
+      @Nullable MeterRegistry registry,
       LongSupplier clock,
+      DoubleSupplier jitter,
       boolean housekeep) {
     this.factory = Objects.requireNonNull(factory, "factory");
     this.config = Objects.requireNonNull(config, "config");
-    this.registry = registry;
+    this.name = config.poolName();
     this.clock = clock;
     this.retryAfterNanos = clock.getAsLong();
+    this.backoff = new RefillBackoff(jitter);
+    this.meters = new Meters(Tags.of("pool", name), "pool named '" + name + "'");
+    for (State s : State.values()) {
+      meters.gauge(AgentVmMeter.POOL_VMS, Tags.of("state", s.tag), this, p -> p.count(s));
+    }
+    meters.gauge(AgentVmMeter.POOL_WAITERS, Tags.empty(), this, VMPool::waitingCount);
+    meters.gauge(
+        AgentVmMeter.POOL_REFILL_FAILURES, Tags.empty(), this, VMPool::consecutiveFailures);
+    if (registry != null) {
+      meters.bindTo(registry); // before any thread exists: a name taken there fails the start
+    }
     this.workers =
         Executors.newFixedThreadPool(
             config.parallelism(), Threads.numberedDaemons("agentvm-pool-worker"));
@@ -93,31 +122,19 @@ public final class VMPool implements AutoCloseable {
             ? Executors.newSingleThreadScheduledExecutor(
                 Threads.namedDaemons("agentvm-pool-housekeeping"))
             : null;
-    this.acquireWait =
-        Timer.builder("agentvm.pool.acquire.wait")
-            .description("time callers waited for a VM")
-            .publishPercentileHistogram()
-            .register(registry);
-    this.startTime =
-        Timer.builder("agentvm.vm.start")
-            .description("time to make a VM ready for work")
-            .tag("kind", factory.kind())
-            .register(registry);
-    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.IDLE))
-        .tag("state", "idle")
-        .register(registry);
-    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.IN_USE))
-        .tag("state", "in_use")
-        .register(registry);
-    Gauge.builder("agentvm.pool.vms", this, p -> p.count(State.STARTING))
-        .tag("state", "starting")
-        .register(registry);
   }
 
   private enum State {
-    IDLE,
-    IN_USE,
-    STARTING
+    IDLE("idle"),
+    IN_USE("in_use"),
+    STARTING("starting"),
+    DESTROYING("destroying");
+
+    final String tag;
+
+    State(String tag) {
+      this.tag = tag;
+    }
   }
 
   private int count(State s) {
@@ -126,34 +143,97 @@ public final class VMPool implements AutoCloseable {
         case IDLE -> idle.size();
         case IN_USE -> inUse.size();
         case STARTING -> starting;
+        case DESTROYING -> destroying;
       };
     }
   }
 
-  /** Starts a pool and begins making its first {@code minSize} VMs. */
-  public static VMPool start(VmFactory factory, PoolConfig config) {
-    return start(factory, config, new CompositeMeterRegistry());
+  private int consecutiveFailures() {
+    synchronized (lock) {
+      return backoff.failures();
+    }
   }
 
-  /** Starts a pool that reports to {@code registry}. */
+  /**
+   * Starts a pool and begins making its first {@code minSize} VMs. It records metrics once a
+   * registry is bound ({@link #bindTo}).
+   */
+  public static VMPool start(VmFactory factory, PoolConfig config) {
+    return startWith(factory, config, null);
+  }
+
+  /**
+   * Starts a pool that reports to {@code registry} (as if {@link #bindTo} were called before it
+   * made anything).
+   *
+   * @throws IllegalStateException if a live pool of the same {@linkplain PoolConfig#poolName()
+   *     name} already reports into {@code registry}
+   */
   public static VMPool start(VmFactory factory, PoolConfig config, MeterRegistry registry) {
-    VMPool p = new VMPool(factory, config, registry, System::nanoTime, true);
-    p.atExit = dev.agentvm.internal.ShutdownHooks.register("VM pool " + p.poolId, p);
+    return startWith(factory, config, Objects.requireNonNull(registry, "registry"));
+  }
+
+  private static VMPool startWith(
+      VmFactory factory, PoolConfig config, @Nullable MeterRegistry registry) {
+    VMPool p = new VMPool(factory, config, registry, System::nanoTime, JITTER::nextDouble, true);
+    p.atExit = dev.agentvm.internal.ShutdownHooks.register("VM pool " + p.name, p);
     p.fill();
     p.scheduleHousekeeping(config.healthCheckInterval().toNanos());
     return p;
   }
 
-  /** A pool driven by a given clock, without a housekeeping thread: call {@link #cleanup}. */
+  /**
+   * A pool driven by a given clock and jitter (values in [0, 1) for the back-off), without a
+   * housekeeping thread: call {@link #cleanup}; a failed creation is retried by the next {@code
+   * cleanup} after its back-off.
+   */
   static VMPool startManual(
-      VmFactory factory, PoolConfig config, MeterRegistry registry, LongSupplier clock) {
-    VMPool p = new VMPool(factory, config, registry, clock, false);
+      VmFactory factory,
+      PoolConfig config,
+      @Nullable MeterRegistry registry,
+      LongSupplier clock,
+      DoubleSupplier jitter) {
+    VMPool p = new VMPool(factory, config, registry, clock, jitter, false);
     p.fill();
     return p;
   }
 
+  static VMPool startManual(
+      VmFactory factory, PoolConfig config, MeterRegistry registry, LongSupplier clock) {
+    return startManual(factory, config, registry, clock, () -> 0.5);
+  }
+
   public PoolConfig config() {
     return config;
+  }
+
+  /** The pool's name ({@link PoolConfig#poolName()}): the {@code pool} tag of its meters. */
+  public String name() {
+    return name;
+  }
+
+  /**
+   * Reports the pool's meters, and those of the executors on it, into {@code registry} as well
+   * (Micrometer's {@link MeterBinder}: Spring Boot binds beans of this type to its registry by
+   * itself). Binding a registry twice does nothing; nor does binding a closed pool.
+   *
+   * @throws IllegalStateException if another live pool of the same name reports into {@code
+   *     registry} (its gauges would win and this pool's would be missing): name them apart with
+   *     {@link PoolConfig#withName}
+   */
+  @Override
+  public void bindTo(MeterRegistry registry) {
+    meters.bindTo(registry);
+  }
+
+  /** Where the pool and its executors record. */
+  Meters meters() {
+    return meters;
+  }
+
+  /** The MDC of a task of this pool's, about VM {@code vm}. */
+  private Map<String, String> logContext(String vm) {
+    return Map.of(LogContext.POOL, name, LogContext.VM, vm);
   }
 
   public int idleCount() {
@@ -200,7 +280,7 @@ public final class VMPool implements AutoCloseable {
     fill();
     try {
       PooledVm vm = ticket.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
-      acquireWait.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+      meters.record(AgentVmMeter.POOL_ACQUIRE_WAIT, Tags.empty(), System.nanoTime() - t0);
       return vm;
     } catch (TimeoutException e) {
       synchronized (lock) {
@@ -252,7 +332,7 @@ public final class VMPool implements AutoCloseable {
   }
 
   private void releaseLater(PooledVm vm) {
-    onWorker(() -> release(vm));
+    onWorker(LogContext.wrap(logContext(vm.name()), () -> release(vm)));
   }
 
   /**
@@ -278,9 +358,9 @@ public final class VMPool implements AutoCloseable {
       }
       destroying++;
     }
-    Counter.builder("agentvm.pool.discarded").tag("reason", reason).register(registry).increment();
-    LOG.debug("{} given back ({}): destroying it", vm.name(), reason);
-    onWorker(() -> destroy(vm));
+    meters.increment(AgentVmMeter.POOL_DISCARDED, Tags.of("reason", reason));
+    LOG.debug("pool {}: {} given back ({}): destroying it", name, vm.name(), reason);
+    onWorker(LogContext.wrap(logContext(vm.name()), () -> destroy(vm)));
     fill();
   }
 
@@ -294,10 +374,7 @@ public final class VMPool implements AutoCloseable {
         throw new IllegalArgumentException(vm.name() + " is not in use from this pool");
       }
     }
-    Counter.builder("agentvm.pool.discarded")
-        .tag("reason", "detached")
-        .register(registry)
-        .increment();
+    meters.increment(AgentVmMeter.POOL_DISCARDED, Tags.of("reason", "detached"));
     fill();
   }
 
@@ -320,7 +397,8 @@ public final class VMPool implements AutoCloseable {
       removal.run();
     } catch (RuntimeException e) {
       LOG.warn(
-          "could not remove pool VM {}: {}",
+          "pool {}: could not remove VM {}: {}",
+          name,
           vm.name(),
           LogText.clean(String.valueOf(e.getMessage())));
     } finally {
@@ -346,41 +424,107 @@ public final class VMPool implements AutoCloseable {
       starting += Math.max(0, toStart);
     }
     for (int i = 0; i < toStart; i++) {
-      String name = config.namePrefix() + poolId + "-" + sequence.incrementAndGet();
-      onWorker(() -> create(name));
+      String vm = config.namePrefix() + poolId + "-" + sequence.incrementAndGet();
+      onWorker(LogContext.wrap(logContext(vm), () -> create(vm)));
     }
   }
 
   @SuppressFBWarnings(
       value = "CRLF_INJECTION_LOGS",
-      justification =
-          "the VM name is ours; the error text (maybe with a console log) is cleaned at WARN")
-  private void create(String name) {
+      justification = "the pool and VM names are ours, the rest are numbers")
+  private void create(String vm) {
     long t0 = System.nanoTime();
-    PooledVm vm;
+    PooledVm made;
     try {
-      vm = factory.create(name, clock.getAsLong());
+      made = factory.create(vm, clock.getAsLong());
     } catch (Exception e) {
-      LOG.warn("could not make pool VM {}: {}", name, LogText.clean(e));
-      LOG.debug("making {} failed", name, e);
-      CompletableFuture<PooledVm> failed = null;
-      synchronized (lock) {
-        starting--;
-        retryAfterNanos = clock.getAsLong() + Duration.ofSeconds(1).toNanos();
-        // a waiter that nobody else will serve learns why instead of timing out
-        if (waiters.size() > idle.size() + starting) {
-          failed = waiters.pollFirst();
-        }
-      }
-      if (failed != null) {
-        failed.completeExceptionally(
-            new PoolExhaustedException("making a VM failed: " + e.getMessage(), e));
-      }
+      meters.record(
+          AgentVmMeter.POOL_VM_CREATE,
+          Tags.of("kind", factory.kind(), "outcome", "failure"),
+          System.nanoTime() - t0);
+      createFailed(vm, e);
       return;
     }
-    startTime.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
-    LOG.debug("{} ready ({} ms)", name, (System.nanoTime() - t0) / 1_000_000);
-    offer(vm);
+    long took = System.nanoTime() - t0;
+    meters.record(
+        AgentVmMeter.POOL_VM_CREATE, Tags.of("kind", factory.kind(), "outcome", "success"), took);
+    int ended;
+    long failingNanos;
+    synchronized (lock) {
+      failingNanos = clock.getAsLong() - backoff.firstFailureNanos();
+      ended = backoff.succeeded();
+    }
+    if (ended > 0) {
+      LOG.info(
+          "pool {}: making VMs works again, after {} failed attempts over {} s",
+          name,
+          ended,
+          TimeUnit.NANOSECONDS.toSeconds(failingNanos));
+    }
+    LOG.debug("pool {}: {} ready ({} ms)", name, vm, took / 1_000_000);
+    offer(made);
+  }
+
+  /**
+   * A creation failed: back off before the next one (retried by the housekeeping thread when the
+   * wait is over), fail a waiter nobody else will serve, and say so once, then in summaries.
+   */
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification =
+          "the pool and VM names are ours; the error text (maybe with a console log) is cleaned")
+  private void createFailed(String vm, Exception e) {
+    CompletableFuture<PooledVm> failed = null;
+    RefillBackoff.Verdict v;
+    synchronized (lock) {
+      starting--;
+      long now = clock.getAsLong();
+      v = backoff.failed(now);
+      retryAfterNanos = now + v.delayNanos();
+      // a waiter that nobody else will serve learns why instead of timing out
+      if (waiters.size() > idle.size() + starting) {
+        failed = waiters.pollFirst();
+      }
+      lock.notifyAll();
+    }
+    long retryMillis = TimeUnit.NANOSECONDS.toMillis(v.delayNanos());
+    switch (v.report()) {
+      case FIRST ->
+          LOG.warn(
+              "pool {}: could not make VM {}: {}; trying again in {} ms, waiting up to twice as"
+                  + " long after each further failure (up to {} s; summaries every {} min,"
+                  + " each failure at DEBUG)",
+              name,
+              vm,
+              LogText.clean(e),
+              retryMillis,
+              RefillBackoff.MAX.toSeconds(),
+              RefillBackoff.SUMMARY_EVERY.toMinutes());
+      case SUMMARY ->
+          LOG.warn(
+              "pool {}: still cannot make VMs: {} more failed attempts ({} in a row over {} s);"
+                  + " the last: {}; next attempt in {} ms",
+              name,
+              v.sinceReport(),
+              v.failures(),
+              TimeUnit.NANOSECONDS.toSeconds(v.failingNanos()),
+              LogText.clean(e),
+              retryMillis);
+      case QUIET ->
+          LOG.debug(
+              "pool {}: could not make VM {} ({} in a row): {}; next attempt in {} ms",
+              name,
+              vm,
+              v.failures(),
+              LogText.clean(e),
+              retryMillis);
+    }
+    LOG.debug("pool {}: making {} failed", name, vm, e);
+    if (failed != null) {
+      failed.completeExceptionally(
+          new PoolExhaustedException("making a VM failed: " + e.getMessage(), e));
+    }
+    scheduleRefill(v.delayNanos());
   }
 
   /** A fresh VM: to the first waiter, else idle. */
@@ -408,6 +552,30 @@ public final class VMPool implements AutoCloseable {
     }
   }
 
+  // the task logs its own failures and close() stops it: nobody waits on its future
+  @SuppressWarnings("FutureReturnValueIgnored")
+  private void scheduleRefill(long delayNanos) {
+    if (housekeeping == null) {
+      return; // a manual pool refills on its next cleanup
+    }
+    try {
+      housekeeping.schedule(
+          LogContext.wrap(
+              Map.of(LogContext.POOL, name),
+              () -> {
+                try {
+                  fill();
+                } catch (RuntimeException e) {
+                  LOG.warn("pool {}: refill failed", name, e);
+                }
+              }),
+          delayNanos,
+          TimeUnit.NANOSECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // closing
+    }
+  }
+
   /**
    * Housekeeping: replaces idle VMs past their TTL or no longer healthy, refills to the minimum.
    *
@@ -430,7 +598,7 @@ public final class VMPool implements AutoCloseable {
       if (age >= config.ttl().toNanos()) {
         stale.add(vm);
       } else if (!factory.isHealthy(vm)) {
-        LOG.warn("idle pool VM {} is not healthy: replacing it", vm.name());
+        LOG.warn("pool {}: idle VM {} is not healthy: replacing it", name, vm.name());
         stale.add(vm);
       } else {
         next = Math.min(next, config.ttl().toNanos() - age);
@@ -447,8 +615,8 @@ public final class VMPool implements AutoCloseable {
       }
     }
     for (PooledVm vm : stale) {
-      LOG.debug("replacing idle {}", vm.name());
-      onWorker(() -> destroy(vm));
+      LOG.debug("pool {}: replacing idle {}", name, vm.name());
+      onWorker(LogContext.wrap(logContext(vm.name()), () -> destroy(vm)));
     }
     fill();
     return Math.max(1, next);
@@ -462,17 +630,19 @@ public final class VMPool implements AutoCloseable {
     }
     try {
       housekeeping.schedule(
-          () -> {
-            long next = config.healthCheckInterval().toNanos();
-            try {
-              next = cleanup(clock.getAsLong());
-            } catch (RuntimeException e) {
-              LOG.warn("pool housekeeping failed", e);
-            }
-            if (next != Long.MAX_VALUE) {
-              scheduleHousekeeping(next);
-            }
-          },
+          LogContext.wrap(
+              Map.of(LogContext.POOL, name),
+              () -> {
+                long next = config.healthCheckInterval().toNanos();
+                try {
+                  next = cleanup(clock.getAsLong());
+                } catch (RuntimeException e) {
+                  LOG.warn("pool {}: housekeeping failed", name, e);
+                }
+                if (next != Long.MAX_VALUE) {
+                  scheduleHousekeeping(next);
+                }
+              }),
           delayNanos,
           TimeUnit.NANOSECONDS);
     } catch (java.util.concurrent.RejectedExecutionException e) {
@@ -523,17 +693,17 @@ public final class VMPool implements AutoCloseable {
       destroying += all.size();
     }
     if (!all.isEmpty()) {
-      LOG.info("closing pool: removing {} VMs", all.size());
+      LOG.info("closing pool {}: removing {} VMs", name, all.size());
     }
     for (PooledVm vm : all) {
-      onWorker(() -> retire(vm));
+      onWorker(LogContext.wrap(logContext(vm.name()), () -> retire(vm)));
     }
     workers.shutdown();
     long budgetNanos = TimeUnit.SECONDS.toNanos(Math.max(60, config.closeGrace().toSeconds() * 2));
     long until = System.nanoTime() + budgetNanos;
     try {
       if (!workers.awaitTermination(budgetNanos, TimeUnit.NANOSECONDS)) {
-        LOG.warn("pool workers did not finish: some VMs may be left for the reaper");
+        LOG.warn("pool {}: workers did not finish: some VMs may be left for the reaper", name);
       }
       // a VM given back while the pool closed is destroyed on the caller's thread once the workers
       // refuse work: wait for that removal too, so that close() returns with every VM gone
@@ -544,6 +714,8 @@ public final class VMPool implements AutoCloseable {
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    } finally {
+      meters.close();
     }
   }
 

@@ -151,7 +151,13 @@ class AgentExecutorIT extends RealLibvirtTest {
     assertTrue(
         registry.get("agentvm.executions").tag("outcome", "completed").counter().count() >= 1);
     assertTrue(registry.get("agentvm.execution.duration").timer().count() >= 1);
-    assertTrue(registry.get("agentvm.vm.start").tag("kind", "restore").timer().count() >= 1);
+    assertTrue(
+        registry
+                .get("agentvm.pool.vm.create")
+                .tags("pool", pool.name(), "kind", "restore", "outcome", "success")
+                .timer()
+                .count()
+            >= 1);
   }
 
   @Test

@@ -2,15 +2,22 @@ package dev.agentvm.execution;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.agentvm.internal.LogContext;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.search.Search;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -20,7 +27,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.slf4j.MDC;
+import org.slf4j.MdcForTests;
 
 /** Pool logic on a fake factory and a fake clock: no VMs here, only the bookkeeping. */
 class VMPoolTest {
@@ -32,10 +43,19 @@ class VMPoolTest {
     final AtomicInteger maxAlive = new AtomicInteger();
     final AtomicBoolean failing = new AtomicBoolean();
     final Set<String> unhealthy = ConcurrentHashMap.newKeySet();
+
+    /** The pool clock's time of every attempt to make a VM, failed ones too. */
+    final List<Long> attempts = Collections.synchronizedList(new ArrayList<>());
+
+    /** What the MDC held during each create and destroy: "create name {k=v}". */
+    final List<String> contexts = Collections.synchronizedList(new ArrayList<>());
+
     volatile long createMillis = 0;
 
     @Override
     public PooledVm create(String name, long nowNanos) throws Exception {
+      attempts.add(nowNanos);
+      contexts.add("create " + name + " " + new TreeMap<>(mdc()));
       if (createMillis > 0) {
         Thread.sleep(createMillis);
       }
@@ -50,6 +70,7 @@ class VMPoolTest {
 
     @Override
     public void destroy(PooledVm vm) {
+      contexts.add("destroy " + vm.name() + " " + new TreeMap<>(mdc()));
       alive.remove(vm.name());
       destroyed.add(vm.name());
     }
@@ -69,15 +90,34 @@ class VMPoolTest {
   private final AtomicLong now = new AtomicLong(1_000_000_000L);
   private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
 
+  @BeforeAll
+  static void workingMdc() {
+    MdcForTests.install(); // slf4j-simple's MDC keeps nothing; this one keeps and inherits
+  }
+
+  @AfterEach
+  void cleanMdc() {
+    MDC.clear();
+  }
+
+  private static Map<String, String> mdc() {
+    Map<String, String> m = MDC.getCopyOfContextMap();
+    return m == null ? Map.of() : new HashMap<>(m);
+  }
+
+  private static PoolConfig config(int min, int max, String prefix) {
+    return PoolConfig.DEFAULT
+        .withSize(min, max)
+        .withTtl(Duration.ofMinutes(10))
+        .withNamePrefix(prefix);
+  }
+
   private VMPool pool(int min, int max) {
-    return VMPool.startManual(
-        factory,
-        PoolConfig.DEFAULT
-            .withSize(min, max)
-            .withTtl(Duration.ofMinutes(10))
-            .withNamePrefix("fake-"),
-        registry,
-        now::get);
+    return VMPool.startManual(factory, config(min, max, "fake-"), registry, now::get);
+  }
+
+  private static double vms(MeterRegistry r, String pool, String state) {
+    return r.get("agentvm.pool.vms").tag("pool", pool).tag("state", state).gauge().value();
   }
 
   @Test
@@ -252,6 +292,232 @@ class VMPoolTest {
     assertEquals(Set.of(), factory.alive);
     assertThrows(IllegalStateException.class, () -> p.acquire(Duration.ofMillis(10)));
     p.close(); // idempotent
+  }
+
+  @Test
+  void twoPoolsInOneRegistryAreBothVisibleAndTaggedApart() throws Exception {
+    FakeFactory other = new FakeFactory();
+    try (VMPool a = pool(2, 4);
+        VMPool b = VMPool.startManual(other, config(1, 4, "other-"), registry, now::get)) {
+      a.awaitQuiet(Duration.ofSeconds(5));
+      b.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals("fake", a.name(), "the name comes from the VM name prefix");
+      assertEquals("other", b.name());
+      assertEquals(2, vms(registry, "fake", "idle"));
+      assertEquals(1, vms(registry, "other", "idle"), "the second pool's gauges are there too");
+      a.release(a.acquire(Duration.ofSeconds(1)));
+      a.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals(3, creates(registry, "fake", "success"), "two, then one replacement");
+      assertEquals(1, creates(registry, "other", "success"));
+      assertEquals(
+          1, registry.get("agentvm.pool.acquire.wait").tag("pool", "fake").timer().count());
+      assertNull(
+          registry.find("agentvm.pool.acquire.wait").tag("pool", "other").timer(),
+          "timers are not merged across pools");
+      assertEquals(
+          1.0,
+          registry
+              .get("agentvm.pool.discarded")
+              .tags("pool", "fake", "reason", "used")
+              .counter()
+              .count());
+    }
+    assertTrue(registry.getMeters().isEmpty(), "closed pools take their meters with them");
+  }
+
+  private static long creates(MeterRegistry r, String pool, String outcome) {
+    return Search.in(r)
+        .name("agentvm.pool.vm.create")
+        .tags("pool", pool, "kind", "fake", "outcome", outcome)
+        .timers()
+        .stream()
+        .mapToLong(t -> t.count())
+        .sum();
+  }
+
+  @Test
+  void aSecondLivePoolOfTheSameNameInOneRegistryIsRefusedNotSilentlyMerged() throws Exception {
+    try (VMPool a = pool(0, 1)) {
+      assertEquals("fake", a.name());
+      IllegalStateException e =
+          assertThrows(
+              IllegalStateException.class,
+              () ->
+                  VMPool.startManual(new FakeFactory(), config(0, 1, "fake-"), registry, now::get));
+      assertTrue(e.getMessage().contains("pool named 'fake'"), e.getMessage());
+      assertTrue(e.getMessage().contains("own name"), e.getMessage());
+      try (VMPool named =
+          VMPool.startManual(
+              new FakeFactory(), config(0, 1, "fake-").withName("fake-2"), registry, now::get)) {
+        assertEquals("fake-2", named.name(), "PoolConfig.withName sets them apart");
+        assertEquals(0, vms(registry, "fake-2", "idle"));
+      }
+      assertEquals(0, vms(registry, "fake", "idle"), "the first pool still reports");
+    }
+    try (VMPool again = pool(0, 1)) {
+      assertEquals("fake", again.name(), "a closed pool's name is free again");
+      assertEquals(0, vms(registry, "fake", "idle"));
+    }
+    assertThrows(IllegalArgumentException.class, () -> PoolConfig.DEFAULT.withName("no spaces"));
+  }
+
+  @Test
+  void theExecutorReportsIntoThePoolsRegistryWithThePoolsTag() throws Exception {
+    try (VMPool p = pool(0, 1);
+        AgentExecutor ex = AgentExecutor.builder(p).build()) {
+      // the fake VM has no guest: the run fails at its first step, which is what is counted
+      assertThrows(
+          ExecutionFailedException.class,
+          () -> ex.execute(ExecutionRequest.script("true").build()));
+      assertEquals(
+          1.0,
+          registry
+              .get("agentvm.executions")
+              .tags("pool", "fake", "outcome", "failed")
+              .counter()
+              .count());
+      assertEquals(
+          0.0,
+          registry.get("agentvm.vm.crashes").tag("pool", "fake").counter().count(),
+          "the crash counter is there from the start");
+      assertEquals(
+          1.0,
+          registry
+              .get("agentvm.pool.discarded")
+              .tags("pool", "fake", "reason", "failed")
+              .counter()
+              .count());
+    }
+  }
+
+  @Test
+  void anExecutorGivenARegistryBindsItsPoolThereToo() throws Exception {
+    SimpleMeterRegistry app = new SimpleMeterRegistry();
+    try (VMPool p = VMPool.startManual(factory, config(1, 2, "fake-"), null, now::get, () -> 0);
+        AgentExecutor ex = AgentExecutor.builder(p).meterRegistry(app).build()) {
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals(1, vms(app, "fake", "idle"), "the pool's gauges in the executor's registry");
+      assertThrows(
+          ExecutionFailedException.class,
+          () -> ex.execute(ExecutionRequest.script("true").build()));
+      assertEquals(1.0, app.get("agentvm.executions").tags("pool", "fake").counter().count());
+      assertEquals(1, app.get("agentvm.pool.acquire.wait").tag("pool", "fake").timer().count());
+    }
+  }
+
+  @Test
+  void thePoolIsAMeterBinderForRegistriesWiredLater() throws Exception {
+    try (VMPool p = VMPool.startManual(factory, config(1, 2, "fake-"), null, now::get, () -> 0)) {
+      p.awaitQuiet(Duration.ofSeconds(5));
+      p.release(p.acquire(Duration.ofSeconds(1))); // recorded nowhere: no registry yet
+      p.awaitQuiet(Duration.ofSeconds(5));
+      SimpleMeterRegistry later = new SimpleMeterRegistry();
+      io.micrometer.core.instrument.binder.MeterBinder binder = p;
+      binder.bindTo(later);
+      binder.bindTo(later); // twice: nothing more
+      assertEquals(1, vms(later, "fake", "idle"), "gauges read the pool's state at once");
+      assertEquals(0, vms(later, "fake", "in_use"));
+      assertEquals(0, later.get("agentvm.pool.waiters").tag("pool", "fake").gauge().value());
+      assertEquals(
+          0, later.get("agentvm.pool.refill.failures").tag("pool", "fake").gauge().value());
+      assertNull(later.find("agentvm.pool.acquire.wait").timer(), "what came before is not there");
+      p.release(p.acquire(Duration.ofSeconds(1)));
+      assertEquals(1, later.get("agentvm.pool.acquire.wait").tag("pool", "fake").timer().count());
+      assertEquals(
+          1.0,
+          later
+              .get("agentvm.pool.discarded")
+              .tags("pool", "fake", "reason", "used")
+              .counter()
+              .count());
+    }
+  }
+
+  @Test
+  void poolThreadsLogWithThePoolAndTheVmInTheMdcAndNothingOfTheCallers() throws Exception {
+    MDC.put(LogContext.EXECUTION, "the-callers");
+    try (VMPool p =
+        VMPool.startManual(factory, config(0, 1, "fake-").withParallelism(1), registry, now::get)) {
+      // the worker thread is made now, by this thread: an inheriting MDC would hand it our value
+      PooledVm vm = p.acquire(Duration.ofSeconds(5));
+      p.release(vm);
+      p.awaitQuiet(Duration.ofSeconds(5));
+      PooledVm next = p.acquire(Duration.ofSeconds(5));
+      p.release(next);
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals(
+          List.of(
+              "create " + vm.name() + " {pool=fake, vm=" + vm.name() + "}",
+              "destroy " + vm.name() + " {pool=fake, vm=" + vm.name() + "}",
+              "create " + next.name() + " {pool=fake, vm=" + next.name() + "}",
+              "destroy " + next.name() + " {pool=fake, vm=" + next.name() + "}"),
+          factory.contexts);
+    }
+    assertEquals(Map.of(LogContext.EXECUTION, "the-callers"), mdc(), "the caller's MDC as before");
+  }
+
+  @Test
+  void aFailingFactoryIsRetriedAfterWaitsThatDoubleUpToTheCapAndStartOverOnceItWorks()
+      throws Exception {
+    factory.failing.set(true);
+    long step = Duration.ofMillis(100).toNanos();
+    // jitter 0: each wait is the lower bound, half its cap
+    try (VMPool p =
+        VMPool.startManual(factory, config(1, 2, "fake-"), registry, now::get, () -> 0)) {
+      p.awaitQuiet(Duration.ofSeconds(5));
+      long end = now.get() + Duration.ofMinutes(10).toNanos();
+      while (now.get() < end) {
+        now.addAndGet(step);
+        p.cleanup(now.get()); // what the housekeeping thread would run: refill
+        p.awaitQuiet(Duration.ofSeconds(5));
+      }
+      List<Long> at = List.copyOf(factory.attempts);
+      List<Long> gaps = new ArrayList<>();
+      for (int i = 1; i < at.size(); i++) {
+        gaps.add(at.get(i) - at.get(i - 1));
+      }
+      // 0.5, 1, 2, ... 16 s, then every 30 s (the least wait under the 60 s cap): 25 attempts,
+      // where a retry a second made 600
+      assertTrue(at.size() <= 30, "10 minutes of a broken factory: " + at.size() + " attempts");
+      assertTrue(at.size() >= 15, "but it keeps trying: " + at.size());
+      assertTrue(gaps.get(0) >= RefillBackoff.FIRST.toNanos() / 2, "first wait " + gaps.get(0));
+      for (int i = 1; i < gaps.size(); i++) {
+        assertTrue(gaps.get(i) >= gaps.get(i - 1), "waits never shrink: " + gaps);
+        assertTrue(gaps.get(i) <= RefillBackoff.MAX.toNanos() + step, "capped: " + gaps);
+      }
+      assertTrue(
+          gaps.get(gaps.size() - 1) >= RefillBackoff.MAX.toNanos() / 2, "reaches the cap: " + gaps);
+      assertEquals(at.size(), failures(p), "failures in a row, as a gauge");
+      assertEquals(at.size(), creates(registry, "fake", "failure"));
+
+      factory.failing.set(false);
+      int before = factory.attempts.size();
+      while (p.idleCount() == 0 && now.get() < end + RefillBackoff.MAX.toNanos() * 2) {
+        now.addAndGet(step);
+        p.cleanup(now.get());
+        p.awaitQuiet(Duration.ofSeconds(5));
+      }
+      assertEquals(1, p.idleCount(), "refilled on the next attempt");
+      assertEquals(before + 1, factory.attempts.size());
+      assertEquals(0, failures(p), "the count of failures in a row is back to 0");
+
+      factory.failing.set(true);
+      p.release(p.acquire(Duration.ofSeconds(1))); // its replacement fails
+      p.awaitQuiet(Duration.ofSeconds(5));
+      long failedAt = factory.attempts.get(factory.attempts.size() - 1);
+      int n = factory.attempts.size();
+      while (factory.attempts.size() == n) {
+        now.addAndGet(step);
+        p.cleanup(now.get());
+        p.awaitQuiet(Duration.ofSeconds(5));
+      }
+      long gap = factory.attempts.get(n) - failedAt;
+      assertTrue(gap <= RefillBackoff.FIRST.toNanos(), "the back-off started over: " + gap);
+    }
+  }
+
+  private double failures(VMPool p) {
+    return registry.get("agentvm.pool.refill.failures").tag("pool", p.name()).gauge().value();
   }
 
   @Test

@@ -2,8 +2,14 @@ package dev.agentvm.internal;
 
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.MDC;
 
-/** Thread factories for agent-vm's own threads: daemons, named so a thread dump says whose. */
+/**
+ * Thread factories for agent-vm's own threads: daemons, named so a thread dump says whose. Each
+ * starts with an empty MDC: with an inheriting MDC (slf4j's basic adapter, Log4j 2 when so
+ * configured) a worker made while one caller's execution or VM was in the MDC would otherwise carry
+ * it in every line it ever logs.
+ */
 public final class Threads {
   private Threads() {}
 
@@ -20,7 +26,13 @@ public final class Threads {
 
   /** A daemon thread, not started. */
   public static Thread daemon(Runnable r, String name) {
-    Thread t = new Thread(r, name);
+    Thread t =
+        new Thread(
+            () -> {
+              MDC.clear();
+              r.run();
+            },
+            name);
     t.setDaemon(true);
     return t;
   }

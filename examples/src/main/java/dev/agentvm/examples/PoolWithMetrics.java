@@ -22,7 +22,9 @@ import java.time.Duration;
 /**
  * A pool with Prometheus metrics served on localhost ({@code /metrics}) and an audit log on
  * standard error; runs a few executions, prints the agent-vm lines of a scrape, and keeps serving
- * for the given seconds (0: exit at once).
+ * for the given seconds (0: exit at once). The pool reports into the registry under its name
+ * ({@code pool="metrics"}); the executor reports where its pool does. Every meter is listed in
+ * docs/observability.md.
  *
  * <pre>./scripts/run-example.sh PoolWithMetrics [seconds to serve] [port]</pre>
  */
@@ -52,11 +54,14 @@ public final class PoolWithMetrics {
         VMPool pool =
             VMPool.start(
                 factory,
-                PoolConfig.DEFAULT.withSize(2, 3).withNamePrefix("agentvm-metrics-"),
-                registry);
+                PoolConfig.DEFAULT
+                    .withSize(2, 3)
+                    .withNamePrefix("agentvm-metrics-")
+                    .withName("metrics"), // the pool="metrics" tag of every meter
+                registry); // or later: pool.bindTo(registry), as Spring Boot does with MeterBinders
         JsonLinesAuditLog audit = JsonLinesAuditLog.to(System.err);
-        AgentExecutor executor =
-            AgentExecutor.builder(pool).meterRegistry(registry).auditLog(audit).build()) {
+        // no registry here: an executor reports where its pool does
+        AgentExecutor executor = AgentExecutor.builder(pool).auditLog(audit).build()) {
       for (int i = 0; i < 3; i++) {
         executor.execute(ExecutionRequest.script("echo run " + i).build());
       }

@@ -5,11 +5,14 @@ import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.OutputListener;
+import dev.agentvm.execution.internal.AgentVmMeter;
+import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.protocol.ProcList;
 import dev.agentvm.storage.DiskImages;
 import dev.agentvm.storage.GuestIdentity;
+import io.micrometer.core.instrument.Tags;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,11 +22,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Supplier;
 import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.slf4j.MDC;
 
 /**
  * One agent session in one VM, for as long as the agent needs it: many commands, files, pause to
@@ -40,6 +43,9 @@ import org.slf4j.MDC;
  * <p>Calls are thread-safe. Commands and file calls run concurrently; pause, resume, checkpoint,
  * rollback, fork and close wait for the calls in flight (each has a deadline) and hold new ones
  * until they are done. A call on a paused sandbox resumes it first.
+ *
+ * <p>Calls run with the sandbox's id in the MDC under {@code sandbox}. Pause, resume, checkpoint,
+ * rollback and fork are timed ({@code agentvm.sandbox.*}, see {@link Sandboxes#bindTo}).
  */
 // "try": the MDC scopes are try-with-resources blocks whose variable is unused by design
 @SuppressWarnings("try")
@@ -141,6 +147,33 @@ public final class Sandbox implements AutoCloseable {
       return true;
     } finally {
       lock.writeLock().unlock();
+    }
+  }
+
+  /** The sandbox's id in the MDC until the scope closes (the outer value back after). */
+  private LogContext.Scope logContext() {
+    return LogContext.put(LogContext.SANDBOX, rec.id);
+  }
+
+  /** Runs a phase and times it in {@code meter}, tagged with its outcome. */
+  private void timed(AgentVmMeter meter, Runnable phase) {
+    timedCall(
+        meter,
+        () -> {
+          phase.run();
+          return Boolean.TRUE;
+        });
+  }
+
+  private <T> T timedCall(AgentVmMeter meter, Supplier<T> phase) {
+    long t0 = System.nanoTime();
+    String outcome = "failure";
+    try {
+      T result = phase.get();
+      outcome = "success";
+      return result;
+    } finally {
+      home.meters().record(meter, Tags.of("outcome", outcome), System.nanoTime() - t0);
     }
   }
 
@@ -306,7 +339,7 @@ public final class Sandbox implements AutoCloseable {
         if (rec.state == SandboxState.RUNNING && a != null) {
           inFlight.incrementAndGet();
           lastUsedNanos = System.nanoTime();
-          try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+          try (LogContext.Scope m = logContext()) {
             return call.call(a);
           } finally {
             lastUsedNanos = System.nanoTime();
@@ -328,27 +361,31 @@ public final class Sandbox implements AutoCloseable {
    */
   public void pause() {
     lock.writeLock().lock();
-    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+    try (LogContext.Scope m = logContext()) {
       requireOpen();
       if (rec.state == SandboxState.PAUSED) {
         return;
       }
-      long t0 = System.nanoTime();
-      Path part = dir.resolve(PAUSED_FILE + ".part");
-      stopInto(part);
-      try {
-        Files.move(part, dir.resolve(PAUSED_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        rec.state = SandboxState.PAUSED;
-        rec.owner = "";
-        rec.retainUntil = Instant.now().plus(rec.pausedRetention);
-        rec.save(dir);
-      } catch (IOException e) {
-        throw new SandboxException("recording the pause of " + rec.id + " failed: " + e, e);
-      }
-      LOG.info("sandbox {} paused in {} ms", rec.id, (System.nanoTime() - t0) / 1_000_000);
+      timed(AgentVmMeter.SANDBOX_PAUSE, this::pauseNow);
     } finally {
       lock.writeLock().unlock();
     }
+  }
+
+  private void pauseNow() {
+    long t0 = System.nanoTime();
+    Path part = dir.resolve(PAUSED_FILE + ".part");
+    stopInto(part);
+    try {
+      Files.move(part, dir.resolve(PAUSED_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      rec.state = SandboxState.PAUSED;
+      rec.owner = "";
+      rec.retainUntil = Instant.now().plus(rec.pausedRetention);
+      rec.save(dir);
+    } catch (IOException e) {
+      throw new SandboxException("recording the pause of " + rec.id + " failed: " + e, e);
+    }
+    LOG.info("sandbox {} paused in {} ms", rec.id, (System.nanoTime() - t0) / 1_000_000);
   }
 
   /**
@@ -363,30 +400,34 @@ public final class Sandbox implements AutoCloseable {
     }
     home.makeRoom(rec.memoryMiB, this);
     lock.writeLock().lock();
-    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+    try (LogContext.Scope m = logContext()) {
       requireOpen();
       if (rec.state == SandboxState.RUNNING && vm != null) {
         return;
       }
-      long t0 = System.nanoTime();
-      claim();
-      try {
-        startFrom(dir.resolve(PAUSED_FILE));
-      } catch (RuntimeException e) {
-        unclaim(e);
-        throw e;
-      }
-      try {
-        Files.deleteIfExists(dir.resolve(PAUSED_FILE));
-      } catch (IOException e) {
-        LOG.warn("cannot delete {}: {}", dir.resolve(PAUSED_FILE), e.toString());
-      }
-      home.register(this);
-      startLease();
-      LOG.info("sandbox {} resumed in {} ms", rec.id, (System.nanoTime() - t0) / 1_000_000);
+      timed(AgentVmMeter.SANDBOX_RESUME, this::resumeNow);
     } finally {
       lock.writeLock().unlock();
     }
+  }
+
+  private void resumeNow() {
+    long t0 = System.nanoTime();
+    claim();
+    try {
+      startFrom(dir.resolve(PAUSED_FILE));
+    } catch (RuntimeException e) {
+      unclaim(e);
+      throw e;
+    }
+    try {
+      Files.deleteIfExists(dir.resolve(PAUSED_FILE));
+    } catch (IOException e) {
+      LOG.warn("cannot delete {}: {}", dir.resolve(PAUSED_FILE), e.toString());
+    }
+    home.register(this);
+    startLease();
+    LOG.info("sandbox {} resumed in {} ms", rec.id, (System.nanoTime() - t0) / 1_000_000);
   }
 
   /**
@@ -398,34 +439,38 @@ public final class Sandbox implements AutoCloseable {
   public void checkpoint(String name) {
     checkName(name);
     lock.writeLock().lock();
-    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+    try (LogContext.Scope m = logContext()) {
       requireOpen();
       requireRunning("checkpoint");
-      long t0 = System.nanoTime();
-      Path mem = checkpointFile(name);
-      Path part = mem.resolveSibling(name + ".part");
-      try {
-        Files.createDirectories(dir.resolve("checkpoints"));
-      } catch (IOException e) {
-        throw new SandboxException("cannot create the checkpoint directory of " + rec.id, e);
-      }
-      stopInto(part);
-      freezeTop(
-          () -> {
-            Files.move(part, mem, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            rec.checkpoints.remove(name);
-            rec.checkpoints.put(name, List.copyOf(rec.chain));
-          });
-      startFrom(mem);
-      home.collectLayersQuietly();
-      LOG.info(
-          "sandbox {}: checkpoint {} taken in {} ms",
-          rec.id,
-          name,
-          (System.nanoTime() - t0) / 1_000_000);
+      timed(AgentVmMeter.SANDBOX_CHECKPOINT, () -> checkpointNow(name));
     } finally {
       lock.writeLock().unlock();
     }
+  }
+
+  private void checkpointNow(String name) {
+    long t0 = System.nanoTime();
+    Path mem = checkpointFile(name);
+    Path part = mem.resolveSibling(name + ".part");
+    try {
+      Files.createDirectories(dir.resolve("checkpoints"));
+    } catch (IOException e) {
+      throw new SandboxException("cannot create the checkpoint directory of " + rec.id, e);
+    }
+    stopInto(part);
+    freezeTop(
+        () -> {
+          Files.move(part, mem, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+          rec.checkpoints.remove(name);
+          rec.checkpoints.put(name, List.copyOf(rec.chain));
+        });
+    startFrom(mem);
+    home.collectLayersQuietly();
+    LOG.info(
+        "sandbox {}: checkpoint {} taken in {} ms",
+        rec.id,
+        name,
+        (System.nanoTime() - t0) / 1_000_000);
   }
 
   /**
@@ -437,49 +482,53 @@ public final class Sandbox implements AutoCloseable {
    */
   public void rollback(String name) {
     lock.writeLock().lock();
-    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+    try (LogContext.Scope m = logContext()) {
       requireOpen();
       List<String> chain = rec.checkpoints.get(name);
       if (chain == null) {
         throw new SandboxException("sandbox " + rec.id + " has no checkpoint " + name);
       }
-      long t0 = System.nanoTime();
-      boolean wasPaused = rec.state == SandboxState.PAUSED;
-      if (wasPaused) {
-        claim();
-      }
-      VM v = vm;
-      vm = null;
-      agent = null;
-      if (v != null) {
-        closeVm(v, true);
-      }
-      try {
-        Files.deleteIfExists(dir.resolve(PAUSED_FILE));
-        Path top = dir.resolve(Sandboxes.DISK);
-        Files.deleteIfExists(top);
-        DiskImages.createOverlay(home.layers().path(chain.get(0)), top, 0);
-        rec.chain = new ArrayList<>(chain);
-        // the same memory may now run twice in this sandbox's life: a new generation id reseeds
-        rec.genid = UUID.randomUUID();
-        rec.save(dir);
-      } catch (IOException e) {
-        throw new SandboxException("rolling " + rec.id + " back to " + name + " failed: " + e, e);
-      }
-      startFrom(checkpointFile(name));
-      if (wasPaused) {
-        startLease();
-      }
-      home.register(this);
-      home.collectLayersQuietly();
-      LOG.info(
-          "sandbox {}: rolled back to {} in {} ms",
-          rec.id,
-          name,
-          (System.nanoTime() - t0) / 1_000_000);
+      timed(AgentVmMeter.SANDBOX_ROLLBACK, () -> rollbackNow(name, chain));
     } finally {
       lock.writeLock().unlock();
     }
+  }
+
+  private void rollbackNow(String name, List<String> chain) {
+    long t0 = System.nanoTime();
+    boolean wasPaused = rec.state == SandboxState.PAUSED;
+    if (wasPaused) {
+      claim();
+    }
+    VM v = vm;
+    vm = null;
+    agent = null;
+    if (v != null) {
+      closeVm(v, true);
+    }
+    try {
+      Files.deleteIfExists(dir.resolve(PAUSED_FILE));
+      Path top = dir.resolve(Sandboxes.DISK);
+      Files.deleteIfExists(top);
+      DiskImages.createOverlay(home.layers().path(chain.get(0)), top, 0);
+      rec.chain = new ArrayList<>(chain);
+      // the same memory may now run twice in this sandbox's life: a new generation id reseeds
+      rec.genid = UUID.randomUUID();
+      rec.save(dir);
+    } catch (IOException e) {
+      throw new SandboxException("rolling " + rec.id + " back to " + name + " failed: " + e, e);
+    }
+    startFrom(checkpointFile(name));
+    if (wasPaused) {
+      startLease();
+    }
+    home.register(this);
+    home.collectLayersQuietly();
+    LOG.info(
+        "sandbox {}: rolled back to {} in {} ms",
+        rec.id,
+        name,
+        (System.nanoTime() - t0) / 1_000_000);
   }
 
   /** The names of its checkpoints, oldest first. */
@@ -501,42 +550,45 @@ public final class Sandbox implements AutoCloseable {
       throw new IllegalArgumentException("n must be 1..64, was " + n);
     }
     lock.writeLock().lock();
-    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+    try (LogContext.Scope m = logContext()) {
       requireOpen();
       requireRunning("fork");
-      long t0 = System.nanoTime();
-      Path mem = dir.resolve("fork-" + UUID.randomUUID() + ".save");
-      List<Sandbox> copies = new ArrayList<>();
-      try {
-        stopInto(mem);
-        freezeTop(() -> {});
-        List<String> chain = List.copyOf(rec.chain);
-        startFrom(mem);
-        for (int i = 0; i < n; i++) {
-          copies.add(startCopy(mem, chain));
-        }
-      } catch (RuntimeException e) {
-        for (Sandbox c : copies) {
-          try {
-            c.close();
-          } catch (RuntimeException ce) {
-            e.addSuppressed(ce);
-          }
-        }
-        throw e;
-      } finally {
-        try {
-          Files.deleteIfExists(mem);
-        } catch (IOException e) {
-          LOG.warn("cannot delete {}: {}", mem, e.toString());
-        }
-      }
-      LOG.info(
-          "sandbox {} forked into {} in {} ms", rec.id, n, (System.nanoTime() - t0) / 1_000_000);
-      return copies;
+      return timedCall(AgentVmMeter.SANDBOX_FORK, () -> forkNow(n));
     } finally {
       lock.writeLock().unlock();
     }
+  }
+
+  private List<Sandbox> forkNow(int n) {
+    long t0 = System.nanoTime();
+    Path mem = dir.resolve("fork-" + UUID.randomUUID() + ".save");
+    List<Sandbox> copies = new ArrayList<>();
+    try {
+      stopInto(mem);
+      freezeTop(() -> {});
+      List<String> chain = List.copyOf(rec.chain);
+      startFrom(mem);
+      for (int i = 0; i < n; i++) {
+        copies.add(startCopy(mem, chain));
+      }
+    } catch (RuntimeException e) {
+      for (Sandbox c : copies) {
+        try {
+          c.close();
+        } catch (RuntimeException ce) {
+          e.addSuppressed(ce);
+        }
+      }
+      throw e;
+    } finally {
+      try {
+        Files.deleteIfExists(mem);
+      } catch (IOException e) {
+        LOG.warn("cannot delete {}: {}", mem, e.toString());
+      }
+    }
+    LOG.info("sandbox {} forked into {} in {} ms", rec.id, n, (System.nanoTime() - t0) / 1_000_000);
+    return copies;
   }
 
   private Sandbox startCopy(Path mem, List<String> chain) {
@@ -585,7 +637,7 @@ public final class Sandbox implements AutoCloseable {
   @Override
   public void close() {
     lock.writeLock().lock();
-    try (MDC.MDCCloseable m = MDC.putCloseable("sandbox", rec.id)) {
+    try (LogContext.Scope m = logContext()) {
       if (closed) {
         return;
       }

@@ -8,14 +8,20 @@ import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.VirtType;
 import dev.agentvm.core.agent.AgentClient;
+import dev.agentvm.execution.internal.AgentVmMeter;
+import dev.agentvm.execution.internal.Meters;
 import dev.agentvm.image.MicroImage;
 import dev.agentvm.image.MicroImageBuilder;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.FileLocks;
+import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.internal.Trees;
 import dev.agentvm.storage.DiskImages;
 import dev.agentvm.storage.GuestIdentity;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.binder.MeterBinder;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -54,8 +60,14 @@ import org.slf4j.LoggerFactory;
  * died while they ran (their VMs are gone or are stopped now), and paused sandboxes whose retention
  * ended. Thread-safe. {@link #close()} closes the running sandboxes this object handed out; paused
  * ones stay for another process.
+ *
+ * <p>Metrics: a Micrometer {@link MeterBinder}; once bound to a registry ({@link #bindTo}), the
+ * phases of its sandboxes are timed there: create (boot or warm-image restore), pause, resume,
+ * checkpoint, rollback and fork ({@code agentvm.sandbox.*}, docs/observability.md).
  */
-public final class Sandboxes implements AutoCloseable {
+// "try": the MDC scopes are try-with-resources blocks whose variable is unused by design
+@SuppressWarnings("try")
+public final class Sandboxes implements AutoCloseable, MeterBinder {
   private static final Logger LOG = LoggerFactory.getLogger(Sandboxes.class);
   private static final SecureRandom RANDOM = new SecureRandom();
   static final String DISK = "disk.qcow2";
@@ -65,6 +77,7 @@ public final class Sandboxes implements AutoCloseable {
   private final Path lockFile;
   private final Layers layers;
   private final Map<String, Sandbox> handedOut = new ConcurrentHashMap<>();
+  private final Meters meters = new Meters(Tags.empty(), "sandboxes");
   private @Nullable MicroImage defaultImage;
   private volatile long memoryBudgetMiB = Long.MAX_VALUE;
   private java.util.concurrent.@Nullable ScheduledFuture<?> ticking;
@@ -173,6 +186,19 @@ public final class Sandboxes implements AutoCloseable {
     }
   }
 
+  /**
+   * Times the phases of this object's sandboxes in {@code registry} too (Spring Boot binds beans of
+   * this type by itself). Binding a registry twice does nothing.
+   */
+  @Override
+  public void bindTo(MeterRegistry registry) {
+    meters.bindTo(registry);
+  }
+
+  Meters meters() {
+    return meters;
+  }
+
   /** The directory holding this host's sandboxes (one directory each, and {@code .layers}). */
   public Path root() {
     return root;
@@ -205,12 +231,13 @@ public final class Sandboxes implements AutoCloseable {
     String key = warmKey(rec, spec.workspaceBytes());
     Path warm = warmMemory(key);
     makeRoom(rec.memoryMiB, null);
+    boolean fromWarm =
+        spec.useWarmImage() && Files.exists(warm) && Files.exists(layers.path(WARM + key));
+    Tags kind = Tags.of("kind", fromWarm ? "restore" : "cold");
     long t0 = System.nanoTime();
     VM vm = null;
-    try {
+    try (LogContext.Scope c = LogContext.put(LogContext.SANDBOX, id)) {
       Files.createDirectory(dir);
-      boolean fromWarm =
-          spec.useWarmImage() && Files.exists(warm) && Files.exists(layers.path(WARM + key));
       locked(
           () -> {
             rec.chain.add(layers.emptyBase(spec.workspaceBytes()));
@@ -235,6 +262,8 @@ public final class Sandboxes implements AutoCloseable {
       rec.save(dir);
       Sandbox sb = new Sandbox(this, dir, rec, vm, agent);
       handedOut.put(id, sb);
+      meters.record(
+          AgentVmMeter.SANDBOX_CREATE, kind.and("outcome", "success"), System.nanoTime() - t0);
       LOG.info(
           "sandbox {} created in {} ms ({})",
           id,
@@ -242,6 +271,8 @@ public final class Sandboxes implements AutoCloseable {
           fromWarm ? "restored from the warm image" : "cold boot");
       return sb;
     } catch (IOException | RuntimeException e) {
+      meters.record(
+          AgentVmMeter.SANDBOX_CREATE, kind.and("outcome", "failure"), System.nanoTime() - t0);
       SandboxException failure =
           new SandboxException("creating sandbox " + id + " failed: " + e.getMessage(), e);
       if (vm != null) {

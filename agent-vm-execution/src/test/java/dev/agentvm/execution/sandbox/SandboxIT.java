@@ -17,6 +17,7 @@ import dev.agentvm.protocol.ErrorCode;
 import dev.agentvm.protocol.ExitStatus;
 import dev.agentvm.protocol.FsEntry;
 import dev.agentvm.protocol.FsEvent;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.file.Files;
@@ -42,6 +43,7 @@ class SandboxIT extends RealLibvirtTest {
           + " done' </dev/null >/dev/null 2>&1 &";
 
   private Sandboxes sandboxes;
+  private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
   private final SandboxSpec spec =
       SandboxSpec.defaults()
           .withNamePrefix(TestVms.PREFIX + "sbx-")
@@ -50,6 +52,12 @@ class SandboxIT extends RealLibvirtTest {
   @BeforeEach
   void open() {
     sandboxes = Sandboxes.open(conn);
+    sandboxes.bindTo(registry);
+  }
+
+  /** How often a sandbox phase was timed, by its tags. */
+  private long timed(String meter, String... tags) {
+    return registry.find(meter).tags(tags).timers().stream().mapToLong(t -> t.count()).sum();
   }
 
   @AfterEach
@@ -136,6 +144,11 @@ class SandboxIT extends RealLibvirtTest {
 
       sb.pause();
       sb.resume(); // the sandbox re-attaches: the same handle goes on streaming
+      assertEquals(1, timed("agentvm.sandbox.create", "kind", "cold", "outcome", "success"));
+      assertEquals(1, timed("agentvm.sandbox.pause", "outcome", "success"));
+      assertEquals(1, timed("agentvm.sandbox.resume", "outcome", "success"));
+      sb.resume(); // running: nothing to do, nothing timed
+      assertEquals(1, timed("agentvm.sandbox.resume"));
       p.write("two\n".getBytes(UTF_8));
       waitFor(() -> seen.toString().contains("got two"), Duration.ofSeconds(30));
       p.closeStdin();
@@ -161,6 +174,7 @@ class SandboxIT extends RealLibvirtTest {
     sandboxes.warmUp(warmSpec); // made once, then reused
     try (Sandbox a = sandboxes.create(warmSpec);
         Sandbox b = sandboxes.create(warmSpec)) {
+      assertEquals(2, timed("agentvm.sandbox.create", "kind", "restore", "outcome", "success"));
       assertEquals(a.id(), a.exec("hostname").stdoutText().trim());
       assertEquals(b.id(), b.exec("hostname").stdoutText().trim());
       assertNotEquals(
@@ -288,6 +302,9 @@ class SandboxIT extends RealLibvirtTest {
       sb.rollback("A");
       assertEquals("one\n", sb.run("cat /workspace/a").stdoutText());
       assertThrows(SandboxException.class, () -> sb.rollback("nope"));
+      assertEquals(2, timed("agentvm.sandbox.checkpoint", "outcome", "success"));
+      assertEquals(3, timed("agentvm.sandbox.rollback", "outcome", "success"));
+      assertEquals(3, timed("agentvm.sandbox.rollback"), "no such checkpoint: nothing to time");
     }
   }
 
@@ -304,6 +321,7 @@ class SandboxIT extends RealLibvirtTest {
       List<Sandbox> copies = parent.fork(3);
       try {
         assertEquals(3, copies.size());
+        assertEquals(1, timed("agentvm.sandbox.fork", "outcome", "success"));
         Set<String> ids = new HashSet<>(List.of(parent.id()));
         Set<String> machineIds = new HashSet<>(List.of(parentMachineId));
         Set<String> randoms = new HashSet<>();

@@ -87,7 +87,7 @@ class ReaperIT extends RealLibvirtTest {
     return TestVms.startJvm(OrphanMaker.class, name);
   }
 
-  private static void awaitReady(Process child) throws java.io.IOException {
+  static void awaitReady(Process child) throws java.io.IOException {
     BufferedReader out =
         new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
     String line;

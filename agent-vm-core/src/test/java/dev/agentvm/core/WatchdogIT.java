@@ -5,9 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.agentvm.internal.AgentVmPaths;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -37,14 +34,7 @@ class WatchdogIT extends RealLibvirtTest {
     pb.environment().put("AGENTVM_WATCHDOG", "on"); // the build turns it off for other tests
     Process child = pb.start();
     try {
-      BufferedReader out =
-          new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
-      String line;
-      StringBuilder seen = new StringBuilder();
-      while ((line = out.readLine()) != null && !line.equals("READY")) {
-        seen.append(line).append('\n');
-      }
-      assertEquals("READY", line, "child output: " + seen);
+      ReaperIT.awaitReady(child);
       String marker = "OwnerWatchdog " + child.pid() + "@";
       List<ProcessHandle> watchdogs = List.of();
       for (int i = 0; i < 50 && watchdogs.isEmpty(); i++) {

@@ -85,24 +85,10 @@ class GuestAgentTest {
    */
   @Test
   void aFrameThatStopsHalfWayIsDroppedAndTheNextOneServed() throws Exception {
-    PipedOutputStream toAgent = new PipedOutputStream();
-    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 16);
-    PipedInputStream fromAgent = new PipedInputStream(1 << 16);
-    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
-    GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
-    StallGuard guarded = new StallGuard(agentIn, 20, 300, 5_000);
-    Thread t =
-        new Thread(
-            () -> {
-              try {
-                agent.serveConnection(guarded, new FrameWriter(agentOut));
-              } catch (Exception e) {
-                // interrupted at the end of the test
-              }
-            });
-    t.setDaemon(true);
-    t.start();
-    FrameReader replies = new FrameReader(fromAgent);
+    Guarded g = new Guarded(5_000);
+    PipedOutputStream toAgent = g.toAgent;
+    FrameReader replies = g.replies;
+    Thread t = g.thread;
     // a valid header announcing 1000 payload bytes, and only 10 of them
     byte[] big = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[1000]));
     toAgent.write(big, 0, FrameCodec.HEADER_SIZE + 10);
@@ -122,24 +108,11 @@ class GuestAgentTest {
    */
   @Test
   void aHalfFrameFedByATrickleIsDroppedAtItsDeadline() throws Exception {
-    PipedOutputStream toAgent = new PipedOutputStream();
-    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 16);
-    PipedInputStream fromAgent = new PipedInputStream(1 << 16);
-    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
-    GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
-    StallGuard guarded = new StallGuard(agentIn, 20, 300, 1_000);
-    Thread t =
-        new Thread(
-            () -> {
-              try {
-                agent.serveConnection(guarded, new FrameWriter(agentOut));
-              } catch (Exception e) {
-                // interrupted at the end of the test
-              }
-            });
-    t.setDaemon(true);
-    t.start();
-    FrameReader replies = new FrameReader(fromAgent);
+    Guarded g = new Guarded(1_000);
+    PipedOutputStream toAgent = g.toAgent;
+    PipedInputStream fromAgent = g.fromAgent;
+    FrameReader replies = g.replies;
+    Thread t = g.thread;
     byte[] big = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[100_000]));
     toAgent.write(big, 0, FrameCodec.HEADER_SIZE + 10);
     toAgent.flush();
@@ -162,5 +135,33 @@ class GuestAgentTest {
     }
     assertTrue(pong.requestId() > 100, "a later ping is answered: " + pong);
     t.interrupt();
+  }
+
+  /**
+   * An agent serving piped streams through a StallGuard (300 ms idle bound, the given deadline).
+   */
+  private static final class Guarded {
+    final PipedOutputStream toAgent = new PipedOutputStream();
+    final PipedInputStream fromAgent = new PipedInputStream(1 << 16);
+    final FrameReader replies = new FrameReader(fromAgent);
+    final Thread thread;
+
+    Guarded(long frameMillis) throws java.io.IOException {
+      PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 16);
+      PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
+      GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
+      StallGuard guarded = new StallGuard(agentIn, 20, 300, frameMillis);
+      thread =
+          new Thread(
+              () -> {
+                try {
+                  agent.serveConnection(guarded, new FrameWriter(agentOut));
+                } catch (Exception e) {
+                  // interrupted at the end of the test
+                }
+              });
+      thread.setDaemon(true);
+      thread.start();
+    }
   }
 }

@@ -144,7 +144,8 @@ class SandboxIT extends RealLibvirtTest {
 
       sb.pause();
       sb.resume(); // the sandbox re-attaches: the same handle goes on streaming
-      assertEquals(1, timed("agentvm.sandbox.create", "kind", "cold", "outcome", "success"));
+      // cold, or restored from a warm image when an earlier test on this host left one
+      assertEquals(1, timed("agentvm.sandbox.create", "outcome", "success"));
       assertEquals(1, timed("agentvm.sandbox.pause", "outcome", "success"));
       assertEquals(1, timed("agentvm.sandbox.resume", "outcome", "success"));
       sb.resume(); // running: nothing to do, nothing timed

@@ -193,6 +193,49 @@ class AgentClientTest {
   }
 
   @Test
+  void aGuestThatSendsMoreThanTheLimitIsCutThereAndLeavesNoFile() throws Exception {
+    java.util.concurrent.atomic.AtomicLong sent = new java.util.concurrent.atomic.AtomicLong();
+    peer(
+        (f, w) -> {
+          try {
+            // a lying guest: ignores the limit in the request and streams 1 MiB, then a header
+            byte[] chunk = new byte[64 * 1024];
+            for (int i = 0; i < 16; i++) {
+              w.write(
+                  new Frame(
+                      MessageType.FILE_DATA.wire(),
+                      Frame.FLAG_RESPONSE | (i == 15 ? Frame.FLAG_END : 0),
+                      f.requestId(),
+                      chunk));
+              sent.addAndGet(chunk.length);
+            }
+            w.write(
+                Frame.response(
+                    MessageType.GET_FILE,
+                    f.requestId(),
+                    new dev.agentvm.protocol.FileHeader("/x", 0644, 1 << 20, "00").encode()));
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        });
+    Path target = dir.resolve("got");
+    try (AgentClient c =
+        AgentClient.connect(new UnixSocketTransport(sock), Duration.ofSeconds(5))) {
+      dev.agentvm.core.agent.AgentLimitException e =
+          assertThrows(
+              dev.agentvm.core.agent.AgentLimitException.class,
+              () -> c.getFile("/x", target, Duration.ofSeconds(10), 100_000));
+      assertTrue(e.getMessage().contains("100000"), e.getMessage());
+    }
+    try (var left = Files.list(dir)) {
+      assertEquals(
+          List.of("a.sock"),
+          left.map(p -> p.getFileName().toString()).sorted().toList(),
+          "neither the file nor a partial copy is left");
+    }
+  }
+
+  @Test
   void noEndpointTimesOutWithClearMessage() {
     AgentTimeoutException e =
         assertThrows(

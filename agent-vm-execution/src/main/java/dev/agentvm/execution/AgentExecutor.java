@@ -1,15 +1,14 @@
 package dev.agentvm.execution;
 
-import dev.agentvm.core.VM;
-import dev.agentvm.core.VMState;
 import dev.agentvm.core.VmCrashedException;
-import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.execution.internal.AgentVmMeter;
 import dev.agentvm.execution.internal.Meters;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
@@ -17,10 +16,10 @@ import dev.agentvm.internal.Redaction;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.protocol.StatusReport;
 import dev.agentvm.storage.ExtractedOutput;
-import dev.agentvm.storage.FilesystemShare;
 import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.binder.MeterBinder;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -43,71 +42,114 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Runs agents' code in fresh VMs from a {@link VMPool}: acquire a VM, put the input files into its
- * workspace, run the code with a deadline (output streamed to the request's listener), take the
- * output files out, and give the VM back to be destroyed (a VM that ran untrusted code is never
- * reused). Each step is metered, audited and watched for anomalies. Thread-safe: many executions
- * may run at once, one per VM.
+ * Runs agents' code one request at a time in fresh sandboxes: a new sandbox per execution (handed
+ * out at once when {@link Builder#keepReady} keeps some ready), the input files written into it,
+ * the code run with a deadline (output streamed to the request's listener), the output files
+ * brought back within the request's limits, and the sandbox closed (a sandbox that ran untrusted
+ * code is never reused). Each step is metered, audited and watched for anomalies. Thread-safe: many
+ * executions may run at once, one per sandbox.
  *
  * <pre>{@code
- * try (CloneVmFactory factory = CloneVmFactory.capture(conn, template, Duration.ofMinutes(2));
- *      VMPool pool = VMPool.start(factory, PoolConfig.DEFAULT);
- *      AgentExecutor executor = AgentExecutor.builder(pool).build()) {
+ * try (LibvirtConnection conn = LibvirtConnection.open();
+ *      Sandboxes sandboxes = Sandboxes.open(conn);
+ *      AgentExecutor executor = AgentExecutor.builder(sandboxes).keepReady(2).build()) {
  *   ExecutionResult r = executor.execute(ExecutionRequest.script("echo hi", "sh").build());
  * }
  * }</pre>
  *
+ * <p>In the guest the inputs are under {@code /workspace/input}, the code runs in {@code
+ * /workspace/work}, and what it leaves in {@code /workspace/output} is copied to the host after the
+ * command and its process group ended: each copy is bounded while it copies (never more than the
+ * remaining budget is written), and the files arrive all together or not at all. The workspace is
+ * the sandbox's own disk of {@link SandboxSpec#workspaceBytes()}: the guest cannot store more.
+ *
  * <p>Failures are {@link ExecutionFailedException}s naming the step ({@link VmCrashedException} as
  * the cause when QEMU died); a code that outlives its timeout is stopped with its whole process
  * tree and its result says {@link TaskState#TIMED_OUT}. Closing the executor cancels what still
- * runs and removes quarantined VMs; it does not close the pool.
+ * runs and removes quarantined sandboxes; it does not close the {@link Sandboxes}.
  *
- * <p>Metrics go where the pool's go ({@link VMPool#bindTo}), tagged with the pool's name; {@link
- * Builder#meterRegistry} binds the pool to that registry too. While an execution runs, its id is in
- * the MDC under {@code execution} (with {@code pool}, and {@code vm} once it has one), on whichever
- * thread runs it; the caller's MDC is as before afterwards.
+ * <p>Metrics: a Micrometer {@link MeterBinder}, meters tagged {@code executor=<name>}
+ * (docs/observability.md). While an execution runs, its id is in the MDC under {@code execution}
+ * (and {@code sandbox} once it has one), on whichever thread runs it; the caller's MDC is as before
+ * afterwards.
  */
 // "try": the MDC scopes are try-with-resources blocks whose variable is unused by design
 @SuppressWarnings("try")
-public final class AgentExecutor implements AutoCloseable {
+public final class AgentExecutor implements AutoCloseable, MeterBinder {
   private static final Logger LOG = LoggerFactory.getLogger(AgentExecutor.class);
 
   /** Where the workspace's directories are in the guest; the code runs in {@code work}. */
   public static final String GUEST_WORKDIR = "/workspace/work";
 
-  private final VMPool pool;
+  /** Where input files are put in the guest. */
+  public static final String GUEST_INPUT = "/workspace/input";
+
+  /** What is brought back from the guest. */
+  public static final String GUEST_OUTPUT = "/workspace/output";
+
+  private final String name;
+  private final ExecutionVm.Source source;
   private final Meters meters;
   private final AuditLog audit;
   private final AnomalyDetector anomalies;
   private final List<ExecutionListener> listeners;
   private final Path outputRoot;
-  private final Duration acquireTimeout;
   private final Duration sampleInterval;
   private final HeartbeatMonitor.Settings heartbeat;
   private final ExecutorService threads;
   private final List<Task> running = new CopyOnWriteArrayList<>();
-  private final List<PooledVm> quarantined = new CopyOnWriteArrayList<>();
+  private final List<ExecutionVm> quarantined = new CopyOnWriteArrayList<>();
+  private final java.util.concurrent.Semaphore slots;
 
-  private AgentExecutor(Builder b) {
-    this.pool = b.pool;
+  private AgentExecutor(Builder b, ExecutionVm.Source source) {
+    this.slots = new java.util.concurrent.Semaphore(b.maxConcurrent, true);
+    this.name = b.name;
+    this.source = source;
+    this.meters = new Meters(Tags.of("executor", name), "executor named '" + name + "'");
     MeterRegistry r = b.registry;
     if (r != null) {
-      pool.bindTo(r);
+      meters.bindTo(r);
     }
-    this.meters = pool.meters();
     this.audit = b.audit;
     this.anomalies = b.anomalies;
     this.listeners = List.copyOf(b.listeners);
     this.outputRoot = b.outputRoot;
-    this.acquireTimeout = b.acquireTimeout;
     this.sampleInterval = b.sampleInterval;
     this.heartbeat = b.heartbeat;
     this.threads = Executors.newCachedThreadPool(Threads.numberedDaemons("agentvm-exec"));
     meters.counter(AgentVmMeter.VM_CRASHES, Tags.empty()); // at 0 from the start, to alert on
   }
 
-  public static Builder builder(VMPool pool) {
-    return new Builder(pool);
+  /** An executor making its sandboxes in {@code sandboxes}. */
+  public static Builder builder(Sandboxes sandboxes) {
+    return new Builder(Objects.requireNonNull(sandboxes, "sandboxes"));
+  }
+
+  /**
+   * An executor on VMs from {@code pool} (9p workspaces; a VM given back is destroyed): for VMs a
+   * sandbox cannot be, such as a git task's VM with its persistent slot disk. Prefer {@link
+   * #builder(Sandboxes)}: a sandbox's workspace is a disk of a fixed size, and sandboxes can be
+   * kept ready without a captured memory image. {@link Builder#keepReady} and {@link
+   * Builder#sandbox} do not apply (the pool's config says what is kept ready).
+   */
+  public static Builder builder(VMPool pool, Duration acquireTimeout) {
+    Builder b = new Builder(null);
+    b.source = new PoolExecutionVms(Objects.requireNonNull(pool, "pool"), acquireTimeout);
+    b.poolBacked = true;
+    return b;
+  }
+
+  /** An executor on machines from {@code source}: the workflow's unit tests. */
+  static Builder builder(ExecutionVm.Source source) {
+    Builder b = new Builder(null);
+    b.source = source;
+    return b;
+  }
+
+  /** Reports this executor's meters into {@code registry} too. Binding twice does nothing. */
+  @Override
+  public void bindTo(MeterRegistry registry) {
+    meters.bindTo(registry);
   }
 
   /**
@@ -143,16 +185,19 @@ public final class AgentExecutor implements AutoCloseable {
     return new Execution(request.id(), f, task);
   }
 
-  /** VMs kept paused for inspection after a {@link AnomalyDetector.Response#QUARANTINE_VM}. */
-  public List<VM> quarantined() {
-    return quarantined.stream().map(PooledVm::vm).toList();
+  /**
+   * The ids of sandboxes kept paused for inspection after a {@link
+   * AnomalyDetector.Response#QUARANTINE_VM} ({@link Sandboxes#connect} finds them).
+   */
+  public List<String> quarantined() {
+    return quarantined.stream().map(ExecutionVm::name).toList();
   }
 
-  /** Cancels running executions and removes quarantined VMs. Does not close the pool. */
+  /** Cancels running executions and removes quarantined sandboxes. */
   @Override
   @SuppressFBWarnings(
       value = "CRLF_INJECTION_LOGS",
-      justification = "the VM name is ours; the error text is cleaned with LogText")
+      justification = "the sandbox id is ours; the error text is cleaned with LogText")
   public void close() {
     running.forEach(Task::cancel);
     threads.shutdown();
@@ -161,9 +206,9 @@ public final class AgentExecutor implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    for (PooledVm vm : quarantined) {
+    for (ExecutionVm vm : quarantined) {
       try {
-        WorkspaceVms.destroy(vm, Duration.ZERO);
+        vm.close();
       } catch (RuntimeException e) {
         LOG.warn(
             "removing quarantined {}: {}",
@@ -172,6 +217,7 @@ public final class AgentExecutor implements AutoCloseable {
       }
     }
     quarantined.clear();
+    meters.close();
   }
 
   /** One execution's life; package-private for {@link Execution}. */
@@ -182,7 +228,7 @@ public final class AgentExecutor implements AutoCloseable {
     private volatile @Nullable TaskState state; // null until PENDING
     private volatile String vmName = "";
     private volatile boolean cancelled;
-    private volatile AgentClient.@Nullable Execution exec; // guarded by lock for kill
+    private volatile ExecutionVm.@Nullable Command command;
     private volatile @Nullable String quarantineReason;
     private volatile @Nullable Anomaly killedBy;
     private final AtomicLong outputBytes = new AtomicLong();
@@ -195,24 +241,28 @@ public final class AgentExecutor implements AutoCloseable {
       return state;
     }
 
+    void cancel() {
+      cancelled = true;
+      kill("cancel");
+    }
+
     @SuppressFBWarnings(
         value = "CRLF_INJECTION_LOGS",
         justification = "the id is validated by ExecutionRequest; the error text is cleaned")
-    void cancel() {
-      cancelled = true;
-      AgentClient.Execution e = exec;
-      if (e != null) {
+    private void kill(String why) {
+      ExecutionVm.Command c = command;
+      if (c != null) {
         try {
-          e.kill(Duration.ofSeconds(5));
+          c.kill();
         } catch (IOException | RuntimeException k) {
-          LOG.debug("{}: kill on cancel: {}", req.id(), guestText(k.getMessage()));
+          LOG.debug("{}: kill on {}: {}", req.id(), why, guestText(k.getMessage()));
         }
       }
     }
 
     @SuppressFBWarnings(
         value = "CRLF_INJECTION_LOGS",
-        justification = "a validated id, enum states and a VM name of ours")
+        justification = "a validated id, enum states and a sandbox id of ours")
     private void to(TaskState next) {
       TaskState from;
       synchronized (lock) {
@@ -254,8 +304,7 @@ public final class AgentExecutor implements AutoCloseable {
     }
 
     ExecutionResult run() {
-      try (LogContext.Scope e = LogContext.put(LogContext.EXECUTION, req.id());
-          LogContext.Scope p = LogContext.put(LogContext.POOL, pool.name())) {
+      try (LogContext.Scope e = LogContext.put(LogContext.EXECUTION, req.id())) {
         return runTask();
       }
     }
@@ -263,17 +312,32 @@ public final class AgentExecutor implements AutoCloseable {
     private ExecutionResult runTask() {
       to(TaskState.PENDING);
       audit("execution.submitted", submittedDetails());
-      react(anomalies.onSubmit(req.id(), System.nanoTime()), null);
-      PooledVm pv;
+      react(anomalies.onSubmit(req.id(), System.nanoTime()), false);
       long t0 = System.nanoTime();
       try {
-        if (cancelled) {
-          throw new ExecutionCancelledException(req.id(), "acquire");
+        while (!slots.tryAcquire(100, TimeUnit.MILLISECONDS)) {
+          checkCancelled("acquire");
         }
-        pv = pool.acquire(acquireTimeout);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        throw fail("acquire", "interrupted", e);
+        throw fail("acquire", "interrupted while waiting for a slot", e);
+      } catch (ExecutionCancelledException e) {
+        to(TaskState.CANCELLED);
+        count(TaskState.CANCELLED);
+        throw e;
+      }
+      try {
+        return acquireAndRun(t0);
+      } finally {
+        slots.release();
+      }
+    }
+
+    private ExecutionResult acquireAndRun(long t0) {
+      ExecutionVm vm;
+      try {
+        checkCancelled("acquire");
+        vm = source.acquire();
       } catch (ExecutionCancelledException e) {
         to(TaskState.CANCELLED);
         count(TaskState.CANCELLED);
@@ -281,65 +345,62 @@ public final class AgentExecutor implements AutoCloseable {
       } catch (RuntimeException e) {
         throw fail("acquire", e.getMessage(), e);
       }
-      vmName = pv.name();
-      try (LogContext.Scope v = LogContext.put(LogContext.VM, pv.name())) {
+      vmName = vm.name();
+      try (LogContext.Scope v = LogContext.put(LogContext.SANDBOX, vm.name())) {
         to(TaskState.PREPARING);
-        audit(
-            "vm.acquired",
-            Map.of("kind", pv.kind(), "waitMillis", (System.nanoTime() - t0) / 1_000_000));
+        audit("vm.acquired", Map.of("waitMillis", (System.nanoTime() - t0) / 1_000_000));
         String discard = "used";
         try {
-          return runOn(pv);
+          return runOn(vm);
         } catch (ExecutionFailedException e) {
           discard = e.getCause() instanceof VmCrashedException ? "crashed" : "failed";
           throw e;
         } finally {
-          release(pv, discard);
+          release(vm, discard);
         }
       }
     }
 
-    private ExecutionResult runOn(PooledVm pv) {
+    private ExecutionResult runOn(ExecutionVm vm) {
       String step = "inject";
       try {
-        VM vm = pv.vm();
-        FilesystemShare ws = pv.workspace();
-        if (vm == null || ws == null) {
-          throw new IllegalStateException(pv.name() + " has no VM or no workspace to run code in");
-        }
         List<Map<String, Object>> injected = new ArrayList<>();
+        vm.mkdirs(GUEST_WORKDIR);
+        vm.mkdirs(GUEST_OUTPUT);
+        vm.mkdirs(GUEST_INPUT);
         for (ExecutionRequest.InputFile f : req.inputs()) {
           checkCancelled(step);
-          Path p =
-              f.content() != null
-                  ? ws.addInput(f.path(), f.content())
-                  : ws.addInput(f.path(), Objects.requireNonNull(f.source(), "source"));
-          injected.add(Map.of("path", f.path(), "bytes", java.nio.file.Files.size(p)));
+          String to = GUEST_INPUT + "/" + f.path();
+          byte[] content = f.content();
+          long bytes;
+          if (content != null) {
+            vm.write(to, content);
+            bytes = content.length;
+          } else {
+            Path from = Objects.requireNonNull(f.source(), "source");
+            vm.upload(from, to);
+            bytes = java.nio.file.Files.size(from);
+          }
+          injected.add(Map.of("path", f.path(), "bytes", bytes));
         }
         audit("files.injected", Map.of("files", injected));
         checkCancelled(step);
         step = "exec";
-        ExecResult r = exec(pv, vm);
+        ExecResult r = exec(vm);
         Anomaly killer = killedBy;
         if (killer != null) {
           throw fail(
               "exec", "stopped by anomaly rule " + killer.rule() + ": " + killer.detail(), null);
         }
-        step = "extract";
-        TaskState end =
-            cancelled
-                ? TaskState.CANCELLED
-                : r.timedOut() ? TaskState.TIMED_OUT : TaskState.COMPLETED;
-        ExtractedOutput out;
-        if (end == TaskState.CANCELLED) {
+        if (cancelled) {
           throw new ExecutionCancelledException(req.id(), "exec");
         }
+        step = "extract";
+        TaskState end = r.timedOut() ? TaskState.TIMED_OUT : TaskState.COMPLETED;
         Path dest = req.outputDirectory().orElse(outputRoot.resolve(req.id()));
-        // Nothing in the guest may change the output while the host copies it (a file grown after
-        // the scan, a background process still writing): the VM is paused first. It is destroyed
-        // afterwards anyway; a paused VM is destroyed without a grace period.
-        vm.pause();
-        out = ws.extractOutput(dest, req.outputFiles());
+        // the command's process group has ended (the guest ends it after EXIT); whatever the guest
+        // still does, each copy is bounded by what is left of the budget while it copies
+        ExtractedOutput out = vm.extract(GUEST_OUTPUT, dest, req.outputFiles());
         audit(
             "output.extracted",
             Map.of(
@@ -370,7 +431,7 @@ public final class AgentExecutor implements AutoCloseable {
             out,
             total,
             r.duration(),
-            pv.name());
+            vm.name());
       } catch (ExecutionCancelledException e) {
         TaskState s = state;
         if (s != null && !s.isTerminal()) {
@@ -381,15 +442,15 @@ public final class AgentExecutor implements AutoCloseable {
         throw e;
       } catch (ExecutionFailedException e) {
         throw e;
+      } catch (VmCrashedException e) {
+        meters.increment(AgentVmMeter.VM_CRASHES, Tags.empty());
+        throw fail(step, e.getMessage(), e);
       } catch (IOException | RuntimeException e) {
-        Throwable cause = crashCause(pv, e);
-        throw fail(step, cause.getMessage(), cause);
+        throw fail(step, e.getMessage(), e);
       }
     }
 
-    private ExecResult exec(PooledVm pv, VM vm) throws IOException {
-      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(10));
-      HeartbeatMonitor hb = vm.startHeartbeat(heartbeat, (from, to, silence) -> {});
+    private ExecResult exec(ExecutionVm vm) throws IOException {
       ExecRequest er =
           (req.script().isEmpty()
                   ? ExecRequest.command(req.argv().toArray(String[]::new))
@@ -416,19 +477,20 @@ public final class AgentExecutor implements AutoCloseable {
       to(TaskState.RUNNING);
       audit("exec.started", Map.of("argv", req.argv(), "timeoutMillis", req.timeout().toMillis()));
       long start = System.nanoTime();
-      AgentClient.Execution e = agent.execAsync(er, counting);
-      exec = e;
+      ExecutionVm.Command c = vm.start(er, counting);
+      command = c;
       if (cancelled) {
-        cancel();
+        kill("cancel");
       }
       // the guest enforces the timeout; the host allows for the kill grace and a slow guest
       long hostDeadline = start + req.timeout().plus(er.killGrace()).plusSeconds(15).toNanos();
+      long lastAnswer = System.nanoTime();
       long peakMem = -1;
       double peakLoad = -1;
       while (true) {
         try {
-          ExecResult r = e.result().get(sampleInterval.toMillis(), TimeUnit.MILLISECONDS);
-          react(anomalies.onCompleted(req.id(), pv.name(), r.duration(), peakMem, peakLoad), pv);
+          ExecResult r = c.result().get(sampleInterval.toMillis(), TimeUnit.MILLISECONDS);
+          react(anomalies.onCompleted(req.id(), vm.name(), r.duration(), peakMem, peakLoad), true);
           audit(
               "exec.finished",
               Map.of(
@@ -440,96 +502,84 @@ public final class AgentExecutor implements AutoCloseable {
           return r;
         } catch (TimeoutException t) {
           if (System.nanoTime() > hostDeadline) {
-            cancel();
+            kill("host deadline");
             throw new IOException(
                 "the guest did not end the command within its timeout of "
                     + req.timeout().toMillis()
                     + " ms and did not answer since");
           }
-          if (hb.health() == HeartbeatMonitor.Health.DEAD) {
-            throw new IOException(
-                "the guest agent stopped answering ("
-                    + hb.silence().toMillis()
-                    + " ms of silence): the VM is hung");
+          StatusReport s = sample(vm);
+          if (s == null) {
+            long silence = System.nanoTime() - lastAnswer;
+            if (silence > heartbeat.deadAfter().toNanos()) {
+              throw new IOException(
+                  "the guest agent stopped answering ("
+                      + silence / 1_000_000
+                      + " ms of silence): the VM is hung");
+            }
+            continue;
           }
-          StatusReport s = sample(agent);
-          if (s != null) {
-            long used = s.memTotalKiB() - s.memAvailableKiB();
-            peakMem = Math.max(peakMem, used);
-            peakLoad = Math.max(peakLoad, s.load1());
-            react(
-                anomalies.onSample(
-                    req.id(),
-                    pv.name(),
-                    new AnomalyDetector.Sample(
-                        used,
-                        s.load1(),
-                        s.processCount(),
-                        outputBytes.get(),
-                        Duration.ofNanos(System.nanoTime() - start))),
-                pv);
-          }
+          lastAnswer = System.nanoTime();
+          long used = s.memTotalKiB() - s.memAvailableKiB();
+          peakMem = Math.max(peakMem, used);
+          peakLoad = Math.max(peakLoad, s.load1());
+          react(
+              anomalies.onSample(
+                  req.id(),
+                  vm.name(),
+                  new AnomalyDetector.Sample(
+                      used,
+                      s.load1(),
+                      s.processCount(),
+                      outputBytes.get(),
+                      Duration.ofNanos(System.nanoTime() - start))),
+              true);
         } catch (java.util.concurrent.ExecutionException x) {
-          Throwable c = x.getCause();
-          if (c == null) {
-            throw new IOException(x.getMessage(), x);
+          Throwable cause = x.getCause();
+          if (cause instanceof VmCrashedException crashed) {
+            throw crashed;
           }
-          throw c instanceof IOException io ? io : new IOException(c.getMessage(), c);
+          if (cause instanceof IOException io) {
+            throw io;
+          }
+          throw new IOException(String.valueOf(x.getMessage()), cause == null ? x : cause);
         } catch (InterruptedException x) {
           Thread.currentThread().interrupt();
-          cancel();
+          kill("interrupt");
           throw new IOException("interrupted", x);
         }
       }
     }
 
-    private @Nullable StatusReport sample(AgentClient agent) {
+    private @Nullable StatusReport sample(ExecutionVm vm) {
       try {
-        return agent.status(Duration.ofSeconds(2));
+        return vm.status(heartbeat.interval().plusSeconds(1));
       } catch (IOException | RuntimeException e) {
-        return null; // a busy guest may be slow to answer; the heartbeat judges liveness
+        return null; // a busy guest may be slow to answer; silence is judged by the caller
       }
     }
 
     @SuppressFBWarnings(
         value = "CRLF_INJECTION_LOGS",
         justification = "a validated id, our rule names, details formatted from numbers, an enum")
-    private void react(List<Anomaly> found, @Nullable PooledVm pv) {
+    private void react(List<Anomaly> found, boolean onVm) {
       for (Anomaly a : found) {
-        Anomaly withVm =
-            a.vm().isEmpty() && pv != null
-                ? new Anomaly(a.executionId(), pv.name(), a.rule(), a.detail(), a.response())
-                : a;
         LOG.warn("anomaly in {}: {}: {} ({})", req.id(), a.rule(), a.detail(), a.response());
         meters.increment(AgentVmMeter.ANOMALIES, Tags.of("rule", a.rule()));
         audit(
             "anomaly.detected",
             Map.of("rule", a.rule(), "detail", a.detail(), "response", a.response().name()));
-        switch (withVm.response()) {
+        switch (a.response()) {
           case LOG -> {}
           case KILL_EXECUTION -> {
-            killedBy = withVm;
-            cancelForAnomaly();
+            killedBy = a;
+            kill("anomaly");
           }
           case QUARANTINE_VM -> {
-            if (pv != null) {
+            if (onVm) {
               quarantineReason = a.rule();
             }
           }
-        }
-      }
-    }
-
-    @SuppressFBWarnings(
-        value = "CRLF_INJECTION_LOGS",
-        justification = "the id is validated by ExecutionRequest; the error text is cleaned")
-    private void cancelForAnomaly() {
-      AgentClient.Execution e = exec;
-      if (e != null) {
-        try {
-          e.kill(Duration.ofSeconds(5));
-        } catch (IOException | RuntimeException k) {
-          LOG.debug("{}: kill for anomaly: {}", req.id(), guestText(k.getMessage()));
         }
       }
     }
@@ -538,44 +588,6 @@ public final class AgentExecutor implements AutoCloseable {
       if (cancelled) {
         throw new ExecutionCancelledException(req.id(), step);
       }
-    }
-
-    private Throwable crashCause(PooledVm pv, Exception e) {
-      VM vm = pv.vm();
-      if (vm == null) {
-        return e;
-      }
-      VMState s;
-      try {
-        s = vm.state();
-        // the channel closes as QEMU dies, a moment before libvirt has noticed: let it settle
-        long end = System.nanoTime() + Duration.ofSeconds(3).toNanos();
-        while (s == VMState.RUNNING
-            && e instanceof dev.agentvm.core.agent.AgentChannelClosedException
-            && System.nanoTime() < end) {
-          Thread.sleep(50);
-          s = vm.state();
-        }
-      } catch (RuntimeException x) {
-        return e;
-      } catch (InterruptedException x) {
-        Thread.currentThread().interrupt();
-        return e;
-      }
-      if (s == VMState.CRASHED || s == VMState.STOPPED || s == VMState.UNDEFINED) {
-        meters.increment(AgentVmMeter.VM_CRASHES, Tags.empty());
-        return new VmCrashedException(
-            "VM "
-                + pv.name()
-                + " is "
-                + s
-                + " ("
-                + e.getMessage()
-                + "); console log: "
-                + vm.consoleLog(),
-            e);
-      }
-      return e;
     }
 
     private ExecutionFailedException fail(
@@ -597,31 +609,30 @@ public final class AgentExecutor implements AutoCloseable {
 
     @SuppressFBWarnings(
         value = "CRLF_INJECTION_LOGS",
-        justification = "a validated id, our VM name and rule name; error texts are cleaned")
-    private void release(PooledVm pv, String reason) {
-      try {
-        VM vm = pv.vm();
-        String quarantineRule = quarantineReason;
-        if (quarantineRule != null && vm != null) {
-          pool.detach(pv);
-          try {
-            vm.pause();
-          } catch (RuntimeException e) {
-            LOG.debug("pausing quarantined {}: {}", pv.name(), guestText(e.getMessage()));
-          }
-          quarantined.add(pv);
+        justification = "a validated id, our sandbox id and rule name; error texts are cleaned")
+    private void release(ExecutionVm vm, String reason) {
+      String quarantineRule = quarantineReason;
+      if (quarantineRule != null) {
+        try {
+          vm.quarantine();
+          quarantined.add(vm);
           LOG.warn(
               "{} quarantined after {} (kept paused: AgentExecutor.quarantined())",
-              pv.name(),
+              vm.name(),
               quarantineRule);
           audit("vm.quarantined", Map.of("rule", quarantineRule));
           return;
+        } catch (RuntimeException e) {
+          LOG.warn(
+              "{}: quarantining {} failed: {}", req.id(), vm.name(), guestText(e.getMessage()));
         }
-        String why = state == TaskState.TIMED_OUT ? "timed_out" : reason;
-        pool.discard(pv, why);
+      }
+      String why = state == TaskState.TIMED_OUT ? "timed_out" : reason;
+      try {
+        vm.close();
         audit("vm.released", Map.of("disposal", "destroyed", "reason", why));
       } catch (RuntimeException e) {
-        LOG.warn("{}: giving back {} failed: {}", req.id(), pv.name(), guestText(e.getMessage()));
+        LOG.warn("{}: closing {} failed: {}", req.id(), vm.name(), guestText(e.getMessage()));
       }
     }
 
@@ -640,25 +651,70 @@ public final class AgentExecutor implements AutoCloseable {
 
   /** Settings of an {@link AgentExecutor}. */
   public static final class Builder {
-    private final VMPool pool;
+    private final @Nullable Sandboxes sandboxes;
+    private ExecutionVm.@Nullable Source source;
+    private SandboxSpec spec = SandboxSpec.defaults().withNamePrefix("agentvm-exec-");
+    private int keepReady;
+    private boolean poolBacked;
+    private int maxConcurrent = Integer.MAX_VALUE;
+    private String name = "default";
     private @Nullable MeterRegistry registry;
     private AuditLog audit = AuditLog.NONE;
     private AnomalyDetector anomalies = AnomalyDetector.builder().build();
     private final List<ExecutionListener> listeners = new ArrayList<>();
     private Path outputRoot = AgentVmPaths.stateRoot().resolve("outputs");
-    private Duration acquireTimeout = Duration.ofMinutes(2);
     private Duration sampleInterval = Duration.ofSeconds(1);
     private HeartbeatMonitor.Settings heartbeat = HeartbeatMonitor.Settings.DEFAULT;
 
-    private Builder(VMPool pool) {
-      this.pool = Objects.requireNonNull(pool, "pool");
+    private Builder(@Nullable Sandboxes sandboxes) {
+      this.sandboxes = sandboxes;
     }
 
     /**
-     * Reports the executor's meters, and its pool's, into {@code registry}: the pool is bound to it
-     * ({@link VMPool#bindTo}) when the executor is built. Without this the executor's meters go
-     * wherever the pool's go.
+     * The sandbox each execution gets (image, resources, workspace size; labels, if you want to
+     * find them). Default: {@link SandboxSpec#defaults()} with the name prefix {@code
+     * agentvm-exec-}. Leases, idle pauses and the command timeout of the spec do not apply: an
+     * execution's sandbox lives as long as the execution, and the request's timeout is the one.
      */
+    public Builder sandbox(SandboxSpec spec) {
+      requireSandboxes("sandbox");
+      this.spec = Objects.requireNonNull(spec, "spec");
+      return this;
+    }
+
+    /**
+     * Keeps {@code count} sandboxes of the spec running and ready ({@link Sandboxes#keepReady}), so
+     * an execution starts without waiting for a boot or restore. Default 0: each execution creates
+     * its sandbox (a warm-image restore when one exists, else a boot).
+     */
+    public Builder keepReady(int count) {
+      requireSandboxes("keepReady");
+      if (count < 0) {
+        throw new IllegalArgumentException("count must be >= 0, was " + count);
+      }
+      this.keepReady = count;
+      return this;
+    }
+
+    /**
+     * At most {@code max} executions run at once; more wait (in {@link TaskState#PENDING}, in
+     * submission order) for one to end. Default: no limit.
+     */
+    public Builder maxConcurrent(int max) {
+      if (max < 1) {
+        throw new IllegalArgumentException("max must be >= 1, was " + max);
+      }
+      this.maxConcurrent = max;
+      return this;
+    }
+
+    /** The executor's name, the value of its meters' {@code executor} tag. Default "default". */
+    public Builder name(String name) {
+      this.name = Objects.requireNonNull(name, "name");
+      return this;
+    }
+
+    /** Reports the executor's meters into {@code registry} (also later: {@link #bindTo}). */
     public Builder meterRegistry(MeterRegistry registry) {
       this.registry = Objects.requireNonNull(registry);
       return this;
@@ -685,24 +741,41 @@ public final class AgentExecutor implements AutoCloseable {
       return this;
     }
 
-    public Builder acquireTimeout(Duration timeout) {
-      this.acquireTimeout = Objects.requireNonNull(timeout);
-      return this;
-    }
-
     /** How often the guest is sampled (STATUS) for anomaly checks while code runs. */
     public Builder sampleInterval(Duration interval) {
       this.sampleInterval = Objects.requireNonNull(interval);
       return this;
     }
 
+    /**
+     * When a guest counts as hung: no answer to the samples for {@link
+     * HeartbeatMonitor.Settings#deadAfter()} while code runs fails the execution.
+     */
     public Builder heartbeat(HeartbeatMonitor.Settings settings) {
       this.heartbeat = Objects.requireNonNull(settings);
       return this;
     }
 
+    private void requireSandboxes(String setting) {
+      if (poolBacked) {
+        throw new IllegalStateException(
+            setting + " applies to an executor on sandboxes, not to one on a VMPool");
+      }
+    }
+
     public AgentExecutor build() {
-      return new AgentExecutor(this);
+      ExecutionVm.Source s = source;
+      if (s == null) {
+        Sandboxes sb = Objects.requireNonNull(sandboxes, "sandboxes");
+        SandboxSpec each =
+            spec.withIdleTimeout(Duration.ZERO)
+                .withLease(Duration.ZERO, SandboxSpec.LeaseEnd.CLOSE);
+        if (keepReady > 0) {
+          sb.keepReady(each, keepReady);
+        }
+        s = new SandboxExecutionVms(sb, each);
+      }
+      return new AgentExecutor(this, s);
     }
   }
 }

@@ -78,7 +78,7 @@ public record ExecutionRequest(
   @SuppressWarnings("ArrayRecordComponent")
   public record InputFile(String path, byte @Nullable [] content, @Nullable Path source) {
     public InputFile {
-      Objects.requireNonNull(path, "path");
+      dev.agentvm.storage.GuestPaths.requireRelative(path);
       if ((content == null) == (source == null)) {
         throw new IllegalArgumentException("give exactly one of content and source for " + path);
       }

@@ -9,13 +9,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.agentvm.core.RealLibvirtTest;
 import dev.agentvm.core.TestVms;
-import dev.agentvm.core.VMState;
-import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.VmCrashedException;
 import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
 import dev.agentvm.execution.AnomalyDetector.Response;
-import dev.agentvm.storage.FilesystemShare;
+import dev.agentvm.execution.sandbox.SandboxInfo;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.SandboxState;
+import dev.agentvm.execution.sandbox.Sandboxes;
+import dev.agentvm.storage.OutputLimitException;
+import dev.agentvm.storage.OutputLimits;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -34,40 +37,37 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** AgentExecutor and VMPool on real VMs cloned from one memory image. */
+/** AgentExecutor on real sandboxes: one per execution, some kept ready. */
 class AgentExecutorIT extends RealLibvirtTest {
-  private static CloneVmFactory factory;
-  private static VMPool pool;
+  private static Sandboxes sandboxes;
   private static final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+  private static final String PREFIX = TestVms.PREFIX + "exec-";
   @TempDir static Path tmp;
 
   @BeforeAll
-  static void startPool() {
-    VMTemplate t = VMTemplate.builder(TestVms.name("exectmpl")).boot(TestVms.boot()).build();
-    factory = CloneVmFactory.capture(conn, t, Duration.ofMinutes(2));
-    pool =
-        VMPool.start(
-            factory,
-            PoolConfig.DEFAULT.withSize(2, 4).withNamePrefix(TestVms.PREFIX + "pool-"),
-            registry);
+  static void open() {
+    sandboxes = Sandboxes.open(conn);
+    sandboxes.bindTo(registry);
   }
 
   @AfterAll
-  static void stopPool() {
-    if (pool != null) {
-      pool.close();
-    }
-    if (factory != null) {
-      factory.close();
+  static void close() {
+    if (sandboxes != null) {
+      sandboxes.close();
+      for (SandboxInfo i : sandboxes.list()) {
+        if (i.id().startsWith(PREFIX)) {
+          sandboxes.connect(i.id()).close();
+        }
+      }
     }
   }
 
   @Override
   public void noTestDomainsLeft() {
-    // the pool's VMs live for the class; RealLibvirtTest checks at the end
+    // the ready sandboxes live for the class; RealLibvirtTest checks at the end
   }
 
-  /** VMs given back are destroyed by the pool's workers, just after the result is returned. */
+  /** Sandboxes are closed by the execution's thread just before the result is returned. */
   private static void assertGoneSoon(String vm) throws InterruptedException {
     for (int i = 0; i < 300 && conn.domainNames().contains(vm); i++) {
       Thread.sleep(100);
@@ -76,10 +76,11 @@ class AgentExecutorIT extends RealLibvirtTest {
   }
 
   private AgentExecutor.Builder executor() {
-    return AgentExecutor.builder(pool)
+    return AgentExecutor.builder(sandboxes)
+        .sandbox(SandboxSpec.defaults().withNamePrefix(PREFIX))
+        .keepReady(2)
         .meterRegistry(registry)
-        .outputRoot(tmp.resolve("outputs"))
-        .acquireTimeout(Duration.ofMinutes(2));
+        .outputRoot(tmp.resolve("outputs"));
   }
 
   @Test
@@ -125,10 +126,18 @@ class AgentExecutorIT extends RealLibvirtTest {
       assertEquals(
           "THE QUICK BROWN FOX\n",
           Files.readString(r.outputFiles().directory().resolve("upper.txt")));
-      assertTrue(r.vm().startsWith(TestVms.PREFIX + "pool-"), r.vm());
+      assertTrue(r.vm().startsWith(PREFIX), r.vm());
       assertEquals(
           List.of(TaskState.PENDING, TaskState.PREPARING, TaskState.RUNNING, TaskState.COMPLETED),
           states);
+      assertTrue(
+          registry.get("agentvm.executions").tag("outcome", "completed").counter().count() >= 1);
+      assertTrue(registry.get("agentvm.execution.duration").timer().count() >= 1);
+      assertTrue(
+          registry.get("agentvm.sandbox.create").tags("outcome", "success").timers().stream()
+                  .mapToLong(t -> t.count())
+                  .sum()
+              >= 1);
     }
     String log = Files.readString(auditFile);
     assertFalse(log.contains(secret), "the secret's value never reaches the audit log");
@@ -148,16 +157,6 @@ class AgentExecutorIT extends RealLibvirtTest {
             "execution.completed",
             "vm.released"),
         events);
-    assertTrue(
-        registry.get("agentvm.executions").tag("outcome", "completed").counter().count() >= 1);
-    assertTrue(registry.get("agentvm.execution.duration").timer().count() >= 1);
-    assertTrue(
-        registry
-                .get("agentvm.pool.vm.create")
-                .tags("pool", pool.name(), "kind", "restore", "outcome", "success")
-                .timer()
-                .count()
-            >= 1);
   }
 
   @Test
@@ -171,8 +170,8 @@ class AgentExecutorIT extends RealLibvirtTest {
       assertEquals(TaskState.TIMED_OUT, r.state());
       assertTrue(r.timedOut());
       ExecutionResult next = ex.execute(ExecutionRequest.script("hostname").build());
-      assertNotEquals(r.vm(), next.vm(), "the timed-out VM was destroyed, not handed out again");
-      assertEquals(next.vm(), next.stdoutText().trim(), "each clone has its own hostname");
+      assertNotEquals(r.vm(), next.vm(), "the timed-out sandbox was closed, not used again");
+      assertEquals(next.vm(), next.stdoutText().trim(), "each sandbox has its own hostname");
       assertGoneSoon(r.vm());
     }
   }
@@ -202,7 +201,7 @@ class AgentExecutorIT extends RealLibvirtTest {
   }
 
   @Test
-  void qemuDyingFailsTheExecutionAtOnceAndThePoolReplacesTheVm() throws Exception {
+  void qemuDyingFailsTheExecutionAtOnceAndTheNextOneRuns() throws Exception {
     CountDownLatch started = new CountDownLatch(1);
     java.util.concurrent.atomic.AtomicReference<String> vm =
         new java.util.concurrent.atomic.AtomicReference<>();
@@ -307,11 +306,17 @@ class AgentExecutorIT extends RealLibvirtTest {
                   .build());
       assertEquals(TaskState.COMPLETED, r.state());
       assertEquals(1, ex.quarantined().size());
-      assertEquals(VMState.PAUSED, ex.quarantined().get(0).state(), "kept paused for inspection");
-      quarantined = ex.quarantined().get(0).name();
-      assertTrue(conn.domainNames().contains(quarantined));
+      quarantined = ex.quarantined().get(0);
+      String id = quarantined;
+      assertEquals(
+          List.of(SandboxState.PAUSED),
+          sandboxes.list().stream().filter(i -> i.id().equals(id)).map(i -> i.state()).toList(),
+          "kept paused (on disk) for inspection");
+      assertFalse(conn.domainNames().contains(quarantined), "a paused sandbox uses no VM");
     }
-    assertFalse(conn.domainNames().contains(quarantined), "closing the executor removes it");
+    assertTrue(
+        sandboxes.list().stream().noneMatch(i -> i.id().equals(quarantined)),
+        "closing the executor removes it");
   }
 
   @Test
@@ -340,38 +345,90 @@ class AgentExecutorIT extends RealLibvirtTest {
   }
 
   @Test
-  void aColdBootPoolRunsCodeInAFreshlyBootedVm() throws Exception {
-    VMTemplate t = VMTemplate.builder(TestVms.name("coldtmpl")).boot(TestVms.boot()).build();
-    try (VMPool cold =
-            VMPool.start(
-                new ColdBootVmFactory(
-                    conn, t, FilesystemShare.defaultRoot(), Duration.ofMinutes(2), Duration.ZERO),
-                PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(TestVms.PREFIX + "cold-"));
-        AgentExecutor ex =
-            AgentExecutor.builder(cold).outputRoot(tmp.resolve("cold-outputs")).build()) {
+  void withoutReadySandboxesEachExecutionCreatesItsOwn() throws Exception {
+    String prefix = TestVms.PREFIX + "exec-cold-";
+    try (AgentExecutor ex =
+        AgentExecutor.builder(sandboxes)
+            .sandbox(SandboxSpec.defaults().withNamePrefix(prefix))
+            .outputRoot(tmp.resolve("cold-outputs"))
+            .build()) {
       ExecutionResult r =
           ex.execute(
               ExecutionRequest.script(
-                      "cat /workspace/input/a > /workspace/output/b; cat /proc/uptime")
-                  .input("a", "x".getBytes(StandardCharsets.UTF_8))
+                      "cat /workspace/input/sub/a > /workspace/output/b; grep -c ' /workspace '"
+                          + " /proc/mounts")
+                  .input("sub/a", "x".getBytes(StandardCharsets.UTF_8))
                   .build());
       assertEquals(TaskState.COMPLETED, r.state());
-      assertTrue(r.vm().startsWith(TestVms.PREFIX + "cold-"), r.vm());
+      assertTrue(r.vm().startsWith(prefix), r.vm());
       assertEquals("x", Files.readString(r.outputFiles().directory().resolve("b")));
-      assertEquals(
-          List.of(),
-          conn.domainNames().stream().filter(n -> n.equals(t.name())).toList(),
-          "made from the template, which itself was never defined");
+      assertEquals("1\n", r.stdoutText(), "the workspace is the sandbox's own disk");
+      assertGoneSoon(r.vm());
     }
   }
 
   @Test
-  void freshPoolVmsHaveTheWorkspaceMounted() throws Exception {
+  void theWorkspaceIsCappedAndAnOverLimitOutputLeavesNothing() throws Exception {
     try (AgentExecutor ex = executor().build()) {
-      ExecutionResult r =
-          ex.execute(ExecutionRequest.script("grep -c ' /workspace/' /proc/mounts").build());
-      assertEquals("3\n", r.stdoutText());
+      ExecutionResult full =
+          ex.execute(
+              ExecutionRequest.script(
+                      "dd if=/dev/zero of=/workspace/output/big bs=1M count=400 2>&1;"
+                          + " rm -f /workspace/output/big")
+                  .timeout(Duration.ofMinutes(2))
+                  .build());
+      assertTrue(
+          full.stdoutText().contains("No space left"), "a 256 MiB workspace: " + full.stdoutText());
+
+      Path dest = tmp.resolve("over-limit");
+      ExecutionFailedException e =
+          assertThrows(
+              ExecutionFailedException.class,
+              () ->
+                  ex.execute(
+                      ExecutionRequest.script(
+                              "echo small > /workspace/output/a;"
+                                  + " head -c 3000000 /dev/zero > /workspace/output/b")
+                          .outputFiles(new OutputLimits(10, 2_000_000, 2_000_000))
+                          .outputDirectory(dest)
+                          .build()));
+      assertEquals("extract", e.step());
+      assertInstanceOf(OutputLimitException.class, e.getCause(), e.toString());
+      assertFalse(Files.exists(dest), "nothing delivered");
+      try (var left = Files.list(tmp)) {
+        assertEquals(
+            List.of(),
+            left.map(p -> p.getFileName().toString()).filter(n -> n.contains("partial")).toList(),
+            "no partial copy left");
+      }
     }
-    assertTrue(Files.isDirectory(FilesystemShare.defaultRoot()));
+  }
+
+  @Test
+  void aFileThatKeepsGrowingAfterTheScanIsCutAtTheBudget() throws Exception {
+    // a detached writer outlives its command (setsid: not in the command's process group) and
+    // appends while the host copies; whatever it does, the host never writes more than the budget
+    long budget = 4_000_000;
+    try (AgentExecutor ex = executor().build()) {
+      Path dest = tmp.resolve("growing");
+      try {
+        ExecutionResult r =
+            ex.execute(
+                ExecutionRequest.script(
+                        "echo x > /workspace/output/grow; setsid sh -c 'while :; do head -c"
+                            + " 65536 /dev/zero >> /workspace/output/grow; done' </dev/null"
+                            + " >/dev/null 2>&1 & sleep 1")
+                    .outputFiles(new OutputLimits(10, budget, budget))
+                    .outputDirectory(dest)
+                    .build());
+        assertTrue(r.outputFiles().totalBytes() <= budget, r.outputFiles().toString());
+        System.out.printf("growing file extracted at %d bytes%n", r.outputFiles().totalBytes());
+      } catch (ExecutionFailedException e) {
+        assertEquals("extract", e.step());
+        assertInstanceOf(OutputLimitException.class, e.getCause(), e.toString());
+        assertFalse(Files.exists(dest));
+        System.out.println("growing file refused: " + e.getCause().getMessage());
+      }
+    }
   }
 }

@@ -1,13 +1,11 @@
 package dev.agentvm.execution;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.RealLibvirtTest;
-import dev.agentvm.core.Reaper;
 import dev.agentvm.core.TestVms;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.internal.AgentVmPaths;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -19,7 +17,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
-/** kill -9 of a JVM whose pool runs an execution: the next start of the library reaps it all. */
+/**
+ * kill -9 of a JVM whose executor runs an execution and keeps a sandbox ready: the next start of
+ * the library reaps both sandboxes, their VMs and their directories.
+ */
 class ExecutorKillIT extends RealLibvirtTest {
   private static List<String> named(Path dir, String prefix) throws Exception {
     if (!Files.isDirectory(dir)) {
@@ -31,7 +32,7 @@ class ExecutorKillIT extends RealLibvirtTest {
   }
 
   @Test
-  void theNextStartReapsVmsWorkspacesAndTheMemoryImage() throws Exception {
+  void theNextStartReapsTheSandboxesTheirVmsAndDisks() throws Exception {
     String name = TestVms.name("killed");
     Process child = TestVms.startJvm(ExecutorOrphanMaker.class, name);
     try {
@@ -44,24 +45,27 @@ class ExecutorKillIT extends RealLibvirtTest {
       }
       assertTrue(line != null, "child: " + seen);
       String runningOn = line.substring("READY ".length());
+      // the ready one is made in the background: wait until both VMs exist
+      for (int i = 0;
+          i < 1200 && conn.domainNames().stream().filter(n -> n.startsWith(name)).count() < 2;
+          i++) {
+        Thread.sleep(100);
+      }
       child.destroyForcibly(); // SIGKILL: no hook, no cleanup
       assertTrue(child.waitFor(30, TimeUnit.SECONDS));
-      Path state = AgentVmPaths.stateRoot();
+      Path root = AgentVmPaths.stateRoot().resolve("sandboxes");
       assertTrue(conn.domainNames().contains(runningOn), "left running by the dead JVM");
-      assertFalse(named(state.resolve("workspaces"), name).isEmpty(), "workspaces left");
-      assertFalse(named(state.resolve("images"), name).isEmpty(), "memory image left");
+      assertEquals(
+          2,
+          conn.domainNames().stream().filter(n -> n.startsWith(name)).count(),
+          "the running and the ready sandbox");
+      assertEquals(2, named(root, name).size(), "their directories");
 
-      Reaper.Report r;
-      try (LibvirtConnection next = LibvirtConnection.open()) {
-        // open() reaped already; a second pass finds nothing more
-        r = Reaper.reapOrphans(next, java.time.Duration.ofSeconds(5));
+      try (Sandboxes next = Sandboxes.open(conn)) {
+        assertEquals(List.of(), named(root, name), "reaped when the library starts");
+        assertTrue(next.list().stream().noneMatch(i -> i.id().startsWith(name)));
       }
-      System.out.println("second pass: " + r);
-      assertEquals(List.of(), r.failures());
       assertEquals(List.of(), conn.domainNames().stream().filter(n -> n.startsWith(name)).toList());
-      assertEquals(List.of(), named(state.resolve("run"), name), "runtime directories");
-      assertEquals(List.of(), named(state.resolve("workspaces"), name), "workspaces");
-      assertEquals(List.of(), named(state.resolve("images"), name), "memory image");
     } finally {
       child.destroyForcibly();
     }

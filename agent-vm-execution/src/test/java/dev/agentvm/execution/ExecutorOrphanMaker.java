@@ -1,25 +1,22 @@
 package dev.agentvm.execution;
 
 import dev.agentvm.core.LibvirtConnection;
-import dev.agentvm.core.TestVms;
-import dev.agentvm.core.VMTemplate;
-import java.time.Duration;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 
 /**
- * Run in a child JVM by ExecutorKillIT: a pool of clones with one execution running in it; says
- * READY once the code runs, then waits to be killed.
+ * Run in a child JVM by ExecutorKillIT: an executor with one sandbox kept ready and one execution
+ * running; says READY once the code runs, then waits to be killed.
  */
 public final class ExecutorOrphanMaker {
   public static void main(String[] args) throws Exception {
     String name = args[0];
     LibvirtConnection conn = LibvirtConnection.open();
-    CloneVmFactory factory =
-        CloneVmFactory.capture(
-            conn, VMTemplate.builder(name).boot(TestVms.boot()).build(), Duration.ofMinutes(2));
-    VMPool pool =
-        VMPool.start(factory, PoolConfig.DEFAULT.withSize(2, 2).withNamePrefix(name + "-"));
+    Sandboxes sandboxes = Sandboxes.open(conn);
     AgentExecutor executor =
-        AgentExecutor.builder(pool)
+        AgentExecutor.builder(sandboxes)
+            .sandbox(SandboxSpec.defaults().withNamePrefix(name + "-"))
+            .keepReady(1)
             .listener(
                 (id, from, to, vm) -> {
                   if (to == TaskState.RUNNING) {

@@ -362,50 +362,6 @@ class VMPoolTest {
   }
 
   @Test
-  void theExecutorReportsIntoThePoolsRegistryWithThePoolsTag() throws Exception {
-    try (VMPool p = pool(0, 1);
-        AgentExecutor ex = AgentExecutor.builder(p).build()) {
-      // the fake VM has no guest: the run fails at its first step, which is what is counted
-      assertThrows(
-          ExecutionFailedException.class,
-          () -> ex.execute(ExecutionRequest.script("true").build()));
-      assertEquals(
-          1.0,
-          registry
-              .get("agentvm.executions")
-              .tags("pool", "fake", "outcome", "failed")
-              .counter()
-              .count());
-      assertEquals(
-          0.0,
-          registry.get("agentvm.vm.crashes").tag("pool", "fake").counter().count(),
-          "the crash counter is there from the start");
-      assertEquals(
-          1.0,
-          registry
-              .get("agentvm.pool.discarded")
-              .tags("pool", "fake", "reason", "failed")
-              .counter()
-              .count());
-    }
-  }
-
-  @Test
-  void anExecutorGivenARegistryBindsItsPoolThereToo() throws Exception {
-    SimpleMeterRegistry app = new SimpleMeterRegistry();
-    try (VMPool p = VMPool.startManual(factory, config(1, 2, "fake-"), null, now::get, () -> 0);
-        AgentExecutor ex = AgentExecutor.builder(p).meterRegistry(app).build()) {
-      p.awaitQuiet(Duration.ofSeconds(5));
-      assertEquals(1, vms(app, "fake", "idle"), "the pool's gauges in the executor's registry");
-      assertThrows(
-          ExecutionFailedException.class,
-          () -> ex.execute(ExecutionRequest.script("true").build()));
-      assertEquals(1.0, app.get("agentvm.executions").tags("pool", "fake").counter().count());
-      assertEquals(1, app.get("agentvm.pool.acquire.wait").tag("pool", "fake").timer().count());
-    }
-  }
-
-  @Test
   void thePoolIsAMeterBinderForRegistriesWiredLater() throws Exception {
     try (VMPool p = VMPool.startManual(factory, config(1, 2, "fake-"), null, now::get, () -> 0)) {
       p.awaitQuiet(Duration.ofSeconds(5));

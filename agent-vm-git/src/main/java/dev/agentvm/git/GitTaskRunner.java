@@ -122,7 +122,7 @@ public final class GitTaskRunner implements AutoCloseable {
     }
   }
 
-  /** A runner whose tasks without a slot run on {@code executor}'s pool. */
+  /** A runner whose tasks without a slot run on {@code executor} (a sandbox each). */
   public static Builder builder(AgentExecutor executor) {
     return new Builder(executor);
   }
@@ -271,7 +271,7 @@ public final class GitTaskRunner implements AutoCloseable {
   }
 
   private AgentExecutor slotExecutor(VMPool pool) {
-    AgentExecutor.Builder b = AgentExecutor.builder(pool).acquireTimeout(Duration.ofMinutes(3));
+    AgentExecutor.Builder b = AgentExecutor.builder(pool, Duration.ofMinutes(3));
     if (audit != null) {
       b.auditLog(audit);
     }

@@ -51,7 +51,7 @@ class GitSlotIT extends RealLibvirtTest {
                 Duration.ofMinutes(1),
                 Duration.ZERO),
             PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(TestVms.PREFIX + "unused-"));
-    unusedExecutor = AgentExecutor.builder(unusedPool).build();
+    unusedExecutor = AgentExecutor.builder(unusedPool, Duration.ofMinutes(1)).build();
   }
 
   @AfterAll

@@ -16,12 +16,11 @@ import dev.agentvm.execution.ExecutionRequest;
 import dev.agentvm.execution.ExecutionResult;
 import dev.agentvm.execution.GuestImages;
 import dev.agentvm.execution.JsonLinesAuditLog;
-import dev.agentvm.execution.PoolConfig;
-import dev.agentvm.execution.VMPool;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.image.MicroImage;
 import dev.agentvm.image.MicroImageBuilder;
 import dev.agentvm.internal.AgentVmPaths;
-import dev.agentvm.storage.FilesystemShare;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -37,12 +36,11 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Git tasks on real VMs of the python3 + git flavour, cloned from one memory image. */
+/** Git tasks on real sandboxes of the python3 + git flavour, one kept ready. */
 class GitTaskIT extends RealLibvirtTest {
   static MicroImage image;
   static VMTemplate template;
-  private static CloneVmFactory factory;
-  private static VMPool pool;
+  private static Sandboxes sandboxes;
   private static AgentExecutor executor;
   private static JsonLinesAuditLog audit;
   @TempDir static Path tmp;
@@ -65,16 +63,18 @@ class GitTaskIT extends RealLibvirtTest {
   static void startPool() throws IOException {
     image = MicroImageBuilder.create().packages(MicroImage.PYTHON_GIT).build();
     template = GuestImages.template(TestVms.name("gittmpl"), image).build();
-    factory = CloneVmFactory.capture(conn, template, Duration.ofMinutes(3));
-    pool =
-        VMPool.start(
-            factory, PoolConfig.DEFAULT.withSize(1, 3).withNamePrefix(TestVms.PREFIX + "git-"));
+    sandboxes = Sandboxes.open(conn);
     audit = JsonLinesAuditLog.open(tmp.resolve("audit.jsonl"));
     executor =
-        AgentExecutor.builder(pool)
+        AgentExecutor.builder(sandboxes)
+            .sandbox(
+                SandboxSpec.defaults()
+                    .withImage(image)
+                    .withResources(new dev.agentvm.core.ResourceProfile(1, 512))
+                    .withNamePrefix(TestVms.PREFIX + "git-"))
+            .keepReady(1)
             .auditLog(audit)
             .outputRoot(tmp.resolve("outputs"))
-            .acquireTimeout(Duration.ofMinutes(3))
             .build();
   }
 
@@ -83,11 +83,8 @@ class GitTaskIT extends RealLibvirtTest {
     if (executor != null) {
       executor.close();
     }
-    if (pool != null) {
-      pool.close();
-    }
-    if (factory != null) {
-      factory.close();
+    if (sandboxes != null) {
+      sandboxes.close();
     }
     if (audit != null) {
       audit.close();
@@ -96,7 +93,7 @@ class GitTaskIT extends RealLibvirtTest {
 
   @Override
   public void noTestDomainsLeft() {
-    // the pool lives for the class; RealLibvirtTest checks at the end
+    // the ready sandbox lives for the class; RealLibvirtTest checks at the end
   }
 
   static Path newRepo(Path dir) throws IOException {
@@ -362,51 +359,57 @@ class GitTaskIT extends RealLibvirtTest {
                   .command(
                       "echo \"the token is $API_TOKEN\"; echo \"to stderr $API_TOKEN\" >&2;"
                           + " echo ${#API_TOKEN} > length.txt; git add length.txt;"
-                          + " git commit -qm 'token length';"
-                          + " touch /workspace/output/secret-ready;"
-                          + " while [ ! -e /workspace/input/go ]; do sleep 0.2; done")
+                          + " git commit -qm 'token length'; sleep 4")
                   .timeout(Duration.ofMinutes(2))
                   .build());
-      // while the agent runs (secret in its environment): look where the library writes
-      Path workspace = waitForFile("secret-ready");
-      Files.writeString(workspace.resolve("input").resolve("go"), "");
-      List<Path> searched = new java.util.ArrayList<>();
-      searched.addAll(filesUnder(workspace));
-      searched.addAll(filesUnder(AgentVmPaths.stateRoot().resolve("run")));
-      searched.addAll(filesUnder(tmp.resolve("git-work")));
-      searched.add(tmp.resolve("audit.jsonl"));
-      GitTaskResult res = f.get(3, TimeUnit.MINUTES);
-      searched.addAll(filesUnder(tmp.resolve("outputs")));
+      // while the agent runs (secret in its environment), and after: look where the library
+      // writes on the host (the sandboxes' own directories, runtime directories with console
+      // logs, the runner's scratch, the audit log); warm images and shared layers predate it
       byte[] needle = secret.getBytes(StandardCharsets.UTF_8);
+      Path sandboxRoot = AgentVmPaths.stateRoot().resolve("sandboxes");
+      java.util.Set<Path> searched = new java.util.HashSet<>();
+      boolean last = false;
+      while (!last) {
+        last = f.isDone();
+        List<Path> now = new java.util.ArrayList<>();
+        try (Stream<Path> dirs = Files.list(sandboxRoot)) {
+          for (Path d : dirs.toList()) {
+            if (d.getFileName().toString().startsWith(TestVms.PREFIX + "git-")) {
+              now.addAll(filesUnder(d));
+            }
+          }
+        }
+        now.addAll(filesUnder(AgentVmPaths.stateRoot().resolve("run")));
+        now.addAll(filesUnder(tmp.resolve("git-work")));
+        now.add(tmp.resolve("audit.jsonl"));
+        if (last) {
+          now.addAll(filesUnder(tmp.resolve("outputs")));
+        }
+        for (Path p : now) {
+          try {
+            if (Files.isRegularFile(p)) {
+              assertFalse(contains(Files.readAllBytes(p), needle), "the secret is in " + p);
+              searched.add(p);
+            }
+          } catch (java.nio.file.NoSuchFileException gone) {
+            // removed while we looked
+          }
+        }
+        Thread.sleep(200);
+      }
+      GitTaskResult res = f.get(3, TimeUnit.MINUTES);
       assertTrue(
           searched.stream().anyMatch(p -> p.toString().endsWith("console.log")),
           "console logs searched");
-      for (Path p : searched) {
-        if (Files.isRegularFile(p)) {
-          assertFalse(contains(Files.readAllBytes(p), needle), "the secret is in " + p);
-        }
-      }
+      assertTrue(
+          searched.stream().anyMatch(p -> p.toString().endsWith(".qcow2")),
+          "the sandbox's disk searched");
       assertFalse(res.stdout().contains(secret));
       assertTrue(res.stdout().contains("the token is " + GitTaskRunner.REDACTED), res.stdout());
       assertTrue(res.stderr().contains("to stderr " + GitTaskRunner.REDACTED), res.stderr());
       assertEquals(
           Integer.toString(secret.length()), git(repo, "show", "agent/secret1:length.txt"));
     }
-  }
-
-  private static Path waitForFile(String name) throws Exception {
-    Path root = FilesystemShare.defaultRoot();
-    for (int i = 0; i < 1200; i++) {
-      try (Stream<Path> s = Files.list(root)) {
-        for (Path ws : s.toList()) {
-          if (Files.exists(ws.resolve("output").resolve(name))) {
-            return ws;
-          }
-        }
-      }
-      Thread.sleep(100);
-    }
-    throw new AssertionError(name + " never appeared in a workspace");
   }
 
   static List<Path> filesUnder(Path root) throws IOException {

@@ -34,7 +34,7 @@ public final class SlotHolderMain {
                 Duration.ZERO),
             PoolConfig.DEFAULT.withSize(0, 1));
     GitTaskRunner runner =
-        GitTaskRunner.builder(AgentExecutor.builder(unused).build())
+        GitTaskRunner.builder(AgentExecutor.builder(unused, Duration.ofMinutes(1)).build())
             .slots(conn, template, PersistentSlots.atDefaultRoot())
             .build();
     runner.run(

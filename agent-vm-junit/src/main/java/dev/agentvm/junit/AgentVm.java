@@ -7,9 +7,9 @@ import java.lang.annotation.Target;
 
 /**
  * Marks a field the {@link AgentVmExtension} fills: a {@link dev.agentvm.core.VM} (booted, its
- * agent answering) or an {@link dev.agentvm.execution.AgentExecutor} (backed by a small pool of
- * clones). A static field lives for the test class, an instance field for one test; either is
- * removed afterwards, also when the test fails.
+ * agent answering) or an {@link dev.agentvm.execution.AgentExecutor} (running each execution in a
+ * sandbox of its own, some kept ready). A static field lives for the test class, an instance field
+ * for one test; either is removed afterwards, also when the test fails.
  */
 @Target(ElementType.FIELD)
 @Retention(RetentionPolicy.RUNTIME)
@@ -20,7 +20,7 @@ public @interface AgentVm {
   /** Virtual CPUs. */
   int vcpus() default 1;
 
-  /** For an executor: VMs kept ready. */
+  /** For an executor: sandboxes kept running and ready ({@code Sandboxes.keepReady}). */
   int poolSize() default 1;
 
   /**

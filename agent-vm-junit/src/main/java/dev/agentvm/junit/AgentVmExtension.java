@@ -5,9 +5,8 @@ import dev.agentvm.core.ResourceProfile;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.execution.AgentExecutor;
-import dev.agentvm.execution.CloneVmFactory;
-import dev.agentvm.execution.PoolConfig;
-import dev.agentvm.execution.VMPool;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.image.MicroImage;
 import dev.agentvm.image.MicroImageBuilder;
 import dev.agentvm.internal.AgentVmPaths;
@@ -81,7 +80,6 @@ public final class AgentVmExtension
   private static final class Resources implements StoreResource {
     final List<AutoCloseable> closeables = new ArrayList<>();
     final List<VM> vms = new ArrayList<>();
-    final List<VMPool> pools = new ArrayList<>();
 
     @Override
     public void close() throws Exception {
@@ -255,20 +253,25 @@ public final class AgentVmExtension
       return vm;
     }
     if (type == AgentExecutor.class) {
-      CloneVmFactory factory = CloneVmFactory.capture(shared.conn, template, AGENT);
-      r.closeables.add(factory);
-      VMPool pool =
-          VMPool.start(
-              factory,
-              PoolConfig.DEFAULT
-                  .withSize(a.poolSize(), Math.max(a.poolSize(), 2))
-                  .withNamePrefix(template.name() + "-"));
-      r.closeables.add(pool);
-      r.pools.add(pool);
+      Sandboxes sandboxes = Sandboxes.open(shared.conn);
+      r.closeables.add(sandboxes);
       // extracted outputs live as long as the executor: the test reads them, then they go
       Path outputs = AgentVmPaths.stateRoot().resolve("outputs").resolve(template.name());
       r.closeables.add(() -> dev.agentvm.internal.Trees.delete(outputs));
-      AgentExecutor executor = AgentExecutor.builder(pool).outputRoot(outputs).build();
+      AgentExecutor executor =
+          AgentExecutor.builder(sandboxes)
+              .sandbox(
+                  SandboxSpec.defaults()
+                      .withImage(shared.image(List.of(a.packages())))
+                      .withResources(new ResourceProfile(a.vcpus(), a.memoryMiB()))
+                      .withNamePrefix(
+                          (name.length() > 39
+                                  ? name.substring(0, 30) + "-" + name.substring(name.length() - 8)
+                                  : name)
+                              + "-"))
+              .keepReady(a.poolSize())
+              .outputRoot(outputs)
+              .build();
       r.closeables.add(executor);
       return executor;
     }

@@ -1,35 +1,28 @@
 package dev.agentvm.benchmarks;
 
-import dev.agentvm.core.BootSource;
 import dev.agentvm.core.LibvirtConnection;
-import dev.agentvm.core.VMTemplate;
-import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.execution.AgentExecutor;
-import dev.agentvm.execution.CloneVmFactory;
 import dev.agentvm.execution.Execution;
 import dev.agentvm.execution.ExecutionRequest;
-import dev.agentvm.execution.PoolConfig;
-import dev.agentvm.execution.PooledVm;
-import dev.agentvm.execution.VMPool;
-import dev.agentvm.image.MicroImage;
-import dev.agentvm.image.MicroImageBuilder;
+import dev.agentvm.execution.sandbox.Sandbox;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.UUID;
 
 /**
  * The executor's costs, side by side in one run:
  *
  * <ul>
- *   <li>pool acquire with warm VMs, p50/p99;
- *   <li>an execution of {@code true} through the executor against a raw agent exec of {@code true}
- *       on a pool VM, rounds interleaved: the executor's overhead;
- *   <li>10 concurrent trivial executions, with a warm pool and with an empty one, against one
- *       execution under the same conditions.
+ *   <li>handing out a sandbox kept ready ({@code Sandboxes.keepReady}), p50/p99;
+ *   <li>an execution of {@code true} through the executor against a raw EXEC of {@code true} in a
+ *       ready sandbox (the floor), rounds interleaved: the executor's overhead;
+ *   <li>10 concurrent trivial executions, with 10 sandboxes ready and with none (warm-image
+ *       restores on demand), against one execution under the same conditions.
  * </ul>
  *
  * <pre>
@@ -37,38 +30,30 @@ import java.util.UUID;
  * </pre>
  */
 public final class ExecutionBenchmark {
-  private static final Duration AGENT = Duration.ofMinutes(2);
-
   public static void main(String[] args) throws Exception {
     int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 20;
-    MicroImage image = MicroImageBuilder.create().build();
-    VMTemplate template =
-        VMTemplate.builder("agentvm-bench-exec-" + UUID.randomUUID().toString().substring(0, 8))
-            .boot(new BootSource(image.kernel(), image.initramfs(), MicroImage.DEFAULT_CMDLINE))
-            .build();
     Path outputs = Files.createTempDirectory("agentvm-bench-outputs");
     List<String> report = new ArrayList<>();
     try (LibvirtConnection conn = LibvirtConnection.open();
-        CloneVmFactory factory = CloneVmFactory.capture(conn, template, AGENT)) {
-      PoolConfig base = PoolConfig.DEFAULT.withNamePrefix("agentvm-bench-pool-");
-
-      List<Double> acquire = new ArrayList<>();
+        Sandboxes sandboxes = Sandboxes.open(conn)) {
+      SandboxSpec spec = SandboxSpec.defaults().withNamePrefix("agentvm-bench-exec-");
+      sandboxes.warmUp(spec);
+      List<Double> take = new ArrayList<>();
       List<Double> raw = new ArrayList<>();
       List<Double> viaExecutor = new ArrayList<>();
-      try (VMPool pool = VMPool.start(factory, base.withSize(2, 3));
-          AgentExecutor executor = AgentExecutor.builder(pool).outputRoot(outputs).build()) {
+      try (AgentExecutor executor =
+          AgentExecutor.builder(sandboxes).sandbox(spec).keepReady(2).outputRoot(outputs).build()) {
+        SandboxSpec each = spec.withIdleTimeout(Duration.ZERO);
         for (int r = 0; r < rounds; r++) {
-          awaitIdle(pool, 2);
+          awaitReady(sandboxes, each, 2);
           long t0 = System.nanoTime();
-          PooledVm vm = pool.acquire(AGENT);
-          acquire.add(Stats.ms(System.nanoTime() - t0));
-          AgentClient agent =
-              java.util.Objects.requireNonNull(vm.vm(), "a pool VM without a VM").awaitAgent(AGENT);
-          t0 = System.nanoTime();
-          agent.exec(ExecRequest.command("true"));
-          raw.add(Stats.ms(System.nanoTime() - t0));
-          pool.release(vm);
-          awaitIdle(pool, 2);
+          try (Sandbox sb = sandboxes.create(each)) {
+            take.add(Stats.ms(System.nanoTime() - t0));
+            t0 = System.nanoTime();
+            sb.exec(ExecRequest.command("true"));
+            raw.add(Stats.ms(System.nanoTime() - t0));
+          }
+          awaitReady(sandboxes, each, 2);
           t0 = System.nanoTime();
           executor.execute(ExecutionRequest.command("true").build());
           viaExecutor.add(Stats.ms(System.nanoTime() - t0));
@@ -77,40 +62,41 @@ public final class ExecutionBenchmark {
       }
       report.add(
           String.format(
-              "pool acquire, warm: p50 %.3f ms, p99 %.3f ms (goal: p99 < 5 ms)",
-              Stats.median(acquire), Stats.pct(acquire, 99)));
+              "ready sandbox handed out: p50 %.3f ms, p99 %.3f ms (goal: p99 < 5 ms)",
+              Stats.median(take), Stats.pct(take, 99)));
       report.add(
           String.format(
-              "raw agent exec of true: p50 %.1f ms, p99 %.1f ms",
+              "raw EXEC of true in a sandbox (floor): p50 %.1f ms, p99 %.1f ms",
               Stats.median(raw), Stats.pct(raw, 99)));
       report.add(
           String.format(
-              "executor execution of true: p50 %.1f ms, p99 %.1f ms",
+              "executor execution of true (sandbox ready, inputs, exec, extract, close): p50 %.1f"
+                  + " ms, p99 %.1f ms",
               Stats.median(viaExecutor), Stats.pct(viaExecutor, 99)));
       report.add(
           String.format(
-              "executor overhead p50: %.1f ms (goal: < 20 ms)",
+              "executor overhead p50: %.1f ms over the floor (goal: < 20 ms)",
               Stats.median(viaExecutor) - Stats.median(raw)));
 
-      for (boolean warm : new boolean[] {true, false}) {
+      for (boolean ready : new boolean[] {true, false}) {
         int n = 10;
-        try (VMPool pool = VMPool.start(factory, base.withSize(warm ? n : 0, n));
-            AgentExecutor executor =
-                AgentExecutor.builder(pool)
-                    .outputRoot(outputs)
-                    .acquireTimeout(Duration.ofMinutes(10))
-                    .build()) {
-          if (warm) {
-            awaitIdle(pool, n);
+        SandboxSpec shape =
+            spec.withNamePrefix(ready ? "agentvm-bench-ready-" : "agentvm-bench-cold-");
+        try (AgentExecutor executor =
+            AgentExecutor.builder(sandboxes)
+                .sandbox(shape)
+                .keepReady(ready ? n : 0)
+                .outputRoot(outputs)
+                .build()) {
+          SandboxSpec each = shape.withIdleTimeout(Duration.ZERO);
+          if (ready) {
+            awaitReady(sandboxes, each, n);
           }
           long t0 = System.nanoTime();
           executor.execute(ExecutionRequest.script("echo one").build());
           double one = Stats.ms(System.nanoTime() - t0);
-          if (warm) {
-            awaitIdle(pool, n);
-          } else {
-            awaitIdle(pool, 0);
-            Thread.sleep(2000); // let the used VM's removal finish
+          if (ready) {
+            awaitReady(sandboxes, each, n);
           }
           t0 = System.nanoTime();
           List<Execution> runs = new ArrayList<>();
@@ -123,12 +109,14 @@ public final class ExecutionBenchmark {
           double all = Stats.ms(System.nanoTime() - t0);
           report.add(
               String.format(
-                  "%s pool: one execution %.0f ms, %d concurrent %.0f ms, ratio %.1f (goal: 10 in < 30 s)",
-                  warm ? "warm (10 ready)" : "empty (clones made on demand)",
+                  "%s: one execution %.0f ms, %d concurrent %.0f ms, ratio %.1f (goal: 10 in < 30"
+                      + " s)",
+                  ready ? "10 sandboxes ready" : "none ready (warm-image restores on demand)",
                   one,
                   n,
                   all,
                   all / one));
+          sandboxes.keepReady(each, 0);
         }
       }
     } finally {
@@ -143,9 +131,10 @@ public final class ExecutionBenchmark {
     report.forEach(l -> System.out.println("  " + l));
   }
 
-  private static void awaitIdle(VMPool pool, int n) throws InterruptedException {
-    long end = System.nanoTime() + Duration.ofMinutes(5).toNanos();
-    while (pool.idleCount() < n && System.nanoTime() < end) {
+  private static void awaitReady(Sandboxes sandboxes, SandboxSpec spec, int n)
+      throws InterruptedException {
+    long end = System.nanoTime() + Duration.ofMinutes(10).toNanos();
+    while (sandboxes.readyCount(spec) < n && System.nanoTime() < end) {
       Thread.sleep(20);
     }
   }

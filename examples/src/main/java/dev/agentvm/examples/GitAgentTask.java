@@ -1,17 +1,15 @@
 package dev.agentvm.examples;
 
 import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.ResourceProfile;
 import dev.agentvm.execution.AgentExecutor;
-import dev.agentvm.execution.ColdBootVmFactory;
-import dev.agentvm.execution.GuestImages;
-import dev.agentvm.execution.PoolConfig;
-import dev.agentvm.execution.VMPool;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.git.GitTask;
 import dev.agentvm.git.GitTaskResult;
 import dev.agentvm.git.GitTaskRunner;
 import dev.agentvm.image.MicroImage;
 import dev.agentvm.image.MicroImageBuilder;
-import dev.agentvm.storage.FilesystemShare;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -60,16 +58,15 @@ public final class GitAgentTask {
       MicroImage image = MicroImageBuilder.create().packages(MicroImage.PYTHON_GIT).build();
       String name = "agentvm-git-example-" + UUID.randomUUID().toString().substring(0, 8);
       try (LibvirtConnection conn = LibvirtConnection.open();
-          VMPool pool =
-              VMPool.start(
-                  new ColdBootVmFactory(
-                      conn,
-                      GuestImages.template(name, image).build(),
-                      FilesystemShare.defaultRoot(),
-                      Duration.ofMinutes(2),
-                      Duration.ZERO),
-                  PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(name + "-"));
-          AgentExecutor executor = AgentExecutor.builder(pool).build();
+          Sandboxes sandboxes = Sandboxes.open(conn);
+          AgentExecutor executor =
+              AgentExecutor.builder(sandboxes)
+                  .sandbox(
+                      SandboxSpec.defaults()
+                          .withImage(image)
+                          .withResources(new ResourceProfile(1, 512))
+                          .withNamePrefix(name + "-"))
+                  .build();
           GitTaskRunner runner = GitTaskRunner.builder(executor).build()) {
         GitTaskResult r =
             runner.run(

@@ -2,19 +2,17 @@ package dev.agentvm.examples;
 
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.execution.AgentExecutor;
-import dev.agentvm.execution.ColdBootVmFactory;
 import dev.agentvm.execution.ExecutionRequest;
 import dev.agentvm.execution.ExecutionResult;
-import dev.agentvm.execution.PoolConfig;
-import dev.agentvm.execution.VMPool;
-import dev.agentvm.storage.FilesystemShare;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 
 /**
- * One script in a fresh VM through the executor: an input file in, a result file out, stdout
+ * One script in a fresh sandbox through the executor: an input file in, a result file out, stdout
  * streamed as it comes.
  *
  * <pre>./scripts/run-example.sh HelloAgent</pre>
@@ -23,16 +21,11 @@ public final class HelloAgent {
   public static void main(String[] args) throws Exception {
     Path outputs = Files.createTempDirectory("agentvm-hello-agent-");
     try (LibvirtConnection conn = LibvirtConnection.open();
-        VMPool pool =
-            VMPool.start(
-                new ColdBootVmFactory(
-                    conn,
-                    Images.microTemplate("hello-agent"),
-                    FilesystemShare.defaultRoot(),
-                    Duration.ofMinutes(2),
-                    Duration.ZERO),
-                PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix("agentvm-hello-agent-"));
-        AgentExecutor executor = AgentExecutor.builder(pool).build()) {
+        Sandboxes sandboxes = Sandboxes.open(conn);
+        AgentExecutor executor =
+            AgentExecutor.builder(sandboxes)
+                .sandbox(SandboxSpec.defaults().withNamePrefix("agentvm-hello-agent-"))
+                .build()) {
       ExecutionResult r =
           executor.execute(
               ExecutionRequest.script(

@@ -2,20 +2,18 @@ package dev.agentvm.examples;
 
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.execution.AgentExecutor;
-import dev.agentvm.execution.CloneVmFactory;
 import dev.agentvm.execution.Execution;
 import dev.agentvm.execution.ExecutionRequest;
 import dev.agentvm.execution.ExecutionResult;
-import dev.agentvm.execution.PoolConfig;
-import dev.agentvm.execution.VMPool;
-import java.time.Duration;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Ten agents at once through a pool of clones of one memory image; prints where the time went.
+ * Ten agents at once, each in a sandbox restored from one warm image; prints where the time went.
  *
- * <pre>./scripts/run-example.sh ParallelAgents [count] [pool max]</pre>
+ * <pre>./scripts/run-example.sh ParallelAgents [count] [max at once]</pre>
  */
 public final class ParallelAgents {
   public static void main(String[] args) throws Exception {
@@ -23,15 +21,12 @@ public final class ParallelAgents {
     int max = args.length > 1 ? Integer.parseInt(args[1]) : count;
     long t0 = System.nanoTime();
     try (LibvirtConnection conn = LibvirtConnection.open();
-        CloneVmFactory factory =
-            CloneVmFactory.capture(conn, Images.microTemplate("parallel"), Duration.ofMinutes(2))) {
+        Sandboxes sandboxes = Sandboxes.open(conn)) {
+      SandboxSpec spec = SandboxSpec.defaults().withNamePrefix("agentvm-parallel-");
+      sandboxes.warmUp(spec); // once: every sandbox after it is a restore, not a boot
       long tImage = System.nanoTime();
-      try (VMPool pool =
-              VMPool.start(
-                  factory,
-                  PoolConfig.DEFAULT.withSize(0, max).withNamePrefix("agentvm-parallel-"));
-          AgentExecutor executor =
-              AgentExecutor.builder(pool).acquireTimeout(Duration.ofMinutes(5)).build()) {
+      try (AgentExecutor executor =
+          AgentExecutor.builder(sandboxes).sandbox(spec).maxConcurrent(max).build()) {
         long tStart = System.nanoTime();
         List<Execution> runs = new ArrayList<>();
         for (int i = 0; i < count; i++) {
@@ -47,7 +42,7 @@ public final class ParallelAgents {
         }
         long tDone = System.nanoTime();
         System.out.printf(
-            "%d agents: memory image %d ms (once), then all %d done %d ms after submission%n",
+            "%d agents: warm image %d ms (once), then all %d done %d ms after submission%n",
             count, (tImage - t0) / 1_000_000, count, (tDone - tStart) / 1_000_000);
       }
     }

@@ -3,11 +3,10 @@ package dev.agentvm.examples;
 import com.sun.net.httpserver.HttpServer;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.execution.AgentExecutor;
-import dev.agentvm.execution.CloneVmFactory;
 import dev.agentvm.execution.ExecutionRequest;
 import dev.agentvm.execution.JsonLinesAuditLog;
-import dev.agentvm.execution.PoolConfig;
-import dev.agentvm.execution.VMPool;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.net.InetAddress;
@@ -20,11 +19,11 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 
 /**
- * A pool with Prometheus metrics served on localhost ({@code /metrics}) and an audit log on
- * standard error; runs a few executions, prints the agent-vm lines of a scrape, and keeps serving
- * for the given seconds (0: exit at once). The pool reports into the registry under its name
- * ({@code pool="metrics"}); the executor reports where its pool does. Every meter is listed in
- * docs/observability.md.
+ * An executor with sandboxes kept ready, Prometheus metrics served on localhost ({@code /metrics})
+ * and an audit log on standard error; runs a few executions, prints the agent-vm lines of a scrape,
+ * and keeps serving for the given seconds (0: exit at once). The executor reports under its name
+ * ({@code executor="metrics"}), the sandboxes their phase timers and the ready gauge. Every meter
+ * is listed in docs/observability.md.
  *
  * <pre>./scripts/run-example.sh PoolWithMetrics [seconds to serve] [port]</pre>
  */
@@ -49,19 +48,17 @@ public final class PoolWithMetrics {
     http.start();
     System.out.printf("metrics on http://127.0.0.1:%d/metrics%n", http.getAddress().getPort());
     try (LibvirtConnection conn = LibvirtConnection.open();
-        CloneVmFactory factory =
-            CloneVmFactory.capture(conn, Images.microTemplate("metrics"), Duration.ofMinutes(2));
-        VMPool pool =
-            VMPool.start(
-                factory,
-                PoolConfig.DEFAULT
-                    .withSize(2, 3)
-                    .withNamePrefix("agentvm-metrics-")
-                    .withName("metrics"), // the pool="metrics" tag of every meter
-                registry); // or later: pool.bindTo(registry), as Spring Boot does with MeterBinders
+        Sandboxes sandboxes = Sandboxes.open(conn);
         JsonLinesAuditLog audit = JsonLinesAuditLog.to(System.err);
-        // no registry here: an executor reports where its pool does
-        AgentExecutor executor = AgentExecutor.builder(pool).auditLog(audit).build()) {
+        AgentExecutor executor =
+            AgentExecutor.builder(sandboxes)
+                .sandbox(SandboxSpec.defaults().withNamePrefix("agentvm-metrics-"))
+                .keepReady(2) // two sandboxes running and ready: agentvm.sandbox.ready
+                .name("metrics") // the executor="metrics" tag of the executor's meters
+                .meterRegistry(registry) // or later: executor.bindTo(registry), as Spring does
+                .auditLog(audit)
+                .build()) {
+      sandboxes.bindTo(registry); // sandbox create/pause/... timers and the ready gauge
       for (int i = 0; i < 3; i++) {
         executor.execute(ExecutionRequest.script("echo run " + i).build());
       }

@@ -844,7 +844,7 @@ public final class AgentClient implements AutoCloseable {
                       received += f.payload().length;
                       if (received > limit) {
                         done.completeExceptionally(
-                            new AgentException(
+                            new AgentLimitException(
                                 guestPath + " is larger than the limit of " + limit));
                         return false; // keep consuming the rest of the stream
                       }

@@ -49,22 +49,31 @@ public enum AgentVmMeter {
       "pool",
       "reason"),
   EXECUTIONS(
-      "agentvm.executions", Type.COUNTER, null, "executions ended, by outcome", "pool", "outcome"),
+      "agentvm.executions",
+      Type.COUNTER,
+      null,
+      "executions ended, by outcome",
+      "executor",
+      "outcome"),
   EXECUTION_DURATION(
       "agentvm.execution.duration",
       Type.TIMER,
       null,
       "time from submit to result of executions that ran to an end (completed or timed out)",
-      "pool",
+      "executor",
       "outcome"),
   VM_CRASHES(
-      "agentvm.vm.crashes", Type.COUNTER, null, "VMs that died while running an execution", "pool"),
+      "agentvm.vm.crashes",
+      Type.COUNTER,
+      null,
+      "VMs that died while running an execution",
+      "executor"),
   ANOMALIES(
       "agentvm.anomalies",
       Type.COUNTER,
       null,
       "anomalies the detector found in executions, by rule",
-      "pool",
+      "executor",
       "rule"),
   SANDBOX_CREATE(
       "agentvm.sandbox.create",
@@ -74,6 +83,11 @@ public enum AgentVmMeter {
           + " image (kind=restore)",
       "kind",
       "outcome"),
+  SANDBOX_READY(
+      "agentvm.sandbox.ready",
+      Type.GAUGE,
+      null,
+      "sandboxes kept running and ready to hand out (Sandboxes.keepReady)"),
   SANDBOX_PAUSE(
       "agentvm.sandbox.pause",
       Type.TIMER,
@@ -152,7 +166,7 @@ public enum AgentVmMeter {
     return description;
   }
 
-  /** Its tag keys, the owner's ({@code pool}) first. */
+  /** Its tag keys, the owner's ({@code pool} or {@code executor}) first. */
   public List<String> tagKeys() {
     return tagKeys;
   }

@@ -1,6 +1,9 @@
 package dev.agentvm.execution.sandbox;
 
 import dev.agentvm.core.VM;
+import dev.agentvm.core.VMState;
+import dev.agentvm.core.VmCrashedException;
+import dev.agentvm.core.agent.AgentChannelClosedException;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
@@ -10,6 +13,7 @@ import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.protocol.ProcList;
+import dev.agentvm.protocol.StatusReport;
 import dev.agentvm.storage.DiskImages;
 import dev.agentvm.storage.GuestIdentity;
 import io.micrometer.core.instrument.Tags;
@@ -81,6 +85,28 @@ public final class Sandbox implements AutoCloseable {
     this.agent = agent;
     if (vm != null) {
       startLease();
+    }
+  }
+
+  /**
+   * Takes on {@code spec}'s per-sandbox settings (labels, timeouts, lease, retention): a ready
+   * sandbox being handed out. Its VM, image and resources already match.
+   */
+  void adopt(SandboxSpec spec) throws IOException {
+    lock.writeLock().lock();
+    try {
+      rec.ready = false;
+      rec.labels = new java.util.LinkedHashMap<>(spec.labels());
+      rec.commandTimeout = spec.commandTimeout();
+      rec.idleTimeout = spec.idleTimeout();
+      rec.lease = spec.lease();
+      rec.onLeaseEnd = spec.onLeaseEnd();
+      rec.pausedRetention = spec.pausedRetention();
+      rec.agentDeadline = spec.agentDeadline();
+      rec.save(dir);
+      startLease();
+    } finally {
+      lock.writeLock().unlock();
     }
   }
 
@@ -219,6 +245,43 @@ public final class Sandbox implements AutoCloseable {
     return withAgent(a -> a.exec(r));
   }
 
+  /**
+   * Starts a command that runs to completion, its output streamed to {@code listener} while it runs
+   * (on the agent's reader thread: keep the listener quick). A request without a timeout gets the
+   * sandbox's {@link #commandTimeout()}. The returned handle completes with the result (with a
+   * {@link VmCrashedException} if QEMU died) and can kill the command. Pause, checkpoint, fork and
+   * close wait for {@link #exec} calls, not for these: a command started here fails with an {@code
+   * AgentException} if the sandbox stops under it.
+   */
+  public SandboxCommand execAsync(ExecRequest request, OutputListener listener) throws IOException {
+    ExecRequest r = request.timeout().isZero() ? request.withTimeout(rec.commandTimeout) : request;
+    AgentClient.Execution e = withAgent(a -> a.execAsync(r, listener));
+    java.util.concurrent.CompletableFuture<ExecResult> result =
+        e.result()
+            .exceptionallyComposeAsync(
+                t -> {
+                  Throwable c =
+                      t instanceof java.util.concurrent.CompletionException && t.getCause() != null
+                          ? t.getCause()
+                          : t;
+                  VmCrashedException crash =
+                      c instanceof AgentChannelClosedException closed ? crashOf(closed) : null;
+                  return java.util.concurrent.CompletableFuture.failedFuture(
+                      crash != null ? crash : c);
+                });
+    return new SandboxCommand(e, result, rec.agentDeadline);
+  }
+
+  /**
+   * What the guest reports of itself: memory, load, processes (see {@link StatusReport}); the
+   * guest's own numbers, so a hostile guest may lie.
+   *
+   * @throws dev.agentvm.core.agent.AgentTimeoutException if no answer came within {@code deadline}
+   */
+  public StatusReport status(Duration deadline) throws IOException {
+    return withAgent(a -> a.status(deadline));
+  }
+
   /** Runs {@code argv} (no shell) with the default timeout. */
   public ExecResult exec(String... argv) throws IOException {
     return exec(ExecRequest.command(argv));
@@ -341,6 +404,12 @@ public final class Sandbox implements AutoCloseable {
           lastUsedNanos = System.nanoTime();
           try (LogContext.Scope m = logContext()) {
             return call.call(a);
+          } catch (AgentChannelClosedException e) {
+            VmCrashedException crash = crashOf(e);
+            if (crash != null) {
+              throw crash;
+            }
+            throw e;
           } finally {
             lastUsedNanos = System.nanoTime();
             inFlight.decrementAndGet();
@@ -351,6 +420,46 @@ public final class Sandbox implements AutoCloseable {
       }
       resume(); // paused (or connected while paused): resume, then try again
     }
+  }
+
+  /**
+   * What a closed channel means while the sandbox should run: a {@link VmCrashedException} naming
+   * the console log if QEMU is gone (libvirt may notice a moment after the channel closed), else
+   * {@code null}.
+   */
+  private @Nullable VmCrashedException crashOf(AgentChannelClosedException e) {
+    VM v = vm;
+    if (v == null) {
+      return null;
+    }
+    VMState s;
+    try {
+      s = v.state();
+      long end = System.nanoTime() + Duration.ofSeconds(3).toNanos();
+      while (s == VMState.RUNNING && System.nanoTime() < end) {
+        Thread.sleep(50);
+        s = v.state();
+      }
+    } catch (InterruptedException x) {
+      Thread.currentThread().interrupt();
+      return null;
+    } catch (RuntimeException x) {
+      e.addSuppressed(x);
+      return null;
+    }
+    if (s == VMState.RUNNING || s == VMState.PAUSED) {
+      return null;
+    }
+    return new VmCrashedException(
+        "the VM of sandbox "
+            + rec.id
+            + " is "
+            + s
+            + " ("
+            + e.getMessage()
+            + "); console log: "
+            + v.consoleLog(),
+        e);
   }
 
   /**

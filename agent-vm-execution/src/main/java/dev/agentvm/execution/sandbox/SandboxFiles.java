@@ -6,6 +6,9 @@ import dev.agentvm.protocol.FsEntry;
 import dev.agentvm.protocol.FsEvent;
 import dev.agentvm.protocol.FsListing;
 import dev.agentvm.protocol.FsRequest;
+import dev.agentvm.storage.ExtractedOutput;
+import dev.agentvm.storage.OutputLimitException;
+import dev.agentvm.storage.OutputLimits;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -75,6 +78,170 @@ public final class SandboxFiles {
                   a.getFile(path, tmp, deadline(), MAX_READ_BYTES);
                   return Files.readAllBytes(tmp);
                 }));
+  }
+
+  /** Skipped entries named in an extraction's result; more are only counted. */
+  static final int MAX_SKIPPED_NAMED = 100;
+
+  /**
+   * Copies the tree under the guest directory {@code dir} to the new host directory {@code
+   * destination}, within {@code limits}: every entry counts against {@code maxEntries}, deeper
+   * trees than {@code maxDepth} and larger files than the remaining byte budget are refused while
+   * they are copied (never more than the budget is written on the host). Links, devices and pipes
+   * are skipped and reported, never followed; names the guest sends are checked before use. The
+   * tree is copied into a temporary directory beside {@code destination} and renamed into place:
+   * everything arrives, or nothing.
+   *
+   * @throws dev.agentvm.storage.OutputLimitException if a limit was reached (nothing is left)
+   * @throws IOException if {@code destination} exists or a copy failed (nothing is left)
+   */
+  public ExtractedOutput extract(String dir, Path destination, OutputLimits limits)
+      throws IOException {
+    Path dest = destination.toAbsolutePath();
+    Path parent = dest.getParent();
+    if (parent == null) {
+      throw new IOException("cannot extract to " + dest + ": not a directory path");
+    }
+    if (Files.exists(dest, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      throw new java.nio.file.FileAlreadyExistsException(dest + " exists already");
+    }
+    Files.createDirectories(parent);
+    Path partial = Files.createTempDirectory(parent, "." + dest.getFileName() + ".partial-");
+    Extraction x = new Extraction(limits, partial);
+    try {
+      x.walk(trimSlash(dir), "", 0);
+      Files.move(partial, dest, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException | RuntimeException e) {
+      IOException d = Trees.deleteQuietly(partial);
+      if (d != null) {
+        e.addSuppressed(d);
+      }
+      throw e;
+    }
+    x.files.sort(java.util.Comparator.comparing(ExtractedOutput.File::path));
+    List<String> skipped = new java.util.ArrayList<>(x.skipped);
+    if (x.skippedCount > skipped.size()) {
+      skipped.add("... and " + (x.skippedCount - skipped.size()) + " more");
+    }
+    return new ExtractedOutput(dest, x.files, skipped, x.total);
+  }
+
+  private static String trimSlash(String dir) {
+    String d = dir;
+    while (d.length() > 1 && d.endsWith("/")) {
+      d = d.substring(0, d.length() - 1);
+    }
+    return d;
+  }
+
+  /** One extraction's counters. */
+  private final class Extraction {
+    final OutputLimits limits;
+    final Path into;
+    final List<ExtractedOutput.File> files = new java.util.ArrayList<>();
+    final List<String> skipped = new java.util.ArrayList<>();
+    int skippedCount;
+    int entries;
+    long total;
+
+    Extraction(OutputLimits limits, Path into) {
+      this.limits = limits;
+      this.into = into;
+    }
+
+    void walk(String guestDir, String rel, int depth) throws IOException {
+      int room = limits.maxEntries() - entries;
+      FsListing listing = listing(guestDir, Math.min(FsRequest.MAX_LIST, room + 1));
+      if (listing.truncated() && room + 1 > FsRequest.MAX_LIST) {
+        throw new OutputLimitException(
+            "output directory "
+                + printable(rel.isEmpty() ? "." : rel)
+                + " has more than "
+                + FsRequest.MAX_LIST
+                + " entries; nothing was extracted");
+      }
+      for (FsEntry e : listing.entries()) {
+        if (++entries > limits.maxEntries()) {
+          throw new OutputLimitException(
+              "output has more than " + limits.maxEntries() + " entries; nothing was extracted");
+        }
+        String name = e.name();
+        if (name.isEmpty()
+            || name.equals(".")
+            || name.equals("..")
+            || name.indexOf('/') >= 0
+            || name.indexOf('\0') >= 0) {
+          throw new IOException("the guest listed an unusable name " + printable(name));
+        }
+        String path = rel.isEmpty() ? name : rel + "/" + name;
+        if (depth + 1 > limits.maxDepth()) {
+          throw new OutputLimitException(
+              "output is nested deeper than "
+                  + limits.maxDepth()
+                  + " levels; nothing was extracted");
+        }
+        String guestPath = guestDir.equals("/") ? "/" + name : guestDir + "/" + name;
+        switch (e.kind()) {
+          case DIRECTORY -> {
+            Files.createDirectory(into.resolve(path));
+            walk(guestPath, path, depth + 1);
+          }
+          case FILE -> copy(guestPath, path, e.size());
+          case SYMLINK, OTHER -> {
+            if (skippedCount++ < MAX_SKIPPED_NAMED) {
+              skipped.add(path + (e.kind() == FsEntry.Kind.SYMLINK ? " (link)" : " (not a file)"));
+            }
+          }
+        }
+      }
+    }
+
+    private void copy(String guestPath, String path, long announced) throws IOException {
+      if (files.size() + 1 > limits.maxFiles()) {
+        throw new OutputLimitException(
+            "output has more than " + limits.maxFiles() + " files; nothing was extracted");
+      }
+      long budget = Math.min(limits.maxFileBytes(), limits.maxTotalBytes() - total);
+      if (announced > budget) {
+        throw tooLarge(path, announced, budget);
+      }
+      FileHeader h;
+      try {
+        h = sandbox.withAgent(a -> a.getFile(guestPath, into.resolve(path), deadline(), budget));
+      } catch (dev.agentvm.core.agent.AgentLimitException e) {
+        throw tooLarge(path, -1, budget);
+      } catch (dev.agentvm.core.agent.AgentErrorException e) {
+        if (e.code() == dev.agentvm.protocol.ErrorCode.FRAME_TOO_LARGE) {
+          throw tooLarge(path, -1, budget);
+        }
+        throw e;
+      }
+      total += h.size();
+      files.add(
+          new ExtractedOutput.File(
+              path,
+              h.size(),
+              java.util.HexFormat.of().formatHex(java.util.HexFormat.of().parseHex(h.sha256()))));
+    }
+
+    private OutputLimitException tooLarge(String path, long size, long budget) {
+      return new OutputLimitException(
+          "output file "
+              + printable(path)
+              + (size >= 0 ? " has " + size + " bytes," : " grew")
+              + " more than the "
+              + budget
+              + " bytes left of the limits ("
+              + limits.maxFileBytes()
+              + " per file, "
+              + limits.maxTotalBytes()
+              + " in all); nothing was extracted");
+    }
+  }
+
+  /** A guest-chosen name for a message: control characters escaped, cut to 200 characters. */
+  private static String printable(String name) {
+    return "'" + dev.agentvm.internal.LogText.clean(name) + "'";
   }
 
   /** The entry at {@code path} (a link is reported, not followed). */

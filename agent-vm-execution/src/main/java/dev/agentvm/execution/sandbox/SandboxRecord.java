@@ -49,6 +49,9 @@ final class SandboxRecord {
   Duration agentDeadline = Duration.ZERO;
   Map<String, String> labels = new LinkedHashMap<>();
 
+  /** Kept running for {@link Sandboxes#keepReady}, not handed out yet (not listed). */
+  boolean ready;
+
   /** The workspace disk's read-only layers below its top overlay, top first. */
   List<String> chain = new ArrayList<>();
 
@@ -130,6 +133,9 @@ final class SandboxRecord {
     p.setProperty("pausedRetention", pausedRetention.toString());
     p.setProperty("agentDeadline", agentDeadline.toString());
     labels.forEach((k, v) -> p.setProperty("label." + k, v));
+    if (ready) {
+      p.setProperty("ready", "true");
+    }
     p.setProperty("chain", String.join(",", chain));
     p.setProperty("checkpoints", String.join(",", checkpoints.keySet()));
     checkpoints.forEach((n, c) -> p.setProperty("checkpoint." + n, String.join(",", c)));
@@ -159,6 +165,7 @@ final class SandboxRecord {
     onLeaseEnd = SandboxSpec.LeaseEnd.valueOf(req(p, "onLeaseEnd"));
     pausedRetention = Duration.parse(req(p, "pausedRetention"));
     agentDeadline = Duration.parse(req(p, "agentDeadline"));
+    ready = Boolean.parseBoolean(p.getProperty("ready", "false"));
     labels = new LinkedHashMap<>();
     for (String k : p.stringPropertyNames()) {
       if (k.startsWith("label.")) {

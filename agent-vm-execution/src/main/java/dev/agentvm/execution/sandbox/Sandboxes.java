@@ -90,6 +90,11 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     this.root = root.toAbsolutePath();
     this.lockFile = this.root.resolve(".lock");
     this.layers = new Layers(this.root.resolve(".layers"));
+    meters.gauge(
+        AgentVmMeter.SANDBOX_READY,
+        Tags.empty(),
+        this,
+        s -> s.readyShapes.values().stream().mapToInt(r -> r.idle.size()).sum());
   }
 
   /** The sandboxes under {@code <state>/sandboxes} (see {@link AgentVmPaths}). */
@@ -223,14 +228,170 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    * @throws SandboxException if it could not be made (nothing is left behind)
    */
   public Sandbox create(SandboxSpec spec) {
+    Sandbox ready = takeReady(spec);
+    return ready != null ? ready : make(spec, false);
+  }
+
+  /**
+   * Keeps {@code count} sandboxes of {@code spec}'s shape (image, resources, workspace size, name
+   * prefix) running and ready, so that {@link #create(SandboxSpec)} with that shape hands one out
+   * at once instead of restoring or booting. They are made in the background (from a warm image
+   * when the spec allows one, made first by {@link #warmUp}), each with its own identity, and made
+   * again as they are taken. Labels, timeouts and the lease come from the spec given to {@code
+   * create}. Ready sandboxes are not listed, are not counted in the memory budget, and are closed
+   * by {@link #close()}. A count of 0 stops keeping that shape ready (and closes those kept).
+   */
+  public Sandboxes keepReady(SandboxSpec spec, int count) {
+    if (count < 0) {
+      throw new IllegalArgumentException("count must be >= 0, was " + count);
+    }
+    String key = readyKey(spec);
+    ReadyShape shape = readyShapes.computeIfAbsent(key, k -> new ReadyShape(spec));
+    shape.target = count;
+    while (shape.idle.size() > count) {
+      Sandbox extra = shape.idle.pollLast();
+      if (extra != null) {
+        closeQuietly(extra);
+      }
+    }
+    fillReady();
+    return this;
+  }
+
+  /** How many sandboxes of {@code spec}'s shape are ready to hand out now. */
+  public int readyCount(SandboxSpec spec) {
+    ReadyShape shape = readyShapes.get(readyKey(spec));
+    return shape == null ? 0 : shape.idle.size();
+  }
+
+  /** Sandboxes kept ready for one shape. */
+  private static final class ReadyShape {
+    final SandboxSpec spec;
+    final java.util.concurrent.ConcurrentLinkedDeque<Sandbox> idle =
+        new java.util.concurrent.ConcurrentLinkedDeque<>();
+    volatile int target;
+    long failures; // only the filler thread touches it
+
+    ReadyShape(SandboxSpec spec) {
+      this.spec = spec;
+    }
+  }
+
+  private final Map<String, ReadyShape> readyShapes = new ConcurrentHashMap<>();
+  private final java.util.concurrent.atomic.AtomicBoolean filling =
+      new java.util.concurrent.atomic.AtomicBoolean();
+  private volatile boolean closing;
+
+  private String readyKey(SandboxSpec spec) {
+    MicroImage given = spec.image();
+    MicroImage image = given != null ? given : defaultImage();
+    SandboxRecord rec = record(spec, image, "x");
+    return warmKey(rec, spec.workspaceBytes()) + "/" + spec.namePrefix();
+  }
+
+  private @Nullable Sandbox takeReady(SandboxSpec spec) {
+    if (readyShapes.isEmpty()) {
+      return null;
+    }
+    ReadyShape shape = readyShapes.get(readyKey(spec));
+    if (shape == null) {
+      return null;
+    }
+    Sandbox sb;
+    while ((sb = shape.idle.pollFirst()) != null) {
+      if (sb.state() != SandboxState.RUNNING) {
+        continue; // closed under us (e.g. the VM died and a call closed it)
+      }
+      try {
+        makeRoom(sb.memoryMiB(), null);
+        sb.adopt(spec);
+        handedOut.put(sb.id(), sb);
+        LOG.info("sandbox {} handed out ready", sb.id());
+        fillReady();
+        return sb;
+      } catch (IOException | RuntimeException e) {
+        LOG.warn("ready sandbox {} could not be handed out: {}", sb.id(), e.toString());
+        closeQuietly(sb);
+      }
+    }
+    fillReady();
+    return null;
+  }
+
+  /** Starts making ready sandboxes in the background until every shape has its count. */
+  private void fillReady() {
+    if (closing || !filling.compareAndSet(false, true)) {
+      return;
+    }
+    try {
+      readyFiller.execute(this::fillLoop);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      filling.set(false);
+    }
+  }
+
+  private void fillLoop() {
+    try {
+      boolean more = true;
+      while (more && !closing) {
+        more = false;
+        for (ReadyShape shape : readyShapes.values()) {
+          if (closing || shape.idle.size() >= shape.target) {
+            continue;
+          }
+          more = true;
+          try {
+            if (shape.spec.useWarmImage()) {
+              warmUp(shape.spec);
+            }
+            Sandbox sb = make(shape.spec, true);
+            if (closing || shape.idle.size() >= shape.target) {
+              closeQuietly(sb);
+            } else {
+              shape.idle.addLast(sb);
+              shape.failures = 0;
+            }
+          } catch (RuntimeException e) {
+            long n = ++shape.failures;
+            LOG.warn("making a ready sandbox failed ({} in a row): {}", n, e.toString());
+            Thread.sleep(Math.min(60_000L, 1000L << Math.min(6, n)));
+          }
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      filling.set(false);
+    }
+    if (!closing && readyShapes.values().stream().anyMatch(sh -> sh.idle.size() < sh.target)) {
+      fillReady(); // taken while the loop ended
+    }
+  }
+
+  private final java.util.concurrent.ExecutorService readyFiller =
+      java.util.concurrent.Executors.newSingleThreadExecutor(
+          dev.agentvm.internal.Threads.namedDaemons("agentvm-sandbox-ready"));
+
+  private static void closeQuietly(Sandbox sb) {
+    try {
+      sb.close();
+    } catch (RuntimeException e) {
+      LOG.warn("closing sandbox {} failed: {}", sb.id(), e.toString());
+    }
+  }
+
+  private Sandbox make(SandboxSpec spec, boolean ready) {
     MicroImage given = spec.image();
     MicroImage image = given != null ? given : defaultImage();
     String id = spec.namePrefix() + HexFormat.of().formatHex(randomBytes(4));
     Path dir = root.resolve(id);
     SandboxRecord rec = record(spec, image, id);
+    rec.ready = ready;
     String key = warmKey(rec, spec.workspaceBytes());
     Path warm = warmMemory(key);
-    makeRoom(rec.memoryMiB, null);
+    if (!ready) {
+      makeRoom(rec.memoryMiB, null);
+    }
     boolean fromWarm =
         spec.useWarmImage() && Files.exists(warm) && Files.exists(layers.path(WARM + key));
     Tags kind = Tags.of("kind", fromWarm ? "restore" : "cold");
@@ -261,14 +422,17 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       rec.virtType = vm.virtType().name();
       rec.save(dir);
       Sandbox sb = new Sandbox(this, dir, rec, vm, agent);
-      handedOut.put(id, sb);
+      if (!ready) {
+        handedOut.put(id, sb);
+      }
       meters.record(
           AgentVmMeter.SANDBOX_CREATE, kind.and("outcome", "success"), System.nanoTime() - t0);
       LOG.info(
-          "sandbox {} created in {} ms ({})",
+          "sandbox {} created in {} ms ({}){}",
           id,
           (System.nanoTime() - t0) / 1_000_000,
-          fromWarm ? "restored from the warm image" : "cold boot");
+          fromWarm ? "restored from the warm image" : "cold boot",
+          ready ? ", kept ready" : "");
       return sb;
     } catch (IOException | RuntimeException e) {
       meters.record(
@@ -401,8 +565,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     List<SandboxInfo> out = new ArrayList<>();
     for (Path dir : sandboxDirs()) {
       try {
-        SandboxInfo info = SandboxRecord.load(dir).info();
-        if (info.matches(selector)) {
+        SandboxRecord rec = SandboxRecord.load(dir);
+        SandboxInfo info = rec.info();
+        if (!rec.ready && info.matches(selector)) {
           out.add(info);
         }
       } catch (IOException e) {
@@ -621,6 +786,21 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   /** Closes the running sandboxes this object handed out; paused ones are kept. */
   @Override
   public void close() {
+    closing = true;
+    readyFiller.shutdownNow();
+    try {
+      if (!readyFiller.awaitTermination(2, java.util.concurrent.TimeUnit.MINUTES)) {
+        LOG.warn("a ready sandbox was still being made after 2 minutes");
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    for (ReadyShape shape : readyShapes.values()) {
+      Sandbox sb;
+      while ((sb = shape.idle.pollFirst()) != null) {
+        closeQuietly(sb);
+      }
+    }
     java.util.concurrent.ScheduledFuture<?> t = ticking;
     if (t != null) {
       t.cancel(false);

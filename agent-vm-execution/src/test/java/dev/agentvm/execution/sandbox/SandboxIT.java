@@ -189,6 +189,45 @@ class SandboxIT extends RealLibvirtTest {
   }
 
   @Test
+  void readySandboxesAreHandedOutWithTheCallersSettingsAndMadeAgain() throws Exception {
+    SandboxSpec shape = spec.withNamePrefix(TestVms.PREFIX + "rdy-");
+    sandboxes.keepReady(shape, 1);
+    waitFor(() -> sandboxes.readyCount(shape) == 1, Duration.ofMinutes(3));
+    List<String> readyVms =
+        conn.domainNames().stream().filter(n -> n.startsWith(TestVms.PREFIX + "rdy-")).toList();
+    assertEquals(1, readyVms.size(), readyVms.toString());
+    assertTrue(
+        sandboxes.list().stream().noneMatch(i -> i.id().equals(readyVms.get(0))),
+        "a ready sandbox is not listed");
+    try (Sandbox sb = sandboxes.create(shape.withLabel("who", "taker"))) {
+      assertEquals(readyVms.get(0), sb.id(), "the ready one was handed out");
+      assertEquals(sb.id(), sb.exec("hostname").stdoutText().trim());
+      assertEquals(
+          List.of(sb.id()),
+          sandboxes.list(java.util.Map.of("who", "taker")).stream().map(i -> i.id()).toList(),
+          "it carries the caller's labels");
+      waitFor(() -> sandboxes.readyCount(shape) == 1, Duration.ofMinutes(3));
+      String next =
+          conn.domainNames().stream()
+              .filter(n -> n.startsWith(TestVms.PREFIX + "rdy-") && !n.equals(sb.id()))
+              .findFirst()
+              .orElseThrow();
+      try (Sandbox other = sandboxes.create(shape)) {
+        assertEquals(next, other.id(), "made again in the background, handed out next");
+        assertNotEquals(
+            sb.run("cat /etc/machine-id").stdoutText(),
+            other.run("cat /etc/machine-id").stdoutText());
+      }
+    }
+    waitFor(() -> sandboxes.readyCount(shape) == 1, Duration.ofMinutes(3));
+    sandboxes.close();
+    assertEquals(
+        List.of(),
+        conn.domainNames().stream().filter(n -> n.startsWith(TestVms.PREFIX + "rdy-")).toList(),
+        "closing the sandboxes closes the ready ones");
+  }
+
+  @Test
   void aWatchSeesCreateModifyDeleteAndOutlivesAPause() throws Exception {
     try (Sandbox sb = sandboxes.create(spec)) {
       sb.files().mkdirs("/workspace/w");

@@ -45,9 +45,10 @@ import org.slf4j.LoggerFactory;
  * Runs agents' code one request at a time in fresh sandboxes: a new sandbox per execution (handed
  * out at once when {@link Builder#keepReady} keeps some ready), the input files written into it,
  * the code run with a deadline (output streamed to the request's listener), the output files
- * brought back within the request's limits, and the sandbox closed (a sandbox that ran untrusted
- * code is never reused). Each step is metered, audited and watched for anomalies. Thread-safe: many
- * executions may run at once, one per sandbox.
+ * brought back within the request's limits, and the sandbox closed (in the background, right after
+ * the result is returned; {@link #close()} waits for it; a sandbox that ran untrusted code is never
+ * reused). Each step is metered, audited and watched for anomalies. Thread-safe: many executions
+ * may run at once, one per sandbox.
  *
  * <pre>{@code
  * try (LibvirtConnection conn = LibvirtConnection.open();
@@ -628,6 +629,21 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         }
       }
       String why = state == TaskState.TIMED_OUT ? "timed_out" : reason;
+      // closing a sandbox takes about as long as a restore (the VM destroyed, its files removed):
+      // done on the executor's threads so the result is not kept waiting; close() waits for it
+      Map<String, String> mdc = org.slf4j.MDC.getCopyOfContextMap();
+      Runnable dispose = LogContext.wrap(mdc == null ? Map.of() : mdc, () -> dispose(vm, why));
+      try {
+        threads.execute(dispose);
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        dispose.run(); // the executor is closing: close it here
+      }
+    }
+
+    @SuppressFBWarnings(
+        value = "CRLF_INJECTION_LOGS",
+        justification = "a validated id, our sandbox id; the error text is cleaned")
+    private void dispose(ExecutionVm vm, String why) {
       try {
         vm.close();
         audit("vm.released", Map.of("disposal", "destroyed", "reason", why));

@@ -158,7 +158,20 @@ class AgentExecutorTest {
         .sampleInterval(Duration.ofMillis(20));
   }
 
+  /** Machines are closed in the background right after the result. */
+  private static boolean closedSoon(FakeVm vm) {
+    for (int i = 0; i < 500 && !vm.closed; i++) {
+      sleep(10);
+    }
+    return vm.closed;
+  }
+
   private List<String> events() {
+    for (int i = 0;
+        i < 500 && audit.stream().noneMatch(e -> e.event().equals("vm.released"));
+        i++) {
+      sleep(10);
+    }
     return audit.stream().map(AuditEvent::event).toList();
   }
 
@@ -202,7 +215,7 @@ class AgentExecutorTest {
       assertTrue(vm.dirs.containsAll(List.of("/workspace/work", "/workspace/output")));
       assertEquals("/workspace/work", vm.ran.cwd());
       assertEquals("V", vm.ran.env().get("K"));
-      assertTrue(vm.closed, "the machine is closed after the run");
+      assertTrue(closedSoon(vm), "the machine is closed after the run");
       assertEquals(vm.name(), r.vm());
       assertEquals(tmp.resolve(r.id()), r.outputFiles().directory());
       assertEquals(
@@ -231,7 +244,7 @@ class AgentExecutorTest {
         executor(r -> CompletableFuture.completedFuture(result(-1, true))).build()) {
       ExecutionResult r = ex.execute(ExecutionRequest.script("sleep 9").build());
       assertEquals(TaskState.TIMED_OUT, r.state());
-      assertTrue(made.get(0).closed);
+      assertTrue(closedSoon(made.get(0)));
       assertEquals(1.0, executions("timed_out"));
     }
   }
@@ -270,7 +283,7 @@ class AgentExecutorTest {
               () -> ex.execute(ExecutionRequest.script("x").build()));
       assertEquals("exec", e.step());
       assertInstanceOf(VmCrashedException.class, e.getCause());
-      assertTrue(made.get(0).closed);
+      assertTrue(closedSoon(made.get(0)));
       assertEquals(
           1.0, registry.get("agentvm.vm.crashes").tag("executor", "unit").counter().count());
     }
@@ -320,7 +333,7 @@ class AgentExecutorTest {
       assertInstanceOf(ExecutionCancelledException.class, c.getCause());
       assertEquals(TaskState.CANCELLED, e.state());
       assertTrue(made.get(0).killed);
-      assertTrue(made.get(0).closed);
+      assertTrue(closedSoon(made.get(0)));
       assertEquals(1.0, executions("cancelled"));
     }
   }
@@ -375,7 +388,7 @@ class AgentExecutorTest {
               () -> ex.execute(ExecutionRequest.script("x").build()));
       assertEquals("extract", e.step());
       assertInstanceOf(OutputLimitException.class, e.getCause());
-      assertTrue(made.get(0).closed);
+      assertTrue(closedSoon(made.get(0)));
       assertEquals(1.0, executions("failed"));
     }
   }

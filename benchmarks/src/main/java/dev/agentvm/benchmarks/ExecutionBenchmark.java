@@ -70,7 +70,7 @@ public final class ExecutionBenchmark {
               Stats.median(raw), Stats.pct(raw, 99)));
       report.add(
           String.format(
-              "executor execution of true (sandbox ready, inputs, exec, extract, close): p50 %.1f"
+              "executor execution of true (ready sandbox, dirs, exec, extract; closed after): p50 %.1f"
                   + " ms, p99 %.1f ms",
               Stats.median(viaExecutor), Stats.pct(viaExecutor, 99)));
       report.add(

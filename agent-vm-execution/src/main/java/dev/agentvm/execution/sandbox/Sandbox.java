@@ -96,13 +96,7 @@ public final class Sandbox implements AutoCloseable {
     lock.writeLock().lock();
     try {
       rec.ready = false;
-      rec.labels = new java.util.LinkedHashMap<>(spec.labels());
-      rec.commandTimeout = spec.commandTimeout();
-      rec.idleTimeout = spec.idleTimeout();
-      rec.lease = spec.lease();
-      rec.onLeaseEnd = spec.onLeaseEnd();
-      rec.pausedRetention = spec.pausedRetention();
-      rec.agentDeadline = spec.agentDeadline();
+      rec.applySettings(spec);
       rec.save(dir);
       startLease();
     } finally {

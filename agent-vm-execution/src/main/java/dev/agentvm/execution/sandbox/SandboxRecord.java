@@ -58,6 +58,20 @@ final class SandboxRecord {
   /** Checkpoint name to its layer chain (top first), oldest checkpoint first. */
   Map<String, List<String>> checkpoints = new LinkedHashMap<>();
 
+  /**
+   * Takes {@code spec}'s per-sandbox settings: labels, timeouts, lease and retention (not the
+   * machine's shape, which a running VM cannot change).
+   */
+  void applySettings(SandboxSpec spec) {
+    labels = new LinkedHashMap<>(spec.labels());
+    commandTimeout = spec.commandTimeout();
+    idleTimeout = spec.idleTimeout();
+    lease = spec.lease();
+    onLeaseEnd = spec.onLeaseEnd();
+    pausedRetention = spec.pausedRetention();
+    agentDeadline = spec.agentDeadline();
+  }
+
   SandboxInfo info() {
     return new SandboxInfo(
         id,

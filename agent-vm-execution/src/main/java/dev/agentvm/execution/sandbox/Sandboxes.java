@@ -545,13 +545,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     rec.cmdline = MicroImage.DEFAULT_CMDLINE;
     rec.packageDisk = image.packageDiskIfAny().map(Path::toString).orElse(null);
     rec.diskTarget = rec.packageDisk == null ? "vda" : "vdb";
-    rec.commandTimeout = spec.commandTimeout();
-    rec.idleTimeout = spec.idleTimeout();
-    rec.lease = spec.lease();
-    rec.onLeaseEnd = spec.onLeaseEnd();
-    rec.pausedRetention = spec.pausedRetention();
-    rec.agentDeadline = spec.agentDeadline();
-    rec.labels = new java.util.LinkedHashMap<>(spec.labels());
+    rec.applySettings(spec);
     return rec;
   }
 

@@ -16,8 +16,6 @@ import dev.agentvm.protocol.MessageType;
 import dev.agentvm.protocol.MountSpec;
 import dev.agentvm.protocol.PayloadWriter;
 import java.io.IOException;
-import java.io.PipedInputStream;
-import java.io.PipedOutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -35,52 +33,26 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class GuestAgentErrorsTest {
   @TempDir Path dir;
-  private Thread agentThread;
-  private PipedOutputStream toAgent;
+  private PipedAgent piped;
   private FrameWriter host;
   private FrameReader replies;
   private int nextId = 100;
 
   @BeforeEach
   void startAgent() throws IOException {
-    toAgent = new PipedOutputStream();
-    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 20);
-    PipedInputStream fromAgent = new PipedInputStream(1 << 20);
-    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
-    GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1, 2);
-    agentThread =
-        new Thread(
-            () -> {
-              try {
-                agent.serveConnection(agentIn, new FrameWriter(agentOut));
-              } catch (Exception e) {
-                // interrupted at the end of the test
-              }
-            });
-    agentThread.setDaemon(true);
-    agentThread.start();
-    host = new FrameWriter(toAgent);
-    replies = new FrameReader(fromAgent);
+    piped = new PipedAgent();
+    host = piped.host;
+    replies = piped.replies;
   }
 
   @AfterEach
   void stopAgent() {
-    agentThread.interrupt();
+    piped.close();
   }
 
   /** Sends a request and returns the first answer that is not output. */
   private Frame ask(MessageType type, byte[] payload) throws IOException {
-    int id = nextId++;
-    host.write(Frame.request(type, id, payload));
-    while (true) {
-      Frame f = replies.read();
-      if (f.requestId() == id
-          && f.type() != MessageType.STDOUT.wire()
-          && f.type() != MessageType.STDERR.wire()
-          && f.type() != MessageType.FILE_DATA.wire()) {
-        return f;
-      }
-    }
+    return piped.ask(type, payload);
   }
 
   private ErrorPayload error(MessageType type, byte[] payload) throws IOException {

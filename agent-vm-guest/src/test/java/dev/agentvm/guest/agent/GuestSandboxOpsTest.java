@@ -9,7 +9,6 @@ import dev.agentvm.protocol.ExecSpec;
 import dev.agentvm.protocol.ExitStatus;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.FrameReader;
-import dev.agentvm.protocol.FrameWriter;
 import dev.agentvm.protocol.FsEntry;
 import dev.agentvm.protocol.FsEvent;
 import dev.agentvm.protocol.FsListing;
@@ -19,8 +18,6 @@ import dev.agentvm.protocol.PayloadReader;
 import dev.agentvm.protocol.PayloadWriter;
 import dev.agentvm.protocol.ProcList;
 import dev.agentvm.protocol.ProcRequest;
-import java.io.PipedInputStream;
-import java.io.PipedOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,44 +35,24 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class GuestSandboxOpsTest {
   @TempDir Path dir;
+  private PipedAgent piped;
   private GuestAgent agent;
-  private Thread loop;
-  private FrameWriter host;
   private FrameReader replies;
-  private int nextId = 1;
 
   @BeforeEach
   void start() throws Exception {
-    PipedOutputStream toAgent = new PipedOutputStream();
-    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 20);
-    PipedInputStream fromAgent = new PipedInputStream(1 << 20);
-    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
-    agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
-    loop =
-        new Thread(
-            () -> {
-              try {
-                agent.serveConnection(agentIn, new FrameWriter(agentOut));
-              } catch (Exception e) {
-                // interrupted at the end of the test
-              }
-            });
-    loop.setDaemon(true);
-    loop.start();
-    host = new FrameWriter(toAgent);
-    replies = new FrameReader(fromAgent);
+    piped = new PipedAgent();
+    agent = piped.agent;
+    replies = piped.replies;
   }
 
   @AfterEach
   void stop() {
-    agent.stopAll("test over");
-    loop.interrupt();
+    piped.close();
   }
 
   private int send(MessageType type, byte[] payload) throws Exception {
-    int id = nextId++;
-    host.write(Frame.request(type, id, payload));
-    return id;
+    return piped.send(type, payload);
   }
 
   private Frame fs(FsRequest q) throws Exception {
@@ -243,5 +220,38 @@ class GuestSandboxOpsTest {
       nf = replies.read();
     }
     assertEquals(ErrorCode.NOT_FOUND, code(nf));
+  }
+
+  private Frame answerTo(int id) throws Exception {
+    Frame f = replies.read();
+    while (f.requestId() != id || f.type() == MessageType.STDOUT.wire()) {
+      f = replies.read();
+    }
+    return f;
+  }
+
+  @Test
+  void inputAfterCloseIsRefusedAndFinishedProcessesMakeRoomForNewOnes() throws Exception {
+    int id = send(MessageType.SPAWN, spec("cat >/dev/null; echo done").encode());
+    int handle = new PayloadReader(answerTo(id).payload()).i32();
+    int close = send(MessageType.PROC, ProcRequest.of(ProcRequest.Op.CLOSE_STDIN, handle).encode());
+    assertEquals(MessageType.PROC.wire(), answerTo(close).type());
+    int late =
+        send(
+            MessageType.PROC,
+            new ProcRequest(ProcRequest.Op.STDIN, handle, new byte[] {'x'}).encode());
+    assertEquals(ErrorCode.UNSUPPORTED_OPERATION, code(answerTo(late)));
+
+    // the table holds ProcList.MAX processes; finished ones whose exit nobody collected (the
+    // host went away meanwhile) give way to new ones
+    for (int i = 0; i < ProcList.MAX; i++) {
+      answerTo(send(MessageType.SPAWN, spec("sleep 2").encode()));
+    }
+    agent.stopAll("host disconnected");
+    Thread.sleep(3000);
+    int list = send(MessageType.PROC, ProcRequest.of(ProcRequest.Op.LIST, 0).encode());
+    assertEquals(ProcList.MAX, ProcList.decode(answerTo(list).payload()).processes().size());
+    int more = send(MessageType.SPAWN, spec("exit 0").encode());
+    assertEquals(MessageType.SPAWN.wire(), answerTo(more).type(), "no room made for a new process");
   }
 }

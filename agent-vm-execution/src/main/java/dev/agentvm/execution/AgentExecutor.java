@@ -5,14 +5,12 @@ import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
-import dev.agentvm.execution.internal.AgentVmMeter;
 import dev.agentvm.execution.internal.Meters;
 import dev.agentvm.execution.sandbox.SandboxSpec;
 import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
-import dev.agentvm.internal.Redaction;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.protocol.StatusReport;
 import dev.agentvm.storage.ExtractedOutput;
@@ -23,11 +21,8 @@ import io.micrometer.core.instrument.binder.MeterBinder;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
@@ -91,9 +86,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
   private final String name;
   private final ExecutionVm.Source source;
   private final Meters meters;
-  private final AuditLog audit;
-  private final AnomalyDetector anomalies;
-  private final List<ExecutionListener> listeners;
+  private final List<ExecutionObserver> observers;
   private final Path outputRoot;
   private final Duration sampleInterval;
   private final HeartbeatMonitor.Settings heartbeat;
@@ -111,14 +104,25 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     if (r != null) {
       meters.bindTo(r);
     }
-    this.audit = b.audit;
-    this.anomalies = b.anomalies;
-    this.listeners = List.copyOf(b.listeners);
+    List<ExecutionObserver> o = new ArrayList<>();
+    b.listeners.forEach(l -> o.add(stateListener(l)));
+    o.add(new AuditTrail(b.audit));
+    o.add(new ExecutorMetrics(meters));
+    o.add(new AnomalyWatch(b.anomalies)); // last: what it raises is heard after the event itself
+    this.observers = List.copyOf(o);
     this.outputRoot = b.outputRoot;
     this.sampleInterval = b.sampleInterval;
     this.heartbeat = b.heartbeat;
     this.threads = Executors.newCachedThreadPool(Threads.numberedDaemons("agentvm-exec"));
-    meters.counter(AgentVmMeter.VM_CRASHES, Tags.empty()); // at 0 from the start, to alert on
+  }
+
+  private static ExecutionObserver stateListener(ExecutionListener l) {
+    return new ExecutionObserver() {
+      @Override
+      public void stateChanged(Run run, @Nullable TaskState from, TaskState to) {
+        l.onStateChange(run.request().id(), from, to, run.vm());
+      }
+    };
   }
 
   /** An executor making its sandboxes in {@code sandboxes}. */
@@ -222,7 +226,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
   }
 
   /** One execution's life; package-private for {@link Execution}. */
-  final class Task {
+  final class Task implements ExecutionObserver.Run {
     private final ExecutionRequest req;
     private final long submittedNanos = System.nanoTime();
     private final Object lock = new Object();
@@ -236,6 +240,32 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
 
     Task(ExecutionRequest req) {
       this.req = req;
+    }
+
+    @Override
+    public ExecutionRequest request() {
+      return req;
+    }
+
+    @Override
+    public String vm() {
+      return vmName;
+    }
+
+    /**
+     * Tells every observer; one that throws is logged and does not keep the event from the rest.
+     */
+    @SuppressFBWarnings(
+        value = "CRLF_INJECTION_LOGS",
+        justification = "a class name of ours; the exception goes to the logger as a throwable")
+    private void emit(java.util.function.Consumer<ExecutionObserver> event) {
+      for (ExecutionObserver o : observers) {
+        try {
+          event.accept(o);
+        } catch (RuntimeException e) {
+          LOG.warn("execution observer {} threw", o.getClass().getName(), e);
+        }
+      }
     }
 
     @Nullable TaskState state() {
@@ -256,7 +286,8 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         try {
           c.kill();
         } catch (IOException | RuntimeException k) {
-          LOG.debug("{}: kill on {}: {}", req.id(), why, guestText(k.getMessage()));
+          LOG.debug(
+              "{}: kill on {}: {}", req.id(), why, AuditTrail.guestText(this, k.getMessage()));
         }
       }
     }
@@ -275,33 +306,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         state = next;
       }
       LOG.debug("{}: {} -> {}{}", req.id(), from, next, vmName.isEmpty() ? "" : " on " + vmName);
-      for (ExecutionListener l : listeners) {
-        try {
-          l.onStateChange(req.id(), from, next, vmName);
-        } catch (RuntimeException e) {
-          LOG.warn("execution listener threw", e);
-        }
-      }
-    }
-
-    /** Guest-derived text for a log line: secret values redacted, control characters removed. */
-    private String guestText(@Nullable Object text) {
-      return LogText.clean(Redaction.redact(String.valueOf(text), req.secretEnv().values()));
-    }
-
-    private void audit(String event, Map<String, Object> details) {
-      try {
-        // guest-chosen text in the details (names, messages) may carry a secret the guest was given
-        audit.record(
-            new AuditEvent(
-                Instant.now(),
-                event,
-                req.id(),
-                vmName,
-                Redaction.redactDetails(details, req.secretEnv().values())));
-      } catch (RuntimeException e) {
-        LOG.warn("audit log threw", e);
-      }
+      emit(o -> o.stateChanged(this, from, next));
     }
 
     ExecutionResult run() {
@@ -312,8 +317,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
 
     private ExecutionResult runTask() {
       to(TaskState.PENDING);
-      audit("execution.submitted", submittedDetails());
-      react(anomalies.onSubmit(req.id(), System.nanoTime()), false);
+      emit(o -> o.submitted(this));
       long t0 = System.nanoTime();
       try {
         while (!slots.tryAcquire(100, TimeUnit.MILLISECONDS)) {
@@ -323,8 +327,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         Thread.currentThread().interrupt();
         throw fail("acquire", "interrupted while waiting for a slot", e);
       } catch (ExecutionCancelledException e) {
-        to(TaskState.CANCELLED);
-        count(TaskState.CANCELLED);
+        cancelledAt(e);
         throw e;
       }
       try {
@@ -340,8 +343,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         checkCancelled("acquire");
         vm = source.acquire();
       } catch (ExecutionCancelledException e) {
-        to(TaskState.CANCELLED);
-        count(TaskState.CANCELLED);
+        cancelledAt(e);
         throw e;
       } catch (RuntimeException e) {
         throw fail("acquire", e.getMessage(), e);
@@ -349,7 +351,8 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
       vmName = vm.name();
       try (LogContext.Scope v = LogContext.put(LogContext.SANDBOX, vm.name())) {
         to(TaskState.PREPARING);
-        audit("vm.acquired", Map.of("waitMillis", (System.nanoTime() - t0) / 1_000_000));
+        Duration waited = Duration.ofNanos(System.nanoTime() - t0);
+        emit(o -> o.vmAcquired(this, waited));
         String discard = "used";
         try {
           return runOn(vm);
@@ -384,7 +387,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
           }
           injected.add(Map.of("path", f.path(), "bytes", bytes));
         }
-        audit("files.injected", Map.of("files", injected));
+        emit(o -> o.filesInjected(this, injected));
         checkCancelled(step);
         step = "exec";
         ExecResult r = exec(vm);
@@ -402,25 +405,10 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         // the command's process group has ended (the guest ends it after EXIT); whatever the guest
         // still does, each copy is bounded by what is left of the budget while it copies
         ExtractedOutput out = vm.extract(GUEST_OUTPUT, dest, req.outputFiles());
-        audit(
-            "output.extracted",
-            Map.of(
-                "directory", dest.toString(),
-                "files", out.files().size(),
-                "bytes", out.totalBytes(),
-                // names the guest chose
-                "skipped", out.skipped().stream().map(this::guestText).toList()));
+        emit(o -> o.outputExtracted(this, dest, out));
         Duration total = Duration.ofNanos(System.nanoTime() - submittedNanos);
         to(end);
-        count(end);
-        meters.record(
-            AgentVmMeter.EXECUTION_DURATION,
-            Tags.of("outcome", end.name().toLowerCase(Locale.ROOT)),
-            total.toNanos());
-        audit(
-            "execution.completed",
-            Map.of(
-                "state", end.name(), "exitCode", r.exitCode(), "durationMillis", total.toMillis()));
+        emit(o -> o.completed(this, end, r.exitCode(), total));
         return new ExecutionResult(
             req.id(),
             end,
@@ -434,18 +422,10 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
             r.duration(),
             vm.name());
       } catch (ExecutionCancelledException e) {
-        TaskState s = state;
-        if (s != null && !s.isTerminal()) {
-          to(TaskState.CANCELLED);
-          count(TaskState.CANCELLED);
-        }
-        audit("execution.cancelled", Map.of("step", e.step()));
+        cancelledAt(e);
         throw e;
       } catch (ExecutionFailedException e) {
         throw e;
-      } catch (VmCrashedException e) {
-        meters.increment(AgentVmMeter.VM_CRASHES, Tags.empty());
-        throw fail(step, e.getMessage(), e);
       } catch (IOException | RuntimeException e) {
         throw fail(step, e.getMessage(), e);
       }
@@ -476,7 +456,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
             }
           };
       to(TaskState.RUNNING);
-      audit("exec.started", Map.of("argv", req.argv(), "timeoutMillis", req.timeout().toMillis()));
+      emit(o -> o.execStarted(this));
       long start = System.nanoTime();
       ExecutionVm.Command c = vm.start(er, counting);
       command = c;
@@ -491,15 +471,9 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
       while (true) {
         try {
           ExecResult r = c.result().get(sampleInterval.toMillis(), TimeUnit.MILLISECONDS);
-          react(anomalies.onCompleted(req.id(), vm.name(), r.duration(), peakMem, peakLoad), true);
-          audit(
-              "exec.finished",
-              Map.of(
-                  "exitCode", r.exitCode(),
-                  "timedOut", r.timedOut(),
-                  "runMillis", r.duration().toMillis(),
-                  "stdoutBytes", r.stdout().length,
-                  "stderrBytes", r.stderr().length));
+          long mem = peakMem;
+          double load = peakLoad;
+          emit(o -> o.execFinished(this, r, mem, load));
           return r;
         } catch (TimeoutException t) {
           if (System.nanoTime() > hostDeadline) {
@@ -524,17 +498,14 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
           long used = s.memTotalKiB() - s.memAvailableKiB();
           peakMem = Math.max(peakMem, used);
           peakLoad = Math.max(peakLoad, s.load1());
-          react(
-              anomalies.onSample(
-                  req.id(),
-                  vm.name(),
-                  new AnomalyDetector.Sample(
-                      used,
-                      s.load1(),
-                      s.processCount(),
-                      outputBytes.get(),
-                      Duration.ofNanos(System.nanoTime() - start))),
-              true);
+          AnomalyDetector.Sample sample =
+              new AnomalyDetector.Sample(
+                  used,
+                  s.load1(),
+                  s.processCount(),
+                  outputBytes.get(),
+                  Duration.ofNanos(System.nanoTime() - start));
+          emit(o -> o.sampled(this, sample));
         } catch (java.util.concurrent.ExecutionException x) {
           Throwable cause = x.getCause();
           if (cause instanceof VmCrashedException crashed) {
@@ -563,13 +534,11 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     @SuppressFBWarnings(
         value = "CRLF_INJECTION_LOGS",
         justification = "a validated id, our rule names, details formatted from numbers, an enum")
-    private void react(List<Anomaly> found, boolean onVm) {
+    @Override
+    public void raise(List<Anomaly> found) {
       for (Anomaly a : found) {
         LOG.warn("anomaly in {}: {}: {} ({})", req.id(), a.rule(), a.detail(), a.response());
-        meters.increment(AgentVmMeter.ANOMALIES, Tags.of("rule", a.rule()));
-        audit(
-            "anomaly.detected",
-            Map.of("rule", a.rule(), "detail", a.detail(), "response", a.response().name()));
+        emit(o -> o.anomaly(this, a));
         switch (a.response()) {
           case LOG -> {}
           case KILL_EXECUTION -> {
@@ -577,7 +546,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
             kill("anomaly");
           }
           case QUARANTINE_VM -> {
-            if (onVm) {
+            if (!vmName.isEmpty()) { // a rule at submission has no sandbox to keep
               quarantineReason = a.rule();
             }
           }
@@ -597,15 +566,17 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
       if (s != null && !s.isTerminal()) {
         to(TaskState.FAILED);
       }
-      count(TaskState.FAILED);
-      // the message may carry the guest's words (an agent's ERROR, a console log)
-      audit("execution.failed", Map.of("step", step, "error", guestText(message)));
+      boolean crashed = cause instanceof VmCrashedException;
+      emit(o -> o.failed(this, step, message, crashed));
       return new ExecutionFailedException(req.id(), step, message, cause);
     }
 
-    private void count(TaskState end) {
-      meters.increment(
-          AgentVmMeter.EXECUTIONS, Tags.of("outcome", end.name().toLowerCase(Locale.ROOT)));
+    private void cancelledAt(ExecutionCancelledException e) {
+      TaskState s = state;
+      if (s != null && !s.isTerminal()) {
+        to(TaskState.CANCELLED);
+      }
+      emit(o -> o.cancelled(this, e.step()));
     }
 
     @SuppressFBWarnings(
@@ -621,11 +592,14 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
               "{} quarantined after {} (kept paused: AgentExecutor.quarantined())",
               vm.name(),
               quarantineRule);
-          audit("vm.quarantined", Map.of("rule", quarantineRule));
+          emit(o -> o.quarantined(this, quarantineRule));
           return;
         } catch (RuntimeException e) {
           LOG.warn(
-              "{}: quarantining {} failed: {}", req.id(), vm.name(), guestText(e.getMessage()));
+              "{}: quarantining {} failed: {}",
+              req.id(),
+              vm.name(),
+              AuditTrail.guestText(this, e.getMessage()));
         }
       }
       String why = state == TaskState.TIMED_OUT ? "timed_out" : reason;
@@ -646,22 +620,14 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     private void dispose(ExecutionVm vm, String why) {
       try {
         vm.close();
-        audit("vm.released", Map.of("disposal", "destroyed", "reason", why));
+        emit(o -> o.released(this, why));
       } catch (RuntimeException e) {
-        LOG.warn("{}: closing {} failed: {}", req.id(), vm.name(), guestText(e.getMessage()));
+        LOG.warn(
+            "{}: closing {} failed: {}",
+            req.id(),
+            vm.name(),
+            AuditTrail.guestText(this, e.getMessage()));
       }
-    }
-
-    private Map<String, Object> submittedDetails() {
-      Map<String, Object> d = new LinkedHashMap<>();
-      d.put("argv", req.argv());
-      d.put("scriptChars", req.script().length());
-      d.put("inputs", req.inputs().stream().map(ExecutionRequest.InputFile::path).toList());
-      d.put("env", req.env());
-      // the names of secret variables, never their values
-      d.put("secretEnv", req.secretEnv().keySet().stream().sorted().toList());
-      d.put("timeoutMillis", req.timeout().toMillis());
-      return d;
     }
   }
 

@@ -339,6 +339,51 @@ class AgentExecutorTest {
   }
 
   @Test
+  void anObserverThatThrowsNeitherStopsTheRunNorSilencesTheOthers() {
+    try (AgentExecutor ex =
+        executor(r -> CompletableFuture.completedFuture(result(0, false)))
+            .listener(
+                (id, from, to, vm) -> {
+                  throw new IllegalStateException("a broken listener");
+                })
+            .build()) {
+      assertEquals(TaskState.COMPLETED, ex.execute(ExecutionRequest.script("x").build()).state());
+      assertEquals(1.0, executions("completed"));
+    }
+    assertEquals(
+        List.of(TaskState.PENDING, TaskState.PREPARING, TaskState.RUNNING, TaskState.COMPLETED),
+        states);
+    assertTrue(events().contains("execution.completed"));
+  }
+
+  @Test
+  void aCancelWhileWaitingForASlotIsAuditedAndCounted() throws Exception {
+    try (AgentExecutor ex = executor(r -> new CompletableFuture<>()).maxConcurrent(1).build()) {
+      Execution first = ex.submit(ExecutionRequest.script("sleep 300").build());
+      for (int i = 0; i < 500 && first.state() != TaskState.RUNNING; i++) {
+        Thread.sleep(10);
+      }
+      Execution waiting = ex.submit(ExecutionRequest.script("sleep 300").build());
+      Thread.sleep(200);
+      assertEquals(TaskState.PENDING, waiting.state());
+      waiting.cancel();
+      CompletionException c =
+          assertThrows(CompletionException.class, () -> waiting.result().join());
+      assertInstanceOf(ExecutionCancelledException.class, c.getCause());
+      assertEquals(1.0, executions("cancelled"));
+      assertTrue(
+          audit.stream()
+              .anyMatch(
+                  e ->
+                      e.event().equals("execution.cancelled")
+                          && e.executionId().equals(waiting.id())
+                          && "acquire".equals(e.details().get("step"))),
+          audit.toString());
+      first.cancel();
+    }
+  }
+
+  @Test
   void anomalyRulesKillOrQuarantine() {
     AnomalyDetector killer =
         AnomalyDetector.builder().maxProcesses(10, Response.KILL_EXECUTION).build();

@@ -1,24 +1,20 @@
 package dev.agentvm.git;
 
-import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.LibvirtConnection;
-import dev.agentvm.core.VMTemplate;
 import dev.agentvm.execution.AgentExecutor;
 import dev.agentvm.execution.AuditLog;
-import dev.agentvm.execution.ColdBootVmFactory;
 import dev.agentvm.execution.ExecutionFailedException;
 import dev.agentvm.execution.ExecutionRequest;
 import dev.agentvm.execution.ExecutionResult;
-import dev.agentvm.execution.PoolConfig;
 import dev.agentvm.execution.TaskState;
-import dev.agentvm.execution.VMPool;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.git.GitTaskException.Reason;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Redaction;
 import dev.agentvm.internal.Threads;
 import dev.agentvm.internal.Trees;
-import dev.agentvm.storage.FilesystemShare;
 import dev.agentvm.storage.OutputLimits;
 import dev.agentvm.storage.PersistentSlots;
 import dev.agentvm.storage.StorageException;
@@ -90,8 +86,8 @@ public final class GitTaskRunner implements AutoCloseable {
   static final int MAX_PATCH_FILE = 16 << 20;
 
   private final AgentExecutor executor;
-  private final @Nullable LibvirtConnection conn; // these three only with slots()
-  private final @Nullable VMTemplate slotTemplate;
+  private final @Nullable Sandboxes slotSandboxes; // these three only with slots()
+  private final @Nullable SandboxSpec slotSpec;
   private final @Nullable PersistentSlots slots;
   private final Duration slotWait;
   private final @Nullable AuditLog audit;
@@ -104,8 +100,8 @@ public final class GitTaskRunner implements AutoCloseable {
 
   private GitTaskRunner(Builder b) {
     this.executor = b.executor;
-    this.conn = b.conn;
-    this.slotTemplate = b.slotTemplate;
+    this.slotSandboxes = b.slotSandboxes;
+    this.slotSpec = b.slotSpec;
     this.slots = b.slots;
     this.slotWait = b.slotWait;
     this.audit = b.audit;
@@ -233,33 +229,15 @@ public final class GitTaskRunner implements AutoCloseable {
       if (task.slot().isEmpty()) {
         return executor.execute(req);
       }
-      if (slots == null || slotTemplate == null || conn == null) {
+      if (slots == null || slotSpec == null || slotSandboxes == null) {
         throw fail(task, Reason.INVALID, "the task asks for a slot, but the runner has no slots()");
       }
       String name = task.slot().get();
-      try (PersistentSlots.Slot slot = slots.acquire(name, task.slotSize(), task.id(), slotWait)) {
-        // the slot's disk follows the template's disks: the guest names disks in that order
-        String target = "vd" + (char) ('a' + slotTemplate.disks().size());
-        VMTemplate t =
-            slotTemplate
-                .newBuilder()
-                .disk(DiskAttachment.qcow2(slot.disk(), target, "/slots/" + name))
-                .build();
-        PoolConfig pc =
-            PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(slotTemplate.name() + "-slot-");
-        // a graceful stop flushes the slot's filesystem before the VM goes
-        try (VMPool pool =
-                VMPool.start(
-                    new ColdBootVmFactory(
-                        conn,
-                        t,
-                        FilesystemShare.defaultRoot(),
-                        Duration.ofMinutes(3),
-                        Duration.ofSeconds(10)),
-                    pc);
-            AgentExecutor ex = slotExecutor(pool)) {
-          return ex.execute(req);
-        }
+      try (PersistentSlots.Slot slot = slots.acquire(name, task.slotSize(), task.id(), slotWait);
+          AgentExecutor ex = slotExecutor(slotSandboxes, slotSpec, slot)) {
+        // the executor's close waits for the sandbox's graceful close: the slot's file system is
+        // flushed before the slot is released
+        return ex.execute(req);
       } catch (PersistentSlots.SlotBusyException e) {
         throw fail(task, Reason.SLOT_BUSY, e.getMessage(), null, e);
       } catch (StorageException e) {
@@ -270,8 +248,12 @@ public final class GitTaskRunner implements AutoCloseable {
     }
   }
 
-  private AgentExecutor slotExecutor(VMPool pool) {
-    AgentExecutor.Builder b = AgentExecutor.builder(pool, Duration.ofMinutes(3));
+  private AgentExecutor slotExecutor(
+      Sandboxes sandboxes, SandboxSpec spec, PersistentSlots.Slot slot) {
+    SandboxSpec.AttachedDisk disk =
+        new SandboxSpec.AttachedDisk(slot.disk(), "/slots/" + slot.name());
+    AgentExecutor.Builder b =
+        AgentExecutor.builder(sandboxes).sandbox(spec.withAttachedDisk(disk)).name("git-slot");
     if (audit != null) {
       b.auditLog(audit);
     }
@@ -577,8 +559,8 @@ public final class GitTaskRunner implements AutoCloseable {
   /** Configures a {@link GitTaskRunner}. */
   public static final class Builder {
     private final AgentExecutor executor;
-    private @Nullable LibvirtConnection conn;
-    private @Nullable VMTemplate slotTemplate;
+    private @Nullable Sandboxes slotSandboxes;
+    private @Nullable SandboxSpec slotSpec;
     private @Nullable PersistentSlots slots;
     private Duration slotWait = Duration.ofMinutes(1);
     private @Nullable AuditLog audit;
@@ -592,13 +574,16 @@ public final class GitTaskRunner implements AutoCloseable {
     }
 
     /**
-     * Enables tasks with a persistent slot: such a task gets a VM of its own, cold-booted from
-     * {@code template} with the slot's disk attached (a slot cannot join a running clone).
+     * Enables tasks with a persistent slot: such a task gets a sandbox of its own from {@code
+     * sandboxes}, made from {@code spec} with the slot's disk attached at {@code /slots/<name>}
+     * ({@link SandboxSpec.AttachedDisk}: booted, never restored or kept ready, powered off
+     * gracefully so the slot's file system is flushed before the slot is released). The spec's
+     * image must have git ({@code MicroImage.PYTHON_GIT}).
      */
-    public Builder slots(LibvirtConnection conn, VMTemplate template, PersistentSlots slots) {
-      this.conn = conn;
-      this.slotTemplate = template;
-      this.slots = slots;
+    public Builder slots(Sandboxes sandboxes, SandboxSpec spec, PersistentSlots slots) {
+      this.slotSandboxes = Objects.requireNonNull(sandboxes, "sandboxes");
+      this.slotSpec = Objects.requireNonNull(spec, "spec");
+      this.slots = Objects.requireNonNull(slots, "slots");
       return this;
     }
 

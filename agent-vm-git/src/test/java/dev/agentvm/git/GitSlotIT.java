@@ -8,15 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.RealLibvirtTest;
 import dev.agentvm.core.TestVms;
-import dev.agentvm.core.VMTemplate;
 import dev.agentvm.execution.AgentExecutor;
-import dev.agentvm.execution.ColdBootVmFactory;
-import dev.agentvm.execution.GuestImages;
-import dev.agentvm.execution.PoolConfig;
-import dev.agentvm.execution.VMPool;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.image.MicroImage;
 import dev.agentvm.image.MicroImageBuilder;
-import dev.agentvm.storage.FilesystemShare;
+import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.storage.PersistentSlots;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,10 +26,13 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Persistent slots on real VMs: kept across tasks, one holder at a time, freed after a crash. */
+/**
+ * Persistent slots on real sandboxes: kept across tasks, one holder at a time, flushed by a
+ * graceful close, freed after a crash.
+ */
 class GitSlotIT extends RealLibvirtTest {
-  private static VMTemplate template;
-  private static VMPool unusedPool;
+  private static Sandboxes sandboxes;
+  private static SandboxSpec spec;
   private static AgentExecutor unusedExecutor;
   private static final PersistentSlots slots = PersistentSlots.atDefaultRoot();
   @TempDir static Path tmp;
@@ -40,18 +40,10 @@ class GitSlotIT extends RealLibvirtTest {
   @BeforeAll
   static void setUp() throws Exception {
     MicroImage image = MicroImageBuilder.create().packages(MicroImage.PYTHON_GIT).build();
-    template = GuestImages.template(TestVms.name("gitslot"), image).build();
-    // slot tasks boot VMs of their own; the runner still wants an executor for the others
-    unusedPool =
-        VMPool.start(
-            new ColdBootVmFactory(
-                conn,
-                template,
-                FilesystemShare.defaultRoot(),
-                Duration.ofMinutes(1),
-                Duration.ZERO),
-            PoolConfig.DEFAULT.withSize(0, 1).withNamePrefix(TestVms.PREFIX + "unused-"));
-    unusedExecutor = AgentExecutor.builder(unusedPool, Duration.ofMinutes(1)).build();
+    sandboxes = Sandboxes.open(conn);
+    spec = SandboxSpec.defaults().withImage(image).withNamePrefix(TestVms.name("gitslot") + "-");
+    // slot tasks get sandboxes of their own; the runner still wants an executor for the others
+    unusedExecutor = AgentExecutor.builder(sandboxes).sandbox(spec).build();
   }
 
   @AfterAll
@@ -59,14 +51,14 @@ class GitSlotIT extends RealLibvirtTest {
     if (unusedExecutor != null) {
       unusedExecutor.close();
     }
-    if (unusedPool != null) {
-      unusedPool.close();
+    if (sandboxes != null) {
+      sandboxes.close();
     }
   }
 
   private static GitTaskRunner runner() {
     return GitTaskRunner.builder(unusedExecutor)
-        .slots(conn, template, slots)
+        .slots(sandboxes, spec, slots)
         .slotWait(Duration.ofSeconds(1))
         .workRoot(tmp.resolve("git-work"))
         .build();
@@ -127,7 +119,7 @@ class GitSlotIT extends RealLibvirtTest {
     Process child =
         TestVms.startJvm(SlotHolderMain.class, TestVms.name("gitkill"), slot, repo.toString());
     try {
-      waitForMarker(child);
+      waitForMarker(child, "slot-marked-" + slot);
       child.destroyForcibly(); // SIGKILL: no shutdown hook, no finally
       assertTrue(child.waitFor(30, TimeUnit.SECONDS));
       PersistentSlots.SlotBusyException stale =
@@ -136,7 +128,8 @@ class GitSlotIT extends RealLibvirtTest {
               () -> slots.acquire(slot, 64L << 20, "too early", Duration.ZERO));
       assertTrue(stale.getMessage().contains("gone"), stale.getMessage());
 
-      // the next start: opening a connection runs the reaper (its VM, then the holder file)
+      // the next start: opening sandboxes reaps its sandbox, the connection's reaper the holder
+      Sandboxes.open(conn).close();
       LibvirtConnection.open().close();
 
       try (GitTaskRunner r = runner()) {
@@ -163,8 +156,9 @@ class GitSlotIT extends RealLibvirtTest {
     }
   }
 
-  private static void waitForMarker(Process child) throws Exception {
-    Path root = FilesystemShare.defaultRoot();
+  /** Waits until a guest wrote {@code marker} on its console (the sandbox's console log). */
+  private static void waitForMarker(Process child, String marker) throws Exception {
+    Path runs = AgentVmPaths.stateRoot().resolve("run");
     StringBuilder out = new StringBuilder();
     Thread drain =
         new Thread(
@@ -181,9 +175,9 @@ class GitSlotIT extends RealLibvirtTest {
     drain.setDaemon(true);
     drain.start();
     for (int i = 0; i < 1800; i++) {
-      if (Files.isDirectory(root)) {
-        try (Stream<Path> s = Files.list(root)) {
-          if (s.anyMatch(ws -> Files.exists(ws.resolve("output/slot-marked")))) {
+      if (Files.isDirectory(runs)) {
+        try (Stream<Path> s = Files.list(runs)) {
+          if (s.anyMatch(run -> consoleSays(run.resolve("console.log"), marker))) {
             return;
           }
         }
@@ -194,5 +188,15 @@ class GitSlotIT extends RealLibvirtTest {
       Thread.sleep(100);
     }
     throw new AssertionError("the child's agent never marked the slot:\n" + out);
+  }
+
+  private static boolean consoleSays(Path log, String marker) {
+    try {
+      return Files.isRegularFile(log)
+          && new String(Files.readAllBytes(log), java.nio.charset.StandardCharsets.ISO_8859_1)
+              .contains(marker);
+    } catch (java.io.IOException e) {
+      return false; // removed meanwhile
+    }
   }
 }

@@ -59,6 +59,9 @@ public final class Sandbox implements AutoCloseable {
       Pattern.compile("[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}");
   private static final String PAUSED_FILE = "paused.save";
 
+  /** How long a sandbox with an attached disk may take to power off (sync) before it is cut. */
+  static final Duration ATTACHED_DISK_GRACE = Duration.ofSeconds(10);
+
   private final Sandboxes home;
   private final Path dir;
   private final SandboxRecord rec;
@@ -159,7 +162,10 @@ public final class Sandbox implements AutoCloseable {
       return false;
     }
     try {
-      if (closed || rec.state != SandboxState.RUNNING || inFlight.get() != 0) {
+      if (closed
+          || rec.state != SandboxState.RUNNING
+          || inFlight.get() != 0
+          || rec.hasAttachedDisk()) {
         return false;
       }
       LOG.info("pausing sandbox {}: {}", rec.id, why);
@@ -469,6 +475,7 @@ public final class Sandbox implements AutoCloseable {
       if (rec.state == SandboxState.PAUSED) {
         return;
       }
+      refuseWithAttachedDisk("paused");
       timed(AgentVmMeter.SANDBOX_PAUSE, this::pauseNow);
     } finally {
       lock.writeLock().unlock();
@@ -544,6 +551,7 @@ public final class Sandbox implements AutoCloseable {
     lock.writeLock().lock();
     try (LogContext.Scope m = logContext()) {
       requireOpen();
+      refuseWithAttachedDisk("checkpointed");
       requireRunning("checkpoint");
       timed(AgentVmMeter.SANDBOX_CHECKPOINT, () -> checkpointNow(name));
     } finally {
@@ -655,6 +663,7 @@ public final class Sandbox implements AutoCloseable {
     lock.writeLock().lock();
     try (LogContext.Scope m = logContext()) {
       requireOpen();
+      refuseWithAttachedDisk("forked");
       requireRunning("fork");
       return timedCall(AgentVmMeter.SANDBOX_FORK, () -> forkNow(n));
     } finally {
@@ -751,6 +760,11 @@ public final class Sandbox implements AutoCloseable {
       agent = null;
       if (v != null) {
         try {
+          if (rec.hasAttachedDisk()) {
+            // the disk outlives the sandbox: its file system must be flushed, not cut off
+            dev.agentvm.core.ShutdownResult how = v.shutdown(ATTACHED_DISK_GRACE);
+            LOG.debug("sandbox {} with an attached disk stopped: {}", rec.id, how);
+          }
           closeVm(v, true);
         } catch (RuntimeException e) {
           failure = new SandboxException("closing the VM of sandbox " + rec.id + " failed", e);
@@ -921,6 +935,19 @@ public final class Sandbox implements AutoCloseable {
   private void requireOpen() {
     if (closed) {
       throw new SandboxException("sandbox " + rec.id + " is closed");
+    }
+  }
+
+  /** Its memory would not match the attached disk afterwards, which the caller keeps using. */
+  private void refuseWithAttachedDisk(String what) {
+    if (rec.hasAttachedDisk()) {
+      throw new SandboxException(
+          "sandbox "
+              + rec.id
+              + " has an attached disk ("
+              + rec.attachedDisk
+              + ") and cannot be "
+              + what);
     }
   }
 

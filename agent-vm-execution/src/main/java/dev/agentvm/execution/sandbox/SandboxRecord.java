@@ -41,6 +41,11 @@ final class SandboxRecord {
   String cmdline = "";
   @Nullable String packageDisk;
   String diskTarget = "";
+
+  /** The caller's disk attached after the workspace ({@link SandboxSpec.AttachedDisk}), if any. */
+  @Nullable String attachedDisk;
+
+  @Nullable String attachedMount;
   Duration commandTimeout = Duration.ZERO;
   Duration idleTimeout = Duration.ZERO;
   Duration lease = Duration.ZERO;
@@ -70,6 +75,11 @@ final class SandboxRecord {
     onLeaseEnd = spec.onLeaseEnd();
     pausedRetention = spec.pausedRetention();
     agentDeadline = spec.agentDeadline();
+  }
+
+  /** Whether the caller's disk is attached: no pause, checkpoint or fork; a graceful close. */
+  boolean hasAttachedDisk() {
+    return attachedDisk != null;
   }
 
   SandboxInfo info() {
@@ -140,6 +150,10 @@ final class SandboxRecord {
       p.setProperty("packageDisk", packageDisk);
     }
     p.setProperty("diskTarget", diskTarget);
+    if (attachedDisk != null && attachedMount != null) {
+      p.setProperty("attachedDisk", attachedDisk);
+      p.setProperty("attachedMount", attachedMount);
+    }
     p.setProperty("commandTimeout", commandTimeout.toString());
     p.setProperty("idleTimeout", idleTimeout.toString());
     p.setProperty("lease", lease.toString());
@@ -173,6 +187,8 @@ final class SandboxRecord {
     cmdline = req(p, "cmdline");
     packageDisk = p.getProperty("packageDisk");
     diskTarget = req(p, "diskTarget");
+    attachedDisk = p.getProperty("attachedDisk");
+    attachedMount = attachedDisk == null ? null : req(p, "attachedMount");
     commandTimeout = Duration.parse(req(p, "commandTimeout"));
     idleTimeout = Duration.parse(req(p, "idleTimeout"));
     lease = Duration.parse(req(p, "lease"));

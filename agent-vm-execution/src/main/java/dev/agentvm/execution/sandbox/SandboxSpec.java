@@ -3,6 +3,7 @@ package dev.agentvm.execution.sandbox;
 import dev.agentvm.core.ResourceProfile;
 import dev.agentvm.core.VirtType;
 import dev.agentvm.image.MicroImage;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -33,6 +34,7 @@ import org.jspecify.annotations.Nullable;
  * @param namePrefix prefix of the sandbox's id (and VM name)
  * @param useWarmImage whether {@code create} restores the warm image of an equal spec when one
  *     exists ({@link Sandboxes#warmUp}) instead of booting
+ * @param attachedDisk a disk of the caller's attached besides the workspace, or {@code null}
  */
 public record SandboxSpec(
     @Nullable MicroImage image,
@@ -47,7 +49,8 @@ public record SandboxSpec(
     Duration pausedRetention,
     Duration agentDeadline,
     String namePrefix,
-    boolean useWarmImage) {
+    boolean useWarmImage,
+    @Nullable AttachedDisk attachedDisk) {
   /** The prefix of sandbox ids unless a spec says otherwise. */
   public static final String DEFAULT_PREFIX = "agentvm-sbx-";
 
@@ -57,6 +60,40 @@ public record SandboxSpec(
     PAUSE,
     /** Closed: everything removed. */
     CLOSE
+  }
+
+  /**
+   * A qcow2 disk with an ext4 file system that outlives the sandbox (a git task's persistent slot,
+   * a cache), attached writable and mounted at {@code mountPoint}. The caller owns the file and
+   * must not give it to two sandboxes at once. A sandbox with one is always booted (never restored
+   * or kept ready), cannot be paused, checkpointed or forked (its memory would not match the disk
+   * afterwards), and is closed with a graceful power-off, so the disk's file system is flushed.
+   *
+   * @param file the qcow2 image, an absolute path
+   * @param mountPoint where the guest mounts it: absolute, not {@code /}, {@code /workspace} or
+   *     {@code /usr}, of {@code [A-Za-z0-9_.-/]}
+   */
+  public record AttachedDisk(Path file, String mountPoint) {
+    private static final Pattern MOUNT =
+        Pattern.compile("(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}){1,8}");
+
+    public AttachedDisk {
+      Objects.requireNonNull(file, "file");
+      Objects.requireNonNull(mountPoint, "mountPoint");
+      if (!file.isAbsolute()) {
+        throw new IllegalArgumentException("the attached disk's path must be absolute: " + file);
+      }
+      if (!MOUNT.matcher(mountPoint).matches()
+          || mountPoint.startsWith("/workspace")
+          || mountPoint.equals("/usr")
+          || mountPoint.startsWith("/usr/")) {
+        throw new IllegalArgumentException(
+            "mount point must be an absolute path of [A-Za-z0-9_.-/] outside /workspace and /usr,"
+                + " was '"
+                + mountPoint
+                + "'");
+      }
+    }
   }
 
   private static final Pattern LABEL_KEY = Pattern.compile("[A-Za-z0-9_.-]{1,63}");
@@ -89,6 +126,12 @@ public record SandboxSpec(
     if (!PREFIX.matcher(namePrefix).matches()) {
       throw new IllegalArgumentException("namePrefix must match " + PREFIX + ", was " + namePrefix);
     }
+    if (attachedDisk != null
+        && (!idleTimeout.isZero() || (!lease.isZero() && onLeaseEnd == LeaseEnd.PAUSE))) {
+      throw new IllegalArgumentException(
+          "a sandbox with an attached disk cannot be paused: its idleTimeout must be zero and its"
+              + " lease must end in CLOSE (attachedDisk(...) sets both; set neither afterwards)");
+    }
   }
 
   /** The defaults described above. */
@@ -117,6 +160,7 @@ public record SandboxSpec(
     b.agentDeadline = agentDeadline;
     b.namePrefix = namePrefix;
     b.useWarmImage = useWarmImage;
+    b.attachedDisk = attachedDisk;
     return b;
   }
 
@@ -165,6 +209,11 @@ public record SandboxSpec(
     return toBuilder().namePrefix(namePrefix).build();
   }
 
+  /** A copy with {@code disk} attached (see {@link AttachedDisk}; no idle pause, lease closes). */
+  public SandboxSpec withAttachedDisk(AttachedDisk disk) {
+    return toBuilder().attachedDisk(disk).build();
+  }
+
   /** Builds a {@link SandboxSpec}; starts from the defaults. */
   public static final class Builder {
     private @Nullable MicroImage image;
@@ -180,6 +229,7 @@ public record SandboxSpec(
     private Duration agentDeadline = Duration.ofMinutes(2);
     private String namePrefix = DEFAULT_PREFIX;
     private boolean useWarmImage = true;
+    private @Nullable AttachedDisk attachedDisk;
 
     private Builder() {}
 
@@ -248,6 +298,17 @@ public record SandboxSpec(
       return this;
     }
 
+    /**
+     * Attaches a disk of the caller's ({@link AttachedDisk}). Such a sandbox cannot be paused, so
+     * this also sets the idle timeout to zero and the lease's end to {@link LeaseEnd#CLOSE}.
+     */
+    public Builder attachedDisk(AttachedDisk disk) {
+      this.attachedDisk = Objects.requireNonNull(disk, "disk");
+      this.idleTimeout = Duration.ZERO;
+      this.onLeaseEnd = LeaseEnd.CLOSE;
+      return this;
+    }
+
     public SandboxSpec build() {
       return new SandboxSpec(
           image,
@@ -262,7 +323,8 @@ public record SandboxSpec(
           pausedRetention,
           agentDeadline,
           namePrefix,
-          useWarmImage);
+          useWarmImage,
+          attachedDisk);
     }
   }
 }

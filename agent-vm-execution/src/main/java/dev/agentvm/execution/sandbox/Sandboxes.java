@@ -228,7 +228,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    * @throws SandboxException if it could not be made (nothing is left behind)
    */
   public Sandbox create(SandboxSpec spec) {
-    Sandbox ready = takeReady(spec);
+    // a ready sandbox has no attached disk: a spec with one always gets a sandbox of its own
+    Sandbox ready = spec.attachedDisk() == null ? takeReady(spec) : null;
     return ready != null ? ready : make(spec, false);
   }
 
@@ -244,6 +245,10 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   public Sandboxes keepReady(SandboxSpec spec, int count) {
     if (count < 0) {
       throw new IllegalArgumentException("count must be >= 0, was " + count);
+    }
+    if (spec.attachedDisk() != null) {
+      throw new IllegalArgumentException(
+          "sandboxes with an attached disk cannot be kept ready: each disk has one sandbox");
     }
     String key = readyKey(spec);
     ReadyShape shape = readyShapes.computeIfAbsent(key, k -> new ReadyShape(spec));
@@ -392,8 +397,20 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     if (!ready) {
       makeRoom(rec.memoryMiB, null);
     }
+    SandboxSpec.AttachedDisk attached = spec.attachedDisk();
+    if (attached != null) {
+      if (!Files.isRegularFile(attached.file())) {
+        throw new SandboxException("the attached disk " + attached.file() + " does not exist");
+      }
+      rec.attachedDisk = attached.file().toString();
+      rec.attachedMount = attached.mountPoint();
+    }
+    // a warm image's memory was captured without the attached disk: such a sandbox boots
     boolean fromWarm =
-        spec.useWarmImage() && Files.exists(warm) && Files.exists(layers.path(WARM + key));
+        attached == null
+            && spec.useWarmImage()
+            && Files.exists(warm)
+            && Files.exists(layers.path(WARM + key));
     Tags kind = Tags.of("kind", fromWarm ? "restore" : "cold");
     long t0 = System.nanoTime();
     VM vm = null;
@@ -735,6 +752,13 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
               MicroImage.PACKAGE_DISK_MOUNT_POINT));
     }
     b.disk(DiskAttachment.qcow2(dir.resolve(DISK), rec.diskTarget, "/workspace"));
+    String attached = rec.attachedDisk;
+    String mount = rec.attachedMount;
+    if (attached != null && mount != null) {
+      // the guest names disks in the order they are attached: the next letter after the workspace
+      String target = "vd" + (char) (rec.diskTarget.charAt(2) + 1);
+      b.disk(DiskAttachment.qcow2(Path.of(attached), target, mount));
+    }
     return b.build();
   }
 

@@ -319,6 +319,41 @@ class SandboxIT extends RealLibvirtTest {
   }
 
   @Test
+  void anAttachedDiskKeepsItsFilesAcrossSandboxesAndRefusesWhatWouldForkItsState(
+      @org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+    // QEMU runs as its own user: the directory must let it through (libvirt chowns the disk)
+    java.nio.file.Files.setPosixFilePermissions(
+        tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
+    Path disk = tmp.resolve("cache.qcow2");
+    dev.agentvm.storage.DiskImages.createExt4(disk, 32L << 20, null);
+    java.nio.file.Files.setPosixFilePermissions(
+        disk, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+    SandboxSpec withDisk = spec.withAttachedDisk(new SandboxSpec.AttachedDisk(disk, "/mnt/cache"));
+    assertEquals(Duration.ZERO, withDisk.idleTimeout(), "a sandbox with a disk never idles out");
+    assertThrows(IllegalArgumentException.class, () -> sandboxes.keepReady(withDisk, 1));
+    try (Sandbox sb = sandboxes.create(withDisk)) {
+      sb.files().write("/mnt/cache/kept.txt", "from the first".getBytes(UTF_8));
+      for (Runnable refused :
+          List.<Runnable>of(sb::pause, () -> sb.checkpoint("a"), () -> sb.fork(1))) {
+        SandboxException e = assertThrows(SandboxException.class, refused::run);
+        assertTrue(e.getMessage().contains("attached disk"), e.getMessage());
+      }
+      assertEquals(SandboxState.RUNNING, sb.state());
+    } // closed with a graceful power-off: no sync was asked for, the close flushes
+    try (Sandbox again = sandboxes.create(withDisk)) {
+      assertEquals("from the first", new String(again.files().read("/mnt/cache/kept.txt"), UTF_8));
+    }
+    SandboxException missing =
+        assertThrows(
+            SandboxException.class,
+            () ->
+                sandboxes.create(
+                    spec.withAttachedDisk(
+                        new SandboxSpec.AttachedDisk(tmp.resolve("none.qcow2"), "/mnt/x"))));
+    assertTrue(missing.getMessage().contains("does not exist"), missing.getMessage());
+  }
+
+  @Test
   void checkpointsRollBackAndForth() throws Exception {
     try (Sandbox sb = sandboxes.create(spec)) {
       sb.run("echo one > /workspace/a; echo mem-one > /tmp/m");

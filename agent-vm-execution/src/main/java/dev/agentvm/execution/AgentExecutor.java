@@ -130,20 +130,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     return new Builder(Objects.requireNonNull(sandboxes, "sandboxes"));
   }
 
-  /**
-   * An executor on VMs from {@code pool} (9p workspaces; a VM given back is destroyed): for VMs a
-   * sandbox cannot be, such as a git task's VM with its persistent slot disk. Prefer {@link
-   * #builder(Sandboxes)}: a sandbox's workspace is a disk of a fixed size, and sandboxes can be
-   * kept ready without a captured memory image. {@link Builder#keepReady} and {@link
-   * Builder#sandbox} do not apply (the pool's config says what is kept ready).
-   */
-  public static Builder builder(VMPool pool, Duration acquireTimeout) {
-    Builder b = new Builder(null);
-    b.source = new PoolExecutionVms(Objects.requireNonNull(pool, "pool"), acquireTimeout);
-    b.poolBacked = true;
-    return b;
-  }
-
   /** An executor on machines from {@code source}: the workflow's unit tests. */
   static Builder builder(ExecutionVm.Source source) {
     Builder b = new Builder(null);
@@ -637,7 +623,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     private ExecutionVm.@Nullable Source source;
     private SandboxSpec spec = SandboxSpec.defaults().withNamePrefix("agentvm-exec-");
     private int keepReady;
-    private boolean poolBacked;
     private int maxConcurrent = Integer.MAX_VALUE;
     private String name = "default";
     private @Nullable MeterRegistry registry;
@@ -659,7 +644,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
      * execution's sandbox lives as long as the execution, and the request's timeout is the one.
      */
     public Builder sandbox(SandboxSpec spec) {
-      requireSandboxes("sandbox");
       this.spec = Objects.requireNonNull(spec, "spec");
       return this;
     }
@@ -670,7 +654,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
      * its sandbox (a warm-image restore when one exists, else a boot).
      */
     public Builder keepReady(int count) {
-      requireSandboxes("keepReady");
       if (count < 0) {
         throw new IllegalArgumentException("count must be >= 0, was " + count);
       }
@@ -736,13 +719,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     public Builder heartbeat(HeartbeatMonitor.Settings settings) {
       this.heartbeat = Objects.requireNonNull(settings);
       return this;
-    }
-
-    private void requireSandboxes(String setting) {
-      if (poolBacked) {
-        throw new IllegalStateException(
-            setting + " applies to an executor on sandboxes, not to one on a VMPool");
-      }
     }
 
     public AgentExecutor build() {

@@ -115,6 +115,18 @@ public final class VM implements AutoCloseable {
     return virtType;
   }
 
+  /**
+   * What the running VM costs the host, measured by the hypervisor: CPU time and QEMU's resident
+   * memory. Numbers the guest cannot change, unlike what its agent reports in STATUS.
+   *
+   * @throws NoSuchVmException if the VM no longer exists
+   */
+  public VmStats stats() {
+    try (LogContext.Scope c = logContext()) {
+      return domain.stats();
+    }
+  }
+
   /** The guest's serial console log, written by the hypervisor while the VM runs. */
   public Path consoleLog() {
     return template.consoleLog();

@@ -248,6 +248,16 @@ public class FakeHypervisor implements HypervisorBackend {
       throw new UnsupportedOperationException("the fake hypervisor keeps no memory images");
     }
 
+    /** What {@link #stats()} answers; tests set it. */
+    public volatile dev.agentvm.core.VmStats stats =
+        new dev.agentvm.core.VmStats(java.time.Duration.ZERO, 0);
+
+    @Override
+    public dev.agentvm.core.VmStats stats() {
+      existing();
+      return stats;
+    }
+
     @Override
     public AgentTransport.Connection openChannel(String channelName) throws IOException {
       throw new IOException("the fake hypervisor has no channels");

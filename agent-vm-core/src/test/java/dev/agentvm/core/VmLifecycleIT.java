@@ -97,6 +97,17 @@ class VmLifecycleIT extends RealLibvirtTest {
       // MemTotal is what the guest has after the kernel's own reservations: a bit under 384 MiB
       assertTrue(
           memKiB > 384 * 1024 * 0.85 && memKiB <= 384 * 1024, "guest MemTotal " + memKiB + " KiB");
+
+      // what the host measures, whatever the guest says: a second of busy loop is CPU time
+      VmStats before = vm.stats();
+      assertTrue(before.rssKiB() > 0, "QEMU's resident memory: " + before);
+      agent.exec(
+          dev.agentvm.core.agent.ExecRequest.script(
+              "end=$(($(date +%s)+2)); while [ $(date +%s) -lt $end ]; do :; done", "sh"));
+      VmStats after = vm.stats();
+      assertTrue(
+          after.cpuTime().minus(before.cpuTime()).toMillis() >= 900,
+          "a busy guest used CPU: " + before + " -> " + after);
     }
     TestVms.assertNothingLeft(conn, t);
   }

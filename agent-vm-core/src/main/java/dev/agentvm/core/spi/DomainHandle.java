@@ -66,6 +66,12 @@ public interface DomainHandle {
   void saveMemory(Path file);
 
   /**
+   * What the running domain costs the host ({@code virDomainGetInfo}'s CPU time, {@code
+   * virDomainMemoryStats}' RSS).
+   */
+  dev.agentvm.core.VmStats stats();
+
+  /**
    * Opens the domain's virtio-serial channel through the hypervisor ({@code virDomainOpenChannel}),
    * on a connection of its own. Works for remote URIs, where the channel's socket is not local.
    */

@@ -106,6 +106,30 @@ final class LibvirtDomain implements DomainHandle {
     }
   }
 
+  /** {@code VIR_DOMAIN_MEMORY_STAT_RSS}: the QEMU process's resident set, KiB. */
+  private static final int MEMORY_STAT_RSS = 7;
+
+  /** More than libvirt's stat tags (13 in 9.x), so none is cut off. */
+  private static final int MEMORY_STATS = 16;
+
+  @Override
+  public dev.agentvm.core.VmStats stats() {
+    return session.call(
+        "read the statistics of " + name,
+        () -> {
+          Domain dm = dom();
+          long cpuNanos = dm.getInfo().cpuTime;
+          long rss = -1;
+          for (org.libvirt.MemoryStatistic m : dm.memoryStats(MEMORY_STATS)) {
+            if (m.getTag() == MEMORY_STAT_RSS) {
+              rss = m.getValue();
+            }
+          }
+          return new dev.agentvm.core.VmStats(
+              java.time.Duration.ofNanos(Math.max(0, cpuNanos)), rss);
+        });
+  }
+
   @Override
   public void start() {
     session.call("start " + name, () -> dom().create());

@@ -5,6 +5,7 @@ import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.core.agent.HeartbeatMonitor;
 import dev.agentvm.core.agent.OutputListener;
+import dev.agentvm.execution.internal.AgentVmMeter;
 import dev.agentvm.execution.internal.Meters;
 import dev.agentvm.execution.sandbox.SandboxSpec;
 import dev.agentvm.execution.sandbox.Sandboxes;
@@ -94,9 +95,11 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
   private final List<Task> running = new CopyOnWriteArrayList<>();
   private final List<ExecutionVm> quarantined = new CopyOnWriteArrayList<>();
   private final java.util.concurrent.Semaphore slots;
+  private final int maxQuarantined;
 
   private AgentExecutor(Builder b, ExecutionVm.Source source) {
     this.slots = new java.util.concurrent.Semaphore(b.maxConcurrent, true);
+    this.maxQuarantined = b.maxQuarantined;
     this.name = b.name;
     this.source = source;
     this.meters = new Meters(Tags.of("executor", name), "executor named '" + name + "'");
@@ -114,6 +117,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     this.sampleInterval = b.sampleInterval;
     this.heartbeat = b.heartbeat;
     this.threads = Executors.newCachedThreadPool(Threads.numberedDaemons("agentvm-exec"));
+    meters.gauge(AgentVmMeter.QUARANTINED, Tags.empty(), quarantined, List::size);
   }
 
   private static ExecutionObserver stateListener(ExecutionListener l) {
@@ -186,9 +190,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
 
   /** Cancels running executions and removes quarantined sandboxes. */
   @Override
-  @SuppressFBWarnings(
-      value = "CRLF_INJECTION_LOGS",
-      justification = "the sandbox id is ours; the error text is cleaned with LogText")
   public void close() {
     running.forEach(Task::cancel);
     threads.shutdown();
@@ -198,17 +199,22 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
       Thread.currentThread().interrupt();
     }
     for (ExecutionVm vm : quarantined) {
-      try {
-        vm.close();
-      } catch (RuntimeException e) {
-        LOG.warn(
-            "removing quarantined {}: {}",
-            vm.name(),
-            LogText.clean(String.valueOf(e.getMessage())));
-      }
+      closeQuarantined(vm);
     }
     quarantined.clear();
     meters.close();
+  }
+
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "the sandbox id is ours; the error text is cleaned with LogText")
+  private static void closeQuarantined(ExecutionVm vm) {
+    try {
+      vm.close();
+    } catch (RuntimeException e) {
+      LOG.warn(
+          "removing quarantined {}: {}", vm.name(), LogText.clean(String.valueOf(e.getMessage())));
+    }
   }
 
   /** One execution's life; package-private for {@link Execution}. */
@@ -236,6 +242,11 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     @Override
     public String vm() {
       return vmName;
+    }
+
+    @Override
+    public String template() {
+      return source.template();
     }
 
     /**
@@ -443,6 +454,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
           };
       to(TaskState.RUNNING);
       emit(o -> o.execStarted(this));
+      dev.agentvm.core.VmStats before = vm.hostStats();
       long start = System.nanoTime();
       ExecutionVm.Command c = vm.start(er, counting);
       command = c;
@@ -454,12 +466,21 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
       long lastAnswer = System.nanoTime();
       long peakMem = -1;
       double peakLoad = -1;
+      long peakRss = before == null ? -1 : before.rssKiB();
       while (true) {
         try {
           ExecResult r = c.result().get(sampleInterval.toMillis(), TimeUnit.MILLISECONDS);
+          Duration wall = Duration.ofNanos(System.nanoTime() - start);
+          dev.agentvm.core.VmStats after = vm.hostStats();
+          if (after != null) {
+            peakRss = Math.max(peakRss, after.rssKiB());
+          }
+          AnomalyDetector.Finished host =
+              new AnomalyDetector.Finished(
+                  source.template(), wall, cpuBetween(before, after), peakRss);
           long mem = peakMem;
           double load = peakLoad;
-          emit(o -> o.execFinished(this, r, mem, load));
+          emit(o -> o.execFinished(this, r, host, mem, load));
           return r;
         } catch (TimeoutException t) {
           if (System.nanoTime() > hostDeadline) {
@@ -481,6 +502,10 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
             continue;
           }
           lastAnswer = System.nanoTime();
+          dev.agentvm.core.VmStats now = vm.hostStats();
+          if (now != null) {
+            peakRss = Math.max(peakRss, now.rssKiB());
+          }
           long used = s.memTotalKiB() - s.memAvailableKiB();
           peakMem = Math.max(peakMem, used);
           peakLoad = Math.max(peakLoad, s.load1());
@@ -507,6 +532,16 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
           throw new IOException("interrupted", x);
         }
       }
+    }
+
+    /** CPU time used between two measurements of one VM; null when either is missing. */
+    private static @Nullable Duration cpuBetween(
+        dev.agentvm.core.@Nullable VmStats before, dev.agentvm.core.@Nullable VmStats after) {
+      if (before == null || after == null) {
+        return null;
+      }
+      Duration d = after.cpuTime().minus(before.cpuTime());
+      return d.isNegative() ? null : d; // not the same QEMU any more
     }
 
     private @Nullable StatusReport sample(ExecutionVm vm) {
@@ -579,6 +614,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
               vm.name(),
               quarantineRule);
           emit(o -> o.quarantined(this, quarantineRule));
+          evictQuarantined();
           return;
         } catch (RuntimeException e) {
           LOG.warn(
@@ -597,6 +633,23 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         threads.execute(dispose);
       } catch (java.util.concurrent.RejectedExecutionException e) {
         dispose.run(); // the executor is closing: close it here
+      }
+    }
+
+    /**
+     * Over the cap, the oldest quarantined sandboxes go: a guest must not fill the host with them.
+     */
+    @SuppressFBWarnings(
+        value = "CRLF_INJECTION_LOGS",
+        justification = "our sandbox ids and a number")
+    private void evictQuarantined() {
+      while (quarantined.size() > maxQuarantined) {
+        ExecutionVm oldest = quarantined.remove(0);
+        LOG.warn(
+            "{} removed: more than {} quarantined sandboxes (maxQuarantined)",
+            oldest.name(),
+            maxQuarantined);
+        closeQuarantined(oldest);
       }
     }
 
@@ -624,6 +677,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     private SandboxSpec spec = SandboxSpec.defaults().withNamePrefix("agentvm-exec-");
     private int keepReady;
     private int maxConcurrent = Integer.MAX_VALUE;
+    private int maxQuarantined = 8;
     private String name = "default";
     private @Nullable MeterRegistry registry;
     private AuditLog audit = AuditLog.NONE;
@@ -670,6 +724,20 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         throw new IllegalArgumentException("max must be >= 1, was " + max);
       }
       this.maxConcurrent = max;
+      return this;
+    }
+
+    /**
+     * At most {@code max} sandboxes are kept paused for inspection after a {@link
+     * AnomalyDetector.Response#QUARANTINE_VM}; a new one beyond it removes the oldest (with a
+     * warning naming it). Default 8; 0 keeps none (the rule's anomaly is still logged and audited).
+     * Each is also removed by {@link #close()}, or by the reaper when its paused retention ends.
+     */
+    public Builder maxQuarantined(int max) {
+      if (max < 0) {
+        throw new IllegalArgumentException("max must be >= 0, was " + max);
+      }
+      this.maxQuarantined = max;
       return this;
     }
 

@@ -4,26 +4,31 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
+import org.jspecify.annotations.Nullable;
 
 /**
  * Spots executions out of the ordinary. Two kinds of checks:
  *
  * <ul>
- *   <li>z-scores over rolling windows of past executions: run time, peak guest memory and peak
- *       guest load; an execution more than {@code zThreshold} standard deviations above the mean
- *       (once the window holds {@code minSamples}), and by at least a minimum difference, is
- *       flagged after it ends;
+ *   <li>z-scores over rolling windows of past executions of the same template, on what the host
+ *       measured: wall time, CPU time of the VM's vCPUs, and the QEMU process's peak resident
+ *       memory ({@link Finished}); an execution more than {@code zThreshold} standard deviations
+ *       above the mean (once the window holds {@code minSamples}), and by at least a minimum
+ *       difference, is flagged after it ends;
  *   <li>rules checked while it runs: more processes than {@code maxProcesses}, output faster than
- *       {@code maxOutputBytesPerSecond}; and at submission: more than {@code
+ *       {@code maxOutputBytesPerSecond} (counted by the host); and at submission: more than {@code
  *       maxExecutionsPerMinute}.
  * </ul>
  *
- * Numbers the guest reports (memory, load, processes, its own run time) are the guest's word: a
- * negative or non-finite one is an anomaly of its own ({@code guest-report}, with the z-score
- * response) and never joins a window, where one {@code +Infinity} would make every later z-score
- * meaningless.
+ * The z-scores use only the host's numbers, which a hostile guest cannot change; it can only make
+ * itself look worse. What the guest reports about itself (memory, load, processes) is its word: a
+ * negative or non-finite number is an anomaly of its own ({@code guest-report}, with the z-score
+ * response). Baselines are kept per template (at most {@value #MAX_TEMPLATES}, the least recently
+ * used forgotten first), so a heavy template does not make a light one's outliers look normal.
  *
  * <p>Each check's {@link Response} is configurable: log it, kill the execution, or quarantine the
  * VM (kept paused for inspection instead of destroyed). Thread-safe; time comes in as a parameter.
@@ -55,22 +60,61 @@ public final class AnomalyDetector {
   public record Sample(
       long memUsedKiB, double load1, int processCount, long outputBytes, Duration elapsed) {}
 
+  /**
+   * A finished execution as the host measured it.
+   *
+   * @param template the baseline it is judged against: executions of one template are alike
+   * @param wallTime from the command's start to its end, on the host's clock
+   * @param cpuTime CPU time the VM's vCPUs used meanwhile; {@code null} if the hypervisor did not
+   *     say
+   * @param peakRssKiB the QEMU process's highest resident memory sampled, KiB; -1 if never sampled
+   */
+  public record Finished(
+      String template, Duration wallTime, @Nullable Duration cpuTime, long peakRssKiB) {
+    public Finished {
+      Objects.requireNonNull(template, "template");
+      Objects.requireNonNull(wallTime, "wallTime");
+    }
+  }
+
+  /** Templates whose baselines are kept at once. */
+  public static final int MAX_TEMPLATES = 64;
+
+  /** The baselines by template, the least recently used forgotten beyond {@link #MAX_TEMPLATES}. */
+  private static final class Baselines extends LinkedHashMap<String, Baseline> {
+    private static final long serialVersionUID = 1L;
+
+    Baselines() {
+      super(16, 0.75f, true);
+    }
+
+    @Override
+    protected boolean removeEldestEntry(Map.Entry<String, Baseline> eldest) {
+      return size() > MAX_TEMPLATES;
+    }
+  }
+
+  /** One template's windows. */
+  private final class Baseline {
+    final RollingStats wall = new RollingStats(window);
+    final RollingStats cpu = new RollingStats(window);
+    final RollingStats rss = new RollingStats(window);
+  }
+
   private final int window;
   private final int minSamples;
   private final double zThreshold;
   private final Response zResponse;
   private final double minDurationDeltaMillis;
   private final double minMemoryDeltaKiB;
-  private final double minLoadDelta;
+  private final double minCpuDeltaMillis;
   private final int maxProcesses;
   private final Response processResponse;
   private final long maxOutputBytesPerSecond;
   private final Response outputResponse;
   private final int maxExecutionsPerMinute;
   private final Response rateResponse;
-  private final RollingStats durations;
-  private final RollingStats memory;
-  private final RollingStats load;
+  private final Map<String, Baseline> baselines = new Baselines();
   private final Deque<Long> submissions = new ArrayDeque<>();
 
   private AnomalyDetector(Builder b) {
@@ -80,16 +124,13 @@ public final class AnomalyDetector {
     zResponse = b.zResponse;
     minDurationDeltaMillis = b.minDurationDelta.toMillis();
     minMemoryDeltaKiB = b.minMemoryDeltaKiB;
-    minLoadDelta = b.minLoadDelta;
+    minCpuDeltaMillis = b.minCpuDelta.toMillis();
     maxProcesses = b.maxProcesses;
     processResponse = b.processResponse;
     maxOutputBytesPerSecond = b.maxOutputBytesPerSecond;
     outputResponse = b.outputResponse;
     maxExecutionsPerMinute = b.maxExecutionsPerMinute;
     rateResponse = b.rateResponse;
-    durations = new RollingStats(window);
-    memory = new RollingStats(window);
-    load = new RollingStats(window);
   }
 
   public static Builder builder() {
@@ -160,52 +201,49 @@ public final class AnomalyDetector {
   }
 
   /**
-   * Scores a finished execution against the windows, then adds it to them unless it was flagged.
+   * Scores a finished execution against its template's windows, then adds it to them unless it was
+   * flagged. The guest's own peaks are only checked for sense: they never join a window.
    *
-   * @param peakMemKiB highest guest memory use sampled, or -1 if never sampled
-   * @param peakLoad highest load sampled, or -1
+   * @param peakGuestMemKiB highest memory use the guest reported, or -1 if never sampled
+   * @param peakGuestLoad highest load the guest reported, or -1
    */
   public synchronized List<Anomaly> onCompleted(
-      String executionId, String vm, Duration runTime, long peakMemKiB, double peakLoad) {
+      String executionId, String vm, Finished host, long peakGuestMemKiB, double peakGuestLoad) {
     List<Anomaly> out = new ArrayList<>();
-    if (runTime.isNegative() || Double.isNaN(peakLoad) || Double.isInfinite(peakLoad)) {
-      // the guest's word is worthless here: flag it, and keep it out of every window
-      out.add(impossible(executionId, vm, "run time " + runTime + ", peak load " + peakLoad));
-      return out;
+    if (peakGuestMemKiB < -1
+        || Double.isNaN(peakGuestLoad)
+        || Double.isInfinite(peakGuestLoad)
+        || (peakGuestLoad < 0 && peakGuestLoad != -1)) {
+      out.add(
+          impossible(
+              executionId,
+              vm,
+              "peak memory " + peakGuestMemKiB + " KiB, peak load " + peakGuestLoad));
     }
-    check(
-        out,
-        executionId,
-        vm,
-        "duration-zscore",
-        durations,
-        (double) runTime.toMillis(),
-        minDurationDeltaMillis,
-        "ms");
-    if (peakMemKiB >= 0) {
-      check(
-          out,
-          executionId,
-          vm,
-          "memory-zscore",
-          memory,
-          (double) peakMemKiB,
-          minMemoryDeltaKiB,
-          "KiB");
+    Baseline b = baselines.computeIfAbsent(host.template(), t -> new Baseline());
+    double wall = host.wallTime().toMillis();
+    Duration cpuTime = host.cpuTime();
+    double cpu = cpuTime == null ? -1 : cpuTime.toMillis();
+    double rss = host.peakRssKiB();
+    List<Anomaly> scored = new ArrayList<>();
+    check(scored, executionId, vm, "duration-zscore", b.wall, wall, minDurationDeltaMillis, "ms");
+    if (cpu >= 0) {
+      check(scored, executionId, vm, "cpu-zscore", b.cpu, cpu, minCpuDeltaMillis, "ms CPU");
     }
-    if (peakLoad >= 0) {
-      check(out, executionId, vm, "load-zscore", load, peakLoad, minLoadDelta, "");
+    if (rss >= 0) {
+      check(scored, executionId, vm, "memory-zscore", b.rss, rss, minMemoryDeltaKiB, "KiB");
     }
     // an outlier does not join the windows: it would make the next one look normal
-    if (out.isEmpty()) {
-      durations.add((double) runTime.toMillis());
-      if (peakMemKiB >= 0) {
-        memory.add((double) peakMemKiB);
+    if (scored.isEmpty()) {
+      b.wall.add(wall);
+      if (cpu >= 0) {
+        b.cpu.add(cpu);
       }
-      if (peakLoad >= 0) {
-        load.add(peakLoad);
+      if (rss >= 0) {
+        b.rss.add(rss);
       }
     }
+    out.addAll(scored);
     return out;
   }
 
@@ -253,7 +291,7 @@ public final class AnomalyDetector {
     private Response zResponse = Response.LOG;
     private Duration minDurationDelta = Duration.ofSeconds(1);
     private double minMemoryDeltaKiB = 32 * 1024;
-    private double minLoadDelta = 1.0;
+    private Duration minCpuDelta = Duration.ofSeconds(1);
     private int maxProcesses = 512;
     private Response processResponse = Response.LOG;
     private long maxOutputBytesPerSecond = 10L << 20;
@@ -284,14 +322,15 @@ public final class AnomalyDetector {
     }
 
     /**
-     * The least difference from the mean that counts, whatever the z-score (defaults: 1 s of run
-     * time, 32 MiB of memory, 1.0 of load): in a window of near-equal runs the standard deviation
-     * is tiny, and 29 ms against a mean of 13 ms would otherwise be 4 deviations "out".
+     * The least difference from the mean that counts, whatever the z-score (defaults: 1 s of wall
+     * time, 1 s of CPU time, 32 MiB of resident memory): in a window of near-equal runs the
+     * standard deviation is tiny, and 29 ms against a mean of 13 ms would otherwise be 4 deviations
+     * "out".
      */
-    public Builder minDeviation(Duration runTime, long memoryKiB, double load) {
-      this.minDurationDelta = Objects.requireNonNull(runTime);
+    public Builder minDeviation(Duration wallTime, Duration cpuTime, long memoryKiB) {
+      this.minDurationDelta = Objects.requireNonNull(wallTime);
+      this.minCpuDelta = Objects.requireNonNull(cpuTime);
       this.minMemoryDeltaKiB = memoryKiB;
-      this.minLoadDelta = load;
       return this;
     }
 

@@ -21,8 +21,13 @@ final class AnomalyWatch implements ExecutionObserver {
   }
 
   @Override
-  public void execFinished(Run run, ExecResult r, long peakMemKiB, double peakLoad) {
+  public void execFinished(
+      Run run,
+      ExecResult r,
+      AnomalyDetector.Finished host,
+      long peakGuestMemKiB,
+      double peakGuestLoad) {
     run.raise(
-        detector.onCompleted(run.request().id(), run.vm(), r.duration(), peakMemKiB, peakLoad));
+        detector.onCompleted(run.request().id(), run.vm(), host, peakGuestMemKiB, peakGuestLoad));
   }
 }

@@ -81,16 +81,26 @@ final class AuditTrail implements ExecutionObserver {
   }
 
   @Override
-  public void execFinished(Run run, ExecResult r, long peakMemKiB, double peakLoad) {
-    record(
-        run,
-        "exec.finished",
-        Map.of(
-            "exitCode", r.exitCode(),
-            "timedOut", r.timedOut(),
-            "runMillis", r.duration().toMillis(),
-            "stdoutBytes", r.stdout().length,
-            "stderrBytes", r.stderr().length));
+  public void execFinished(
+      Run run,
+      ExecResult r,
+      AnomalyDetector.Finished host,
+      long peakGuestMemKiB,
+      double peakGuestLoad) {
+    Map<String, Object> d = new LinkedHashMap<>();
+    d.put("exitCode", r.exitCode());
+    d.put("timedOut", r.timedOut());
+    d.put("runMillis", host.wallTime().toMillis());
+    d.put("stdoutBytes", r.stdout().length);
+    d.put("stderrBytes", r.stderr().length);
+    Duration cpu = host.cpuTime();
+    if (cpu != null) {
+      d.put("hostCpuMillis", cpu.toMillis());
+    }
+    if (host.peakRssKiB() >= 0) {
+      d.put("hostPeakRssKiB", host.peakRssKiB());
+    }
+    record(run, "exec.finished", d);
   }
 
   @Override

@@ -23,6 +23,9 @@ interface ExecutionObserver {
     /** The sandbox (or VM) it runs on; empty before it has one. */
     String vm();
 
+    /** What its machine is made from (the anomaly detector keeps baselines per template). */
+    String template();
+
     /**
      * Reports anomalies; the workflow logs them, tells every observer ({@link #anomaly}) and acts
      * on their responses.
@@ -47,10 +50,16 @@ interface ExecutionObserver {
   /**
    * The command ended (on its own, by its timeout or by a kill).
    *
-   * @param peakMemKiB highest memory use sampled, -1 if never sampled
-   * @param peakLoad highest load sampled, -1 if never sampled
+   * @param host what the host measured of it (wall time, the VM's CPU time, peak QEMU memory)
+   * @param peakGuestMemKiB highest memory use the guest reported, -1 if never sampled
+   * @param peakGuestLoad highest load the guest reported, -1 if never sampled
    */
-  default void execFinished(Run run, ExecResult result, long peakMemKiB, double peakLoad) {}
+  default void execFinished(
+      Run run,
+      ExecResult result,
+      AnomalyDetector.Finished host,
+      long peakGuestMemKiB,
+      double peakGuestLoad) {}
 
   default void outputExtracted(Run run, Path directory, ExtractedOutput output) {}
 

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
+import org.jspecify.annotations.Nullable;
 
 /**
  * The executor's whole view of the machine one execution runs in: a sandbox ({@link
@@ -30,6 +31,9 @@ interface ExecutionVm {
 
   /** Starts a command that runs to completion, its output streamed to {@code listener}. */
   Command start(ExecRequest request, OutputListener listener) throws IOException;
+
+  /** What the machine costs the host as the hypervisor measures it; null if it cannot say. */
+  dev.agentvm.core.@Nullable VmStats hostStats();
 
   /** The guest's own report of its memory, load and processes. */
   StatusReport status(Duration deadline) throws IOException;
@@ -71,5 +75,10 @@ interface ExecutionVm {
   interface Source {
     /** A fresh machine for one execution. */
     ExecutionVm acquire();
+
+    /** What its machines are made from: the anomaly detector's baselines are kept per template. */
+    default String template() {
+      return "default";
+    }
   }
 }

@@ -12,6 +12,7 @@ import dev.agentvm.storage.OutputLimits;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import org.jspecify.annotations.Nullable;
 
 /** Executions in sandboxes: one new sandbox per execution, closed afterwards. */
 final class SandboxExecutionVms implements ExecutionVm.Source {
@@ -26,6 +27,19 @@ final class SandboxExecutionVms implements ExecutionVm.Source {
   @Override
   public ExecutionVm acquire() {
     return new InSandbox(sandboxes.create(spec));
+  }
+
+  /** The machine's shape: image (with its packages), vCPUs, memory and workspace size. */
+  @Override
+  public String template() {
+    var image = spec.image();
+    return (image == null ? "micro" : image.directory().getFileName() + "+" + image.packages())
+        + "/"
+        + spec.resources().vcpus()
+        + "cpu/"
+        + spec.resources().memoryMiB()
+        + "MiB/"
+        + spec.workspaceBytes();
   }
 
   private static final class InSandbox implements ExecutionVm {
@@ -64,6 +78,15 @@ final class SandboxExecutionVms implements ExecutionVm.Source {
     @Override
     public StatusReport status(Duration deadline) throws IOException {
       return sb.status(deadline);
+    }
+
+    @Override
+    public dev.agentvm.core.@Nullable VmStats hostStats() {
+      try {
+        return sb.stats();
+      } catch (RuntimeException e) {
+        return null; // the VM went (a crash is reported by the command's result)
+      }
     }
 
     @Override

@@ -319,6 +319,46 @@ class AgentExecutorIT extends RealLibvirtTest {
         "closing the executor removes it");
   }
 
+  /**
+   * The guest's own reports cannot hide what it costs: a busy loop is flagged from the CPU time
+   * libvirt measured for the VM, against the baseline of earlier runs of the same template.
+   */
+  @Test
+  void aBusyGuestIsFlaggedFromTheCpuTimeTheHostMeasured() throws Exception {
+    AnomalyDetector d =
+        AnomalyDetector.builder()
+            .window(20, 5)
+            .minDeviation(Duration.ofSeconds(30), Duration.ofSeconds(1), 1L << 30)
+            .build();
+    List<AuditEvent> audit = new java.util.concurrent.CopyOnWriteArrayList<>();
+    try (AgentExecutor ex = executor().anomalyDetector(d).auditLog(audit::add).build()) {
+      for (int i = 0; i < 6; i++) {
+        ex.execute(ExecutionRequest.script("true").build());
+      }
+      ExecutionResult r =
+          ex.execute(
+              ExecutionRequest.script(
+                      "end=$(($(date +%s)+3)); while [ $(date +%s) -lt $end ]; do :; done")
+                  .build());
+      assertEquals(TaskState.COMPLETED, r.state());
+      List<String> rules =
+          audit.stream()
+              .filter(e -> e.executionId().equals(r.id()) && e.event().equals("anomaly.detected"))
+              .map(e -> String.valueOf(e.details().get("rule")))
+              .toList();
+      // wall time needs 30 s more than usual here: only the CPU the host saw can flag it
+      assertEquals(List.of("cpu-zscore"), rules);
+      Object cpu =
+          audit.stream()
+              .filter(e -> e.executionId().equals(r.id()) && e.event().equals("exec.finished"))
+              .findFirst()
+              .orElseThrow()
+              .details()
+              .get("hostCpuMillis");
+      assertTrue(((Number) cpu).longValue() >= 2000, "host CPU of the busy run: " + cpu);
+    }
+  }
+
   @Test
   void aForkBombOrAnEndlessLoopIsStoppedAtTheDeadlineAndItsVmDestroyed() throws Exception {
     List<String> vms = new CopyOnWriteArrayList<>();

@@ -52,6 +52,8 @@ class AgentExecutorTest {
     volatile boolean killed;
     volatile boolean answersStatus = true;
     volatile int processes = 3;
+    volatile Duration cpuPerRun = Duration.ofMillis(100);
+    volatile Duration cpu = Duration.ZERO;
     volatile @org.jspecify.annotations.Nullable RuntimeException extractFailure;
     volatile @org.jspecify.annotations.Nullable ExecRequest ran;
 
@@ -82,6 +84,7 @@ class AgentExecutorTest {
     @Override
     public Command start(ExecRequest request, OutputListener listener) {
       ran = request;
+      cpu = cpu.plus(cpuPerRun);
       listener.onStdout("out".getBytes(StandardCharsets.UTF_8));
       CompletableFuture<ExecResult> r = behaviour.apply(request);
       return new Command() {
@@ -96,6 +99,11 @@ class AgentExecutorTest {
           r.complete(AgentExecutorTest.result(137, false));
         }
       };
+    }
+
+    @Override
+    public dev.agentvm.core.VmStats hostStats() {
+      return new dev.agentvm.core.VmStats(cpu, 200_000);
     }
 
     @Override
@@ -420,6 +428,48 @@ class AgentExecutorTest {
     }
     assertTrue(kept.closed, "closing the executor removes quarantined machines");
     assertTrue(events().contains("vm.quarantined"));
+  }
+
+  @Test
+  void aGuestThatLooksIdleIsJudgedByTheCpuTheHostMeasuredAndQuarantinesAreCapped() {
+    AnomalyDetector d =
+        AnomalyDetector.builder().window(20, 5).zScore(3, Response.QUARANTINE_VM).build();
+    try (AgentExecutor ex =
+        executor(r -> CompletableFuture.completedFuture(result(0, false)))
+            .anomalyDetector(d)
+            .maxQuarantined(1)
+            .build()) {
+      for (int i = 0; i < 8; i++) {
+        assertEquals(TaskState.COMPLETED, ex.execute(ExecutionRequest.script("x").build()).state());
+      }
+      assertEquals(List.of(), ex.quarantined());
+      // the guest's STATUS says load 0.5 and 3 processes, as always; the host saw 20 s of CPU
+      setup = vm -> vm.cpuPerRun = Duration.ofSeconds(20);
+      ex.execute(ExecutionRequest.script("x").build());
+      FakeVm first = made.get(made.size() - 1);
+      assertEquals(List.of(first.name()), ex.quarantined());
+      assertEquals(
+          1.0,
+          registry.get("agentvm.executor.quarantined").tag("executor", "unit").gauge().value());
+      ex.execute(ExecutionRequest.script("x").build());
+      FakeVm second = made.get(made.size() - 1);
+      assertEquals(List.of(second.name()), ex.quarantined(), "the cap removed the oldest");
+      assertTrue(first.closed);
+      assertEquals(
+          2.0,
+          registry
+              .get("agentvm.anomalies")
+              .tags("executor", "unit", "rule", "cpu-zscore")
+              .counter()
+              .count());
+    }
+    assertTrue(
+        audit.stream()
+            .anyMatch(
+                e ->
+                    e.event().equals("exec.finished")
+                        && Long.valueOf(20_000).equals(e.details().get("hostCpuMillis"))),
+        "the host's CPU time is in the audit record");
   }
 
   @Test

@@ -40,33 +40,81 @@ class AnomalyDetectorTest {
     assertEquals(3, r.size());
   }
 
+  private static AnomalyDetector.Finished run(String template, long wallMs, long cpuMs, long rss) {
+    return new AnomalyDetector.Finished(
+        template, Duration.ofMillis(wallMs), Duration.ofMillis(cpuMs), rss);
+  }
+
+  private static AnomalyDetector.Finished wall(long ms) {
+    return new AnomalyDetector.Finished("t", Duration.ofMillis(ms), null, -1);
+  }
+
   @Test
   void flagsARunMuchLongerThanUsualOnlyOnceTheWindowIsFull() {
     AnomalyDetector d =
         AnomalyDetector.builder().window(20, 5).zScore(3, Response.QUARANTINE_VM).build();
     for (int i = 0; i < 4; i++) {
-      assertEquals(
-          List.of(), d.onCompleted("e" + i, "vm", Duration.ofMillis(1000 + i * 10), -1, -1));
+      assertEquals(List.of(), d.onCompleted("e" + i, "vm", wall(1000 + i * 10), -1, -1));
     }
     AnomalyDetector young = AnomalyDetector.builder().window(20, 5).build();
-    young.onCompleted("a", "vm", Duration.ofSeconds(1), -1, -1);
-    young.onCompleted("b", "vm", Duration.ofMillis(1010), -1, -1);
+    young.onCompleted("a", "vm", wall(1000), -1, -1);
+    young.onCompleted("b", "vm", wall(1010), -1, -1);
     assertEquals(
         List.of(),
-        young.onCompleted("early", "vm", Duration.ofSeconds(60), -1, -1),
+        young.onCompleted("early", "vm", wall(60_000), -1, -1),
         "2 samples are too few to judge");
     for (int i = 0; i < 10; i++) {
-      d.onCompleted("n" + i, "vm", Duration.ofMillis(1000 + (i % 3) * 20), 50_000 + i, 0.5);
+      d.onCompleted("n" + i, "vm", run("t", 1000 + (i % 3) * 20, 500, 200_000 + i), 50_000, 0.5);
     }
-    List<Anomaly> a = d.onCompleted("slow", "vm-9", Duration.ofSeconds(30), 50_000, 0.5);
+    List<Anomaly> a = d.onCompleted("slow", "vm-9", run("t", 30_000, 500, 200_000), 50_000, 0.5);
     assertEquals(1, a.size(), a.toString());
     assertEquals("duration-zscore", a.get(0).rule());
     assertEquals(Response.QUARANTINE_VM, a.get(0).response());
     assertEquals("vm-9", a.get(0).vm());
     assertEquals(
         1,
-        d.onCompleted("slow2", "vm", Duration.ofSeconds(30), 50_000, 0.5).size(),
+        d.onCompleted("slow2", "vm", run("t", 30_000, 500, 200_000), 50_000, 0.5).size(),
         "the first outlier did not join the window and hide the second");
+  }
+
+  /** The host's numbers judge: a guest that reports itself idle is flagged for what it used. */
+  @Test
+  void hostCpuAndMemoryAreJudgedWhateverTheGuestSays() {
+    AnomalyDetector d = AnomalyDetector.builder().window(20, 5).build();
+    for (int i = 0; i < 10; i++) {
+      d.onCompleted("n" + i, "vm", run("t", 2000, 300 + i * 10, 200_000 + i * 100), 1000, 0.1);
+    }
+    assertEquals(
+        List.of("cpu-zscore"),
+        d.onCompleted("miner", "vm", run("t", 2000, 1900, 200_000), 1000, 0.0).stream()
+            .map(Anomaly::rule)
+            .toList(),
+        "a busy loop that the guest's load does not show");
+    assertEquals(
+        List.of("memory-zscore"),
+        d.onCompleted("hog", "vm", run("t", 2000, 300, 400_000), 1000, 0.1).stream()
+            .map(Anomaly::rule)
+            .toList());
+  }
+
+  /** A template's baseline is its own: a heavy template does not hide a light one's outlier. */
+  @Test
+  void baselinesArePerTemplate() {
+    AnomalyDetector d = AnomalyDetector.builder().window(20, 5).build();
+    for (int i = 0; i < 10; i++) {
+      d.onCompleted("l" + i, "vm", run("light", 100 + i, 50, 100_000), -1, -1);
+      d.onCompleted("h" + i, "vm", run("heavy", 60_000 + i * 1000, 50_000, 100_000), -1, -1);
+    }
+    assertEquals(
+        "duration-zscore",
+        d.onCompleted("x", "vm", run("light", 30_000, 50, 100_000), -1, -1).get(0).rule(),
+        "30 s is normal for the heavy template, not for the light one");
+    assertEquals(
+        List.of(), d.onCompleted("y", "vm", run("heavy", 62_000, 50_000, 100_000), -1, -1));
+    assertEquals(
+        List.of(),
+        d.onCompleted("z", "vm", run("new", 600_000, 1, 1), -1, -1),
+        "a template seen for the first time has no baseline yet");
   }
 
   /** A guest that reports +Infinity once must not switch the z-scores off for good. */
@@ -74,20 +122,20 @@ class AnomalyDetectorTest {
   void impossibleGuestNumbersAreFlaggedAndKeptOutOfTheWindows() {
     AnomalyDetector d = AnomalyDetector.builder().window(20, 5).build();
     for (int i = 0; i < 10; i++) {
-      d.onCompleted("n" + i, "vm", Duration.ofMillis(1000 + (i % 3) * 20), 50_000 + i, 0.5);
+      d.onCompleted("n" + i, "vm", run("t", 1000 + (i % 3) * 20, 500, 200_000), 50_000 + i, 0.5);
     }
-    for (double bad : new double[] {Double.POSITIVE_INFINITY, Double.NaN}) {
-      List<Anomaly> a = d.onCompleted("inf", "vm", Duration.ofSeconds(1), 50_000, bad);
+    for (double bad : new double[] {Double.POSITIVE_INFINITY, Double.NaN, -7}) {
+      List<Anomaly> a = d.onCompleted("inf", "vm", run("t", 1000, 500, 200_000), 50_000, bad);
       assertEquals(1, a.size(), a.toString());
       assertEquals("guest-report", a.get(0).rule());
     }
     assertEquals(
         "guest-report",
-        d.onCompleted("neg", "vm", Duration.ofMillis(-5), 50_000, 0.5).get(0).rule());
+        d.onCompleted("neg", "vm", run("t", 1000, 500, 200_000), -5, 0.5).get(0).rule());
     assertEquals(
-        "load-zscore",
-        d.onCompleted("hot", "vm", Duration.ofSeconds(1), 50_000, 40.0).get(0).rule(),
-        "the load rule still works after the infinity");
+        "duration-zscore",
+        d.onCompleted("slow", "vm", run("t", 20_000, 500, 200_000), 50_000, 0.5).get(0).rule(),
+        "the rules still work after the infinity");
     assertEquals(
         "guest-report",
         d.onSample("s", "vm", new AnomalyDetector.Sample(-1, Double.NaN, -3, 0, Duration.ZERO))
@@ -102,11 +150,25 @@ class AnomalyDetectorTest {
   void smallDifferencesInATightWindowAreNotAnomalies() {
     AnomalyDetector d = AnomalyDetector.builder().window(20, 5).build();
     for (int i = 0; i < 15; i++) {
-      d.onCompleted("n" + i, "vm", Duration.ofMillis(13 + i % 2), -1, -1);
+      d.onCompleted("n" + i, "vm", wall(13 + i % 2), -1, -1);
+    }
+    assertEquals(List.of(), d.onCompleted("x", "vm", wall(43), -1, -1), "30 ms is noise");
+    assertEquals(1, d.onCompleted("y", "vm", wall(1500), -1, -1).size());
+  }
+
+  @Test
+  void templatesBeyondTheCapForgetTheLeastRecentlyUsed() {
+    AnomalyDetector d = AnomalyDetector.builder().window(20, 5).build();
+    for (int i = 0; i < 10; i++) {
+      d.onCompleted("k" + i, "vm", run("kept", 100, 10, 1000), -1, -1);
+    }
+    for (int t = 0; t < AnomalyDetector.MAX_TEMPLATES + 5; t++) {
+      d.onCompleted("o" + t, "vm", run("other-" + t, 100, 10, 1000), -1, -1);
     }
     assertEquals(
-        List.of(), d.onCompleted("x", "vm", Duration.ofMillis(43), -1, -1), "30 ms is noise");
-    assertEquals(1, d.onCompleted("y", "vm", Duration.ofMillis(1500), -1, -1).size());
+        List.of(),
+        d.onCompleted("x", "vm", run("kept", 60_000, 10, 1000), -1, -1),
+        "the oldest template's baseline was forgotten, not kept without bound");
   }
 
   @Test

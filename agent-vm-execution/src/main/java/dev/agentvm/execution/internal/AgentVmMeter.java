@@ -75,6 +75,13 @@ public enum AgentVmMeter {
       "anomalies the detector found in executions, by rule",
       "executor",
       "rule"),
+  QUARANTINED(
+      "agentvm.executor.quarantined",
+      Type.GAUGE,
+      null,
+      "sandboxes the executor keeps paused for inspection after an anomaly (at most its"
+          + " maxQuarantined)",
+      "executor"),
   SANDBOX_CREATE(
       "agentvm.sandbox.create",
       Type.TIMER,

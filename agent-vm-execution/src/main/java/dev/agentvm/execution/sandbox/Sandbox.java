@@ -282,6 +282,27 @@ public final class Sandbox implements AutoCloseable {
     return withAgent(a -> a.status(deadline));
   }
 
+  /**
+   * What the sandbox's running VM costs the host, as the hypervisor measures it (CPU time since its
+   * VM started, QEMU's resident memory): numbers the guest cannot change. A paused sandbox is not
+   * resumed for it.
+   *
+   * @throws SandboxException if it is paused or closed (a paused sandbox costs no CPU and no RAM)
+   */
+  public dev.agentvm.core.VmStats stats() {
+    lock.readLock().lock();
+    try {
+      requireOpen();
+      VM v = vm;
+      if (rec.state != SandboxState.RUNNING || v == null) {
+        throw new SandboxException("sandbox " + rec.id + " is " + rec.state + ": no VM runs");
+      }
+      return v.stats();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
   /** Runs {@code argv} (no shell) with the default timeout. */
   public ExecResult exec(String... argv) throws IOException {
     return exec(ExecRequest.command(argv));

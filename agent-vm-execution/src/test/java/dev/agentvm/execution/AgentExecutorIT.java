@@ -159,6 +159,70 @@ class AgentExecutorIT extends RealLibvirtTest {
         events);
   }
 
+  /**
+   * A guest that knows a secret puts it in every place that reaches a host log line or the audit
+   * log: names of skipped links and pipes, names of files over the limit, its error output. The log
+   * lines written meanwhile (this JVM's standard error, where the tests' slf4j writes, DEBUG
+   * included) and the audit records carry none of it.
+   */
+  @Test
+  void aSecretTheGuestWritesIntoNamesAndErrorsReachesNoLogLine() throws Exception {
+    String secret = "s3cr3t-" + System.nanoTime();
+    List<AuditEvent> audit = new CopyOnWriteArrayList<>();
+    java.io.PrintStream before = System.err;
+    java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+    java.io.PrintStream tee =
+        new java.io.PrintStream(
+            new java.io.OutputStream() {
+              @Override
+              public void write(int b) {
+                before.write(b);
+                synchronized (captured) {
+                  captured.write(b);
+                }
+              }
+
+              @Override
+              public void write(byte[] b, int off, int len) {
+                before.write(b, off, len);
+                synchronized (captured) {
+                  captured.write(b, off, len);
+                }
+              }
+            },
+            true,
+            StandardCharsets.UTF_8);
+    System.setErr(tee);
+    ExecutionFailedException e;
+    try (AgentExecutor ex = executor().auditLog(audit::add).build()) {
+      String leak =
+          "cd /workspace/output; ln -s /etc/passwd \"link-$TOKEN\"; mkfifo \"fifo-$TOKEN\";"
+              + " for i in 1 2 3; do echo x > \"file-$i-$TOKEN\"; done; echo \"$TOKEN\" >&2";
+      e =
+          assertThrows(
+              ExecutionFailedException.class,
+              () ->
+                  ex.execute(
+                      ExecutionRequest.script(leak)
+                          .secretEnv("TOKEN", secret)
+                          .outputFiles(new OutputLimits(2, 1 << 20, 1 << 20))
+                          .timeout(Duration.ofSeconds(30))
+                          .build()));
+    } finally {
+      System.setErr(before);
+    }
+    assertEquals("extract", e.step(), e.toString());
+    String logged;
+    synchronized (captured) {
+      logged = captured.toString(StandardCharsets.UTF_8);
+    }
+    assertTrue(logged.contains("RUNNING -> FAILED"), "the run was logged meanwhile:\n" + logged);
+    assertFalse(logged.contains(secret), "a log line carries the secret:\n" + logged);
+    assertFalse(audit.toString().contains(secret), "the audit carries the secret: " + audit);
+    assertTrue(
+        audit.stream().anyMatch(a -> a.event().equals("execution.failed")), audit.toString());
+  }
+
   @Test
   void aTimeoutStopsTheTreeAndTheVmIsNeverReused() throws Exception {
     try (AgentExecutor ex = executor().build()) {

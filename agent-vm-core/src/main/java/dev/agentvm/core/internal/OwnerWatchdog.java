@@ -4,6 +4,7 @@ import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.internal.Setting;
+import edu.umd.cs.findbugs.annotations.SuppressFBWarnings;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -26,6 +27,11 @@ import org.slf4j.LoggerFactory;
  * then forced; the storage and network reapers too), which touches only what dead owners left.
  * After a clean exit that pass finds nothing. Off with {@code agentvm.watchdog=off}, or when
  * reaping is off.
+ *
+ * <p>Its class path is the parent's. Inside a Spring Boot executable jar, whose libraries are jars
+ * nested in the application's jar, it is started through Boot's own {@code PropertiesLauncher}
+ * instead, which reads those. It says {@value #READY} on its standard output once it runs; one that
+ * ends before that is reported in a WARN (with its exit code), never silently missing.
  */
 public final class OwnerWatchdog {
   private static final Logger LOG = LoggerFactory.getLogger(OwnerWatchdog.class);
@@ -33,6 +39,9 @@ public final class OwnerWatchdog {
 
   /** Held for the life of this JVM: the watchdogs' standard input (closing it would wake them). */
   private static final List<Process> WATCHDOGS = new ArrayList<>();
+
+  /** The line a watchdog prints once it runs. */
+  static final String READY = "agentvm-watchdog ready";
 
   private OwnerWatchdog() {}
 
@@ -43,14 +52,13 @@ public final class OwnerWatchdog {
     }
     List<String> cmd = command(uri);
     try {
-      Process p =
-          new ProcessBuilder(cmd)
-              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-              .redirectError(ProcessBuilder.Redirect.DISCARD)
-              .start();
+      Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
       synchronized (WATCHDOGS) {
         WATCHDOGS.add(p);
       }
+      Thread t = new Thread(() -> follow(p, uri), "agentvm-watchdog-" + p.pid());
+      t.setDaemon(true);
+      t.start();
       LOG.debug("watchdog {} started for {}", p.pid(), LogText.clean(uri));
     } catch (IOException e) {
       LOG.warn(
@@ -59,6 +67,72 @@ public final class OwnerWatchdog {
           LogText.clean(uri),
           LogText.clean(e.getMessage()));
     }
+  }
+
+  /**
+   * Waits for the watchdog's {@link #READY} and then drains its output for the life of this JVM; a
+   * watchdog that ends before it was ready is reported.
+   */
+  @SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "the URI is cleaned with LogText; the rest are numbers")
+  static boolean followStart(Process p, String uri) {
+    boolean ready = false;
+    try (java.io.BufferedReader r =
+        new java.io.BufferedReader(
+            new java.io.InputStreamReader(
+                p.getInputStream(), java.nio.charset.StandardCharsets.UTF_8))) {
+      String line;
+      while ((line = r.readLine()) != null) {
+        if (!ready && line.equals(READY)) {
+          ready = true;
+          LOG.debug("watchdog {} for {} is ready", p.pid(), LogText.clean(uri));
+        }
+      }
+    } catch (IOException e) {
+      // this JVM is ending, or the watchdog closed its output: nothing to report
+    }
+    if (!ready) {
+      try {
+        int code = p.waitFor();
+        LOG.warn(
+            "the watchdog for {} ended at its start (exit code {}): what this JVM leaves at a crash"
+                + " is reaped only when another process opens a connection. Its command: {}",
+            LogText.clean(uri),
+            code,
+            LogText.clean(String.join(" ", p.info().arguments().map(List::of).orElse(List.of()))));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    return ready;
+  }
+
+  private static void follow(Process p, String uri) {
+    followStart(p, uri);
+  }
+
+  /**
+   * The Spring Boot launcher that can start another main class from the application's jar, if this
+   * class was loaded from a jar nested in it (a plain class path needs none).
+   */
+  static @org.jspecify.annotations.Nullable String springBootLauncher() {
+    java.security.CodeSource src = OwnerWatchdog.class.getProtectionDomain().getCodeSource();
+    if (src == null
+        || src.getLocation() == null
+        || "file".equals(src.getLocation().getProtocol())) {
+      return null;
+    }
+    ClassLoader system = ClassLoader.getSystemClassLoader();
+    for (String launcher :
+        List.of(
+            "org.springframework.boot.loader.launch.PropertiesLauncher", // Boot 3.2 and later
+            "org.springframework.boot.loader.PropertiesLauncher")) { // Boot 2 to 3.1
+      if (system.getResource(launcher.replace('.', '/') + ".class") != null) {
+        return launcher;
+      }
+    }
+    return null;
   }
 
   static List<String> command(String uri) {
@@ -79,11 +153,15 @@ public final class OwnerWatchdog {
     Setting.STATE_DIR
         .value()
         .ifPresent(v -> cmd.add("-D" + Setting.STATE_DIR.property() + "=" + v));
+    String launcher = springBootLauncher();
+    if (launcher != null) {
+      cmd.add("-Dloader.main=" + OwnerWatchdog.class.getName());
+    }
     cmd.addAll(
         List.of(
             "-cp",
             System.getProperty("java.class.path"),
-            OwnerWatchdog.class.getName(),
+            launcher != null ? launcher : OwnerWatchdog.class.getName(),
             ProcessOwners.CURRENT));
     return cmd;
   }
@@ -102,6 +180,8 @@ public final class OwnerWatchdog {
    */
   public static void main(String[] args) throws IOException, InterruptedException {
     String parent = args.length > 0 ? args[0] : "";
+    System.out.println(READY);
+    System.out.flush();
     awaitEndOfInput(System.in);
     for (int i = 0; i < 300 && ProcessOwners.isAlive(parent); i++) {
       Thread.sleep(100); // the pipe closes a moment before the process is reaped

@@ -1,0 +1,260 @@
+package dev.agentvm.network.egress;
+
+import java.net.IDN;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.regex.Pattern;
+import org.jspecify.annotations.Nullable;
+
+/**
+ * Where a sandbox may connect, decided on the host for each connection: allowed domains (exact, or
+ * {@code *.suffix} for every name below a domain, not the domain itself), allowed ports, and
+ * allowed address blocks. Immutable; {@link #none()} allows nothing.
+ *
+ * <p>A name must match a domain rule; it is then resolved on the host ({@link EgressResolver}) and
+ * each address is checked again: loopback, link-local (the cloud metadata service 169.254.169.254
+ * among them), private (RFC 1918, fc00::/7), shared (100.64.0.0/10), multicast, reserved and this
+ * host's own addresses are refused unless an address-block rule contains them, so a name that
+ * resolves to a private address (DNS rebinding) gets nowhere. An address literal must lie in an
+ * address-block rule. The decision names the addresses that passed: the connection is made to
+ * those, not to a second lookup.
+ *
+ * <pre>{@code
+ * EgressPolicy p = EgressPolicy.builder().allowDomain("pypi.org").allowDomain("*.pythonhosted.org")
+ *     .ports(443).build();
+ * }</pre>
+ */
+public final class EgressPolicy {
+  private static final Pattern LABEL = Pattern.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
+
+  private final List<String> exact;
+  private final List<String> suffixes; // ".example.com"
+  private final Set<Integer> ports;
+  private final List<AddressBlock> blocks;
+  private final Set<InetAddress> own;
+
+  private EgressPolicy(Builder b) {
+    this.exact = List.copyOf(b.exact);
+    this.suffixes = List.copyOf(b.suffixes);
+    this.ports = Set.copyOf(b.ports);
+    this.blocks = List.copyOf(b.blocks);
+    Set<InetAddress> given = b.own;
+    this.own = given != null ? given : SpecialAddresses.ownAddresses();
+  }
+
+  /** A policy that allows nothing. */
+  public static EgressPolicy none() {
+    return builder().build();
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * Decides a connection to {@code host} (a name, or an address literal; IPv6 in brackets or not)
+   * on {@code port}, resolving names with {@code resolver}. Never throws for what a guest asks:
+   * anything unusable is a denial with its reason.
+   */
+  public EgressDecision decide(String host, int port, EgressResolver resolver) {
+    String shown = host.length() > 255 ? host.substring(0, 255) + "..." : host;
+    if (port < 1 || port > 65535) {
+      return EgressDecision.deny(shown, port, "port", "port " + port + " is not a TCP port");
+    }
+    if (!ports.contains(port)) {
+      return EgressDecision.deny(
+          shown, port, "port", "port " + port + " is not allowed (allowed: " + sortedPorts() + ")");
+    }
+    Optional<InetAddress> literal = AddressBlock.literal(host);
+    if (literal.isPresent()) {
+      InetAddress a = literal.get();
+      for (AddressBlock b : blocks) {
+        if (b.contains(a)) {
+          return new EgressDecision(true, shown, port, List.of(a), "block " + b, "in " + b);
+        }
+      }
+      return EgressDecision.deny(
+          shown, port, "address", a.getHostAddress() + " is in no allowed address block");
+    }
+    Optional<String> name = normalizeName(host);
+    if (name.isEmpty()) {
+      return EgressDecision.deny(shown, port, "name", "'" + clean(shown) + "' is not a host name");
+    }
+    String n = name.get();
+    Optional<String> rule = domainRule(n);
+    if (rule.isEmpty()) {
+      return EgressDecision.deny(n, port, "domain", n + " is not an allowed domain");
+    }
+    List<InetAddress> resolved;
+    try {
+      resolved = resolver.resolve(n);
+    } catch (UnknownHostException | RuntimeException e) {
+      return EgressDecision.deny(n, port, "resolve", n + " does not resolve on the host");
+    }
+    List<InetAddress> ok = new ArrayList<>();
+    String refused = "";
+    for (InetAddress a : resolved) {
+      InetAddress x = AddressBlock.normalize(a);
+      String why = SpecialAddresses.why(x, own);
+      if (why == null || blocks.stream().anyMatch(b -> b.contains(x))) {
+        ok.add(x);
+      } else if (refused.isEmpty()) {
+        refused = x.getHostAddress() + " is " + why;
+      }
+    }
+    if (ok.isEmpty()) {
+      return EgressDecision.deny(
+          n,
+          port,
+          "address",
+          n
+              + " resolves only to addresses a guest may not reach"
+              + (refused.isEmpty() ? "" : ": " + refused));
+    }
+    return new EgressDecision(
+        true, n, port, ok, "domain " + rule.get(), "allowed by " + rule.get());
+  }
+
+  private Optional<String> domainRule(String name) {
+    if (exact.contains(name)) {
+      return Optional.of(name);
+    }
+    for (String s : suffixes) {
+      if (name.endsWith(s)) {
+        return Optional.of("*" + s);
+      }
+    }
+    return Optional.empty();
+  }
+
+  private List<Integer> sortedPorts() {
+    return ports.stream().sorted().toList();
+  }
+
+  /**
+   * A host name in the form rules are written in: lower case, ASCII (IDN as punycode), no final
+   * dot; empty if it is not a valid host name (a name whose last label is all digits is not one:
+   * {@code 127.1} is an address in disguise).
+   */
+  static Optional<String> normalizeName(String host) {
+    if (host.isEmpty() || host.length() > 253 + 1) {
+      return Optional.empty();
+    }
+    String ascii;
+    try {
+      ascii = IDN.toASCII(host, IDN.USE_STD3_ASCII_RULES).toLowerCase(Locale.ROOT);
+    } catch (IllegalArgumentException e) {
+      return Optional.empty();
+    }
+    if (ascii.endsWith(".")) {
+      ascii = ascii.substring(0, ascii.length() - 1);
+    }
+    if (ascii.isEmpty() || ascii.length() > 253) {
+      return Optional.empty();
+    }
+    String[] labels = ascii.split("\\.", -1);
+    for (String l : labels) {
+      if (!LABEL.matcher(l).matches()) {
+        return Optional.empty();
+      }
+    }
+    if (labels[labels.length - 1].chars().allMatch(Character::isDigit)) {
+      return Optional.empty();
+    }
+    return Optional.of(ascii);
+  }
+
+  private static String clean(String s) {
+    return s.codePoints()
+        .map(c -> c < 0x20 || c == 0x7f ? '?' : c)
+        .collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append)
+        .toString();
+  }
+
+  @Override
+  public String toString() {
+    List<String> domains = new ArrayList<>(exact);
+    suffixes.forEach(s -> domains.add("*" + s));
+    return "EgressPolicy[domains="
+        + domains
+        + ", ports="
+        + sortedPorts()
+        + ", blocks="
+        + blocks
+        + "]";
+  }
+
+  /** Builds an {@link EgressPolicy}; by default nothing is allowed and the ports are 80 and 443. */
+  public static final class Builder {
+    private final Set<String> exact = new LinkedHashSet<>();
+    private final Set<String> suffixes = new LinkedHashSet<>();
+    private final Set<Integer> ports = new LinkedHashSet<>(List.of(80, 443));
+    private final List<AddressBlock> blocks = new ArrayList<>();
+    private @Nullable Set<InetAddress> own;
+
+    private Builder() {}
+
+    /**
+     * Allows a domain: {@code example.com} exactly, or {@code *.example.com} for every name below
+     * it (not {@code example.com} itself: allow both if both are meant).
+     *
+     * @throws IllegalArgumentException if it is not a host name or a {@code *.} pattern of one
+     */
+    public Builder allowDomain(String domain) {
+      Objects.requireNonNull(domain, "domain");
+      boolean wildcard = domain.startsWith("*.");
+      String name = wildcard ? domain.substring(2) : domain;
+      String n =
+          normalizeName(name)
+              .orElseThrow(() -> new IllegalArgumentException("not a domain: '" + domain + "'"));
+      if (wildcard && n.indexOf('.') < 0) {
+        throw new IllegalArgumentException(
+            "'" + domain + "' would allow a whole top-level domain; name the domain under it");
+      }
+      (wildcard ? suffixes : exact).add(wildcard ? "." + n : n);
+      return this;
+    }
+
+    /** The ports connections may go to (replaces the default 80 and 443). */
+    public Builder ports(int... allowed) {
+      ports.clear();
+      for (int p : allowed) {
+        if (p < 1 || p > 65535) {
+          throw new IllegalArgumentException("not a TCP port: " + p);
+        }
+        ports.add(p);
+      }
+      return this;
+    }
+
+    /**
+     * Allows an address block, e.g. {@code 203.0.113.0/24}: address literals in it, and names that
+     * resolve into it even where it is private or loopback (a rule that names such a block is the
+     * only way a guest reaches one).
+     */
+    public Builder allowBlock(String cidr) {
+      AddressBlock b = AddressBlock.parse(cidr);
+      if (!blocks.contains(b)) {
+        blocks.add(b);
+      }
+      return this;
+    }
+
+    /** This host's own addresses, refused like private ones (default: every interface's). */
+    Builder ownAddresses(Set<InetAddress> addresses) {
+      this.own = Set.copyOf(addresses);
+      return this;
+    }
+
+    public EgressPolicy build() {
+      return new EgressPolicy(this);
+    }
+  }
+}

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test the way CI does: host setup (idempotent), then unit, property and real-VM
-# integration tests (mvn verify), then a check that no test left a VM or runtime file behind.
+# integration tests with every quality gate (mvn install: verify, then the artifacts into the local
+# repository), then a user's project built against those artifacts alone (examples/consumer), then
+# a check that nothing was left behind, then the coverage gate.
 #   ./scripts/test.sh [extra maven args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
-mvn -B -Dstyle.color=never verify "$@"
+mvn -B -Dstyle.color=never install "$@"
+bash scripts/check-consumer.sh
 
 uri="${AGENTVM_LIBVIRT_URI:-qemu:///system}"
 prefixes='^agentvm-(test|probe|bench|junit)-'

@@ -28,7 +28,10 @@ final class ImageCache {
   /** Images kept besides the newest; older ones (from earlier inputs) are deleted. */
   static final int KEEP_OLD_IMAGES = 2;
 
-  /** Deletes directories named {@code prefix*} beside {@code current}, keeping the newest few. */
+  /**
+   * Deletes directories named {@code prefix*} beside {@code current}, keeping the newest few and
+   * every one a live holder pins ({@link ImagePins}).
+   */
   static void pruneOld(
       Path images, String prefix, Path current, int keep, Consumer<String> progress)
       throws IOException {
@@ -49,6 +52,10 @@ final class ImageCache {
               .toList();
     }
     for (Path p : old.subList(Math.min(keep, old.size()), old.size())) {
+      if (ImagePins.pinned(p)) {
+        progress.accept("keeping old image " + p + ": a paused sandbox or warm image needs it");
+        continue;
+      }
       progress.accept("removing old image " + p);
       Trees.delete(p);
     }

@@ -86,8 +86,21 @@ public final class Sandbox implements AutoCloseable {
     this.rec = rec;
     this.vm = vm;
     this.agent = agent;
+    pinImages(rec, dir);
     if (vm != null) {
       startLease();
+    }
+  }
+
+  /**
+   * Keeps the images a sandbox boots or resumes with in the cache while {@code holder} exists: a
+   * paused sandbox may be resumed long after newer images were built.
+   */
+  static void pinImages(SandboxRecord rec, Path holder) {
+    dev.agentvm.image.ImagePins.pin(Path.of(rec.kernel), holder);
+    String packages = rec.packageDisk;
+    if (packages != null) {
+      dev.agentvm.image.ImagePins.pin(Path.of(packages), holder);
     }
   }
 

@@ -12,12 +12,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Keeps an image in the cache while something outside it still needs the image: a paused
- * sandbox resumes with the kernel and initramfs it was made with, long after newer images were
- * built. A pin is a file in the image's {@code .pins/} naming its holder, a path that exists while
- * the holder needs the image (a sandbox's directory, a warm image's file). Pruning skips an image
- * with a live pin and removes pins whose holder is gone, so a holder that vanished without
- * unpinning (a crash, the reaper) holds nothing for long.
+ * Keeps an image in the cache while something outside it still needs the image: a paused sandbox
+ * resumes with the kernel and initramfs it was made with, long after newer images were built. A pin
+ * is a file in the image's {@code .pins/} naming its holder, a path that exists while the holder
+ * needs the image (a sandbox's directory, a warm image's file). Pruning skips an image with a live
+ * pin and removes pins whose holder is gone, so a holder that vanished without unpinning (a crash,
+ * the reaper) holds nothing for long.
  */
 public final class ImagePins {
   private static final Logger LOG = LoggerFactory.getLogger(ImagePins.class);

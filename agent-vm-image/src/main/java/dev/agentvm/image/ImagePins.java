@@ -43,6 +43,11 @@ public final class ImagePins {
         Path tmp = Files.createTempFile(pins, ".pin-", ".tmp");
         Files.writeString(tmp, holder.toAbsolutePath().toString(), StandardCharsets.UTF_8);
         Files.move(tmp, pin, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        try (java.util.stream.Stream<Path> all = Files.list(pins)) {
+          if (all.limit(SWEEP_AT + 1L).count() > SWEEP_AT) {
+            pinned(image.get()); // drops the pins of holders that went without unpinning
+          }
+        }
       }
     } catch (IOException e) {
       LOG.warn(
@@ -52,6 +57,27 @@ public final class ImagePins {
           e.toString());
     }
   }
+
+  /**
+   * Takes back {@code holder}'s pin of the image holding {@code imageFile} (a holder that goes away
+   * without it is noticed later anyway). Best effort, like {@link #pin}.
+   */
+  public static void unpin(Path imageFile, Path holder) {
+    Optional<Path> image = imageDir(imageFile);
+    if (image.isPresent()) {
+      try {
+        Files.deleteIfExists(image.get().resolve(DIR).resolve(name(holder)));
+      } catch (IOException e) {
+        LOG.debug("cannot unpin image {} for {}: {}", image.get(), holder, e.toString());
+      }
+    }
+  }
+
+  /**
+   * Pins kept before a pin sweeps out those whose holder is gone (the newest image is never
+   * pruned).
+   */
+  static final int SWEEP_AT = 256;
 
   /** Whether a live holder pins {@code imageDir}; pins whose holder is gone are removed. */
   static boolean pinned(Path imageDir) throws IOException {

@@ -49,6 +49,29 @@ class ImagePinsTest {
   }
 
   @Test
+  void unpinningAndSweepingKeepThePinsOfTheNewestImageFew() throws Exception {
+    Path current = image("micro-new", 1);
+    Path kernel = current.resolve("kernel");
+    Path live = Files.createDirectories(cache.resolve("sandboxes/live"));
+    ImagePins.pin(kernel, live);
+    Path closed = Files.createDirectories(cache.resolve("sandboxes/closed"));
+    ImagePins.pin(kernel, closed);
+    ImagePins.unpin(kernel, closed);
+    assertEquals(1, pins(current), "an unpinned holder leaves no pin");
+    for (int i = 0; i < ImagePins.SWEEP_AT + 10; i++) {
+      ImagePins.pin(kernel, cache.resolve("sandboxes/gone-" + i)); // holders that never existed
+    }
+    assertTrue(pins(current) <= ImagePins.SWEEP_AT + 1, "swept: " + pins(current));
+    assertTrue(ImagePins.pinned(current), "the live holder's pin survived the sweep");
+  }
+
+  private static long pins(Path image) throws Exception {
+    try (var s = Files.list(image.resolve(ImagePins.DIR))) {
+      return s.count();
+    }
+  }
+
+  @Test
   void filesOutsideAnImageDirectoryAreNotPinned() throws Exception {
     Path elsewhere = Files.createDirectories(cache.resolve("somewhere"));
     ImagePins.pin(elsewhere.resolve("kernel"), cache);

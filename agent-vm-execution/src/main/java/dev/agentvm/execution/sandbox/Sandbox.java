@@ -96,6 +96,14 @@ public final class Sandbox implements AutoCloseable {
    * Keeps the images a sandbox boots or resumes with in the cache while {@code holder} exists: a
    * paused sandbox may be resumed long after newer images were built.
    */
+  static void unpinImages(SandboxRecord rec, Path holder) {
+    dev.agentvm.image.ImagePins.unpin(Path.of(rec.kernel), holder);
+    String packages = rec.packageDisk;
+    if (packages != null) {
+      dev.agentvm.image.ImagePins.unpin(Path.of(packages), holder);
+    }
+  }
+
   static void pinImages(SandboxRecord rec, Path holder) {
     dev.agentvm.image.ImagePins.pin(Path.of(rec.kernel), holder);
     String packages = rec.packageDisk;
@@ -809,6 +817,9 @@ public final class Sandbox implements AutoCloseable {
         if (e != null) {
           failure = new SandboxException("removing " + dir + " failed: " + e, e);
         }
+      }
+      if (failure == null) {
+        unpinImages(rec, dir);
       }
       home.forget(this);
       home.collectLayersQuietly();

@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -272,6 +273,12 @@ public final class LibvirtConnection implements AutoCloseable {
   private static void createRunDir(VMTemplate t) {
     try {
       Files.createDirectories(t.runDir());
+      // names its owner: a directory whose domain never came (a process that died between the two)
+      // is still known as the dead process's and reaped (Reaper.reapRunDirs)
+      Optional<String> owner = t.owner();
+      if (owner.isPresent()) {
+        Files.writeString(t.runDir().resolve(Reaper.OWNER_FILE), owner.get());
+      }
     } catch (IOException e) {
       throw new AgentVmException(
           "cannot create runtime directory " + t.runDir() + ": " + e.getMessage(), e);

@@ -51,6 +51,50 @@ public final class Reaper {
 
   private Reaper() {}
 
+  /** The file in a VM's runtime directory that names the process that made it. */
+  static final String OWNER_FILE = ".owner";
+
+  /**
+   * Removes runtime directories under the state root that no domain uses and whose owner process is
+   * gone: what a process leaves when it dies between making the directory and defining (or after
+   * undefining) its domain. A directory that names no owner, or a live one, is left alone.
+   */
+  static int reapRunDirs(LibvirtConnection conn, List<String> failures) {
+    Path root = dev.agentvm.internal.AgentVmPaths.stateRoot().resolve("run");
+    if (!java.nio.file.Files.isDirectory(root)) {
+      return 0;
+    }
+    java.util.Set<String> domains = new java.util.HashSet<>(conn.domainNames());
+    int removed = 0;
+    try (java.nio.file.DirectoryStream<Path> s = java.nio.file.Files.newDirectoryStream(root)) {
+      for (Path dir : s) {
+        String name = String.valueOf(dir.getFileName());
+        Path ownerFile = dir.resolve(OWNER_FILE);
+        if (domains.contains(name) || !java.nio.file.Files.isRegularFile(ownerFile)) {
+          continue;
+        }
+        String owner;
+        try {
+          owner = java.nio.file.Files.readString(ownerFile).trim();
+        } catch (java.io.IOException e) {
+          continue; // removed meanwhile
+        }
+        if (owner.isEmpty() || ProcessOwners.isAlive(owner) || conn.domainNames().contains(name)) {
+          continue;
+        }
+        try {
+          dev.agentvm.internal.Trees.delete(dir);
+          removed++;
+        } catch (java.io.IOException e) {
+          failures.add("runtime directory " + dir + ": not removed: " + e.getMessage());
+        }
+      }
+    } catch (java.io.IOException e) {
+      failures.add("runtime directories under " + root + ": cannot list: " + e.getMessage());
+    }
+    return removed;
+  }
+
   /**
    * Reaps every orphan on this connection; each failed step is reported, never hides the others.
    */
@@ -120,6 +164,11 @@ public final class Reaper {
       }
     }
     java.util.Map<String, Integer> others = new java.util.LinkedHashMap<>();
+    int dirs = reapRunDirs(conn, failures);
+    if (dirs > 0) {
+      others.put("runtime directories", dirs);
+      LOG.info("reaper: removed {} runtime directories of processes that are gone", dirs);
+    }
     for (dev.agentvm.core.spi.OrphanReaper extra :
         java.util.ServiceLoader.load(dev.agentvm.core.spi.OrphanReaper.class)) {
       try {

@@ -82,16 +82,7 @@ class FatJarWatchdogIT extends RealLibvirtTest {
       assertEquals(1, watchdogs.size(), "one watchdog, started through Boot's launcher");
       assertTrue(conn.domainNames().contains(name));
 
-      long killed = System.nanoTime();
-      child.destroyForcibly(); // SIGKILL: no shutdown hook, no cleanup
-      assertTrue(child.waitFor(10, TimeUnit.SECONDS));
-      while (conn.domainNames().contains(name) || Files.exists(runDir)) {
-        assertTrue(System.nanoTime() - killed < 60_000_000_000L, "not reaped within 60 s");
-        Thread.sleep(200);
-      }
-      System.out.printf(
-          "FatJarWatchdogIT: reaped %d ms after the kill%n",
-          (System.nanoTime() - killed) / 1_000_000);
+      WatchdogIT.killAndAwaitReaped(conn, child, name, runDir, "FatJarWatchdogIT");
       assertTrue(watchdogs.get(0).onExit().get(30, TimeUnit.SECONDS) != null);
     } finally {
       child.destroyForcibly();

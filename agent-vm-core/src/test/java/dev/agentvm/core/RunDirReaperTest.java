@@ -7,35 +7,23 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Runtime directories with no domain: a process that died between making the directory and defining
  * its domain left one. The reaper removes those of dead owners, and nothing else.
  */
 class RunDirReaperTest {
-  private static final String STATE = "agentvm.state.dir";
   private static final String DEAD = "999999999@1970-01-01T00:00:00Z";
 
-  @TempDir Path state;
-  private String before;
+  @RegisterExtension final TempStateDirectory stateDir = new TempStateDirectory();
+  private Path state;
 
   @BeforeEach
-  void pointTheStateDirectoryHere() {
-    before = System.getProperty(STATE);
-    System.setProperty(STATE, state.toString());
-  }
-
-  @AfterEach
-  void restore() {
-    if (before == null) {
-      System.clearProperty(STATE);
-    } else {
-      System.setProperty(STATE, before);
-    }
+  void state() {
+    state = stateDir.path();
   }
 
   private Path runDir(String name, String owner) throws Exception {

@@ -17,6 +17,23 @@ import org.junit.jupiter.api.Test;
  * reaps the VM within seconds.
  */
 class WatchdogIT extends RealLibvirtTest {
+  /**
+   * Kills {@code child} with SIGKILL (no shutdown hook, no cleanup) and waits up to 60 s for its VM
+   * and runtime directory to be gone, with no connection opened here; prints how long it took.
+   */
+  static void killAndAwaitReaped(
+      LibvirtConnection conn, Process child, String name, Path runDir, String who)
+      throws InterruptedException {
+    long killed = System.nanoTime();
+    child.destroyForcibly();
+    assertTrue(child.waitFor(10, TimeUnit.SECONDS));
+    while (conn.domainNames().contains(name) || Files.exists(runDir)) {
+      assertTrue(System.nanoTime() - killed < 60_000_000_000L, "not reaped within 60 s");
+      Thread.sleep(200);
+    }
+    System.out.printf(
+        "%s: reaped %d ms after the kill%n", who, (System.nanoTime() - killed) / 1_000_000);
+  }
 
   @Test
   void theWatchdogReapsAKilledJvmsVmWithoutAnyNewConnection() throws Exception {
@@ -47,15 +64,7 @@ class WatchdogIT extends RealLibvirtTest {
       assertEquals(1, watchdogs.size(), "one watchdog for the child: " + watchdogs);
       assertTrue(conn.domainNames().contains(name));
 
-      long killed = System.nanoTime();
-      child.destroyForcibly(); // SIGKILL: no shutdown hook, no cleanup
-      assertTrue(child.waitFor(10, TimeUnit.SECONDS));
-      while (conn.domainNames().contains(name) || Files.exists(runDir)) {
-        assertTrue(System.nanoTime() - killed < 60_000_000_000L, "not reaped within 60 s");
-        Thread.sleep(200);
-      }
-      System.out.printf(
-          "WatchdogIT: reaped %d ms after the kill%n", (System.nanoTime() - killed) / 1_000_000);
+      killAndAwaitReaped(conn, child, name, runDir, "WatchdogIT");
       assertTrue(watchdogs.get(0).onExit().get(30, TimeUnit.SECONDS) != null);
       assertFalse(watchdogs.get(0).isAlive(), "the watchdog ends after its pass");
     } finally {

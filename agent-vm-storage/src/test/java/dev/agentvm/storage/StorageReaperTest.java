@@ -9,6 +9,7 @@ import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.FakeHypervisor;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.ShareAttachment;
+import dev.agentvm.core.TempStateDirectory;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.VirtType;
 import java.nio.charset.StandardCharsets;
@@ -16,10 +17,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * The storage reaper's decisions against the fake hypervisor: what a domain's definition uses is
@@ -27,24 +27,12 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class StorageReaperTest {
   private static final String DEAD = "999999999@1970-01-01T00:00:00Z";
-  private static final String STATE = "agentvm.state.dir";
-
-  @TempDir Path state;
-  private String before;
+  @RegisterExtension final TempStateDirectory stateDir = new TempStateDirectory();
+  private Path state;
 
   @BeforeEach
-  void pointTheStateDirectoryHere() {
-    before = System.getProperty(STATE);
-    System.setProperty(STATE, state.toString());
-  }
-
-  @AfterEach
-  void restoreTheStateDirectory() {
-    if (before == null) {
-      System.clearProperty(STATE);
-    } else {
-      System.setProperty(STATE, before);
-    }
+  void state() {
+    state = stateDir.path();
   }
 
   private Path ownedDir(String kind, String name, String owner) throws Exception {

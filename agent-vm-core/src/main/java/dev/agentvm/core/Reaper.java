@@ -51,6 +51,45 @@ public final class Reaper {
 
   private Reaper() {}
 
+  /**
+   * The library's own reapers, by class name: found even where {@link java.util.ServiceLoader} does
+   * not see them (a user's shaded jar that kept one module's {@code META-INF/services} file and
+   * dropped the others').
+   */
+  static final List<String> OWN_REAPERS =
+      List.of("dev.agentvm.storage.StorageReaper", "dev.agentvm.network.ReservationReaper");
+
+  /** Every reaper: those {@link java.util.ServiceLoader} finds, and the library's own present. */
+  @edu.umd.cs.findbugs.annotations.SuppressFBWarnings(
+      value = "CRLF_INJECTION_LOGS",
+      justification = "class names from our own constant list; a JDK exception about them")
+  static List<dev.agentvm.core.spi.OrphanReaper> reapers() {
+    Map<String, dev.agentvm.core.spi.OrphanReaper> byClass = new java.util.LinkedHashMap<>();
+    for (dev.agentvm.core.spi.OrphanReaper r :
+        java.util.ServiceLoader.load(dev.agentvm.core.spi.OrphanReaper.class)) {
+      byClass.putIfAbsent(r.getClass().getName(), r);
+    }
+    for (String name : OWN_REAPERS) {
+      if (byClass.containsKey(name)) {
+        continue;
+      }
+      try {
+        Class<?> c = Class.forName(name, true, Reaper.class.getClassLoader());
+        byClass.put(
+            name,
+            c.asSubclass(dev.agentvm.core.spi.OrphanReaper.class)
+                .getDeclaredConstructor()
+                .newInstance());
+        LOG.debug("reaper {} found by name, not through META-INF/services", name);
+      } catch (ClassNotFoundException absent) {
+        // that module is not on the class path: nothing of its kind to reap
+      } catch (ReflectiveOperationException | ClassCastException e) {
+        LOG.warn("reaper {} could not be made: {}", name, e.toString());
+      }
+    }
+    return List.copyOf(byClass.values());
+  }
+
   /** The file in a VM's runtime directory that names the process that made it. */
   static final String OWNER_FILE = ".owner";
 
@@ -169,8 +208,7 @@ public final class Reaper {
       others.put("runtime directories", dirs);
       LOG.info("reaper: removed {} runtime directories of processes that are gone", dirs);
     }
-    for (dev.agentvm.core.spi.OrphanReaper extra :
-        java.util.ServiceLoader.load(dev.agentvm.core.spi.OrphanReaper.class)) {
+    for (dev.agentvm.core.spi.OrphanReaper extra : reapers()) {
       try {
         int n = extra.reap(conn, failures);
         others.merge(extra.kind(), n, Integer::sum);

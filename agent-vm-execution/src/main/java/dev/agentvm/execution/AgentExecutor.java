@@ -96,6 +96,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
   private final List<ExecutionVm> quarantined = new CopyOnWriteArrayList<>();
   private final java.util.concurrent.Semaphore slots;
   private final int maxQuarantined;
+  private final Object quarantineLock = new Object(); // adding one and evicting over the cap
 
   private AgentExecutor(Builder b, ExecutionVm.Source source) {
     this.slots = new java.util.concurrent.Semaphore(b.maxConcurrent, true);
@@ -203,6 +204,16 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     }
     quarantined.clear();
     meters.close();
+  }
+
+  /** Over the cap, the oldest quarantined sandboxes go: a guest must not fill the host with them. */
+  @SuppressFBWarnings(value = "CRLF_INJECTION_LOGS", justification = "our sandbox id and a number")
+  private void evictQuarantined(ExecutionVm oldest) {
+    LOG.warn(
+        "{} removed: more than {} quarantined sandboxes (maxQuarantined)",
+        oldest.name(),
+        maxQuarantined);
+    closeQuarantined(oldest);
   }
 
   @SuppressFBWarnings(
@@ -490,6 +501,11 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
                     + req.timeout().toMillis()
                     + " ms and did not answer since");
           }
+          // the host's own measure first: a guest that does not answer STATUS cannot skip it
+          dev.agentvm.core.VmStats now = vm.hostStats();
+          if (now != null) {
+            peakRss = Math.max(peakRss, now.rssKiB());
+          }
           StatusReport s = sample(vm);
           if (s == null) {
             long silence = System.nanoTime() - lastAnswer;
@@ -502,10 +518,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
             continue;
           }
           lastAnswer = System.nanoTime();
-          dev.agentvm.core.VmStats now = vm.hostStats();
-          if (now != null) {
-            peakRss = Math.max(peakRss, now.rssKiB());
-          }
           long used = s.memTotalKiB() - s.memAvailableKiB();
           peakMem = Math.max(peakMem, used);
           peakLoad = Math.max(peakLoad, s.load1());
@@ -608,13 +620,19 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
       if (quarantineRule != null) {
         try {
           vm.quarantine();
-          quarantined.add(vm);
+          List<ExecutionVm> evicted = new ArrayList<>();
+          synchronized (quarantineLock) {
+            quarantined.add(vm);
+            while (quarantined.size() > maxQuarantined) {
+              evicted.add(quarantined.remove(0));
+            }
+          }
           LOG.warn(
               "{} quarantined after {} (kept paused: AgentExecutor.quarantined())",
               vm.name(),
               quarantineRule);
           emit(o -> o.quarantined(this, quarantineRule));
-          evictQuarantined();
+          evicted.forEach(AgentExecutor.this::evictQuarantined);
           return;
         } catch (RuntimeException e) {
           LOG.warn(
@@ -625,6 +643,10 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         }
       }
       String why = state == TaskState.TIMED_OUT ? "timed_out" : reason;
+      if (source.closesBeforeReturning()) {
+        dispose(vm, why); // e.g. an attached disk: flushed and free before the result returns
+        return;
+      }
       // closing a sandbox takes about as long as a restore (the VM destroyed, its files removed):
       // done on the executor's threads so the result is not kept waiting; close() waits for it
       Map<String, String> mdc = org.slf4j.MDC.getCopyOfContextMap();
@@ -636,22 +658,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
       }
     }
 
-    /**
-     * Over the cap, the oldest quarantined sandboxes go: a guest must not fill the host with them.
-     */
-    @SuppressFBWarnings(
-        value = "CRLF_INJECTION_LOGS",
-        justification = "our sandbox ids and a number")
-    private void evictQuarantined() {
-      while (quarantined.size() > maxQuarantined) {
-        ExecutionVm oldest = quarantined.remove(0);
-        LOG.warn(
-            "{} removed: more than {} quarantined sandboxes (maxQuarantined)",
-            oldest.name(),
-            maxQuarantined);
-        closeQuarantined(oldest);
-      }
-    }
 
     @SuppressFBWarnings(
         value = "CRLF_INJECTION_LOGS",
@@ -790,6 +796,11 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     }
 
     public AgentExecutor build() {
+      if (spec.attachedDisk() != null && maxConcurrent != 1) {
+        throw new IllegalArgumentException(
+            "a sandbox spec with an attached disk needs maxConcurrent(1): the disk can be attached"
+                + " to one sandbox at a time");
+      }
       ExecutionVm.Source s = source;
       if (s == null) {
         Sandboxes sb = Objects.requireNonNull(sandboxes, "sandboxes");

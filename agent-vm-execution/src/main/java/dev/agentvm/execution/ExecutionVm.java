@@ -76,6 +76,14 @@ interface ExecutionVm {
     /** A fresh machine for one execution. */
     ExecutionVm acquire();
 
+    /**
+     * Whether a machine must be closed before the execution's result is returned (rather than in
+     * the background): one holding something the caller uses next, such as an attached disk.
+     */
+    default boolean closesBeforeReturning() {
+      return false;
+    }
+
     /** What its machines are made from: the anomaly detector's baselines are kept per template. */
     default String template() {
       return "default";

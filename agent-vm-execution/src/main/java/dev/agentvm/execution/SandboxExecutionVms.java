@@ -29,6 +29,12 @@ final class SandboxExecutionVms implements ExecutionVm.Source {
     return new InSandbox(sandboxes.create(spec));
   }
 
+  /** A sandbox with an attached disk: the caller hands the disk on once the result is back. */
+  @Override
+  public boolean closesBeforeReturning() {
+    return spec.attachedDisk() != null;
+  }
+
   /** The machine's shape: image (with its packages), vCPUs, memory and workspace size. */
   @Override
   public String template() {

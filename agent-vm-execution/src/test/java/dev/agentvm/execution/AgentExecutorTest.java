@@ -472,6 +472,29 @@ class AgentExecutorTest {
         "the host's CPU time is in the audit record");
   }
 
+  /** A machine that holds something the caller uses next is closed before the result returns. */
+  @Test
+  void aSourceThatNeedsItClosesTheMachineBeforeReturning() {
+    ExecutionVm.Source inline =
+        new ExecutionVm.Source() {
+          @Override
+          public ExecutionVm acquire() {
+            FakeVm vm = new FakeVm(r -> CompletableFuture.completedFuture(result(0, false)));
+            made.add(vm);
+            return vm;
+          }
+
+          @Override
+          public boolean closesBeforeReturning() {
+            return true;
+          }
+        };
+    try (AgentExecutor ex = AgentExecutor.builder(inline).outputRoot(tmp).build()) {
+      ex.execute(ExecutionRequest.script("x").build());
+      assertTrue(made.get(0).closed, "closed before execute returned, not in the background");
+    }
+  }
+
   @Test
   void anExtractionOverTheLimitsFailsTheExtractStep() {
     setup = vm -> vm.extractFailure = new OutputLimitException("output has more than 1 files");

@@ -235,8 +235,8 @@ public final class GitTaskRunner implements AutoCloseable {
       String name = task.slot().get();
       try (PersistentSlots.Slot slot = slots.acquire(name, task.slotSize(), task.id(), slotWait);
           AgentExecutor ex = slotExecutor(slotSandboxes, slotSpec, slot)) {
-        // the executor's close waits for the sandbox's graceful close: the slot's file system is
-        // flushed before the slot is released
+        // the executor closes the sandbox (a graceful power-off) before execute returns, so the
+        // slot's file system is flushed and no VM holds the disk when the slot is released
         return ex.execute(req);
       } catch (PersistentSlots.SlotBusyException e) {
         throw fail(task, Reason.SLOT_BUSY, e.getMessage(), null, e);
@@ -253,7 +253,10 @@ public final class GitTaskRunner implements AutoCloseable {
     SandboxSpec.AttachedDisk disk =
         new SandboxSpec.AttachedDisk(slot.disk(), "/slots/" + slot.name());
     AgentExecutor.Builder b =
-        AgentExecutor.builder(sandboxes).sandbox(spec.withAttachedDisk(disk)).name("git-slot");
+        AgentExecutor.builder(sandboxes)
+            .sandbox(spec.withAttachedDisk(disk))
+            .maxConcurrent(1) // the disk is attached to one sandbox at a time
+            .name("git-slot");
     if (audit != null) {
       b.auditLog(audit);
     }

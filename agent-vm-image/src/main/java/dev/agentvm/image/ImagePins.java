@@ -15,7 +15,8 @@ import org.slf4j.LoggerFactory;
  * Keeps an image in the cache while something outside it still needs the image: a paused sandbox
  * resumes with the kernel and initramfs it was made with, long after newer images were built. A pin
  * is a file in the image's {@code .pins/} naming its holder, a path that exists while the holder
- * needs the image (a sandbox's directory, a warm image's file). Pruning skips an image with a live
+ * needs the image (a sandbox's directory; warm images do not pin: one made from an older image is
+ * never used again, its key names the image). Pruning skips an image with a live
  * pin and removes pins whose holder is gone, so a holder that vanished without unpinning (a crash,
  * the reaper) holds nothing for long.
  */
@@ -39,7 +40,12 @@ public final class ImagePins {
     Path pin = pins.resolve(name(holder));
     try {
       if (!Files.exists(pin)) {
-        Files.createDirectories(pins);
+        if (!Files.isDirectory(pins)) {
+          // pruning orders images by their directory's time: a first pin must not make one "new"
+          java.nio.file.attribute.FileTime made = Files.getLastModifiedTime(image.get());
+          Files.createDirectories(pins);
+          Files.setLastModifiedTime(image.get(), made);
+        }
         Path tmp = Files.createTempFile(pins, ".pin-", ".tmp");
         Files.writeString(tmp, holder.toAbsolutePath().toString(), StandardCharsets.UTF_8);
         Files.move(tmp, pin, java.nio.file.StandardCopyOption.ATOMIC_MOVE);

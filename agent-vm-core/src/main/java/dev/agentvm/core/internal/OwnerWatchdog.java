@@ -56,7 +56,7 @@ public final class OwnerWatchdog {
       synchronized (WATCHDOGS) {
         WATCHDOGS.add(p);
       }
-      Thread t = new Thread(() -> follow(p, uri), "agentvm-watchdog-" + p.pid());
+      Thread t = new Thread(() -> follow(p, uri, cmd), "agentvm-watchdog-" + p.pid());
       t.setDaemon(true);
       t.start();
       LOG.debug("watchdog {} started for {}", p.pid(), LogText.clean(uri));
@@ -76,7 +76,7 @@ public final class OwnerWatchdog {
   @SuppressFBWarnings(
       value = "CRLF_INJECTION_LOGS",
       justification = "the URI is cleaned with LogText; the rest are numbers")
-  static boolean followStart(Process p, String uri) {
+  static boolean followStart(Process p, String uri, List<String> cmd) {
     boolean ready = false;
     try (java.io.BufferedReader r =
         new java.io.BufferedReader(
@@ -100,7 +100,7 @@ public final class OwnerWatchdog {
                 + " is reaped only when another process opens a connection. Its command: {}",
             LogText.clean(uri),
             code,
-            LogText.clean(String.join(" ", p.info().arguments().map(List::of).orElse(List.of()))));
+            LogText.clean(String.join(" ", cmd)));
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
@@ -108,8 +108,8 @@ public final class OwnerWatchdog {
     return ready;
   }
 
-  private static void follow(Process p, String uri) {
-    followStart(p, uri);
+  private static void follow(Process p, String uri, List<String> cmd) {
+    followStart(p, uri, cmd);
   }
 
   /**

@@ -23,9 +23,9 @@ class OwnerWatchdogTest {
   void aWatchdogThatSaysReadyIsFollowedOneThatDiesAtOnceIsReported() throws Exception {
     Process ok =
         new ProcessBuilder("sh", "-c", "echo '" + OwnerWatchdog.READY + "'; echo later").start();
-    assertTrue(OwnerWatchdog.followStart(ok, "qemu:///system"));
+    assertTrue(OwnerWatchdog.followStart(ok, "qemu:///system", List.of("sh")));
     Process dead = new ProcessBuilder("sh", "-c", "echo 'no such class' >&2; exit 1").start();
-    assertFalse(OwnerWatchdog.followStart(dead, "qemu:///system"));
+    assertFalse(OwnerWatchdog.followStart(dead, "qemu:///system", List.of("sh")));
     assertEquals(1, dead.exitValue());
   }
 }

@@ -786,7 +786,9 @@ public final class Sandbox implements AutoCloseable {
   /**
    * Stops the VM and removes everything the sandbox owned: its VM, disk, paused memory and
    * checkpoints (layers that forks still use stay until they are closed too). Idempotent. The VM is
-   * destroyed, not shut down: its state is discarded, so there is nothing to flush.
+   * destroyed, not shut down: its state is discarded, so there is nothing to flush; a sandbox with
+   * an attached disk is powered off gracefully first (the disk outlives it), and destroyed anyway
+   * if that fails.
    */
   @Override
   public void close() {
@@ -801,15 +803,27 @@ public final class Sandbox implements AutoCloseable {
       vm = null;
       agent = null;
       if (v != null) {
-        try {
-          if (rec.hasAttachedDisk()) {
+        RuntimeException flush = null;
+        if (rec.hasAttachedDisk()) {
+          try {
             // the disk outlives the sandbox: its file system must be flushed, not cut off
             dev.agentvm.core.ShutdownResult how = v.shutdown(ATTACHED_DISK_GRACE);
             LOG.debug("sandbox {} with an attached disk stopped: {}", rec.id, how);
+          } catch (RuntimeException e) {
+            flush = e; // the VM must go all the same: closeVm destroys it
           }
+        }
+        try {
           closeVm(v, true);
         } catch (RuntimeException e) {
           failure = new SandboxException("closing the VM of sandbox " + rec.id + " failed", e);
+        }
+        if (flush != null) {
+          LOG.warn(
+              "sandbox {}: the graceful power-off failed ({}); the VM was destroyed, its attached"
+                  + " disk may not be flushed",
+              rec.id,
+              flush.toString());
         }
       }
       if (failure == null) {

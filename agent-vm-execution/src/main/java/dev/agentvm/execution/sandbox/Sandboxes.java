@@ -510,7 +510,6 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
               layers.freezeAs(tmp.resolve(DISK), WARM + key);
               Files.move(
                   tmp.resolve("memory.save"), mem, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-              Sandbox.pinImages(rec, mem); // restores of it need the same kernel and initramfs
             } finally {
               Trees.delete(tmp);
             }

@@ -10,6 +10,7 @@ import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import dev.agentvm.internal.LogText;
 import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
 
@@ -38,15 +39,16 @@ public final class EgressPolicy {
   private final List<String> suffixes; // ".example.com"
   private final Set<Integer> ports;
   private final List<AddressBlock> blocks;
-  private final Set<InetAddress> own;
+  private final @Nullable Set<InetAddress> fixedOwn; // given by the builder, or read as needed
+  private volatile Set<InetAddress> own = Set.of();
+  private volatile long ownReadNanos;
 
   private EgressPolicy(Builder b) {
     this.exact = List.copyOf(b.exact);
     this.suffixes = List.copyOf(b.suffixes);
     this.ports = Set.copyOf(b.ports);
     this.blocks = List.copyOf(b.blocks);
-    Set<InetAddress> given = b.own;
-    this.own = given != null ? given : SpecialAddresses.ownAddresses();
+    this.fixedOwn = b.own;
   }
 
   /** A policy that allows nothing. */
@@ -64,7 +66,8 @@ public final class EgressPolicy {
    * anything unusable is a denial with its reason.
    */
   public EgressDecision decide(String host, int port, EgressResolver resolver) {
-    String shown = host.length() > 255 ? host.substring(0, 255) + "..." : host;
+    // the guest's words: cleaned before they reach a decision, an error page or an audit record
+    String shown = LogText.clean(host.length() > 255 ? host.substring(0, 255) + "..." : host);
     if (port < 1 || port > 65535) {
       return EgressDecision.deny(shown, port, "port", "port " + port + " is not a TCP port");
     }
@@ -85,7 +88,7 @@ public final class EgressPolicy {
     }
     Optional<String> name = normalizeName(host);
     if (name.isEmpty()) {
-      return EgressDecision.deny(shown, port, "name", "'" + clean(shown) + "' is not a host name");
+      return EgressDecision.deny(shown, port, "name", "'" + shown + "' is not a host name");
     }
     String n = name.get();
     Optional<String> rule = domainRule(n);
@@ -102,7 +105,7 @@ public final class EgressPolicy {
     String refused = "";
     for (InetAddress a : resolved) {
       InetAddress x = AddressBlock.normalize(a);
-      String why = SpecialAddresses.why(x, own);
+      String why = SpecialAddresses.why(x, ownAddresses());
       if (why == null || blocks.stream().anyMatch(b -> b.contains(x))) {
         ok.add(x);
       } else if (refused.isEmpty()) {
@@ -120,6 +123,20 @@ public final class EgressPolicy {
     }
     return new EgressDecision(
         true, n, port, ok, "domain " + rule.get(), "allowed by " + rule.get());
+  }
+
+  /** This host's addresses, read again at most every 10 s: interfaces come and go. */
+  private Set<InetAddress> ownAddresses() {
+    Set<InetAddress> fixed = fixedOwn;
+    if (fixed != null) {
+      return fixed;
+    }
+    long now = System.nanoTime();
+    if (ownReadNanos == 0 || now - ownReadNanos > 10_000_000_000L) {
+      own = SpecialAddresses.ownAddresses();
+      ownReadNanos = now;
+    }
+    return own;
   }
 
   private Optional<String> domainRule(String name) {
@@ -169,13 +186,6 @@ public final class EgressPolicy {
       return Optional.empty();
     }
     return Optional.of(ascii);
-  }
-
-  private static String clean(String s) {
-    return s.codePoints()
-        .map(c -> c < 0x20 || c == 0x7f ? '?' : c)
-        .collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append)
-        .toString();
   }
 
   @Override

@@ -38,6 +38,12 @@ final class SpecialAddresses {
     m.put(AddressBlock.parse("240.0.0.0/4"), "reserved (240.0.0.0/4, broadcast among them)");
     m.put(AddressBlock.parse("::/128"), "the unspecified IPv6 address");
     m.put(AddressBlock.parse("::1/128"), "loopback (::1)");
+    m.put(AddressBlock.parse("::/96"), "IPv4-compatible IPv6 (::/96, may reach any IPv4 address)");
+    m.put(AddressBlock.parse("fec0::/10"), "site-local (fec0::/10)");
+    m.put(AddressBlock.parse("2001::/32"), "Teredo (2001::/32, may reach any IPv4 address)");
+    m.put(
+        AddressBlock.parse("64:ff9b:1::/48"),
+        "local-use NAT64 (64:ff9b:1::/48, may reach any IPv4 address)");
     m.put(AddressBlock.parse("fe80::/10"), "link-local (fe80::/10)");
     m.put(AddressBlock.parse("fc00::/7"), "unique local (fc00::/7)");
     m.put(AddressBlock.parse("ff00::/8"), "multicast (ff00::/8)");

@@ -43,7 +43,11 @@ class EgressPolicyTest {
               "mapped.example.com", List.of("::ffff:192.168.1.1"),
               "ula.example.com", List.of("fd12::1"),
               "cgnat.example.com", List.of("100.64.0.7"),
-              "self.example.com", List.of("198.51.100.77")));
+              "self.example.com", List.of("198.51.100.77"),
+              "nat64.example.com", List.of("64:ff9b:1::a9fe:a9fe"),
+              "compat.example.com", List.of("::a9fe:a9fe"),
+              "teredo.example.com", List.of("2001::1"),
+              "sitelocal.example.com", List.of("fec0::1")));
 
   private static EgressPolicy.Builder policy() {
     return EgressPolicy.builder()
@@ -92,7 +96,11 @@ class EgressPolicyTest {
             "mapped.example.com",
             "ula.example.com",
             "cgnat.example.com",
-            "self.example.com")) {
+            "self.example.com",
+            "nat64.example.com",
+            "compat.example.com",
+            "teredo.example.com",
+            "sitelocal.example.com")) {
       EgressDecision d = p.decide(n, 443, DNS);
       assertFalse(d.allowed(), n + ": " + d);
       assertEquals("address", d.rule(), n);
@@ -105,6 +113,25 @@ class EgressPolicyTest {
     EgressPolicy named = policy().allowBlock("127.0.0.0/8").allowBlock("10.0.0.0/8").build();
     assertTrue(named.decide("evil.example.com", 443, DNS).allowed(), "a rule that names it");
     assertEquals(2, named.decide("mixed.example.com", 443, DNS).addresses().size());
+  }
+
+  /** What a guest sent reaches a decision (and so an error page or an audit record) cleaned. */
+  @Test
+  void deniedHostsAreCleanedOfControlCharacters() {
+    for (String nasty : List.of("a\r\nInjected: 1", "x\u001b[31m", "evil\u202egro.ipyp", "a\u0085b")) {
+      EgressDecision d = policy().build().decide(nasty, 443, DNS);
+      assertFalse(d.allowed());
+      assertTrue(
+          d.host().codePoints().noneMatch(c -> Character.isISOControl(c) || c == 0x202e),
+          d.host());
+      assertTrue(
+          d.reason().codePoints().noneMatch(c -> Character.isISOControl(c) || c == 0x202e),
+          d.reason());
+    }
+    assertEquals(
+        "port",
+        policy().build().decide("a\nb", 22, DNS).rule(),
+        "the port check comes first, with the host cleaned all the same");
   }
 
   @Test

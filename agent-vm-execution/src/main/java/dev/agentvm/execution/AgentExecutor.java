@@ -206,7 +206,9 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     meters.close();
   }
 
-  /** Over the cap, the oldest quarantined sandboxes go: a guest must not fill the host with them. */
+  /**
+   * Over the cap, the oldest quarantined sandboxes go: a guest must not fill the host with them.
+   */
   @SuppressFBWarnings(value = "CRLF_INJECTION_LOGS", justification = "our sandbox id and a number")
   private void evictQuarantined(ExecutionVm oldest) {
     LOG.warn(
@@ -657,7 +659,6 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
         dispose.run(); // the executor is closing: close it here
       }
     }
-
 
     @SuppressFBWarnings(
         value = "CRLF_INJECTION_LOGS",

@@ -16,9 +16,9 @@ import org.slf4j.LoggerFactory;
  * resumes with the kernel and initramfs it was made with, long after newer images were built. A pin
  * is a file in the image's {@code .pins/} naming its holder, a path that exists while the holder
  * needs the image (a sandbox's directory; warm images do not pin: one made from an older image is
- * never used again, its key names the image). Pruning skips an image with a live
- * pin and removes pins whose holder is gone, so a holder that vanished without unpinning (a crash,
- * the reaper) holds nothing for long.
+ * never used again, its key names the image). Pruning skips an image with a live pin and removes
+ * pins whose holder is gone, so a holder that vanished without unpinning (a crash, the reaper)
+ * holds nothing for long.
  */
 public final class ImagePins {
   private static final Logger LOG = LoggerFactory.getLogger(ImagePins.class);

@@ -1,5 +1,6 @@
 package dev.agentvm.network.egress;
 
+import dev.agentvm.internal.LogText;
 import java.net.IDN;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
@@ -10,7 +11,6 @@ import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
-import dev.agentvm.internal.LogText;
 import java.util.regex.Pattern;
 import org.jspecify.annotations.Nullable;
 

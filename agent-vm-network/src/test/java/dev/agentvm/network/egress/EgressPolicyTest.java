@@ -34,20 +34,20 @@ class EgressPolicyTest {
 
   private static final EgressResolver DNS =
       dns(
-          Map.of(
-              "pypi.org", List.of("151.101.0.223"),
-              "files.pythonhosted.org", List.of("151.101.1.63", "2a04:4e42::319"),
-              "evil.example.com", List.of("127.0.0.1"),
-              "metadata.example.com", List.of("169.254.169.254"),
-              "mixed.example.com", List.of("10.1.2.3", "203.0.113.9"),
-              "mapped.example.com", List.of("::ffff:192.168.1.1"),
-              "ula.example.com", List.of("fd12::1"),
-              "cgnat.example.com", List.of("100.64.0.7"),
-              "self.example.com", List.of("198.51.100.77"),
-              "nat64.example.com", List.of("64:ff9b:1::a9fe:a9fe"),
-              "compat.example.com", List.of("::a9fe:a9fe"),
-              "teredo.example.com", List.of("2001::1"),
-              "sitelocal.example.com", List.of("fec0::1")));
+          Map.ofEntries(
+              Map.entry("pypi.org", List.of("151.101.0.223")),
+              Map.entry("files.pythonhosted.org", List.of("151.101.1.63", "2a04:4e42::319")),
+              Map.entry("evil.example.com", List.of("127.0.0.1")),
+              Map.entry("metadata.example.com", List.of("169.254.169.254")),
+              Map.entry("mixed.example.com", List.of("10.1.2.3", "203.0.113.9")),
+              Map.entry("mapped.example.com", List.of("::ffff:192.168.1.1")),
+              Map.entry("ula.example.com", List.of("fd12::1")),
+              Map.entry("cgnat.example.com", List.of("100.64.0.7")),
+              Map.entry("self.example.com", List.of("198.51.100.77")),
+              Map.entry("nat64.example.com", List.of("64:ff9b:1::a9fe:a9fe")),
+              Map.entry("compat.example.com", List.of("::a9fe:a9fe")),
+              Map.entry("teredo.example.com", List.of("2001::1")),
+              Map.entry("sitelocal.example.com", List.of("fec0::1"))));
 
   private static EgressPolicy.Builder policy() {
     return EgressPolicy.builder()
@@ -118,12 +118,12 @@ class EgressPolicyTest {
   /** What a guest sent reaches a decision (and so an error page or an audit record) cleaned. */
   @Test
   void deniedHostsAreCleanedOfControlCharacters() {
-    for (String nasty : List.of("a\r\nInjected: 1", "x\u001b[31m", "evil\u202egro.ipyp", "a\u0085b")) {
+    for (String nasty :
+        List.of("a\r\nInjected: 1", "x\u001b[31m", "evil\u202egro.ipyp", "a\u0085b")) {
       EgressDecision d = policy().build().decide(nasty, 443, DNS);
       assertFalse(d.allowed());
       assertTrue(
-          d.host().codePoints().noneMatch(c -> Character.isISOControl(c) || c == 0x202e),
-          d.host());
+          d.host().codePoints().noneMatch(c -> Character.isISOControl(c) || c == 0x202e), d.host());
       assertTrue(
           d.reason().codePoints().noneMatch(c -> Character.isISOControl(c) || c == 0x202e),
           d.reason());

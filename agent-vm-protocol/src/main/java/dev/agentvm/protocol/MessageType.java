@@ -59,7 +59,19 @@ public enum MessageType {
    */
   WATCH(0x24),
   /** Mounts a virtio-9p share ({@link MountSpec}) on demand. */
-  MOUNT(0x30);
+  MOUNT(0x30),
+  /**
+   * Opens the guest's egress listener ({@link EgressSpec}): a TCP port on the guest's loopback
+   * whose connections become streams. Answered by an empty EGRESS once listening, then by the
+   * guest's STREAM frames with this request id, until KILL names it or the connection ends (the
+   * last EGRESS carries {@link Frame#FLAG_END}). A new EGRESS replaces the one before.
+   */
+  EGRESS(0x40),
+  /**
+   * One event of one egress stream ({@link StreamFrame}: open, data, window, close, reset), in
+   * either direction, with the EGRESS request id.
+   */
+  STREAM(0x41);
 
   private static final MessageType[] BY_WIRE = new MessageType[256];
 

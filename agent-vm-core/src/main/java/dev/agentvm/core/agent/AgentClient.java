@@ -3,6 +3,7 @@ package dev.agentvm.core.agent;
 import dev.agentvm.internal.Hashing;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
+import dev.agentvm.protocol.EgressSpec;
 import dev.agentvm.protocol.ErrorCode;
 import dev.agentvm.protocol.ErrorPayload;
 import dev.agentvm.protocol.ExecSpec;
@@ -25,6 +26,7 @@ import dev.agentvm.protocol.ProcRequest;
 import dev.agentvm.protocol.Protocol;
 import dev.agentvm.protocol.ProtocolException;
 import dev.agentvm.protocol.StatusReport;
+import dev.agentvm.protocol.StreamFrame;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -498,6 +500,86 @@ public final class AgentClient implements AutoCloseable {
   /** Stops a watch; its {@link Watch#ended()} completes when the guest confirms. */
   public void stopWatch(Watch w, Duration deadline) throws IOException {
     byte[] payload = new PayloadWriter().i32(w.requestId()).toByteArray();
+    PayloadReader.requireEmpty(call(MessageType.KILL, payload, deadline).payload());
+  }
+
+  /** Receives one egress's STREAM frames, on the reader thread: must never block. */
+  public interface StreamListener {
+    /** A STREAM frame from the guest (already decoded; malformed ones are dropped and logged). */
+    void onStream(StreamFrame f);
+
+    /**
+     * The egress ended: stopped, replaced by another, or the connection closed ({@code cause} then
+     * says why, else it is null).
+     */
+    void onEnd(@Nullable IOException cause);
+  }
+
+  /** An open egress listener in the guest: its request id, which every STREAM frame carries. */
+  public record Egress(int requestId) {}
+
+  /**
+   * Opens the guest's egress listener on its loopback ({@link MessageType#EGRESS}); each client
+   * connection there becomes a stream whose frames reach {@code listener}. Replaces an egress
+   * opened before (that one's listener hears {@link StreamListener#onEnd}).
+   */
+  public Egress egress(EgressSpec spec, StreamListener listener, Duration deadline)
+      throws IOException {
+    CompletableFuture<Frame> first = new CompletableFuture<>();
+    AtomicBoolean ended = new AtomicBoolean();
+    Handler h =
+        new Handler() {
+          @Override
+          public boolean onFrame(Frame f) {
+            MessageType t = f.messageType().orElse(null);
+            if (!first.isDone()) {
+              first.complete(f);
+              return t != MessageType.EGRESS;
+            }
+            if (t == MessageType.STREAM) {
+              try {
+                listener.onStream(StreamFrame.decode(f.payload()));
+              } catch (ProtocolException e) {
+                LOG.debug("dropped a malformed STREAM frame: {}", e.getMessage());
+              }
+              return false;
+            }
+            if (ended.compareAndSet(false, true)) {
+              listener.onEnd(t == MessageType.EGRESS ? null : errorOf(f));
+            }
+            return true;
+          }
+
+          @Override
+          public void onClosed(IOException cause) {
+            first.completeExceptionally(cause);
+            if (ended.compareAndSet(false, true)) {
+              listener.onEnd(cause);
+            }
+          }
+        };
+    long end = System.nanoTime() + deadline.toNanos();
+    int id = send(MessageType.EGRESS, spec.encode(), deadline, h);
+    try {
+      PayloadReader.requireEmpty(await(first, MessageType.EGRESS, remaining(end)).payload());
+    } catch (IOException e) {
+      pending.remove(id);
+      throw e;
+    }
+    return new Egress(id);
+  }
+
+  /**
+   * Queues a STREAM frame of {@code egress} for the guest. The future completes once it is written,
+   * exceptionally if it cannot be (the channel closed, or too many frames wait).
+   */
+  public CompletableFuture<Void> sendStream(Egress egress, StreamFrame f) {
+    return sender.send(Frame.request(MessageType.STREAM, egress.requestId(), f.encode()));
+  }
+
+  /** Closes the guest's egress listener and every stream of it. */
+  public void stopEgress(Egress egress, Duration deadline) throws IOException {
+    byte[] payload = new PayloadWriter().i32(egress.requestId()).toByteArray();
     PayloadReader.requireEmpty(call(MessageType.KILL, payload, deadline).payload());
   }
 

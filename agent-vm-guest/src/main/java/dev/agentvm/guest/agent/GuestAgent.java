@@ -1,5 +1,6 @@
 package dev.agentvm.guest.agent;
 
+import dev.agentvm.protocol.EgressSpec;
 import dev.agentvm.protocol.ErrorCode;
 import dev.agentvm.protocol.ErrorPayload;
 import dev.agentvm.protocol.ExecSpec;
@@ -17,6 +18,7 @@ import dev.agentvm.protocol.ProcList;
 import dev.agentvm.protocol.ProcRequest;
 import dev.agentvm.protocol.Protocol;
 import dev.agentvm.protocol.ProtocolException;
+import dev.agentvm.protocol.StreamFrame;
 import java.io.EOFException;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
@@ -58,7 +60,8 @@ public final class GuestAgent {
           "get-file",
           "mount",
           "fs-op",
-          "spawn");
+          "spawn",
+          "egress");
 
   private final Path port;
   private final Map<Integer, ExecTask> execs = new ConcurrentHashMap<>();
@@ -67,6 +70,7 @@ public final class GuestAgent {
   private final Map<Integer, Spawned> spawned =
       new java.util.LinkedHashMap<>(); // guarded by itself
   private int nextHandle = 1; // guarded by spawned
+  private java.util.Optional<EgressTask> egress = java.util.Optional.empty(); // guarded by this
 
   /**
    * Ids of transfers that ended recently. A transfer that fails (disk full) ends while the host is
@@ -192,6 +196,7 @@ public final class GuestAgent {
     execs.values().forEach(ExecTask::kill);
     puts.values().forEach(FileTransfer.Put::abort);
     watches.values().forEach(WatchTask::stop);
+    stopEgress(why);
     synchronized (spawned) {
       spawned.values().forEach(Spawned::detach); // background processes outlive the host
     }
@@ -294,13 +299,25 @@ public final class GuestAgent {
           ProcRequest q = ProcRequest.decode(frame.payload());
           work(out, id, () -> proc(id, q, out));
         }
+        case EGRESS -> {
+          EgressSpec spec = EgressSpec.decode(frame.payload());
+          work(out, id, () -> egress(id, spec, out));
+        }
+        case STREAM -> {
+          StreamFrame f = StreamFrame.decode(frame.payload());
+          // frames of an egress that ended are dropped
+          currentEgress().filter(e -> e.id == id).ifPresent(e -> e.onFrame(f));
+        }
         case KILL -> {
           PayloadReader r = new PayloadReader(frame.payload());
           int target = r.i32();
           r.end();
           ExecTask task = execs.get(target);
           WatchTask watch = watches.get(target);
-          if (watch != null) {
+          if (currentEgress().filter(e -> e.id == target).isPresent()) {
+            stopEgress("stopped by the host");
+            out.write(Frame.response(MessageType.KILL, id, new byte[0]));
+          } else if (watch != null) {
             watch.stop();
             out.write(Frame.response(MessageType.KILL, id, new byte[0]));
           } else if (task == null) {
@@ -406,6 +423,30 @@ public final class GuestAgent {
             error(out, id, ErrorCode.INTERNAL, e.toString());
           }
         });
+  }
+
+  private synchronized java.util.Optional<EgressTask> currentEgress() {
+    return egress;
+  }
+
+  private void stopEgress(String why) {
+    java.util.Optional<EgressTask> e;
+    synchronized (this) {
+      e = egress;
+      egress = java.util.Optional.empty();
+    }
+    e.ifPresent(t -> t.stop(why));
+  }
+
+  /** Opens the egress listener, replacing the one before (its last EGRESS goes out first). */
+  private void egress(int id, EgressSpec spec, FrameWriter out) throws IOException {
+    stopEgress("replaced");
+    EgressTask e = new EgressTask(id, spec, out, workers);
+    synchronized (this) {
+      egress = java.util.Optional.of(e);
+    }
+    log("egress: listening on 127.0.0.1:" + spec.port());
+    e.run();
   }
 
   private void spawn(int id, ExecSpec spec, FrameWriter out) throws IOException {

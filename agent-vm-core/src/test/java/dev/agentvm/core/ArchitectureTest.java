@@ -78,7 +78,7 @@ class ArchitectureTest {
           Map.entry("agent-vm-core", "protocol|internal|core"),
           Map.entry("agent-vm-network", "protocol|internal|core|network"),
           Map.entry("agent-vm-storage", "protocol|internal|core|storage"),
-          Map.entry("agent-vm-execution", "protocol|internal|core|storage|image|execution"),
+          Map.entry("agent-vm-execution", "protocol|internal|core|network|storage|image|execution"),
           Map.entry("agent-vm-junit", "protocol|internal|core|storage|image|execution|junit"),
           Map.entry("agent-vm-git", "protocol|internal|core|storage|image|execution|git"),
           Map.entry("examples", "protocol|core|network|storage|image|execution|junit|git|examples"),

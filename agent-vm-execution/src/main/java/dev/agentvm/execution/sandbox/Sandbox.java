@@ -12,6 +12,9 @@ import dev.agentvm.execution.internal.AgentVmMeter;
 import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.ProcessOwners;
+import dev.agentvm.network.egress.EgressPolicy;
+import dev.agentvm.network.egress.EgressProxy;
+import dev.agentvm.network.egress.EgressRecord;
 import dev.agentvm.protocol.ProcList;
 import dev.agentvm.protocol.StatusReport;
 import dev.agentvm.storage.DiskImages;
@@ -69,6 +72,7 @@ public final class Sandbox implements AutoCloseable {
   private final SandboxFiles files = new SandboxFiles(this);
   private @Nullable VM vm;
   private @Nullable AgentClient agent;
+  private volatile @Nullable EgressProxy egress;
   private volatile boolean closed;
   private final java.util.concurrent.atomic.AtomicInteger inFlight =
       new java.util.concurrent.atomic.AtomicInteger();
@@ -90,6 +94,80 @@ public final class Sandbox implements AutoCloseable {
     if (vm != null) {
       startLease();
     }
+    if (agent != null) {
+      attachEgress(agent);
+    }
+  }
+
+  /**
+   * Starts (or restarts, after the agent reconnected) the egress proxy when the sandbox has a
+   * policy. A failure stops the sandbox's use: commands would find no proxy.
+   */
+  private void attachEgress(AgentClient a) {
+    EgressPolicy policy = rec.egress;
+    EgressProxy p = egress;
+    if (policy == null) {
+      return;
+    }
+    if (p == null) {
+      p = home.egressProxy(rec.id, policy);
+      egress = p;
+    }
+    try {
+      p.attach(a, rec.agentDeadline);
+    } catch (IOException | RuntimeException e) {
+      throw new SandboxException(
+          "sandbox " + rec.id + ": the guest did not open its egress proxy: " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Changes the egress policy of this sandbox: connections already open keep going, new ones follow
+   * the new policy. A sandbox created without egress gets it from now on (its proxy starts with the
+   * next call). Kept across pause and resume, also in another process.
+   */
+  public void egressPolicy(EgressPolicy policy) throws IOException {
+    java.util.Objects.requireNonNull(policy, "policy");
+    lock.writeLock().lock();
+    try {
+      requireOpen();
+      rec.egress = policy;
+      rec.save(dir);
+      EgressProxy p = egress;
+      if (p != null) {
+        p.policy(policy);
+      } else if (agent != null) {
+        attachEgress(java.util.Objects.requireNonNull(agent));
+      }
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** The egress policy, if the sandbox has one. */
+  public java.util.Optional<EgressPolicy> egressPolicy() {
+    return java.util.Optional.ofNullable(rec.egress);
+  }
+
+  /**
+   * The sandbox's most recent egress connections in this process (at most {@link
+   * EgressProxy#LOG_SIZE}), oldest first: what was asked, what was decided, bytes each way.
+   */
+  public List<EgressRecord> egressLog() {
+    EgressProxy p = egress;
+    return p == null ? List.of() : p.log();
+  }
+
+  /** A request as the guest gets it: the default timeout, the egress proxy's environment. */
+  private ExecRequest prepared(ExecRequest request) {
+    ExecRequest r = request.timeout().isZero() ? request.withTimeout(rec.commandTimeout) : request;
+    EgressProxy p = egress;
+    if (p == null) {
+      return r;
+    }
+    java.util.Map<String, String> env = new java.util.LinkedHashMap<>(p.environment());
+    env.putAll(r.env()); // the caller's own variables win
+    return r.withEnv(env);
   }
 
   /**
@@ -123,6 +201,10 @@ public final class Sandbox implements AutoCloseable {
       rec.applySettings(spec);
       rec.save(dir);
       startLease();
+      AgentClient a = agent;
+      if (a != null) {
+        attachEgress(a);
+      }
     } finally {
       lock.writeLock().unlock();
     }
@@ -262,7 +344,7 @@ public final class Sandbox implements AutoCloseable {
    *     AgentErrorException} names the reason: command not found, no such directory, ...)
    */
   public ExecResult exec(ExecRequest request) throws IOException {
-    ExecRequest r = request.timeout().isZero() ? request.withTimeout(rec.commandTimeout) : request;
+    ExecRequest r = prepared(request);
     return withAgent(a -> a.exec(r));
   }
 
@@ -275,7 +357,7 @@ public final class Sandbox implements AutoCloseable {
    * AgentException} if the sandbox stops under it.
    */
   public SandboxCommand execAsync(ExecRequest request, OutputListener listener) throws IOException {
-    ExecRequest r = request.timeout().isZero() ? request.withTimeout(rec.commandTimeout) : request;
+    ExecRequest r = prepared(request);
     AgentClient.Execution e = withAgent(a -> a.execAsync(r, listener));
     java.util.concurrent.CompletableFuture<ExecResult> result =
         e.result()
@@ -343,7 +425,7 @@ public final class Sandbox implements AutoCloseable {
     return withAgent(
         a -> {
           SandboxProcess p = new SandboxProcess(this, request.argv().get(0), listener);
-          AgentClient.Background bg = a.spawn(request, p.sink(), rec.commandTimeout);
+          AgentClient.Background bg = a.spawn(prepared(request), p.sink(), rec.commandTimeout);
           p.handle(bg.handle());
           p.follow(bg.exit());
           processes.put(p.handle(), p);
@@ -799,6 +881,11 @@ public final class Sandbox implements AutoCloseable {
       }
       closed = true;
       SandboxException failure = null;
+      EgressProxy proxy = egress;
+      egress = null;
+      if (proxy != null) {
+        proxy.close();
+      }
       VM v = vm;
       vm = null;
       agent = null;
@@ -889,7 +976,9 @@ public final class Sandbox implements AutoCloseable {
       }
       // the VM still runs when the save was refused: the sandbox keeps working
       try {
-        agent = v.awaitAgent(rec.agentDeadline);
+        AgentClient again = v.awaitAgent(rec.agentDeadline);
+        agent = again;
+        attachEgress(again);
       } catch (RuntimeException r) {
         e.addSuppressed(r);
       }
@@ -924,8 +1013,10 @@ public final class Sandbox implements AutoCloseable {
   private void startFrom(Path memory) {
     VM v = home.connection().restore(memory, Sandboxes.template(rec, dir));
     try {
-      agent = v.awaitAgent(rec.agentDeadline);
+      AgentClient a = v.awaitAgent(rec.agentDeadline);
+      agent = a;
       vm = v;
+      attachEgress(a);
       reattach();
     } catch (RuntimeException e) {
       try {

@@ -1,5 +1,6 @@
 package dev.agentvm.execution.sandbox;
 
+import dev.agentvm.network.egress.EgressPolicy;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -54,6 +55,9 @@ final class SandboxRecord {
   Duration agentDeadline = Duration.ZERO;
   Map<String, String> labels = new LinkedHashMap<>();
 
+  /** The egress policy, or null for none. */
+  @Nullable EgressPolicy egress;
+
   /** Kept running for {@link Sandboxes#keepReady}, not handed out yet (not listed). */
   boolean ready;
 
@@ -75,6 +79,7 @@ final class SandboxRecord {
     onLeaseEnd = spec.onLeaseEnd();
     pausedRetention = spec.pausedRetention();
     agentDeadline = spec.agentDeadline();
+    egress = spec.egress();
   }
 
   /** Whether the caller's disk is attached: no pause, checkpoint or fork; a graceful close. */
@@ -161,6 +166,13 @@ final class SandboxRecord {
     p.setProperty("pausedRetention", pausedRetention.toString());
     p.setProperty("agentDeadline", agentDeadline.toString());
     labels.forEach((k, v) -> p.setProperty("label." + k, v));
+    EgressPolicy e = egress;
+    if (e != null) {
+      p.setProperty("egress.domains", String.join(",", e.domains()));
+      p.setProperty(
+          "egress.ports", String.join(",", e.ports().stream().map(String::valueOf).toList()));
+      p.setProperty("egress.blocks", String.join(",", e.blocks()));
+    }
     if (ready) {
       p.setProperty("ready", "true");
     }
@@ -196,6 +208,16 @@ final class SandboxRecord {
     pausedRetention = Duration.parse(req(p, "pausedRetention"));
     agentDeadline = Duration.parse(req(p, "agentDeadline"));
     ready = Boolean.parseBoolean(p.getProperty("ready", "false"));
+    String domains = p.getProperty("egress.domains");
+    if (domains == null) {
+      egress = null;
+    } else {
+      EgressPolicy.Builder b = EgressPolicy.builder();
+      split(domains).forEach(b::allowDomain);
+      b.ports(split(req(p, "egress.ports")).stream().mapToInt(Integer::parseInt).toArray());
+      split(req(p, "egress.blocks")).forEach(b::allowBlock);
+      egress = b.build();
+    }
     labels = new LinkedHashMap<>();
     for (String k : p.stringPropertyNames()) {
       if (k.startsWith("label.")) {

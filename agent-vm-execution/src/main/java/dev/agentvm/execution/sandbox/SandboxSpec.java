@@ -3,6 +3,8 @@ package dev.agentvm.execution.sandbox;
 import dev.agentvm.core.ResourceProfile;
 import dev.agentvm.core.VirtType;
 import dev.agentvm.image.MicroImage;
+import dev.agentvm.network.egress.EgressPolicy;
+import dev.agentvm.network.egress.EgressProxy;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -35,6 +37,9 @@ import org.jspecify.annotations.Nullable;
  * @param useWarmImage whether {@code create} restores the warm image of an equal spec when one
  *     exists ({@link Sandboxes#warmUp}) instead of booting
  * @param attachedDisk a disk of the caller's attached besides the workspace, or {@code null}
+ * @param egress the egress policy, or {@code null} for none: the guest never has a network device;
+ *     with a policy its programs reach what the policy allows through the host's proxy ({@link
+ *     EgressProxy}, see docs/egress.md)
  */
 public record SandboxSpec(
     @Nullable MicroImage image,
@@ -50,7 +55,8 @@ public record SandboxSpec(
     Duration agentDeadline,
     String namePrefix,
     boolean useWarmImage,
-    @Nullable AttachedDisk attachedDisk) {
+    @Nullable AttachedDisk attachedDisk,
+    @Nullable EgressPolicy egress) {
   /** The prefix of sandbox ids unless a spec says otherwise. */
   public static final String DEFAULT_PREFIX = "agentvm-sbx-";
 
@@ -161,6 +167,7 @@ public record SandboxSpec(
     b.namePrefix = namePrefix;
     b.useWarmImage = useWarmImage;
     b.attachedDisk = attachedDisk;
+    b.egress = egress;
     return b;
   }
 
@@ -214,6 +221,14 @@ public record SandboxSpec(
     return toBuilder().attachedDisk(disk).build();
   }
 
+  /**
+   * A copy whose guest reaches what {@code policy} allows through the host's egress proxy (still no
+   * network device); changeable later on the running sandbox ({@link Sandbox#egressPolicy}).
+   */
+  public SandboxSpec withEgress(EgressPolicy policy) {
+    return toBuilder().egress(policy).build();
+  }
+
   /** Builds a {@link SandboxSpec}; starts from the defaults. */
   public static final class Builder {
     private @Nullable MicroImage image;
@@ -230,8 +245,15 @@ public record SandboxSpec(
     private String namePrefix = DEFAULT_PREFIX;
     private boolean useWarmImage = true;
     private @Nullable AttachedDisk attachedDisk;
+    private @Nullable EgressPolicy egress;
 
     private Builder() {}
+
+    /** The egress policy ({@link SandboxSpec#egress()}); null for no egress at all. */
+    public Builder egress(@Nullable EgressPolicy policy) {
+      this.egress = policy;
+      return this;
+    }
 
     public Builder image(MicroImage image) {
       this.image = image;
@@ -324,7 +346,8 @@ public record SandboxSpec(
           agentDeadline,
           namePrefix,
           useWarmImage,
-          attachedDisk);
+          attachedDisk,
+          egress);
     }
   }
 }

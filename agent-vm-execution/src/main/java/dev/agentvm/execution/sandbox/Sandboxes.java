@@ -17,6 +17,11 @@ import dev.agentvm.internal.FileLocks;
 import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.internal.Trees;
+import dev.agentvm.network.egress.EgressLimits;
+import dev.agentvm.network.egress.EgressPolicy;
+import dev.agentvm.network.egress.EgressProxy;
+import dev.agentvm.network.egress.EgressRecord;
+import dev.agentvm.network.egress.EgressResolver;
 import dev.agentvm.storage.DiskImages;
 import dev.agentvm.storage.GuestIdentity;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -80,6 +85,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   private final Meters meters = new Meters(Tags.empty(), "sandboxes");
   private @Nullable MicroImage defaultImage;
   private volatile long memoryBudgetMiB = Long.MAX_VALUE;
+  private volatile EgressResolver egressResolver = EgressResolver.SYSTEM;
+  private volatile EgressLimits egressLimits = EgressLimits.defaults();
+  private volatile java.util.function.Consumer<EgressRecord> egressListener = r -> {};
   private java.util.concurrent.@Nullable ScheduledFuture<?> ticking;
   private final java.util.concurrent.ScheduledExecutorService timer =
       java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
@@ -128,6 +136,39 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     }
     this.memoryBudgetMiB = budget;
     return this;
+  }
+
+  /**
+   * How the egress proxies of this object's sandboxes resolve names (default the JVM's resolver);
+   * the policy checks every address it returns. Applies to proxies started afterwards.
+   */
+  public Sandboxes egressResolver(EgressResolver resolver) {
+    this.egressResolver = java.util.Objects.requireNonNull(resolver, "resolver");
+    return this;
+  }
+
+  /** The limits of each sandbox's egress (default {@link EgressLimits#defaults()}). */
+  public Sandboxes egressLimits(EgressLimits limits) {
+    this.egressLimits = java.util.Objects.requireNonNull(limits, "limits");
+    return this;
+  }
+
+  /**
+   * Hears the record of every egress connection of every sandbox when it ends (an audit trail);
+   * called on a proxy thread, keep it quick.
+   */
+  public Sandboxes egressListener(java.util.function.Consumer<EgressRecord> listener) {
+    this.egressListener = java.util.Objects.requireNonNull(listener, "listener");
+    return this;
+  }
+
+  EgressProxy egressProxy(String sandboxId, EgressPolicy policy) {
+    return EgressProxy.builder(policy)
+        .name(sandboxId)
+        .resolver(egressResolver)
+        .limits(egressLimits)
+        .listener(egressListener)
+        .build();
   }
 
   /** Pauses idle running sandboxes (least recently used first) until {@code needMiB} fits. */

@@ -151,6 +151,23 @@ public final class EgressPolicy {
     return Optional.empty();
   }
 
+  /** The domain rules as written to the builder ({@code example.com}, {@code *.example.com}). */
+  public List<String> domains() {
+    List<String> all = new ArrayList<>(exact);
+    suffixes.forEach(x -> all.add("*" + x));
+    return List.copyOf(all);
+  }
+
+  /** The allowed ports, in order. */
+  public List<Integer> ports() {
+    return sortedPorts();
+  }
+
+  /** The allowed address blocks in CIDR notation. */
+  public List<String> blocks() {
+    return blocks.stream().map(AddressBlock::toString).toList();
+  }
+
   private List<Integer> sortedPorts() {
     return ports.stream().sorted().toList();
   }

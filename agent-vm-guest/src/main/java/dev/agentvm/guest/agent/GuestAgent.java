@@ -315,8 +315,8 @@ public final class GuestAgent {
           ExecTask task = execs.get(target);
           WatchTask watch = watches.get(target);
           if (currentEgress().filter(e -> e.id == target).isPresent()) {
-            stopEgress("stopped by the host");
             out.write(Frame.response(MessageType.KILL, id, new byte[0]));
+            stopEgress("stopped by the host"); // its last EGRESS follows the KILL answer
           } else if (watch != null) {
             watch.stop();
             out.write(Frame.response(MessageType.KILL, id, new byte[0]));

@@ -94,6 +94,11 @@ public final class Sandbox implements AutoCloseable {
     if (vm != null) {
       startLease();
     }
+    EgressPolicy policy = rec.egress;
+    if (policy != null) {
+      // made now, attached when the agent answers: a paused sandbox's commands need its variables
+      this.egress = home.egressProxy(rec.id, policy);
+    }
     if (agent != null) {
       attachEgress(agent);
     }

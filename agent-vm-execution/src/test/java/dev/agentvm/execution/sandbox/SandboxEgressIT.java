@@ -276,6 +276,16 @@ class SandboxEgressIT extends RealLibvirtTest {
       out = fetch(sb, "http://" + h + "/", "http://other.test:" + port(http) + "/");
       assertTrue(out.get(0).startsWith("403 egress denied (domain)"), out.get(0));
       assertTrue(out.get(1).startsWith("403 egress denied (address)"), "no block: " + out.get(1));
+
+      // paused to disk and resumed (also in another process): the policy and the proxy come back
+      sb.egressPolicy(policy());
+      sb.pause();
+      try (Sandboxes other = open();
+          Sandbox again = other.connect(sb.id())) {
+        assertEquals(List.of("200 hello /after"), fetch(again, "http://" + h + "/after"));
+        assertEquals(policy().domains(), again.egressPolicy().orElseThrow().domains());
+        assertEquals(1, again.egressLog().size(), "" + again.egressLog());
+      } // closing the other Sandboxes closes the sandbox it holds
     }
   }
 

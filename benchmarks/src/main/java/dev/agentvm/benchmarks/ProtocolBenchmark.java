@@ -42,23 +42,7 @@ public final class ProtocolBenchmark {
             .boot(new BootSource(image.kernel(), image.initramfs(), MicroImage.DEFAULT_CMDLINE))
             .build();
     Path echoSock = t0.runDir().resolve("echo.sock");
-    VMTemplate t =
-        t0.newBuilder()
-            .customizer(
-                d -> {
-                  Element ch = d.createElement("channel");
-                  ch.setAttribute("type", "unix");
-                  Element src = d.createElement("source");
-                  src.setAttribute("mode", "bind");
-                  src.setAttribute("path", echoSock.toString());
-                  Element target = d.createElement("target");
-                  target.setAttribute("type", "virtio");
-                  target.setAttribute("name", "dev.agentvm.echo.0");
-                  ch.appendChild(src);
-                  ch.appendChild(target);
-                  d.getElementsByTagName("devices").item(0).appendChild(ch);
-                })
-            .build();
+    VMTemplate t = withEchoPort(t0, echoSock);
     Path dir = Files.createTempDirectory("agentvm-bench");
     try (LibvirtConnection conn = LibvirtConnection.open();
         VM vm = conn.define(t)) {
@@ -134,7 +118,30 @@ public final class ProtocolBenchmark {
     }
   }
 
-  private static void roundTrip(SocketChannel ch, byte[] msg) throws Exception {
+  /**
+   * {@code t} with a second virtio-serial port whose guest end the micro image's init runs a {@code
+   * cat} loop on: raw bytes echoed at the channel's own speed, through {@code sock}.
+   */
+  static VMTemplate withEchoPort(VMTemplate t, Path sock) {
+    return t.newBuilder()
+        .customizer(
+            d -> {
+              Element ch = d.createElement("channel");
+              ch.setAttribute("type", "unix");
+              Element src = d.createElement("source");
+              src.setAttribute("mode", "bind");
+              src.setAttribute("path", sock.toString());
+              Element target = d.createElement("target");
+              target.setAttribute("type", "virtio");
+              target.setAttribute("name", "dev.agentvm.echo.0");
+              ch.appendChild(src);
+              ch.appendChild(target);
+              d.getElementsByTagName("devices").item(0).appendChild(ch);
+            })
+        .build();
+  }
+
+  static void roundTrip(SocketChannel ch, byte[] msg) throws Exception {
     ByteBuffer out = ByteBuffer.wrap(msg);
     while (out.hasRemaining()) {
       ch.write(out);
@@ -148,7 +155,7 @@ public final class ProtocolBenchmark {
   }
 
   /** Bytes through the echo port: written by one thread, read back by this one. */
-  private static double streamThroughEcho(SocketChannel ch, byte[] data) throws Exception {
+  static double streamThroughEcho(SocketChannel ch, byte[] data) throws Exception {
     long t0 = System.nanoTime();
     Thread writer =
         new Thread(
@@ -177,7 +184,7 @@ public final class ProtocolBenchmark {
     return data.length / 1e6 / ((System.nanoTime() - t0) / 1e9);
   }
 
-  private static double pct(List<Double> v, int p) {
+  static double pct(List<Double> v, int p) {
     List<Double> s = new ArrayList<>(v);
     Collections.sort(s);
     return s.get(Math.min(s.size() - 1, (int) Math.ceil(p / 100.0 * s.size()) - 1));

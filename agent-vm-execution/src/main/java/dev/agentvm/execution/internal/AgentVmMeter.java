@@ -125,7 +125,23 @@ public enum AgentVmMeter {
       null,
       "time to fork a sandbox into all its copies (a save, then one restore per copy and the"
           + " original)",
-      "outcome");
+      "outcome"),
+  EGRESS_CONNECTIONS(
+      "agentvm.egress.connections",
+      Type.COUNTER,
+      null,
+      "connections sandboxes asked their egress proxy for, when they ended: allowed or denied, and"
+          + " the check that denied them (port, address, name, domain, resolve, request, limit, sni;"
+          + " none when allowed)",
+      "outcome",
+      "check"),
+  EGRESS_BYTES(
+      "agentvm.egress.traffic",
+      Type.COUNTER,
+      "bytes",
+      "bytes sandboxes sent (direction=out) and received (direction=in) through their egress"
+          + " proxies",
+      "direction");
 
   /** How a meter measures. */
   public enum Type {

@@ -104,6 +104,20 @@ public final class Meters implements MeterBinder {
         });
   }
 
+  /** Adds {@code amount} to counter {@code m} with {@code tags} in every bound registry. */
+  public synchronized void add(AgentVmMeter m, Tags tags, double amount) {
+    require(m, AgentVmMeter.Type.COUNTER);
+    if (closed) {
+      return;
+    }
+    bound.forEach(
+        (r, meters) -> {
+          Counter c = counterIn(r, m, tags);
+          meters.add(c);
+          c.increment(amount);
+        });
+  }
+
   /** Records {@code nanos} in timer {@code m} with {@code tags} in every bound registry. */
   public synchronized void record(AgentVmMeter m, Tags tags, long nanos) {
     require(m, AgentVmMeter.Type.TIMER);

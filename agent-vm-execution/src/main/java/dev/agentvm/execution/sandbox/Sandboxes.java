@@ -167,7 +167,18 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
         .name(sandboxId)
         .resolver(egressResolver)
         .limits(egressLimits)
-        .listener(egressListener)
+        .listener(
+            r -> {
+              meters.increment(
+                  AgentVmMeter.EGRESS_CONNECTIONS,
+                  Tags.of("outcome", r.allowed() ? "allowed" : "denied")
+                      .and("check", r.allowed() ? "none" : r.rule()));
+              meters.add(
+                  AgentVmMeter.EGRESS_BYTES, Tags.of("direction", "out"), (double) r.bytesOut());
+              meters.add(
+                  AgentVmMeter.EGRESS_BYTES, Tags.of("direction", "in"), (double) r.bytesIn());
+              egressListener.accept(r);
+            })
         .build();
   }
 

@@ -222,8 +222,11 @@ class SandboxEgressIT extends RealLibvirtTest {
   void theGuestReachesOnlyWhatThePolicyAllowsAndHasNoNetworkDevice() throws Exception {
     List<EgressRecord> audit = new CopyOnWriteArrayList<>();
     seen.clear();
+    io.micrometer.core.instrument.simple.SimpleMeterRegistry meters =
+        new io.micrometer.core.instrument.simple.SimpleMeterRegistry();
     try (Sandboxes sandboxes = open().egressListener(audit::add);
         Sandbox sb = sandboxes.create(spec())) {
+      sandboxes.bindTo(meters);
       assertEquals("lo", sb.run("ls /sys/class/net").stdoutText().strip(), "no NIC but lo");
       assertTrue(sb.run("env").stdoutText().contains("HTTPS_PROXY=http://127.0.0.1:3128"));
 
@@ -270,6 +273,17 @@ class SandboxEgressIT extends RealLibvirtTest {
       assertTrue(ok.allowed() && ok.host().equals("allowed.test") && ok.bytesIn() > 0, "" + ok);
       assertEquals("127.0.0.1", ok.address());
       assertEquals(log, List.copyOf(audit), "the listener heard every record");
+      assertEquals(
+          1.0,
+          meters
+              .get("agentvm.egress.connections")
+              .tag("outcome", "denied")
+              .tag("check", "sni")
+              .counter()
+              .count());
+      assertTrue(
+          meters.get("agentvm.egress.traffic").tag("direction", "in").counter().count()
+              >= ok.bytesIn());
 
       // a new policy applies to the next connection
       sb.egressPolicy(EgressPolicy.builder().allowDomain("other.test").ports(port(http)).build());

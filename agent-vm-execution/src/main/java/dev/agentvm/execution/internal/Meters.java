@@ -92,16 +92,7 @@ public final class Meters implements MeterBinder {
 
   /** Adds one to counter {@code m} with {@code tags} in every bound registry. */
   public synchronized void increment(AgentVmMeter m, Tags tags) {
-    require(m, AgentVmMeter.Type.COUNTER);
-    if (closed) {
-      return;
-    }
-    bound.forEach(
-        (r, meters) -> {
-          Counter c = counterIn(r, m, tags);
-          meters.add(c);
-          c.increment();
-        });
+    add(m, tags, 1);
   }
 
   /** Adds {@code amount} to counter {@code m} with {@code tags} in every bound registry. */

@@ -12,8 +12,13 @@ public final class StreamInbox {
   private static final byte[] TIMED_OUT = new byte[0];
   private static final byte[] END = new byte[0];
 
+  /** Chunks below this are packed into shared buffers, so tiny frames cannot multiply memory. */
+  static final int SMALL = 4096;
+
   private final long window;
   private final ArrayDeque<byte[]> chunks = new ArrayDeque<>();
+  private byte[] tail = new byte[0]; // guarded by this: small chunks packed, tailLen used
+  private int tailLen; // guarded by this
   private long buffered; // guarded by this
   private boolean ended; // guarded by this: the peer sent CLOSE
   private String failure = ""; // guarded by this: non-empty once reset
@@ -30,10 +35,33 @@ public final class StreamInbox {
     if (ended || !failure.isEmpty() || buffered + data.length > window) {
       return false;
     }
-    chunks.add(data);
+    if (data.length >= SMALL) {
+      seal();
+      chunks.add(data);
+    } else {
+      if (tailLen + data.length > tail.length) {
+        seal();
+        tail = new byte[4 * SMALL];
+      }
+      System.arraycopy(data, 0, tail, tailLen, data.length);
+      tailLen += data.length;
+    }
     buffered += data.length;
     notifyAll();
     return true;
+  }
+
+  /** Moves the packed small chunks into the queue as one chunk. */
+  private void seal() {
+    if (tailLen > 0) {
+      chunks.add(java.util.Arrays.copyOf(tail, tailLen));
+      tailLen = 0;
+    }
+  }
+
+  /** Whether the peer sent CLOSE. */
+  public synchronized boolean ended() {
+    return ended;
   }
 
   /** The peer sends no more: {@link #take} answers {@link #isEnd} once the chunks are taken. */
@@ -46,6 +74,8 @@ public final class StreamInbox {
   public synchronized void fail(String why) {
     failure = why.isEmpty() ? "reset" : why;
     chunks.clear();
+    tail = new byte[0];
+    tailLen = 0;
     buffered = 0;
     notifyAll();
   }
@@ -58,7 +88,7 @@ public final class StreamInbox {
    */
   public synchronized byte[] take(long timeoutMillis) throws IOException, InterruptedException {
     long end = System.nanoTime() + timeoutMillis * 1_000_000L;
-    while (chunks.isEmpty() && !ended && failure.isEmpty()) {
+    while (chunks.isEmpty() && tailLen == 0 && !ended && failure.isEmpty()) {
       long left = (end - System.nanoTime()) / 1_000_000L;
       if (left <= 0) {
         return TIMED_OUT;
@@ -67,6 +97,9 @@ public final class StreamInbox {
     }
     if (!failure.isEmpty()) {
       throw new IOException("stream reset: " + failure);
+    }
+    if (chunks.isEmpty()) {
+      seal();
     }
     if (chunks.isEmpty()) {
       return END;

@@ -172,6 +172,9 @@ final class SandboxRecord {
       p.setProperty(
           "egress.ports", String.join(",", e.ports().stream().map(String::valueOf).toList()));
       p.setProperty("egress.blocks", String.join(",", e.blocks()));
+      p.setProperty(
+          "egress.rawTunnelPorts",
+          String.join(",", e.rawTunnelPorts().stream().sorted().map(String::valueOf).toList()));
     }
     if (ready) {
       p.setProperty("ready", "true");
@@ -216,6 +219,10 @@ final class SandboxRecord {
       split(domains).forEach(b::allowDomain);
       b.ports(split(req(p, "egress.ports")).stream().mapToInt(Integer::parseInt).toArray());
       split(req(p, "egress.blocks")).forEach(b::allowBlock);
+      b.rawTunnelPorts(
+          split(p.getProperty("egress.rawTunnelPorts", "")).stream()
+              .mapToInt(Integer::parseInt)
+              .toArray());
       egress = b.build();
     }
     labels = new LinkedHashMap<>();

@@ -38,6 +38,7 @@ public final class EgressPolicy {
   private final List<String> exact;
   private final List<String> suffixes; // ".example.com"
   private final Set<Integer> ports;
+  private final Set<Integer> rawTunnelPorts;
   private final List<AddressBlock> blocks;
   private final @Nullable Set<InetAddress> fixedOwn; // given by the builder, or read as needed
   private volatile Set<InetAddress> own = Set.of();
@@ -47,6 +48,7 @@ public final class EgressPolicy {
     this.exact = List.copyOf(b.exact);
     this.suffixes = List.copyOf(b.suffixes);
     this.ports = Set.copyOf(b.ports);
+    this.rawTunnelPorts = Set.copyOf(b.rawTunnelPorts);
     this.blocks = List.copyOf(b.blocks);
     this.fixedOwn = b.own;
   }
@@ -163,6 +165,15 @@ public final class EgressPolicy {
     return sortedPorts();
   }
 
+  /**
+   * Ports where a {@code CONNECT} tunnel may carry other than TLS (SSH on 22); on every other port
+   * a tunnel must begin with a TLS ClientHello naming its host. Only allowed ports are reached at
+   * all.
+   */
+  public java.util.Set<Integer> rawTunnelPorts() {
+    return rawTunnelPorts;
+  }
+
   /** The allowed address blocks in CIDR notation. */
   public List<String> blocks() {
     return blocks.stream().map(AddressBlock::toString).toList();
@@ -215,6 +226,7 @@ public final class EgressPolicy {
         + sortedPorts()
         + ", blocks="
         + blocks
+        + (rawTunnelPorts.isEmpty() ? "" : ", rawTunnelPorts=" + rawTunnelPorts)
         + "]";
   }
 
@@ -223,6 +235,7 @@ public final class EgressPolicy {
     private final Set<String> exact = new LinkedHashSet<>();
     private final Set<String> suffixes = new LinkedHashSet<>();
     private final Set<Integer> ports = new LinkedHashSet<>(List.of(80, 443));
+    private final Set<Integer> rawTunnelPorts = new LinkedHashSet<>();
     private final List<AddressBlock> blocks = new ArrayList<>();
     private @Nullable Set<InetAddress> own;
 
@@ -250,6 +263,22 @@ public final class EgressPolicy {
     }
 
     /** The ports connections may go to (replaces the default 80 and 443). */
+    /**
+     * Ports where a {@code CONNECT} tunnel may carry other than TLS, e.g. 22 for SSH (none by
+     * default: elsewhere a tunnel must start with a TLS ClientHello naming its host, so plain HTTP
+     * in a tunnel cannot name another site on the same address). The port must be allowed too.
+     */
+    public Builder rawTunnelPorts(int... raw) {
+      rawTunnelPorts.clear();
+      for (int p : raw) {
+        if (p < 1 || p > 65535) {
+          throw new IllegalArgumentException("not a TCP port: " + p);
+        }
+        rawTunnelPorts.add(p);
+      }
+      return this;
+    }
+
     public Builder ports(int... allowed) {
       ports.clear();
       for (int p : allowed) {

@@ -61,11 +61,11 @@ record ProxyRequest(
   }
 
   /**
-   * Where the head ends in {@code buf[0..len)}: the index after its blank line, or -1 while it has
-   * not ended.
+   * Where the head ends in {@code buf[0..len)}, looking from {@code from}: the index after its
+   * blank line, or -1 while it has not ended.
    */
-  static int headEnd(byte[] buf, int len) {
-    for (int i = 3; i < len; i++) {
+  static int headEnd(byte[] buf, int from, int len) {
+    for (int i = from + 3; i < len; i++) {
       if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r') {
         return i + 1;
       }
@@ -92,6 +92,9 @@ record ProxyRequest(
     if (!TOKEN.matcher(method).matches()) {
       throw new Refused(400, "the method is not a token");
     }
+    if (!line[1].chars().allMatch(ch -> ch > 0x20 && ch < 0x7f)) {
+      throw new Refused(400, "the request target holds other than visible ASCII");
+    }
     if (!version.equals("HTTP/1.1") && !version.equals("HTTP/1.0")) {
       throw new Refused(505, "only HTTP/1.0 and HTTP/1.1 are spoken");
     }
@@ -104,6 +107,14 @@ record ProxyRequest(
     }
     if (count(headers, "transfer-encoding") > 0 && count(headers, "content-length") > 0) {
       throw new Refused(400, "both Transfer-Encoding and Content-Length");
+    }
+    if (count(headers, "content-length") > 1) {
+      throw new Refused(400, "more than one Content-Length");
+    }
+    for (Map.Entry<String, String> h : headers) {
+      if (h.getKey().equalsIgnoreCase("content-length") && !h.getValue().matches("[0-9]{1,15}")) {
+        throw new Refused(400, "a Content-Length that is not a number");
+      }
     }
     if (method.equals("CONNECT")) {
       Authority a = authority(line[1], -1);
@@ -135,6 +146,23 @@ record ProxyRequest(
       }
     }
     return new ProxyRequest(method, a.host, a.port, path, version, headers);
+  }
+
+  /**
+   * The length of the request's body: its Content-Length, 0 without one, -1 when it has a
+   * Transfer-Encoding (a chunked body, whose end only a parser of chunks would find).
+   */
+  long contentLength() {
+    long n = 0;
+    for (Map.Entry<String, String> h : headers) {
+      if (h.getKey().equalsIgnoreCase("transfer-encoding")) {
+        return -1;
+      }
+      if (h.getKey().equalsIgnoreCase("content-length")) {
+        n = Long.parseLong(h.getValue());
+      }
+    }
+    return n;
   }
 
   /**

@@ -62,6 +62,12 @@ class ProxyRequestTest {
         "GET / HTTP/1.0\r\nHost: example.com\r\nConnection: close\r\n\r\n",
         new String(bare.originHead(), StandardCharsets.ISO_8859_1));
     assertEquals("/?q=1", parse("GET http://example.com?q=1 HTTP/1.1\r\n\r\n").target());
+    assertEquals(0, bare.contentLength());
+    assertEquals(
+        12, parse("POST http://a.com/ HTTP/1.1\r\nContent-Length: 12\r\n\r\n").contentLength());
+    assertEquals(
+        -1,
+        parse("POST http://a.com/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").contentLength());
   }
 
   @Test
@@ -91,6 +97,13 @@ class ProxyRequestTest {
             "POST http://a.com/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
         "both lengths: request smuggling");
     assertEquals(400, refusal("GET http://a.com/ HTTP/1.1\r\n"), "no blank line");
+    assertEquals(400, refusal("GET http://a.com/a\nb HTTP/1.1\r\n\r\n"), "a bare LF in the target");
+    assertEquals(400, refusal("GET http://a.com/a\tb HTTP/1.1\r\n\r\n"));
+    assertEquals(400, refusal("GET http://a.com/\u00e9 HTTP/1.1\r\n\r\n"));
+    assertEquals(400, refusal("POST http://a.com/ HTTP/1.1\r\nContent-Length: x\r\n\r\n"));
+    assertEquals(
+        400,
+        refusal("POST http://a.com/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"));
     assertEquals(
         431, refusal("GET http://a.com/ HTTP/1.1\r\nX: " + "a".repeat(20_000) + "\r\n\r\n"));
   }
@@ -98,8 +111,9 @@ class ProxyRequestTest {
   @Test
   void theHeadEndIsFoundWhereverItIs() {
     byte[] b = "GET http://a/ HTTP/1.1\r\n\r\nBODY".getBytes(StandardCharsets.ISO_8859_1);
-    assertEquals(26, ProxyRequest.headEnd(b, b.length));
-    assertEquals(-1, ProxyRequest.headEnd(b, 25));
+    assertEquals(26, ProxyRequest.headEnd(b, 0, b.length));
+    assertEquals(26, ProxyRequest.headEnd(b, 22, b.length));
+    assertEquals(-1, ProxyRequest.headEnd(b, 0, 25));
   }
 
   @Test

@@ -139,10 +139,13 @@ public final class Sandbox implements AutoCloseable {
       rec.egress = policy;
       rec.save(dir);
       EgressProxy p = egress;
+      AgentClient a = agent;
       if (p != null) {
         p.policy(policy);
-      } else if (agent != null) {
-        attachEgress(java.util.Objects.requireNonNull(agent));
+      } else if (a != null) {
+        attachEgress(a);
+      } else {
+        egress = home.egressProxy(rec.id, policy); // attached when the sandbox resumes
       }
     } finally {
       lock.writeLock().unlock();
@@ -206,6 +209,15 @@ public final class Sandbox implements AutoCloseable {
       rec.applySettings(spec);
       rec.save(dir);
       startLease();
+      // a ready sandbox has no egress of its own: the spec it is handed out for decides
+      EgressProxy p = egress;
+      EgressPolicy policy = rec.egress;
+      if (p != null && policy == null) {
+        egress = null;
+        p.close();
+      } else if (p != null) {
+        p.policy(policy);
+      }
       AgentClient a = agent;
       if (a != null) {
         attachEgress(a);
@@ -1024,6 +1036,10 @@ public final class Sandbox implements AutoCloseable {
       attachEgress(a);
       reattach();
     } catch (RuntimeException e) {
+      if (vm == v) { // not left pointing at a VM that is closed below
+        vm = null;
+        agent = null;
+      }
       try {
         v.close();
       } catch (RuntimeException c) {

@@ -30,6 +30,12 @@ import java.util.concurrent.atomic.AtomicBoolean;
 final class EgressTask {
   private static final long POLL_MILLIS = 1000;
 
+  /**
+   * A stream with no byte either way for this long is reset by the guest itself: a host that forgot
+   * a stream must not hold a slot here forever.
+   */
+  static final long IDLE_MILLIS = 15 * 60 * 1000;
+
   final int id;
   private final EgressSpec spec;
   private final FrameWriter out;
@@ -151,6 +157,7 @@ final class EgressTask {
     final StreamCredit credit = new StreamCredit(spec.window());
     final StreamInbox inbox = new StreamInbox(spec.window());
     final AtomicBoolean gone = new AtomicBoolean();
+    volatile long lastActivity = System.nanoTime();
     private int halves; // guarded by this: directions finished; 2 ends the stream
 
     Conn(int sid, Socket socket) {
@@ -165,6 +172,7 @@ final class EgressTask {
         InputStream in = socket.getInputStream();
         while (true) {
           int n = in.read(buf);
+          lastActivity = System.nanoTime();
           if (n < 0) {
             send(StreamFrame.close(sid));
             break;
@@ -199,8 +207,13 @@ final class EgressTask {
             if (gone.get()) {
               return;
             }
+            if (System.nanoTime() - lastActivity > IDLE_MILLIS * 1_000_000L) {
+              reset("idle for " + IDLE_MILLIS / 60_000 + " minutes");
+              return;
+            }
             continue;
           }
+          lastActivity = System.nanoTime();
           if (StreamInbox.isEnd(chunk)) {
             socket.shutdownOutput();
             break;

@@ -304,7 +304,17 @@ public final class GuestAgent {
           work(out, id, () -> egress(id, spec, out));
         }
         case STREAM -> {
-          StreamFrame f = StreamFrame.decode(frame.payload());
+          StreamFrame f;
+          try {
+            f = StreamFrame.decode(frame.payload());
+          } catch (ProtocolException e) {
+            // the ERROR ends the egress for the host; so it does here
+            error(out, id, e.code(), e.detail());
+            if (currentEgress().filter(t -> t.id == id).isPresent()) {
+              stopEgress("a malformed STREAM from the host");
+            }
+            return;
+          }
           // frames of an egress that ended are dropped
           currentEgress().filter(e -> e.id == id).ifPresent(e -> e.onFrame(f));
         }

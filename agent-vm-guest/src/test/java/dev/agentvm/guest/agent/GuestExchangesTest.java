@@ -193,6 +193,9 @@ class GuestExchangesTest {
             MessageType.EXEC, id, spec(List.of("true"), "", new byte[0], 0, 10).encode()));
     Frame dup = agent.replies.read();
     assertEquals(ErrorCode.MALFORMED_PAYLOAD, code(dup));
+    // a KILL before setsid made the process group finds no group to TERM (only the KILL after
+    // the grace lands): give sleep a moment to start, a loaded host can be slow to fork
+    Thread.sleep(500);
     Frame ack = agent.ask(MessageType.KILL, new PayloadWriter().i32(id).toByteArray());
     assertEquals(MessageType.KILL.wire(), ack.type(), describe(ack));
     Run killed = run(id);

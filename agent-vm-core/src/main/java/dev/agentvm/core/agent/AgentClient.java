@@ -503,6 +503,49 @@ public final class AgentClient implements AutoCloseable {
     PayloadReader.requireEmpty(call(MessageType.KILL, payload, deadline).payload());
   }
 
+  /** Routes an egress's frames: its first answer, then STREAMs, until its end. */
+  private static final class EgressHandler implements Handler {
+    private final CompletableFuture<Frame> first;
+    private final StreamListener listener;
+    private final AtomicBoolean ended = new AtomicBoolean();
+
+    EgressHandler(CompletableFuture<Frame> first, StreamListener listener) {
+      this.first = first;
+      this.listener = listener;
+    }
+
+    @Override
+    public boolean onFrame(Frame f) {
+      MessageType t = f.messageType().orElse(null);
+      if (!first.isDone()) {
+        first.complete(f);
+        return t != MessageType.EGRESS;
+      }
+      if (t == MessageType.STREAM) {
+        try {
+          listener.onStream(StreamFrame.decode(f.payload()));
+        } catch (ProtocolException e) {
+          LOG.debug(
+              "dropped a malformed STREAM frame: {}",
+              LogText.clean(String.valueOf(e.getMessage())));
+        }
+        return false;
+      }
+      if (ended.compareAndSet(false, true)) {
+        listener.onEnd(t == MessageType.EGRESS ? null : errorOf(f));
+      }
+      return true;
+    }
+
+    @Override
+    public void onClosed(IOException cause) {
+      first.completeExceptionally(cause);
+      if (ended.compareAndSet(false, true)) {
+        listener.onEnd(cause);
+      }
+    }
+  }
+
   /** Receives one egress's STREAM frames, on the reader thread: must never block. */
   public interface StreamListener {
     /** A STREAM frame from the guest (already decoded; malformed ones are dropped and logged). */
@@ -526,38 +569,7 @@ public final class AgentClient implements AutoCloseable {
   public Egress egress(EgressSpec spec, StreamListener listener, Duration deadline)
       throws IOException {
     CompletableFuture<Frame> first = new CompletableFuture<>();
-    AtomicBoolean ended = new AtomicBoolean();
-    Handler h =
-        new Handler() {
-          @Override
-          public boolean onFrame(Frame f) {
-            MessageType t = f.messageType().orElse(null);
-            if (!first.isDone()) {
-              first.complete(f);
-              return t != MessageType.EGRESS;
-            }
-            if (t == MessageType.STREAM) {
-              try {
-                listener.onStream(StreamFrame.decode(f.payload()));
-              } catch (ProtocolException e) {
-                LOG.debug("dropped a malformed STREAM frame: {}", e.getMessage());
-              }
-              return false;
-            }
-            if (ended.compareAndSet(false, true)) {
-              listener.onEnd(t == MessageType.EGRESS ? null : errorOf(f));
-            }
-            return true;
-          }
-
-          @Override
-          public void onClosed(IOException cause) {
-            first.completeExceptionally(cause);
-            if (ended.compareAndSet(false, true)) {
-              listener.onEnd(cause);
-            }
-          }
-        };
+    Handler h = new EgressHandler(first, listener);
     long end = System.nanoTime() + deadline.toNanos();
     int id = send(MessageType.EGRESS, spec.encode(), deadline, h);
     try {

@@ -212,11 +212,13 @@ public final class Sandbox implements AutoCloseable {
       // a ready sandbox has no egress of its own: the spec it is handed out for decides
       EgressProxy p = egress;
       EgressPolicy policy = rec.egress;
-      if (p != null && policy == null) {
-        egress = null;
-        p.close();
-      } else if (p != null) {
-        p.policy(policy);
+      if (p != null) {
+        if (policy == null) {
+          egress = null;
+          p.close();
+        } else {
+          p.policy(policy);
+        }
       }
       AgentClient a = agent;
       if (a != null) {

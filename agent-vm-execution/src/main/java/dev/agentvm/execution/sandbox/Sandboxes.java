@@ -290,9 +290,10 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    * prefix) running and ready, so that {@link #create(SandboxSpec)} with that shape hands one out
    * at once instead of restoring or booting. They are made in the background (from a warm image
    * when the spec allows one, made first by {@link #warmUp}), each with its own identity, and made
-   * again as they are taken. Labels, timeouts and the lease come from the spec given to {@code
-   * create}. Ready sandboxes are not listed, are not counted in the memory budget, and are closed
-   * by {@link #close()}. A count of 0 stops keeping that shape ready (and closes those kept).
+   * again as they are taken. Labels, timeouts, the lease and the egress policy come from the spec
+   * given to {@code create}. Ready sandboxes are not listed, are not counted in the memory budget,
+   * and are closed by {@link #close()}. A count of 0 stops keeping that shape ready (and closes
+   * those kept).
    */
   public Sandboxes keepReady(SandboxSpec spec, int count) {
     if (count < 0) {

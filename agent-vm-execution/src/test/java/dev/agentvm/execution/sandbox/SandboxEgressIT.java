@@ -304,6 +304,26 @@ class SandboxEgressIT extends RealLibvirtTest {
   }
 
   @Test
+  void aReadySandboxTakesTheEgressOfTheSpecItIsHandedOutFor() throws Exception {
+    try (Sandboxes sandboxes = open()) {
+      sandboxes.keepReady(spec(), 1);
+      long end = System.nanoTime() + Duration.ofMinutes(3).toNanos();
+      while (sandboxes.readyCount(spec()) < 1 && System.nanoTime() < end) {
+        Thread.sleep(200);
+      }
+      assertEquals(1, sandboxes.readyCount(spec()));
+      SandboxSpec none = spec().toBuilder().egress(null).build();
+      try (Sandbox sb = sandboxes.create(none)) {
+        assertTrue(sb.egressPolicy().isEmpty());
+        assertFalse(sb.run("env").stdoutText().contains("PROXY"), "no proxy variables");
+        List<String> out = fetch(sb, "http://allowed.test:" + port(http) + "/");
+        assertTrue(out.get(0).startsWith("ERR"), "no egress at all: " + out);
+      }
+      sandboxes.keepReady(spec(), 0);
+    }
+  }
+
+  @Test
   void stalledConnectionsHoldOnlyThemselvesAndTheLimitIsAClearError() throws Exception {
     try (Sandboxes sandboxes = open();
         Sandbox sb = sandboxes.create(spec())) {

@@ -59,7 +59,7 @@ public final class EgressProxy implements AutoCloseable {
   public static final int DEFAULT_PORT = 3128;
 
   /** How many bytes each side may send on a stream before the other grants more. */
-  static final int WINDOW = 256 * 1024;
+  static final int WINDOW = 128 * 1024;
 
   /** Records kept for {@link #log()}: the most recent. */
   public static final int LOG_SIZE = 1000;

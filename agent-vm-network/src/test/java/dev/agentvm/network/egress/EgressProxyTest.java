@@ -295,7 +295,7 @@ class EgressProxyTest {
             1,
             100,
             1L << 30,
-            Duration.ofMillis(1500),
+            Duration.ofSeconds(3),
             Duration.ofSeconds(5),
             Duration.ofMillis(500));
     try (EgressProxy p = attach(limits, true)) {

@@ -304,6 +304,20 @@ class SandboxEgressIT extends RealLibvirtTest {
   }
 
   @Test
+  void theOneShotExecutorRunsOnAnEgressSpec() throws Exception {
+    try (Sandboxes sandboxes = open();
+        dev.agentvm.execution.AgentExecutor ex =
+            dev.agentvm.execution.AgentExecutor.builder(sandboxes).sandbox(spec()).build()) {
+      dev.agentvm.execution.ExecutionResult r =
+          ex.execute(
+              dev.agentvm.execution.ExecutionRequest.command(
+                      "python3", "-c", FETCH, "http://allowed.test:" + port(http) + "/exec")
+                  .build());
+      assertEquals("200 hello /exec", r.stdoutText().strip(), r.toString());
+    }
+  }
+
+  @Test
   void aReadySandboxTakesTheEgressOfTheSpecItIsHandedOutFor() throws Exception {
     try (Sandboxes sandboxes = open()) {
       sandboxes.keepReady(spec(), 1);

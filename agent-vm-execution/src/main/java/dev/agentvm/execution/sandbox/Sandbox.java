@@ -100,7 +100,15 @@ public final class Sandbox implements AutoCloseable {
       this.egress = home.egressProxy(rec.id, policy);
     }
     if (agent != null) {
-      attachEgress(agent);
+      try {
+        attachEgress(agent);
+      } catch (RuntimeException e) {
+        EgressProxy made = egress;
+        if (made != null) {
+          made.close(); // the caller closes the VM; nothing of the sandbox lives on
+        }
+        throw e;
+      }
     }
   }
 
@@ -960,6 +968,11 @@ public final class Sandbox implements AutoCloseable {
   /** Its directory was deleted by the reaper (retention ended): nothing is left to close. */
   void markReaped() {
     closed = true;
+    EgressProxy p = egress;
+    egress = null;
+    if (p != null) {
+      p.close();
+    }
   }
 
   @Override

@@ -84,12 +84,15 @@ public final class EgressProxy implements AutoCloseable {
   private final java.util.Set<Conn> live = ConcurrentHashMap.newKeySet();
   private final AtomicLong refusedAtLimit = new AtomicLong();
   private volatile long refusalLoggedNanos;
-  private final java.util.concurrent.ScheduledExecutorService watchdog;
+
+  /** One thread for every proxy's idle check: a proxy costs no thread of its own. */
+  private static final java.util.concurrent.ScheduledExecutorService WATCHDOG =
+      Executors.newSingleThreadScheduledExecutor(Threads.namedDaemons("agentvm-egress-watchdog"));
+
+  private java.util.concurrent.@Nullable ScheduledFuture<?> watch; // guarded by this
   private volatile EgressPolicy policy;
   private volatile @Nullable Session session;
 
-  // the watchdog's future: it runs until shutdownNow in close(), nothing waits for it
-  @SuppressWarnings("FutureReturnValueIgnored")
   private EgressProxy(Builder b) {
     this.name = b.name;
     this.port = b.port;
@@ -99,10 +102,17 @@ public final class EgressProxy implements AutoCloseable {
     this.policy = b.policy;
     // at most two threads per slot: the slot count bounds the pool
     this.threads = Executors.newCachedThreadPool(Threads.numberedDaemons("agentvm-egress-" + name));
-    this.watchdog =
-        Executors.newSingleThreadScheduledExecutor(
-            Threads.namedDaemons("agentvm-egress-watchdog-" + name));
-    this.watchdog.scheduleWithFixedDelay(this::cutIdle, 1, 1, TimeUnit.SECONDS);
+  }
+
+  /** Checks for idle connections while attached (a detached proxy has none). */
+  private synchronized void watch(boolean on) {
+    java.util.concurrent.ScheduledFuture<?> w = watch;
+    if (on && w == null) {
+      watch = WATCHDOG.scheduleWithFixedDelay(this::cutIdle, 1, 1, TimeUnit.SECONDS);
+    } else if (!on && w != null) {
+      w.cancel(false);
+      watch = null;
+    }
   }
 
   /**
@@ -112,8 +122,12 @@ public final class EgressProxy implements AutoCloseable {
   private void cutIdle() {
     long now = System.nanoTime();
     for (Conn c : live) {
-      if (now - c.lastActivity > limits.idleTimeout().toNanos()) {
-        c.reset("idle for " + limits.idleTimeout());
+      try {
+        if (now - c.lastActivity > limits.idleTimeout().toNanos()) {
+          c.reset("idle for " + limits.idleTimeout());
+        }
+      } catch (RuntimeException e) { // an exception here would cancel the check for good
+        LOG.warn("egress of {}: the idle check failed for stream {}", name, c.sid, e);
       }
     }
   }
@@ -189,6 +203,7 @@ public final class EgressProxy implements AutoCloseable {
       s.end("the guest did not open its listener");
       throw e;
     }
+    watch(true);
     LOG.debug("egress of {}: the guest listens on 127.0.0.1:{}", name, port);
   }
 
@@ -213,7 +228,7 @@ public final class EgressProxy implements AutoCloseable {
     }
     live.forEach(c -> c.reset("the proxy was closed"));
     threads.shutdownNow();
-    watchdog.shutdownNow();
+    watch(false);
   }
 
   private void record(EgressRecord r, boolean requested) {
@@ -308,6 +323,9 @@ public final class EgressProxy implements AutoCloseable {
     @Override
     public void onEnd(@Nullable IOException cause) {
       end(cause == null ? "the guest closed its listener" : "the channel closed: " + cause);
+      if (session == this) {
+        watch(false); // a paused sandbox's proxy checks nothing until it is attached again
+      }
     }
 
     void end(String why) {
@@ -376,6 +394,8 @@ public final class EgressProxy implements AutoCloseable {
     volatile String rule = "request";
     volatile String reason = "";
     volatile boolean requested; // a request head came (an empty connection is logged at DEBUG)
+    volatile boolean guestClosed; // the guest's CLOSE was taken from the inbox
+    volatile boolean closeSent; // the host's CLOSE was queued
 
     Conn(Session s, int sid) {
       this.s = s;
@@ -393,13 +413,17 @@ public final class EgressProxy implements AutoCloseable {
         LOG.warn("egress of {}: stream {} failed", name, sid, e);
         reset("internal error: " + e);
       } finally {
-        // the guest forgets the stream only on RESET or both CLOSEs: say it, whatever happened
-        // (a RESET for a stream it already dropped is ignored there)
-        if (!gone.get()) {
-          sendQuietly(StreamFrame.reset(sid, end));
+        try {
+          // the guest forgets a stream only on RESET or both CLOSEs: when both sides closed, the
+          // stream ended cleanly (a RESET now could drop the last response bytes in the guest)
+          if (guestClosed && closeSent) {
+            abort(end);
+          } else {
+            reset(end);
+          }
+        } finally {
+          release();
         }
-        abort(end);
-        release();
       }
     }
 
@@ -465,11 +489,17 @@ public final class EgressProxy implements AutoCloseable {
         o.flush();
       }
       CompletableFuture<Void> down = CompletableFuture.runAsync(() -> downstream(sock), threads);
-      upstream(sock, rest, tunnelHost, p.rawTunnelPorts().contains(d.port()), bodyLength);
       try {
-        down.get();
-      } catch (ExecutionException e) {
-        // downstream reset the stream itself
+        upstream(sock, rest, tunnelHost, p.rawTunnelPorts().contains(d.port()), bodyLength);
+      } catch (IOException | InterruptedException | RuntimeException e) {
+        reset(e.getMessage() == null ? e.toString() : e.getMessage()); // wakes downstream
+        throw e;
+      } finally {
+        try {
+          down.get(); // the slot is freed only after both threads: they end once the stream does
+        } catch (ExecutionException e) {
+          // downstream reset the stream itself
+        }
       }
     }
 
@@ -497,6 +527,7 @@ public final class EgressProxy implements AutoCloseable {
           continue;
         }
         if (StreamInbox.isEnd(c)) {
+          guestClosed = true;
           if (head.len > 0) {
             throw new IOException("the guest closed inside its proxy request");
           }
@@ -554,6 +585,7 @@ public final class EgressProxy implements AutoCloseable {
         throws IOException, InterruptedException {
       OutputStream o = sock.getOutputStream();
       byte[] c = first;
+      boolean granted = true; // the bytes after the head were granted when the head was read
       if (tunnelHost == null) {
         long body = bodyLength;
         while (body > 0 && !gone.get()) {
@@ -562,16 +594,21 @@ public final class EgressProxy implements AutoCloseable {
             int n = (int) Math.min(body, c.length);
             forward(o, c, n);
             body -= n;
-            grant(c.length);
+            if (!granted) {
+              grant(c.length);
+            }
+            granted = false;
             if (body == 0) {
               break;
             }
           }
           c = inbox.take(POLL_MILLIS);
+          granted = false;
           if (StreamInbox.timedOut(c)) {
             continue;
           }
           if (StreamInbox.isEnd(c)) {
+            guestClosed = true;
             throw new IOException("the guest closed inside its request body");
           }
         }
@@ -592,14 +629,18 @@ public final class EgressProxy implements AutoCloseable {
               forward(o, hello.buf, hello.len);
             }
           }
-          grant(c.length);
+          if (!granted) {
+            grant(c.length);
+          }
         }
+        granted = false;
         c = inbox.take(POLL_MILLIS);
         if (StreamInbox.timedOut(c)) {
           c = new byte[0];
           continue;
         }
         if (StreamInbox.isEnd(c)) {
+          guestClosed = true;
           if (!checked) {
             throw refused("sni", "the tunnel ended before its TLS ClientHello");
           }
@@ -614,6 +655,7 @@ public final class EgressProxy implements AutoCloseable {
       while (!gone.get()) {
         byte[] c = inbox.take(POLL_MILLIS);
         if (StreamInbox.isEnd(c)) {
+          guestClosed = true;
           return;
         }
         if (!StreamInbox.timedOut(c)) {
@@ -691,6 +733,7 @@ public final class EgressProxy implements AutoCloseable {
             continue; // the watchdog ends idle connections
           }
           if (n < 0) {
+            closeSent = true;
             sendQuietly(StreamFrame.close(sid));
             return;
           }
@@ -730,10 +773,22 @@ public final class EgressProxy implements AutoCloseable {
         }
         byte[] chunk =
             off == 0 && n == bytes.length ? bytes : Arrays.copyOfRange(bytes, off, off + n);
-        try {
-          s.send(StreamFrame.data(sid, chunk)).get(SEND_WAIT.toMillis(), TimeUnit.MILLISECONDS);
-        } catch (ExecutionException | TimeoutException e) {
-          throw new IOException("cannot send to the guest: " + e, e);
+        CompletableFuture<Void> written = s.send(StreamFrame.data(sid, chunk));
+        long until = System.nanoTime() + SEND_WAIT.toNanos();
+        while (true) {
+          try {
+            written.get(POLL_MILLIS, TimeUnit.MILLISECONDS);
+            break;
+          } catch (TimeoutException e) {
+            if (gone.get()) {
+              throw new IOException("the stream ended", e);
+            }
+            if (System.nanoTime() > until) {
+              throw new IOException("the guest has not read the channel for " + SEND_WAIT, e);
+            }
+          } catch (ExecutionException e) {
+            throw new IOException("cannot send to the guest: " + e.getCause(), e);
+          }
         }
         off += n;
       }
@@ -755,12 +810,14 @@ public final class EgressProxy implements AutoCloseable {
       answer.append(head.getBytes(StandardCharsets.US_ASCII));
       answer.append(body);
       sendData(Arrays.copyOf(answer.buf, answer.len));
+      closeSent = true;
       sendQuietly(StreamFrame.close(sid));
       // let the guest read the answer and close its side; whatever it still sends is dropped
       long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
       while (System.nanoTime() < until) {
         byte[] c = inbox.take(POLL_MILLIS);
         if (StreamInbox.isEnd(c)) {
+          guestClosed = true;
           return;
         }
         if (!StreamInbox.timedOut(c)) {
@@ -789,21 +846,19 @@ public final class EgressProxy implements AutoCloseable {
               });
     }
 
-    /** Ends the stream here and tells the guest (any thread). */
+    /** Ends the stream here and tells the guest (any thread); nothing of it is sent afterwards. */
     void reset(String why) {
-      if (!gone.get()) {
-        if ("closed".equals(end)) {
-          end = why;
-        }
-        sendQuietly(StreamFrame.reset(sid, why));
+      if (!gone.compareAndSet(false, true)) {
+        return;
       }
-      abort(why);
+      if ("closed".equals(end)) {
+        end = why;
+      }
+      sendQuietly(StreamFrame.reset(sid, why));
+      teardown();
     }
 
-    /**
-     * Ends the stream here without a word: closes the server's socket and wakes the threads. The
-     * slot and the record wait for the worker ({@link #release}).
-     */
+    /** Ends the stream here without a word (the guest reset it, or both sides closed). */
     void abort(String why) {
       if (!gone.compareAndSet(false, true)) {
         return;
@@ -811,9 +866,17 @@ public final class EgressProxy implements AutoCloseable {
       if ("closed".equals(end) && !"closed".equals(why)) {
         end = why;
       }
+      teardown();
+    }
+
+    /**
+     * Closes the server's socket and wakes the threads. The slot and the record wait for the worker
+     * ({@link #release}).
+     */
+    private void teardown() {
       s.conns.remove(sid, this);
       credit.close();
-      inbox.fail(why);
+      inbox.fail(end);
       Socket sock = server;
       if (sock != null) {
         closeQuietly(sock);

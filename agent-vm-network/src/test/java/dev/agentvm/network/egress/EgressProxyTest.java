@@ -292,12 +292,7 @@ class EgressProxyTest {
   void limitsEndConnectionsWithTheirReason() throws Exception {
     EgressLimits limits =
         new EgressLimits(
-            1,
-            100,
-            1L << 30,
-            Duration.ofSeconds(3),
-            Duration.ofSeconds(5),
-            Duration.ofMillis(500));
+            1, 100, 1L << 30, Duration.ofSeconds(3), Duration.ofSeconds(5), Duration.ofMillis(500));
     try (EgressProxy p = attach(limits, true)) {
       // a request that never ends its head: cut at the request timeout
       guest.send(StreamFrame.open(1));

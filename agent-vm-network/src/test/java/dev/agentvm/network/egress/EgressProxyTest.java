@@ -356,6 +356,23 @@ class EgressProxyTest {
       s.close();
       assertTrue(guest.readAll(3).endsWith("hi"));
       guest.send(StreamFrame.close(3));
+      // a client that half-closes right after its request still gets the whole answer, no RESET
+      request(
+          9,
+          "GET http://ok.test:"
+              + server.getLocalPort()
+              + "/y HTTP/1.1\r\nHost: ok.test:"
+              + server.getLocalPort()
+              + "\r\n\r\n");
+      guest.send(StreamFrame.close(9));
+      Socket s9 = accepted.poll(10, TimeUnit.SECONDS);
+      assertTrue(s9 != null);
+      byte[] answer = new byte[100_000];
+      java.util.Arrays.fill(answer, (byte) 'z');
+      s9.getOutputStream().write(answer);
+      s9.close();
+      String got = guest.readAll(9);
+      assertEquals(new String(answer, StandardCharsets.UTF_8), got, "all of it, and a CLOSE");
       // a stream opened twice is reset, and the guest's resets end streams quietly
       request(4, "CONNECT ok.test:" + server.getLocalPort() + " HTTP/1.1\r\n\r\n");
       guest.send(StreamFrame.open(4));

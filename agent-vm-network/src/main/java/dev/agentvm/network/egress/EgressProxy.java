@@ -612,7 +612,7 @@ public final class EgressProxy implements AutoCloseable {
             throw new IOException("the guest closed inside its request body");
           }
         }
-        drain();
+        drain(Long.MAX_VALUE);
         return;
       }
       Growable hello = new Growable();
@@ -650,9 +650,13 @@ public final class EgressProxy implements AutoCloseable {
       }
     }
 
-    /** Takes and drops what the guest still sends, granting it, until it closes. */
-    private void drain() throws IOException, InterruptedException {
-      while (!gone.get()) {
+    /**
+     * Takes and drops what the guest still sends, granting it, until it closes or {@code maxNanos}
+     * passed.
+     */
+    private void drain(long maxNanos) throws IOException, InterruptedException {
+      long start = System.nanoTime();
+      while (!gone.get() && System.nanoTime() - start < maxNanos) {
         byte[] c = inbox.take(POLL_MILLIS);
         if (StreamInbox.isEnd(c)) {
           guestClosed = true;
@@ -813,17 +817,7 @@ public final class EgressProxy implements AutoCloseable {
       closeSent = true;
       sendQuietly(StreamFrame.close(sid));
       // let the guest read the answer and close its side; whatever it still sends is dropped
-      long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-      while (System.nanoTime() < until) {
-        byte[] c = inbox.take(POLL_MILLIS);
-        if (StreamInbox.isEnd(c)) {
-          guestClosed = true;
-          return;
-        }
-        if (!StreamInbox.timedOut(c)) {
-          grant(c.length);
-        }
-      }
+      drain(TimeUnit.SECONDS.toNanos(5));
     }
 
     /** Grants credit back in batches of a quarter window: fewer frames on the shared channel. */

@@ -3,6 +3,7 @@ package dev.agentvm.execution.sandbox;
 import dev.agentvm.core.BootSource;
 import dev.agentvm.core.DiskAttachment;
 import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.NoSuchVmException;
 import dev.agentvm.core.ResourceProfile;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
@@ -32,6 +33,7 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -677,6 +679,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return sb;
   }
 
+  /** How long {@link #reap} keeps trying to remove one dead sandbox's VM. */
+  static final Duration REAP_VM_WAIT = Duration.ofSeconds(60);
+
   /**
    * Deletes what nobody can use: sandboxes that were running under a process that has died (their
    * VMs are destroyed), and paused sandboxes whose retention ended before {@code now}. Layers no
@@ -712,13 +717,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
                 continue;
               }
               String name = String.valueOf(dir.getFileName());
-              if (conn.domainNames().contains(name)) {
-                try {
-                  conn.attach(name).close();
-                } catch (RuntimeException e) {
-                  LOG.warn("cannot remove the VM of reaped sandbox {}: {}", name, e.getMessage());
-                  continue;
-                }
+              if (!removeVm(name)) {
+                continue;
               }
               LOG.info(
                   "reaping sandbox {} ({})",
@@ -737,6 +737,40 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     } catch (IOException e) {
       throw new SandboxException("reaping " + root + " failed: " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * Removes the VM of a reaped sandbox, if there is one. A VM its dead owner left in the middle of
+   * a libvirt job (a restore the owner was killed in) can refuse for a while or vanish on its own:
+   * tried again until it is gone or {@link #REAP_VM_WAIT} passed. False when it is still there.
+   */
+  private boolean removeVm(String name) {
+    long deadline = System.nanoTime() + REAP_VM_WAIT.toNanos();
+    while (conn.domainNames().contains(name)) {
+      try {
+        conn.attach(name).close();
+        return true;
+      } catch (NoSuchVmException e) {
+        return true; // gone meanwhile
+      } catch (IllegalArgumentException e) {
+        LOG.warn("keeping sandbox {}: its domain is not agent-vm's: {}", name, e.getMessage());
+        return false;
+      } catch (RuntimeException e) {
+        if (System.nanoTime() > deadline) {
+          LOG.warn("cannot remove the VM of reaped sandbox {}: {}", name, e.toString());
+          return false;
+        }
+        LOG.info(
+            "removing the VM of reaped sandbox {} failed, trying again: {}", name, e.toString());
+      }
+      try {
+        Thread.sleep(500);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Removes layers that no record on this host names any more. */

@@ -144,17 +144,23 @@ public final class Sandbox implements AutoCloseable {
     lock.writeLock().lock();
     try {
       requireOpen();
-      rec.egress = policy;
-      rec.save(dir);
+      EgressPolicy before = rec.egress;
       EgressProxy p = egress;
       AgentClient a = agent;
-      if (p != null) {
-        p.policy(policy);
-      } else if (a != null) {
-        attachEgress(a);
-      } else {
-        egress = home.egressProxy(rec.id, policy); // attached when the sandbox resumes
+      rec.egress = policy;
+      try {
+        if (p != null) {
+          p.policy(policy); // first: a guest that does not take the CA keeps the old policy
+        } else if (a != null) {
+          attachEgress(a);
+        } else {
+          egress = home.egressProxy(rec.id, policy); // attached when the sandbox resumes
+        }
+      } catch (IOException | RuntimeException e) {
+        rec.egress = before;
+        throw e;
       }
+      rec.save(dir);
     } finally {
       lock.writeLock().unlock();
     }

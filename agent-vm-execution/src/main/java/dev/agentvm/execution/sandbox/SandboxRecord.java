@@ -1,6 +1,7 @@
 package dev.agentvm.execution.sandbox;
 
 import dev.agentvm.network.egress.EgressPolicy;
+import dev.agentvm.network.egress.EgressSecret;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -109,6 +110,7 @@ final class SandboxRecord {
     Properties p = toProperties();
     SandboxRecord r = new SandboxRecord();
     r.fill(p);
+    r.egress = egress; // the copy keeps the secrets' values, which no record on disk holds
     return r;
   }
 
@@ -175,6 +177,17 @@ final class SandboxRecord {
       p.setProperty(
           "egress.rawTunnelPorts",
           String.join(",", e.rawTunnelPorts().stream().sorted().map(String::valueOf).toList()));
+      // a secret's name, domains and header; never its value
+      p.setProperty(
+          "egress.secrets",
+          String.join(",", e.secrets().stream().map(EgressSecret::name).toList()));
+      for (EgressSecret s : e.secrets()) {
+        String k = "egress.secret." + s.name() + ".";
+        p.setProperty(k + "domains", String.join(",", s.domains()));
+        s.headerName().ifPresent(h -> p.setProperty(k + "header", h));
+        s.headerTemplate().ifPresent(t -> p.setProperty(k + "template", t));
+        p.setProperty(k + "inHeaders", String.join(",", s.inHeaders()));
+      }
     }
     if (ready) {
       p.setProperty("ready", "true");
@@ -223,6 +236,16 @@ final class SandboxRecord {
           split(p.getProperty("egress.rawTunnelPorts", "")).stream()
               .mapToInt(Integer::parseInt)
               .toArray());
+      for (String name : split(p.getProperty("egress.secrets", ""))) {
+        String k = "egress.secret." + name + ".";
+        b.secret(
+            EgressSecret.withoutValue(
+                name,
+                split(req(p, k + "domains")),
+                p.getProperty(k + "header"),
+                p.getProperty(k + "template"),
+                split(p.getProperty(k + "inHeaders", ""))));
+      }
       egress = b.build();
     }
     labels = new LinkedHashMap<>();

@@ -18,6 +18,7 @@ import dev.agentvm.internal.FileLocks;
 import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.ProcessOwners;
 import dev.agentvm.internal.Trees;
+import dev.agentvm.network.egress.EgressCa;
 import dev.agentvm.network.egress.EgressLimits;
 import dev.agentvm.network.egress.EgressPolicy;
 import dev.agentvm.network.egress.EgressProxy;
@@ -44,6 +45,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import javax.net.ssl.SSLContext;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -90,6 +92,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   private volatile EgressResolver egressResolver = EgressResolver.SYSTEM;
   private volatile EgressLimits egressLimits = EgressLimits.defaults();
   private volatile java.util.function.Consumer<EgressRecord> egressListener = r -> {};
+  private volatile @Nullable SSLContext egressUpstreamTls;
+  private @Nullable EgressCa egressCa; // guarded by this; made on first use
   private java.util.concurrent.@Nullable ScheduledFuture<?> ticking;
   private final java.util.concurrent.ScheduledExecutorService timer =
       java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
@@ -164,10 +168,45 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return this;
   }
 
+  /**
+   * The trust this host verifies servers with where a sandbox's secrets are put into its HTTPS
+   * requests (default the JDK's {@code cacerts}).
+   */
+  public Sandboxes egressUpstreamTls(SSLContext context) {
+    this.egressUpstreamTls = java.util.Objects.requireNonNull(context, "context");
+    return this;
+  }
+
+  /**
+   * The CA the sandboxes under this root trust for the HTTPS their secrets go into: kept in {@code
+   * <root>/.egress-ca/} (its key readable by the owner only), made on first use.
+   */
+  public synchronized EgressCa egressCa() {
+    EgressCa ca = egressCa;
+    if (ca == null) {
+      try {
+        // a lock of its own: proxies are made while the sandboxes' lock may be held
+        ca =
+            FileLocks.withLock(
+                root.resolve(".egress-ca.lock"),
+                () -> EgressCa.loadOrCreate(root.resolve(".egress-ca")));
+      } catch (IOException e) {
+        throw new SandboxException("cannot make the egress CA under " + root + ": " + e, e);
+      }
+      egressCa = ca;
+    }
+    return ca;
+  }
+
   EgressProxy egressProxy(String sandboxId, EgressPolicy policy) {
-    return EgressProxy.builder(policy)
-        .name(sandboxId)
+    SSLContext upstream = egressUpstreamTls;
+    EgressProxy.Builder b = EgressProxy.builder(policy);
+    if (upstream != null) {
+      b.upstreamTls(upstream);
+    }
+    return b.name(sandboxId)
         .resolver(egressResolver)
+        .interception(this::egressCa)
         .limits(egressLimits)
         .listener(
             r -> {

@@ -40,6 +40,7 @@ public final class EgressPolicy {
   private final Set<Integer> ports;
   private final Set<Integer> rawTunnelPorts;
   private final List<AddressBlock> blocks;
+  private final List<EgressSecret> secrets;
   private final @Nullable Set<InetAddress> fixedOwn; // given by the builder, or read as needed
   private volatile Set<InetAddress> own = Set.of();
   private volatile long ownReadNanos;
@@ -50,6 +51,7 @@ public final class EgressPolicy {
     this.ports = Set.copyOf(b.ports);
     this.rawTunnelPorts = Set.copyOf(b.rawTunnelPorts);
     this.blocks = List.copyOf(b.blocks);
+    this.secrets = List.copyOf(b.secrets.values());
     this.fixedOwn = b.own;
   }
 
@@ -179,6 +181,22 @@ public final class EgressPolicy {
     return blocks.stream().map(AddressBlock::toString).toList();
   }
 
+  /** The secrets whose values go into HTTPS requests to their domains. */
+  public List<EgressSecret> secrets() {
+    return secrets;
+  }
+
+  /** The secrets with a value here that are bound to {@code host} (a normalized name). */
+  List<EgressSecret> secretsFor(String host) {
+    List<EgressSecret> out = new ArrayList<>();
+    for (EgressSecret s : secrets) {
+      if (s.hasValue() && s.bindsTo(host)) {
+        out.add(s);
+      }
+    }
+    return out;
+  }
+
   private List<Integer> sortedPorts() {
     return ports.stream().sorted().toList();
   }
@@ -227,6 +245,7 @@ public final class EgressPolicy {
         + ", blocks="
         + blocks
         + (rawTunnelPorts.isEmpty() ? "" : ", rawTunnelPorts=" + rawTunnelPorts)
+        + (secrets.isEmpty() ? "" : ", secrets=" + secrets)
         + "]";
   }
 
@@ -237,6 +256,7 @@ public final class EgressPolicy {
     private final Set<Integer> ports = new LinkedHashSet<>(List.of(80, 443));
     private final Set<Integer> rawTunnelPorts = new LinkedHashSet<>();
     private final List<AddressBlock> blocks = new ArrayList<>();
+    private final java.util.Map<String, EgressSecret> secrets = new java.util.LinkedHashMap<>();
     private @Nullable Set<InetAddress> own;
 
     private Builder() {}
@@ -262,7 +282,6 @@ public final class EgressPolicy {
       return this;
     }
 
-    /** The ports connections may go to (replaces the default 80 and 443). */
     /**
      * Ports where a {@code CONNECT} tunnel may carry other than TLS, e.g. 22 for SSH (none by
      * default: elsewhere a tunnel must start with a TLS ClientHello naming its host, so plain HTTP
@@ -279,6 +298,7 @@ public final class EgressPolicy {
       return this;
     }
 
+    /** The ports connections may go to (replaces the default 80 and 443). */
     public Builder ports(int... allowed) {
       ports.clear();
       for (int p : allowed) {
@@ -300,6 +320,15 @@ public final class EgressPolicy {
       if (!blocks.contains(b)) {
         blocks.add(b);
       }
+      return this;
+    }
+
+    /**
+     * Adds a secret (replacing one of the same name): its placeholder goes into the guest's
+     * environment and its value into HTTPS requests to its domains, which the host then terminates.
+     */
+    public Builder secret(EgressSecret secret) {
+      secrets.put(secret.name(), Objects.requireNonNull(secret, "secret"));
       return this;
     }
 

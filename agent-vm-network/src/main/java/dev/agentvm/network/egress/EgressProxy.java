@@ -32,6 +32,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
+import javax.net.ssl.SSLContext;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -72,6 +73,9 @@ public final class EgressProxy implements AutoCloseable {
   private final EgressResolver resolver;
   private final EgressLimits limits;
   private final Consumer<EgressRecord> listener;
+  private final java.util.function.@Nullable Supplier<EgressCa> caSource;
+  private volatile @Nullable EgressCa ca; // from caSource, on first need
+  private final @Nullable SSLContext upstreamTls;
   private final ExecutorService threads;
   private final AtomicLong totalBytes = new AtomicLong();
   private final ArrayDeque<EgressRecord> log = new ArrayDeque<>(); // guarded by itself
@@ -99,8 +103,11 @@ public final class EgressProxy implements AutoCloseable {
     this.resolver = b.resolver;
     this.limits = b.limits;
     this.listener = b.listener;
+    this.caSource = b.caSource;
+    this.upstreamTls = b.upstreamTls;
     this.policy = b.policy;
-    // at most two threads per slot: the slot count bounds the pool
+    // at most four threads per slot (two relay, two more for a terminated TLS): the slot count
+    // bounds the pool
     this.threads = Executors.newCachedThreadPool(Threads.numberedDaemons("agentvm-egress-" + name));
   }
 
@@ -143,30 +150,131 @@ public final class EgressProxy implements AutoCloseable {
 
   /**
    * The environment that points a guest's programs at the proxy: {@code HTTP_PROXY}, {@code
-   * HTTPS_PROXY}, {@code ALL_PROXY} and {@code NO_PROXY} (loopback), upper and lower case.
+   * HTTPS_PROXY}, {@code ALL_PROXY} and {@code NO_PROXY} (loopback), upper and lower case. With
+   * secrets in the policy also each secret's placeholder under its name, and the trust variables
+   * that name the files holding the egress CA ({@code SSL_CERT_FILE}, {@code REQUESTS_CA_BUNDLE},
+   * {@code CURL_CA_BUNDLE}, {@code GIT_SSL_CAINFO}: the guest's own roots and the CA; {@code
+   * NODE_EXTRA_CA_CERTS}: the CA).
    */
   public Map<String, String> environment() {
     String url = proxyUrl();
     String none = "localhost,127.0.0.1,::1";
-    return Map.of(
-        "HTTP_PROXY", url,
-        "http_proxy", url,
-        "HTTPS_PROXY", url,
-        "https_proxy", url,
-        "ALL_PROXY", url,
-        "all_proxy", url,
-        "NO_PROXY", none,
-        "no_proxy", none);
+    Map<String, String> env = new java.util.LinkedHashMap<>();
+    for (String k : List.of("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")) {
+      env.put(k, url);
+      env.put(k.toLowerCase(java.util.Locale.ROOT), url);
+    }
+    env.put("NO_PROXY", none);
+    env.put("no_proxy", none);
+    EgressPolicy p = policy;
+    for (EgressSecret secret : p.secrets()) {
+      env.put(secret.name(), secret.placeholder());
+    }
+    if (caSource != null && !p.secrets().isEmpty()) {
+      for (String k :
+          List.of("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO")) {
+        env.put(k, GUEST_BUNDLE);
+      }
+      env.put("NODE_EXTRA_CA_CERTS", GUEST_CA);
+    }
+    return Map.copyOf(env);
   }
+
+  /** Where the guest keeps the egress CA's certificate. */
+  public static final String GUEST_CA = "/etc/agentvm/egress-ca.pem";
+
+  /** The guest's own roots (if it has a bundle) and the egress CA, for the trust variables. */
+  public static final String GUEST_BUNDLE = "/etc/agentvm/egress-ca-bundle.pem";
+
+  // $1: the CA's PEM. The bundle: the guest's roots (the first system bundle found) and the CA;
+  // the CA is also added to that system bundle once, for programs that read no variable.
+  private static final String INSTALL_TRUST =
+      """
+      set -e
+      mkdir -p /etc/agentvm
+      printf '%s' "$1" > /etc/agentvm/egress-ca.pem.tmp
+      mv /etc/agentvm/egress-ca.pem.tmp /etc/agentvm/egress-ca.pem
+      roots=
+      for f in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem; do
+        if [ -f "$f" ]; then roots="$f"; break; fi
+      done
+      if [ -n "$roots" ] && ! grep -qF "$(sed -n 2p /etc/agentvm/egress-ca.pem)" "$roots"; then
+        cat /etc/agentvm/egress-ca.pem >> "$roots" 2>/dev/null || true
+      fi
+      { if [ -n "$roots" ]; then cat "$roots"; fi; cat /etc/agentvm/egress-ca.pem; } \
+        > /etc/agentvm/egress-ca-bundle.pem.tmp
+      mv /etc/agentvm/egress-ca-bundle.pem.tmp /etc/agentvm/egress-ca-bundle.pem
+      """;
 
   /** The policy new connections are decided against. */
   public EgressPolicy policy() {
     return policy;
   }
 
-  /** Changes the policy; connections already open keep going, new ones follow it. */
-  public void policy(EgressPolicy p) {
-    this.policy = Objects.requireNonNull(p, "policy");
+  /**
+   * Changes the policy; connections already open keep going, new ones follow it. A policy that
+   * brings the first secrets installs the CA in an attached guest first.
+   *
+   * @throws IOException if the guest did not take the CA (the policy is not changed)
+   */
+  public void policy(EgressPolicy p) throws IOException {
+    Objects.requireNonNull(p, "policy");
+    Session s = session;
+    if (s != null && !p.secrets().isEmpty()) {
+      installTrust(s, SEND_WAIT);
+    }
+    this.policy = p;
+    warnMissingValues(p);
+  }
+
+  /** The CA, made or loaded on first need; null without interception. */
+  private @Nullable EgressCa authority() {
+    EgressCa a = ca;
+    java.util.function.Supplier<EgressCa> source = caSource;
+    if (a == null && source != null) {
+      a = source.get();
+      ca = a;
+    }
+    return a;
+  }
+
+  /** Puts the CA where the guest's programs look, once per attach. */
+  private void installTrust(Session s, Duration deadline) throws IOException {
+    if (caSource == null || s.trustInstalled) {
+      return;
+    }
+    EgressCa authority = Objects.requireNonNull(authority());
+    dev.agentvm.core.agent.ExecResult r =
+        s.agent.exec(
+            dev.agentvm.core.agent.ExecRequest.command(
+                    "sh", "-c", INSTALL_TRUST, "sh", authority.certificatePem())
+                .withTimeout(deadline));
+    if (r.exitCode() != 0) {
+      throw new IOException(
+          "installing the egress CA in the guest failed (exit "
+              + r.exitCode()
+              + "): "
+              + LogText.clean(r.stderrText()));
+    }
+    s.trustInstalled = true;
+  }
+
+  private void warnMissingValues(EgressPolicy p) {
+    List<String> missing =
+        p.secrets().stream().filter(x -> !x.hasValue()).map(EgressSecret::name).toList();
+    if (!missing.isEmpty()) {
+      LOG.warn(
+          "egress of {}: secrets {} have no value in this process: requests to their domains carry"
+              + " the placeholder until the policy is given again with the values",
+          name,
+          missing);
+    }
+    if (caSource == null && !p.secrets().isEmpty()) {
+      LOG.warn(
+          "egress of {}: the proxy has no CA (EgressProxy.Builder.interception): secrets are not"
+              + " put into requests",
+          name);
+    }
   }
 
   /** The most recent connections, oldest first (at most {@link #LOG_SIZE}). */
@@ -204,6 +312,21 @@ public final class EgressProxy implements AutoCloseable {
       throw e;
     }
     watch(true);
+    EgressPolicy p = policy;
+    if (!p.secrets().isEmpty()) {
+      try {
+        installTrust(s, deadline);
+      } catch (IOException | RuntimeException e) {
+        s.end("the guest did not take the egress CA");
+        try {
+          agent.stopEgress(s.egress.join(), Duration.ofSeconds(2));
+        } catch (IOException ex) {
+          e.addSuppressed(ex);
+        }
+        throw e;
+      }
+      warnMissingValues(p);
+    }
     LOG.debug("egress of {}: the guest listens on 127.0.0.1:{}", name, port);
   }
 
@@ -268,6 +391,7 @@ public final class EgressProxy implements AutoCloseable {
     final AgentClient agent;
     final CompletableFuture<AgentClient.Egress> egress = new CompletableFuture<>();
     final Map<Integer, Conn> conns = new ConcurrentHashMap<>();
+    volatile boolean trustInstalled;
 
     Session(AgentClient agent) {
       this.agent = agent;
@@ -384,6 +508,7 @@ public final class EgressProxy implements AutoCloseable {
     final AtomicBoolean released = new AtomicBoolean();
     volatile long lastActivity = System.nanoTime();
     volatile @Nullable Socket server;
+    volatile @Nullable TlsInterception tls;
     private int ungranted; // the worker's: bytes passed on and not yet granted back
     volatile String end = "closed";
     // what the request asked for and what was decided; written by the worker before it relays
@@ -471,9 +596,19 @@ public final class EgressProxy implements AutoCloseable {
           return;
         }
       }
-      Socket sock = connect(d.addresses(), d.port());
-      if (sock == null) {
+      boolean raw = p.rawTunnelPorts().contains(d.port());
+      List<EgressSecret> bound =
+          req.isConnect() && !raw && caSource != null && AddressBlock.literal(d.host()).isEmpty()
+              ? p.secretsFor(d.host())
+              : List.of();
+      Socket direct = connect(d.addresses(), d.port());
+      if (direct == null) {
         answerAndEnd(502, "cannot connect to " + d.host() + ":" + d.port() + ": " + end);
+        return;
+      }
+      Socket sock = bound.isEmpty() ? direct : terminate(direct, d, bound);
+      if (sock == null) {
+        answerAndEnd(502, "TLS to " + d.host() + ":" + d.port() + " failed: " + end);
         return;
       }
       end = "closed";
@@ -490,7 +625,7 @@ public final class EgressProxy implements AutoCloseable {
       }
       CompletableFuture<Void> down = CompletableFuture.runAsync(() -> downstream(sock), threads);
       try {
-        upstream(sock, rest, tunnelHost, p.rawTunnelPorts().contains(d.port()), bodyLength);
+        upstream(sock, rest, tunnelHost, raw, bodyLength);
       } catch (IOException | InterruptedException | RuntimeException e) {
         reset(e.getMessage() == null ? e.toString() : e.getMessage()); // wakes downstream
         throw e;
@@ -500,6 +635,51 @@ public final class EgressProxy implements AutoCloseable {
         } catch (ExecutionException e) {
           // downstream reset the stream itself
         }
+      }
+    }
+
+    /**
+     * Terminates the tunnel's TLS on the host for the secrets bound to its domain: the socket the
+     * guest's bytes go into instead of the server's, or null (the reason in {@link #end}).
+     */
+    private @Nullable Socket terminate(Socket sock, EgressDecision d, List<EgressSecret> bound) {
+      TlsInterception t = null;
+      try {
+        EgressCa authority = Objects.requireNonNull(authority());
+        SSLContext upstream = upstreamTls != null ? upstreamTls : SSLContext.getDefault();
+        t =
+            TlsInterception.open(
+                sock, d.host(), d.port(), bound, authority, upstream, limits.connectTimeout());
+        tls = t;
+        Socket guestEnd = t.guestEnd();
+        server = guestEnd;
+        if (gone.get()) { // reset while the TLS was made: teardown may have missed these
+          t.close();
+          closeQuietly(guestEnd);
+          return null;
+        }
+        guestEnd.setSoTimeout((int) POLL_MILLIS);
+        reason =
+            reason
+                + "; TLS terminated on the host for "
+                + bound.stream().map(EgressSecret::name).toList();
+        t.start(
+            threads,
+            why -> {
+              allowed = false;
+              rule = "secret";
+              reason = LogText.clean(why);
+              end = reason;
+            });
+        return guestEnd;
+      } catch (IOException | java.security.NoSuchAlgorithmException | RuntimeException e) {
+        closeQuietly(sock);
+        if (t != null) {
+          t.close();
+          closeQuietly(t.guestEnd());
+        }
+        end = e.getMessage() == null ? e.toString() : LogText.clean(e.getMessage());
+        return null;
       }
     }
 
@@ -875,6 +1055,10 @@ public final class EgressProxy implements AutoCloseable {
       if (sock != null) {
         closeQuietly(sock);
       }
+      TlsInterception t = tls;
+      if (t != null) {
+        t.close();
+      }
     }
 
     /** The worker is done: the slot is free and the record written; once. */
@@ -943,6 +1127,8 @@ public final class EgressProxy implements AutoCloseable {
     private EgressResolver resolver = EgressResolver.SYSTEM;
     private EgressLimits limits = EgressLimits.defaults();
     private Consumer<EgressRecord> listener = r -> {};
+    private java.util.function.@Nullable Supplier<EgressCa> caSource;
+    private @Nullable SSLContext upstreamTls;
 
     private Builder(EgressPolicy policy) {
       this.policy = Objects.requireNonNull(policy, "policy");
@@ -977,6 +1163,32 @@ public final class EgressProxy implements AutoCloseable {
     /** Hears every connection's record when it ends (audit); called on a proxy thread. */
     public Builder listener(Consumer<EgressRecord> l) {
       this.listener = Objects.requireNonNull(l, "listener");
+      return this;
+    }
+
+    /**
+     * Lets the proxy terminate HTTPS to the domains the policy's secrets are bound to, with
+     * certificates from {@code authority} (installed in the guest on attach). Without it secrets
+     * are not put into requests.
+     */
+    public Builder interception(EgressCa authority) {
+      Objects.requireNonNull(authority, "authority");
+      this.caSource = () -> authority;
+      return this;
+    }
+
+    /** Like {@link #interception(EgressCa)}, the authority made or loaded on first need. */
+    public Builder interception(java.util.function.Supplier<EgressCa> authority) {
+      this.caSource = Objects.requireNonNull(authority, "authority");
+      return this;
+    }
+
+    /**
+     * The trust the host verifies servers with when it terminates a connection (default the JDK's
+     * default context: its {@code cacerts}).
+     */
+    public Builder upstreamTls(SSLContext context) {
+      this.upstreamTls = Objects.requireNonNull(context, "context");
       return this;
     }
 

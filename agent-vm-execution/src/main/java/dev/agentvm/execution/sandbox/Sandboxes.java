@@ -93,7 +93,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   private volatile EgressLimits egressLimits = EgressLimits.defaults();
   private volatile java.util.function.Consumer<EgressRecord> egressListener = r -> {};
   private volatile @Nullable SSLContext egressUpstreamTls;
-  private @Nullable EgressCa egressCa; // guarded by this; made on first use
+  private final Object egressCaLock = new Object();
+  private @Nullable EgressCa egressCa; // guarded by egressCaLock; made on first use
   private java.util.concurrent.@Nullable ScheduledFuture<?> ticking;
   private final java.util.concurrent.ScheduledExecutorService timer =
       java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
@@ -181,7 +182,13 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    * The CA the sandboxes under this root trust for the HTTPS their secrets go into: kept in {@code
    * <root>/.egress-ca/} (its key readable by the owner only), made on first use.
    */
-  public synchronized EgressCa egressCa() {
+  public EgressCa egressCa() {
+    synchronized (egressCaLock) {
+      return egressCaLocked();
+    }
+  }
+
+  private EgressCa egressCaLocked() {
     EgressCa ca = egressCa;
     if (ca == null) {
       try {

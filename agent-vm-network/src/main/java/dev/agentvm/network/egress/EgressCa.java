@@ -61,11 +61,13 @@ public final class EgressCa {
   private static final Duration CA_VALIDITY = Duration.ofDays(3650);
   private static final Duration LEAF_VALIDITY = Duration.ofDays(30);
   private static final int LEAF_CACHE = 256;
+  private static final SecureRandom RANDOM = new SecureRandom();
 
   private final X509Certificate cert;
   private final PrivateKey key;
   private final KeyPair leafKeys;
-  private final Map<String, Leaf> leaves = new LinkedHashMap<>(16, 0.75f, true); // guarded by this
+  private final Object lock = new Object();
+  private final Map<String, Leaf> leaves = new LinkedHashMap<>(16, 0.75f, true); // guarded by lock
 
   private record Leaf(SSLContext context, Instant notAfter) {}
 
@@ -79,8 +81,7 @@ public final class EgressCa {
   public static EgressCa create() {
     KeyPair kp = newKeyPair();
     X500Name name =
-        new X500Name(
-            "CN=agent-vm egress CA " + Long.toHexString(new SecureRandom().nextLong() >>> 1));
+        new X500Name("CN=agent-vm egress CA " + Long.toHexString(RANDOM.nextLong() >>> 1));
     Instant now = Instant.now();
     X509v3CertificateBuilder b =
         new JcaX509v3CertificateBuilder(
@@ -166,8 +167,14 @@ public final class EgressCa {
    * A server-side TLS context presenting a certificate for {@code host} (a host name) signed by
    * this authority; made once and kept while it has more than a day left.
    */
-  public synchronized SSLContext serverContext(String host) {
+  public SSLContext serverContext(String host) {
     Objects.requireNonNull(host, "host");
+    synchronized (lock) {
+      return leaf(host);
+    }
+  }
+
+  private SSLContext leaf(String host) {
     Leaf l = leaves.get(host);
     if (l != null && l.notAfter().isAfter(Instant.now().plus(Duration.ofDays(1)))) {
       return l.context();
@@ -239,7 +246,7 @@ public final class EgressCa {
   }
 
   private static BigInteger serial() {
-    return new BigInteger(127, new SecureRandom());
+    return new BigInteger(127, RANDOM);
   }
 
   private static String pem(String type, byte[] der) {

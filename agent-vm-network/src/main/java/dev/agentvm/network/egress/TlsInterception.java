@@ -17,7 +17,6 @@ import java.util.function.Consumer;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
-import org.jspecify.annotations.Nullable;
 
 /**
  * One CONNECT tunnel to a domain a secret is bound to, terminated on the host. The guest's TLS ends
@@ -152,7 +151,7 @@ final class TlsInterception implements Closeable {
       OutputStream out = up.getOutputStream();
       Buffered buf = new Buffered(in);
       byte[] head = buf.head();
-      if (head != null) {
+      if (head.length > 0) {
         byte[] rewritten;
         try {
           rewritten = SecretHeads.rewrite(head, host, port, secrets);
@@ -276,8 +275,8 @@ final class TlsInterception implements Closeable {
       this.in = in;
     }
 
-    /** The next head through its blank line; null at the end of the stream before any byte. */
-    byte @Nullable [] head() throws IOException, TooLarge {
+    /** The next head through its blank line; empty at the end of the stream before any byte. */
+    byte[] head() throws IOException, TooLarge {
       int scanned = 0;
       while (true) {
         int at = ProxyRequest.headEnd(buf, Math.max(0, scanned - 3), len);
@@ -297,7 +296,7 @@ final class TlsInterception implements Closeable {
         int n = in.read(buf, len, buf.length - len);
         if (n < 0) {
           if (len == 0) {
-            return null;
+            return new byte[0];
           }
           throw new IOException("the guest closed inside a request head");
         }

@@ -244,13 +244,28 @@ class GuestSandboxOpsTest {
 
     // the table holds ProcList.MAX processes; finished ones whose exit nobody collected (the
     // host went away meanwhile) give way to new ones
+    // (they end when told, after the host went away: however long spawning them took)
+    List<Integer> handles = new java.util.ArrayList<>();
     for (int i = 0; i < ProcList.MAX; i++) {
-      answerTo(send(MessageType.SPAWN, spec("sleep 2").encode()));
+      handles.add(
+          new PayloadReader(answerTo(send(MessageType.SPAWN, spec("read x").encode())).payload())
+              .i32());
     }
     agent.stopAll("host disconnected");
-    Thread.sleep(3000);
-    int list = send(MessageType.PROC, ProcRequest.of(ProcRequest.Op.LIST, 0).encode());
-    assertEquals(ProcList.MAX, ProcList.decode(answerTo(list).payload()).processes().size());
+    for (int h : handles) {
+      answerTo(send(MessageType.PROC, ProcRequest.of(ProcRequest.Op.CLOSE_STDIN, h).encode()));
+    }
+    List<ProcList.Entry> listed = List.of();
+    for (int i = 0; i < 300; i++) {
+      int list = send(MessageType.PROC, ProcRequest.of(ProcRequest.Op.LIST, 0).encode());
+      listed = ProcList.decode(answerTo(list).payload()).processes();
+      if (listed.stream().noneMatch(ProcList.Entry::running)) {
+        break;
+      }
+      Thread.sleep(100);
+    }
+    assertEquals(ProcList.MAX, listed.size());
+    assertTrue(listed.stream().noneMatch(ProcList.Entry::running), "all ended");
     int more = send(MessageType.SPAWN, spec("exit 0").encode());
     assertEquals(MessageType.SPAWN.wire(), answerTo(more).type(), "no room made for a new process");
   }

@@ -62,6 +62,7 @@ class ArchitectureTest {
           "agent-vm-execution",
           "agent-vm-junit",
           "agent-vm-git",
+          "agent-vm-cli",
           "examples",
           "benchmarks");
 
@@ -81,6 +82,7 @@ class ArchitectureTest {
           Map.entry("agent-vm-execution", "protocol|internal|core|network|storage|image|execution"),
           Map.entry("agent-vm-junit", "protocol|internal|core|storage|image|execution|junit"),
           Map.entry("agent-vm-git", "protocol|internal|core|storage|image|execution|git"),
+          Map.entry("agent-vm-cli", "protocol|internal|core|network|storage|image|execution|cli"),
           Map.entry("examples", "protocol|core|network|storage|image|execution|junit|git|examples"),
           Map.entry(
               "benchmarks", "protocol|core|network|storage|image|execution|junit|git|benchmarks"));

@@ -125,7 +125,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     } catch (IOException e) {
       throw new SandboxException("cannot create " + s.root + ": " + e.getMessage(), e);
     }
-    s.reap(Instant.now());
+    s.reapedAtOpen = s.reap(Instant.now());
     // tick() catches everything it can throw, so the future never holds a failure
     s.ticking =
         s.timer.scheduleWithFixedDelay(s::tick, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
@@ -384,6 +384,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   }
 
   private final Map<String, ReadyShape> readyShapes = new ConcurrentHashMap<>();
+  private int reapedAtOpen;
   private final java.util.concurrent.atomic.AtomicBoolean filling =
       new java.util.concurrent.atomic.AtomicBoolean();
   private volatile boolean closing;
@@ -674,8 +675,25 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
 
   /** The sandboxes that carry every label of {@code selector}, by id. */
   public List<SandboxInfo> list(Map<String, String> selector) {
+    return infos(sandboxDirs(root), selector);
+  }
+
+  /**
+   * The sandboxes under {@code root} as their records say, reaping nothing and starting nothing (an
+   * operator's look: {@code agent-vm ps}); ready ones are left out.
+   */
+  public static List<SandboxInfo> inspect(Path root) {
+    return Files.isDirectory(root) ? infos(sandboxDirs(root), Map.of()) : List.of();
+  }
+
+  /** How many sandboxes {@link #open} reaped. */
+  public int reapedAtOpen() {
+    return reapedAtOpen;
+  }
+
+  private static List<SandboxInfo> infos(List<Path> dirs, Map<String, String> selector) {
     List<SandboxInfo> out = new ArrayList<>();
-    for (Path dir : sandboxDirs()) {
+    for (Path dir : dirs) {
       try {
         SandboxRecord rec = SandboxRecord.load(dir);
         SandboxInfo info = rec.info();
@@ -907,6 +925,10 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   }
 
   private List<Path> sandboxDirs() {
+    return sandboxDirs(root);
+  }
+
+  private static List<Path> sandboxDirs(Path root) {
     List<Path> dirs = new ArrayList<>();
     try (DirectoryStream<Path> s = Files.newDirectoryStream(root)) {
       for (Path p : s) {

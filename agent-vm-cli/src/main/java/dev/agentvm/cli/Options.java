@@ -1,0 +1,36 @@
+package dev.agentvm.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.agentvm.core.LibvirtConnection;
+import java.io.PrintWriter;
+import java.time.Duration;
+import picocli.CommandLine.Option;
+
+/** Options every command that talks to libvirt shares. */
+final class Options {
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  @Option(
+      names = "--uri",
+      description = "libvirt URI (default: $AGENTVM_LIBVIRT_URI or qemu:///system)")
+  String uri = LibvirtConnection.defaultUri();
+
+  @Option(names = "--json", description = "print JSON instead of text")
+  boolean json;
+
+  /** Opens the connection, failing fast: an operator's command should not wait for a daemon. */
+  LibvirtConnection connect() {
+    return LibvirtConnection.open(uri, Duration.ofSeconds(2));
+  }
+
+  static void printJson(PrintWriter out, Object value) {
+    try {
+      out.println(JSON.writeValueAsString(value));
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+    out.flush();
+  }
+}

@@ -1,0 +1,60 @@
+package dev.agentvm.cli;
+
+import dev.agentvm.core.LibvirtConnection;
+import dev.agentvm.core.Reaper;
+import dev.agentvm.core.VM;
+import dev.agentvm.execution.sandbox.Sandboxes;
+import java.io.PrintWriter;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+
+/**
+ * Removes what dead processes left: their VMs (with runtime directories), the other resources the
+ * library's reapers know (workspaces, network reservations), and sandboxes whose process died or
+ * whose retention ended; prints the counts.
+ */
+@Command(
+    name = "reap",
+    mixinStandardHelpOptions = true,
+    description =
+        "Remove what dead processes left (VMs, runtime directories, workspaces, network"
+            + " reservations, sandboxes) and paused sandboxes whose retention ended.")
+final class ReapCommand implements Callable<Integer> {
+  @Mixin Options opts = new Options();
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public Integer call() {
+    Reaper.Report r;
+    int sandboxes;
+    try (LibvirtConnection conn = opts.connect()) {
+      r = Reaper.reapOrphans(conn, VM.DEFAULT_SHUTDOWN_GRACE);
+      try (Sandboxes s = Sandboxes.open(conn)) {
+        sandboxes = s.reapedAtOpen();
+      }
+    }
+    PrintWriter out = spec.commandLine().getOut();
+    if (opts.json) {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("vms", r.removed());
+      m.put("orphanedVms", r.orphans());
+      m.put("sandboxes", sandboxes);
+      m.put("others", r.others());
+      m.put("failures", r.failures());
+      Options.printJson(out, m);
+    } else {
+      out.printf(
+          "VMs: %d orphaned, %d removed (%d powered off, %d destroyed)%n",
+          r.orphans(), r.removed(), r.stoppedGracefully(), r.stoppedForcibly());
+      out.printf("sandboxes: %d removed%n", sandboxes);
+      r.others().forEach((kind, n) -> out.printf("%s: %d removed%n", kind, n));
+      r.failures().forEach(f -> out.println("FAILED: " + f));
+      out.flush();
+    }
+    return r.failures().isEmpty() ? 0 : 1;
+  }
+}

@@ -1,0 +1,142 @@
+package dev.agentvm.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.agentvm.core.RealLibvirtTest;
+import dev.agentvm.core.TestVms;
+import dev.agentvm.execution.sandbox.Sandbox;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+/** The operator's commands against this host's libvirt and a real sandbox. */
+class AgentVmCliIT extends RealLibvirtTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** One run of the command line; the exec and logs commands' output captured too. */
+  private static final class Run {
+    final int code;
+    final String out;
+    final String err;
+    final String stdout;
+
+    Run(String... args) {
+      CommandLine cl = AgentVmCli.commandLine();
+      StringWriter o = new StringWriter();
+      StringWriter e = new StringWriter();
+      cl.setOut(new PrintWriter(o, true));
+      cl.setErr(new PrintWriter(e, true));
+      ByteArrayOutputStream raw = new ByteArrayOutputStream();
+      ExecCommand exec = cl.getSubcommands().get("exec").getCommand();
+      exec.stdout = raw;
+      exec.stderr = raw;
+      LogsCommand logs = cl.getSubcommands().get("logs").getCommand();
+      logs.sink = raw;
+      code = cl.execute(args);
+      out = o.toString();
+      err = e.toString();
+      stdout = raw.toString(StandardCharsets.UTF_8);
+    }
+  }
+
+  @Test
+  void doctorJudgesThisHost() throws Exception {
+    Run r = new Run("doctor", "--json");
+    assertEquals(0, r.code, r.out + r.err);
+    JsonNode checks = JSON.readTree(r.out);
+    assertEquals("libvirt", checks.get(0).get("name").asText());
+    assertEquals("ok", checks.get(0).get("verdict").asText());
+    for (JsonNode c : checks) {
+      assertFalse(c.get("verdict").asText().equals("fail"), c.toString());
+      if (c.get("verdict").asText().equals("warn")) {
+        assertFalse(
+            c.get("fix").asText().isEmpty() && !c.get("name").asText().equals("state directory"),
+            c.toString());
+      }
+    }
+    Run text = new Run("doctor");
+    assertTrue(text.out.contains("libvirt"), text.out);
+
+    Run down = new Run("doctor", "--uri", "qemu+unix:///system?socket=/nonexistent/agent-vm.sock");
+    assertEquals(1, down.code, "libvirt unreachable is a failing check");
+    assertTrue(down.out.startsWith("fail  libvirt"), down.out);
+  }
+
+  @Test
+  void psLogsExecKillAndReapOnARealSandbox() throws Exception {
+    try (Sandboxes sandboxes = Sandboxes.open(conn)) {
+      Sandbox sb =
+          sandboxes.create(
+              SandboxSpec.defaults()
+                  .withNamePrefix(TestVms.PREFIX + "cli-")
+                  .withLabel("team", "ops"));
+      String id = sb.id();
+      try {
+        // a sandbox restored from the warm image has printed nothing yet: it prints now
+        sb.run("echo agentvm-cli-marker > /dev/ttyS0");
+        Run logs = new Run("logs", "--tail", "100000", id);
+        assertEquals(0, logs.code, logs.err);
+        assertTrue(logs.stdout.contains("agentvm-cli-marker"), "the console: " + logs.stdout);
+
+        Run running = new Run("ps", "--json");
+        assertEquals(0, running.code, running.err);
+        JsonNode all = JSON.readTree(running.out);
+        JsonNode vm = find(all.get("vms"), "name", id);
+        assertEquals("running", vm.get("state").asText());
+        assertTrue(vm.get("ownerAlive").asBoolean());
+        assertTrue(vm.get("memoryMiB").asInt() > 0);
+
+        // a running sandbox belongs to its process
+        Run busy = new Run("exec", id, "--", "true");
+        assertEquals(1, busy.code);
+        assertTrue(busy.err.contains("pause it there first"), busy.err);
+
+        sb.pause();
+        JsonNode box = find(JSON.readTree(new Run("ps", "--json").out).get("sandboxes"), "id", id);
+        assertEquals("paused", box.get("state").asText());
+        assertEquals("ops", box.get("labels").get("team").asText());
+
+        Run exec = new Run("exec", id, "--", "sh", "-c", "echo hello from $(hostname); exit 3");
+        assertEquals(3, exec.code, exec.err + exec.stdout);
+        assertTrue(exec.stdout.startsWith("hello from"), exec.stdout);
+        box = find(JSON.readTree(new Run("ps", "--json").out).get("sandboxes"), "id", id);
+        assertEquals("paused", box.get("state").asText(), "left as it was found");
+        assertEquals("", new Run("ps").err);
+
+        // back in this process, then its VM killed by the operator
+        sb = sandboxes.connect(id);
+        sb.resume();
+        Run kill = new Run("kill", id);
+        assertEquals(0, kill.code, kill.err);
+        assertFalse(conn.domainNames().contains(id));
+        assertEquals(1, new Run("kill", id).code, "no such VM any more");
+
+        Run reap = new Run("reap", "--json");
+        assertEquals(0, reap.code, reap.out + reap.err);
+        JsonNode counts = JSON.readTree(reap.out);
+        assertTrue(counts.get("sandboxes").asInt() >= 0 && counts.get("vms").asInt() >= 0);
+        assertEquals(0, counts.get("failures").size());
+      } finally {
+        sb.close();
+      }
+    }
+  }
+
+  private static JsonNode find(JsonNode array, String field, String value) {
+    for (JsonNode n : array) {
+      if (n.get(field).asText().equals(value)) {
+        return n;
+      }
+    }
+    throw new AssertionError(value + " not in " + array);
+  }
+}

@@ -34,7 +34,15 @@ public final class AgentVmCli implements Runnable {
 
   /** The command line with its subcommands, for {@link CommandLine#execute} (tests too). */
   public static CommandLine commandLine() {
-    return new CommandLine(new AgentVmCli()).setCaseInsensitiveEnumValuesAllowed(true);
+    return new CommandLine(new AgentVmCli())
+        .setCaseInsensitiveEnumValuesAllowed(true)
+        // a failure is one line, not a stack trace (libvirt down, a VM gone meanwhile)
+        .setExecutionExceptionHandler(
+            (e, cl, parsed) -> {
+              cl.getErr().println("agent-vm " + cl.getCommandName() + ": " + e.getMessage());
+              cl.getErr().flush();
+              return 1;
+            });
   }
 
   @Override

@@ -24,9 +24,16 @@ final class DoctorCommand implements Callable<Integer> {
   static final long GIB = 1L << 30;
 
   @Mixin Options opts = new Options();
+
+  @CommandLine.Option(names = "--json", description = "print JSON instead of text")
+  boolean json;
+
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  /** One check: {@code ok}, {@code warn} (works, with a cost) or {@code fail} (does not work). */
+  /**
+   * One check: {@code ok}, {@code warn} (works, with a cost), {@code fail} (does not work) or
+   * {@code unknown} (could not be told).
+   */
   record Check(String name, String verdict, String detail, String fix) {}
 
   @Override
@@ -34,8 +41,8 @@ final class DoctorCommand implements Callable<Integer> {
     List<Check> checks = new ArrayList<>();
     try (LibvirtConnection conn = opts.connect()) {
       checks.add(new Check("libvirt", "ok", "reachable at " + conn.uri(), ""));
-      checks.add(virtualization(conn.backend().advertisedDomainTypes().contains("kvm")));
-      checks.add(confinement(conn.confinement()));
+      checks.add(step("virtualization", () -> virtualization(advertisesKvm(conn))));
+      checks.add(step("confinement", () -> confinement(conn.confinement())));
     } catch (RuntimeException e) {
       checks.add(
           new Check(
@@ -44,13 +51,15 @@ final class DoctorCommand implements Callable<Integer> {
               "cannot connect to " + opts.uri + ": " + e.getMessage(),
               "start libvirtd (bash scripts/setup-host.sh does, or systemctl start libvirtd) and"
                   + " let this user connect (group libvirt)"));
-      checks.add(virtualization(false));
+      checks.add(
+          new Check(
+              "virtualization", "unknown", "libvirt did not answer", "see the libvirt check"));
     }
     checks.add(space("state directory", AgentVmPaths.stateRoot()));
     checks.add(space("cache directory", AgentVmPaths.cacheRoot()));
     checks.add(images(AgentVmPaths.cacheRoot().resolve("images")));
     PrintWriter out = spec.commandLine().getOut();
-    if (opts.json) {
+    if (json) {
       Options.printJson(out, checks);
     } else {
       for (Check c : checks) {
@@ -62,6 +71,19 @@ final class DoctorCommand implements Callable<Integer> {
       out.flush();
     }
     return checks.stream().anyMatch(c -> c.verdict().equals("fail")) ? 1 : 0;
+  }
+
+  private static boolean advertisesKvm(LibvirtConnection conn) {
+    return conn.backend().advertisedDomainTypes().contains("kvm");
+  }
+
+  /** A check whose own step failed: {@code unknown}, with why. */
+  private static Check step(String name, java.util.function.Supplier<Check> check) {
+    try {
+      return check.get();
+    } catch (RuntimeException e) {
+      return new Check(name, "unknown", "libvirt did not tell: " + e.getMessage(), "");
+    }
   }
 
   static Check virtualization(boolean advertised) {

@@ -6,8 +6,10 @@ import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.execution.sandbox.Sandbox;
 import dev.agentvm.execution.sandbox.SandboxException;
 import dev.agentvm.execution.sandbox.Sandboxes;
+import dev.agentvm.internal.ShutdownHooks;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -18,16 +20,23 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
 /**
- * Runs one command in a paused sandbox: resumed for it, paused again after it, so the sandbox is
- * left as it was found. A running sandbox belongs to its process and is refused.
+ * Runs one command in a paused sandbox: resumed for it, paused again after it (also on Ctrl-C).
+ * Exit codes: the command's own; 124 it timed out; 125 the sandbox could not be used or paused
+ * again; 126 the command could not be run; 128+N killed by signal N.
  */
 @Command(
     name = "exec",
     mixinStandardHelpOptions = true,
-    description =
-        "Run a command in a paused sandbox (resumed for it, paused again after): exec SANDBOX --"
-            + " CMD [ARG...]. Exits with the command's exit code.")
+    description = {
+      "Run a command in a paused sandbox (resumed for it, paused again after, also on Ctrl-C):"
+          + " exec SANDBOX -- CMD [ARG...]. Pausing again starts its paused retention anew.",
+      "Exit codes: the command's own; 124 timed out; 125 the sandbox could not be used or paused"
+          + " again; 126 the command could not be run; 128+N killed by signal N."
+    })
 final class ExecCommand implements Callable<Integer> {
+  static final int SANDBOX_FAILED = 125;
+  static final int NOT_RUN = 126;
+
   @Mixin Options opts = new Options();
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -52,27 +61,72 @@ final class ExecCommand implements Callable<Integer> {
     if (command.isEmpty()) {
       throw new CommandLine.ParameterException(spec.commandLine(), "no command given after --");
     }
+    PrintWriter err = spec.commandLine().getErr();
     try (LibvirtConnection conn = opts.connect();
         Sandboxes sandboxes = Sandboxes.open(conn)) {
-      Sandbox sb = sandboxes.connect(id);
+      Sandbox sb;
       try {
-        ExecResult r =
-            sb.exec(ExecRequest.command(command.toArray(String[]::new)).withTimeout(timeout));
-        stdout.write(r.stdout());
-        stdout.flush();
-        stderr.write(r.stderr());
-        stderr.flush();
-        if (r.timedOut()) {
-          spec.commandLine().getErr().println("timed out after " + timeout);
-          return 124;
-        }
-        return r.signal() != 0 ? 128 + r.signal() : r.exitCode();
-      } finally {
-        sb.pause(); // as it was found
+        sb = sandboxes.connect(id);
+      } catch (SandboxException e) {
+        err.println(e.getMessage());
+        return SANDBOX_FAILED;
       }
-    } catch (SandboxException e) {
-      spec.commandLine().getErr().println(e.getMessage());
-      return 1;
+      // Ctrl-C: paused before the connection's own hook would stop the VM (newest hooks first)
+      ShutdownHooks.Registration hook = ShutdownHooks.register("exec in " + id, sb::pause);
+      try {
+        int code = run(sb, err);
+        if (!pauseAgain(sb, err)) {
+          return SANDBOX_FAILED;
+        }
+        return code;
+      } finally {
+        hook.close();
+      }
     }
+  }
+
+  private int run(Sandbox sb, PrintWriter err) throws IOException {
+    ExecResult r;
+    try {
+      r = sb.exec(ExecRequest.command(command.toArray(String[]::new)).withTimeout(timeout));
+    } catch (SandboxException e) {
+      err.println(e.getMessage());
+      return SANDBOX_FAILED;
+    } catch (IOException e) {
+      err.println("cannot run " + command.get(0) + ": " + e.getMessage());
+      return NOT_RUN;
+    }
+    stdout.write(r.stdout());
+    stdout.flush();
+    stderr.write(r.stderr());
+    stderr.flush();
+    if (r.stdoutTruncated() || r.stderrTruncated()) {
+      err.println("(output cut at " + ExecRequest.DEFAULT_OUTPUT_LIMIT + " bytes per stream)");
+    }
+    if (r.timedOut()) {
+      err.println("timed out after " + timeout);
+      return 124;
+    }
+    return r.signal() != 0 ? 128 + r.signal() : r.exitCode();
+  }
+
+  /** Pauses the sandbox again, trying twice; false (and why) when it could not be. */
+  private boolean pauseAgain(Sandbox sb, PrintWriter err) {
+    String last = "";
+    for (int i = 0; i < 2; i++) {
+      try {
+        sb.pause();
+        return true;
+      } catch (RuntimeException e) {
+        last = String.valueOf(e.getMessage());
+      }
+    }
+    err.println(
+        "the sandbox "
+            + id
+            + " could not be paused again ("
+            + last
+            + "): it ends with this command, its state is lost");
+    return false;
   }
 }

@@ -7,7 +7,7 @@ import java.io.PrintWriter;
 import java.time.Duration;
 import picocli.CommandLine.Option;
 
-/** Options every command that talks to libvirt shares. */
+/** The libvirt URI every command that talks to libvirt takes. */
 final class Options {
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -17,12 +17,17 @@ final class Options {
       description = "libvirt URI (default: $AGENTVM_LIBVIRT_URI or qemu:///system)")
   String uri = LibvirtConnection.defaultUri();
 
-  @Option(names = "--json", description = "print JSON instead of text")
-  boolean json;
-
   /** Opens the connection, failing fast: an operator's command should not wait for a daemon. */
   LibvirtConnection connect() {
     return LibvirtConnection.open(uri, Duration.ofSeconds(2));
+  }
+
+  /**
+   * Whether the URI names this machine (no host part): only then do owners' process ids mean
+   * anything here.
+   */
+  boolean local() {
+    return uri.matches("[a-z0-9+]+:///.*");
   }
 
   static void printJson(PrintWriter out, Object value) {

@@ -33,9 +33,16 @@ import picocli.CommandLine.Mixin;
         "List agent-vm's VMs and this host's sandboxes (owner, state, age, memory, labels).")
 final class PsCommand implements Callable<Integer> {
   @Mixin Options opts = new Options();
+
+  @CommandLine.Option(names = "--json", description = "print JSON instead of text")
+  boolean json;
+
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  record Vm(String name, String state, String owner, boolean ownerAlive, int memoryMiB) {}
+  /**
+   * ownerAlive: "yes", "no", or "unknown" for a VM on another host (its process ids are not ours).
+   */
+  record Vm(String name, String state, String owner, String ownerAlive, int memoryMiB) {}
 
   record Box(
       String id,
@@ -53,22 +60,24 @@ final class PsCommand implements Callable<Integer> {
     List<Vm> vms = new ArrayList<>();
     try (LibvirtConnection conn = opts.connect()) {
       for (String name : conn.domainNames()) {
-        Optional<DomainHandle> d = conn.backend().lookup(name);
-        if (d.isEmpty()) {
-          continue; // gone meanwhile
+        try {
+          Optional<DomainHandle> d = conn.backend().lookup(name);
+          Optional<VMTemplate> t =
+              d.isEmpty() ? Optional.empty() : d.get().description().templateIfAny();
+          if (d.isEmpty() || t.isEmpty()) {
+            continue; // gone meanwhile, or not agent-vm's
+          }
+          String owner = t.get().owner().orElse("");
+          vms.add(
+              new Vm(
+                  name,
+                  d.get().status().kind().name().toLowerCase(java.util.Locale.ROOT),
+                  owner,
+                  alive(owner),
+                  t.get().resources().memoryMiB()));
+        } catch (RuntimeException e) {
+          // it went away between the listing and the look (a sandbox pausing): not listed
         }
-        Optional<VMTemplate> t = d.get().description().templateIfAny();
-        if (t.isEmpty()) {
-          continue; // not agent-vm's
-        }
-        String owner = t.get().owner().orElse("");
-        vms.add(
-            new Vm(
-                name,
-                d.get().status().kind().name().toLowerCase(java.util.Locale.ROOT),
-                owner,
-                !owner.isEmpty() && ProcessOwners.isAlive(owner),
-                t.get().resources().memoryMiB()));
       }
     }
     Instant now = Instant.now();
@@ -79,7 +88,7 @@ final class PsCommand implements Callable<Integer> {
               i.id(),
               i.state().name().toLowerCase(java.util.Locale.ROOT),
               i.owner(),
-              !i.owner().isEmpty() && ProcessOwners.isAlive(i.owner()),
+              !i.owner().isEmpty() && ProcessOwners.isAlive(i.owner()), // sandboxes: this host
               i.created().toString(),
               Duration.between(i.created(), now).toSeconds(),
               i.labels(),
@@ -87,7 +96,7 @@ final class PsCommand implements Callable<Integer> {
               i.checkpoints()));
     }
     PrintWriter out = spec.commandLine().getOut();
-    if (opts.json) {
+    if (json) {
       Map<String, Object> all = new LinkedHashMap<>();
       all.put("vms", vms);
       all.put("sandboxes", boxes);
@@ -101,7 +110,9 @@ final class PsCommand implements Callable<Integer> {
           v.name(),
           v.state(),
           v.memoryMiB(),
-          v.owner().isEmpty() ? "-" : v.owner() + (v.ownerAlive() ? "" : " (dead)"));
+          v.owner().isEmpty()
+              ? "-"
+              : v.owner() + (v.ownerAlive().equals("yes") ? "" : " (" + v.ownerAlive() + ")"));
     }
     out.println();
     out.printf("%-44s %-8s %8s  %-30s %s%n", "SANDBOX", "STATE", "AGE", "OWNER", "LABELS");
@@ -116,6 +127,16 @@ final class PsCommand implements Callable<Integer> {
     }
     out.flush();
     return 0;
+  }
+
+  private String alive(String owner) {
+    if (owner.isEmpty()) {
+      return "no";
+    }
+    if (!opts.local()) {
+      return "unknown";
+    }
+    return ProcessOwners.isAlive(owner) ? "yes" : "no";
   }
 
   static Path sandboxRoot() {

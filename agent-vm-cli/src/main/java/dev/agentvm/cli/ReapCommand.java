@@ -25,10 +25,21 @@ import picocli.CommandLine.Mixin;
             + " reservations, sandboxes) and paused sandboxes whose retention ended.")
 final class ReapCommand implements Callable<Integer> {
   @Mixin Options opts = new Options();
+
+  @CommandLine.Option(names = "--json", description = "print JSON instead of text")
+  boolean json;
+
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Override
   public Integer call() {
+    if (!opts.local()) {
+      // owners are process ids of the host that made the VM: judged here, live ones look dead
+      spec.commandLine()
+          .getErr()
+          .println("reap runs on the host itself: " + opts.uri + " names another host");
+      return 1;
+    }
     Reaper.Report r;
     int sandboxes;
     try (LibvirtConnection conn = opts.connect()) {
@@ -38,7 +49,7 @@ final class ReapCommand implements Callable<Integer> {
       }
     }
     PrintWriter out = spec.commandLine().getOut();
-    if (opts.json) {
+    if (json) {
       Map<String, Object> m = new LinkedHashMap<>();
       m.put("vms", r.removed());
       m.put("orphanedVms", r.orphans());

@@ -69,6 +69,13 @@ class AgentVmCliIT extends RealLibvirtTest {
     Run down = new Run("doctor", "--uri", "qemu+unix:///system?socket=/nonexistent/agent-vm.sock");
     assertEquals(1, down.code, "libvirt unreachable is a failing check");
     assertTrue(down.out.startsWith("fail  libvirt"), down.out);
+    assertTrue(down.out.contains("unknown virtualization"), down.out);
+    Run psDown = new Run("ps", "--uri", "qemu+unix:///system?socket=/nonexistent/agent-vm.sock");
+    assertEquals(1, psDown.code);
+    assertTrue(psDown.err.startsWith("agent-vm ps: "), "one line, no stack trace: " + psDown.err);
+    Run remote = new Run("reap", "--uri", "qemu+ssh://elsewhere.invalid/system");
+    assertEquals(1, remote.code);
+    assertTrue(remote.err.contains("another host"), remote.err);
   }
 
   @Test
@@ -92,12 +99,12 @@ class AgentVmCliIT extends RealLibvirtTest {
         JsonNode all = JSON.readTree(running.out);
         JsonNode vm = find(all.get("vms"), "name", id);
         assertEquals("running", vm.get("state").asText());
-        assertTrue(vm.get("ownerAlive").asBoolean());
+        assertEquals("yes", vm.get("ownerAlive").asText());
         assertTrue(vm.get("memoryMiB").asInt() > 0);
 
         // a running sandbox belongs to its process
         Run busy = new Run("exec", id, "--", "true");
-        assertEquals(1, busy.code);
+        assertEquals(ExecCommand.SANDBOX_FAILED, busy.code);
         assertTrue(busy.err.contains("pause it there first"), busy.err);
 
         sb.pause();
@@ -108,6 +115,8 @@ class AgentVmCliIT extends RealLibvirtTest {
         Run exec = new Run("exec", id, "--", "sh", "-c", "echo hello from $(hostname); exit 3");
         assertEquals(3, exec.code, exec.err + exec.stdout);
         assertTrue(exec.stdout.startsWith("hello from"), exec.stdout);
+        Run nope = new Run("exec", id, "--", "/no/such/program");
+        assertTrue(nope.code == ExecCommand.NOT_RUN || nope.code == 127, nope.code + nope.err);
         box = find(JSON.readTree(new Run("ps", "--json").out).get("sandboxes"), "id", id);
         assertEquals("paused", box.get("state").asText(), "left as it was found");
         assertEquals("", new Run("ps").err);
@@ -115,10 +124,18 @@ class AgentVmCliIT extends RealLibvirtTest {
         // back in this process, then its VM killed by the operator
         sb = sandboxes.connect(id);
         sb.resume();
-        Run kill = new Run("kill", id);
+        Run refused = new Run("kill", id);
+        assertEquals(1, refused.code, "its process (this one) still runs");
+        assertTrue(refused.err.contains("--force"), refused.err);
+        assertTrue(conn.domainNames().contains(id));
+        Run kill = new Run("kill", "--force", id);
         assertEquals(0, kill.code, kill.err);
         assertFalse(conn.domainNames().contains(id));
         assertEquals(1, new Run("kill", id).code, "no such VM any more");
+        Run missing = new Run("exec", "agentvm-test-none-" + System.nanoTime(), "--", "true");
+        assertEquals(ExecCommand.SANDBOX_FAILED, missing.code);
+        Run notRun = new Run("exec", id + "x", "--", "true");
+        assertEquals(ExecCommand.SANDBOX_FAILED, notRun.code);
 
         Run reap = new Run("reap", "--json");
         assertEquals(0, reap.code, reap.out + reap.err);

@@ -63,6 +63,7 @@ class ArchitectureTest {
           "agent-vm-junit",
           "agent-vm-git",
           "agent-vm-cli",
+          "agent-vm-langchain4j",
           "examples",
           "benchmarks");
 
@@ -83,7 +84,11 @@ class ArchitectureTest {
           Map.entry("agent-vm-junit", "protocol|internal|core|storage|image|execution|junit"),
           Map.entry("agent-vm-git", "protocol|internal|core|storage|image|execution|git"),
           Map.entry("agent-vm-cli", "protocol|internal|core|network|storage|image|execution|cli"),
-          Map.entry("examples", "protocol|core|network|storage|image|execution|junit|git|examples"),
+          Map.entry(
+              "agent-vm-langchain4j", "protocol|core|network|storage|image|execution|langchain4j"),
+          Map.entry(
+              "examples",
+              "protocol|core|network|storage|image|execution|junit|git|langchain4j|examples"),
           Map.entry(
               "benchmarks", "protocol|core|network|storage|image|execution|junit|git|benchmarks"));
 

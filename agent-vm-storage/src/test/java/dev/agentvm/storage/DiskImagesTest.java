@@ -54,4 +54,13 @@ class DiskImagesTest {
         o.virtualSize() >= Files.size(rawDisk) && o.virtualSize() < (1 << 20),
         "the raw file itself (rounded to sectors), not the forged 1 MiB: " + o.virtualSize());
   }
+
+  @Test
+  void missingOrExistingFilesAreRefusedBeforeAToolRuns(@TempDir Path dir) throws Exception {
+    org.junit.jupiter.api.Assertions.assertThrows(
+        StorageException.class, () -> DiskImages.info(dir.resolve("missing.qcow2")));
+    Path there = Files.writeString(dir.resolve("there.qcow2"), "x");
+    org.junit.jupiter.api.Assertions.assertThrows(
+        StorageException.class, () -> DiskImages.createExt4(there, 16L << 20, null));
+  }
 }

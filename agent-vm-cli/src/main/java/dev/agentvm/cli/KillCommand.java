@@ -41,7 +41,12 @@ final class KillCommand implements Callable<Integer> {
         return 1;
       }
       String owner = t.get().owner().orElse("");
-      boolean live = !owner.isEmpty() && (!opts.local() || ProcessOwners.isAlive(owner));
+      // another machine's process cannot be judged from here; nor, on a shared host, can an owner
+      // that does not say which machine it is on
+      boolean judgeable =
+          ProcessOwners.isOfThisMachine(owner)
+              && (opts.local() || ProcessOwners.namesThisMachine(owner));
+      boolean live = !owner.isEmpty() && (!judgeable || ProcessOwners.isAlive(owner));
       if (live && !force) {
         spec.commandLine()
             .getErr()
@@ -49,7 +54,7 @@ final class KillCommand implements Callable<Integer> {
                 vm
                     + ": its process "
                     + owner
-                    + (opts.local() ? " still runs" : " may still run (another host)")
+                    + (judgeable ? " still runs" : " may still run (another machine)")
                     + "; stop it there, or use --force");
         return 1;
       }

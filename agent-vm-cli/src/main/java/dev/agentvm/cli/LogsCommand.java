@@ -1,14 +1,15 @@
 package dev.agentvm.cli;
 
 import dev.agentvm.core.LibvirtConnection;
-import dev.agentvm.core.VMTemplate;
 import dev.agentvm.internal.AgentVmPaths;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -28,8 +29,20 @@ final class LogsCommand implements Callable<Integer> {
   @Parameters(paramLabel = "VM", description = "the VM's name")
   String vm = "";
 
-  @CommandLine.Option(names = "--tail", description = "only the last N bytes (default: all)")
+  @CommandLine.Option(
+      names = "--tail",
+      description = "only the last N bytes (default: all, at most " + MAX_BYTES + ")")
   long tail = -1;
+
+  @CommandLine.Option(
+      names = "--raw",
+      description =
+          "the bytes as the guest wrote them, escape sequences included; by default control"
+              + " characters are shown as \\xNN, so that a guest cannot drive your terminal")
+  boolean raw;
+
+  /** The most printed at once: a guest can write a console log without end. */
+  static final int MAX_BYTES = 64 << 20;
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -42,33 +55,65 @@ final class LogsCommand implements Callable<Integer> {
       spec.commandLine().getErr().println("not a VM name: " + vm);
       return 1;
     }
-    Path log = runDir().resolve("console.log");
-    if (!Files.isRegularFile(log, LinkOption.NOFOLLOW_LINKS)) {
-      spec.commandLine().getErr().println("no console log for " + vm + " (" + log + ")");
-      return 1;
-    }
-    // not through a link: a run directory QEMU can write to must not make this print another file
-    try (InputStream in = Files.newInputStream(log, LinkOption.NOFOLLOW_LINKS)) {
-      long size = Files.size(log);
-      if (tail >= 0 && size > tail) {
-        in.skipNBytes(size - tail);
+    int max = (int) (tail >= 0 ? Math.min(tail, MAX_BYTES) : MAX_BYTES);
+    Optional<byte[]> bytes = fromHypervisor(max);
+    if (bytes.isEmpty()) {
+      Path log = AgentVmPaths.runDir(vm).resolve("console.log");
+      if (!Files.isRegularFile(log, LinkOption.NOFOLLOW_LINKS)) {
+        spec.commandLine().getErr().println("no console log for " + vm + " (" + log + ")");
+        return 1;
       }
-      in.transferTo(sink);
+      bytes = Optional.of(tailOf(log, max));
     }
+    sink.write(raw ? bytes.get() : escaped(bytes.get()));
     sink.flush();
     return 0;
   }
 
-  /** The run directory the domain names, if libvirt answers and knows it; else this user's. */
-  private Path runDir() {
+  /** The log the VM's domain names, read through libvirt (also from a remote host). */
+  private Optional<byte[]> fromHypervisor(int max) {
     try (LibvirtConnection conn = opts.connect()) {
-      return conn.backend()
-          .lookup(vm)
-          .flatMap(d -> d.description().templateIfAny())
-          .map(VMTemplate::runDir)
-          .orElse(AgentVmPaths.runDir(vm));
+      return conn.backend().lookup(vm).flatMap(d -> d.consoleTail(max));
     } catch (RuntimeException e) {
-      return AgentVmPaths.runDir(vm);
+      return Optional.empty();
     }
+  }
+
+  /** Not through a link: a directory QEMU can write to must not make this print another file. */
+  private static byte[] tailOf(Path log, int max) throws IOException {
+    try (InputStream in = Files.newInputStream(log, LinkOption.NOFOLLOW_LINKS)) {
+      long size = Files.size(log);
+      if (size > max) {
+        in.skipNBytes(size - max);
+      }
+      return in.readNBytes(max);
+    }
+  }
+
+  /**
+   * The text with every control character but newline and tab shown as {@code \xNN} (or {@code
+   * <U+NNNN>} beyond Latin-1's), so that a guest cannot drive the operator's terminal; bytes that
+   * are not UTF-8 become U+FFFD.
+   */
+  static byte[] escaped(byte[] guestBytes) {
+    String text = new String(guestBytes, StandardCharsets.UTF_8);
+    StringBuilder b = new StringBuilder(text.length());
+    text.codePoints()
+        .forEach(
+            cp -> {
+              if (cp == '\n' || cp == '\t' || !(Character.isISOControl(cp) || isFormat(cp))) {
+                b.appendCodePoint(cp);
+              } else if (cp <= 0xff) {
+                b.append(String.format("\\x%02x", cp));
+              } else {
+                b.append(String.format("<U+%04X>", cp));
+              }
+            });
+    return b.toString().getBytes(StandardCharsets.UTF_8);
+  }
+
+  /** Invisible characters that reorder or hide text (bidi overrides and the like). */
+  private static boolean isFormat(int cp) {
+    return Character.getType(cp) == Character.FORMAT;
   }
 }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -47,6 +48,17 @@ class AgentVmCliTest {
     assertEquals(2, new Run("exec", "some-id").code, "no command after the id");
     assertEquals(0, new Run("--version").code);
     assertEquals(0, new Run().code, "no command: the usage");
+  }
+
+  @Test
+  void aGuestsConsoleCannotDriveTheOperatorsTerminal() {
+    String guest = "ok\u001b[2J\u001b]0;owned\u0007\r\n\tline\u202e\u0085\u00e9";
+    String shown =
+        new String(
+            LogsCommand.escaped(guest.getBytes(StandardCharsets.UTF_8)), StandardCharsets.UTF_8);
+    assertEquals("ok\\x1b[2J\\x1b]0;owned\\x07\\x0d\n\tline<U+202E>\\x85\u00e9", shown);
+    byte[] notUtf8 = {'a', (byte) 0xff, 'b'};
+    assertEquals("a\ufffdb", new String(LogsCommand.escaped(notUtf8), StandardCharsets.UTF_8));
   }
 
   @Test

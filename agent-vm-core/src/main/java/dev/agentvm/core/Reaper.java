@@ -144,6 +144,7 @@ public final class Reaper {
     int forced = 0;
     int removed = 0;
     List<String> failures = new ArrayList<>();
+    boolean local = conn.backend().isLocal();
     for (String name : conn.domainNames()) {
       examined++;
       Optional<DomainHandle> d;
@@ -162,6 +163,9 @@ public final class Reaper {
       Path runDir = def.runDir();
       if (owner == null || runDir == null || ProcessOwners.isAlive(owner)) {
         continue;
+      }
+      if (!local && !ProcessOwners.namesThisMachine(owner)) {
+        continue; // a shared host: only owners that name this machine are ours to judge
       }
       orphans++;
       LOG.info("reaping {}: its owner {} is gone", name, owner);
@@ -203,6 +207,11 @@ public final class Reaper {
       }
     }
     java.util.Map<String, Integer> others = new java.util.LinkedHashMap<>();
+    if (!local) {
+      // runtime directories, workspaces and reservations are this machine's: judged against its
+      // own libvirt, never against another host's domains
+      return report(examined, orphans, graceful, forced, removed, failures, others);
+    }
     int dirs = reapRunDirs(conn, failures);
     if (dirs > 0) {
       others.put("runtime directories", dirs);
@@ -219,6 +228,17 @@ public final class Reaper {
         failures.add(extra.kind() + ": reaping failed: " + e.getMessage());
       }
     }
+    return report(examined, orphans, graceful, forced, removed, failures, others);
+  }
+
+  private static Report report(
+      int examined,
+      int orphans,
+      int graceful,
+      int forced,
+      int removed,
+      List<String> failures,
+      Map<String, Integer> others) {
     Report r =
         new Report(
             examined,

@@ -127,9 +127,41 @@ public final class VM implements AutoCloseable {
     }
   }
 
-  /** The guest's serial console log, written by the hypervisor while the VM runs. */
+  /**
+   * The guest's serial console log on this machine, written by the hypervisor while the VM runs. On
+   * a remote host the log is on that host: read it with {@link #consoleTail}.
+   */
   public Path consoleLog() {
     return template.consoleLog();
+  }
+
+  /**
+   * At most the last {@code maxBytes} of the guest's console log, as the guest wrote it (read it as
+   * untrusted text), from this machine or the VM's remote host; empty if there is none yet.
+   */
+  public java.util.Optional<byte[]> consoleTail(int maxBytes) {
+    if (maxBytes < 0) {
+      throw new IllegalArgumentException("maxBytes < 0");
+    }
+    return domain.consoleTail(maxBytes);
+  }
+
+  /** Where to read the console log, for messages: a path here, or the VM's host. */
+  private String consoleWhere() {
+    return connection.backend().isLocal()
+        ? consoleLog().toString()
+        : "on " + connection.uri() + " (VM.consoleTail)";
+  }
+
+  /**
+   * The agent's channel: the VM's UNIX socket on this machine, or a stream through the hypervisor
+   * when the VM runs on a remote host.
+   */
+  private dev.agentvm.core.agent.AgentTransport agentTransport() {
+    return connection.backend().isLocal()
+        ? new UnixSocketTransport(template.agentSocket())
+        : new dev.agentvm.core.agent.DomainChannelTransport(
+            domain, dev.agentvm.protocol.Protocol.VIRTIO_SERIAL_PORT_NAME);
   }
 
   /**
@@ -159,7 +191,7 @@ public final class VM implements AutoCloseable {
       lastState = now;
       try (LogContext.Scope c = logContext()) {
         if (now == VMState.CRASHED) {
-          LOG.warn("VM {}: {} -> CRASHED (console: {})", name(), before, consoleLog());
+          LOG.warn("VM {}: {} -> CRASHED (console: {})", name(), before, consoleWhere());
         } else {
           LOG.debug("VM {}: {} -> {}", name(), before, now);
         }
@@ -217,8 +249,7 @@ public final class VM implements AutoCloseable {
       throw new VmStateException("VM " + name() + " is " + s + ", its agent cannot answer");
     }
     try {
-      AgentClient c =
-          AgentClient.connect(new UnixSocketTransport(template.agentSocket()), deadline);
+      AgentClient c = AgentClient.connect(agentTransport(), deadline);
       synchronized (monitor) {
         if (agent == null || !agent.isOpen()) {
           agent = c;
@@ -237,7 +268,7 @@ public final class VM implements AutoCloseable {
               + " ms (VM is "
               + now
               + "; console log: "
-              + consoleLog()
+              + consoleWhere()
               + "): "
               + e.getMessage(),
           e);
@@ -440,7 +471,7 @@ public final class VM implements AutoCloseable {
         grace.compareTo(Duration.ofSeconds(4)) < 0 ? grace.dividedBy(2) : Duration.ofSeconds(2);
     try {
       if (a == null) {
-        a = AgentClient.connect(new UnixSocketTransport(template.agentSocket()), agentDeadline);
+        a = AgentClient.connect(agentTransport(), agentDeadline);
         synchronized (monitor) {
           agent = a;
         }

@@ -129,6 +129,8 @@ public final class VirtTypeSelector {
     }
   }
 
+  private static final int PROBE_CONSOLE_BYTES = 1 << 20;
+
   /** Boots the kernel under KVM with a transient domain and looks for its banner on the console. */
   private boolean probeKvm(BootSource boot) {
     String name = "agentvm-probe-" + UUID.randomUUID().toString().substring(0, 8);
@@ -143,13 +145,15 @@ public final class VirtTypeSelector {
       d = backend.createTransient(t, VirtType.KVM);
       long end = System.nanoTime() + PROBE_TIMEOUT.toNanos();
       while (System.nanoTime() < end) {
-        if (Files.exists(t.consoleLog())) {
-          String console = Files.readString(t.consoleLog());
+        // through the domain: the log is on the VM's host, which may be another machine
+        java.util.Optional<byte[]> tail = d.consoleTail(PROBE_CONSOLE_BYTES);
+        if (tail.isPresent()) {
+          String console = new String(tail.get(), java.nio.charset.StandardCharsets.ISO_8859_1);
           if (console.contains("Linux version") || console.contains("agentvm-init")) {
             return true;
           }
         }
-        Thread.sleep(100);
+        Thread.sleep(backend.isLocal() ? 100 : 1000); // a remote read is a download
       }
       return false;
     } catch (IOException | RuntimeException e) {

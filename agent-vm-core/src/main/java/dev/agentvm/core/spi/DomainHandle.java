@@ -82,4 +82,12 @@ public interface DomainHandle {
    * connection of its own; fails if another client holds the console.
    */
   AgentTransport.Connection openConsole() throws IOException;
+
+  /**
+   * At most the last {@code maxBytes} of the guest's console log, wherever the host keeps it; empty
+   * if there is none (yet).
+   */
+  default java.util.Optional<byte[]> consoleTail(int maxBytes) {
+    return java.util.Optional.empty();
+  }
 }

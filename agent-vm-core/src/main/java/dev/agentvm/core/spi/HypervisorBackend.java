@@ -75,6 +75,19 @@ public interface HypervisorBackend extends AutoCloseable {
   /** Whether the connection is still usable. */
   boolean isAlive();
 
+  /**
+   * Whether the hypervisor runs on this machine and sees its files (a local URI). A remote host
+   * gets its images uploaded, and its VMs' agents are reached through the hypervisor's own streams.
+   */
+  default boolean isLocal() {
+    return true;
+  }
+
+  /** Image files uploaded to the host through this backend so far (zero for a local host). */
+  default long imageUploads() {
+    return 0;
+  }
+
   @Override
   void close();
 }

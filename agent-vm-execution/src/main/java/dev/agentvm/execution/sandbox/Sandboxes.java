@@ -119,6 +119,14 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
 
   /** The sandboxes under {@code root}; reaps what is due there first. */
   public static Sandboxes open(LibvirtConnection conn, Path root) {
+    if (!conn.backend().isLocal()) {
+      // their overlays and memory images are files of this machine; on another host they must be
+      // volumes there (docs/scale-out.md): refused rather than half working
+      throw new SandboxException(
+          "sandboxes on a remote libvirt host ("
+              + conn.uri()
+              + ") are not supported yet; VMs are (LibvirtConnection.define), see docs/scale-out.md");
+    }
     Sandboxes s = new Sandboxes(conn, root);
     try {
       Files.createDirectories(s.root);

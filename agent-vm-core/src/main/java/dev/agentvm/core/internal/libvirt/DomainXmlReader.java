@@ -319,6 +319,24 @@ public final class DomainXmlReader {
     return Hashing.sha256Hex(canonical.getBytes(StandardCharsets.UTF_8));
   }
 
+  /** A storage pool's directory on its host ({@code <target><path>}). */
+  static String poolPath(String poolXml) {
+    Element target = first(parse(poolXml).getDocumentElement(), "target");
+    String path = first(target, "path").getTextContent().strip();
+    if (!path.startsWith("/")) {
+      throw new IllegalArgumentException("pool path is not absolute: " + path);
+    }
+    return path;
+  }
+
+  /** The file a domain's console is logged to, if it has one. */
+  static java.util.Optional<String> consoleLogFile(String xml) {
+    return all(parse(xml).getDocumentElement(), "log").stream()
+        .map(e -> e.getAttribute("file"))
+        .filter(f -> !f.isEmpty())
+        .findFirst();
+  }
+
   /** agent-vm's {@code <agentvm:vm>} metadata element, or null. */
   static @Nullable Element metadata(Document d) {
     return (Element) d.getElementsByTagNameNS(VMTemplate.METADATA_NS, "vm").item(0);

@@ -310,4 +310,108 @@ public final class DomainXmlWriter {
     text(d, snap, "description", description);
     return SecureXml.serialise(d, false);
   }
+
+  /**
+   * A domain's XML for a host that does not share this machine's files: boot images and read-only
+   * disks replaced by what {@code stage} returns for them (their paths on the host), console logs
+   * at {@code consoleLog(name)}, the agent socket left for libvirt to place.
+   *
+   * @throws HypervisorException if the VM needs what a remote host cannot have (a writable disk or
+   *     a share of this machine's directories); checked before anything is staged
+   */
+  static String forRemoteHost(
+      String xml, Function<String, String> stage, Function<String, String> consoleLog, String uri) {
+    Document d = DomainXmlReader.parse(xml);
+    Element dom = d.getDocumentElement();
+    String name = DomainXmlReader.first(dom, "name").getTextContent();
+    // refusals first: nothing is uploaded for a VM that cannot be made
+    for (Element disk : DomainXmlReader.all(dom, "disk")) {
+      String file = DomainXmlReader.first(disk, "source").getAttribute("file");
+      if (disk.getElementsByTagName("readonly").getLength() == 0) {
+        throw new dev.agentvm.core.HypervisorException(
+            "VM "
+                + name
+                + ": writable disk "
+                + file
+                + " is on this machine; libvirt at "
+                + uri
+                + " cannot use it (remote hosts take read-only disks and images only)",
+            null);
+      }
+      String format = DomainXmlReader.first(disk, "driver").getAttribute("type");
+      if (!format.equals("raw")) {
+        // a qcow2 image may name a backing file, which would be looked up on the host
+        throw new dev.agentvm.core.HypervisorException(
+            "VM "
+                + name
+                + ": disk "
+                + file
+                + " is "
+                + format
+                + "; libvirt at "
+                + uri
+                + " takes raw read-only disks only (convert it with qemu-img convert -O raw)",
+            null);
+      }
+    }
+    if (!DomainXmlReader.all(dom, "filesystem").isEmpty()) {
+      throw new dev.agentvm.core.HypervisorException(
+          "VM "
+              + name
+              + ": a shared directory of this machine cannot reach libvirt at "
+              + uri
+              + "; move files over the agent protocol instead",
+          null);
+    }
+    for (String tag : new String[] {"kernel", "initrd"}) {
+      for (Element e : DomainXmlReader.all(dom, tag)) {
+        e.setTextContent(stage.apply(e.getTextContent().strip()));
+      }
+    }
+    for (Element disk : DomainXmlReader.all(dom, "disk")) {
+      Element src = DomainXmlReader.first(disk, "source");
+      src.setAttribute("file", stage.apply(src.getAttribute("file")));
+    }
+    for (Element log : DomainXmlReader.all(DomainXmlReader.first(dom, "devices"), "log")) {
+      log.setAttribute("file", consoleLog.apply(name));
+    }
+    for (Element c : DomainXmlReader.all(dom, "channel")) {
+      if (Protocol.VIRTIO_SERIAL_PORT_NAME.equals(
+          DomainXmlReader.first(c, "target").getAttribute("name"))) {
+        // libvirt places the socket in its own channel directory on the host
+        DomainXmlReader.first(c, "source").removeAttribute("path");
+      }
+    }
+    return SecureXml.serialise(d, true);
+  }
+
+  /** A directory storage pool's XML. */
+  static String dirPool(String name, String path) {
+    Document d = SecureXml.newDocument();
+    Element pool = d.createElement("pool");
+    d.appendChild(pool);
+    pool.setAttribute("type", "dir");
+    text(d, pool, "name", name);
+    Element target = child(d, pool, "target");
+    text(d, target, "path", path);
+    text(d, child(d, target, "permissions"), "mode", "0755");
+    return SecureXml.serialise(d, false);
+  }
+
+  /**
+   * A raw volume's XML: sparse (nothing allocated until written), with the file mode given (boot
+   * images are public; console logs are for the host's root only).
+   */
+  static String rawVolume(String name, long size, String mode) {
+    Document d = SecureXml.newDocument();
+    Element vol = d.createElement("volume");
+    d.appendChild(vol);
+    text(d, vol, "name", name);
+    text(d, vol, "capacity", Long.toString(size)).setAttribute("unit", "bytes");
+    text(d, vol, "allocation", "0").setAttribute("unit", "bytes");
+    Element target = child(d, vol, "target");
+    child(d, target, "format").setAttribute("type", "raw");
+    text(d, child(d, target, "permissions"), "mode", mode);
+    return SecureXml.serialise(d, false);
+  }
 }

@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
+import org.jspecify.annotations.Nullable;
 import org.libvirt.Domain;
 import org.libvirt.LibvirtException;
 import org.slf4j.Logger;
@@ -39,7 +40,12 @@ public final class LibvirtBackend implements HypervisorBackend {
   private final LibvirtSession session;
   private final LibvirtSnapshots snapshots;
   private final LibvirtNetworks networks;
-  private final boolean memoryHardLimit;
+
+  /** Whether domains get {@code <memtune>}; a remote host on "auto" can turn it off (see below). */
+  private final java.util.concurrent.atomic.AtomicBoolean memoryHardLimit;
+
+  private final boolean learnHardLimit;
+  private final @Nullable HostVolumes remote;
 
   private LibvirtBackend(String uri, Duration retryFor) {
     this.session =
@@ -62,8 +68,13 @@ public final class LibvirtBackend implements HypervisorBackend {
               }
               return 0;
             });
+    String hardLimit = Setting.MEMORY_HARD_LIMIT.valueOr("auto");
     this.memoryHardLimit =
-        QemuConfinement.memoryHardLimitAllowed(uri, Setting.MEMORY_HARD_LIMIT.valueOr("auto"));
+        new java.util.concurrent.atomic.AtomicBoolean(
+            QemuConfinement.memoryHardLimitAllowed(uri, hardLimit));
+    // a remote daemon's privileges cannot be read from here: try, and learn from its refusal
+    this.learnHardLimit = !HostVolumes.isLocal(uri) && hardLimit.equals("auto");
+    this.remote = HostVolumes.isLocal(uri) ? null : new HostVolumes(session);
     this.snapshots = new LibvirtSnapshots(session);
     this.networks = new LibvirtNetworks(session);
   }
@@ -99,7 +110,7 @@ public final class LibvirtBackend implements HypervisorBackend {
         sec.getKey(),
         sec.getValue(),
         QemuConfinement.seccompFromQemuConf(uri(), Path.of("/etc/libvirt/qemu.conf")),
-        memoryHardLimit);
+        memoryHardLimit.get());
   }
 
   @Override
@@ -110,7 +121,7 @@ public final class LibvirtBackend implements HypervisorBackend {
     return "host="
         + host
         + " kernel="
-        + System.getProperty("os.version")
+        + (remote == null ? System.getProperty("os.version") : "remote")
         + " libvirt="
         + lib
         + " hypervisor="
@@ -126,12 +137,53 @@ public final class LibvirtBackend implements HypervisorBackend {
   @Override
   public DomainHandle createTransient(VMTemplate template, VirtType type) {
     String xml = domainXml(template, type);
-    return domain(session.call("create domain", () -> session.connect().domainCreateXML(xml, 0)));
+    try {
+      return domain(session.call("create domain", () -> session.connect().domainCreateXML(xml, 0)));
+    } catch (HypervisorException e) {
+      if (!hardLimitRefused(e)) {
+        throw e;
+      }
+      String without = DomainXmlWriter.withoutMemoryHardLimit(xml);
+      return domain(
+          session.call("create domain", () -> session.connect().domainCreateXML(without, 0)));
+    }
+  }
+
+  /**
+   * Whether QEMU failed to start because the daemon may not raise its locked-memory limit to the
+   * memory hard limit (a libvirtd without CAP_SYS_RESOURCE). On a remote host left on "auto", this
+   * turns the hard limit off for the host's later VMs, and the caller starts the VM without it.
+   */
+  boolean hardLimitRefused(RuntimeException e) {
+    if (!learnHardLimit || !String.valueOf(e.getMessage()).contains("cannot limit locked memory")) {
+      return false;
+    }
+    if (memoryHardLimit.getAndSet(false)) {
+      LOG.warn(
+          "libvirt at {} cannot give QEMU a memory hard limit (its daemon lacks CAP_SYS_RESOURCE):"
+              + " its VMs run without one",
+          uri());
+    }
+    return true;
   }
 
   private String domainXml(VMTemplate template, VirtType type) {
     String xml = template.toDomainXml(type);
-    return memoryHardLimit ? xml : DomainXmlWriter.withoutMemoryHardLimit(xml);
+    if (remote != null) {
+      xml = remote.placeOnHost(xml);
+    }
+    return memoryHardLimit.get() ? xml : DomainXmlWriter.withoutMemoryHardLimit(xml);
+  }
+
+  @Override
+  public boolean isLocal() {
+    return remote == null;
+  }
+
+  /** Images sent to the host so far by this connection (none for a local host). */
+  @Override
+  public long imageUploads() {
+    return remote == null ? 0 : remote.uploads();
   }
 
   @Override
@@ -147,7 +199,7 @@ public final class LibvirtBackend implements HypervisorBackend {
   }
 
   private DomainHandle domain(Domain d) {
-    return new LibvirtDomain(session, snapshots, d);
+    return new LibvirtDomain(session, snapshots, remote, this::hardLimitRefused, d);
   }
 
   @Override
@@ -161,6 +213,10 @@ public final class LibvirtBackend implements HypervisorBackend {
 
   @Override
   public DomainHandle restore(Path file, VMTemplate identity) {
+    if (remote != null) {
+      throw new dev.agentvm.core.SnapshotException(
+          "memory images are not kept on remote hosts yet (libvirt at " + uri() + ")");
+    }
     String name = snapshots.restore(file, identity);
     return lookup(name)
         .orElseThrow(() -> new HypervisorException("restored domain " + name + " not found", null));

@@ -3,6 +3,7 @@ package dev.agentvm.core.internal.libvirt;
 import com.sun.jna.Pointer;
 import com.sun.jna.ptr.IntByReference;
 import dev.agentvm.core.NoSuchVmException;
+import dev.agentvm.core.SnapshotException;
 import dev.agentvm.core.agent.AgentTransport;
 import dev.agentvm.core.spi.DomainDescription;
 import dev.agentvm.core.spi.DomainHandle;
@@ -10,6 +11,8 @@ import dev.agentvm.core.spi.DomainStatus;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
+import org.jspecify.annotations.Nullable;
 import org.libvirt.Domain;
 import org.libvirt.DomainInfo;
 import org.libvirt.LibvirtException;
@@ -27,14 +30,23 @@ final class LibvirtDomain implements DomainHandle {
 
   private final LibvirtSession session;
   private final LibvirtSnapshots snapshots;
+  private final @Nullable HostVolumes remote;
+  private final java.util.function.Predicate<RuntimeException> hardLimitRefused;
   private Domain d; // guarded by this; of connection generation gen
   private long gen;
   private final String name;
   private final String uuid;
 
-  LibvirtDomain(LibvirtSession session, LibvirtSnapshots snapshots, Domain d) {
+  LibvirtDomain(
+      LibvirtSession session,
+      LibvirtSnapshots snapshots,
+      @Nullable HostVolumes remote,
+      java.util.function.Predicate<RuntimeException> hardLimitRefused,
+      Domain d) {
     this.session = session;
     this.snapshots = snapshots;
+    this.remote = remote;
+    this.hardLimitRefused = hardLimitRefused;
     this.d = d;
     this.gen = session.generation();
     this.name = session.call("read domain name", d::getName);
@@ -132,7 +144,19 @@ final class LibvirtDomain implements DomainHandle {
 
   @Override
   public void start() {
-    session.call("start " + name, () -> dom().create());
+    try {
+      session.call("start " + name, () -> dom().create());
+    } catch (dev.agentvm.core.HypervisorException e) {
+      if (!hardLimitRefused.test(e)) {
+        throw e;
+      }
+      // defined again without the limit the host cannot apply (same name and UUID: an update)
+      String xml =
+          DomainXmlWriter.withoutMemoryHardLimit(
+              session.call("read XML of " + name, () -> dom().getXMLDesc(VIR_DOMAIN_XML_INACTIVE)));
+      session.call("redefine " + name, () -> session.connect().domainDefineXML(xml));
+      session.call("start " + name, () -> dom().create());
+    }
   }
 
   @Override
@@ -142,7 +166,22 @@ final class LibvirtDomain implements DomainHandle {
 
   @Override
   public void destroy() {
-    session.run("destroy " + name, () -> dom().destroy());
+    boolean transientDomain = false;
+    if (remote != null) {
+      try {
+        transientDomain =
+            session.call("read persistence of " + name, () -> dom().isPersistent()) == 0;
+      } catch (NoSuchVmException e) {
+        transientDomain = true; // a transient domain that ended by itself
+      }
+    }
+    try {
+      session.run("destroy " + name, () -> dom().destroy());
+    } finally {
+      if (transientDomain && remote != null) {
+        remote.deleteVmFiles(name); // a transient domain is gone with its process
+      }
+    }
   }
 
   @Override
@@ -155,6 +194,9 @@ final class LibvirtDomain implements DomainHandle {
             dom()
                 .undefine(
                     Domain.UndefineFlags.SNAPSHOTS_METADATA | Domain.UndefineFlags.MANAGED_SAVE));
+    if (remote != null) {
+      remote.deleteVmFiles(name);
+    }
   }
 
   @Override
@@ -205,7 +247,27 @@ final class LibvirtDomain implements DomainHandle {
 
   @Override
   public void saveMemory(Path file) {
+    if (remote != null) {
+      throw new SnapshotException(
+          "VM "
+              + name
+              + ": memory images are not kept on remote hosts yet (libvirt at "
+              + session.uri()
+              + ")");
+    }
     snapshots.saveMemory(this, file);
+  }
+
+  @Override
+  public Optional<byte[]> consoleTail(int maxBytes) {
+    Optional<String> log = DomainXmlReader.consoleLogFile(xml());
+    if (log.isEmpty()) {
+      return Optional.empty();
+    }
+    if (remote != null) {
+      return remote.tail(log.get(), maxBytes);
+    }
+    return localTail(Path.of(log.get()), maxBytes);
   }
 
   @Override
@@ -225,5 +287,28 @@ final class LibvirtDomain implements DomainHandle {
         "console of " + name,
         (lib, dom, st) ->
             lib.virDomainOpenConsole(dom, null, st, LibvirtNative.VIR_DOMAIN_CONSOLE_SAFE));
+  }
+
+  private static Optional<byte[]> localTail(Path file, int maxBytes) {
+    // not through a link: the directory may be writable by QEMU's user
+    try (java.nio.channels.SeekableByteChannel ch =
+        java.nio.file.Files.newByteChannel(
+            file,
+            java.util.Set.of(
+                java.nio.file.StandardOpenOption.READ, java.nio.file.LinkOption.NOFOLLOW_LINKS))) {
+      long size = ch.size();
+      long from = Math.max(0, size - maxBytes);
+      ch.position(from);
+      java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate((int) (size - from));
+      while (buf.hasRemaining() && ch.read(buf) > 0) {
+        // reads until full or the end
+      }
+      return Optional.of(java.util.Arrays.copyOf(buf.array(), buf.position()));
+    } catch (java.nio.file.NoSuchFileException e) {
+      return Optional.empty();
+    } catch (IOException e) {
+      LOG.debug("cannot read console log {}: {}", file, e.getMessage());
+      return Optional.empty();
+    }
   }
 }

@@ -41,6 +41,8 @@ interface LibvirtNative extends Library {
 
   int virConnectClose(Pointer conn);
 
+  int virConnectSetKeepAlive(Pointer conn, int interval, int count);
+
   @Nullable Pointer virStreamNew(Pointer conn, int flags);
 
   int virStreamRecv(Pointer stream, byte[] data, NativeLong nbytes);

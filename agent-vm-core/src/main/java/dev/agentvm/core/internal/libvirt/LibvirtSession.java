@@ -49,6 +49,7 @@ final class LibvirtSession {
     this.uri = uri;
     this.conn = conn;
     this.lifecycle = lifecycle;
+    keepAlive(uri, conn);
     try {
       conn.addLifecycleListener(lifecycle);
     } catch (LibvirtException e) {
@@ -77,6 +78,7 @@ final class LibvirtSession {
       attempt++;
       try {
         LOG.debug("connecting to {} (attempt {})", uri, attempt);
+        RemoteReach.check(uri);
         return new LibvirtSession(uri, new NativeConnect(uri), lifecycle);
       } catch (LibvirtException e) {
         if (!LibvirtErrors.isTransient(e) || System.nanoTime() + backoff * 1_000_000 > deadline) {
@@ -103,6 +105,29 @@ final class LibvirtSession {
 
   String uri() {
     return uri;
+  }
+
+  /**
+   * Seconds between keepalive probes of a remote host, and probes it may miss before it is dead.
+   */
+  static final int KEEPALIVE_INTERVAL_SECONDS = 2;
+
+  static final int KEEPALIVE_MISSES = 3;
+
+  /**
+   * A remote host that stops answering (hung, or its network gone) closes the connection within
+   * about {@code interval * (misses + 1)} seconds, failing the calls that wait on it, instead of
+   * libvirt's default of half a minute.
+   */
+  private static void keepAlive(String uri, Connect c) {
+    if (HostVolumes.isLocal(uri)) {
+      return;
+    }
+    try {
+      c.setKeepAlive(KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_MISSES);
+    } catch (LibvirtException e) {
+      LOG.warn("no keepalive on {}: {}", uri, e.getMessage());
+    }
   }
 
   /** The current libvirt-java connection (replaced after a reconnection). */
@@ -223,11 +248,16 @@ final class LibvirtSession {
       } catch (LibvirtException | RuntimeException e) {
         LOG.debug("closing the dead connection: {}", e.getMessage());
       }
-      long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
+      // a local daemon restarting comes back in seconds; a remote host that went away must fail
+      // its calls fast (one attempt), so that work moves to other hosts instead of waiting
+      boolean local = HostVolumes.isLocal(uri);
+      long deadline = System.nanoTime() + (local ? Duration.ofMinutes(1).toNanos() : 0);
       long backoff = 100;
       while (true) {
         try {
+          RemoteReach.check(uri);
           NativeConnect fresh = new NativeConnect(uri);
+          keepAlive(uri, fresh);
           try {
             fresh.addLifecycleListener(lifecycle);
           } catch (LibvirtException e) {
@@ -240,7 +270,10 @@ final class LibvirtSession {
         } catch (LibvirtException e) {
           if (System.nanoTime() > deadline) {
             throw new ConnectionException(
-                uri, "libvirtd did not come back within a minute: " + e.getMessage(), e);
+                uri,
+                (local ? "libvirtd did not come back within a minute: " : "host does not answer: ")
+                    + e.getMessage(),
+                e);
           }
           sleep(backoff);
           backoff = Math.min(backoff * 2, 2000);

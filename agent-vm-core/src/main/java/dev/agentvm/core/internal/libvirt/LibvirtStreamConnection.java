@@ -105,9 +105,19 @@ final class LibvirtStreamConnection implements AgentTransport.Connection {
     } catch (RuntimeException e) {
       throw new IOException(e.getMessage(), e);
     }
+    try {
+      RemoteReach.check(uri);
+    } catch (dev.agentvm.core.ConnectionException e) {
+      throw new IOException(e.getMessage(), e);
+    }
     Pointer conn = lib.virConnectOpen(uri);
     if (conn == null) {
       throw new IOException("cannot connect to " + uri + ": " + lib.virGetLastErrorMessage());
+    }
+    if (!HostVolumes.isLocal(uri)) {
+      // a hung host ends the stream (and a reader blocked on it) instead of holding it forever
+      lib.virConnectSetKeepAlive(
+          conn, LibvirtSession.KEEPALIVE_INTERVAL_SECONDS, LibvirtSession.KEEPALIVE_MISSES);
     }
     Pointer dom = null;
     Pointer stream = null;

@@ -1,0 +1,109 @@
+#!/bin/bash
+# A second, independent libvirt host on this machine, for tests: libvirtd and virtlogd in a network
+# namespace of their own (reached only at the namespace's address over qemu+tcp), with their own
+# runtime, state, log and configuration directories, and a mount namespace in which this machine's
+# agent-vm state, caches, /tmp, /work, /root and /home do not exist: nothing the client writes can
+# reach the daemon except through libvirt. No packet leaves the machine (a veth pair, no route out).
+#
+#   remote-libvirt-host.sh up   NAME INDEX BASE   start (tears down a leftover of the same NAME first)
+#   remote-libvirt-host.sh stop NAME BASE         kill libvirtd only (the host "goes away"; QEMU stays)
+#   remote-libvirt-host.sh start NAME BASE        start libvirtd again
+#   remote-libvirt-host.sh down NAME BASE         kill everything in the namespace, remove it all
+set -euo pipefail
+cmd=$1 name=$2
+veth=$(printf '%s' "$name" | md5sum | cut -c1-8)   # interface names are at most 15 bytes
+
+in_ns() { # runs "$@" inside the daemon's network and mount namespaces
+  local pid
+  pid=$(cat "$BASE/run/virtlogd.pid")
+  nsenter --target "$pid" --net --mount -- "$@"
+}
+
+start_libvirtd() {
+  in_ns libvirtd -d -l -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
+  for _ in $(seq 1 100); do
+    if [ -S "$BASE/run/libvirt-sock" ] && [ -s "$BASE/run/libvirtd.pid" ]; then return 0; fi
+    sleep 0.1
+  done
+  echo "libvirtd in $name did not start" >&2
+  exit 1
+}
+
+case $cmd in
+up)
+  index=$3 BASE=$4
+  bash "$0" down "$name" "$BASE" || true
+  hostip=10.213.$index.1 nsip=10.213.$index.2
+  mkdir -p "$BASE"/{run,lib,cache,log,etc}
+  # the daemons' configuration and the built-in network filters; not this machine's persistent
+  # domains, networks, pools or secrets (those would come up on the test host too)
+  cp -a /etc/libvirt/*.conf "$BASE/etc/"
+  [ -d /etc/libvirt/nwfilter ] && cp -a /etc/libvirt/nwfilter "$BASE/etc/"
+  cat > "$BASE/etc/libvirtd.conf" <<CONF
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "$nsip"
+auth_tcp = "none"
+unix_sock_group = "root"
+unix_sock_rw_perms = "0700"
+CONF
+  ip netns add "$name"
+  ip link add "h$veth" type veth peer name "n$veth"
+  ip link set "n$veth" netns "$name"
+  ip addr add "$hostip/30" dev "h$veth"
+  ip link set "h$veth" up
+  ip netns exec "$name" ip addr add "$nsip/30" dev "n$veth"
+  ip netns exec "$name" ip link set "n$veth" up
+  ip netns exec "$name" ip link set lo up
+  hide=""
+  for d in /var/lib/agent-vm /var/cache/agent-vm /tmp /work /root /home; do
+    [ -d "$d" ] && hide="$hide mount -t tmpfs -o mode=0755,size=1m none $d;"
+  done
+  # daemons outlive this shell and keep the mount namespace alive; nsenter rather than
+  # "ip netns exec", which would remount /sys and hide the cgroups QEMU's limits need
+  unshare --mount --propagation private nsenter --net="/run/netns/$name" -- bash -c "
+    set -e
+    mount --bind '$BASE/run' /run/libvirt
+    mount --bind '$BASE/lib' /var/lib/libvirt
+    mount --bind '$BASE/cache' /var/cache/libvirt
+    mount --bind '$BASE/log' /var/log/libvirt
+    mount --bind '$BASE/etc' /etc/libvirt
+    $hide
+    mkdir -p /var/lib/libvirt/qemu /var/lib/libvirt/images /var/log/libvirt/qemu
+    virtlogd -d -p /run/libvirt/virtlogd.pid
+  "
+  for _ in $(seq 1 50); do [ -s "$BASE/run/virtlogd.pid" ] && break; sleep 0.1; done
+  start_libvirtd
+  echo "qemu+tcp://$nsip/system"
+  ;;
+stop)
+  BASE=$3
+  if [ -s "$BASE/run/libvirtd.pid" ]; then
+    kill -9 "$(cat "$BASE/run/libvirtd.pid")" 2>/dev/null || true
+    rm -f "$BASE/run/libvirtd.pid"
+  fi
+  ;;
+start)
+  BASE=$3
+  rm -f "$BASE/run/libvirt-sock"
+  start_libvirtd
+  ;;
+down)
+  BASE=$3
+  if ip netns list | awk '{print $1}' | grep -qx "$name"; then
+    for _ in 1 2 3 4 5; do
+      pids=$(ip netns pids "$name" || true)
+      [ -z "$pids" ] && break
+      kill -9 $pids 2>/dev/null || true
+      sleep 0.2
+    done
+    ip netns del "$name" || true
+  fi
+  ip link del "h$veth" 2>/dev/null || true
+  rm -rf "$BASE"
+  ;;
+*)
+  echo "usage: $0 up|stop|start|down NAME ..." >&2
+  exit 2
+  ;;
+esac

@@ -19,6 +19,8 @@ import picocli.CommandLine.Command;
       ExecCommand.class,
       KillCommand.class,
       ReapCommand.class,
+      PruneCommand.class,
+      ImageCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class AgentVmCli implements Runnable {

@@ -49,6 +49,20 @@ class AgentVmCliIT extends RealLibvirtTest {
   }
 
   @Test
+  void imageBuildFindsOrBuildsTheImageAndSaysWhereItIs() throws Exception {
+    Run r = new Run("image", "build", "--json");
+    assertEquals(0, r.code, r.out + r.err);
+    JsonNode image = JSON.readTree(r.out);
+    assertTrue(
+        java.nio.file.Files.isRegularFile(java.nio.file.Path.of(image.get("kernel").asText())),
+        r.out);
+    assertEquals(TestVms.image().kernelRelease(), image.get("kernelRelease").asText());
+    Run text = new Run("image", "build");
+    assertTrue(text.out.startsWith("image " + image.get("directory").asText()), text.out);
+    assertEquals(2, new Run("image", "build", "--packages", "jq;rm -rf").code);
+  }
+
+  @Test
   void doctorJudgesThisHost() throws Exception {
     Run r = new Run("doctor", "--json");
     assertEquals(0, r.code, r.out + r.err);

@@ -2,6 +2,7 @@ package dev.agentvm.execution;
 
 import dev.agentvm.execution.internal.AgentVmMeter;
 import dev.agentvm.execution.internal.Meters;
+import dev.agentvm.image.Progress;
 import dev.agentvm.internal.LogContext;
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
@@ -409,6 +410,30 @@ public final class VMPool implements AutoCloseable, MeterBinder {
     }
   }
 
+  private volatile Progress progress = Progress.toLog();
+
+  /** Until the pool first holds its minimum of idle VMs; guarded by {@code lock}. */
+  private boolean warmedUp;
+
+  /**
+   * Who hears the pool's warm-up (default {@link Progress#toLog()}): a step per VM made until the
+   * pool first holds its minimum size idle. Later refills are not reported.
+   */
+  public VMPool progress(Progress listener) {
+    this.progress = java.util.Objects.requireNonNull(listener, "listener");
+    return this;
+  }
+
+  /** The warm-up step for a VM just made idle; under {@code lock}. */
+  private Progress.Step warmUpStep(String vm) {
+    int min = config.minSize();
+    int have = Math.min(idle.size(), min);
+    if (have >= min) {
+      warmedUp = true;
+    }
+    return new Progress.Step("pool " + name, have, min, vm + " ready");
+  }
+
   /** Starts as many creations as needed: to min size, and for waiters, within max size. */
   private void fill() {
     int toStart;
@@ -530,6 +555,7 @@ public final class VMPool implements AutoCloseable, MeterBinder {
   /** A fresh VM: to the first waiter, else idle. */
   private void offer(PooledVm vm) {
     boolean destroyNow = false;
+    Progress.@Nullable Step warmUpStep = null;
     synchronized (lock) {
       starting--;
       if (closed) {
@@ -545,7 +571,11 @@ public final class VMPool implements AutoCloseable, MeterBinder {
           inUse.remove(vm);
         }
         idle.addLast(vm);
+        warmUpStep = warmedUp ? null : warmUpStep(vm.name());
       }
+    }
+    if (warmUpStep != null) {
+      Progress.report(progress, warmUpStep);
     }
     if (destroyNow) {
       destroy(vm);

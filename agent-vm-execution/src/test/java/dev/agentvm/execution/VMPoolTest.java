@@ -142,6 +142,22 @@ class VMPoolTest {
   }
 
   @Test
+  void theWarmUpIsReportedStepByStepUntilTheMinimumIsIdle() throws Exception {
+    factory.createMillis = 50;
+    List<dev.agentvm.image.Progress.Step> steps = Collections.synchronizedList(new ArrayList<>());
+    try (VMPool p = pool(3, 4).progress(steps::add)) {
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals(3, steps.size(), steps.toString());
+      dev.agentvm.image.Progress.Step last = steps.get(2);
+      assertTrue(last.finished() && last.total() == 3, last.toString());
+      assertTrue(last.task().startsWith("pool "), last.toString());
+      p.release(p.acquire(Duration.ofSeconds(1)));
+      p.awaitQuiet(Duration.ofSeconds(5));
+      assertEquals(3, steps.size(), "a refill after the warm-up is not reported: " + steps);
+    }
+  }
+
+  @Test
   void waitersAreServedInArrivalOrderAndMaxIsNeverExceeded() throws Exception {
     factory.createMillis = 20;
     try (VMPool p = pool(0, 1)) {

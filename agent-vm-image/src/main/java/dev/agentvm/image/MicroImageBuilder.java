@@ -19,7 +19,6 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.function.Consumer;
 import java.util.stream.Stream;
 import java.util.zip.GZIPOutputStream;
 import org.jspecify.annotations.Nullable;
@@ -84,7 +83,18 @@ public final class MicroImageBuilder {
   private Path cacheRoot = defaultCacheRoot();
   private Compression compression = Compression.NONE;
   private List<String> packages = List.of();
-  private Consumer<String> progress = s -> System.err.println("[agent-vm image] " + s);
+  private Progress progress = Progress.toLog();
+
+  /**
+   * The steps of a build that {@link #progress} counts: kernel, busybox, runtime, initramfs, done.
+   */
+  static final int BUILD_STEPS = 5;
+
+  private static final String TASK = "micro image";
+
+  /** Steps done in the build under way (a builder builds one image at a time). */
+  private final java.util.concurrent.atomic.AtomicInteger stepsDone =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   private MicroImageBuilder() {}
 
@@ -120,10 +130,27 @@ public final class MicroImageBuilder {
     return this;
   }
 
-  /** Where progress lines go (default: standard error). */
-  public MicroImageBuilder progress(Consumer<String> sink) {
-    this.progress = sink;
+  /**
+   * Who hears how a build goes (default {@link Progress#toLog()}): the micro image in {@value
+   * #BUILD_STEPS} steps, then the package disk, one step per package. A cached image reports
+   * nothing.
+   */
+  public MicroImageBuilder progress(Progress listener) {
+    this.progress = java.util.Objects.requireNonNull(listener, "listener");
     return this;
+  }
+
+  /** The next step of the build. */
+  private void step(String detail) {
+    int n = Math.min(stepsDone.incrementAndGet(), BUILD_STEPS - 1);
+    Progress.report(progress, new Progress.Step(TASK, n, BUILD_STEPS, detail));
+  }
+
+  /** A detail of the step under way. */
+  private void say(String detail) {
+    Progress.report(
+        progress,
+        new Progress.Step(TASK, Math.min(stepsDone.get(), BUILD_STEPS - 1), BUILD_STEPS, detail));
   }
 
   /** The Debian packages of the base image, as apt resolved them. */
@@ -181,7 +208,7 @@ public final class MicroImageBuilder {
     }
     Path debs = Files.createDirectories(cacheRoot.resolve("debs"));
     Path busyboxDeb =
-        DebianPackages.download(debs, "busybox-static", inputs.busyboxVersion(), progress);
+        DebianPackages.download(debs, "busybox-static", inputs.busyboxVersion(), this::say);
     Path disk =
         new PackageDiskBuilder(cacheRoot, progress).build(packages, busyboxDeb).resolve("usr.ext4");
     return new MicroImage(
@@ -204,17 +231,23 @@ public final class MicroImageBuilder {
       return cached;
     }
     long t0 = System.nanoTime();
+    stepsDone.set(0);
     ImageCache.buildAtomically(
         images, ".tmp-micro-", dir, "micro image", tmp -> buildInto(tmp, inputs, agentJar, init));
-    ImageCache.pruneOld(images, "micro-", dir, ImageCache.KEEP_OLD_IMAGES, progress);
+    ImageCache.pruneOld(images, "micro-", dir, ImageCache.KEEP_OLD_IMAGES, this::say);
     MicroImage image = load(dir);
     if (image == null) {
       throw new ImageBuildException("the image just built has no manifest: " + dir);
     }
-    progress.accept(
-        String.format(
-            "built %s: %.1f MB in %.1f s",
-            dir, image.sizeBytes() / 1e6, (System.nanoTime() - t0) / 1e9));
+    Progress.report(
+        progress,
+        new Progress.Step(
+            TASK,
+            BUILD_STEPS,
+            BUILD_STEPS,
+            String.format(
+                "built %s: %.1f MB in %.1f s",
+                dir, image.sizeBytes() / 1e6, (System.nanoTime() - t0) / 1e9)));
     return image;
   }
 
@@ -222,15 +255,17 @@ public final class MicroImageBuilder {
     Path work = Files.createDirectories(tmp.resolve("work"));
     Path debs = Files.createDirectories(cacheRoot.resolve("debs"));
     Kernel kernel = unpackKernel(work, debs, inputs);
-    progress.accept("busybox-static " + inputs.busyboxVersion());
+    step("busybox-static " + inputs.busyboxVersion());
     Path bbRoot = work.resolve("busybox");
     DebianPackages.extract(
-        DebianPackages.download(debs, "busybox-static", inputs.busyboxVersion(), progress), bbRoot);
+        DebianPackages.download(debs, "busybox-static", inputs.busyboxVersion(), this::say),
+        bbRoot);
     Path busybox = bbRoot.resolve("bin/busybox");
     if (!Files.isRegularFile(busybox)) {
       throw new ImageBuildException("busybox-static has no bin/busybox");
     }
     JavaRuntime runtime = makeRuntime(work);
+    step("initramfs");
     writeInitramfs(tmp.resolve("initramfs.img"), work, kernel, runtime, busybox, agentJar, init);
     writeBareInitramfs(tmp.resolve("bare-initramfs.img"), busybox);
     writeKernel(tmp, work, kernel);
@@ -241,10 +276,10 @@ public final class MicroImageBuilder {
   /** Unpacks the kernel package, runs depmod, and orders the modules the initramfs loads. */
   private Kernel unpackKernel(Path work, Path debs, Inputs inputs) throws IOException {
     String kernelPkg = inputs.kernelPackage();
-    progress.accept("kernel " + kernelPkg + " " + inputs.kernelVersion());
+    step("kernel " + kernelPkg + " " + inputs.kernelVersion());
     Path kernelRoot = work.resolve("kernel");
     DebianPackages.extract(
-        DebianPackages.download(debs, kernelPkg, inputs.kernelVersion(), progress), kernelRoot);
+        DebianPackages.download(debs, kernelPkg, inputs.kernelVersion(), this::say), kernelRoot);
     Path modulesBase = KernelFiles.findModulesBase(kernelRoot);
     String release;
     try (Stream<Path> s = Files.list(modulesBase)) {
@@ -270,7 +305,7 @@ public final class MicroImageBuilder {
     DEVICE_MODULES.forEach((id, mods) -> lists.put("virtio-" + id, km.loadOrder(mods)));
     TreeSet<String> order = new TreeSet<>();
     lists.values().forEach(order::addAll);
-    progress.accept(
+    say(
         "kernel modules: "
             + order.size()
             + " ("
@@ -281,7 +316,7 @@ public final class MicroImageBuilder {
 
   /** A jlinked java.base from the running JDK, with a CDS archive, stripped. */
   private JavaRuntime makeRuntime(Path work) throws IOException {
-    progress.accept("jlink java.base from " + System.getProperty("java.home"));
+    step("jlink java.base from " + System.getProperty("java.home"));
     Path jre = work.resolve("jre");
     Path jlink = Path.of(System.getProperty("java.home"), "bin", "jlink");
     if (!Files.isExecutable(jlink)) {
@@ -430,7 +465,7 @@ public final class MicroImageBuilder {
       // Under TCG the bzImage spends seconds decompressing itself before the kernel starts; QEMU
       // boots the uncompressed ELF directly through its PVH entry point instead.
       Files.write(kernelOut, KernelFiles.extractVmlinux(kernel.vmlinuz(), work));
-      progress.accept("kernel: extracted uncompressed vmlinux for PVH direct boot");
+      say("kernel: extracted uncompressed vmlinux for PVH direct boot");
     } else {
       Files.copy(kernel.vmlinuz(), kernelOut);
     }

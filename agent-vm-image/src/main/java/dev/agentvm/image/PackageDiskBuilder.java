@@ -19,7 +19,6 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Consumer;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -65,11 +64,26 @@ final class PackageDiskBuilder {
       Pattern.compile("(?m)^Inst (\\S+) (?:\\[[^]]*\\] )?\\((\\S+)");
 
   private final Path cacheRoot;
-  private final Consumer<String> progress;
+  private final Progress progress;
+  private static final String TASK = "package disk";
 
-  PackageDiskBuilder(Path cacheRoot, Consumer<String> progress) {
+  /** Steps of a build: one per package extracted, then the disk made, then done. */
+  private long done;
+
+  private long total;
+
+  PackageDiskBuilder(Path cacheRoot, Progress progress) {
     this.cacheRoot = cacheRoot;
     this.progress = progress;
+  }
+
+  private void step(String detail) {
+    done = Math.min(done + 1, Math.max(0, total - 1));
+    say(detail);
+  }
+
+  private void say(String detail) {
+    Progress.report(progress, new Progress.Step(TASK, done, total, detail));
   }
 
   /**
@@ -116,13 +130,18 @@ final class PackageDiskBuilder {
               "the package disk",
               tmp -> buildInto(tmp, packages, closure, busyboxDeb));
           prune(images, dir);
-          progress.accept(
-              String.format(
-                  "built %s (%s): %.1f MB in %.1f s",
-                  dir,
-                  String.join(" ", packages),
-                  Files.size(dir.resolve("usr.ext4")) / 1e6,
-                  (System.nanoTime() - t0) / 1e9));
+          Progress.report(
+              progress,
+              new Progress.Step(
+                  TASK,
+                  total,
+                  total,
+                  String.format(
+                      "built %s (%s): %.1f MB in %.1f s",
+                      dir,
+                      String.join(" ", packages),
+                      Files.size(dir.resolve("usr.ext4")) / 1e6,
+                      (System.nanoTime() - t0) / 1e9)));
           return dir;
         });
   }
@@ -270,10 +289,13 @@ final class PackageDiskBuilder {
     Files.createDirectories(debs);
     Path root = tmp.resolve("root");
     Files.createDirectories(root.resolve("usr"));
-    progress.accept("package disk: " + closure.size() + " packages for " + packages);
+    done = 0;
+    total = closure.size() + 2L;
+    say(closure.size() + " packages for " + packages);
     for (Map.Entry<String, String> e : closure.entrySet()) {
       DebianPackages.extract(
-          DebianPackages.download(debs, e.getKey(), e.getValue(), progress), root);
+          DebianPackages.download(debs, e.getKey(), e.getValue(), this::say), root);
+      step(e.getKey() + " " + e.getValue());
     }
     for (String top : MERGED) {
       mergeInto(
@@ -294,6 +316,7 @@ final class PackageDiskBuilder {
     // room for ext4's metadata; the disk is mounted read-only, so no free space is needed beyond it
     long sizeMb = bytes / (1 << 20) * 115 / 100 + 16;
     Path disk = tmp.resolve("usr.ext4");
+    step("usr.ext4, " + sizeMb + " MB");
     HostCommands.run(
         tmp,
         "mkfs.ext4",
@@ -382,7 +405,7 @@ final class PackageDiskBuilder {
     try (Stream<Path> s = Files.list(usr.resolve("lib"))) {
       stdlib = s.filter(p -> PathParts.name(p).matches("python3(\\.\\d+)?")).toList();
     }
-    progress.accept("package disk: compiling " + stdlib.size() + " Python library trees");
+    say("compiling " + stdlib.size() + " Python library trees");
     List<String> cmd =
         new ArrayList<>(
             List.of(
@@ -450,7 +473,8 @@ final class PackageDiskBuilder {
     Trees.delete(bb);
   }
 
-  private static long treeSize(Path root) throws IOException {
+  /** Bytes a tree takes: regular files, hard links once, rounded to 4 KiB blocks. */
+  static long treeSize(Path root) throws IOException {
     Set<Object> seen = new java.util.HashSet<>(); // hard links count once
     long total = 0;
     try (Stream<Path> s = Files.walk(root)) {
@@ -468,6 +492,6 @@ final class PackageDiskBuilder {
   static final int KEEP_OTHERS = 4;
 
   private void prune(Path images, Path current) throws IOException {
-    ImageCache.pruneOld(images, "packages-", current, KEEP_OTHERS, progress);
+    ImageCache.pruneOld(images, "packages-", current, KEEP_OTHERS, this::say);
   }
 }

@@ -26,13 +26,27 @@ class MicroImageBuildIT {
     Path debs = Files.createDirectories(AgentVmPaths.cacheRoot().resolve("debs"));
     Files.createSymbolicLink(cache.resolve("debs"), debs);
     List<String> progress = new ArrayList<>();
-    MicroImage image = MicroImageBuilder.create().cacheRoot(cache).progress(progress::add).build();
+    List<Progress.Step> steps = new ArrayList<>();
+    MicroImage image =
+        MicroImageBuilder.create()
+            .cacheRoot(cache)
+            .progress(
+                s -> {
+                  steps.add(s);
+                  progress.add(s.toString());
+                })
+            .build();
+    // counted steps that never go back, the last one done
+    for (int i = 1; i < steps.size(); i++) {
+      assertTrue(steps.get(i).done() >= steps.get(i - 1).done(), steps.toString());
+    }
+    Progress.Step last = steps.get(steps.size() - 1);
+    assertTrue(last.finished() && last.total() == MicroImageBuilder.BUILD_STEPS, last.toString());
     assertTrue(Files.size(image.kernel()) > 1_000_000, "a kernel: " + image.kernel());
     assertTrue(Files.size(image.initramfs()) > 1_000_000, "an initramfs: " + image.initramfs());
     assertTrue(image.kernelRelease().matches("\\d+\\.\\d+.*"), image.kernelRelease());
-    assertTrue(
-        progress.stream().anyMatch(l -> l.startsWith("jlink java.base")), progress.toString());
-    assertTrue(progress.stream().anyMatch(l -> l.startsWith("built ")), progress.toString());
+    assertTrue(progress.stream().anyMatch(l -> l.contains("jlink java.base")), progress.toString());
+    assertTrue(progress.stream().anyMatch(l -> l.contains(": built ")), progress.toString());
     try (Stream<Path> left = Files.list(cache.resolve("images"))) {
       assertEquals(
           List.of(image.directory()),
@@ -41,9 +55,10 @@ class MicroImageBuildIT {
     }
 
     progress.clear();
-    MicroImage again = MicroImageBuilder.create().cacheRoot(cache).progress(progress::add).build();
+    MicroImage again =
+        MicroImageBuilder.create().cacheRoot(cache).progress(Progress.lines(progress::add)).build();
     assertEquals(image.directory(), again.directory());
     assertTrue(
-        progress.stream().noneMatch(l -> l.startsWith("built ")), "a cache hit: " + progress);
+        progress.stream().noneMatch(l -> l.contains(": built ")), "a cache hit: " + progress);
   }
 }

@@ -46,8 +46,16 @@ class PackageDiskBuildIT {
 
   @Test
   void buildsAReadOnlyUsrDiskOnceAndReusesIt() throws Exception {
-    PackageDiskBuilder builder = new PackageDiskBuilder(cache, progress::add);
+    List<Progress.Step> steps = new ArrayList<>();
+    PackageDiskBuilder builder = new PackageDiskBuilder(cache, steps::add);
     Path dir = builder.build(List.of("jq"), busyboxDeb);
+    // counted steps, one per package, never backwards, ending done
+    Progress.Step last = steps.get(steps.size() - 1);
+    assertTrue(last.finished() && last.detail().startsWith("built "), steps.toString());
+    for (int i = 1; i < steps.size(); i++) {
+      assertTrue(steps.get(i).done() >= steps.get(i - 1).done(), steps.toString());
+      assertTrue(steps.get(i).done() <= steps.get(i).total(), steps.toString());
+    }
 
     Properties manifest = new Properties();
     try (InputStream in = Files.newInputStream(dir.resolve("manifest.properties"))) {
@@ -80,14 +88,16 @@ class PackageDiskBuildIT {
     progress.clear();
     long built = Files.getLastModifiedTime(disk).toMillis();
     assertEquals(
-        dir, new PackageDiskBuilder(cache, progress::add).build(List.of("jq"), busyboxDeb));
+        dir,
+        new PackageDiskBuilder(cache, Progress.lines(progress::add))
+            .build(List.of("jq"), busyboxDeb));
     assertEquals(built, Files.getLastModifiedTime(disk).toMillis());
     assertEquals(List.of(), progress, "nothing was to be built");
   }
 
   @Test
   void packagesThatCannotBeOnADiskAreRefusedBeforeAnyWork() throws Exception {
-    PackageDiskBuilder builder = new PackageDiskBuilder(cache, progress::add);
+    PackageDiskBuilder builder = new PackageDiskBuilder(cache, Progress.lines(progress::add));
     assertThrows(
         IllegalArgumentException.class, () -> builder.build(List.of("Bad Name"), busyboxDeb));
     assertThrows(

@@ -13,6 +13,7 @@ import dev.agentvm.execution.internal.AgentVmMeter;
 import dev.agentvm.execution.internal.Meters;
 import dev.agentvm.image.MicroImage;
 import dev.agentvm.image.MicroImageBuilder;
+import dev.agentvm.image.Progress;
 import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.FileLocks;
 import dev.agentvm.internal.LogContext;
@@ -392,6 +393,25 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   }
 
   private final Map<String, ReadyShape> readyShapes = new ConcurrentHashMap<>();
+  private volatile Progress progress = Progress.toLog();
+
+  /**
+   * Who hears how long work goes (default {@link Progress#toLog()}): building the default image,
+   * capturing a warm image ({@value #WARM_STEPS} steps) and filling the ready sandboxes of a shape
+   * (one step per sandbox).
+   */
+  public Sandboxes progress(Progress listener) {
+    this.progress = java.util.Objects.requireNonNull(listener, "listener");
+    return this;
+  }
+
+  /** Steps of a warm-image capture: booted, agent warmed, memory saved, kept. */
+  static final int WARM_STEPS = 4;
+
+  private void warmStep(String key, int done, String detail) {
+    Progress.report(progress, new Progress.Step("warm image " + key, done, WARM_STEPS, detail));
+  }
+
   private int reapedAtOpen;
   private final java.util.concurrent.atomic.AtomicBoolean filling =
       new java.util.concurrent.atomic.AtomicBoolean();
@@ -465,6 +485,13 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
             } else {
               shape.idle.addLast(sb);
               shape.failures = 0;
+              Progress.report(
+                  progress,
+                  new Progress.Step(
+                      "ready sandboxes " + shape.spec.namePrefix(),
+                      Math.min(shape.idle.size(), shape.target),
+                      shape.target,
+                      sb.id() + " ready"));
             }
           } catch (RuntimeException e) {
             long n = ++shape.failures;
@@ -606,24 +633,28 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
               String base = locked(() -> layers.emptyBase(spec.workspaceBytes()));
               rec.chain.add(base);
               DiskImages.createOverlay(layers.path(base), tmp.resolve(DISK), 0);
+              warmStep(key, 0, "booting " + rec.id);
               try (VM vm = conn.define(template(rec, tmp))) {
                 vm.start();
                 AgentClient agent = vm.awaitAgent(rec.agentDeadline);
+                warmStep(key, 1, "agent ready; warming it");
                 // the first EXEC of a fresh agent loads its classes: paid here, not in every copy
                 for (int i = 0; i < 2; i++) {
                   agent.exec(
                       dev.agentvm.core.agent.ExecRequest.command("true")
                           .withTimeout(rec.agentDeadline));
                 }
+                warmStep(key, 2, "saving memory");
                 vm.saveMemory(tmp.resolve("memory.save"));
               }
+              warmStep(key, 3, "keeping the workspace layer");
               layers.freezeAs(tmp.resolve(DISK), WARM + key);
               Files.move(
                   tmp.resolve("memory.save"), mem, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             } finally {
               Trees.delete(tmp);
             }
-            LOG.info("warm image {} made in {} ms", key, (System.nanoTime() - t0) / 1_000_000);
+            warmStep(key, WARM_STEPS, "made in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
             return Boolean.TRUE;
           });
     } catch (IOException | RuntimeException e) {
@@ -924,7 +955,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   private synchronized MicroImage defaultImage() {
     if (defaultImage == null) {
       try {
-        defaultImage = MicroImageBuilder.create().build();
+        defaultImage = MicroImageBuilder.create().progress(progress).build();
       } catch (IOException e) {
         throw new SandboxException("building the micro image failed: " + e.getMessage(), e);
       }

@@ -27,7 +27,7 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     description =
         "Remove old guest images and package disks (not the newest, not one a paused sandbox"
-            + " needs), execution outputs older than --outputs-older-than, and with --downloads"
+            + " needs), execution outputs (exec-*) older than --outputs-older-than, and with --downloads"
             + " the downloaded Debian packages; prints what went and the space freed.")
 final class PruneCommand implements Callable<Integer> {
   @Option(names = "--dry-run", description = "only list what would be removed")
@@ -77,7 +77,14 @@ final class PruneCommand implements Callable<Integer> {
       m.put(
           "removed",
           removed.stream()
-              .map(r -> Map.of("path", r.path().toString(), "kind", r.kind(), "bytes", r.bytes()))
+              .map(
+                  r -> {
+                    Map<String, Object> e = new LinkedHashMap<>();
+                    e.put("path", r.path().toString());
+                    e.put("kind", r.kind());
+                    e.put("bytes", r.bytes());
+                    return e;
+                  })
               .toList());
       m.put("keptPinned", cached.pinned().stream().map(Path::toString).toList());
       m.put("bytesFreed", freed);
@@ -89,13 +96,17 @@ final class PruneCommand implements Callable<Integer> {
             dryRun ? "would remove" : "removed", r.kind(), r.path(), r.bytes() / 1e6);
       }
       for (Path p : cached.pinned()) {
-        out.printf("kept %s: a paused sandbox or warm image needs it%n", p);
+        out.printf("kept %s: a paused sandbox needs it%n", p);
       }
       out.printf("%s %.1f MB%n", dryRun ? "would free" : "freed", freed / 1e6);
       out.flush();
     }
     return 0;
   }
+
+  /** The names the executor gives output directories by default. */
+  static final java.util.regex.Pattern EXECUTION_OUTPUT =
+      java.util.regex.Pattern.compile("exec-[0-9a-f]{12}");
 
   /** Output directories of executions last changed before {@code before}. */
   private List<CachePrune.Removed> pruneOutputs(Instant before) throws IOException {
@@ -105,7 +116,9 @@ final class PruneCommand implements Callable<Integer> {
     }
     try (Stream<Path> s = Files.list(outputs)) {
       for (Path p : s.sorted().toList()) {
-        if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)
+        // only what the executor makes (exec-<12 hex>): never another directory given by mistake
+        if (!EXECUTION_OUTPUT.matcher(String.valueOf(p.getFileName())).matches()
+            || !Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)
             || !Files.getLastModifiedTime(p, LinkOption.NOFOLLOW_LINKS)
                 .toInstant()
                 .isBefore(before)) {

@@ -133,8 +133,9 @@ class AgentVmCliTest {
     Path deb = Files.createDirectories(cache.resolve("debs")).resolve("jq_1.6.deb");
     Files.writeString(deb, "deb");
     Path outputs = tmp.resolve("outputs");
-    Path oldOut = dir(outputs.resolve("exec-1"), 10);
-    Path newOut = dir(outputs.resolve("exec-2"), 0);
+    Path oldOut = dir(outputs.resolve("exec-0123456789ab"), 10);
+    Path newOut = dir(outputs.resolve("exec-0123456789ac"), 0);
+    Path notOurs = dir(outputs.resolve("photos"), 30);
     String[] where = {"--cache", cache.toString(), "--outputs", outputs.toString()};
 
     Run dry = new Run(concat(new String[] {"prune", "--dry-run", "--json"}, where));
@@ -150,10 +151,10 @@ class AgentVmCliTest {
     for (Path gone : List.of(oldMicro, oldJq, oldOut, deb)) {
       assertFalse(Files.exists(gone), gone + " removed: " + r.out);
     }
-    for (Path kept : List.of(newMicro, pinnedMicro, newJq, git, newOut)) {
+    for (Path kept : List.of(newMicro, pinnedMicro, newJq, git, newOut, notOurs)) {
       assertTrue(Files.exists(kept), kept + " kept: " + r.out);
     }
-    assertTrue(r.out.contains("kept " + pinnedMicro + ": a paused sandbox"), r.out);
+    assertTrue(r.out.contains("kept " + pinnedMicro + ": a paused sandbox needs it"), r.out);
     assertTrue(r.out.matches("(?s).*freed [0-9.]+ MB\\s*"), r.out);
 
     assertEquals(2, new Run("prune", "--outputs-older-than", "soon").code);

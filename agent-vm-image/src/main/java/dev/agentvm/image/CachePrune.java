@@ -31,7 +31,7 @@ public final class CachePrune {
    * What a prune did.
    *
    * @param removed what was removed, with its size on disk
-   * @param pinned old images kept because a sandbox or warm image needs them
+   * @param pinned old images kept because a paused sandbox needs them
    */
   public record Report(List<Removed> removed, List<Path> pinned) {
     public Report {
@@ -61,7 +61,10 @@ public final class CachePrune {
           () -> {
             Map<String, List<Path>> groups = new LinkedHashMap<>();
             try (Stream<Path> s = Files.list(images)) {
-              for (Path p : s.filter(Files::isDirectory).sorted().toList()) {
+              for (Path p :
+                  s.filter(p -> Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS))
+                      .sorted()
+                      .toList()) {
                 String name = PathParts.name(p);
                 if (name.startsWith("micro-")) {
                   groups.computeIfAbsent("micro image", k -> new ArrayList<>()).add(p);
@@ -93,15 +96,26 @@ public final class CachePrune {
           });
     }
     Path debs = cacheRoot.resolve("debs");
-    if (downloads && Files.isDirectory(debs)) {
-      try (Stream<Path> s = Files.list(debs)) {
-        for (Path deb : s.filter(p -> PathParts.name(p).endsWith(".deb")).sorted().toList()) {
-          removed.add(new Removed(deb, "download", sizeOnDisk(deb)));
-          if (!dryRun) {
-            Files.deleteIfExists(deb);
-          }
-        }
-      }
+    if (downloads && Files.isDirectory(debs, LinkOption.NOFOLLOW_LINKS)) {
+      Files.createDirectories(images);
+      // under the build lock: a build extracts the packages it downloaded
+      ImageCache.withBuildLock(
+          images,
+          () -> {
+            try (Stream<Path> s = Files.list(debs)) {
+              for (Path deb :
+                  s.filter(p -> PathParts.name(p).endsWith(".deb"))
+                      .filter(p -> Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS))
+                      .sorted()
+                      .toList()) {
+                removed.add(new Removed(deb, "download", sizeOnDisk(deb)));
+                if (!dryRun) {
+                  Files.deleteIfExists(deb);
+                }
+              }
+            }
+            return Boolean.TRUE;
+          });
     }
     return new Report(removed, pinned);
   }
@@ -119,7 +133,7 @@ public final class CachePrune {
 
   private static FileTime modified(Path p) {
     try {
-      return Files.getLastModifiedTime(p);
+      return Files.getLastModifiedTime(p, LinkOption.NOFOLLOW_LINKS);
     } catch (IOException e) {
       return FileTime.fromMillis(0);
     }

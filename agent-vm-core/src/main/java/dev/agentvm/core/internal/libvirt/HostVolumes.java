@@ -174,7 +174,8 @@ final class HostVolumes {
           if (sent.isPresent()) {
             return sent.get();
           }
-          continue; // another client began the same upload first
+          sleep(200); // another client began the same upload first
+          continue;
         }
         // another client is sending it, or died doing so: wait while its bytes keep coming
         if (image.get().allocation() != lastAllocation) {
@@ -224,6 +225,16 @@ final class HostVolumes {
         } finally {
           s.free();
         }
+        // all our bytes still there: a client that took our stalled upload over (deleted and made
+        // the volume again) is not vouched for by our marker before its bytes are all in
+        if (allocation(v) < size) {
+          LOG.warn(
+              "{} at {} was taken over while it was sent; leaving it to the other client",
+              vol,
+              where());
+          whole = true; // not ours to delete any more
+          return Optional.empty();
+        }
         c.pool
             .storageVolCreateXML(DomainXmlWriter.rawVolume(vol + READY_SUFFIX, 0, "0644"), 0)
             .free();
@@ -251,6 +262,15 @@ final class HostVolumes {
       throw new HypervisorException("sending " + local + " to " + where() + " failed: " + e, e);
     } catch (LibvirtException e) {
       throw LibvirtErrors.translate(session.uri(), "sending " + local + " to the host", e);
+    }
+  }
+
+  /** Bytes allocated to the volume now; -1 if it is gone. */
+  private static long allocation(StorageVol v) {
+    try {
+      return v.getInfo().allocation;
+    } catch (LibvirtException e) {
+      return -1;
     }
   }
 
@@ -342,15 +362,11 @@ final class HostVolumes {
     delete(log);
     try {
       // rotated logs are files virtlogd made, unknown to the pool until it looks again
-      session.run(
+      withPool(
           "refresh pool " + POOL,
-          () -> {
-            StoragePool p = session.connect().storagePoolLookupByName(POOL);
-            try {
-              p.refresh(0);
-            } finally {
-              p.free();
-            }
+          p -> {
+            p.refresh(0);
+            return Boolean.TRUE;
           });
       for (int i = 0; i < ROTATED_LOGS + 2; i++) {
         delete(log + "." + i);
@@ -363,25 +379,21 @@ final class HostVolumes {
 
   private void delete(String volName) {
     try {
-      session.run(
+      withPool(
           "delete volume " + volName,
-          () -> {
-            StoragePool p = session.connect().storagePoolLookupByName(POOL);
+          p -> {
+            StorageVol v;
             try {
-              StorageVol v;
-              try {
-                v = p.storageVolLookupByName(volName);
-              } catch (LibvirtException e) {
-                return; // none
-              }
-              try {
-                v.delete(0);
-              } finally {
-                v.free();
-              }
-            } finally {
-              p.free();
+              v = p.storageVolLookupByName(volName);
+            } catch (LibvirtException e) {
+              return Boolean.FALSE; // none
             }
+            try {
+              v.delete(0);
+            } finally {
+              v.free();
+            }
+            return Boolean.TRUE;
           });
     } catch (AgentVmException e) {
       LOG.warn("cannot remove {} at {}: {}", volName, where(), e.getMessage());
@@ -389,16 +401,33 @@ final class HostVolumes {
   }
 
   private void createEmpty(String volName, String mode) {
-    session.run(
+    withPool(
         "create volume " + volName,
-        () -> {
-          StoragePool p = session.connect().storagePoolLookupByName(POOL);
+        p -> {
           try {
             p.storageVolCreateXML(DomainXmlWriter.rawVolume(volName, 0, mode), 0).free();
           } catch (LibvirtException e) {
             if (!exists(p, volName)) {
               throw e;
             }
+          }
+          return Boolean.TRUE;
+        });
+  }
+
+  /** A call with the pool looked up on the session's connection, freed after. */
+  @FunctionalInterface
+  private interface PoolCall<T> {
+    T call(StoragePool pool) throws LibvirtException;
+  }
+
+  private <T> T withPool(String operation, PoolCall<T> body) {
+    return session.call(
+        operation,
+        () -> {
+          StoragePool p = session.connect().storagePoolLookupByName(POOL);
+          try {
+            return body.call(p);
           } finally {
             p.free();
           }
@@ -409,25 +438,24 @@ final class HostVolumes {
 
   private Optional<VolumeInfo> info(String volName) {
     poolPath();
-    return session.call(
+    return withPool(
         "look up volume " + volName,
-        () -> {
-          StoragePool p = session.connect().storagePoolLookupByName(POOL);
+        p -> {
+          StorageVol v;
           try {
-            StorageVol v;
-            try {
-              v = p.storageVolLookupByName(volName);
-            } catch (LibvirtException e) {
+            v = p.storageVolLookupByName(volName);
+          } catch (LibvirtException e) {
+            if (e.getError() != null
+                && e.getError().getCode() == org.libvirt.Error.ErrorNumber.VIR_ERR_NO_STORAGE_VOL) {
               return Optional.<VolumeInfo>empty();
             }
-            try {
-              org.libvirt.StorageVolInfo i = v.getInfo();
-              return Optional.of(new VolumeInfo(v.getPath(), i.capacity, i.allocation));
-            } finally {
-              v.free();
-            }
+            throw e; // any other failure is not "absent": nothing is deleted or sent on it
+          }
+          try {
+            org.libvirt.StorageVolInfo i = v.getInfo();
+            return Optional.of(new VolumeInfo(v.getPath(), i.capacity, i.allocation));
           } finally {
-            p.free();
+            v.free();
           }
         });
   }

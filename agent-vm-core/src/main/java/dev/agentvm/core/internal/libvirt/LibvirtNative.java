@@ -43,6 +43,8 @@ interface LibvirtNative extends Library {
 
   int virConnectSetKeepAlive(Pointer conn, int interval, int count);
 
+  int virConnectIsAlive(Pointer conn);
+
   @Nullable Pointer virStreamNew(Pointer conn, int flags);
 
   int virStreamRecv(Pointer stream, byte[] data, NativeLong nbytes);
@@ -54,6 +56,37 @@ interface LibvirtNative extends Library {
   int virStreamAbort(Pointer stream);
 
   int virStreamFree(Pointer stream);
+
+  /** {@code virStreamEventCallback}: called on libvirt's event loop thread. */
+  interface StreamEventCallback extends com.sun.jna.Callback {
+    void invoke(Pointer stream, int events, @Nullable Pointer opaque);
+  }
+
+  /** {@code virFreeCallback}: libvirt is done with a callback. */
+  interface FreeCallback extends com.sun.jna.Callback {
+    void invoke(@Nullable Pointer opaque);
+  }
+
+  int virStreamEventAddCallback(
+      Pointer stream,
+      int events,
+      StreamEventCallback cb,
+      @Nullable Pointer opaque,
+      @Nullable FreeCallback ff);
+
+  int virStreamEventUpdateCallback(Pointer stream, int events);
+
+  int virStreamEventRemoveCallback(Pointer stream);
+
+  /** {@code virConnectCloseFunc}: the connection closed (called on the event loop thread). */
+  interface ConnectCloseCallback extends com.sun.jna.Callback {
+    void invoke(Pointer conn, int reason, @Nullable Pointer opaque);
+  }
+
+  int virConnectRegisterCloseCallback(
+      Pointer conn, ConnectCloseCallback cb, @Nullable Pointer opaque, @Nullable FreeCallback ff);
+
+  int virConnectUnregisterCloseCallback(Pointer conn, ConnectCloseCallback cb);
 
   @Nullable String virGetLastErrorMessage();
 

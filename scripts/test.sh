@@ -24,6 +24,18 @@ if [ -n "$left" ]; then
   echo "$left" >&2
   exit 1
 fi
+# the second libvirt host of the remote-host tests: its namespace, daemons and directories
+if command -v ip >/dev/null && ip netns list 2>/dev/null | grep -qE '^agentvm-(test|bench)-'; then
+  echo "[test] FAIL: tests left a test libvirt host's network namespace behind:" >&2
+  ip netns list | grep -E '^agentvm-(test|bench)-' >&2
+  exit 1
+fi
+left=$(ls -d /var/tmp/agentvm-test-* /var/tmp/agentvm-bench-* 2>/dev/null || true)
+if [ -n "$left" ]; then
+  echo "[test] FAIL: tests left a test libvirt host's directories behind:" >&2
+  echo "$left" >&2
+  exit 1
+fi
 if command -v ip >/dev/null && ip netns list 2>/dev/null | grep -q '^agvt'; then
   echo "[test] FAIL: tests left network namespaces behind:" >&2
   ip netns list | grep '^agvt' >&2

@@ -81,7 +81,12 @@ class GuestEgressTest {
       assertEquals(
           MessageType.KILL.wire(),
           a.ask(MessageType.KILL, new PayloadWriter().i32(id).toByteArray()).type());
+      // a STREAM frame of the reset connection may still be on its way (the guest's side of its
+      // end races the KILL): the last EGRESS follows whatever STREAM frames are left
       Frame last = a.answerTo(id);
+      while (last.type() == MessageType.STREAM.wire()) {
+        last = a.answerTo(id);
+      }
       assertEquals(MessageType.EGRESS.wire(), last.type());
       assertTrue((last.flags() & Frame.FLAG_END) != 0);
     }

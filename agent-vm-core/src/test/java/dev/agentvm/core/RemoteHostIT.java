@@ -210,6 +210,33 @@ class RemoteHostIT {
   }
 
   @Test
+  void aHostThatHangsFailsCallsWithinSecondsAndComesBack() {
+    conn.domainNames(); // connected
+    host.freezeDaemon();
+    try {
+      long t0 = System.nanoTime();
+      ConnectionException first =
+          assertTimeoutPreemptively(
+              Duration.ofSeconds(60),
+              () -> assertThrows(ConnectionException.class, conn::domainNames));
+      long firstMs = (System.nanoTime() - t0) / 1_000_000;
+      long t1 = System.nanoTime();
+      ConnectionException second =
+          assertTimeoutPreemptively(
+              Duration.ofSeconds(60),
+              () -> assertThrows(ConnectionException.class, conn::domainNames));
+      long secondMs = (System.nanoTime() - t1) / 1_000_000;
+      System.out.printf(
+          "RemoteHostIT: a hung host failed a call after %d ms (%s), the next after %d ms (%s)%n",
+          firstMs, first.getMessage(), secondMs, second.getMessage());
+      assertEquals(host.uri(), first.uri());
+    } finally {
+      host.thawDaemon();
+    }
+    conn.domainNames(); // it answers again: the host rejoined
+  }
+
+  @Test
   void aDeadClientsVmsAreReapedThereAndOtherMachinesVmsAreNot() throws Exception {
     String orphan = TestVms.name("orphan");
     Process child = TestVms.startJvm(OrphanMaker.class, orphan, host.uri());

@@ -55,6 +55,16 @@ public final class RemoteLibvirtHost implements AutoCloseable {
     run("stop", name, base.toString());
   }
 
+  /** Stops its libvirtd with SIGSTOP: the host hangs (its kernel still accepts connections). */
+  public void freezeDaemon() {
+    run("freeze", name, base.toString());
+  }
+
+  /** SIGCONT for a frozen libvirtd. */
+  public void thawDaemon() {
+    run("thaw", name, base.toString());
+  }
+
   /** Starts its libvirtd again. */
   public void startDaemon() {
     run("start", name, base.toString());

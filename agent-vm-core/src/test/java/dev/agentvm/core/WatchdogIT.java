@@ -52,7 +52,8 @@ class WatchdogIT extends RealLibvirtTest {
     Process child = pb.start();
     try {
       ReaperIT.awaitReady(child);
-      String marker = "OwnerWatchdog " + child.pid() + "@";
+      String marker =
+          "OwnerWatchdog " + dev.agentvm.internal.ProcessOwners.MACHINE + ":" + child.pid() + "@";
       List<ProcessHandle> watchdogs = List.of();
       for (int i = 0; i < 50 && watchdogs.isEmpty(); i++) {
         watchdogs =

@@ -8,6 +8,7 @@
 #   remote-libvirt-host.sh up   NAME INDEX BASE   start (tears down a leftover of the same NAME first)
 #   remote-libvirt-host.sh stop NAME BASE         kill libvirtd only (the host "goes away"; QEMU stays)
 #   remote-libvirt-host.sh start NAME BASE        start libvirtd again
+#   remote-libvirt-host.sh freeze|thaw NAME BASE  SIGSTOP / SIGCONT libvirtd (a host that hangs)
 #   remote-libvirt-host.sh down NAME BASE         kill everything in the namespace, remove it all
 set -euo pipefail
 cmd=$1 name=$2
@@ -82,6 +83,10 @@ stop)
     kill -9 "$(cat "$BASE/run/libvirtd.pid")" 2>/dev/null || true
     rm -f "$BASE/run/libvirtd.pid"
   fi
+  ;;
+freeze|thaw)
+  BASE=$3
+  kill "-$( [ "$cmd" = freeze ] && echo STOP || echo CONT )" "$(cat "$BASE/run/libvirtd.pid")"
   ;;
 start)
   BASE=$3

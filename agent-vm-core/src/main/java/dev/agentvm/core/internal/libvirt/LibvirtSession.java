@@ -79,7 +79,7 @@ final class LibvirtSession {
       try {
         LOG.debug("connecting to {} (attempt {})", uri, attempt);
         RemoteReach.check(uri);
-        return new LibvirtSession(uri, new NativeConnect(uri), lifecycle);
+        return new LibvirtSession(uri, connectTo(uri), lifecycle);
       } catch (LibvirtException e) {
         if (!LibvirtErrors.isTransient(e) || System.nanoTime() + backoff * 1_000_000 > deadline) {
           Error err = e.getError();
@@ -105,6 +105,20 @@ final class LibvirtSession {
 
   String uri() {
     return uri;
+  }
+
+  /** A new connection; to a remote host within {@link RemoteReach#CONNECT_TIMEOUT}. */
+  private static NativeConnect connectTo(String uri) throws LibvirtException {
+    return RemoteReach.within(
+        uri,
+        () -> new NativeConnect(uri),
+        late -> {
+          try {
+            late.close();
+          } catch (LibvirtException e) {
+            LOG.debug("closing a connection made too late: {}", e.getMessage());
+          }
+        });
   }
 
   /**
@@ -256,7 +270,7 @@ final class LibvirtSession {
       while (true) {
         try {
           RemoteReach.check(uri);
-          NativeConnect fresh = new NativeConnect(uri);
+          NativeConnect fresh = connectTo(uri);
           keepAlive(uri, fresh);
           try {
             fresh.addLifecycleListener(lifecycle);

@@ -344,7 +344,17 @@ final class LibvirtStreamConnection implements AgentTransport.Connection {
     } catch (dev.agentvm.core.ConnectionException e) {
       throw new IOException(e.getMessage(), e);
     }
-    Pointer conn = lib.virConnectOpen(uri);
+    Pointer conn;
+    try {
+      conn =
+          RemoteReach.within(
+                  uri,
+                  () -> java.util.Optional.ofNullable(lib.virConnectOpen(uri)),
+                  late -> late.ifPresent(lib::virConnectClose))
+              .orElse(null);
+    } catch (LibvirtException | RuntimeException e) {
+      throw new IOException(e.getMessage(), e);
+    }
     if (conn == null) {
       throw new IOException("cannot connect to " + uri + ": " + lib.virGetLastErrorMessage());
     }

@@ -8,6 +8,7 @@ import java.net.URI;
 import java.net.URISyntaxException;
 import java.time.Duration;
 import java.util.OptionalInt;
+import org.libvirt.LibvirtException;
 
 /**
  * A quick look whether a remote libvirt host answers at all, before libvirt's own connect, which
@@ -58,6 +59,74 @@ final class RemoteReach {
               + e.getMessage()
               + ")",
           e);
+    }
+  }
+
+  /** How long a remote libvirtd may take to answer a new connection. */
+  static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
+
+  /** Opens something on a connection to a remote host. */
+  @FunctionalInterface
+  interface Opener<T> {
+    T open() throws LibvirtException;
+  }
+
+  /**
+   * Runs {@code opener} (a libvirt connect) within {@link #CONNECT_TIMEOUT} for a remote URI: a
+   * host whose kernel accepts the TCP connection while its libvirtd hangs would block libvirt's
+   * connect for ever. On time out the caller gets a {@link ConnectionException}; the connect goes
+   * on in the background and {@code late} disposes of what it makes, if it ever does. A local URI
+   * connects directly.
+   */
+  static <T> T within(String uri, Opener<T> opener, java.util.function.Consumer<T> late)
+      throws LibvirtException {
+    if (HostVolumes.isLocal(uri)) {
+      return opener.open();
+    }
+    java.util.concurrent.CompletableFuture<T> f = new java.util.concurrent.CompletableFuture<>();
+    java.util.concurrent.atomic.AtomicBoolean abandoned =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                T made = opener.open();
+                if (!f.complete(made) || abandoned.get()) {
+                  late.accept(made);
+                }
+              } catch (LibvirtException | RuntimeException | Error e) {
+                f.completeExceptionally(e);
+              }
+            },
+            "agentvm-libvirt-connect");
+    t.setDaemon(true);
+    t.start();
+    try {
+      return f.get(CONNECT_TIMEOUT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.TimeoutException e) {
+      abandoned.set(true);
+      if (f.isDone() && !f.isCompletedExceptionally()) {
+        return f.join(); // made just now
+      }
+      throw new ConnectionException(
+          uri,
+          "host accepted a connection but libvirt did not answer within "
+              + CONNECT_TIMEOUT.toSeconds()
+              + " s",
+          e);
+    } catch (java.util.concurrent.ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof LibvirtException le) {
+        throw le;
+      }
+      if (c instanceof Error err) {
+        throw err;
+      }
+      throw new ConnectionException(uri, "connecting failed: " + c, c);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      abandoned.set(true);
+      throw new ConnectionException(uri, "interrupted while connecting", e);
     }
   }
 

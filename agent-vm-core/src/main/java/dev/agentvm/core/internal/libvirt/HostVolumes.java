@@ -593,7 +593,7 @@ final class HostVolumes {
 
     StreamConnection(String uri) throws LibvirtException {
       RemoteReach.check(uri);
-      this.connect = open(uri);
+      this.connect = RemoteReach.connect(uri, () -> new Connect(uri));
       try {
         connect.setKeepAlive(
             LibvirtSession.KEEPALIVE_INTERVAL_SECONDS, LibvirtSession.KEEPALIVE_MISSES);
@@ -606,19 +606,6 @@ final class HostVolumes {
 
     boolean exists(String volName) {
       return HostVolumes.exists(pool, volName);
-    }
-
-    private static Connect open(String uri) throws LibvirtException {
-      return RemoteReach.within(
-          uri,
-          () -> new Connect(uri),
-          late -> {
-            try {
-              late.close();
-            } catch (LibvirtException e) {
-              LOG.debug("closing a connection made too late: {}", e.getMessage());
-            }
-          });
     }
 
     @Override

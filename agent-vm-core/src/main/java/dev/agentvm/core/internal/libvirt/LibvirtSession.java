@@ -109,16 +109,7 @@ final class LibvirtSession {
 
   /** A new connection; to a remote host within {@link RemoteReach#CONNECT_TIMEOUT}. */
   private static NativeConnect connectTo(String uri) throws LibvirtException {
-    return RemoteReach.within(
-        uri,
-        () -> new NativeConnect(uri),
-        late -> {
-          try {
-            late.close();
-          } catch (LibvirtException e) {
-            LOG.debug("closing a connection made too late: {}", e.getMessage());
-          }
-        });
+    return RemoteReach.connect(uri, () -> new NativeConnect(uri));
   }
 
   /**

@@ -16,6 +16,8 @@ import org.libvirt.LibvirtException;
  * the URI's transport must accept a TCP connection within {@link #TIMEOUT}.
  */
 final class RemoteReach {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(RemoteReach.class);
+
   static final Duration TIMEOUT = Duration.ofSeconds(3);
 
   private RemoteReach() {}
@@ -128,6 +130,24 @@ final class RemoteReach {
       abandoned.set(true);
       throw new ConnectionException(uri, "interrupted while connecting", e);
     }
+  }
+
+  /**
+   * A libvirt connection made by {@code opener}, within {@link #CONNECT_TIMEOUT} for a remote URI;
+   * one that completes too late is closed.
+   */
+  static <C extends org.libvirt.Connect> C connect(String uri, Opener<C> opener)
+      throws LibvirtException {
+    return within(
+        uri,
+        opener,
+        late -> {
+          try {
+            late.close();
+          } catch (LibvirtException e) {
+            LOG.debug("closing a connection made too late: {}", e.getMessage());
+          }
+        });
   }
 
   /** The URI's port, else its transport's default (libvirt's 16509 / 16514, SSH's 22). */

@@ -550,7 +550,7 @@ public final class VM implements AutoCloseable {
    * Stops the VM if it runs (graceful, then forced after {@link #DEFAULT_SHUTDOWN_GRACE}),
    * undefines it and deletes its runtime directory. Every step is tried even if an earlier one
    * failed; the runtime directory is kept if the domain could not be undefined, so nothing is lost
-   * track of.
+   * track of. A caller's interrupt does not cut this short; its flag is set again afterwards.
    *
    * @throws AgentVmException the first failure, with later ones suppressed
    */
@@ -559,8 +559,15 @@ public final class VM implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
+    // a caller interrupted while it made or used the VM (an executor shut down under it) still
+    // needs the VM gone: with the flag set every wait below would end at once and leave it running
+    boolean interrupted = Thread.interrupted();
     try (LogContext.Scope c = logContext()) {
       closeSteps();
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 

@@ -128,6 +128,22 @@ class VmLifecycleIT extends RealLibvirtTest {
     TestVms.assertNothingLeft(conn, t);
   }
 
+  @Test
+  void closeOnAnInterruptedThreadStillRemovesTheVmAndKeepsTheInterrupt() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("intr")).boot(TestVms.boot()).build();
+    VM vm = conn.define(t);
+    vm.start();
+    vm.awaitAgent(Duration.ofSeconds(90)); // so that the graceful phase is short
+    Thread.currentThread().interrupt(); // as an executor's shutdownNow does to a thread making it
+    try {
+      vm.close();
+      assertTrue(Thread.currentThread().isInterrupted(), "the caller's interrupt is kept");
+    } finally {
+      Thread.interrupted();
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
   private static boolean waitFor(java.util.function.BooleanSupplier c, Duration d)
       throws InterruptedException {
     long end = System.nanoTime() + d.toNanos();

@@ -595,6 +595,11 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
           new SandboxException("creating sandbox " + id + " failed: " + e.getMessage(), e);
       if (vm != null) {
         try {
+          vm.shutdown(java.time.Duration.ZERO); // a half-made sandbox has nothing to keep
+        } catch (RuntimeException c) {
+          failure.addSuppressed(c);
+        }
+        try {
           vm.close();
         } catch (RuntimeException c) {
           failure.addSuppressed(c);

@@ -228,6 +228,25 @@ class SandboxIT extends RealLibvirtTest {
   }
 
   @Test
+  void closingWhileAReadySandboxBootsLeavesNoVmBehind() throws Exception {
+    // the filler thread is interrupted in the middle of a boot: its cleanup must still run
+    SandboxSpec shape =
+        spec.toBuilder().namePrefix(TestVms.PREFIX + "rdyc-").useWarmImage(false).build();
+    Sandboxes other = Sandboxes.open(conn);
+    other.keepReady(shape, 1);
+    java.util.function.Supplier<List<String>> vms =
+        () ->
+            conn.domainNames().stream()
+                .filter(n -> n.startsWith(TestVms.PREFIX + "rdyc-"))
+                .toList();
+    waitFor(() -> !vms.get().isEmpty(), Duration.ofMinutes(1));
+    assertEquals(1, vms.get().size(), "the ready sandbox's VM is defined");
+    assertEquals(0, other.readyCount(shape), "and not ready yet");
+    other.close();
+    assertEquals(List.of(), vms.get(), "closing mid-boot removed it");
+  }
+
+  @Test
   void aWatchSeesCreateModifyDeleteAndOutlivesAPause() throws Exception {
     try (Sandbox sb = sandboxes.create(spec)) {
       sb.files().mkdirs("/workspace/w");

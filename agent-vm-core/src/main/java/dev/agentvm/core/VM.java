@@ -470,7 +470,7 @@ public final class VM implements AutoCloseable {
     Duration agentDeadline =
         grace.compareTo(Duration.ofSeconds(4)) < 0 ? grace.dividedBy(2) : Duration.ofSeconds(2);
     try {
-      if (a == null) {
+      if (a == null || !a.isOpen()) { // the caller may have closed the client it was handed
         a = AgentClient.connect(agentTransport(), agentDeadline);
         synchronized (monitor) {
           agent = a;

@@ -20,11 +20,12 @@ import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /**
- * Fuzzes a real guest agent over its real channel for a bounded time (about 60 s): random frames,
- * mutated valid frames (bit flips, wrong lengths and CRCs, unknown types, oversized lengths), valid
- * frames between garbage, truncated frames followed by disconnects, reconnect storms, and a host
- * that stops reading a command's output. After every round a fresh connection must get its HELLO
- * and PING answered and run {@code echo ok}, by the same agent process (it never restarted).
+ * Fuzzes a real guest agent over its real channel for a bounded time (30 s in every build): random
+ * frames, mutated valid frames (bit flips, wrong lengths and CRCs, unknown types, oversized
+ * lengths), valid frames between garbage, truncated frames followed by disconnects, reconnect
+ * storms, and a host that stops reading a command's output. After every round a fresh connection
+ * must get its HELLO and PING answered and run {@code echo ok}, by the same agent process (it never
+ * restarted).
  *
  * <p>The seed is printed; replay a failure with {@code -Dfuzz.seed=N}, and change the budget with
  * {@code -Dfuzz.seconds=N}.
@@ -50,7 +51,7 @@ class ProtocolFuzzIT extends RealLibvirtTest {
   @Test
   void theGuestAgentKeepsServingUnderFuzzing() throws Exception {
     long seed = Long.getLong("fuzz.seed", System.nanoTime());
-    long seconds = Long.getLong("fuzz.seconds", 60);
+    long seconds = Long.getLong("fuzz.seconds", 30);
     System.out.println("ProtocolFuzzIT seed=" + seed + " (replay: -Dfuzz.seed=" + seed + ")");
     rnd = new Random(seed);
     VMTemplate t =

@@ -38,6 +38,7 @@ class VmLifecycleIT extends RealLibvirtTest {
       assertThrows(VmStateException.class, vm::start, "starting a running VM");
       assertThrows(VmStateException.class, vm::undefine, "undefining a running VM");
 
+      agent.close(); // a caller done with its client: the power-off request connects anew
       assertEquals(ShutdownResult.GRACEFUL, vm.shutdown(Duration.ofSeconds(30)));
       assertEquals(VMState.STOPPED, vm.state());
     } finally {

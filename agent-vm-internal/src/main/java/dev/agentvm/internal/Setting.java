@@ -37,6 +37,11 @@ public enum Setting {
   MEMORY_HARD_LIMIT("agentvm.memory.hardLimit", "AGENTVM_MEMORY_HARD_LIMIT"),
   /** The user libvirt runs QEMU as (workspace ownership); default: libvirt's own default. */
   QEMU_USER("agentvm.qemu.user", "AGENTVM_QEMU_USER"),
+  /**
+   * Seconds without progress after which another client's image upload to a remote host counts as
+   * abandoned and is sent again (default 15).
+   */
+  REMOTE_UPLOAD_STALL("agentvm.remote.uploadStallSeconds", "AGENTVM_REMOTE_UPLOAD_STALL_SECONDS"),
   /** Where the JUnit extension keeps a failed test's console logs. */
   JUNIT_LOG_DIR("agentvm.junit.logDir", "AGENTVM_JUNIT_LOG_DIR");
 

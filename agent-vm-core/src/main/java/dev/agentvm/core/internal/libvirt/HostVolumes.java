@@ -2,6 +2,8 @@ package dev.agentvm.core.internal.libvirt;
 
 import dev.agentvm.core.AgentVmException;
 import dev.agentvm.core.HypervisorException;
+import dev.agentvm.internal.LogText;
+import dev.agentvm.internal.Setting;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -37,8 +39,8 @@ import org.slf4j.LoggerFactory;
  * <p>An image counts only once its ready marker (a volume named after it, {@value #READY_SUFFIX})
  * exists, made after the last byte arrived: a half-sent image, from a client that died or a
  * transfer that failed, is never used. A client that finds another's upload under way waits while
- * its bytes keep coming, and takes over an upload that made no progress for {@link
- * #STALLED_UPLOAD}.
+ * its bytes keep coming, and takes over an upload that made no progress for {@link #STALLED_UPLOAD}
+ * (or {@code agentvm.remote.uploadStallSeconds}).
  */
 final class HostVolumes {
   private static final Logger LOG = LoggerFactory.getLogger(HostVolumes.class);
@@ -62,6 +64,28 @@ final class HostVolumes {
 
   /** How long another client's upload may make no progress before it counts as abandoned. */
   static final Duration STALLED_UPLOAD = Duration.ofSeconds(15);
+
+  /** The stall threshold: {@link Setting#REMOTE_UPLOAD_STALL} or {@link #STALLED_UPLOAD}. */
+  static Duration stalledUpload(Optional<String> setting) {
+    if (setting.isEmpty()) {
+      return STALLED_UPLOAD;
+    }
+    String v = setting.get();
+    long seconds;
+    try {
+      seconds = Long.parseLong(v);
+    } catch (NumberFormatException e) {
+      seconds = 0;
+    }
+    if (seconds < 1 || seconds > 86_400) {
+      throw new IllegalArgumentException(
+          Setting.REMOTE_UPLOAD_STALL.property()
+              + " must be a whole number of seconds from 1 to 86400, was '"
+              + LogText.clean(v)
+              + "'");
+    }
+    return Duration.ofSeconds(seconds);
+  }
 
   private static final int CHUNK = 1 << 20;
 
@@ -144,6 +168,7 @@ final class HostVolumes {
       throw new HypervisorException("cannot read " + local + " to send it to " + where(), e);
     }
     String vol = IMAGE_PREFIX + sha.substring(0, 40) + "-" + safeName(local);
+    Duration stalled = stalledUpload(Setting.REMOTE_UPLOAD_STALL.value());
     synchronized (locks.computeIfAbsent(vol, k -> new Object())) {
       long lastAllocation = -1;
       long progressAt = System.nanoTime();
@@ -181,12 +206,12 @@ final class HostVolumes {
         if (image.get().allocation() != lastAllocation) {
           lastAllocation = image.get().allocation();
           progressAt = System.nanoTime();
-        } else if (System.nanoTime() - progressAt > STALLED_UPLOAD.toNanos()) {
+        } else if (System.nanoTime() - progressAt > stalled.toNanos()) {
           LOG.warn(
               "{} at {}: an upload made no progress for {}; sending it again",
               vol,
               where(),
-              STALLED_UPLOAD);
+              stalled);
           delete(vol);
           lastAllocation = -1;
           continue;

@@ -159,4 +159,17 @@ class RemoteHostXmlTest {
         IllegalArgumentException.class,
         () -> DomainXmlReader.poolPath("<pool><target><path>rel</path></target></pool>"));
   }
+
+  @Test
+  void theUploadStallSettingIsWholeSecondsOrAClearError() {
+    assertEquals(HostVolumes.STALLED_UPLOAD, HostVolumes.stalledUpload(Optional.empty()));
+    assertEquals(java.time.Duration.ofSeconds(3), HostVolumes.stalledUpload(Optional.of("3")));
+    for (String bad : List.of("0", "-1", "1.5", "PT3S", "86401", "x\ny")) {
+      IllegalArgumentException e =
+          assertThrows(
+              IllegalArgumentException.class, () -> HostVolumes.stalledUpload(Optional.of(bad)));
+      assertTrue(e.getMessage().startsWith("agentvm.remote.uploadStallSeconds must be"), bad);
+      assertFalse(e.getMessage().contains("\n"), "the value is cleaned for logs");
+    }
+  }
 }

@@ -66,6 +66,20 @@ public final class LibvirtConnection implements AutoCloseable {
     vms.remove(vm);
   }
 
+  /** Memory of the VMs made through this connection and not closed yet (placement's commitment). */
+  long heldMemoryBytes() {
+    long sum = 0;
+    for (VM vm : vms) {
+      sum += (long) vm.template().resources().memoryMiB() << 20;
+    }
+    return sum;
+  }
+
+  /** How many VMs made through this connection are not closed yet. */
+  int heldVms() {
+    return vms.size();
+  }
+
   /** At JVM exit: every open VM stopped (gracefully first), in parallel, then the connection. */
   private void closeAtExit() {
     List<Thread> stoppers = new java.util.ArrayList<>();
@@ -119,14 +133,25 @@ public final class LibvirtConnection implements AutoCloseable {
   public static LibvirtConnection open(String uri, Duration retryFor) {
     Objects.requireNonNull(uri, "uri");
     LibvirtConnection c = new LibvirtConnection(LibvirtBackend.open(uri, retryFor));
-    LOG.debug("connected to {}", uri);
-    reportConfinement(c.backend);
-    OwnerWatchdog.ensureStarted(uri);
-    if (!Setting.REAP.isOff()) {
-      // VMs left by a JVM that died without cleaning up; cheap when there are none
-      Reaper.reapOrphans(c, VM.DEFAULT_SHUTDOWN_GRACE);
+    try {
+      LOG.debug("connected to {}", uri);
+      reportConfinement(c.backend);
+      OwnerWatchdog.ensureStarted(uri);
+      if (!Setting.REAP.isOff()) {
+        // VMs left by a JVM that died without cleaning up; cheap when there are none
+        Reaper.reapOrphans(c, VM.DEFAULT_SHUTDOWN_GRACE);
+      }
+      return c;
+    } catch (RuntimeException e) {
+      // a host that answered the connect and failed right after: the caller may try again and
+      // again (a host set does), so the connection must not be left behind each time
+      try {
+        c.close();
+      } catch (RuntimeException closing) {
+        e.addSuppressed(closing);
+      }
+      throw e;
     }
-    return c;
   }
 
   private static final java.util.Set<String> CONFINEMENT_REPORTED =
@@ -291,6 +316,11 @@ public final class LibvirtConnection implements AutoCloseable {
     } catch (IOException io) {
       failure.addSuppressed(io);
     }
+  }
+
+  /** The host's CPUs, memory and active domains now, as its libvirt daemon reports them. */
+  public HostCapacity capacity() {
+    return backend.capacity();
   }
 
   /** Names of all domains on this connection, running or not. */

@@ -93,6 +93,13 @@ public final class VM implements AutoCloseable {
     state();
   }
 
+  /**
+   * The libvirt URI of the host this VM is on (with a {@link HostSet}: the host it was placed on).
+   */
+  public String hostUri() {
+    return connection.uri();
+  }
+
   public String name() {
     return domain.name();
   }
@@ -471,9 +478,15 @@ public final class VM implements AutoCloseable {
         grace.compareTo(Duration.ofSeconds(4)) < 0 ? grace.dividedBy(2) : Duration.ofSeconds(2);
     try {
       if (a == null || !a.isOpen()) { // the caller may have closed the client it was handed
-        a = AgentClient.connect(agentTransport(), agentDeadline);
+        AgentClient fresh = AgentClient.connect(agentTransport(), agentDeadline);
         synchronized (monitor) {
-          agent = a;
+          if (agent == null || !agent.isOpen()) {
+            agent = fresh;
+            a = fresh;
+          } else {
+            a = agent; // another thread connected first: keep one client
+            fresh.close();
+          }
         }
       }
       a.requestShutdown(agentDeadline);
@@ -577,6 +590,20 @@ public final class VM implements AutoCloseable {
       shutdown(DEFAULT_SHUTDOWN_GRACE);
     } catch (RuntimeException e) {
       failures.add(e);
+      // interrupted during the graceful phase, say: the VM must still go before it is undefined
+      boolean interrupted = Thread.interrupted();
+      try {
+        if (state().isActive()) {
+          domain.destroy();
+          waitForStopped(Duration.ofSeconds(10));
+        }
+      } catch (RuntimeException again) {
+        failures.add(again);
+      } finally {
+        if (interrupted) {
+          Thread.currentThread().interrupt();
+        }
+      }
     }
     dropAgent();
     boolean undefined = false;

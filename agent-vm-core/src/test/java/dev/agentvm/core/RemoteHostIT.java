@@ -253,6 +253,101 @@ class RemoteHostIT {
   }
 
   @Test
+  void aHostSetPlacesOnBothHostsPassesOverAHungOneAndTakesItBack() throws Exception {
+    String local = LibvirtConnection.defaultUri();
+    List<VM> vms = new java.util.concurrent.CopyOnWriteArrayList<>();
+    try (HostSet hosts =
+        HostSet.builder()
+            .host(local, 1, java.util.Map.of("where", "here"))
+            .host(host.uri(), 1, java.util.Map.of("where", "there"))
+            .refreshEvery(Duration.ofMillis(500))
+            .backoff(Duration.ofSeconds(1), Duration.ofSeconds(2))
+            .placeWait(Duration.ofSeconds(2))
+            .build()) {
+      try {
+        placeHangAndRejoin(hosts, local, vms);
+      } finally {
+        for (VM v : vms) { // before the set closes the connections they use
+          try {
+            v.shutdown(Duration.ZERO); // nothing in them to power off gracefully
+            v.close();
+          } catch (RuntimeException e) {
+            // the test's own failure says more; the checks below find any leftover
+            System.out.println("closing " + v.name() + " failed: " + e);
+          }
+        }
+      }
+    }
+    try (LibvirtConnection here = LibvirtConnection.open(local)) {
+      TestVms.assertNoTestDomains(here); // the remote host is checked after each test
+    }
+  }
+
+  private static void placeHangAndRejoin(HostSet hosts, String local, List<VM> vms)
+      throws Exception {
+    awaitHosts(hosts, s -> s.get(0).up() && s.get(1).up());
+    for (int i = 0; i < 4; i++) { // equal hosts: the pending placements alternate
+      vms.add(hosts.define(template("set")));
+    }
+    assertEquals(
+        java.util.Set.of(local, host.uri()),
+        vms.stream().map(VM::hostUri).collect(java.util.stream.Collectors.toSet()),
+        "a burst spreads over both");
+    assertTrue(conn.domainNames().containsAll(remoteNames(vms)), "they are there");
+    VM there = vms.stream().filter(v -> v.hostUri().equals(host.uri())).findFirst().orElseThrow();
+    there.start(); // a placed VM runs like any other (booted, not awaited)
+
+    host.freezeDaemon(); // the kernel still accepts: only the daemon's silence tells
+    long frozenAt = System.nanoTime();
+    try {
+      awaitHosts(hosts, s -> !s.get(1).up());
+      long passedOverMs = (System.nanoTime() - frozenAt) / 1_000_000;
+      HostSet.HostStatus hung = hosts.hosts().get(1);
+      assertTrue(hung.lastError().orElseThrow().contains(host.uri()), hung.toString());
+      assertTimeoutPreemptively(
+          Duration.ofSeconds(10),
+          () -> {
+            for (int i = 0; i < 3; i++) {
+              vms.add(hosts.define(template("set-while-hung")));
+            }
+          },
+          "placing while a host hangs waits for nothing");
+      assertTrue(
+          vms.stream()
+              .filter(v -> v.name().contains("set-while-hung"))
+              .allMatch(v -> v.hostUri().equals(local)),
+          "new work went home");
+      NoHostAvailableException none =
+          assertThrows(
+              NoHostAvailableException.class,
+              () -> hosts.place(template("set-there"), java.util.Map.of("where", "there")));
+      assertTrue(none.getMessage().contains(host.uri()), none.getMessage());
+      System.out.printf(
+          "RemoteHostIT: a hung host was passed over %d ms after it stopped answering%n",
+          passedOverMs);
+    } finally {
+      host.thawDaemon();
+    }
+    awaitHosts(hosts, s -> s.get(1).up());
+    VM back = hosts.define(template("set-back"), java.util.Map.of("where", "there"));
+    vms.add(back);
+    assertEquals(host.uri(), back.hostUri(), "the host rejoined and takes work again");
+  }
+
+  private static List<String> remoteNames(List<VM> vms) {
+    return vms.stream().filter(v -> v.hostUri().equals(host.uri())).map(VM::name).toList();
+  }
+
+  private static void awaitHosts(
+      HostSet hosts, java.util.function.Predicate<List<HostSet.HostStatus>> p) throws Exception {
+    long end = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (!p.test(hosts.hosts()) && System.nanoTime() < end) {
+      Thread.sleep(100);
+    }
+    assertTrue(p.test(hosts.hosts()), hosts.hosts().toString());
+  }
+
+  @Test
   void aDeadClientsVmsAreReapedThereAndOtherMachinesVmsAreNot() throws Exception {
     String orphan = TestVms.name("orphan");
     Process child = TestVms.startJvm(OrphanMaker.class, orphan, host.uri());

@@ -83,6 +83,17 @@ public interface HypervisorBackend extends AutoCloseable {
     return true;
   }
 
+  /**
+   * The host's CPUs, memory and active domains now (one round trip each; placement across hosts
+   * reads it periodically).
+   *
+   * @throws dev.agentvm.core.HypervisorException if this backend cannot tell
+   */
+  default dev.agentvm.core.HostCapacity capacity() {
+    throw new dev.agentvm.core.HypervisorException(
+        "the backend for " + uri() + " does not report its capacity", null);
+  }
+
   /** Image files uploaded to the host through this backend so far (zero for a local host). */
   default long imageUploads() {
     return 0;

@@ -10,6 +10,7 @@ import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.core.spi.DomainLifecycleListener;
 import dev.agentvm.core.spi.HypervisorBackend;
 import dev.agentvm.core.spi.NetworkBackend;
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Setting;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -178,6 +179,83 @@ public final class LibvirtBackend implements HypervisorBackend {
   @Override
   public boolean isLocal() {
     return remote == null;
+  }
+
+  @Override
+  public dev.agentvm.core.HostCapacity capacity() {
+    org.libvirt.NodeInfo info = session.call("read node info", () -> session.connect().nodeInfo());
+    int active = session.call("count domains", () -> session.connect().numOfDomains());
+    long total = info.memory;
+    long available;
+    try {
+      Map<String, Long> kib = session.call("read memory statistics", this::nodeMemoryKiB);
+      total = kib.getOrDefault("total", total);
+      available = availableKiB(kib);
+    } catch (ConnectionException e) {
+      throw e;
+    } catch (HypervisorException e) {
+      // a driver without memory statistics: free memory only (page cache not counted)
+      LOG.debug("{}: {}; using free memory", LogText.clean(uri()), LogText.clean(e.getMessage()));
+      available = session.call("read free memory", () -> session.connect().getFreeMemory()) / 1024;
+    }
+    return new dev.agentvm.core.HostCapacity(
+        Math.max(1, info.cpus), total * 1024, Math.max(0, available) * 1024, Math.max(0, active));
+  }
+
+  /** The node's memory statistics in KiB, by libvirt's field name (total, free, buffers, ...). */
+  private Map<String, Long> nodeMemoryKiB() {
+    LibvirtNative lib = LibvirtNative.get();
+    com.sun.jna.Pointer c = session.nativeConnection();
+    com.sun.jna.ptr.IntByReference n = new com.sun.jna.ptr.IntByReference(0);
+    if (lib.virNodeGetMemoryStats(c, LibvirtNative.VIR_NODE_MEMORY_STATS_ALL_CELLS, null, n, 0)
+        != 0) {
+      throw new HypervisorException(
+          "reading the memory statistics of " + uri() + " failed: " + lib.virGetLastErrorMessage(),
+          null);
+    }
+    if (n.getValue() <= 0 || n.getValue() > 64) {
+      throw new HypervisorException(
+          uri() + " reports " + n.getValue() + " memory statistics (1 to 64 expected)", null);
+    }
+    try (com.sun.jna.Memory params =
+        new com.sun.jna.Memory((long) n.getValue() * LibvirtNative.MEMORY_STATS_RECORD)) {
+      params.clear();
+      if (lib.virNodeGetMemoryStats(c, LibvirtNative.VIR_NODE_MEMORY_STATS_ALL_CELLS, params, n, 0)
+          != 0) {
+        throw new HypervisorException(
+            "reading the memory statistics of "
+                + uri()
+                + " failed: "
+                + lib.virGetLastErrorMessage(),
+            null);
+      }
+      Map<String, Long> out = new java.util.HashMap<>();
+      for (int i = 0; i < n.getValue(); i++) {
+        long at = (long) i * LibvirtNative.MEMORY_STATS_RECORD;
+        byte[] field = params.getByteArray(at, LibvirtNative.VIR_NODE_MEMORY_STATS_FIELD_LENGTH);
+        int end = 0;
+        while (end < field.length && field[end] != 0) {
+          end++;
+        }
+        out.put(
+            new String(field, 0, end, java.nio.charset.StandardCharsets.US_ASCII),
+            params.getLong(at + LibvirtNative.VIR_NODE_MEMORY_STATS_FIELD_LENGTH));
+      }
+      return out;
+    }
+  }
+
+  /** What the kernel can hand out: free memory, plus buffers and page cache it takes back. */
+  static long availableKiB(Map<String, Long> kib) {
+    long sum = 0;
+    for (String field : List.of("free", "buffers", "cached")) {
+      long v = kib.getOrDefault(field, 0L);
+      if (v > 0) {
+        sum += v;
+      }
+    }
+    long total = kib.getOrDefault("total", Long.MAX_VALUE);
+    return Math.min(sum, total < 0 ? Long.MAX_VALUE : total);
   }
 
   /** Images sent to the host so far by this connection (none for a local host). */

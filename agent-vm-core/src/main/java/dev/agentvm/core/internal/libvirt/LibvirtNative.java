@@ -37,6 +37,17 @@ interface LibvirtNative extends Library {
   /** Returns a string the caller frees with {@code Native.free}. */
   @Nullable Pointer virDomainSaveImageGetXMLDesc(Pointer conn, String file, int flags);
 
+  /**
+   * Fills {@code params} ({@code nparams} records of {@link #MEMORY_STATS_RECORD} bytes: an 80-byte
+   * field name, then the value in KiB); with a null {@code params} and 0, sets {@code nparams}.
+   */
+  int virNodeGetMemoryStats(
+      Pointer conn, int cellNum, @Nullable Pointer params, IntByReference nparams, int flags);
+
+  int VIR_NODE_MEMORY_STATS_ALL_CELLS = -1;
+  int VIR_NODE_MEMORY_STATS_FIELD_LENGTH = 80;
+  int MEMORY_STATS_RECORD = 88;
+
   @Nullable Pointer virConnectOpen(String uri);
 
   int virConnectClose(Pointer conn);

@@ -42,7 +42,7 @@ class HostileGuestChannelIT extends RealLibvirtTest {
       Files.write(big, new byte[32 << 20]);
       vm.start();
       AgentClient agent = vm.awaitAgent(Duration.ofSeconds(90));
-      agent.writeStallLimit(Duration.ofSeconds(5));
+      agent.writeStallLimit(Duration.ofSeconds(2)); // a write blocked this long closes the channel
       HeartbeatMonitor.Settings hb =
           new HeartbeatMonitor.Settings(
               Duration.ofMillis(500), Duration.ofSeconds(2), Duration.ofSeconds(4));
@@ -58,7 +58,7 @@ class HostileGuestChannelIT extends RealLibvirtTest {
       assertThrows(
           IOException.class, () -> agent.putFile(big, "/tmp/big", 0644, Duration.ofSeconds(5)));
       long putMs = (System.nanoTime() - t0) / 1_000_000;
-      assertTrue(putMs < 8_000, "putFile kept its 5 s deadline: " + putMs + " ms");
+      assertTrue(putMs < 8_000, "putFile kept its deadline: " + putMs + " ms");
 
       while (vm.health() != Health.DEAD && System.nanoTime() - t0 < 20_000_000_000L) {
         Thread.sleep(50);

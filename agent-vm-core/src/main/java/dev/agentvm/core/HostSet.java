@@ -57,7 +57,8 @@ public final class HostSet implements AutoCloseable {
     int failures;
     @Nullable String lastError;
     Instant since = Instant.now();
-    long callStarted; // System.nanoTime() of the check under way, 0 when none
+    boolean inCall; // a check is under way
+    long callStarted; // its System.nanoTime()
     int generation; // a watch scheduled under an older generation does nothing
     final List<long[]> pending = new ArrayList<>(); // {nanoTime of the placement, memory bytes}
 
@@ -260,7 +261,8 @@ public final class HostSet implements AutoCloseable {
         return;
       }
       c = h.conn;
-      h.callStarted = Math.max(1, System.nanoTime());
+      h.inCall = true;
+      h.callStarted = System.nanoTime();
     }
     Duration next = refresh;
     try {
@@ -269,9 +271,10 @@ public final class HostSet implements AutoCloseable {
       if (c == null) {
         c = opener.apply(h.uri);
         synchronized (this) {
-          if (!closed) {
-            h.conn = c;
+          if (closed) {
+            return; // the finally below closes it
           }
+          h.conn = c;
         }
       }
       HostCapacity cap = c.capacity();
@@ -297,7 +300,7 @@ public final class HostSet implements AutoCloseable {
     } finally {
       LibvirtConnection orphan = null;
       synchronized (this) {
-        h.callStarted = 0;
+        h.inCall = false;
         if (closed && h.conn == null && c != null) {
           orphan = c; // made or used while the set closed: this thread closes it
         }
@@ -362,7 +365,7 @@ public final class HostSet implements AutoCloseable {
 
   /** Whether {@code h} counts as up now: its last check answered and none is overdue. */
   private boolean isUp(Host h, long now) {
-    return h.up && (h.callStarted == 0 || now - h.callStarted <= answerWithin.toNanos());
+    return h.up && (!h.inCall || now - h.callStarted <= answerWithin.toNanos());
   }
 
   private @Nullable String overdue(Host h, long now) {
@@ -468,7 +471,9 @@ public final class HostSet implements AutoCloseable {
     HostCapacity cap = Objects.requireNonNull(h.capacity);
     long pending = h.pendingBytes(now);
     long available = cap.availableBytes() - pending - reserveBytes;
-    long uncommitted = cap.totalBytes() - c.heldMemoryBytes() - reserveBytes;
+    // a placed VM counts in held memory only once defined: until then its pending entry does (it
+    // may count twice for a moment, which errs on the safe side)
+    long uncommitted = cap.totalBytes() - c.heldMemoryBytes() - pending - reserveBytes;
     return Math.min(available, uncommitted);
   }
 
@@ -509,11 +514,11 @@ public final class HostSet implements AutoCloseable {
         s.append("failed this placement");
       } else if (!h.matches(selector)) {
         s.append("labels ").append(h.labels).append(" do not match ").append(selector);
-      } else if (!h.probed || c == null) {
+      } else if (!h.probed) {
         s.append("not reached yet");
       } else if (overdue != null) {
         s.append(overdue);
-      } else if (!h.up) {
+      } else if (!h.up || c == null) {
         s.append("down since ").append(h.since).append(" (").append(h.lastError).append(')');
       } else if (h.capacity != null) {
         s.append(Math.max(0, room(h, c, now) + reserveBytes) >> 20)
@@ -559,6 +564,7 @@ public final class HostSet implements AutoCloseable {
    * tried again after the backoff.
    */
   public void markDown(String uri, RuntimeException cause) {
+    Objects.requireNonNull(cause, "cause");
     for (Host h : hosts) {
       if (h.uri.equals(uri)) {
         int generation;
@@ -568,7 +574,11 @@ public final class HostSet implements AutoCloseable {
             return;
           }
           generation = ++h.generation; // the check under way and the one scheduled do nothing now
-          next = down(h, generation, cause);
+          try {
+            next = down(h, generation, cause);
+          } catch (RuntimeException e) {
+            next = firstBackoff; // the new generation must be scheduled whatever happened
+          }
         }
         schedule(h, generation, next);
         return;
@@ -578,8 +588,9 @@ public final class HostSet implements AutoCloseable {
   }
 
   /**
-   * Stops watching and closes every host's connection. Close the VMs placed through the set first:
-   * a VM whose connection is closed can no longer be stopped through it.
+   * Stops watching and closes every host's connection; one that a check is still using is closed by
+   * that check when its call returns. Close the VMs placed through the set first: a VM whose
+   * connection is closed can no longer be stopped through it.
    */
   @Override
   public void close() {
@@ -593,7 +604,7 @@ public final class HostSet implements AutoCloseable {
         LibvirtConnection c = h.conn;
         h.conn = null;
         // a watcher in a call still uses its connection: it closes it itself when the call ends
-        if (c != null && h.callStarted == 0) {
+        if (c != null && !h.inCall) {
           conns.add(c);
         }
       }

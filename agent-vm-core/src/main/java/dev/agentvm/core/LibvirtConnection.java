@@ -132,7 +132,14 @@ public final class LibvirtConnection implements AutoCloseable {
 
   public static LibvirtConnection open(String uri, Duration retryFor) {
     Objects.requireNonNull(uri, "uri");
-    LibvirtConnection c = new LibvirtConnection(LibvirtBackend.open(uri, retryFor));
+    HypervisorBackend backend = LibvirtBackend.open(uri, retryFor);
+    LibvirtConnection c;
+    try {
+      c = new LibvirtConnection(backend);
+    } catch (RuntimeException | Error e) {
+      backend.close();
+      throw e;
+    }
     try {
       LOG.debug("connected to {}", uri);
       reportConfinement(c.backend);
@@ -142,7 +149,7 @@ public final class LibvirtConnection implements AutoCloseable {
         Reaper.reapOrphans(c, VM.DEFAULT_SHUTDOWN_GRACE);
       }
       return c;
-    } catch (RuntimeException e) {
+    } catch (RuntimeException | Error e) {
       // a host that answered the connect and failed right after: the caller may try again and
       // again (a host set does), so the connection must not be left behind each time
       try {

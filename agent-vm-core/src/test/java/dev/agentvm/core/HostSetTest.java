@@ -27,7 +27,7 @@ class HostSetTest {
     final String uri;
     volatile HostCapacity capacity;
     volatile boolean failing;
-    volatile long hangMillis;
+    volatile boolean hanging;
     volatile boolean defineFails;
 
     Host(String uri, HostCapacity capacity) {
@@ -42,11 +42,12 @@ class HostSetTest {
 
     @Override
     public HostCapacity capacity() {
-      if (hangMillis > 0) {
+      while (hanging) {
         try {
-          Thread.sleep(hangMillis);
+          Thread.sleep(10);
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
+          break;
         }
       }
       if (failing) {
@@ -180,7 +181,7 @@ class HostSetTest {
     try (HostSet s =
         set().answerWithin(Duration.ofMillis(300)).host("fake://a").host("fake://b").build()) {
       await(s, hs -> hs.get(0).up() && hs.get(1).up());
-      b.hangMillis = 3_000; // its next check blocks in its own thread
+      b.hanging = true; // its next check blocks in its own thread until told otherwise
       await(s, hs -> !hs.get(1).up());
       assertTrue(
           s.hosts().get(1).lastError().orElseThrow().startsWith("fake://b has not answered for"),
@@ -188,7 +189,7 @@ class HostSetTest {
       Map<String, Integer> where =
           assertTimeoutPreemptively(Duration.ofSeconds(2), () -> count(s, 20, 256));
       assertEquals(Map.of("fake://a", 20), where, "nothing went to the host that hangs");
-      b.hangMillis = 0;
+      b.hanging = false;
       await(s, hs -> hs.get(1).up()); // its late answer counts: it is back
     }
   }
@@ -245,8 +246,15 @@ class HostSetTest {
                 long end = System.nanoTime() + 5_000_000_000L;
                 while (s.hosts().stream().anyMatch(h -> !h.up() && h.lastError().isEmpty())
                     && System.nanoTime() < end) {
-                  Thread.onSpinWait();
+                  try {
+                    Thread.sleep(5);
+                  } catch (InterruptedException e) {
+                    throw new AssertionError(e);
+                  }
                 }
+                assertTrue(
+                    s.hosts().stream().allMatch(h -> h.up() || h.lastError().isPresent()),
+                    "every host was reached: " + s.hosts());
                 Map<String, Long> left = new HashMap<>();
                 for (HostSet.HostStatus h : s.hosts()) {
                   left.put(

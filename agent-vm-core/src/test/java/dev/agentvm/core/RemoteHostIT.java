@@ -286,13 +286,14 @@ class RemoteHostIT {
   private static void placeHangAndRejoin(HostSet hosts, String local, List<VM> vms)
       throws Exception {
     awaitHosts(hosts, s -> s.get(0).up() && s.get(1).up());
-    for (int i = 0; i < 4; i++) { // equal hosts: the pending placements alternate
+    String before = hosts.hosts().toString(); // both idle here: the pending placements alternate
+    for (int i = 0; i < 4; i++) {
       vms.add(hosts.define(template("set")));
     }
     assertEquals(
         java.util.Set.of(local, host.uri()),
         vms.stream().map(VM::hostUri).collect(java.util.stream.Collectors.toSet()),
-        "a burst spreads over both");
+        "a burst spreads over both; the hosts were " + before);
     assertTrue(conn.domainNames().containsAll(remoteNames(vms)), "they are there");
     VM there = vms.stream().filter(v -> v.hostUri().equals(host.uri())).findFirst().orElseThrow();
     there.start(); // a placed VM runs like any other (booted, not awaited)

@@ -47,6 +47,10 @@ listen_addr = "$nsip"
 auth_tcp = "none"
 unix_sock_group = "root"
 unix_sock_rw_perms = "0700"
+# the daemon drops a client that cannot answer its pings after 3 s rather than libvirt's 30 s
+# (5 s x 5): a client whose writes to a guest that stopped reading block in libvirt waits for this
+keepalive_interval = 1
+keepalive_count = 3
 CONF
   ip netns add "$name"
   ip link add "h$veth" type veth peer name "n$veth"

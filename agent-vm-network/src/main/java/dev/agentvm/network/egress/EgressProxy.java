@@ -751,7 +751,9 @@ public final class EgressProxy implements AutoCloseable {
           last = a.getHostAddress() + ": " + e.getMessage();
         }
       }
-      end = last.isEmpty() ? "no time left to connect" : last;
+      if (!gone.get()) { // a reset stream keeps the reason it was reset for
+        end = last.isEmpty() ? "no time left to connect" : last;
+      }
       return null;
     }
 
@@ -957,6 +959,10 @@ public final class EgressProxy implements AutoCloseable {
         }
         byte[] chunk =
             off == 0 && n == bytes.length ? bytes : Arrays.copyOfRange(bytes, off, off + n);
+        if (gone.get()) {
+          // reset (by the guest, a limit or a second OPEN): its RESET must be its last frame
+          throw new IOException("the stream ended");
+        }
         CompletableFuture<Void> written = s.send(StreamFrame.data(sid, chunk));
         long until = System.nanoTime() + SEND_WAIT.toNanos();
         while (true) {
@@ -980,6 +986,9 @@ public final class EgressProxy implements AutoCloseable {
 
     /** Answers the request with an error page, then ends the stream. */
     private void answerAndEnd(int status, String why) throws IOException, InterruptedException {
+      if (gone.get()) {
+        return; // reset meanwhile (the guest opened it twice, say): nothing more goes on it
+      }
       end = "answered " + status;
       byte[] body = (why + "\n").getBytes(StandardCharsets.UTF_8);
       String head =

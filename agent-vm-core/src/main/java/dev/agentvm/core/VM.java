@@ -593,10 +593,7 @@ public final class VM implements AutoCloseable {
       // interrupted during the graceful phase, say: the VM must still go before it is undefined
       boolean interrupted = Thread.interrupted();
       try {
-        if (state().isActive()) {
-          domain.destroy();
-          waitForStopped(Duration.ofSeconds(10));
-        }
+        stop(Duration.ZERO); // the forced phase alone
       } catch (RuntimeException again) {
         failures.add(again);
       } finally {

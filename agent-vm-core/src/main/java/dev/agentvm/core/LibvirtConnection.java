@@ -210,6 +210,14 @@ public final class LibvirtConnection implements AutoCloseable {
     return backend.uri();
   }
 
+  /**
+   * The files agent-vm keeps on this connection's host when it is another machine (its overlays and
+   * memory images go there); empty for a local host.
+   */
+  public java.util.Optional<HostStorage> hostStorage() {
+    return backend.hostStorage();
+  }
+
   public HypervisorBackend backend() {
     return backend;
   }
@@ -262,7 +270,7 @@ public final class LibvirtConnection implements AutoCloseable {
    * @throws SnapshotException if the image is missing or the hypervisor refused to restore it
    */
   public VM restore(Path memoryImage, VMTemplate template) {
-    if (!Files.isRegularFile(memoryImage)) {
+    if (backend.isLocal() && !Files.isRegularFile(memoryImage)) {
       throw new SnapshotException("memory image " + memoryImage + " does not exist");
     }
     VirtType type = resolveVirtType(template.virtType(), template.boot());

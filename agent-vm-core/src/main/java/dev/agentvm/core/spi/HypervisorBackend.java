@@ -94,6 +94,14 @@ public interface HypervisorBackend extends AutoCloseable {
         "the backend for " + uri() + " does not report its capacity", null);
   }
 
+  /**
+   * The files agent-vm keeps on the host, for a host that does not see this machine's files; empty
+   * for a local host (its VMs use this machine's files).
+   */
+  default Optional<dev.agentvm.core.HostStorage> hostStorage() {
+    return Optional.empty();
+  }
+
   /** Image files uploaded to the host through this backend so far (zero for a local host). */
   default long imageUploads() {
     return 0;

@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
  */
 final class Layers {
   private static final Logger LOG = LoggerFactory.getLogger(Layers.class);
-  private static final String EMPTY = "empty-";
+  static final String EMPTY = "empty-";
 
   private final Path dir;
 

@@ -17,7 +17,6 @@ import dev.agentvm.network.egress.EgressProxy;
 import dev.agentvm.network.egress.EgressRecord;
 import dev.agentvm.protocol.ProcList;
 import dev.agentvm.protocol.StatusReport;
-import dev.agentvm.storage.DiskImages;
 import dev.agentvm.storage.GuestIdentity;
 import io.micrometer.core.instrument.Tags;
 import java.io.IOException;
@@ -641,10 +640,11 @@ public final class Sandbox implements AutoCloseable {
 
   private void pauseNow() {
     long t0 = System.nanoTime();
-    Path part = dir.resolve(PAUSED_FILE + ".part");
+    Path mem = pausedFile();
+    Path part = home.disks().partOf(mem);
     stopInto(part);
     try {
-      Files.move(part, dir.resolve(PAUSED_FILE), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      home.disks().commit(part, mem);
       rec.state = SandboxState.PAUSED;
       rec.owner = "";
       rec.retainUntil = Instant.now().plus(rec.pausedRetention);
@@ -682,15 +682,15 @@ public final class Sandbox implements AutoCloseable {
     long t0 = System.nanoTime();
     claim();
     try {
-      startFrom(dir.resolve(PAUSED_FILE));
+      startFrom(pausedFile());
     } catch (RuntimeException e) {
       unclaim(e);
       throw e;
     }
     try {
-      Files.deleteIfExists(dir.resolve(PAUSED_FILE));
+      home.disks().deleteMemory(pausedFile());
     } catch (IOException e) {
-      LOG.warn("cannot delete {}: {}", dir.resolve(PAUSED_FILE), e.toString());
+      LOG.warn("cannot delete {}: {}", pausedFile(), e.toString());
     }
     home.register(this);
     startLease();
@@ -719,16 +719,26 @@ public final class Sandbox implements AutoCloseable {
   private void checkpointNow(String name) {
     long t0 = System.nanoTime();
     Path mem = checkpointFile(name);
-    Path part = mem.resolveSibling(name + ".part");
+    Path part = home.disks().partOf(mem);
     try {
       Files.createDirectories(dir.resolve("checkpoints"));
+      if (part.equals(mem) && rec.checkpoints.containsKey(name)) {
+        // saved in place (a remote host): the checkpoint it replaces is gone from here on
+        home.locked(
+            () -> {
+              rec.checkpoints.remove(name);
+              rec.save(dir);
+              return Boolean.TRUE;
+            });
+        home.disks().deleteMemory(mem);
+      }
     } catch (IOException e) {
-      throw new SandboxException("cannot create the checkpoint directory of " + rec.id, e);
+      throw new SandboxException("cannot make room for checkpoint " + name + " of " + rec.id, e);
     }
     stopInto(part);
     freezeTop(
         () -> {
-          Files.move(part, mem, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+          home.disks().commit(part, mem);
           rec.checkpoints.remove(name);
           rec.checkpoints.put(name, List.copyOf(rec.chain));
         });
@@ -775,10 +785,9 @@ public final class Sandbox implements AutoCloseable {
       closeVm(v, true);
     }
     try {
-      Files.deleteIfExists(dir.resolve(PAUSED_FILE));
-      Path top = dir.resolve(Sandboxes.DISK);
-      Files.deleteIfExists(top);
-      DiskImages.createOverlay(home.layers().path(chain.get(0)), top, 0);
+      home.disks().deleteMemory(pausedFile());
+      home.disks().deleteTop(dir, rec);
+      home.disks().createTop(dir, rec, chain.get(0));
       rec.chain = new ArrayList<>(chain);
       // the same memory may now run twice in this sandbox's life: a new generation id reseeds
       rec.genid = UUID.randomUUID();
@@ -830,7 +839,7 @@ public final class Sandbox implements AutoCloseable {
 
   private List<Sandbox> forkNow(int n) {
     long t0 = System.nanoTime();
-    Path mem = dir.resolve("fork-" + UUID.randomUUID() + ".save");
+    Path mem = home.disks().memory(dir, rec, "fork-" + UUID.randomUUID() + ".save");
     List<Sandbox> copies = new ArrayList<>();
     try {
       stopInto(mem);
@@ -851,7 +860,7 @@ public final class Sandbox implements AutoCloseable {
       throw e;
     } finally {
       try {
-        Files.deleteIfExists(mem);
+        home.disks().deleteMemory(mem);
       } catch (IOException e) {
         LOG.warn("cannot delete {}: {}", mem, e.toString());
       }
@@ -875,9 +884,10 @@ public final class Sandbox implements AutoCloseable {
     VM cvm = null;
     try {
       Files.createDirectory(cdir);
+      home.disks().nameNewTop(c);
       c.save(cdir);
-      DiskImages.createOverlay(home.layers().path(chain.get(0)), cdir.resolve(Sandboxes.DISK), 0);
-      cvm = home.connection().restore(mem, Sandboxes.template(c, cdir));
+      home.disks().createTop(cdir, c, chain.get(0));
+      cvm = home.connection().restore(mem, home.template(c, cdir));
       AgentClient a = cvm.awaitAgent(c.agentDeadline);
       GuestIdentity.refresh(cvm, a, c.agentDeadline);
       Sandbox copy = new Sandbox(home, cdir, c, cvm, a);
@@ -893,7 +903,7 @@ public final class Sandbox implements AutoCloseable {
           failure.addSuppressed(ce);
         }
       }
-      Sandboxes.deleteDir(cdir, failure);
+      home.deleteAll(cdir, c, failure);
       throw failure;
     }
   }
@@ -947,7 +957,7 @@ public final class Sandbox implements AutoCloseable {
         }
       }
       if (failure == null) {
-        IOException e = dev.agentvm.internal.Trees.deleteQuietly(dir);
+        IOException e = home.disks().deleteAll(dir, rec);
         if (e != null) {
           failure = new SandboxException("removing " + dir + " failed: " + e, e);
         }
@@ -1008,7 +1018,7 @@ public final class Sandbox implements AutoCloseable {
       v.saveMemory(file);
     } catch (RuntimeException e) {
       try {
-        Files.deleteIfExists(file);
+        home.disks().deleteMemory(file);
       } catch (IOException d) {
         e.addSuppressed(d);
       }
@@ -1031,12 +1041,12 @@ public final class Sandbox implements AutoCloseable {
    * and {@code then}'s changes are recorded together.
    */
   private void freezeTop(Step then) {
-    Path top = dir.resolve(Sandboxes.DISK);
     try {
       home.locked(
           () -> {
-            String layer = home.layers().freeze(top);
-            DiskImages.createOverlay(home.layers().path(layer), top, 0);
+            String layer = home.disks().freezeTop(dir, rec);
+            home.disks().nameNewTop(rec);
+            home.disks().createTop(dir, rec, layer);
             rec.chain.add(0, layer);
             then.run();
             rec.save(dir);
@@ -1049,7 +1059,7 @@ public final class Sandbox implements AutoCloseable {
 
   /** Starts the VM from a memory image and connects to its agent. */
   private void startFrom(Path memory) {
-    VM v = home.connection().restore(memory, Sandboxes.template(rec, dir));
+    VM v = home.connection().restore(memory, home.template(rec, dir));
     try {
       AgentClient a = v.awaitAgent(rec.agentDeadline);
       agent = a;
@@ -1114,7 +1124,11 @@ public final class Sandbox implements AutoCloseable {
   }
 
   private Path checkpointFile(String name) {
-    return dir.resolve("checkpoints").resolve(name + ".save");
+    return home.disks().memory(dir, rec, "checkpoints/" + name + ".save");
+  }
+
+  private Path pausedFile() {
+    return home.disks().memory(dir, rec, PAUSED_FILE);
   }
 
   private static void checkName(String name) {

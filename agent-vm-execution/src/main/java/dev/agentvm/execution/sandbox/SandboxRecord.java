@@ -69,6 +69,15 @@ final class SandboxRecord {
   Map<String, List<String>> checkpoints = new LinkedHashMap<>();
 
   /**
+   * On a remote host: the name of the workspace disk's top overlay in the host's pool (without
+   * {@code .qcow2}); null here, where it is {@code disk.qcow2} in the sandbox's directory.
+   */
+  @Nullable String top;
+
+  /** The workspace disk's size (a remote host's overlays are made with it). */
+  long workspaceBytes;
+
+  /**
    * Takes {@code spec}'s per-sandbox settings: labels, timeouts, lease and retention (not the
    * machine's shape, which a running VM cannot change).
    */
@@ -103,6 +112,9 @@ final class SandboxRecord {
   List<String> layers() {
     List<String> all = new ArrayList<>(chain);
     checkpoints.values().forEach(all::addAll);
+    if (top != null) {
+      all.add(top);
+    }
     return all;
   }
 
@@ -193,6 +205,10 @@ final class SandboxRecord {
       p.setProperty("ready", "true");
     }
     p.setProperty("chain", String.join(",", chain));
+    if (top != null) {
+      p.setProperty("top", top);
+    }
+    p.setProperty("workspaceBytes", Long.toString(workspaceBytes));
     p.setProperty("checkpoints", String.join(",", checkpoints.keySet()));
     checkpoints.forEach((n, c) -> p.setProperty("checkpoint." + n, String.join(",", c)));
     return p;
@@ -255,6 +271,8 @@ final class SandboxRecord {
       }
     }
     chain = split(p.getProperty("chain", ""));
+    top = p.getProperty("top");
+    workspaceBytes = Long.parseLong(p.getProperty("workspaceBytes", "0"));
     checkpoints = new LinkedHashMap<>();
     for (String n : split(p.getProperty("checkpoints", ""))) {
       checkpoints.put(n, split(req(p, "checkpoint." + n)));

@@ -80,12 +80,11 @@ import org.slf4j.LoggerFactory;
 public final class Sandboxes implements AutoCloseable, MeterBinder {
   private static final Logger LOG = LoggerFactory.getLogger(Sandboxes.class);
   private static final SecureRandom RANDOM = new SecureRandom();
-  static final String DISK = "disk.qcow2";
-
   private final LibvirtConnection conn;
   private final Path root;
   private final Path lockFile;
   private final Layers layers;
+  private final SandboxDisks disks;
   private final Map<String, Sandbox> handedOut = new ConcurrentHashMap<>();
   private final Meters meters = new Meters(Tags.empty(), "sandboxes");
   private @Nullable MicroImage defaultImage;
@@ -106,6 +105,11 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     this.root = root.toAbsolutePath();
     this.lockFile = this.root.resolve(".lock");
     this.layers = new Layers(this.root.resolve(".layers"));
+    java.util.Optional<dev.agentvm.core.HostStorage> host = conn.hostStorage();
+    this.disks =
+        host.isPresent()
+            ? SandboxDisks.onHost(host.get(), hostTag(this.root), layers)
+            : SandboxDisks.local(layers);
     meters.gauge(
         AgentVmMeter.SANDBOX_READY,
         Tags.empty(),
@@ -113,20 +117,33 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
         s -> s.readyShapes.values().stream().mapToInt(r -> r.idle.size()).sum());
   }
 
-  /** The sandboxes under {@code <state>/sandboxes} (see {@link AgentVmPaths}). */
+  /**
+   * The sandboxes under {@code <state>/sandboxes} (see {@link AgentVmPaths}); for a remote host,
+   * under {@code <state>/sandboxes/.hosts/<hash of its URI>}.
+   */
   public static Sandboxes open(LibvirtConnection conn) {
-    return open(conn, AgentVmPaths.stateRoot().resolve("sandboxes"));
+    Path all = AgentVmPaths.stateRoot().resolve("sandboxes");
+    if (conn.hostStorage().isEmpty()) {
+      return open(conn, all);
+    }
+    String uri =
+        dev.agentvm.internal.Hashing.sha256Hex(
+            conn.uri().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    return open(conn, all.resolve(".hosts").resolve(uri.substring(0, 16)));
   }
 
-  /** The sandboxes under {@code root}; reaps what is due there first. */
+  /**
+   * The sandboxes under {@code root}; reaps what is due there first. On a remote host ({@link
+   * LibvirtConnection#hostStorage()}) the records stay under {@code root} and the disks and memory
+   * images go into the host's pool: give each host a root of its own.
+   */
   public static Sandboxes open(LibvirtConnection conn, Path root) {
-    if (!conn.backend().isLocal()) {
-      // their overlays and memory images are files of this machine; on another host they must be
-      // volumes there (docs/scale-out.md): refused rather than half working
+    if (!conn.backend().isLocal() && conn.hostStorage().isEmpty()) {
+      // a backend of another machine that keeps no files there: nowhere to put disks and memory
       throw new SandboxException(
-          "sandboxes on a remote libvirt host ("
+          "sandboxes need files on their host; the backend for "
               + conn.uri()
-              + ") are not supported yet; VMs are (LibvirtConnection.define), see docs/scale-out.md");
+              + " is remote and keeps none (HypervisorBackend.hostStorage)");
     }
     Sandboxes s = new Sandboxes(conn, root);
     try {
@@ -322,10 +339,6 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return conn;
   }
 
-  Layers layers() {
-    return layers;
-  }
-
   /** Creates and boots a sandbox with {@link SandboxSpec#defaults()}. */
   public Sandbox create() {
     return create(SandboxSpec.defaults());
@@ -412,6 +425,17 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     Progress.report(progress, new Progress.Step("warm image " + key, done, WARM_STEPS, detail));
   }
 
+  /**
+   * What tells this client's files in a remote host's pool from other clients': this machine and
+   * the root of the records.
+   */
+  private static String hostTag(Path root) {
+    return dev.agentvm.internal.Hashing.sha256Hex(
+            (dev.agentvm.internal.ProcessOwners.MACHINE + "\n" + root)
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8))
+        .substring(0, 12);
+  }
+
   private int reapedAtOpen;
   private final java.util.concurrent.atomic.AtomicBoolean filling =
       new java.util.concurrent.atomic.AtomicBoolean();
@@ -476,7 +500,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
           }
           more = true;
           try {
-            if (shape.spec.useWarmImage()) {
+            if (shape.spec.useWarmImage() && disks.isLocal()) {
               warmUp(shape.spec);
             }
             Sandbox sb = make(shape.spec, true);
@@ -546,6 +570,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     boolean fromWarm =
         attached == null
             && spec.useWarmImage()
+            && disks.isLocal()
             && Files.exists(warm)
             && Files.exists(layers.path(WARM + key));
     Tags kind = Tags.of("kind", fromWarm ? "restore" : "cold");
@@ -555,14 +580,15 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       Files.createDirectory(dir);
       locked(
           () -> {
-            rec.chain.add(layers.emptyBase(spec.workspaceBytes()));
+            rec.chain.add(disks.emptyBase(spec.workspaceBytes()));
             if (fromWarm) {
               rec.chain.add(0, WARM + key);
             }
+            disks.nameNewTop(rec);
             rec.save(dir);
             return Boolean.TRUE;
           });
-      DiskImages.createOverlay(layers.path(rec.chain.get(0)), dir.resolve(DISK), 0);
+      disks.createTop(dir, rec, rec.chain.get(0));
       AgentClient agent;
       if (fromWarm) {
         vm = conn.restore(warm, template(rec, dir));
@@ -605,7 +631,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
           failure.addSuppressed(c);
         }
       }
-      deleteDir(dir, failure);
+      deleteAll(dir, rec, failure);
       throw failure;
     }
   }
@@ -617,6 +643,12 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    * kept under {@code .warm/} for later runs and other processes. Returns at once when it exists.
    */
   public void warmUp(SandboxSpec spec) {
+    if (!disks.isLocal()) {
+      throw new SandboxException(
+          "warm images are kept for this machine's libvirt only; sandboxes on "
+              + conn.uri()
+              + " boot (docs/scale-out.md)");
+    }
     MicroImage given = spec.image();
     MicroImage image = given != null ? given : defaultImage();
     SandboxRecord rec =
@@ -637,7 +669,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
             try {
               String base = locked(() -> layers.emptyBase(spec.workspaceBytes()));
               rec.chain.add(base);
-              DiskImages.createOverlay(layers.path(base), tmp.resolve(DISK), 0);
+              DiskImages.createOverlay(layers.path(base), tmp.resolve(SandboxDisks.DISK), 0);
               warmStep(key, 0, "booting " + rec.id);
               try (VM vm = conn.define(template(rec, tmp))) {
                 vm.start();
@@ -653,7 +685,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
                 vm.saveMemory(tmp.resolve("memory.save"));
               }
               warmStep(key, 3, "keeping the workspace layer");
-              layers.freezeAs(tmp.resolve(DISK), WARM + key);
+              layers.freezeAs(tmp.resolve(SandboxDisks.DISK), WARM + key);
               Files.move(
                   tmp.resolve("memory.save"), mem, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             } finally {
@@ -708,6 +740,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     rec.cmdline = MicroImage.DEFAULT_CMDLINE;
     rec.packageDisk = image.packageDiskIfAny().map(Path::toString).orElse(null);
     rec.diskTarget = rec.packageDisk == null ? "vda" : "vdb";
+    rec.workspaceBytes = spec.workspaceBytes();
     rec.applySettings(spec);
     return rec;
   }
@@ -800,7 +833,6 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       return locked(
           () -> {
             int reaped = 0;
-            Set<String> inUse = new HashSet<>();
             for (Path dir : sandboxDirs()) {
               SandboxRecord rec;
               try {
@@ -821,7 +853,6 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
                           && rec.retainUntil != null
                           && rec.retainUntil.isBefore(now));
               if (!dead && rec != null) {
-                inUse.addAll(rec.layers());
                 continue;
               }
               String name = String.valueOf(dir.getFileName());
@@ -832,14 +863,17 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
                   "reaping sandbox {} ({})",
                   name,
                   rec == null ? "incomplete" : rec.state + ", owner " + rec.owner);
-              Trees.delete(dir);
+              IOException gone = disks.deleteAll(dir, rec);
+              if (gone != null) {
+                throw gone;
+              }
               Sandbox held = handedOut.remove(name);
               if (held != null) {
                 held.markReaped();
               }
               reaped++;
             }
-            layers.collect(inUse);
+            disks.collect(this::layersInUse);
             return reaped;
           });
     } catch (IOException e) {
@@ -885,17 +919,25 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   void collectLayers() throws IOException {
     locked(
         () -> {
-          Set<String> inUse = new HashSet<>();
-          for (Path dir : sandboxDirs()) {
-            try {
-              inUse.addAll(SandboxRecord.load(dir).layers());
-            } catch (IOException e) {
-              return Boolean.FALSE; // a sandbox being made or unreadable: collect another time
-            }
-          }
-          layers.collect(inUse);
+          disks.collect(this::layersInUse);
           return Boolean.TRUE;
         });
+  }
+
+  /**
+   * Every layer the records under the root name now; null when one cannot be read (a sandbox being
+   * made, or a damaged record): nothing is collected then. The caller holds the lock.
+   */
+  private @Nullable Set<String> layersInUse() {
+    Set<String> inUse = new HashSet<>();
+    for (Path dir : sandboxDirs()) {
+      try {
+        inUse.addAll(SandboxRecord.load(dir).layers());
+      } catch (IOException e) {
+        return null;
+      }
+    }
+    return inUse;
   }
 
   void collectLayersQuietly() {
@@ -928,8 +970,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return FileLocks.withLock(lockFile, body);
   }
 
-  /** The VM template of a sandbox record, its disk's top overlay in {@code dir}. */
-  static VMTemplate template(SandboxRecord rec, Path dir) {
+  /** The VM template of a sandbox record, its disk's top overlay where {@link #disks} keeps it. */
+  VMTemplate template(SandboxRecord rec, Path dir) {
     VMTemplate.Builder b =
         VMTemplate.builder(rec.id)
             .uuid(rec.uuid)
@@ -946,7 +988,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
               true,
               MicroImage.PACKAGE_DISK_MOUNT_POINT));
     }
-    b.disk(DiskAttachment.qcow2(dir.resolve(DISK), rec.diskTarget, "/workspace"));
+    b.disk(DiskAttachment.qcow2(disks.top(dir, rec), rec.diskTarget, "/workspace"));
     String attached = rec.attachedDisk;
     String mount = rec.attachedMount;
     if (attached != null && mount != null) {
@@ -993,11 +1035,16 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return b;
   }
 
-  static void deleteDir(Path dir, RuntimeException failure) {
-    IOException e = Trees.deleteQuietly(dir);
+  /** Removes a sandbox's directory and files, adding what fails to {@code failure}. */
+  void deleteAll(Path dir, @Nullable SandboxRecord rec, RuntimeException failure) {
+    IOException e = disks.deleteAll(dir, rec);
     if (e != null) {
       failure.addSuppressed(e);
     }
+  }
+
+  SandboxDisks disks() {
+    return disks;
   }
 
   /** Closes the running sandboxes this object handed out; paused ones are kept. */

@@ -11,10 +11,13 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Sandboxes on a remote host are refused up front, naming the host, until they are built there. */
+/**
+ * A remote backend that keeps no files on its host cannot hold sandboxes: refused up front, naming
+ * the host (libvirt's remote hosts keep them in their pool: RemoteSandboxIT).
+ */
 class SandboxesRemoteTest {
   @Test
-  void aRemoteHostIsRefusedBeforeAnythingIsMade(@TempDir Path tmp) {
+  void aRemoteHostWithoutStorageIsRefusedBeforeAnythingIsMade(@TempDir Path tmp) {
     FakeHypervisor remote =
         new FakeHypervisor() {
           @Override

@@ -243,7 +243,10 @@ public final class DomainXmlWriter {
     for (Element c : DomainXmlReader.all(dom, "channel")) {
       if (Protocol.VIRTIO_SERIAL_PORT_NAME.equals(
           DomainXmlReader.first(c, "target").getAttribute("name"))) {
-        DomainXmlReader.first(c, "source").setAttribute("path", t.agentSocket().toString());
+        // a remote host's VM let libvirt place its socket: its saved definition names none
+        for (Element src : DomainXmlReader.all(c, "source")) {
+          src.setAttribute("path", t.agentSocket().toString());
+        }
       }
     }
     retargetDisks(dom, t.disks());
@@ -321,12 +324,30 @@ public final class DomainXmlWriter {
    */
   static String forRemoteHost(
       String xml, Function<String, String> stage, Function<String, String> consoleLog, String uri) {
+    return forRemoteHost(xml, stage, consoleLog, uri, f -> false);
+  }
+
+  /**
+   * Like {@link #forRemoteHost(String, Function, Function, String)}, where files for which {@code
+   * onHost} holds are the host's own (in its agent-vm pool) and stay as they are: such disks may be
+   * writable and qcow2 (a sandbox's overlay), boot images already staged are not staged again.
+   */
+  static String forRemoteHost(
+      String xml,
+      Function<String, String> stage,
+      Function<String, String> consoleLog,
+      String uri,
+      java.util.function.Predicate<String> onHost) {
     Document d = DomainXmlReader.parse(xml);
     Element dom = d.getDocumentElement();
     String name = DomainXmlReader.first(dom, "name").getTextContent();
+    Function<String, String> place = f -> onHost.test(f) ? f : stage.apply(f);
     // refusals first: nothing is uploaded for a VM that cannot be made
     for (Element disk : DomainXmlReader.all(dom, "disk")) {
       String file = DomainXmlReader.first(disk, "source").getAttribute("file");
+      if (onHost.test(file)) {
+        continue;
+      }
       if (disk.getElementsByTagName("readonly").getLength() == 0) {
         throw new dev.agentvm.core.HypervisorException(
             "VM "
@@ -365,12 +386,12 @@ public final class DomainXmlWriter {
     }
     for (String tag : new String[] {"kernel", "initrd"}) {
       for (Element e : DomainXmlReader.all(dom, tag)) {
-        e.setTextContent(stage.apply(e.getTextContent().strip()));
+        e.setTextContent(place.apply(e.getTextContent().strip()));
       }
     }
     for (Element disk : DomainXmlReader.all(dom, "disk")) {
       Element src = DomainXmlReader.first(disk, "source");
-      src.setAttribute("file", stage.apply(src.getAttribute("file")));
+      src.setAttribute("file", place.apply(src.getAttribute("file")));
     }
     for (Element log : DomainXmlReader.all(DomainXmlReader.first(dom, "devices"), "log")) {
       log.setAttribute("file", consoleLog.apply(name));
@@ -379,10 +400,31 @@ public final class DomainXmlWriter {
       if (Protocol.VIRTIO_SERIAL_PORT_NAME.equals(
           DomainXmlReader.first(c, "target").getAttribute("name"))) {
         // libvirt places the socket in its own channel directory on the host
-        DomainXmlReader.first(c, "source").removeAttribute("path");
+        for (Element src : DomainXmlReader.all(c, "source")) {
+          src.removeAttribute("path");
+        }
       }
     }
     return SecureXml.serialise(d, true);
+  }
+
+  /**
+   * A qcow2 volume's XML on the qcow2 file {@code backing}: the overlay a sandbox writes, readable
+   * by the host's root only (libvirt hands it to QEMU's user while a VM uses it).
+   */
+  static String qcow2Overlay(String name, long capacity, String backing) {
+    Document d = SecureXml.newDocument();
+    Element vol = d.createElement("volume");
+    d.appendChild(vol);
+    text(d, vol, "name", name);
+    text(d, vol, "capacity", Long.toString(capacity)).setAttribute("unit", "bytes");
+    Element target = child(d, vol, "target");
+    child(d, target, "format").setAttribute("type", "qcow2");
+    text(d, child(d, target, "permissions"), "mode", "0600");
+    Element b = child(d, vol, "backingStore");
+    text(d, b, "path", backing);
+    child(d, b, "format").setAttribute("type", "qcow2");
+    return SecureXml.serialise(d, false);
   }
 
   /** A directory storage pool's XML. */

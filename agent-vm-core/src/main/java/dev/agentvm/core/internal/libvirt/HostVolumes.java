@@ -42,7 +42,7 @@ import org.slf4j.LoggerFactory;
  * its bytes keep coming, and takes over an upload that made no progress for {@link #STALLED_UPLOAD}
  * (or {@code agentvm.remote.uploadStallSeconds}).
  */
-final class HostVolumes {
+final class HostVolumes implements dev.agentvm.core.HostStorage {
   private static final Logger LOG = LoggerFactory.getLogger(HostVolumes.class);
 
   /** The storage pool agent-vm keeps on every remote host. */
@@ -146,9 +146,10 @@ final class HostVolumes {
     String placed =
         DomainXmlWriter.forRemoteHost(
             xml,
-            local -> stage(Path.of(local)),
+            local -> stageFile(Path.of(local)),
             n -> dir + "/" + n + CONSOLE_SUFFIX,
-            session.uri());
+            session.uri(),
+            f -> poolName(f).isPresent());
     DomainXmlReader.consoleLogFile(placed)
         .ifPresent(log -> createEmpty(log.substring(log.lastIndexOf('/') + 1), "0600"));
     return placed;
@@ -158,7 +159,7 @@ final class HostVolumes {
    * The path on the host of {@code local}'s content: the staged volume, uploaded now if the host
    * does not have it whole.
    */
-  String stage(Path local) {
+  String stageFile(Path local) {
     String sha;
     long size;
     try {
@@ -193,7 +194,7 @@ final class HostVolumes {
         }
         if (image.isEmpty()) {
           if (ready) {
-            delete(vol + READY_SUFFIX); // a marker whose image someone removed
+            deleteQuietly(vol + READY_SUFFIX); // a marker whose image someone removed
           }
           Optional<String> sent = upload(local, size, vol);
           if (sent.isPresent()) {
@@ -212,7 +213,7 @@ final class HostVolumes {
               vol,
               where(),
               stalled);
-          delete(vol);
+          deleteQuietly(vol);
           lastAllocation = -1;
           continue;
         }
@@ -381,10 +382,206 @@ final class HostVolumes {
     }
   }
 
+  private static final java.util.regex.Pattern NAME =
+      java.util.regex.Pattern.compile("[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}");
+
+  private static String checkName(String name) {
+    if (!NAME.matcher(name).matches()) {
+      throw new IllegalArgumentException(
+          "pool file names are 1-200 of [A-Za-z0-9._-], not starting with '.': "
+              + LogText.clean(name));
+    }
+    return name;
+  }
+
+  @Override
+  public Path path(String name) {
+    return Path.of(poolPath(), checkName(name));
+  }
+
+  @Override
+  public Path stage(Path local) {
+    return Path.of(stageFile(local));
+  }
+
+  /** The pool file's name if {@code hostPath} is a file directly in the pool. */
+  Optional<String> poolName(String hostPath) {
+    String dir = poolPath() + "/";
+    if (!hostPath.startsWith(dir)) {
+      return Optional.empty();
+    }
+    String n = hostPath.substring(dir.length());
+    return NAME.matcher(n).matches() ? Optional.of(n) : Optional.empty();
+  }
+
+  @Override
+  public Path createOverlay(String name, Path backing, long capacityBytes) {
+    checkName(name);
+    if (capacityBytes < 1) {
+      throw new IllegalArgumentException("capacity must be positive, was " + capacityBytes);
+    }
+    if (poolName(backing.toString()).isEmpty()) {
+      throw new IllegalArgumentException(
+          "the backing file " + backing + " is not in the pool " + POOL + " at " + where());
+    }
+    String xml = DomainXmlWriter.qcow2Overlay(name, capacityBytes, backing.toString());
+    String made =
+        withPool(
+            "create overlay " + name,
+            p -> {
+              StorageVol v = p.storageVolCreateXML(xml, 0);
+              try {
+                return v.getPath();
+              } finally {
+                v.free();
+              }
+            });
+    return Path.of(made);
+  }
+
+  @Override
+  public void delete(String name) {
+    checkName(name);
+    refresh(); // files libvirt made outside the pool (memory images) are unknown until it looks
+    deleteOrFail(name);
+  }
+
+  @Override
+  public java.util.List<String> names(String prefix) {
+    refresh();
+    return withPool(
+        "list volumes",
+        p -> {
+          java.util.List<String> out = new java.util.ArrayList<>();
+          for (String n : p.listVolumes()) {
+            if (n.startsWith(prefix)) {
+              out.add(n);
+            }
+          }
+          return out;
+        });
+  }
+
+  private void refresh() {
+    poolPath();
+    withPool(
+        "refresh pool " + POOL,
+        p -> {
+          p.refresh(0);
+          return Boolean.TRUE;
+        });
+  }
+
+  private void deleteOrFail(String volName) {
+    withPool(
+        "delete volume " + volName,
+        p -> {
+          StorageVol v;
+          try {
+            v = p.storageVolLookupByName(volName);
+          } catch (LibvirtException e) {
+            if (e.getError() != null
+                && e.getError().getCode() == org.libvirt.Error.ErrorNumber.VIR_ERR_NO_STORAGE_VOL) {
+              return Boolean.FALSE;
+            }
+            throw e;
+          }
+          try {
+            v.delete(0);
+          } finally {
+            v.free();
+          }
+          return Boolean.TRUE;
+        });
+  }
+
+  /**
+   * Writes {@code xml} into the memory image at {@code hostPath} (a file of the pool) in place of
+   * its definition: its header and XML area downloaded, rewritten ({@link SaveImageHeader}) and
+   * uploaded over the same bytes; the migration stream after them is not touched.
+   */
+  void rewriteSavedXml(String hostPath, String xml) {
+    String volName =
+        poolName(hostPath)
+            .orElseThrow(
+                () ->
+                    new dev.agentvm.core.SnapshotException(
+                        hostPath
+                            + " is not a memory image in the pool "
+                            + POOL
+                            + " at "
+                            + where()));
+    refresh();
+    try (StreamConnection c = new StreamConnection(session.uri())) {
+      StorageVol vol = c.pool.storageVolLookupByName(volName);
+      try {
+        byte[] head = download(c, vol, 0, SaveImageHeader.HEADER);
+        int dataLen = SaveImageHeader.dataLength(head, hostPath);
+        byte[] all = download(c, vol, 0, SaveImageHeader.HEADER + dataLen);
+        byte[] out = SaveImageHeader.rewritten(all, xml, hostPath);
+        Stream s = c.connect.streamNew(0);
+        try {
+          // a volume upload writes over the given range and truncates nothing (libvirt's
+          // virStorageBackendVolUploadLocal opens the file without O_TRUNC)
+          vol.upload(s, 0, out.length, 0);
+          ByteBuffer b = ByteBuffer.wrap(out);
+          while (b.hasRemaining()) {
+            s.write(b);
+          }
+          s.finish();
+        } catch (IOException | LibvirtException | RuntimeException e) {
+          abort(s);
+          throw e;
+        } finally {
+          s.free();
+        }
+      } finally {
+        vol.free();
+      }
+    } catch (IOException e) {
+      throw new HypervisorException("rewriting the definition in " + hostPath + ": " + e, e);
+    } catch (LibvirtException e) {
+      throw LibvirtErrors.translate(session.uri(), "rewriting the definition in " + hostPath, e);
+    }
+  }
+
+  /** Exactly {@code len} bytes of {@code vol} from {@code from}. */
+  private static byte[] download(StreamConnection c, StorageVol vol, long from, int len)
+      throws LibvirtException {
+    byte[] out = new byte[len];
+    Stream s = c.connect.streamNew(0);
+    try {
+      vol.download(s, from, len, 0);
+      int got = 0;
+      byte[] chunk = new byte[Math.min(CHUNK, len)];
+      while (got < len) {
+        int n = s.receive(chunk);
+        if (n <= 0) {
+          break;
+        }
+        int take = Math.min(n, len - got);
+        System.arraycopy(chunk, 0, out, got, take);
+        got += take;
+      }
+      if (got != len) {
+        abort(s);
+        throw new dev.agentvm.core.SnapshotException(
+            vol.getName() + " ended after " + got + " of " + len + " bytes");
+      }
+      s.finish();
+      return out;
+    } catch (LibvirtException | RuntimeException e) {
+      abort(s);
+      throw e;
+    } finally {
+      s.free();
+    }
+  }
+
   /** Removes what a VM left in the pool: its console log and the logs virtlogd rotated. */
   void deleteVmFiles(String domainName) {
     String log = domainName + CONSOLE_SUFFIX;
-    delete(log);
+    deleteQuietly(log);
     try {
       // rotated logs are files virtlogd made, unknown to the pool until it looks again
       withPool(
@@ -394,7 +591,7 @@ final class HostVolumes {
             return Boolean.TRUE;
           });
       for (int i = 0; i < ROTATED_LOGS + 2; i++) {
-        delete(log + "." + i);
+        deleteQuietly(log + "." + i);
       }
     } catch (AgentVmException e) {
       LOG.debug(
@@ -402,7 +599,7 @@ final class HostVolumes {
     }
   }
 
-  private void delete(String volName) {
+  private void deleteQuietly(String volName) {
     try {
       withPool(
           "delete volume " + volName,

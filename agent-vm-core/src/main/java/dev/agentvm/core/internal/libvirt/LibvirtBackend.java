@@ -258,6 +258,11 @@ public final class LibvirtBackend implements HypervisorBackend {
     return Math.min(sum, total < 0 ? Long.MAX_VALUE : total);
   }
 
+  @Override
+  public Optional<dev.agentvm.core.HostStorage> hostStorage() {
+    return Optional.ofNullable(remote);
+  }
+
   /** Images sent to the host so far by this connection (none for a local host). */
   @Override
   public long imageUploads() {
@@ -291,11 +296,10 @@ public final class LibvirtBackend implements HypervisorBackend {
 
   @Override
   public DomainHandle restore(Path file, VMTemplate identity) {
-    if (remote != null) {
-      throw new dev.agentvm.core.SnapshotException(
-          "memory images are not kept on remote hosts yet (libvirt at " + uri() + ")");
-    }
-    String name = snapshots.restore(file, identity);
+    String name =
+        remote == null
+            ? snapshots.restore(file, identity)
+            : snapshots.restoreOnHost(file, identity, remote);
     return lookup(name)
         .orElseThrow(() -> new HypervisorException("restored domain " + name + " not found", null));
   }

@@ -247,13 +247,15 @@ final class LibvirtDomain implements DomainHandle {
 
   @Override
   public void saveMemory(Path file) {
-    if (remote != null) {
+    if (remote != null && remote.poolName(file.toString()).isEmpty()) {
       throw new SnapshotException(
           "VM "
               + name
-              + ": memory images are not kept on remote hosts yet (libvirt at "
+              + " runs on libvirt at "
               + session.uri()
-              + ")");
+              + ": its memory image goes into the host's pool (LibvirtConnection.hostStorage()"
+              + ".path(name)), not to "
+              + file);
     }
     snapshots.saveMemory(this, file);
   }

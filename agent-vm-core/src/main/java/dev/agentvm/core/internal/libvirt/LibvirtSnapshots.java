@@ -107,6 +107,39 @@ final class LibvirtSnapshots {
     }
   }
 
+  private final java.util.Map<String, Object> hostRestoreLocks =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
+  /**
+   * Like {@link #restore}, for a memory image in a remote host's pool: the retargeted definition is
+   * placed on the host (images not there yet staged, the console log in the pool) and written into
+   * the image's header through a volume download and upload. Restores of one image take turns
+   * within this process; clients on other machines do not share one image (a sandbox's memory
+   * images are its own).
+   */
+  String restoreOnHost(Path file, VMTemplate identity, HostVolumes host) {
+    LibvirtNative lib = LibvirtNative.get();
+    String path = file.toString();
+    synchronized (hostRestoreLocks.computeIfAbsent(path, k -> new Object())) {
+      String saved = savedImageXml(file);
+      String edited = host.placeOnHost(DomainXmlWriter.retarget(saved, identity));
+      if (!edited.equals(saved)) {
+        host.rewriteSavedXml(path, edited);
+      }
+      if (lib.virDomainRestoreFlags(session.nativeConnection(), path, null, 0) != 0) {
+        throw new HypervisorException(
+            "restore from "
+                + path
+                + " on "
+                + session.uri()
+                + " failed: "
+                + lib.virGetLastErrorMessage(),
+            null);
+      }
+      return DomainXmlReader.name(edited);
+    }
+  }
+
   /** The domain XML stored in a memory image. */
   String savedImageXml(Path file) {
     LibvirtNative lib = LibvirtNative.get();

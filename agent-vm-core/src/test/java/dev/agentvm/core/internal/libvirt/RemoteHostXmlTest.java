@@ -79,6 +79,48 @@ class RemoteHostXmlTest {
   }
 
   @Test
+  void theHostsOwnFilesStayAsTheyAreWritableAndQcow2Included() {
+    VMTemplate t =
+        VMTemplate.builder("vm5")
+            .boot(
+                new BootSource(
+                    Path.of("/pool/img-kernel"), Path.of("/cache/initramfs.img"), "console=ttyS0"))
+            .disk(
+                new DiskAttachment(
+                    Path.of("/cache/pkgs.ext4"), DiskAttachment.Format.RAW, "vda", true, "/opt"))
+            .disk(DiskAttachment.qcow2(Path.of("/pool/sbx.t.L.1.qcow2"), "vdb", "/workspace"))
+            .build();
+    String xml =
+        DomainXmlWriter.forRemoteHost(
+            t.toDomainXml(VirtType.QEMU),
+            this::stage,
+            n -> "/pool/" + n + ".log",
+            URI,
+            f -> f.startsWith("/pool/"));
+    assertEquals(List.of("/cache/initramfs.img", "/cache/pkgs.ext4"), staged);
+    assertTrue(xml.contains("<kernel>/pool/img-kernel</kernel>"), xml);
+    assertTrue(xml.contains("file=\"/pool/sbx.t.L.1.qcow2\""), xml);
+    assertFalse(xml.contains("/cache/"), xml);
+  }
+
+  @Test
+  void aSavedRemoteDefinitionWithoutAChannelSocketIsRetargeted() {
+    VMTemplate t = VMTemplate.builder("vm6").boot(BOOT).build();
+    String placed =
+        DomainXmlWriter.forRemoteHost(
+            t.toDomainXml(VirtType.QEMU), this::stage, n -> "/pool/" + n + ".log", URI);
+    // libvirt's saved definition has no <source> at all where the socket was left to it
+    String saved = placed.replaceAll("<source mode=\"bind\"\\s*/>", "");
+    VMTemplate copy = VMTemplate.builder("vm7").boot(BOOT).build();
+    String again = DomainXmlWriter.retarget(saved, copy);
+    assertTrue(again.contains("<name>vm7</name>"), again);
+    String onHost =
+        DomainXmlWriter.forRemoteHost(
+            again, this::stage, n -> "/pool/" + n + ".log", URI, f -> f.startsWith("/pool/"));
+    assertEquals(Optional.of("/pool/vm7.log"), DomainXmlReader.consoleLogFile(onHost));
+  }
+
+  @Test
   void aReadOnlyQcow2DiskIsRefused() {
     VMTemplate t =
         VMTemplate.builder("vm4")

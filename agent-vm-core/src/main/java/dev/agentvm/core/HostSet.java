@@ -416,12 +416,12 @@ public final class HostSet implements AutoCloseable {
    * Like {@link #place(VMTemplate)}, among the hosts that carry every label of {@code selector}.
    */
   public LibvirtConnection place(VMTemplate template, Map<String, String> selector) {
-    return place(template, selector, Set.of());
+    return place(template.name(), template.resources(), selector, Set.of());
   }
 
   private synchronized LibvirtConnection place(
-      VMTemplate template, Map<String, String> selector, Set<String> excluded) {
-    long need = (long) template.resources().memoryMiB() << 20;
+      String what, ResourceProfile resources, Map<String, String> selector, Set<String> excluded) {
+    long need = (long) resources.memoryMiB() << 20;
     long end = System.nanoTime() + placeWait.toNanos();
     while (true) {
       if (closed) {
@@ -450,7 +450,7 @@ public final class HostSet implements AutoCloseable {
       }
       if (best != null) {
         best.pending.add(new long[] {now, need});
-        LOG.debug("placing {} on {}", template.name(), LogText.clean(best.uri));
+        LOG.debug("placing {} on {}", LogText.clean(what), LogText.clean(best.uri));
         return Objects.requireNonNull(best.conn);
       }
       long left = end - now;
@@ -542,21 +542,69 @@ public final class HostSet implements AutoCloseable {
    * Like {@link #define(VMTemplate)}, among the hosts that carry every label of {@code selector}.
    */
   public VM define(VMTemplate template, Map<String, String> selector) {
+    return onHost(template.name(), template.resources(), selector, c -> c.define(template));
+  }
+
+  /**
+   * Places a machine of {@code resources} among the hosts that carry every label of {@code
+   * selector} and makes it there with {@code make} (a sandbox, a VM). When the host's connection
+   * fails while it is made ({@code make} threw a {@link ConnectionException}, or an exception
+   * caused by one), the host is marked down and the next eligible host is tried, each host once.
+   *
+   * @param what names the machine in logs
+   * @throws NoHostAvailableException when no eligible host is left
+   */
+  public <T> T onHost(
+      String what,
+      ResourceProfile resources,
+      Map<String, String> selector,
+      Function<LibvirtConnection, T> make) {
     Set<String> failed = new HashSet<>();
     while (true) {
-      LibvirtConnection c = place(template, selector, failed);
+      LibvirtConnection c = place(what, resources, selector, failed);
       try {
-        return c.define(template);
-      } catch (ConnectionException e) {
+        return make.apply(c);
+      } catch (RuntimeException e) {
+        ConnectionException lost = connectionFailure(e);
+        if (lost == null) {
+          throw e;
+        }
         failed.add(c.uri());
-        markDown(c.uri(), e);
+        markDown(c.uri(), lost);
         LOG.warn(
-            "defining {} on {} failed ({}); trying another host",
-            template.name(),
+            "making {} on {} failed ({}); trying another host",
+            LogText.clean(what),
             LogText.clean(c.uri()),
             LogText.clean(String.valueOf(e.getMessage())));
       }
     }
+  }
+
+  /** The {@link ConnectionException} in {@code e}'s causes, if any: its host went away. */
+  static @Nullable ConnectionException connectionFailure(Throwable e) {
+    Throwable t = e;
+    for (int depth = 0; t != null && depth < 16; depth++) {
+      if (t instanceof ConnectionException c) {
+        return c;
+      }
+      t = t.getCause();
+    }
+    return null;
+  }
+
+  /**
+   * The connection of host {@code uri} once it was reached (kept while the host is down, so that
+   * what was made through it stays usable); empty before.
+   *
+   * @throws IllegalArgumentException if {@code uri} is not a host of this set
+   */
+  public synchronized Optional<LibvirtConnection> connection(String uri) {
+    for (Host h : hosts) {
+      if (h.uri.equals(uri)) {
+        return closed ? Optional.empty() : Optional.ofNullable(h.conn);
+      }
+    }
+    throw new IllegalArgumentException("not a host of this set: " + LogText.clean(uri));
   }
 
   /**

@@ -17,7 +17,7 @@ public interface HostStorage {
 
   /**
    * The path on the host of a read-only copy of {@code local}'s content: sent once per content
-   * (SHA-256) and reused by every VM and client of the host.
+   * (SHA-256) and file name, and reused by every VM and client of the host.
    */
   Path stage(Path local);
 

@@ -226,6 +226,66 @@ class HostSetTest {
   }
 
   @Test
+  void onHostMovesOnOnlyForALostConnectionEvenWhenItIsWrapped() throws Exception {
+    fake("fake://a", 4, 8192, 0);
+    fake("fake://b", 2, 8192, 0);
+    try (HostSet s =
+        set()
+            .backoff(Duration.ofSeconds(30), Duration.ofSeconds(60))
+            .host("fake://a")
+            .host("fake://b")
+            .build()) {
+      await(s, hs -> hs.get(0).up() && hs.get(1).up());
+      ResourceProfile one = new ResourceProfile(1, 256);
+      List<String> tried = new java.util.ArrayList<>();
+      String made =
+          s.onHost(
+              "sandbox x",
+              one,
+              Map.of(),
+              c -> {
+                tried.add(c.uri());
+                if (c.uri().equals("fake://a")) {
+                  // a sandbox's failure, caused by its host going away
+                  throw new IllegalStateException(
+                      "creating failed", new ConnectionException(c.uri(), "gone", null));
+                }
+                return c.uri();
+              });
+      assertEquals("fake://b", made);
+      assertEquals(List.of("fake://a", "fake://b"), tried);
+      assertFalse(s.hosts().get(0).up(), "marked down at once");
+      // any other failure is the caller's: handed back, the host stays up
+      IllegalArgumentException other =
+          assertThrows(
+              IllegalArgumentException.class,
+              () ->
+                  s.onHost(
+                      "sandbox y",
+                      one,
+                      Map.of(),
+                      c -> {
+                        throw new IllegalArgumentException("bad spec");
+                      }));
+      assertEquals("bad spec", other.getMessage());
+      assertTrue(s.hosts().get(1).up());
+      assertEquals("fake://b", s.connection("fake://b").orElseThrow().uri());
+      assertThrows(IllegalArgumentException.class, () -> s.connection("fake://c"));
+      // every host failing: none left
+      assertThrows(
+          NoHostAvailableException.class,
+          () ->
+              s.onHost(
+                  "sandbox z",
+                  one,
+                  Map.of(),
+                  c -> {
+                    throw new ConnectionException(c.uri(), "gone", null);
+                  }));
+    }
+  }
+
+  @Test
   void noPlacementLandsOnADownOrFullHost() {
     qt().withExamples(40)
         .forAll(

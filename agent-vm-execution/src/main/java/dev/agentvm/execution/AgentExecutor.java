@@ -135,6 +135,18 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     return new Builder(Objects.requireNonNull(sandboxes, "sandboxes"));
   }
 
+  /**
+   * An executor making each execution's sandbox on a host of a set ({@link
+   * dev.agentvm.execution.sandbox.SandboxHosts}: the host with the most room; a host that fails
+   * meanwhile is passed over). {@link Builder#keepReady} is refused there: ready sandboxes are kept
+   * per host ({@link Sandboxes#keepReady}).
+   */
+  public static Builder builder(dev.agentvm.execution.sandbox.SandboxHosts hosts) {
+    Builder b = new Builder(null);
+    b.hosts = Objects.requireNonNull(hosts, "hosts");
+    return b;
+  }
+
   /** An executor on machines from {@code source}: the workflow's unit tests. */
   static Builder builder(ExecutionVm.Source source) {
     Builder b = new Builder(null);
@@ -683,6 +695,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
     private ExecutionVm.@Nullable Source source;
     private SandboxSpec spec = SandboxSpec.defaults().withNamePrefix("agentvm-exec-");
     private int keepReady;
+    private dev.agentvm.execution.sandbox.@Nullable SandboxHosts hosts;
     private int maxConcurrent = Integer.MAX_VALUE;
     private int maxQuarantined = 8;
     private String name = "default";
@@ -803,6 +816,19 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
                 + " to one sandbox at a time");
       }
       ExecutionVm.Source s = source;
+      dev.agentvm.execution.sandbox.SandboxHosts set = hosts;
+      if (s == null && set != null) {
+        if (keepReady > 0) {
+          throw new IllegalArgumentException(
+              "keepReady is not available over a host set: keep sandboxes ready per host"
+                  + " (Sandboxes.keepReady on SandboxHosts.on(uri))");
+        }
+        s =
+            new SandboxExecutionVms(
+                set::create,
+                spec.withIdleTimeout(Duration.ZERO)
+                    .withLease(Duration.ZERO, SandboxSpec.LeaseEnd.CLOSE));
+      }
       if (s == null) {
         Sandboxes sb = Objects.requireNonNull(sandboxes, "sandboxes");
         SandboxSpec each =

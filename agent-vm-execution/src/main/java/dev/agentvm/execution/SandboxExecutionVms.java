@@ -16,17 +16,22 @@ import org.jspecify.annotations.Nullable;
 
 /** Executions in sandboxes: one new sandbox per execution, closed afterwards. */
 final class SandboxExecutionVms implements ExecutionVm.Source {
-  private final Sandboxes sandboxes;
+  private final java.util.function.Function<SandboxSpec, Sandbox> create;
   private final SandboxSpec spec;
 
   SandboxExecutionVms(Sandboxes sandboxes, SandboxSpec spec) {
-    this.sandboxes = sandboxes;
+    this(sandboxes::create, spec);
+  }
+
+  /** Each execution's sandbox made by {@code create} (on a host of a set, say). */
+  SandboxExecutionVms(java.util.function.Function<SandboxSpec, Sandbox> create, SandboxSpec spec) {
+    this.create = create;
     this.spec = spec;
   }
 
   @Override
   public ExecutionVm acquire() {
-    return new InSandbox(sandboxes.create(spec));
+    return new InSandbox(create.apply(spec));
   }
 
   /** A sandbox with an attached disk: the caller hands the disk on once the result is back. */

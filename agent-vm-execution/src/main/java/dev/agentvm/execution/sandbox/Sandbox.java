@@ -1,5 +1,6 @@
 package dev.agentvm.execution.sandbox;
 
+import dev.agentvm.core.ConnectionException;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMState;
 import dev.agentvm.core.VmCrashedException;
@@ -399,7 +400,7 @@ public final class Sandbox implements AutoCloseable {
                       t instanceof java.util.concurrent.CompletionException && t.getCause() != null
                           ? t.getCause()
                           : t;
-                  VmCrashedException crash =
+                  RuntimeException crash =
                       c instanceof AgentChannelClosedException closed ? crashOf(closed) : null;
                   return java.util.concurrent.CompletableFuture.failedFuture(
                       crash != null ? crash : c);
@@ -561,7 +562,7 @@ public final class Sandbox implements AutoCloseable {
           try (LogContext.Scope m = logContext()) {
             return call.call(a);
           } catch (AgentChannelClosedException e) {
-            VmCrashedException crash = crashOf(e);
+            RuntimeException crash = crashOf(e);
             if (crash != null) {
               throw crash;
             }
@@ -580,10 +581,11 @@ public final class Sandbox implements AutoCloseable {
 
   /**
    * What a closed channel means while the sandbox should run: a {@link VmCrashedException} naming
-   * the console log if QEMU is gone (libvirt may notice a moment after the channel closed), else
-   * {@code null}.
+   * the console log if QEMU is gone (libvirt may notice a moment after the channel closed), a
+   * {@link ConnectionException} naming the host if its libvirt does not answer (a remote host that
+   * went away), else {@code null}.
    */
-  private @Nullable VmCrashedException crashOf(AgentChannelClosedException e) {
+  private @Nullable RuntimeException crashOf(AgentChannelClosedException e) {
     VM v = vm;
     if (v == null) {
       return null;
@@ -599,6 +601,18 @@ public final class Sandbox implements AutoCloseable {
     } catch (InterruptedException x) {
       Thread.currentThread().interrupt();
       return null;
+    } catch (ConnectionException x) {
+      ConnectionException lost =
+          new ConnectionException(
+              x.uri(),
+              "the host of sandbox "
+                  + rec.id
+                  + " does not answer; its agent channel closed ("
+                  + e.getMessage()
+                  + ")",
+              x);
+      lost.addSuppressed(e);
+      return lost;
     } catch (RuntimeException x) {
       e.addSuppressed(x);
       return null;
@@ -619,10 +633,10 @@ public final class Sandbox implements AutoCloseable {
   }
 
   /**
-   * Saves memory and disk on this host and stops the VM: no host RAM is used until it resumes. The
-   * sandbox can be resumed here, or in another process through {@link Sandboxes#connect}. Kept for
-   * {@link SandboxSpec#pausedRetention()}. Processes in the guest continue after the resume; the
-   * agent connection is re-established then.
+   * Saves memory and disk on the VM's host and stops the VM: no host RAM is used until it resumes.
+   * The sandbox can be resumed here, or in another process through {@link Sandboxes#connect}. Kept
+   * for {@link SandboxSpec#pausedRetention()}. Processes in the guest continue after the resume;
+   * the agent connection is re-established then.
    */
   public void pause() {
     lock.writeLock().lock();
@@ -880,11 +894,14 @@ public final class Sandbox implements AutoCloseable {
     c.retainUntil = null;
     c.chain = new ArrayList<>(chain);
     c.checkpoints = new java.util.LinkedHashMap<>();
+    c.top = null; // the original's: never the copy's to create or delete
+    home.disks().nameNewTop(c);
     Path cdir = home.dirOf(c.id);
     VM cvm = null;
+    boolean made = false;
     try {
       Files.createDirectory(cdir);
-      home.disks().nameNewTop(c);
+      made = true;
       c.save(cdir);
       home.disks().createTop(cdir, c, chain.get(0));
       cvm = home.connection().restore(mem, home.template(c, cdir));
@@ -903,7 +920,9 @@ public final class Sandbox implements AutoCloseable {
           failure.addSuppressed(ce);
         }
       }
-      home.deleteAll(cdir, c, failure);
+      if (made) { // an id taken meanwhile is another sandbox's directory
+        home.deleteAll(cdir, c, failure);
+      }
       throw failure;
     }
   }
@@ -964,6 +983,14 @@ public final class Sandbox implements AutoCloseable {
       }
       if (failure == null) {
         unpinImages(rec, dir);
+      } else {
+        // what is left (a VM or files on a host that did not answer) goes at the next reaping
+        rec.state = SandboxState.CLOSED;
+        try {
+          rec.save(dir);
+        } catch (IOException e) {
+          failure.addSuppressed(e);
+        }
       }
       home.forget(this);
       home.collectLayersQuietly();

@@ -163,6 +163,8 @@ abstract class SandboxDisks {
 
   private static final class OnHost extends SandboxDisks {
     private static final String QCOW2 = ".qcow2";
+    private static final java.util.regex.Pattern ID =
+        java.util.regex.Pattern.compile("[a-z0-9-]{1,64}");
     private final HostStorage storage;
     private final String prefix;
     private final Layers localLayers;
@@ -263,8 +265,11 @@ abstract class SandboxDisks {
     @Nullable IOException deleteAll(Path dir, @Nullable SandboxRecord rec) {
       String id = String.valueOf(dir.getFileName());
       try {
-        for (String n : host(() -> storage.names(prefix + id + "."))) {
-          host(() -> storage.delete(n));
+        // a stray directory's name (an "L", say) must not become a prefix of other files
+        if (ID.matcher(id).matches()) {
+          for (String n : host(() -> storage.names(prefix + id + "."))) {
+            host(() -> storage.delete(n));
+          }
         }
         if (rec != null) {
           deleteTop(dir, rec);

@@ -100,15 +100,15 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
           dev.agentvm.internal.Threads.namedDaemons("agentvm-sandbox-timer"));
 
-  private Sandboxes(LibvirtConnection conn, Path root) {
+  private Sandboxes(LibvirtConnection conn, Path root, @Nullable String hostTag) {
     this.conn = conn;
     this.root = root.toAbsolutePath();
     this.lockFile = this.root.resolve(".lock");
     this.layers = new Layers(this.root.resolve(".layers"));
     java.util.Optional<dev.agentvm.core.HostStorage> host = conn.hostStorage();
     this.disks =
-        host.isPresent()
-            ? SandboxDisks.onHost(host.get(), hostTag(this.root), layers)
+        host.isPresent() && hostTag != null
+            ? SandboxDisks.onHost(host.get(), hostTag, layers)
             : SandboxDisks.local(layers);
     meters.gauge(
         AgentVmMeter.SANDBOX_READY,
@@ -145,12 +145,18 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
               + conn.uri()
               + " is remote and keeps none (HypervisorBackend.hostStorage)");
     }
-    Sandboxes s = new Sandboxes(conn, root);
+    Path dir = root.toAbsolutePath();
+    String tag;
     try {
-      Files.createDirectories(s.root);
+      Files.createDirectories(dir);
+      tag =
+          FileLocks.withLock(
+                  dir.resolve(".lock"), () -> java.util.Optional.ofNullable(hostOfRoot(dir, conn)))
+              .orElse(null);
     } catch (IOException e) {
-      throw new SandboxException("cannot create " + s.root + ": " + e.getMessage(), e);
+      throw new SandboxException("cannot prepare " + dir + ": " + e.getMessage(), e);
     }
+    Sandboxes s = new Sandboxes(conn, dir, tag);
     s.reapedAtOpen = s.reap(Instant.now());
     // tick() catches everything it can throw, so the future never holds a failure
     s.ticking =
@@ -425,15 +431,49 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     Progress.report(progress, new Progress.Step("warm image " + key, done, WARM_STEPS, detail));
   }
 
+  static final String HOST_FILE = ".host";
+
   /**
-   * What tells this client's files in a remote host's pool from other clients': this machine and
-   * the root of the records.
+   * Ties a root to one libvirt host: {@value #HOST_FILE} names the host of a remote root and the
+   * tag its files carry in that host's pool (random, made once, so every process using the root
+   * finds the same files). A local root has none. Returns the tag, null for a local root. The
+   * caller holds the root's lock.
+   *
+   * @throws SandboxException if the root holds another host's sandboxes
    */
-  private static String hostTag(Path root) {
-    return dev.agentvm.internal.Hashing.sha256Hex(
-            (dev.agentvm.internal.ProcessOwners.MACHINE + "\n" + root)
-                .getBytes(java.nio.charset.StandardCharsets.UTF_8))
-        .substring(0, 12);
+  private static @Nullable String hostOfRoot(Path root, LibvirtConnection conn) throws IOException {
+    Path file = root.resolve(HOST_FILE);
+    boolean remote = conn.hostStorage().isPresent();
+    if (Files.exists(file)) {
+      java.util.Properties p = new java.util.Properties();
+      try (java.io.InputStream in = Files.newInputStream(file)) {
+        p.load(in);
+      }
+      String uri = p.getProperty("uri", "");
+      String tag = p.getProperty("tag", "");
+      if (!uri.equals(conn.uri()) || !tag.matches("[0-9a-f]{12}")) {
+        throw new SandboxException(
+            root + " holds the sandboxes of " + uri + ", not of " + conn.uri());
+      }
+      return tag;
+    }
+    if (!remote) {
+      return null;
+    }
+    if (!sandboxDirs(root).isEmpty()) {
+      throw new SandboxException(
+          root + " holds sandboxes of this machine's libvirt, not of " + conn.uri());
+    }
+    String tag = HexFormat.of().formatHex(randomBytes(6));
+    java.util.Properties p = new java.util.Properties();
+    p.setProperty("uri", conn.uri());
+    p.setProperty("tag", tag);
+    Path tmp = root.resolve(HOST_FILE + ".tmp");
+    try (java.io.OutputStream out = Files.newOutputStream(tmp)) {
+      p.store(out, "agent-vm: the libvirt host of these sandboxes");
+    }
+    Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    return tag;
   }
 
   private int reapedAtOpen;
@@ -576,8 +616,10 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     Tags kind = Tags.of("kind", fromWarm ? "restore" : "cold");
     long t0 = System.nanoTime();
     VM vm = null;
+    boolean made = false;
     try (LogContext.Scope c = LogContext.put(LogContext.SANDBOX, id)) {
       Files.createDirectory(dir);
+      made = true;
       locked(
           () -> {
             rec.chain.add(disks.emptyBase(spec.workspaceBytes()));
@@ -631,7 +673,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
           failure.addSuppressed(c);
         }
       }
-      deleteAll(dir, rec, failure);
+      if (made) { // an id taken meanwhile is another sandbox's directory
+        deleteAll(dir, rec, failure);
+      }
       throw failure;
     }
   }
@@ -763,6 +807,13 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return Files.isDirectory(root) ? infos(sandboxDirs(root), Map.of()) : List.of();
   }
 
+  /** Whether sandbox {@code id} has its record here (running, paused or kept ready). */
+  boolean holds(String id) {
+    return handedOut.containsKey(id)
+        || (id.matches("[a-z0-9-]{1,64}")
+            && Files.isRegularFile(root.resolve(id).resolve(SandboxRecord.FILE)));
+  }
+
   /** How many sandboxes {@link #open} reaped. */
   public int reapedAtOpen() {
     return reapedAtOpen;
@@ -774,7 +825,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       try {
         SandboxRecord rec = SandboxRecord.load(dir);
         SandboxInfo info = rec.info();
-        if (!rec.ready && info.matches(selector)) {
+        if (!rec.ready && rec.state != SandboxState.CLOSED && info.matches(selector)) {
           out.add(info);
         }
       } catch (IOException e) {
@@ -807,6 +858,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     } catch (IOException e) {
       throw new NoSuchSandboxException(id);
     }
+    if (rec.state == SandboxState.CLOSED) {
+      throw new NoSuchSandboxException(id); // a close that failed: the reaper removes the rest
+    }
     if (rec.state == SandboxState.RUNNING) {
       if (ProcessOwners.isAlive(rec.owner)) {
         throw new SandboxBusyException(
@@ -825,8 +879,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
 
   /**
    * Deletes what nobody can use: sandboxes that were running under a process that has died (their
-   * VMs are destroyed), and paused sandboxes whose retention ended before {@code now}. Layers no
-   * sandbox needs any more go too. Returns how many sandboxes were removed.
+   * VMs are destroyed), paused sandboxes whose retention ended before {@code now}, and sandboxes
+   * whose close could not finish (a host that did not answer). Layers no sandbox needs any more go
+   * too. Returns how many sandboxes were removed.
    */
   public int reap(Instant now) {
     try {
@@ -846,6 +901,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
               }
               boolean dead =
                   rec == null
+                      || rec.state == SandboxState.CLOSED
                       || (rec.state == SandboxState.RUNNING
                           && !handedOut.containsKey(rec.id)
                           && !ProcessOwners.isAlive(rec.owner))

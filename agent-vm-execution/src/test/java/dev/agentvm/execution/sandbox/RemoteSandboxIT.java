@@ -90,6 +90,10 @@ class RemoteSandboxIT {
 
     // another Sandboxes object on the same records (as another process would): resumes it there
     try (Sandboxes other = Sandboxes.open(conn, root)) {
+      // it makes sandboxes too: the staged empty workspace, seen again after the pool's refresh
+      try (Sandbox second = other.create(spec)) {
+        assertEquals("fresh", run(second, "[ ! -e /workspace/note.txt ] && echo fresh"));
+      }
       Sandbox sb = other.connect(id);
       sb.resume();
       assertEquals("written here", run(sb, "cat /workspace/note.txt"));
@@ -120,6 +124,16 @@ class RemoteSandboxIT {
     assertEquals(0, host.qemuProcesses(), "QEMU left on the host");
     assertEquals(List.of(), sandboxFiles(), "files left in the host's pool");
     TestVms.assertNoTestDomains(conn);
+  }
+
+  @Test
+  void aRootHoldsOneHostsSandboxes(@TempDir Path root) {
+    Sandboxes.open(conn, root).close();
+    assertTrue(Files.exists(root.resolve(Sandboxes.HOST_FILE)));
+    try (LibvirtConnection local = LibvirtConnection.open()) {
+      SandboxException e = assertThrows(SandboxException.class, () -> Sandboxes.open(local, root));
+      assertTrue(e.getMessage().contains(conn.uri()), e.getMessage());
+    }
   }
 
   @Test

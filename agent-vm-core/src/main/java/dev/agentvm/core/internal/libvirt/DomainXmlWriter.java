@@ -324,20 +324,22 @@ public final class DomainXmlWriter {
    */
   static String forRemoteHost(
       String xml, Function<String, String> stage, Function<String, String> consoleLog, String uri) {
-    return forRemoteHost(xml, stage, consoleLog, uri, f -> false);
+    return forRemoteHost(xml, stage, consoleLog, uri, f -> false, f -> false);
   }
 
   /**
    * Like {@link #forRemoteHost(String, Function, Function, String)}, where files for which {@code
-   * onHost} holds are the host's own (in its agent-vm pool) and stay as they are: such disks may be
-   * writable and qcow2 (a sandbox's overlay), boot images already staged are not staged again.
+   * onHost} holds are the host's own (in its agent-vm pool) and stay as they are: boot images
+   * already staged are not staged again, and disks for which {@code writableOnHost} holds too (a
+   * sandbox's overlays) may be writable and qcow2; other pool files only as raw read-only disks.
    */
   static String forRemoteHost(
       String xml,
       Function<String, String> stage,
       Function<String, String> consoleLog,
       String uri,
-      java.util.function.Predicate<String> onHost) {
+      java.util.function.Predicate<String> onHost,
+      java.util.function.Predicate<String> writableOnHost) {
     Document d = DomainXmlReader.parse(xml);
     Element dom = d.getDocumentElement();
     String name = DomainXmlReader.first(dom, "name").getTextContent();
@@ -345,7 +347,7 @@ public final class DomainXmlWriter {
     // refusals first: nothing is uploaded for a VM that cannot be made
     for (Element disk : DomainXmlReader.all(dom, "disk")) {
       String file = DomainXmlReader.first(disk, "source").getAttribute("file");
-      if (onHost.test(file)) {
+      if (onHost.test(file) && writableOnHost.test(file)) {
         continue;
       }
       if (disk.getElementsByTagName("readonly").getLength() == 0) {

@@ -54,6 +54,12 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
   /** Prefix of staged images (content-addressed, shared by every VM and client of a host). */
   static final String IMAGE_PREFIX = "img-";
 
+  /**
+   * Prefix of the pool files sandboxes write (their overlays): the only pool files a VM may have as
+   * writable or qcow2 disks. Staged images are shared by every VM and client of the host.
+   */
+  static final String SANDBOX_PREFIX = "sbx.";
+
   /** The marker that an image arrived whole. */
   static final String READY_SUFFIX = ".ready";
 
@@ -149,7 +155,8 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
             local -> stageFile(Path.of(local)),
             n -> dir + "/" + n + CONSOLE_SUFFIX,
             session.uri(),
-            f -> poolName(f).isPresent());
+            f -> poolName(f).isPresent(),
+            f -> poolName(f).filter(n -> n.startsWith(SANDBOX_PREFIX)).isPresent());
     DomainXmlReader.consoleLogFile(placed)
         .ifPresent(log -> createEmpty(log.substring(log.lastIndexOf('/') + 1), "0600"));
     return placed;
@@ -162,9 +169,11 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
   String stageFile(Path local) {
     String sha;
     long size;
+    long virtualSize;
     try {
       size = Files.size(local);
       sha = sha256(local);
+      virtualSize = qcow2VirtualSize(local);
     } catch (IOException e) {
       throw new HypervisorException("cannot read " + local + " to send it to " + where(), e);
     }
@@ -177,7 +186,9 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
         Optional<VolumeInfo> image = info(vol);
         boolean ready = info(vol + READY_SUFFIX).isPresent();
         if (image.isPresent() && ready) {
-          if (image.get().capacity() != size) {
+          // libvirt reports a qcow2 file's virtual size once it looked at the pool again
+          long capacity = image.get().capacity();
+          if (capacity != size && capacity != virtualSize) {
             throw new HypervisorException(
                 "volume "
                     + vol
@@ -288,6 +299,19 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
       throw new HypervisorException("sending " + local + " to " + where() + " failed: " + e, e);
     } catch (LibvirtException e) {
       throw LibvirtErrors.translate(session.uri(), "sending " + local + " to the host", e);
+    }
+  }
+
+  /** The virtual size a qcow2 file's header gives; -1 for any other file. */
+  static long qcow2VirtualSize(Path local) throws IOException {
+    try (FileChannel ch = FileChannel.open(local, StandardOpenOption.READ)) {
+      ByteBuffer h = ByteBuffer.allocate(32); // big-endian, as qcow2 is
+      while (h.hasRemaining()) {
+        if (ch.read(h) < 0) {
+          return -1;
+        }
+      }
+      return h.getInt(0) == 0x514649fb ? h.getLong(24) : -1; // "QFI\xfb"
     }
   }
 
@@ -442,8 +466,10 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
   @Override
   public void delete(String name) {
     checkName(name);
-    refresh(); // files libvirt made outside the pool (memory images) are unknown until it looks
-    deleteOrFail(name);
+    if (!deleteOrFail(name)) {
+      refresh(); // files libvirt made outside the pool (memory images) are unknown until it looks
+      deleteOrFail(name);
+    }
   }
 
   @Override
@@ -462,18 +488,41 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
         });
   }
 
+  /** How long a refresh waits for volumes under construction (libvirt refuses one meanwhile). */
+  private static final Duration REFRESH_WAIT = Duration.ofSeconds(60);
+
+  /**
+   * Has libvirt look at the pool's directory again. libvirt refuses while any volume of the pool is
+   * being made ("asynchronous jobs running": an upload, an overlay's qemu-img, this or another
+   * client's): tried again until {@link #REFRESH_WAIT} passed.
+   */
   private void refresh() {
     poolPath();
-    withPool(
-        "refresh pool " + POOL,
-        p -> {
-          p.refresh(0);
-          return Boolean.TRUE;
-        });
+    long end = System.nanoTime() + REFRESH_WAIT.toNanos();
+    long pause = 50;
+    while (true) {
+      try {
+        withPool(
+            "refresh pool " + POOL,
+            p -> {
+              p.refresh(0);
+              return Boolean.TRUE;
+            });
+        return;
+      } catch (HypervisorException e) {
+        if (!String.valueOf(e.getMessage()).contains("asynchronous jobs running")
+            || System.nanoTime() > end) {
+          throw e;
+        }
+      }
+      sleep(pause);
+      pause = Math.min(1000, pause * 2);
+    }
   }
 
-  private void deleteOrFail(String volName) {
-    withPool(
+  /** Deletes a volume the pool knows; false if it knows none of that name. */
+  private boolean deleteOrFail(String volName) {
+    return withPool(
         "delete volume " + volName,
         p -> {
           StorageVol v;
@@ -511,7 +560,9 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
                             + POOL
                             + " at "
                             + where()));
-    refresh();
+    if (info(volName).isEmpty()) {
+      refresh(); // a memory image libvirt saved is unknown to the pool until it looks
+    }
     try (StreamConnection c = new StreamConnection(session.uri())) {
       StorageVol vol = c.pool.storageVolLookupByName(volName);
       try {
@@ -564,7 +615,6 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
         got += take;
       }
       if (got != len) {
-        abort(s);
         throw new dev.agentvm.core.SnapshotException(
             vol.getName() + " ended after " + got + " of " + len + " bytes");
       }

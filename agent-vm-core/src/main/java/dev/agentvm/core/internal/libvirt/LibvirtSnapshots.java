@@ -107,36 +107,58 @@ final class LibvirtSnapshots {
     }
   }
 
-  private final java.util.Map<String, Object> hostRestoreLocks =
-      new java.util.concurrent.ConcurrentHashMap<>();
+  /** Restores of one remote image take turns: a lock per image path's hash, of a fixed few. */
+  private final Object[] hostRestoreLocks = newLocks(32);
+
+  private static Object[] newLocks(int n) {
+    Object[] locks = new Object[n];
+    for (int i = 0; i < n; i++) {
+      locks[i] = new Object();
+    }
+    return locks;
+  }
 
   /**
    * Like {@link #restore}, for a memory image in a remote host's pool: the retargeted definition is
    * placed on the host (images not there yet staged, the console log in the pool) and written into
    * the image's header through a volume download and upload. Restores of one image take turns
    * within this process; clients on other machines do not share one image (a sandbox's memory
-   * images are its own).
+   * images are its own). A restore that fails removes the console log it made.
    */
   String restoreOnHost(Path file, VMTemplate identity, HostVolumes host) {
     LibvirtNative lib = LibvirtNative.get();
     String path = file.toString();
-    synchronized (hostRestoreLocks.computeIfAbsent(path, k -> new Object())) {
+    if (host.poolName(path).isEmpty()) {
+      throw new dev.agentvm.core.SnapshotException(
+          path + " is not in the agent-vm pool of " + session.uri() + ": nothing to restore");
+    }
+    Object lock = hostRestoreLocks[Math.floorMod(path.hashCode(), hostRestoreLocks.length)];
+    synchronized (lock) {
       String saved = savedImageXml(file);
       String edited = host.placeOnHost(DomainXmlWriter.retarget(saved, identity));
-      if (!edited.equals(saved)) {
-        host.rewriteSavedXml(path, edited);
+      String name = DomainXmlReader.name(edited);
+      boolean restored = false;
+      try {
+        if (!edited.equals(saved)) {
+          host.rewriteSavedXml(path, edited);
+        }
+        if (lib.virDomainRestoreFlags(session.nativeConnection(), path, null, 0) != 0) {
+          throw new HypervisorException(
+              "restore from "
+                  + path
+                  + " on "
+                  + session.uri()
+                  + " failed: "
+                  + lib.virGetLastErrorMessage(),
+              null);
+        }
+        restored = true;
+      } finally {
+        if (!restored) {
+          host.deleteVmFiles(name);
+        }
       }
-      if (lib.virDomainRestoreFlags(session.nativeConnection(), path, null, 0) != 0) {
-        throw new HypervisorException(
-            "restore from "
-                + path
-                + " on "
-                + session.uri()
-                + " failed: "
-                + lib.virGetLastErrorMessage(),
-            null);
-      }
-      return DomainXmlReader.name(edited);
+      return name;
     }
   }
 

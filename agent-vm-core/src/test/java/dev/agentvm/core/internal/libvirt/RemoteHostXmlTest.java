@@ -96,11 +96,33 @@ class RemoteHostXmlTest {
             this::stage,
             n -> "/pool/" + n + ".log",
             URI,
-            f -> f.startsWith("/pool/"));
+            f -> f.startsWith("/pool/"),
+            f -> f.startsWith("/pool/sbx."));
     assertEquals(List.of("/cache/initramfs.img", "/cache/pkgs.ext4"), staged);
     assertTrue(xml.contains("<kernel>/pool/img-kernel</kernel>"), xml);
     assertTrue(xml.contains("file=\"/pool/sbx.t.L.1.qcow2\""), xml);
     assertFalse(xml.contains("/cache/"), xml);
+  }
+
+  @Test
+  void aSharedPoolFileIsNeverAWritableDisk() {
+    VMTemplate t =
+        VMTemplate.builder("vm8")
+            .boot(BOOT)
+            .disk(DiskAttachment.qcow2(Path.of("/pool/img-base.qcow2"), "vdb", "/workspace"))
+            .build();
+    HypervisorException e =
+        assertThrows(
+            HypervisorException.class,
+            () ->
+                DomainXmlWriter.forRemoteHost(
+                    t.toDomainXml(VirtType.QEMU),
+                    this::stage,
+                    n -> n,
+                    URI,
+                    f -> f.startsWith("/pool/"),
+                    f -> f.startsWith("/pool/sbx.")));
+    assertTrue(e.getMessage().contains("/pool/img-base.qcow2"), e.getMessage());
   }
 
   @Test
@@ -116,7 +138,12 @@ class RemoteHostXmlTest {
     assertTrue(again.contains("<name>vm7</name>"), again);
     String onHost =
         DomainXmlWriter.forRemoteHost(
-            again, this::stage, n -> "/pool/" + n + ".log", URI, f -> f.startsWith("/pool/"));
+            again,
+            this::stage,
+            n -> "/pool/" + n + ".log",
+            URI,
+            f -> f.startsWith("/pool/"),
+            f -> false);
     assertEquals(Optional.of("/pool/vm7.log"), DomainXmlReader.consoleLogFile(onHost));
   }
 

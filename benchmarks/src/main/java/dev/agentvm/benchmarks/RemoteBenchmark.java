@@ -4,12 +4,21 @@ import static dev.agentvm.benchmarks.Stats.ms;
 import static dev.agentvm.benchmarks.Stats.pct;
 
 import dev.agentvm.core.BootSource;
+import dev.agentvm.core.HostSet;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.ResourceProfile;
 import dev.agentvm.core.VM;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
+import dev.agentvm.execution.AgentExecutor;
+import dev.agentvm.execution.Execution;
+import dev.agentvm.execution.ExecutionRequest;
+import dev.agentvm.execution.TaskState;
+import dev.agentvm.execution.sandbox.Sandbox;
+import dev.agentvm.execution.sandbox.SandboxHosts;
+import dev.agentvm.execution.sandbox.SandboxSpec;
+import dev.agentvm.execution.sandbox.Sandboxes;
 import dev.agentvm.image.MicroImage;
 import dev.agentvm.image.MicroImageBuilder;
 import java.nio.file.Files;
@@ -24,8 +33,10 @@ import java.util.UUID;
 
 /**
  * The same VM on this machine's libvirt and on a remote one, in one run: boot to agent ready, PING
- * and EXEC round trips, file transfer. The local host is the floor: the remote protocol adds its
- * channel stream (through libvirtd on the host) and staging the images once.
+ * and EXEC round trips, file transfer, a sandbox's create, pause, resume and fork; then 20
+ * executions through a host set of one host and of both. The local host is the floor: the remote
+ * protocol adds its channel stream (through libvirtd on the host), volume work on the host and
+ * staging the images once.
  *
  * <pre>
  * java -cp benchmarks/target/agent-vm-benchmarks-*-all.jar dev.agentvm.benchmarks.RemoteBenchmark \
@@ -66,9 +77,20 @@ public final class RemoteBenchmark {
         first.awaitAgent(Duration.ofMinutes(2));
       }
       long uploads = rc.backend().imageUploads();
-      for (int r = 0; r < rounds; r++) {
-        measure(lc, boot, file, dir, local);
-        measure(rc, boot, file, dir, remote);
+      SandboxSpec spec =
+          SandboxSpec.builder()
+              .namePrefix("agentvm-bench-rsb-")
+              .idleTimeout(Duration.ZERO)
+              .useWarmImage(false) // a remote host keeps no warm images: both boot
+              .build();
+      try (Sandboxes ls = Sandboxes.open(lc);
+          Sandboxes rs = Sandboxes.open(rc, dir.resolve("remote-sandboxes"))) {
+        for (int r = 0; r < rounds; r++) {
+          measure(lc, boot, file, dir, local);
+          measure(rc, boot, file, dir, remote);
+          sandbox(ls, spec, local);
+          sandbox(rs, spec, remote);
+        }
       }
       System.out.printf(
           "%nRemote libvirt (%s) against this machine's (%s), %d rounds, ms unless noted%n",
@@ -92,15 +114,101 @@ public final class RemoteBenchmark {
           "  %-34s %9.1f MB/s %7.1f MB/s %8.2f%n", "PUT_FILE 20 MB (median)", lp, rp, rp / lp);
       System.out.printf(
           "  %-34s %9.1f MB/s %7.1f MB/s %8.2f%n", "GET_FILE 20 MB (median)", lg, rg, rg / lg);
+      row("sandbox create, cold (median)", local, remote, "sbx-create", 50);
+      row("sandbox pause (median)", local, remote, "sbx-pause", 50);
+      row("sandbox resume to ready (median)", local, remote, "sbx-resume", 50);
+      row("sandbox fork into 1 (median)", local, remote, "sbx-fork", 50);
       System.out.println(
           "  (both hosts share this machine's 2 cores: the ratio is the remote protocol's cost)");
+      executions(lc.uri(), remoteUri, dir);
     } finally {
-      try (var s = Files.list(dir)) {
-        for (Path p : s.toList()) {
+      try (var s = Files.walk(dir)) {
+        for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
           Files.delete(p);
         }
       }
-      Files.delete(dir);
+    }
+  }
+
+  /** One sandbox's life: cold create, a command, pause, resume to ready, fork into one. */
+  private static void sandbox(Sandboxes sandboxes, SandboxSpec spec, Map<String, List<Double>> out)
+      throws Exception {
+    long c0 = System.nanoTime();
+    try (Sandbox sb = sandboxes.create(spec)) {
+      add(out, "sbx-create", ms(System.nanoTime() - c0));
+      sb.exec(ExecRequest.command("true"));
+      long p0 = System.nanoTime();
+      sb.pause();
+      add(out, "sbx-pause", ms(System.nanoTime() - p0));
+      long r0 = System.nanoTime();
+      sb.resume();
+      sb.exec(ExecRequest.command("true"));
+      add(out, "sbx-resume", ms(System.nanoTime() - r0));
+      long f0 = System.nanoTime();
+      List<Sandbox> copies = sb.fork(1);
+      add(out, "sbx-fork", ms(System.nanoTime() - f0));
+      for (Sandbox c : copies) {
+        c.close();
+      }
+    }
+  }
+
+  /**
+   * 20 trivial executions, two at a time, through a host set of this machine alone and then of both
+   * hosts. Both share this machine's cores, so this is a figure of correctness and overhead, not of
+   * added capacity.
+   */
+  private static void executions(String localUri, String remoteUri, Path dir) throws Exception {
+    System.out.printf("%n20 executions (echo), 2 at a time, cold sandboxes, through a host set%n");
+    System.out.printf("  %-34s %10s %10s %10s%n", "", "wall s", "per exec", "on remote");
+    for (List<String> uris : List.of(List.of(localUri), List.of(localUri, remoteUri))) {
+      HostSet.Builder b = HostSet.builder().refreshEvery(Duration.ofMillis(500));
+      uris.forEach(b::host);
+      java.util.concurrent.atomic.AtomicInteger onRemote =
+          new java.util.concurrent.atomic.AtomicInteger();
+      try (HostSet set = b.build();
+          SandboxHosts hosts =
+              SandboxHosts.open(
+                  set,
+                  c ->
+                      c.uri().equals(localUri)
+                          ? Sandboxes.open(c)
+                          : Sandboxes.open(c, dir.resolve("remote-sandboxes")));
+          AgentExecutor ex =
+              AgentExecutor.builder(hosts)
+                  .sandbox(
+                      SandboxSpec.builder()
+                          .namePrefix("agentvm-bench-hx-")
+                          .useWarmImage(false)
+                          .build())
+                  .maxConcurrent(2)
+                  .listener(
+                      (id, from, to, vm) -> {
+                        if (to == TaskState.RUNNING && !vm.isEmpty()) {
+                          hosts
+                              .hostOf(vm)
+                              .filter(u -> !u.equals(localUri))
+                              .ifPresent(u -> onRemote.incrementAndGet());
+                        }
+                      })
+                  .outputRoot(dir.resolve("outputs"))
+                  .build()) {
+        long t0 = System.nanoTime();
+        List<Execution> runs = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+          runs.add(ex.submit(ExecutionRequest.script("echo " + i, "sh").build()));
+        }
+        for (Execution e : runs) {
+          e.result().get();
+        }
+        double wall = (System.nanoTime() - t0) / 1e9;
+        System.out.printf(
+            "  %-34s %10.1f %9.2f s %10d%n",
+            uris.size() == 1 ? "one host (this machine)" : "two hosts (this + remote)",
+            wall,
+            wall / 20,
+            onRemote.get());
+      }
     }
   }
 

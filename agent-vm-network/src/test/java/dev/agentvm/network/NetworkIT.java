@@ -269,9 +269,24 @@ class NetworkIT extends RealLibvirtTest {
           List.of(filtered.name(), open.name(), publicOnly.name()).stream().sorted().toList(),
           nets.usersOf(l2.name()).stream().sorted().toList());
       AgentClient fa = f.awaitAgent(Duration.ofSeconds(90));
-      String fo = guest(fa, probe).stdoutText();
-      String oo = guest(o.awaitAgent(Duration.ofSeconds(90)), probe).stdoutText();
-      String po = guest(p.awaitAgent(Duration.ofSeconds(90)), probe).stdoutText();
+      AgentClient oa = o.awaitAgent(Duration.ofSeconds(90));
+      AgentClient pa = p.awaitAgent(Duration.ofSeconds(90));
+      // the three guests probe at once: each blocked port waits out nc's timeout
+      java.util.concurrent.ExecutorService probes =
+          java.util.concurrent.Executors.newFixedThreadPool(3);
+      String fo;
+      String oo;
+      String po;
+      try {
+        java.util.concurrent.Future<String> ff = probes.submit(() -> guest(fa, probe).stdoutText());
+        java.util.concurrent.Future<String> of = probes.submit(() -> guest(oa, probe).stdoutText());
+        java.util.concurrent.Future<String> pf = probes.submit(() -> guest(pa, probe).stdoutText());
+        fo = ff.get();
+        oo = of.get();
+        po = pf.get();
+      } finally {
+        probes.shutdownNow();
+      }
       String so = guest(fa, spoof).stdoutText();
       System.out.println(
           "filtered VM: "

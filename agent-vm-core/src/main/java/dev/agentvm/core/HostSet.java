@@ -33,10 +33,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A VM goes to a host that is up, carries the labels asked for, and keeps {@link
  * Builder#reserveBytes the reserve} after the VM both of its available memory and of its memory not
- * yet committed to VMs made through this set; among those, to the one with the most CPUs per active
- * domain, times its weight (ties: more memory available, then the order hosts were given in). A
- * placement counts against its host, as a domain and as memory, for 10 s, so that a burst spreads
- * before the host's own numbers show it.
+ * yet committed to VMs made through this set; among those, to one the caller prefers ({@link
+ * #onHost(String, ResourceProfile, Map, java.util.function.Predicate, Function)}: where a ready
+ * sandbox waits), then to the one with the most CPUs per active domain, times its weight (ties:
+ * more memory available, then the order hosts were given in). A placement counts against its host,
+ * as a domain and as memory, for 10 s, so that a burst spreads before the host's own numbers show
+ * it.
  */
 public final class HostSet implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(HostSet.class);
@@ -416,11 +418,15 @@ public final class HostSet implements AutoCloseable {
    * Like {@link #place(VMTemplate)}, among the hosts that carry every label of {@code selector}.
    */
   public LibvirtConnection place(VMTemplate template, Map<String, String> selector) {
-    return place(template.name(), template.resources(), selector, Set.of());
+    return place(template.name(), template.resources(), selector, c -> false, Set.of());
   }
 
   private synchronized LibvirtConnection place(
-      String what, ResourceProfile resources, Map<String, String> selector, Set<String> excluded) {
+      String what,
+      ResourceProfile resources,
+      Map<String, String> selector,
+      java.util.function.Predicate<LibvirtConnection> prefer,
+      Set<String> excluded) {
     long need = (long) resources.memoryMiB() << 20;
     long end = System.nanoTime() + placeWait.toNanos();
     while (true) {
@@ -430,6 +436,7 @@ public final class HostSet implements AutoCloseable {
       long now = System.nanoTime();
       Host best = null;
       long bestRoom = -1;
+      boolean bestPreferred = false;
       for (Host h : hosts) {
         LibvirtConnection c = h.conn;
         if (!isUp(h, now) || h.capacity == null || c == null) {
@@ -442,10 +449,15 @@ public final class HostSet implements AutoCloseable {
         if (room < need) {
           continue;
         }
-        int better = best == null ? 1 : compareScores(h, best);
+        boolean preferred = preferred(prefer, c);
+        int better =
+            best == null
+                ? 1
+                : preferred != bestPreferred ? (preferred ? 1 : -1) : compareScores(h, best);
         if (better > 0 || (better == 0 && room > bestRoom)) {
           best = h;
           bestRoom = room;
+          bestPreferred = preferred;
         }
       }
       if (best != null) {
@@ -463,6 +475,17 @@ public final class HostSet implements AutoCloseable {
         Thread.currentThread().interrupt();
         throw new NoHostAvailableException("interrupted waiting for a host");
       }
+    }
+  }
+
+  /** A preference that throws counts as none: placement must not fail on a hint. */
+  private static boolean preferred(
+      java.util.function.Predicate<LibvirtConnection> prefer, LibvirtConnection c) {
+    try {
+      return prefer.test(c);
+    } catch (RuntimeException e) {
+      LOG.debug("placement preference failed for {}: {}", LogText.clean(c.uri()), e.toString());
+      return false;
     }
   }
 
@@ -559,9 +582,24 @@ public final class HostSet implements AutoCloseable {
       ResourceProfile resources,
       Map<String, String> selector,
       Function<LibvirtConnection, T> make) {
+    return onHost(what, resources, selector, c -> false, make);
+  }
+
+  /**
+   * Like {@link #onHost(String, ResourceProfile, Map, Function)}, where eligible hosts for which
+   * {@code prefer} holds (one with a ready sandbox of the shape, say) come before all others. It is
+   * asked while the set is locked: it must answer from what the caller knows, without calling the
+   * host.
+   */
+  public <T> T onHost(
+      String what,
+      ResourceProfile resources,
+      Map<String, String> selector,
+      java.util.function.Predicate<LibvirtConnection> prefer,
+      Function<LibvirtConnection, T> make) {
     Set<String> failed = new HashSet<>();
     while (true) {
-      LibvirtConnection c = place(what, resources, selector, failed);
+      LibvirtConnection c = place(what, resources, selector, prefer, failed);
       try {
         return make.apply(c);
       } catch (RuntimeException e) {

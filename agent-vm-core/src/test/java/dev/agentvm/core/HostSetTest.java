@@ -286,6 +286,30 @@ class HostSetTest {
   }
 
   @Test
+  void aPreferredHostComesFirstAndAFailingPreferenceCountsAsNone() throws Exception {
+    fake("fake://a", 4, 8192, 0);
+    fake("fake://b", 2, 8192, 0);
+    try (HostSet s = set().host("fake://a").host("fake://b").build()) {
+      await(s, hs -> hs.get(0).up() && hs.get(1).up());
+      ResourceProfile one = new ResourceProfile(1, 256);
+      assertEquals(
+          "fake://b",
+          s.onHost("pref", one, Map.of(), c -> c.uri().equals("fake://b"), LibvirtConnection::uri),
+          "preferred over the higher score");
+      assertEquals(
+          "fake://a",
+          s.onHost(
+              "pref",
+              one,
+              Map.of(),
+              c -> {
+                throw new IllegalStateException("no hint");
+              },
+              LibvirtConnection::uri));
+    }
+  }
+
+  @Test
   void noPlacementLandsOnADownOrFullHost() {
     qt().withExamples(40)
         .forAll(

@@ -14,7 +14,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The sandboxes of a {@link HostSet}: each new sandbox goes to the host the set places it on (the
+ * The sandboxes of a {@link HostSet}: each new sandbox goes to the host the set places it on (one
+ * where a sandbox of its shape waits ready ({@link Sandboxes#keepReady} on {@link #on}), else the
  * one with the most room, passing over hosts that are down or hang) and stays there for its life,
  * pause and resume included, since its disk and memory are there. Each host's sandboxes are a
  * {@link Sandboxes} of their own ({@link Sandboxes#open(LibvirtConnection)}: this machine's under
@@ -66,6 +67,7 @@ public final class SandboxHosts implements AutoCloseable {
         "sandbox " + spec.namePrefix() + "*",
         spec.resources(),
         selector,
+        c -> readyOn(c, spec),
         c -> sandboxesOf(c).create(spec));
   }
 
@@ -152,6 +154,12 @@ public final class SandboxHosts implements AutoCloseable {
       }
     }
     return out;
+  }
+
+  /** Whether a sandbox of {@code spec}'s shape waits ready on that host (nothing is opened). */
+  private boolean readyOn(LibvirtConnection c, SandboxSpec spec) {
+    Sandboxes s = byUri.get(c.uri());
+    return s != null && spec.attachedDisk() == null && s.readyCount(spec) > 0;
   }
 
   private Sandboxes sandboxesOf(LibvirtConnection c) {

@@ -394,6 +394,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
 
   /** How many sandboxes of {@code spec}'s shape are ready to hand out now. */
   public int readyCount(SandboxSpec spec) {
+    if (readyShapes.isEmpty()) {
+      return 0; // and no image is built for the question
+    }
     ReadyShape shape = readyShapes.get(readyKey(spec));
     return shape == null ? 0 : shape.idle.size();
   }

@@ -174,6 +174,21 @@ class SandboxHostsIT {
       assertEquals("there", run(copy, "cat /workspace/x.txt"));
       copy.close();
 
+      // a host where a sandbox of the shape waits ready is preferred, and hands it out
+      Sandboxes remoteSandboxes = sandboxes.on(remote.uri());
+      remoteSandboxes.keepReady(spec, 1);
+      long end = System.nanoTime() + Duration.ofMinutes(2).toNanos();
+      while (remoteSandboxes.readyCount(spec) < 1 && System.nanoTime() < end) {
+        Thread.sleep(200);
+      }
+      assertEquals(1, remoteSandboxes.readyCount(spec), "a ready sandbox on the remote host");
+      try (Sandbox ready = sandboxes.create(spec)) {
+        assertEquals(0, remoteSandboxes.readyCount(spec), "the ready one was taken");
+        assertEquals(remote.uri(), sandboxes.hostOf(ready.id()).orElseThrow());
+        remoteSandboxes.keepReady(spec, 0);
+        assertEquals("ready", run(ready, "echo ready"));
+      }
+
       // the remote daemon goes away: its sandboxes' calls fail with the typed error, naming it
       remote.stopDaemon();
       long t0 = System.nanoTime();

@@ -110,6 +110,10 @@ final class FileTransfer {
       Files.createDirectories(dir);
       Path tmp = dir.resolve("." + target.getFileName() + ".agentvm-" + id + ".part");
       boolean done = false;
+      // hashed as it arrives, by a process of its own fed each chunk: the hash is ready when the
+      // last byte is, instead of costing a second read of the file afterwards
+      Process hasher = new ProcessBuilder("sha256sum").redirectErrorStream(true).start();
+      java.io.OutputStream toHasher = hasher.getOutputStream(); // closed by sha256Of
       try (FileChannel ch =
           FileChannel.open(
               tmp,
@@ -137,12 +141,13 @@ final class FileTransfer {
           while (b.hasRemaining()) {
             ch.write(b);
           }
+          toHasher.write(f.payload());
           if ((f.flags() & Frame.FLAG_END) != 0) {
             break;
           }
         }
         ch.force(true);
-        String got = nativeSha256(tmp);
+        String got = sha256Of(hasher, tmp);
         if (size != header.size() || !got.equalsIgnoreCase(header.sha256())) {
           throw new ProtocolException(
               ErrorCode.MALFORMED_PAYLOAD,
@@ -157,6 +162,7 @@ final class FileTransfer {
         }
         done = true;
       } finally {
+        hasher.destroy(); // ended by now, or the transfer failed
         if (!done) {
           Files.deleteIfExists(tmp);
         }
@@ -192,9 +198,11 @@ final class FileTransfer {
       throw new ProtocolException(
           ErrorCode.FRAME_TOO_LARGE, p + " is " + size + " bytes, more than the limit of " + limit);
     }
-    // hashed before sending: the content must not change during the copy (the host checks it)
-    String sha = nativeSha256(p);
+    // hashed while it is sent, by a process of its own reading the same file: the host checks
+    // what arrived against it, so a file that changes meanwhile fails the transfer, never passes
+    Process hasher = startSha256(p);
     long sent = 0;
+    String sha;
     try (InputStream in = Files.newInputStream(p)) {
       byte[] buf = new byte[CHUNK];
       while (true) {
@@ -211,6 +219,9 @@ final class FileTransfer {
           break;
         }
       }
+      sha = sha256Of(hasher, p);
+    } finally {
+      hasher.destroy(); // done by now, or the transfer failed
     }
     int mode = 0;
     for (PosixFilePermission perm : Files.getPosixFilePermissions(p)) {
@@ -251,7 +262,16 @@ final class FileTransfer {
    * start-up time), where Java's SHA-256 manages about 0.3 MB/s under TCG.
    */
   static String nativeSha256(Path file) throws IOException {
-    Process p = new ProcessBuilder("sha256sum", file.toString()).redirectErrorStream(true).start();
+    return sha256Of(startSha256(file), file);
+  }
+
+  private static Process startSha256(Path file) throws IOException {
+    return new ProcessBuilder("sha256sum", file.toString()).redirectErrorStream(true).start();
+  }
+
+  /** The digest {@code p} (a {@code sha256sum} of {@code file}) prints, once it ended. */
+  private static String sha256Of(Process p, Path file) throws IOException {
+    p.getOutputStream().close(); // its input ends here, if nothing closed it before
     String out =
         new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII);
     try {

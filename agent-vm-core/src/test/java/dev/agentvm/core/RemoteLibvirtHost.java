@@ -38,9 +38,21 @@ public final class RemoteLibvirtHost implements AutoCloseable {
    * @throws IllegalStateException if it did not start
    */
   public static RemoteLibvirtHost start(int index) {
+    return start(index, false);
+  }
+
+  /**
+   * Like {@link #start(int)}; with {@code tls}, the host listens for {@code qemu+tls} only, with a
+   * CA and certificates made for it, and {@link #uri()} names the client's certificates ({@code
+   * ?pkipath=}, in {@link #clientPki()}).
+   */
+  public static RemoteLibvirtHost start(int index, boolean tls) {
     String name = PREFIX + index;
     Path base = Path.of("/var/tmp", name);
-    String out = run("up", name, Integer.toString(index), base.toString());
+    String out =
+        tls
+            ? run("up", name, Integer.toString(index), base.toString(), "tls")
+            : run("up", name, Integer.toString(index), base.toString());
     String trimmed = out.strip();
     return new RemoteLibvirtHost(name, base, trimmed.substring(trimmed.lastIndexOf('\n') + 1));
   }
@@ -48,6 +60,11 @@ public final class RemoteLibvirtHost implements AutoCloseable {
   /** The URI to reach it: {@code qemu+tcp://10.213.<index>.2/system}. */
   public String uri() {
     return uri;
+  }
+
+  /** The client's certificates and the CA for a TLS host ({@code cacert.pem}, ...). */
+  public Path clientPki() {
+    return base.resolve("client-pki");
   }
 
   /** Kills its libvirtd (the host "goes away"; running QEMU processes stay, as on a real host). */

@@ -5,7 +5,11 @@
 # agent-vm state, caches, /tmp, /work, /root and /home do not exist: nothing the client writes can
 # reach the daemon except through libvirt. No packet leaves the machine (a veth pair, no route out).
 #
-#   remote-libvirt-host.sh up   NAME INDEX BASE   start (tears down a leftover of the same NAME first)
+#   remote-libvirt-host.sh up   NAME INDEX BASE [tls]
+#                                                 start (tears down a leftover of the same NAME first);
+#                                                 with "tls", over qemu+tls only: a CA, server and
+#                                                 client certificates made for this host (one day),
+#                                                 the client's in BASE/client-pki (libvirt's pkipath)
 #   remote-libvirt-host.sh stop NAME BASE         kill libvirtd only (the host "goes away"; QEMU stays)
 #   remote-libvirt-host.sh start NAME BASE        start libvirtd again
 #   remote-libvirt-host.sh freeze|thaw NAME BASE  SIGSTOP / SIGCONT libvirtd (a host that hangs)
@@ -32,7 +36,7 @@ start_libvirtd() {
 
 case $cmd in
 up)
-  index=$3 BASE=$4
+  index=$3 BASE=$4 mode=${5:-tcp}
   bash "$0" down "$name" "$BASE" || true
   hostip=10.213.$index.1 nsip=10.213.$index.2
   mkdir -p "$BASE"/{run,lib,cache,log,etc}
@@ -40,11 +44,43 @@ up)
   # domains, networks, pools or secrets (those would come up on the test host too)
   cp -a /etc/libvirt/*.conf "$BASE/etc/"
   [ -d /etc/libvirt/nwfilter ] && cp -a /etc/libvirt/nwfilter "$BASE/etc/"
-  cat > "$BASE/etc/libvirtd.conf" <<CONF
-listen_tls = 0
+  if [ "$mode" = tls ]; then
+    # libvirt's PKI as its docs describe it, made with openssl: the server's certificate names the
+    # namespace's address (libvirt's client checks it), the client's is what the daemon checks
+    pki=$BASE/etc/pki client=$BASE/client-pki
+    mkdir -p "$pki" "$client"
+    ossl() { openssl "$@" 2>/dev/null; }
+    ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=agent-vm test CA $name" \
+      -keyout "$pki/cakey.pem" -out "$pki/cacert.pem"
+    ossl req -newkey rsa:2048 -nodes -subj "/CN=$nsip" -keyout "$pki/serverkey.pem" -out "$pki/server.csr"
+    ossl x509 -req -days 1 -in "$pki/server.csr" -CA "$pki/cacert.pem" -CAkey "$pki/cakey.pem" \
+      -CAcreateserial -out "$pki/servercert.pem" -extfile <(printf '%s\n' \
+        "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=serverAuth" "subjectAltName=IP:$nsip")
+    ossl req -newkey rsa:2048 -nodes -subj "/CN=agent-vm test client" \
+      -keyout "$client/clientkey.pem" -out "$client/client.csr"
+    ossl x509 -req -days 1 -in "$client/client.csr" -CA "$pki/cacert.pem" -CAkey "$pki/cakey.pem" \
+      -CAcreateserial -out "$client/clientcert.pem" -extfile <(printf '%s\n' \
+        "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=clientAuth")
+    cp "$pki/cacert.pem" "$client/cacert.pem"
+    rm -f "$pki/server.csr" "$client/client.csr" "$pki/cakey.pem"
+    chmod 600 "$pki/serverkey.pem" "$client/clientkey.pem"
+    listen="listen_tls = 1
+listen_tcp = 0
+key_file = \"/etc/libvirt/pki/serverkey.pem\"
+cert_file = \"/etc/libvirt/pki/servercert.pem\"
+ca_file = \"/etc/libvirt/pki/cacert.pem\""
+    uri="qemu+tls://$nsip/system?pkipath=$client"
+  else
+    listen="listen_tls = 0
 listen_tcp = 1
+auth_tcp = \"none\""
+    uri="qemu+tcp://$nsip/system"
+  fi
+  cat > "$BASE/etc/libvirtd.conf" <<CONF
+$listen
 listen_addr = "$nsip"
-auth_tcp = "none"
 unix_sock_group = "root"
 unix_sock_rw_perms = "0700"
 # the daemon drops a client that cannot answer its pings after 3 s rather than libvirt's 30 s
@@ -79,7 +115,7 @@ CONF
   "
   for _ in $(seq 1 50); do [ -s "$BASE/run/virtlogd.pid" ] && break; sleep 0.1; done
   start_libvirtd
-  echo "qemu+tcp://$nsip/system"
+  echo "$uri"
   ;;
 stop)
   BASE=$3

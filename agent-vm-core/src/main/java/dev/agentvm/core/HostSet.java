@@ -446,10 +446,11 @@ public final class HostSet implements AutoCloseable {
           continue;
         }
         long room = room(h, c, now);
-        if (room < need) {
+        // a host where it waits made already (a ready sandbox) needs no room for it
+        boolean preferred = preferred(prefer, c);
+        if (room < need && !preferred) {
           continue;
         }
-        boolean preferred = preferred(prefer, c);
         int better =
             best == null
                 ? 1
@@ -461,7 +462,9 @@ public final class HostSet implements AutoCloseable {
         }
       }
       if (best != null) {
-        best.pending.add(new long[] {now, need});
+        if (!bestPreferred) {
+          best.pending.add(new long[] {now, need});
+        }
         LOG.debug("placing {} on {}", LogText.clean(what), LogText.clean(best.uri));
         return Objects.requireNonNull(best.conn);
       }
@@ -586,10 +589,11 @@ public final class HostSet implements AutoCloseable {
   }
 
   /**
-   * Like {@link #onHost(String, ResourceProfile, Map, Function)}, where eligible hosts for which
-   * {@code prefer} holds (one with a ready sandbox of the shape, say) come before all others. It is
+   * Like {@link #onHost(String, ResourceProfile, Map, Function)}, where hosts for which {@code
+   * prefer} holds have what is asked for made already and waiting (a ready sandbox of the shape):
+   * they come before all others, need no room for it and are not counted as given more work. It is
    * asked while the set is locked: it must answer from what the caller knows, without calling the
-   * host.
+   * host or blocking.
    */
   public <T> T onHost(
       String what,

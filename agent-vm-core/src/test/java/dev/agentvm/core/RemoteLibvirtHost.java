@@ -67,6 +67,14 @@ public final class RemoteLibvirtHost implements AutoCloseable {
     return base.resolve("client-pki");
   }
 
+  /**
+   * Writes into {@code dir} a client certificate signed by a CA this (TLS) host does not know, and
+   * the host's CA: a client that trusts the host and that the host must refuse.
+   */
+  public void roguePki(Path dir) {
+    run("rogue-pki", name, base.toString(), dir.toString());
+  }
+
   /** Kills its libvirtd (the host "goes away"; running QEMU processes stay, as on a real host). */
   public void stopDaemon() {
     run("stop", name, base.toString());

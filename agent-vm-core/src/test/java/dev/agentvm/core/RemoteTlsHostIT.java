@@ -68,6 +68,14 @@ class RemoteTlsHostIT {
     ConnectionException untrusted =
         assertThrows(ConnectionException.class, () -> LibvirtConnection.open(bare).close());
     assertTrue(untrusted.getMessage().contains(bare), untrusted.getMessage());
+    // a client certificate from another CA: the host refuses the client
+    Path rogue = elsewhere.resolve("rogue");
+    host.roguePki(rogue);
+    String rogueUri = host.uri().replaceAll("\\?pkipath=.*$", "?pkipath=" + rogue);
+    ConnectionException refused =
+        assertThrows(ConnectionException.class, () -> LibvirtConnection.open(rogueUri).close());
+    assertTrue(refused.getMessage().contains(rogueUri), refused.getMessage());
+    System.out.println("rogue client: " + refused.getMessage());
     System.out.println("no certificates: " + none.getMessage());
     System.out.println("another CA: " + untrusted.getMessage());
     // and no plain TCP on a TLS-only host

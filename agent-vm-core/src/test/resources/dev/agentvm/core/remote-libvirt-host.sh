@@ -10,6 +10,8 @@
 #                                                 with "tls", over qemu+tls only: a CA, server and
 #                                                 client certificates made for this host (one day),
 #                                                 the client's in BASE/client-pki (libvirt's pkipath)
+#   remote-libvirt-host.sh rogue-pki NAME BASE OUT  a client certificate from a CA the host does not
+#                                                 know, with the host's CA, in OUT (a TLS host)
 #   remote-libvirt-host.sh stop NAME BASE         kill libvirtd only (the host "goes away"; QEMU stays)
 #   remote-libvirt-host.sh start NAME BASE        start libvirtd again
 #   remote-libvirt-host.sh freeze|thaw NAME BASE  SIGSTOP / SIGCONT libvirtd (a host that hangs)
@@ -22,6 +24,28 @@ in_ns() { # runs "$@" inside the daemon's network and mount namespaces
   local pid
   pid=$(cat "$BASE/run/virtlogd.pid")
   nsenter --target "$pid" --net --mount -- "$@"
+}
+
+# openssl, its complaints shown only when it fails
+ossl() {
+  local err
+  if ! err=$(openssl "$@" 2>&1); then echo "openssl $1 failed: $err" >&2; return 1; fi
+}
+
+make_ca() { # DIR CN: a CA (cakey.pem, cacert.pem) valid for a day
+  ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$2" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$1/cakey.pem" -out "$1/cacert.pem"
+}
+
+make_client() { # CA_DIR OUT_DIR: a client certificate signed by that CA
+  ossl req -newkey rsa:2048 -nodes -subj "/CN=agent-vm test client" \
+    -keyout "$2/clientkey.pem" -out "$2/client.csr"
+  ossl x509 -req -days 1 -in "$2/client.csr" -CA "$1/cacert.pem" -CAkey "$1/cakey.pem" \
+    -CAcreateserial -out "$2/clientcert.pem" -extfile <(printf '%s\n' \
+      "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=clientAuth")
+  rm -f "$2/client.csr"
 }
 
 start_libvirtd() {
@@ -49,23 +73,15 @@ up)
     # namespace's address (libvirt's client checks it), the client's is what the daemon checks
     pki=$BASE/etc/pki client=$BASE/client-pki
     mkdir -p "$pki" "$client"
-    ossl() { openssl "$@" 2>/dev/null; }
-    ossl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=agent-vm test CA $name" \
-      -keyout "$pki/cakey.pem" -out "$pki/cacert.pem"
+    make_ca "$pki" "agent-vm test CA $name"
     ossl req -newkey rsa:2048 -nodes -subj "/CN=$nsip" -keyout "$pki/serverkey.pem" -out "$pki/server.csr"
     ossl x509 -req -days 1 -in "$pki/server.csr" -CA "$pki/cacert.pem" -CAkey "$pki/cakey.pem" \
       -CAcreateserial -out "$pki/servercert.pem" -extfile <(printf '%s\n' \
         "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" \
         "extendedKeyUsage=serverAuth" "subjectAltName=IP:$nsip")
-    ossl req -newkey rsa:2048 -nodes -subj "/CN=agent-vm test client" \
-      -keyout "$client/clientkey.pem" -out "$client/client.csr"
-    ossl x509 -req -days 1 -in "$client/client.csr" -CA "$pki/cacert.pem" -CAkey "$pki/cakey.pem" \
-      -CAcreateserial -out "$client/clientcert.pem" -extfile <(printf '%s\n' \
-        "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" \
-        "extendedKeyUsage=clientAuth")
+    make_client "$pki" "$client"
     cp "$pki/cacert.pem" "$client/cacert.pem"
-    rm -f "$pki/server.csr" "$client/client.csr" "$pki/cakey.pem"
-    chmod 600 "$pki/serverkey.pem" "$client/clientkey.pem"
+    rm -f "$pki/server.csr" "$pki/cakey.pem" "$pki/cacert.srl"
     listen="listen_tls = 1
 listen_tcp = 0
 key_file = \"/etc/libvirt/pki/serverkey.pem\"
@@ -116,6 +132,16 @@ CONF
   for _ in $(seq 1 50); do [ -s "$BASE/run/virtlogd.pid" ] && break; sleep 0.1; done
   start_libvirtd
   echo "$uri"
+  ;;
+rogue-pki)
+  # OUT: a client certificate from a CA the host does not know, beside the host's real CA (so this
+  # client trusts the host, and the host must refuse the client)
+  BASE=$3 out=$4
+  mkdir -p "$out/ca"
+  make_ca "$out/ca" "agent-vm rogue CA"
+  make_client "$out/ca" "$out"
+  cp "$BASE/client-pki/cacert.pem" "$out/cacert.pem"
+  rm -rf "$out/ca"
   ;;
 stop)
   BASE=$3

@@ -975,22 +975,45 @@ public final class Sandbox implements AutoCloseable {
               flush.toString());
         }
       }
+      boolean kept = false;
       if (failure == null) {
-        IOException e = home.disks().deleteAll(dir, rec);
-        if (e != null) {
+        // a paused handle: another process may have resumed the sandbox since; the root's lock,
+        // held while the files go, decides between the two
+        String[] elsewhere = new String[1];
+        IOException e;
+        try {
+          e =
+              v != null
+                  ? home.disks().deleteAll(dir, rec)
+                  : home.locked(
+                          () -> {
+                            elsewhere[0] = home.runningElsewhere(dir);
+                            return java.util.Optional.ofNullable(
+                                elsewhere[0] != null ? null : home.disks().deleteAll(dir, rec));
+                          })
+                      .orElse(null);
+        } catch (IOException locking) {
+          e = locking;
+        }
+        String owner = elsewhere[0];
+        if (owner != null) {
+          kept = true;
+          failure =
+              new SandboxBusyException(
+                  "sandbox "
+                      + rec.id
+                      + " runs under process "
+                      + owner
+                      + " now; it was not removed");
+        } else if (e != null) {
           failure = new SandboxException("removing " + dir + " failed: " + e, e);
         }
       }
       if (failure == null) {
         unpinImages(rec, dir);
-      } else {
+      } else if (!kept) {
         // what is left (a VM or files on a host that did not answer) goes at the next reaping
-        rec.state = SandboxState.CLOSED;
-        try {
-          rec.save(dir);
-        } catch (IOException e) {
-          failure.addSuppressed(e);
-        }
+        home.markClosed(dir, rec, failure);
       }
       home.forget(this);
       home.collectLayersQuietly();

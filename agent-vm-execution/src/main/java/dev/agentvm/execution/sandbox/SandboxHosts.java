@@ -63,6 +63,11 @@ public final class SandboxHosts implements AutoCloseable {
    */
   public Sandbox create(SandboxSpec spec, Map<String, String> selector) {
     requireOpen();
+    if (spec.attachedDisk() != null) {
+      // the disk is a file of this machine, which a remote host cannot use
+      throw new IllegalArgumentException(
+          "a sandbox with an attached disk runs on this machine's libvirt: use Sandboxes.open(conn)");
+    }
     return hosts.onHost(
         "sandbox " + spec.namePrefix() + "*",
         spec.resources(),
@@ -118,7 +123,12 @@ public final class SandboxHosts implements AutoCloseable {
     requireOpen();
     int n = 0;
     for (Sandboxes s : reachable()) {
-      n += s.reap(java.time.Instant.now());
+      try {
+        n += s.reap(java.time.Instant.now());
+      } catch (RuntimeException e) {
+        // one host's failure holds up no other's reaping
+        LOG.warn("reaping the sandboxes of {} failed: {}", s.connection().uri(), e.toString());
+      }
     }
     return n;
   }
@@ -156,14 +166,42 @@ public final class SandboxHosts implements AutoCloseable {
     return out;
   }
 
-  /** Whether a sandbox of {@code spec}'s shape waits ready on that host (nothing is opened). */
+  /**
+   * Whether a sandbox of {@code spec}'s shape waits ready on that host. Asked while the host set is
+   * locked: opens nothing, builds nothing, calls no host.
+   */
   private boolean readyOn(LibvirtConnection c, SandboxSpec spec) {
     Sandboxes s = byUri.get(c.uri());
-    return s != null && spec.attachedDisk() == null && s.readyCount(spec) > 0;
+    return s != null && s.readyCountIfKnown(spec) > 0;
   }
 
+  private final Map<String, Object> opening = new ConcurrentHashMap<>();
+
+  /**
+   * The host's {@link Sandboxes}, opened once. Opening reaps (calls to the host), so it runs
+   * outside the map, under a lock of that host's only.
+   */
   private Sandboxes sandboxesOf(LibvirtConnection c) {
-    return byUri.computeIfAbsent(c.uri(), u -> opener.apply(c));
+    String uri = c.uri();
+    Sandboxes known = byUri.get(uri);
+    if (known != null) {
+      return known;
+    }
+    synchronized (opening.computeIfAbsent(uri, u -> new Object())) {
+      known = byUri.get(uri);
+      if (known != null) {
+        return known;
+      }
+      requireOpen();
+      Sandboxes s = opener.apply(c);
+      byUri.put(uri, s);
+      if (closed) { // close() went through the map meanwhile
+        byUri.remove(uri, s);
+        s.close();
+        throw new IllegalStateException("closed");
+      }
+      return s;
+    }
   }
 
   private void requireOpen() {

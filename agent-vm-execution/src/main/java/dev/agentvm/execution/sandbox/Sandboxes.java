@@ -401,6 +401,23 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return shape == null ? 0 : shape.idle.size();
   }
 
+  /**
+   * Like {@link #readyCount}, answered at once from what is known: 0 where that would need the
+   * default image resolved first (it is, once a shape without an image of its own is kept ready).
+   */
+  int readyCountIfKnown(SandboxSpec spec) {
+    if (readyShapes.isEmpty() || spec.attachedDisk() != null) {
+      return 0;
+    }
+    MicroImage given = spec.image();
+    MicroImage image = given != null ? given : knownDefaultImage;
+    if (image == null) {
+      return 0;
+    }
+    ReadyShape shape = readyShapes.get(readyKey(spec, image));
+    return shape == null ? 0 : shape.idle.size();
+  }
+
   /** Sandboxes kept ready for one shape. */
   private static final class ReadyShape {
     final SandboxSpec spec;
@@ -486,7 +503,10 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
 
   private String readyKey(SandboxSpec spec) {
     MicroImage given = spec.image();
-    MicroImage image = given != null ? given : defaultImage();
+    return readyKey(spec, given != null ? given : defaultImage());
+  }
+
+  private String readyKey(SandboxSpec spec, MicroImage image) {
     SandboxRecord rec = record(spec, image, "x");
     return warmKey(rec, spec.workspaceBytes()) + "/" + spec.namePrefix();
   }
@@ -602,6 +622,13 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       makeRoom(rec.memoryMiB, null);
     }
     SandboxSpec.AttachedDisk attached = spec.attachedDisk();
+    if (attached != null && !disks.isLocal()) {
+      throw new SandboxException(
+          "a sandbox with an attached disk ("
+              + attached.file()
+              + ") runs on this machine's libvirt only, not on "
+              + conn.uri());
+    }
     if (attached != null) {
       if (!Files.isRegularFile(attached.file())) {
         throw new SandboxException("the attached disk " + attached.file() + " does not exist");
@@ -924,7 +951,10 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
                   rec == null ? "incomplete" : rec.state + ", owner " + rec.owner);
               IOException gone = disks.deleteAll(dir, rec);
               if (gone != null) {
-                throw gone;
+                // one sandbox's files (on a host that does not answer, say) hold up no other's
+                LOG.warn(
+                    "cannot remove sandbox {} now, trying at the next reaping: {}", name, gone);
+                continue;
               }
               Sandbox held = handedOut.remove(name);
               if (held != null) {
@@ -1065,9 +1095,13 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       } catch (IOException e) {
         throw new SandboxException("building the micro image failed: " + e.getMessage(), e);
       }
+      knownDefaultImage = defaultImage;
     }
     return defaultImage;
   }
+
+  /** {@link #defaultImage} once it is made, read without its lock. */
+  private volatile @Nullable MicroImage knownDefaultImage;
 
   private List<Path> sandboxDirs() {
     return sandboxDirs(root);
@@ -1094,10 +1128,65 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return b;
   }
 
-  /** Removes a sandbox's directory and files, adding what fails to {@code failure}. */
+  /**
+   * Removes a sandbox's directory and files, adding what fails to {@code failure}. What cannot be
+   * removed now (its host did not answer) is left to the reaper: the record, if there is one, is
+   * marked closed.
+   */
   void deleteAll(Path dir, @Nullable SandboxRecord rec, RuntimeException failure) {
     IOException e = disks.deleteAll(dir, rec);
     if (e != null) {
+      failure.addSuppressed(e);
+      if (rec != null) {
+        markClosed(dir, rec, failure);
+      }
+    }
+  }
+
+  /** The owner of the sandbox in {@code dir} if another live process runs it now, else null. */
+  @Nullable String runningElsewhere(Path dir) {
+    try {
+      SandboxRecord now = SandboxRecord.load(dir);
+      return now.state == SandboxState.RUNNING
+              && !ProcessOwners.CURRENT.equals(now.owner)
+              && ProcessOwners.isAlive(now.owner)
+          ? now.owner
+          : null;
+    } catch (IOException e) {
+      return null; // gone or unreadable: nothing of another process's to keep
+    }
+  }
+
+  /**
+   * Marks {@code rec} closed on disk so that the next reaping removes what is left of it, but only
+   * while the record there is still this process's (running under it, or paused as the caller knew
+   * it): a sandbox another process resumed meanwhile is not touched.
+   */
+  void markClosed(Path dir, SandboxRecord rec, RuntimeException failure) {
+    try {
+      locked(
+          () -> {
+            SandboxRecord now;
+            try {
+              now = SandboxRecord.load(dir);
+            } catch (IOException gone) {
+              return Boolean.FALSE; // nothing left to mark (or unreadable: the reaper keeps it)
+            }
+            boolean ours =
+                (now.state == SandboxState.RUNNING && ProcessOwners.CURRENT.equals(now.owner))
+                    || (now.state == SandboxState.PAUSED && rec.state == SandboxState.PAUSED)
+                    || now.state == SandboxState.CLOSED;
+            if (!ours) {
+              failure.addSuppressed(
+                  new SandboxException(
+                      "sandbox " + rec.id + " now runs under process " + now.owner + "; kept"));
+              return Boolean.FALSE;
+            }
+            now.state = SandboxState.CLOSED;
+            now.save(dir);
+            return Boolean.TRUE;
+          });
+    } catch (IOException | RuntimeException e) {
       failure.addSuppressed(e);
     }
   }

@@ -16,6 +16,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -141,7 +142,7 @@ final class FileTransfer {
           while (b.hasRemaining()) {
             ch.write(b);
           }
-          toHasher.write(f.payload());
+          feed(toHasher, f.payload(), f.payload().length);
           if ((f.flags() & Frame.FLAG_END) != 0) {
             break;
           }
@@ -198,9 +199,12 @@ final class FileTransfer {
       throw new ProtocolException(
           ErrorCode.FRAME_TOO_LARGE, p + " is " + size + " bytes, more than the limit of " + limit);
     }
-    // hashed while it is sent, by a process of its own reading the same file: the host checks
-    // what arrived against it, so a file that changes meanwhile fails the transfer, never passes
-    Process hasher = startSha256(p);
+    // the bytes sent are hashed as they go, by a sha256sum fed each chunk (the host checks what
+    // arrived against it); a file that changed while it was read fails the transfer instead of
+    // arriving torn
+    List<Object> before = stamp(p);
+    Process hasher = new ProcessBuilder("sha256sum").redirectErrorStream(true).start();
+    java.io.OutputStream toHasher = hasher.getOutputStream(); // closed by sha256Of
     long sent = 0;
     String sha;
     try (InputStream in = Files.newInputStream(p)) {
@@ -208,6 +212,7 @@ final class FileTransfer {
       while (true) {
         int n = in.readNBytes(buf, 0, buf.length);
         sent += n;
+        feed(toHasher, buf, n);
         boolean last = n < buf.length;
         out.write(
             new Frame(
@@ -222,6 +227,11 @@ final class FileTransfer {
       sha = sha256Of(hasher, p);
     } finally {
       hasher.destroy(); // done by now, or the transfer failed
+    }
+    if (!stamp(p).equals(before)) {
+      throw new ProtocolException(
+          ErrorCode.INTERNAL,
+          p + " changed while it was sent; send it again once nothing writes it");
     }
     int mode = 0;
     for (PosixFilePermission perm : Files.getPosixFilePermissions(p)) {
@@ -257,16 +267,26 @@ final class FileTransfer {
     };
   }
 
-  /**
-   * SHA-256 by busybox's native {@code sha256sum}: the agent runs interpreted ({@code -Xint}, for
-   * start-up time), where Java's SHA-256 manages about 0.3 MB/s under TCG.
+  /*
+   * SHA-256 by busybox's native sha256sum: the agent runs interpreted (-Xint, for start-up time),
+   * where Java's SHA-256 manages about 0.3 MB/s under TCG.
    */
-  static String nativeSha256(Path file) throws IOException {
-    return sha256Of(startSha256(file), file);
+  /** Hands {@code n} bytes to a hasher; its failure named as such, not as the file's. */
+  private static void feed(java.io.OutputStream hasher, byte[] b, int n) throws IOException {
+    try {
+      hasher.write(b, 0, n);
+    } catch (IOException e) {
+      throw new IOException("sha256sum stopped taking data: " + e.getMessage(), e);
+    }
   }
 
-  private static Process startSha256(Path file) throws IOException {
-    return new ProcessBuilder("sha256sum", file.toString()).redirectErrorStream(true).start();
+  /** What changes when a file's content does: size, modification and change times, inode. */
+  private static List<Object> stamp(Path p) throws IOException {
+    return List.of(
+        Files.size(p),
+        Files.getLastModifiedTime(p),
+        Files.getAttribute(p, "unix:ctime"),
+        Files.getAttribute(p, "unix:ino"));
   }
 
   /** The digest {@code p} (a {@code sha256sum} of {@code file}) prints, once it ended. */

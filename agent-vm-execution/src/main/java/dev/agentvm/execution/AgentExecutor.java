@@ -137,7 +137,7 @@ public final class AgentExecutor implements AutoCloseable, MeterBinder {
 
   /**
    * An executor making each execution's sandbox on a host of a set ({@link
-   * dev.agentvm.execution.sandbox.SandboxHosts}: the host with the most room; a host that fails
+   * dev.agentvm.execution.sandbox.SandboxHosts}: where the host set places it; a host that fails
    * meanwhile is passed over). {@link Builder#keepReady} is refused there: ready sandboxes are kept
    * per host ({@link Sandboxes#keepReady}).
    */

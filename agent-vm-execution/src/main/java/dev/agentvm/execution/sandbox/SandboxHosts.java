@@ -16,11 +16,11 @@ import org.slf4j.LoggerFactory;
 /**
  * The sandboxes of a {@link HostSet}: each new sandbox goes to the host the set places it on (one
  * where a sandbox of its shape waits ready ({@link Sandboxes#keepReady} on {@link #on}), else the
- * one with the most room, passing over hosts that are down or hang) and stays there for its life,
- * pause and resume included, since its disk and memory are there. Each host's sandboxes are a
- * {@link Sandboxes} of their own ({@link Sandboxes#open(LibvirtConnection)}: this machine's under
- * {@code <state>/sandboxes}, a remote host's under {@code .hosts/<hash>}), opened on first use.
- * Thread-safe. {@link #close()} closes those, not the host set.
+ * best placed by {@link HostSet}'s rule, passing over hosts that are down or hang) and stays there
+ * for its life, pause and resume included, since its disk and memory are there. Each host's
+ * sandboxes are a {@link Sandboxes} of their own ({@link Sandboxes#open(LibvirtConnection)}: this
+ * machine's under {@code <state>/sandboxes}, a remote host's under {@code .hosts/<hash>}), opened
+ * on first use. Thread-safe. {@link #close()} closes those, not the host set.
  */
 public final class SandboxHosts implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(SandboxHosts.class);
@@ -48,7 +48,8 @@ public final class SandboxHosts implements AutoCloseable {
   }
 
   /**
-   * Creates a sandbox on the host with the most room; see {@link Sandboxes#create(SandboxSpec)}.
+   * Creates a sandbox on the host {@link HostSet} places it on; see {@link
+   * Sandboxes#create(SandboxSpec)}.
    */
   public Sandbox create(SandboxSpec spec) {
     return create(spec, Map.of());

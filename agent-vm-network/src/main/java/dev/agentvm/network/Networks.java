@@ -120,8 +120,11 @@ public final class Networks {
   /**
    * A NIC on an agent-vm network, filtered by {@code filter} (or unfiltered if null). The filter
    * gets the network's host address and subnet as parameters; libvirt learns the VM's IP address
-   * from its first packets (DHCP included) and holds it to that one. Prefer {@link
-   * #nic(NetworkSpec, FilterSpec, IpAllocator.Reservation)}, which fixes the address in advance.
+   * from the DHCP answer it gets (from the network's own DHCP server where the network has one) and
+   * holds it to that one. Until then only DHCP passes: libvirt's default way of learning lets every
+   * IPv4 packet through until the first one names an address, and a guest's first connections would
+   * escape the filter. Prefer {@link #nic(NetworkSpec, FilterSpec, IpAllocator.Reservation)}, which
+   * fixes the address in advance.
    */
   public NetworkAttachment nic(NetworkSpec network, @Nullable FilterSpec filter, String mac) {
     return attachment(network, filter, mac, null);
@@ -172,6 +175,12 @@ public final class Networks {
     p.put(NetworkXml.NETMASK_PARAM, subnet == null ? "32" : Integer.toString(subnet.prefix()));
     if (ip != null) {
       p.put("IP", ip);
+    } else {
+      // learnt from DHCP only, nothing but DHCP passing before (libvirt's "any" lets IPv4 through)
+      p.put("CTRL_IP_LEARNING", "dhcp");
+      if (host != null) {
+        p.put("DHCPSERVER", host); // the network's dnsmasq, not a peer answering DHCP
+      }
     }
     return p;
   }

@@ -11,7 +11,7 @@
 #                                                 client certificates made for this host (one day),
 #                                                 the client's in BASE/client-pki (libvirt's pkipath)
 #   remote-libvirt-host.sh rogue-pki NAME BASE OUT  a client certificate from a CA the host does not
-#                                                 know, with the host's CA, in OUT (a TLS host)
+#                                                 know, with both CAs, in OUT (a TLS host)
 #   remote-libvirt-host.sh stop NAME BASE         kill libvirtd only (the host "goes away"; QEMU stays)
 #   remote-libvirt-host.sh start NAME BASE        start libvirtd again
 #   remote-libvirt-host.sh freeze|thaw NAME BASE  SIGSTOP / SIGCONT libvirtd (a host that hangs)
@@ -134,13 +134,15 @@ CONF
   echo "$uri"
   ;;
 rogue-pki)
-  # OUT: a client certificate from a CA the host does not know, beside the host's real CA (so this
-  # client trusts the host, and the host must refuse the client)
+  # OUT: a client certificate from a CA the host does not know; cacert.pem holds the host's CA and
+  # that one (so the client trusts the host and its own certificate, and the host must refuse
+  # it), rogue-ca.pem the other CA alone (a client that must refuse the host)
   BASE=$3 out=$4
   mkdir -p "$out/ca"
   make_ca "$out/ca" "agent-vm rogue CA"
   make_client "$out/ca" "$out"
-  cp "$BASE/client-pki/cacert.pem" "$out/cacert.pem"
+  cat "$BASE/client-pki/cacert.pem" "$out/ca/cacert.pem" > "$out/cacert.pem"
+  cp "$out/ca/cacert.pem" "$out/rogue-ca.pem"
   rm -rf "$out/ca"
   ;;
 stop)

@@ -81,15 +81,23 @@ final class LibvirtSession {
         RemoteReach.check(uri);
         return new LibvirtSession(uri, connectTo(uri), lifecycle);
       } catch (LibvirtException e) {
-        if (!LibvirtErrors.isTransient(e) || System.nanoTime() + backoff * 1_000_000 > deadline) {
+        // a local daemon may be starting; a remote host that answered the reach check and then
+        // refused (certificates, authentication, a daemon that is not libvirt's) refuses again
+        boolean local = HostVolumes.isLocal(uri);
+        if (!local
+            || !LibvirtErrors.isTransient(e)
+            || System.nanoTime() + backoff * 1_000_000 > deadline) {
           Error err = e.getError();
           throw new ConnectionException(
               uri,
               (err != null && err.getMessage() != null ? err.getMessage().trim() : e.getMessage())
                   + (attempt > 1 ? " (after " + attempt + " attempts)" : "")
-                  + ". Is libvirtd running and may this user use "
-                  + uri
-                  + "? (scripts/setup-host.sh)",
+                  + (local
+                      ? ". Is libvirtd running and may this user use "
+                          + uri
+                          + "? (scripts/setup-host.sh)"
+                      : ". Check the host's libvirtd and the TLS or SSH set-up for this client"
+                          + " (docs/scale-out.md, Set-up)"),
               e);
         }
         LOG.debug(

@@ -110,10 +110,6 @@ final class FileTransfer {
       Files.createDirectories(dir);
       Path tmp = dir.resolve("." + target.getFileName() + ".agentvm-" + id + ".part");
       boolean done = false;
-      // hashed as it arrives, by a process of its own fed each chunk: the hash is ready when the
-      // last byte is, instead of costing a second read of the file afterwards
-      Process hasher = new ProcessBuilder("sha256sum").redirectErrorStream(true).start();
-      java.io.OutputStream toHasher = hasher.getOutputStream(); // closed by sha256Of
       try (FileChannel ch =
           FileChannel.open(
               tmp,
@@ -141,13 +137,12 @@ final class FileTransfer {
           while (b.hasRemaining()) {
             ch.write(b);
           }
-          feed(toHasher, f.payload(), f.payload().length);
           if ((f.flags() & Frame.FLAG_END) != 0) {
             break;
           }
         }
         ch.force(true);
-        String got = sha256Of(hasher, tmp);
+        String got = nativeSha256(tmp);
         if (size != header.size() || !got.equalsIgnoreCase(header.sha256())) {
           throw new ProtocolException(
               ErrorCode.MALFORMED_PAYLOAD,
@@ -162,7 +157,6 @@ final class FileTransfer {
         }
         done = true;
       } finally {
-        hasher.destroy(); // ended by now, or the transfer failed
         if (!done) {
           Files.deleteIfExists(tmp);
         }
@@ -198,9 +192,7 @@ final class FileTransfer {
       throw new ProtocolException(
           ErrorCode.FRAME_TOO_LARGE, p + " is " + size + " bytes, more than the limit of " + limit);
     }
-    // hashed before sending (hashing beside the sending was measured slower on a 1-vCPU guest:
-    // docs/benchmarks.md); the host checks what arrived against it, so a file that changes while
-    // it is sent fails the transfer
+    // hashed before sending: the content must not change during the copy (the host checks it)
     String sha = nativeSha256(p);
     long sent = 0;
     try (InputStream in = Files.newInputStream(p)) {
@@ -259,22 +251,7 @@ final class FileTransfer {
    * start-up time), where Java's SHA-256 manages about 0.3 MB/s under TCG.
    */
   static String nativeSha256(Path file) throws IOException {
-    return sha256Of(
-        new ProcessBuilder("sha256sum", file.toString()).redirectErrorStream(true).start(), file);
-  }
-
-  /** Hands {@code n} bytes to a hasher; its failure named as such, not as the file's. */
-  private static void feed(java.io.OutputStream hasher, byte[] b, int n) throws IOException {
-    try {
-      hasher.write(b, 0, n);
-    } catch (IOException e) {
-      throw new IOException("sha256sum stopped taking data: " + e.getMessage(), e);
-    }
-  }
-
-  /** The digest {@code p} (a {@code sha256sum} of {@code file}) prints, once it ended. */
-  private static String sha256Of(Process p, Path file) throws IOException {
-    p.getOutputStream().close(); // its input ends here, if nothing closed it before
+    Process p = new ProcessBuilder("sha256sum", file.toString()).redirectErrorStream(true).start();
     String out =
         new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII);
     try {

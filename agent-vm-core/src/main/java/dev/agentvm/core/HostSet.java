@@ -446,11 +446,10 @@ public final class HostSet implements AutoCloseable {
           continue;
         }
         long room = room(h, c, now);
-        // a host where it waits made already (a ready sandbox) needs no room for it
-        boolean preferred = preferred(prefer, c);
-        if (room < need && !preferred) {
-          continue;
+        if (room < need) {
+          continue; // also where one waits ready: the caller may not get it (others take it)
         }
+        boolean preferred = preferred(prefer, c);
         int better =
             best == null
                 ? 1
@@ -462,9 +461,7 @@ public final class HostSet implements AutoCloseable {
         }
       }
       if (best != null) {
-        if (!bestPreferred) {
-          best.pending.add(new long[] {now, need});
-        }
+        best.pending.add(new long[] {now, need});
         LOG.debug("placing {} on {}", LogText.clean(what), LogText.clean(best.uri));
         return Objects.requireNonNull(best.conn);
       }
@@ -589,11 +586,11 @@ public final class HostSet implements AutoCloseable {
   }
 
   /**
-   * Like {@link #onHost(String, ResourceProfile, Map, Function)}, where hosts for which {@code
-   * prefer} holds have what is asked for made already and waiting (a ready sandbox of the shape):
-   * they come before all others, need no room for it and are not counted as given more work. It is
-   * asked while the set is locked: it must answer from what the caller knows, without calling the
-   * host or blocking.
+   * Like {@link #onHost(String, ResourceProfile, Map, Function)}, where eligible hosts for which
+   * {@code prefer} holds (where a ready sandbox of the shape waits, say) come before all others.
+   * They still need room and count the placement like any other: what waits there may be taken by
+   * another caller first. It is asked while the set is locked: it must answer from what the caller
+   * knows, without calling the host or blocking.
    */
   public <T> T onHost(
       String what,

@@ -122,7 +122,7 @@ public final class LibvirtConnection implements AutoCloseable {
   }
 
   /**
-   * Opens a URI, retrying for {@link #DEFAULT_CONNECT_RETRY} while the daemon is not answering.
+   * Opens a URI, retrying for {@link #DEFAULT_CONNECT_RETRY} while a local daemon is not answering.
    *
    * @throws ConnectionException naming the URI and libvirt's message
    */
@@ -130,6 +130,13 @@ public final class LibvirtConnection implements AutoCloseable {
     return open(uri, DEFAULT_CONNECT_RETRY);
   }
 
+  /**
+   * Opens a URI; a local daemon that is not answering (one that is starting) is tried again until
+   * {@code retryFor} has passed. A remote host is tried once: one that does not answer, or answers
+   * and refuses, fails at once (a {@link HostSet} retries its hosts with backoff).
+   *
+   * @throws ConnectionException naming the URI and libvirt's message
+   */
   public static LibvirtConnection open(String uri, Duration retryFor) {
     Objects.requireNonNull(uri, "uri");
     HypervisorBackend backend = LibvirtBackend.open(uri, retryFor);

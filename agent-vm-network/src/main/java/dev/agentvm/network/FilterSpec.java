@@ -14,9 +14,10 @@ import java.util.regex.Pattern;
  * <ol>
  *   <li>libvirt's {@code clean-traffic}: the VM may only send from its own MAC and IP address (the
  *       reserved one when the NIC comes from {@link Networks#nic(NetworkSpec, FilterSpec,
- *       IpAllocator.Reservation)}, else the one libvirt learns first), ARP only for that address;
- *       other layer-2 protocols are dropped;
- *   <li>the VM's own DHCP, and DNS to the host's address on the network;
+ *       IpAllocator.Reservation)}, else the one its DHCP answer gave, nothing but DHCP passing
+ *       before), ARP only for that address; other layer-2 protocols are dropped;
+ *   <li>the VM's own DHCP (answers only from the network's DHCP server, the host's address), and
+ *       DNS to the host's address on the network;
  *   <li>the allowed connections that name a destination network, and traffic to and from other VMs
  *       on the network if {@link #peers} is set;
  *   <li>everything else to the host's address on the network, to the network's own subnet (other

@@ -101,6 +101,14 @@ final class NetworkXml {
   /** Filter parameter: the network's address; with {@link #NETMASK_PARAM}, where the peers are. */
   static final String NET_PARAM = "AGENTVM_NET";
 
+  /**
+   * Filter parameters: where DHCP answers may come from (the network's host, /32; anywhere on a
+   * layer-2 network, whose server agent-vm does not know).
+   */
+  static final String DHCP_PARAM = "AGENTVM_DHCP";
+
+  static final String DHCP_MASK_PARAM = "AGENTVM_DHCPMASK";
+
   /** Filter parameter: the network's prefix length. */
   static final String NETMASK_PARAM = "AGENTVM_NETMASK";
 
@@ -138,6 +146,10 @@ final class NetworkXml {
     Element dhcpIn = rule(d, f, "accept", "in", DHCP, "udp");
     dhcpIn.setAttribute("srcportstart", "67");
     dhcpIn.setAttribute("dstportstart", "68");
+    // only from the network's DHCP server: libvirt learns an address from every DHCP answer it
+    // sees, and a peer's forged one would give the guest another address to send from
+    dhcpIn.setAttribute("srcipaddr", "$" + DHCP_PARAM);
+    dhcpIn.setAttribute("srcipmask", "$" + DHCP_MASK_PARAM);
     // DNS to the host's address (libvirt's dnsmasq)
     for (String proto : List.of("udp", "tcp")) {
       Element dns = rule(d, f, "accept", "out", DNS_TO_HOST, proto);

@@ -123,8 +123,10 @@ public final class Networks {
    * from the DHCP answer it gets (from the network's own DHCP server where the network has one) and
    * holds it to that one. Until then only DHCP passes: libvirt's default way of learning lets every
    * IPv4 packet through until the first one names an address, and a guest's first connections would
-   * escape the filter. Prefer {@link #nic(NetworkSpec, FilterSpec, IpAllocator.Reservation)}, which
-   * fixes the address in advance.
+   * escape the filter. So such a NIC needs a DHCP server on its network: a guest that never asks
+   * one (a static address, a network without DHCP) gets nothing through. Prefer {@link
+   * #nic(NetworkSpec, FilterSpec, IpAllocator.Reservation)}, which fixes the address in advance (a
+   * reservation of your own for a static address).
    */
   public NetworkAttachment nic(NetworkSpec network, @Nullable FilterSpec filter, String mac) {
     return attachment(network, filter, mac, null);
@@ -173,6 +175,8 @@ public final class Networks {
     p.put(NetworkXml.HOST_PARAM, host == null ? "0.0.0.0" : host);
     p.put(NetworkXml.NET_PARAM, subnet == null ? "0.0.0.0" : subnet.address());
     p.put(NetworkXml.NETMASK_PARAM, subnet == null ? "32" : Integer.toString(subnet.prefix()));
+    p.put(NetworkXml.DHCP_PARAM, host == null ? "0.0.0.0" : host);
+    p.put(NetworkXml.DHCP_MASK_PARAM, host == null ? "0" : "32");
     if (ip != null) {
       p.put("IP", ip);
     } else {

@@ -216,7 +216,9 @@ class NetworkXmlTest {
             "IP", "10.213.5.10",
             "AGENTVM_HOST", "10.213.5.1",
             "AGENTVM_NET", "10.213.5.0",
-            "AGENTVM_NETMASK", "24"),
+            "AGENTVM_NETMASK", "24",
+            "AGENTVM_DHCP", "10.213.5.1",
+            "AGENTVM_DHCPMASK", "32"),
         nic.filterParameters());
     // no address given: learnt from DHCP only (libvirt's default lets IPv4 through meanwhile)
     assertEquals(
@@ -224,6 +226,8 @@ class NetworkXmlTest {
             "AGENTVM_HOST", "0.0.0.0",
             "AGENTVM_NET", "0.0.0.0",
             "AGENTVM_NETMASK", "32",
+            "AGENTVM_DHCP", "0.0.0.0",
+            "AGENTVM_DHCPMASK", "0",
             "CTRL_IP_LEARNING", "dhcp"),
         Networks.attachment(NetworkSpec.isolatedLayer2("agentvm-l2"), f, "02:a6:00:00:00:02", null)
             .filterParameters());
@@ -232,6 +236,8 @@ class NetworkXmlTest {
             "AGENTVM_HOST", "10.213.5.1",
             "AGENTVM_NET", "10.213.5.0",
             "AGENTVM_NETMASK", "24",
+            "AGENTVM_DHCP", "10.213.5.1",
+            "AGENTVM_DHCPMASK", "32",
             "CTRL_IP_LEARNING", "dhcp",
             "DHCPSERVER", "10.213.5.1"),
         Networks.attachment(net, f, "02:a6:00:00:00:04", null).filterParameters());

@@ -977,25 +977,22 @@ public final class Sandbox implements AutoCloseable {
       }
       boolean kept = false;
       if (failure == null) {
-        // a paused handle: another process may have resumed the sandbox since; the root's lock,
-        // held while the files go, decides between the two
-        String[] elsewhere = new String[1];
         IOException e;
-        try {
-          e =
-              v != null
-                  ? home.disks().deleteAll(dir, rec)
-                  : home.locked(
-                          () -> {
-                            elsewhere[0] = home.runningElsewhere(dir);
-                            return java.util.Optional.ofNullable(
-                                elsewhere[0] != null ? null : home.disks().deleteAll(dir, rec));
-                          })
-                      .orElse(null);
-        } catch (IOException locking) {
-          e = locking;
+        String owner = null;
+        if (v != null) {
+          e = home.disks().deleteAll(dir, rec);
+        } else {
+          // a paused handle: another process may have resumed the sandbox (and changed it) since
+          Sandboxes.Removal r;
+          try {
+            r = home.removeIfNotResumed(dir, rec);
+          } catch (IOException locking) {
+            r = new Sandboxes.Removal(null, locking, false);
+          }
+          owner = r.busyOwner();
+          e = r.failure();
+          kept = r.markedClosed();
         }
-        String owner = elsewhere[0];
         if (owner != null) {
           kept = true;
           failure =

@@ -610,6 +610,15 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   }
 
   private Sandbox make(SandboxSpec spec, boolean ready) {
+    SandboxSpec.AttachedDisk onThisMachine = spec.attachedDisk();
+    if (onThisMachine != null && !disks.isLocal()) {
+      // refused before anything is paused or built for it
+      throw new SandboxException(
+          "a sandbox with an attached disk ("
+              + onThisMachine.file()
+              + ") runs on this machine's libvirt only, not on "
+              + conn.uri());
+    }
     MicroImage given = spec.image();
     MicroImage image = given != null ? given : defaultImage();
     String id = spec.namePrefix() + HexFormat.of().formatHex(randomBytes(4));
@@ -622,13 +631,6 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       makeRoom(rec.memoryMiB, null);
     }
     SandboxSpec.AttachedDisk attached = spec.attachedDisk();
-    if (attached != null && !disks.isLocal()) {
-      throw new SandboxException(
-          "a sandbox with an attached disk ("
-              + attached.file()
-              + ") runs on this machine's libvirt only, not on "
-              + conn.uri());
-    }
     if (attached != null) {
       if (!Files.isRegularFile(attached.file())) {
         throw new SandboxException("the attached disk " + attached.file() + " does not exist");
@@ -1143,18 +1145,43 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     }
   }
 
-  /** The owner of the sandbox in {@code dir} if another live process runs it now, else null. */
-  @Nullable String runningElsewhere(Path dir) {
-    try {
-      SandboxRecord now = SandboxRecord.load(dir);
-      return now.state == SandboxState.RUNNING
+  /**
+   * What {@link #removeIfNotResumed} did: nothing, as another live process runs the sandbox ({@code
+   * busyOwner}); or removed it, {@code failure} naming what could not go (then the record is marked
+   * closed for the reaper when {@code markedClosed}).
+   */
+  record Removal(@Nullable String busyOwner, @Nullable IOException failure, boolean markedClosed) {}
+
+  /**
+   * Removes a paused sandbox as its record on disk names it now, under the root's lock: another
+   * process may have resumed it since {@code known} was read (then nothing is removed), or resumed,
+   * checkpointed or forked it and paused it again (then its top and memory images are others than
+   * {@code known}'s, and its old top may be a layer that forks stand on). What cannot be removed is
+   * left to the reaper, the record marked closed under the same lock.
+   */
+  Removal removeIfNotResumed(Path dir, SandboxRecord known) throws IOException {
+    return locked(
+        () -> {
+          SandboxRecord now;
+          try {
+            now = SandboxRecord.load(dir);
+          } catch (IOException e) {
+            now = known; // gone or unreadable: what this handle knew is all there is
+          }
+          if (now.state == SandboxState.RUNNING
               && !ProcessOwners.CURRENT.equals(now.owner)
-              && ProcessOwners.isAlive(now.owner)
-          ? now.owner
-          : null;
-    } catch (IOException e) {
-      return null; // gone or unreadable: nothing of another process's to keep
-    }
+              && ProcessOwners.isAlive(now.owner)) {
+            return new Removal(now.owner, null, false);
+          }
+          IOException failed = disks.deleteAll(dir, now);
+          boolean marked = false;
+          if (failed != null && Files.exists(dir.resolve(SandboxRecord.FILE))) {
+            now.state = SandboxState.CLOSED;
+            now.save(dir);
+            marked = true;
+          }
+          return new Removal(null, failed, marked);
+        });
   }
 
   /**

@@ -295,10 +295,17 @@ public final class DomainXmlWriter {
       Element e = ifs.get(i);
       NetworkAttachment mine = nics.get(i);
       DomainXmlReader.first(e, "mac").setAttribute("address", mine.mac());
-      for (Element p : DomainXmlReader.all(e, "parameter")) {
-        String v = mine.filterParameters().get(p.getAttribute("name"));
-        if (v != null) {
-          p.setAttribute("value", v);
+      // the template's parameters, all of them and only them: a saved IP must not outlive a
+      // template without one, nor a saved way of learning one outlive the template's
+      for (Element ref : DomainXmlReader.all(e, "filterref")) {
+        for (Element p : DomainXmlReader.all(ref, "parameter")) {
+          ref.removeChild(p);
+        }
+        for (Map.Entry<String, String> p : new TreeMap<>(mine.filterParameters()).entrySet()) {
+          Element param = ref.getOwnerDocument().createElement("parameter");
+          param.setAttribute("name", p.getKey());
+          param.setAttribute("value", p.getValue());
+          ref.appendChild(param);
         }
       }
     }

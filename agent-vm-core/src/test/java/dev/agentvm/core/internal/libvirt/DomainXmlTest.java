@@ -286,6 +286,29 @@ class DomainXmlTest {
     assertTrue(d.hostPaths().contains(clone.agentSocket()));
     assertTrue(d.hostPaths().contains(clone.consoleLog()));
 
+    // the template's filter parameters replace the saved ones, none kept, none missing
+    VMTemplate learning =
+        saved
+            .copyAs("clone3")
+            .disk(DiskAttachment.qcow2(Path.of("/run/clone3/vda.qcow2"), "vda", "/data"))
+            .share(new ShareAttachment(Path.of("/w/clone3"), "ws", false))
+            .nic(
+                new NetworkAttachment(
+                    NetworkAttachment.Kind.NETWORK,
+                    "agentvm-nat",
+                    "02:00:00:00:00:03",
+                    "agentvm-f",
+                    Map.of("CTRL_IP_LEARNING", "dhcp")))
+            .build();
+    assertEquals(
+        Map.of("CTRL_IP_LEARNING", "dhcp"),
+        DomainXmlReader.describe(DomainXmlWriter.retarget(savedXml, learning))
+            .templateIfAny()
+            .orElseThrow()
+            .nics()
+            .get(0)
+            .filterParameters());
+
     VMTemplate noDisk =
         saved.copyAs("clone2").share(new ShareAttachment(Path.of("/w"), "ws", false)).build();
     IllegalArgumentException e =

@@ -374,17 +374,7 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
         Stream s = c.connect.streamNew(0);
         try {
           vol.download(s, from, len, 0);
-          int got = 0;
-          byte[] chunk = new byte[Math.min(CHUNK, len)];
-          while (got < len) {
-            int n = s.receive(chunk);
-            if (n <= 0) {
-              break;
-            }
-            int take = Math.min(n, len - got);
-            System.arraycopy(chunk, 0, out, got, take);
-            got += take;
-          }
+          int got = receiveInto(s, out);
           if (got == len) {
             s.finish();
           } else {
@@ -596,6 +586,22 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
     }
   }
 
+  /** Fills {@code out} from a download stream; fewer bytes when the stream ends first. */
+  private static int receiveInto(Stream s, byte[] out) throws LibvirtException {
+    int got = 0;
+    byte[] chunk = new byte[Math.max(1, Math.min(CHUNK, out.length))];
+    while (got < out.length) {
+      int n = s.receive(chunk);
+      if (n <= 0) {
+        break;
+      }
+      int take = Math.min(n, out.length - got);
+      System.arraycopy(chunk, 0, out, got, take);
+      got += take;
+    }
+    return got;
+  }
+
   /** Exactly {@code len} bytes of {@code vol} from {@code from}. */
   private static byte[] download(StreamConnection c, StorageVol vol, long from, int len)
       throws LibvirtException {
@@ -603,17 +609,7 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
     Stream s = c.connect.streamNew(0);
     try {
       vol.download(s, from, len, 0);
-      int got = 0;
-      byte[] chunk = new byte[Math.min(CHUNK, len)];
-      while (got < len) {
-        int n = s.receive(chunk);
-        if (n <= 0) {
-          break;
-        }
-        int take = Math.min(n, len - got);
-        System.arraycopy(chunk, 0, out, got, take);
-        got += take;
-      }
+      int got = receiveInto(s, out);
       if (got != len) {
         throw new dev.agentvm.core.SnapshotException(
             vol.getName() + " ended after " + got + " of " + len + " bytes");

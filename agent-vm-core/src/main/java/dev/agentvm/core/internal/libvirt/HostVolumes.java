@@ -645,24 +645,10 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
     }
   }
 
+  /** Like {@link #deleteOrFail}, a failure logged rather than thrown. */
   private void deleteQuietly(String volName) {
     try {
-      withPool(
-          "delete volume " + volName,
-          p -> {
-            StorageVol v;
-            try {
-              v = p.storageVolLookupByName(volName);
-            } catch (LibvirtException e) {
-              return Boolean.FALSE; // none
-            }
-            try {
-              v.delete(0);
-            } finally {
-              v.free();
-            }
-            return Boolean.TRUE;
-          });
+      deleteOrFail(volName);
     } catch (AgentVmException e) {
       LOG.warn("cannot remove {} at {}: {}", volName, where(), e.getMessage());
     }

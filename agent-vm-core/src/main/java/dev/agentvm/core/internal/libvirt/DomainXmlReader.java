@@ -370,6 +370,16 @@ public final class DomainXmlReader {
     return out;
   }
 
+  /** Every descendant {@code <tag>} in namespace {@code ns}, as a list of its own. */
+  static List<Element> allNs(Element parent, String ns, String tag) {
+    NodeList l = parent.getElementsByTagNameNS(ns, tag);
+    List<Element> out = new ArrayList<>(l.getLength());
+    for (int i = 0; i < l.getLength(); i++) {
+      out.add((Element) l.item(i));
+    }
+    return out;
+  }
+
   private static String textOf(Element parent, String tag) {
     return SecureXml.textOf(parent, tag);
   }

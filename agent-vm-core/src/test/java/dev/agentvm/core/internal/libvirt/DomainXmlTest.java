@@ -18,6 +18,7 @@ import dev.agentvm.core.ShareAttachment;
 import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.VirtType;
 import dev.agentvm.core.spi.DomainDescription;
+import dev.agentvm.internal.Setting;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -27,6 +28,7 @@ import java.util.TreeMap;
 import java.util.UUID;
 import org.junit.jupiter.api.Test;
 import org.w3c.dom.Document;
+import org.w3c.dom.Element;
 
 /** The domain XML writer and reader: round trips of generated templates, and hostile input. */
 class DomainXmlTest {
@@ -444,6 +446,49 @@ class DomainXmlTest {
     assertFalse(DomainXmlWriter.write(unthrottled, VirtType.QEMU, null).contains("iotune"));
     assertThrows(IllegalArgumentException.class, () -> new ResourceProfile(1, 256, -1, 0));
     assertThrows(IllegalArgumentException.class, () -> new ResourceProfile(1, 256, 0, -1));
+  }
+
+  private static int cpuCheckEntries(String xml) {
+    Document d = DomainXmlReader.parse(xml);
+    int n = 0;
+    for (Element del :
+        DomainXmlReader.allNs(d.getDocumentElement(), DomainXmlWriter.QEMU_NS, "del")) {
+      if (DomainXmlWriter.CPU_CHECK_CAPABILITY.equals(del.getAttribute("capability"))) {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  @Test
+  void domainsAskForLibvirtsTwoQueryCpuCheckOnceAndCanOptOut() {
+    VMTemplate t = VMTemplate.builder("cpu").boot(BOOT).build();
+    String xml = DomainXmlWriter.write(t, VirtType.QEMU, null);
+    assertEquals(1, cpuCheckEntries(xml), xml);
+    // a restore under a new identity keeps one, and adds it to an image saved without it
+    VMTemplate other = t.copyAs("cpu2").build();
+    assertEquals(1, cpuCheckEntries(DomainXmlWriter.retarget(xml, other)));
+    String old = xml.replaceAll("(?s)<qemu:capabilities>.*</qemu:capabilities>", "");
+    assertEquals(0, cpuCheckEntries(old), old);
+    assertEquals(1, cpuCheckEntries(DomainXmlWriter.retarget(old, other)));
+    // a customizer's own qemu namespace entries are kept beside it
+    String custom =
+        DomainXmlWriter.write(
+            t,
+            VirtType.QEMU,
+            doc -> {
+              Element cl = doc.createElementNS(DomainXmlWriter.QEMU_NS, "qemu:commandline");
+              doc.getDocumentElement().appendChild(cl);
+            });
+    assertEquals(1, cpuCheckEntries(custom), custom);
+    assertTrue(custom.contains("qemu:commandline"), custom);
+    System.setProperty(Setting.FAST_CPU_CHECK.property(), "off");
+    try {
+      assertEquals(0, cpuCheckEntries(DomainXmlWriter.write(t, VirtType.QEMU, null)));
+      assertEquals(0, cpuCheckEntries(DomainXmlWriter.retarget(old, other)));
+    } finally {
+      System.clearProperty(Setting.FAST_CPU_CHECK.property());
+    }
   }
 
   @Test

@@ -37,16 +37,16 @@ public final class ProtocolBenchmark {
     MicroImage image = MicroImageBuilder.create().build();
     String name = "agentvm-bench-" + UUID.randomUUID().toString().substring(0, 8);
     // --java-opts=-Xa,-Xb: extra options for the guest agent's JVM (a lever under measurement)
-    String cmdline = MicroImage.DEFAULT_CMDLINE;
+    StringBuilder cmdline = new StringBuilder(MicroImage.DEFAULT_CMDLINE);
     for (String a : args) {
       if (a.startsWith("--java-opts=")) {
-        cmdline += " agentvm.java_opts=" + a.substring("--java-opts=".length());
+        cmdline.append(" agentvm.java_opts=").append(a.substring("--java-opts=".length()));
       }
     }
     VMTemplate t0 =
         VMTemplate.builder(name)
             .resources(new ResourceProfile(1, 512))
-            .boot(new BootSource(image.kernel(), image.initramfs(), cmdline))
+            .boot(new BootSource(image.kernel(), image.initramfs(), cmdline.toString()))
             .build();
     Path echoSock = t0.runDir().resolve("echo.sock");
     VMTemplate t = withEchoPort(t0, echoSock);
@@ -152,6 +152,10 @@ public final class ProtocolBenchmark {
         System.out.printf(
             "  GET_FILE 20 MB                %7.1f MB/s  = %.0f %% of raw%n",
             getMBs, 100 * getMBs / rawMBs);
+        Stats.ratio("EXEC of true p50 / floor", pct(warmExecs, 50), floor, "ms", true, 1.5);
+        Stats.ratio("EXEC of true p99 / floor", pct(warmExecs, 99), floor, "ms", true, 2);
+        Stats.ratio("PUT_FILE 20 MB / raw channel stream", putMBs, rawMBs, "MB/s", false, 0.7);
+        Stats.ratio("GET_FILE 20 MB / raw channel stream", getMBs, rawMBs, "MB/s", false, 0.7);
       }
     } finally {
       try (var s = Files.list(dir)) {

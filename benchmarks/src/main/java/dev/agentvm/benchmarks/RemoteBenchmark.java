@@ -114,6 +114,8 @@ public final class RemoteBenchmark {
           "  %-34s %9.1f MB/s %7.1f MB/s %8.2f%n", "PUT_FILE 20 MB (median)", lp, rp, rp / lp);
       System.out.printf(
           "  %-34s %9.1f MB/s %7.1f MB/s %8.2f%n", "GET_FILE 20 MB (median)", lg, rg, rg / lg);
+      Stats.ratio("remote host: PUT_FILE 20 MB / local host", rp, lp, "MB/s", false, Double.NaN);
+      Stats.ratio("remote host: GET_FILE 20 MB / local host", rg, lg, "MB/s", false, Double.NaN);
       row("sandbox create, cold (median)", local, remote, "sbx-create", 50);
       row("sandbox pause (median)", local, remote, "sbx-pause", 50);
       row("sandbox resume to ready (median)", local, remote, "sbx-resume", 50);
@@ -269,5 +271,6 @@ public final class RemoteBenchmark {
     double l = pct(Stats.samples(local, key), p);
     double r = pct(Stats.samples(remote, key), p);
     System.out.printf("  %-34s %12.2f %12.2f %8.2f%n", what, l, r, r / l);
+    Stats.ratio("remote host: " + what + " / local host", r, l, "ms", true, Double.NaN);
   }
 }

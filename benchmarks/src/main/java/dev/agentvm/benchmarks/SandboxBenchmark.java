@@ -75,6 +75,27 @@ public final class SandboxBenchmark {
         "session command p50 / raw EXEC p50: %5.2f   p99 / raw p99: %5.2f%n",
         med("session of 50 commands: p50") / med("raw EXEC on a VM of the same template: p50"),
         med("session of 50 commands: p99") / med("raw EXEC on a VM of the same template: p99"));
+    double floor =
+        med("floor: QEMU start outside libvirt -> QMP ready")
+            + med("floor: paused memory image read from the page cache");
+    Stats.ratio("sandbox resume / cold create", resume, cold, "ms", true, 0.15);
+    Stats.ratio(
+        "sandbox resume / restore floor (QEMU start + image read)", resume, floor, "ms", true, 3);
+    Stats.ratio(
+        "sandbox pause / restore floor",
+        med("pause (save memory, VM removed)"),
+        floor,
+        "ms",
+        true,
+        Double.NaN);
+    Stats.ratio("sandbox fork of 4 / two cold creates", med("fork of 4"), 2 * cold, "ms", true, 1);
+    Stats.ratio(
+        "sandbox session command p50 / raw EXEC p50",
+        med("session of 50 commands: p50"),
+        med("raw EXEC on a VM of the same template: p50"),
+        "ms",
+        true,
+        Double.NaN);
     System.out.printf(
         "paused sandbox host RAM: %.0f MB (running: %.0f MB)%n",
         med("host RAM, paused sandbox (MB)"), med("host RAM (QEMU RSS), running sandbox (MB)"));
@@ -111,6 +132,13 @@ public final class SandboxBenchmark {
       add("host RAM, paused sandbox (MB)", conn.domainNames().contains(sb.id()) ? -1.0 : 0.0);
       add("disk, paused sandbox: memory image (MB)", sizeMb(dir.resolve("paused.save")));
       add("disk, paused sandbox: workspace top overlay (MB)", sizeMb(dir.resolve("disk.qcow2")));
+      // the floor of any restore here: QEMU's own start, the memory image from the page cache
+      add(
+          "floor: QEMU start outside libvirt -> QMP ready",
+          RestoreFloor.qemuStartMs(spec.resources().memoryMiB()));
+      add(
+          "floor: paused memory image read from the page cache",
+          RestoreFloor.pageCacheReadMs(dir.resolve("paused.save")));
       t = System.nanoTime();
       sb.resume();
       add("resume (restore to agent ready)", t);

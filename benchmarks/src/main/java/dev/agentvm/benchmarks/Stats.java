@@ -22,6 +22,28 @@ final class Stats {
     return Objects.requireNonNull(m.get(key), () -> "no samples for " + key);
   }
 
+  /**
+   * One row of the table {@code scripts/bench.sh} prints at the end: a path, its floor measured in
+   * the same run, their ratio and the goal. A tab-separated line starting with {@code RATIO}.
+   *
+   * @param atMost the goal is a ceiling on the ratio (a time); otherwise a floor (a throughput)
+   * @param goal the ratio's goal, or NaN where there is none
+   */
+  static void ratio(
+      String path, double value, double floor, String unit, boolean atMost, double goal) {
+    double ratio = value / floor;
+    String goalText = Double.isNaN(goal) ? "-" : (atMost ? "<= " : ">= ") + fmt(goal);
+    String verdict =
+        Double.isNaN(goal) ? "-" : (atMost ? ratio <= goal : ratio >= goal) ? "met" : "missed";
+    System.out.printf(
+        "RATIO\t%s\t%s %s\t%s %s\t%s\t%s\t%s%n",
+        path, fmt(value), unit, fmt(floor), unit, fmt(ratio), goalText, verdict);
+  }
+
+  private static String fmt(double v) {
+    return String.format(java.util.Locale.ROOT, Math.abs(v) >= 100 ? "%.0f" : "%.2f", v);
+  }
+
   static double median(List<Double> v) {
     return pct(v, 50);
   }

@@ -74,6 +74,17 @@ public final class StorageBenchmark {
     System.out.printf(
         "ratio cold boot / restore to HELLO:          %.1fx (goal: 20x)%n", cold / restore);
     System.out.printf("ratio cold boot / restore to ready for work: %.1fx%n", cold / ready);
+    double floor =
+        Stats.median(Stats.samples(m, "floor: QEMU start outside libvirt -> QMP ready"))
+            + Stats.median(Stats.samples(m, "floor: memory image read from the page cache"));
+    Stats.ratio(
+        "clone restore to ready for work / restore floor (QEMU start + image read)",
+        ready,
+        floor,
+        "ms",
+        true,
+        3);
+    Stats.ratio("clone restore to agent HELLO / restore floor", restore, floor, "ms", true, 3);
     System.out.printf(
         "9p / PUT_FILE throughput in: %.2f   out (9p / GET_FILE): %.2f%n",
         Stats.median(Stats.samples(m, "into the guest, virtio-9p (MB/s)"))
@@ -119,6 +130,14 @@ public final class StorageBenchmark {
               "clone: restore -> identity refreshed (ready for work)",
               Stats.ms(System.nanoTime() - t0));
         }
+        add(
+            m,
+            "floor: QEMU start outside libvirt -> QMP ready",
+            RestoreFloor.qemuStartMs(template.resources().memoryMiB()));
+        add(
+            m,
+            "floor: memory image read from the page cache",
+            RestoreFloor.pageCacheReadMs(img.file()));
         System.err.printf("cold/restore round %d/%d%n", r + 1, rounds);
       }
     }

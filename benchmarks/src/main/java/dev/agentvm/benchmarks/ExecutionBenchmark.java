@@ -77,6 +77,13 @@ public final class ExecutionBenchmark {
           String.format(
               "executor overhead p50: %.1f ms over the floor (goal: < 20 ms)",
               Stats.median(viaExecutor) - Stats.median(raw)));
+      Stats.ratio(
+          "executor execution of true p50 / raw EXEC in a ready sandbox",
+          Stats.median(viaExecutor),
+          Stats.median(raw),
+          "ms",
+          true,
+          Double.NaN);
 
       for (boolean ready : new boolean[] {true, false}) {
         int n = 10;

@@ -751,12 +751,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
                 vm.start();
                 AgentClient agent = vm.awaitAgent(rec.agentDeadline);
                 warmStep(key, 1, "agent ready; warming it");
-                // the first EXEC of a fresh agent loads its classes: paid here, not in every copy
-                for (int i = 0; i < 2; i++) {
-                  agent.exec(
-                      dev.agentvm.core.agent.ExecRequest.command("true")
-                          .withTimeout(rec.agentDeadline));
-                }
+                // a fresh agent's first request of each kind loads classes: paid here, not in
+                // every copy
+                dev.agentvm.storage.MemoryImage.warmUp(agent, rec.agentDeadline);
                 warmStep(key, 2, "saving memory");
                 vm.saveMemory(tmp.resolve("memory.save"));
               }
@@ -777,6 +774,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
 
   static final String WARM = "warm-";
 
+  /** Part of a warm image's key: images warmed up with fewer kinds of request are made again. */
+  private static final String WARM_UP_VERSION = "warm-up 2";
+
   private Path warmMemory(String key) {
     return root.resolve(".warm").resolve(key + ".save");
   }
@@ -794,7 +794,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
             rec.virtType,
             Integer.toString(rec.vcpus),
             Integer.toString(rec.memoryMiB),
-            Long.toString(workspaceBytes));
+            Long.toString(workspaceBytes),
+            WARM_UP_VERSION);
     return dev.agentvm.internal.Hashing.sha256Hex(
             shape.getBytes(java.nio.charset.StandardCharsets.UTF_8))
         .substring(0, 16);

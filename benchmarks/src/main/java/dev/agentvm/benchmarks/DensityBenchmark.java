@@ -63,21 +63,21 @@ public final class DensityBenchmark {
         vm.awaitAgent(AGENT);
       }
       Thread.sleep(2000);
-      cold = rssMb(vms);
-      closeAll(vms);
+      cold = Stats.qemuRssMb(vms);
+      Stats.closeAll(vms);
       try (MemoryImage img = MemoryImage.capture(conn, template, work.resolve("img"), AGENT)) {
         for (int i = 0; i < n; i++) {
           vms.add(img.restore(conn, name("clone"), Map.of(), AGENT));
         }
         Thread.sleep(2000);
-        clones = rssMb(vms);
+        clones = Stats.qemuRssMb(vms);
         if (Files.isWritable(KSM.resolve("run"))) {
           double[] k = ksm(Duration.ofSeconds(30));
           shared = k[0];
           ksmCpu = k[1];
         }
       } finally {
-        closeAll(vms);
+        Stats.closeAll(vms);
       }
       try (Sandboxes sandboxes = Sandboxes.open(conn)) {
         List<Sandbox> all = new ArrayList<>();
@@ -184,25 +184,5 @@ public final class DensityBenchmark {
 
   private static String name(String what) {
     return "agentvm-bench-dens-" + what + "-" + UUID.randomUUID().toString().substring(0, 8);
-  }
-
-  private static double rssMb(List<VM> vms) throws Exception {
-    long total = 0;
-    for (VM vm : vms) {
-      String pid = Files.readString(Path.of("/run/libvirt/qemu/" + vm.name() + ".pid")).trim();
-      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
-        if (line.startsWith("VmRSS:")) {
-          total += Long.parseLong(line.replaceAll("\\D", "")) * 1024;
-        }
-      }
-    }
-    return total / 1e6;
-  }
-
-  private static void closeAll(List<VM> vms) {
-    for (VM vm : vms) {
-      vm.close();
-    }
-    vms.clear();
   }
 }

@@ -20,7 +20,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
-import java.util.stream.Stream;
 
 /**
  * Sandbox costs, each beside its floor in one run: create (a cold boot) against pause and resume;
@@ -108,7 +107,7 @@ public final class SandboxBenchmark {
     try (Sandbox sb = sandboxes.create(spec)) {
       add("create (cold boot to agent ready)", t);
       Path dir = root.resolve(sb.id());
-      add("host RAM (QEMU RSS), running sandbox (MB)", rssMb(sb.id()));
+      add("host RAM (QEMU RSS), running sandbox (MB)", Stats.qemuRssMb(sb.id()));
       // a fresh agent's first commands load its classes (interpreted, under TCG): reported both
       // with them (what a session on a cold sandbox pays) and without, like the raw floor
       List<Double> lat = new ArrayList<>();
@@ -156,7 +155,7 @@ public final class SandboxBenchmark {
         List<Sandbox> copies = sb.fork(n);
         add("fork of " + n, t);
         if (n == 4) {
-          add("host RAM (QEMU RSS), one forked copy (MB)", rssMb(copies.get(0).id()));
+          add("host RAM (QEMU RSS), one forked copy (MB)", Stats.qemuRssMb(copies.get(0).id()));
           add(
               "disk, one forked copy: its own overlay (MB)",
               sizeMb(root.resolve(copies.get(0).id()).resolve("disk.qcow2")));
@@ -217,16 +216,5 @@ public final class SandboxBenchmark {
   /** Allocated size (what the file really takes on disk), in MB; -1 if it is not there. */
   private static double sizeMb(Path f) {
     return Files.exists(f) ? Stats.allocated(f) / 1e6 : -1;
-  }
-
-  private static double rssMb(String domain) throws IOException {
-    String pid = Files.readString(Path.of("/run/libvirt/qemu/" + domain + ".pid")).trim();
-    try (Stream<String> lines = Files.lines(Path.of("/proc/" + pid + "/status"))) {
-      return lines
-              .filter(l -> l.startsWith("VmRSS:"))
-              .mapToLong(l -> Long.parseLong(l.replaceAll("\\D", "")))
-              .sum()
-          / 1024.0;
-    }
   }
 }

@@ -52,6 +52,39 @@ final class Stats {
     return nanos / 1e6;
   }
 
+  /** Resident memory of a running domain's QEMU process (local libvirt), in MB. */
+  static double qemuRssMb(String domain) throws java.io.IOException {
+    String pid =
+        java.nio.file.Files.readString(
+                java.nio.file.Path.of("/run/libvirt/qemu/" + domain + ".pid"))
+            .trim();
+    long kib = 0;
+    for (String line :
+        java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/" + pid + "/status"))) {
+      if (line.startsWith("VmRSS:")) {
+        kib += Long.parseLong(line.replaceAll("\\D", ""));
+      }
+    }
+    return kib / 1024.0;
+  }
+
+  /** The summed {@link #qemuRssMb} of {@code vms}. */
+  static double qemuRssMb(List<dev.agentvm.core.VM> vms) throws java.io.IOException {
+    double mb = 0;
+    for (dev.agentvm.core.VM vm : vms) {
+      mb += qemuRssMb(vm.name());
+    }
+    return mb;
+  }
+
+  /** Closes every VM of {@code vms} and empties the list. */
+  static void closeAll(List<dev.agentvm.core.VM> vms) {
+    for (dev.agentvm.core.VM vm : vms) {
+      vm.close();
+    }
+    vms.clear();
+  }
+
   /** Bytes a file really takes on disk (sparse files take less than their size); -1 on failure. */
   static long allocated(java.nio.file.Path p) {
     try {

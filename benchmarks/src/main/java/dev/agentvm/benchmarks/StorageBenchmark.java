@@ -228,8 +228,8 @@ public final class StorageBenchmark {
         vms.add(img.restore(conn, name("rssclone"), Map.of(), AGENT));
       }
       Thread.sleep(2000);
-      add(m, "host RSS of " + n + " idle clones (MB)", rssOf(vms) / 1e6);
-      closeAll(vms);
+      add(m, "host RSS of " + n + " idle clones (MB)", Stats.qemuRssMb(vms));
+      Stats.closeAll(vms);
       for (int i = 0; i < n; i++) {
         VM vm = conn.define(template.copyAs(name("rsscold")).build());
         vms.add(vm);
@@ -237,30 +237,10 @@ public final class StorageBenchmark {
         vm.awaitAgent(AGENT);
       }
       Thread.sleep(2000);
-      add(m, "host RSS of " + n + " idle cold-booted VMs (MB)", rssOf(vms) / 1e6);
+      add(m, "host RSS of " + n + " idle cold-booted VMs (MB)", Stats.qemuRssMb(vms));
     } finally {
-      closeAll(vms);
+      Stats.closeAll(vms);
     }
-  }
-
-  private static long rssOf(List<VM> vms) throws Exception {
-    long total = 0;
-    for (VM vm : vms) {
-      String pid = Files.readString(Path.of("/run/libvirt/qemu/" + vm.name() + ".pid")).trim();
-      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
-        if (line.startsWith("VmRSS:")) {
-          total += Long.parseLong(line.replaceAll("\\D", "")) * 1024;
-        }
-      }
-    }
-    return total;
-  }
-
-  private static void closeAll(List<VM> vms) {
-    for (VM vm : vms) {
-      vm.close();
-    }
-    vms.clear();
   }
 
   private static void sh(AgentClient a, String script) throws Exception {

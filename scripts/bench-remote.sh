@@ -8,5 +8,5 @@ host=agentvm-bench-rh9 base=/var/tmp/agentvm-bench-rh9
 script=agent-vm-core/src/test/resources/dev/agentvm/core/remote-libvirt-host.sh
 trap 'bash "$script" down "$host" "$base"' EXIT
 uri=$(bash "$script" up "$host" 9 "$base" | tail -1)
-jar=$(ls benchmarks/target/agent-vm-benchmarks-*-all.jar | head -1)
+jar=$(ls -t benchmarks/target/agent-vm-benchmarks-*-all.jar | head -1)
 java -cp "$jar" dev.agentvm.benchmarks.RemoteBenchmark "$uri" "${1:-3}"

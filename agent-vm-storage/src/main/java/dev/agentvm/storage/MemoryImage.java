@@ -9,6 +9,7 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.internal.AgentVmPaths;
+import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Trees;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -124,8 +125,6 @@ public final class MemoryImage implements AutoCloseable {
    * @throws SnapshotException if the agent failed any of it
    */
   public static void warmUp(AgentClient agent, Duration deadline) {
-    String dir = "/tmp/.agentvm-warm-up";
-    Path local = null;
     try {
       for (int i = 0; i < 2; i++) {
         agent.exec(
@@ -134,6 +133,20 @@ public final class MemoryImage implements AutoCloseable {
                 .withTimeout(deadline));
         agent.exec(ExecRequest.command("true").withTimeout(deadline));
       }
+    } catch (IOException e) {
+      throw new SnapshotException("warming up the agent before the save failed: " + e, e);
+    }
+    warmUpFiles(agent, deadline);
+  }
+
+  /**
+   * The file requests of {@link #warmUp}: best effort (a guest without a writable {@code /tmp}
+   * still gets its commands warmed), and nothing left in the guest either way.
+   */
+  private static void warmUpFiles(AgentClient agent, Duration deadline) {
+    String dir = "/tmp/.agentvm-warm-up";
+    Path local = null;
+    try {
       local = Files.createTempDirectory("agentvm-warm-up");
       Path file = Files.write(local.resolve("f"), new byte[] {1, 2, 3});
       for (int i = 0; i < 2; i++) {
@@ -141,12 +154,20 @@ public final class MemoryImage implements AutoCloseable {
         agent.putFile(file, dir + "/d/f", 0644, deadline);
         agent.stat(dir + "/d/f", deadline);
         agent.list(dir + "/d", 16, deadline);
-        agent.getFile(dir + "/d/f", local.resolve("back" + i), deadline);
+        // the three bytes sent, no more: this is a fresh guest, but a guest all the same
+        agent.getFile(dir + "/d/f", local.resolve("back" + i), deadline, 3);
         agent.rename(dir + "/d/f", dir + "/d/g", deadline);
         agent.remove(dir, true, deadline);
       }
-    } catch (IOException e) {
-      throw new SnapshotException("warming up the agent before the save failed: " + e, e);
+    } catch (IOException | RuntimeException e) {
+      // an agent's error carries the guest's words: cleaned like every guest text in a log line
+      LOG.warn("file requests not warmed up before the save: {}", LogText.clean(e.toString()));
+      try {
+        agent.remove(dir, true, deadline);
+      } catch (IOException | RuntimeException r) {
+        // nothing was made, or the agent is gone: the save that follows says so
+        LOG.debug("removing {} from the guest: {}", dir, LogText.clean(r.toString()));
+      }
     } finally {
       if (local != null) {
         IOException left = Trees.deleteQuietly(local);

@@ -35,7 +35,8 @@ public final class DensityBenchmark {
   private static final long PAGE = 4096;
 
   public static void main(String[] args) throws Exception {
-    int n = args.length > 0 ? Integer.parseInt(args[0]) : 3;
+    int n = args.length > 0 && !args[0].startsWith("--") ? Integer.parseInt(args[0]) : 3;
+    boolean withKsm = java.util.Arrays.asList(args).contains("--ksm");
     MicroImage image = MicroImageBuilder.create().build();
     SandboxSpec spec =
         SandboxSpec.builder()
@@ -56,25 +57,36 @@ public final class DensityBenchmark {
     double ksmCpu = Double.NaN;
     double paused;
     try (LibvirtConnection conn = LibvirtConnection.open()) {
-      for (int i = 0; i < n; i++) {
-        VM vm = conn.define(template.copyAs(name("cold")).build());
-        vms.add(vm);
-        vm.start();
-        vm.awaitAgent(AGENT);
+      try {
+        for (int i = 0; i < n; i++) {
+          VM vm = conn.define(template.copyAs(name("cold")).build());
+          vms.add(vm);
+          vm.start();
+          vm.awaitAgent(AGENT);
+        }
+        Thread.sleep(2000);
+        cold = Stats.qemuRssMb(vms);
+      } finally {
+        Stats.closeAll(vms);
       }
-      Thread.sleep(2000);
-      cold = Stats.qemuRssMb(vms);
-      Stats.closeAll(vms);
       try (MemoryImage img = MemoryImage.capture(conn, template, work.resolve("img"), AGENT)) {
         for (int i = 0; i < n; i++) {
           vms.add(img.restore(conn, name("clone"), Map.of(), AGENT));
         }
         Thread.sleep(2000);
         clones = Stats.qemuRssMb(vms);
-        if (Files.isWritable(KSM.resolve("run"))) {
-          double[] k = ksm(Duration.ofSeconds(30));
-          shared = k[0];
-          ksmCpu = k[1];
+        if (withKsm) {
+          List<String> others =
+              conn.domainNames().stream()
+                  .filter(d -> !d.startsWith("agentvm-bench-dens-"))
+                  .toList();
+          if (!others.isEmpty() || !Files.isWritable(KSM.resolve("run"))) {
+            System.err.println("KSM not measured: other domains run here " + others);
+          } else {
+            double[] k = ksm(Duration.ofSeconds(30));
+            shared = k[0];
+            ksmCpu = k[1];
+          }
         }
       } finally {
         Stats.closeAll(vms);
@@ -87,8 +99,14 @@ public final class DensityBenchmark {
             all.add(sb);
             sb.pause();
           }
-          long qemus = all.stream().filter(sb -> conn.domainNames().contains(sb.id())).count();
-          paused = qemus == 0 ? 0 : -1; // no QEMU left: no host RAM
+          // a paused sandbox has no QEMU process: what is left of its RAM is that of any QEMU
+          double left = 0;
+          for (Sandbox sb : all) {
+            if (conn.domainNames().contains(sb.id())) {
+              left += Stats.qemuRssMb(sb.id());
+            }
+          }
+          paused = left;
         } finally {
           for (Sandbox sb : all) {
             sb.close();
@@ -138,6 +156,9 @@ public final class DensityBenchmark {
   private static double[] ksm(Duration d) throws Exception {
     String run = read("run");
     String toScan = read("pages_to_scan");
+    long sharing0 = Long.parseLong(read("pages_sharing"));
+    Thread restore = new Thread(() -> putBack(run, toScan), "ksm-settings-back");
+    Runtime.getRuntime().addShutdownHook(restore);
     try {
       write("pages_to_scan", "1000");
       write("run", "1");
@@ -146,13 +167,24 @@ public final class DensityBenchmark {
       Thread.sleep(d.toMillis());
       double secs = (System.nanoTime() - t0) / 1e9;
       double cpu = (ksmdTicks() - cpu0) / 100.0 / secs * 100; // USER_HZ 100
-      double mb = Long.parseLong(read("pages_sharing")) * PAGE / 1e6;
+      double mb = (Long.parseLong(read("pages_sharing")) - sharing0) * PAGE / 1e6;
       return new double[] {mb, cpu};
     } finally {
-      write("run", run.equals("0") ? "2" : run); // 2: unmerge what this merged
-      write("pages_to_scan", toScan);
-      if (run.equals("0")) {
-        write("run", "0");
+      putBack(run, toScan);
+      Runtime.getRuntime().removeShutdownHook(restore);
+    }
+  }
+
+  /** The host's KSM settings as they were; what this run merged unmerged if KSM was off. */
+  private static void putBack(String run, String toScan) {
+    for (String[] kv :
+        new String[][] {
+          {"run", run.equals("0") ? "2" : run}, {"pages_to_scan", toScan}, {"run", run}
+        }) {
+      try {
+        write(kv[0], kv[1]);
+      } catch (Exception e) {
+        System.err.println("cannot put KSM's " + kv[0] + " back to " + kv[1] + ": " + e);
       }
     }
   }

@@ -14,8 +14,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The floor of any restore on this machine (issue 19): QEMU's own start outside libvirt, with the
- * machine options libvirt gives our domains, until its monitor answers; plus reading the memory
- * image from the page cache. Whatever a restore costs beyond these is libvirt's and agent-vm's.
+ * machine, CPU model, memory and accelerator libvirt gives our domains, until its monitor answers;
+ * plus reading the memory image from the page cache. A lower bound: no devices, no seccomp sandbox,
+ * no change of user. What a restore costs beyond it is libvirt's, QEMU's loading and agent-vm's.
  */
 final class RestoreFloor {
   private RestoreFloor() {}

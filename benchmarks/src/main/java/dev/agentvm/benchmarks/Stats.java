@@ -52,7 +52,7 @@ final class Stats {
     return nanos / 1e6;
   }
 
-  /** Resident memory of a running domain's QEMU process (local libvirt), in MB. */
+  /** Resident memory of a running domain's QEMU process (local libvirt), in MB (10^6 bytes). */
   static double qemuRssMb(String domain) throws java.io.IOException {
     String pid =
         java.nio.file.Files.readString(
@@ -65,7 +65,7 @@ final class Stats {
         kib += Long.parseLong(line.replaceAll("\\D", ""));
       }
     }
-    return kib / 1024.0;
+    return kib * 1024 / 1e6;
   }
 
   /** The summed {@link #qemuRssMb} of {@code vms}. */

@@ -765,6 +765,10 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
               Trees.delete(tmp);
             }
             warmStep(key, WARM_STEPS, "made in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+            int gone = pruneWarm(root.resolve(".warm"), key, java.time.Instant.now());
+            if (gone > 0) {
+              LOG.info("deleted {} warm images unused for {} days", gone, WARM_UNUSED.toDays());
+            }
             return Boolean.TRUE;
           });
     } catch (IOException | RuntimeException e) {
@@ -773,6 +777,43 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   }
 
   static final String WARM = "warm-";
+
+  /**
+   * A warm memory image not restored for this long is deleted when another is made: an image or
+   * agent change leaves the old one unused for good, at ~200 MB each. (Its workspace layer, a few
+   * hundred KB, stays: sandboxes made from it may still stand on it.)
+   */
+  static final Duration WARM_UNUSED = Duration.ofDays(7);
+
+  /**
+   * Deletes the warm memory images in {@code warmDir}, other than {@code keep}'s, last written
+   * (restores rewrite their header) before {@code now} minus {@link #WARM_UNUSED}; each under the
+   * lock its restores take. Returns how many.
+   */
+  static int pruneWarm(Path warmDir, String keep, java.time.Instant now) throws IOException {
+    java.time.Instant before = now.minus(WARM_UNUSED);
+    List<Path> saves;
+    try (java.util.stream.Stream<Path> s = Files.list(warmDir)) {
+      saves =
+          s.filter(f -> String.valueOf(f.getFileName()).endsWith(".save"))
+              .filter(f -> !String.valueOf(f.getFileName()).equals(keep + ".save"))
+              .toList();
+    }
+    int gone = 0;
+    for (Path save : saves) {
+      boolean deleted =
+          FileLocks.withLock(
+              save.resolveSibling(save.getFileName() + ".lock"),
+              () ->
+                  Files.exists(save)
+                      && Files.getLastModifiedTime(save).toInstant().isBefore(before)
+                      && Files.deleteIfExists(save));
+      if (deleted) {
+        gone++;
+      }
+    }
+    return gone;
+  }
 
   /** Part of a warm image's key: images warmed up with fewer kinds of request are made again. */
   private static final String WARM_UP_VERSION = "warm-up 2";

@@ -96,29 +96,55 @@ public final class DomainXmlWriter {
    * filtered-features}) instead of one per CPU property: with QEMU 7.2 that is ~400 round trips,
    * half of a restore's time under TCG. The same features are checked; QEMU's command line, its
    * seccomp sandbox and its confinement do not change. libvirt marks such domains as using a custom
-   * hypervisor feature. Idempotent; {@link Setting#FAST_CPU_CHECK} {@code off} leaves it out.
+   * hypervisor feature. Idempotent; with {@link Setting#FAST_CPU_CHECK} {@code off} it is left out,
+   * and taken out of a saved definition that has it.
    */
   static void fastCpuCheck(Document d, Element dom) {
-    if (Setting.FAST_CPU_CHECK.isOff()) {
-      return;
-    }
-    for (Element caps : DomainXmlReader.allNs(dom, QEMU_NS, "capabilities")) {
-      for (Element del : DomainXmlReader.allNs(caps, QEMU_NS, "del")) {
+    boolean want = !Setting.FAST_CPU_CHECK.isOff();
+    boolean have = false;
+    for (Element caps : childrenNs(dom, "capabilities")) {
+      boolean removed = false;
+      for (Element del : childrenNs(caps, "del")) {
         if (CPU_CHECK_CAPABILITY.equals(del.getAttribute("capability"))) {
-          return;
+          if (want && !have) {
+            have = true;
+          } else { // off (an image saved with it), or a second one
+            caps.removeChild(del);
+            removed = true;
+          }
         }
       }
+      if (removed && caps.getElementsByTagNameNS("*", "*").getLength() == 0) {
+        dom.removeChild(caps);
+      }
+    }
+    if (!want || have) {
+      return;
     }
     String prefix = dom.lookupPrefix(QEMU_NS);
     if (prefix == null) {
-      prefix = "qemu";
-      dom.setAttributeNS("http://www.w3.org/2000/xmlns/", "xmlns:qemu", QEMU_NS);
+      // "qemu" may be bound to another namespace in a customised definition
+      prefix = dom.lookupNamespaceURI("qemu") == null ? "qemu" : "agentvmqemu";
+      dom.setAttributeNS("http://www.w3.org/2000/xmlns/", "xmlns:" + prefix, QEMU_NS);
     }
     Element caps = d.createElementNS(QEMU_NS, prefix + ":capabilities");
     Element del = d.createElementNS(QEMU_NS, prefix + ":del");
     del.setAttribute("capability", CPU_CHECK_CAPABILITY);
     caps.appendChild(del);
     dom.appendChild(caps);
+  }
+
+  /** The child elements of {@code parent} named {@code tag} in libvirt's QEMU namespace. */
+  private static List<Element> childrenNs(Element parent, String tag) {
+    List<Element> out = new java.util.ArrayList<>();
+    for (org.w3c.dom.Node n = parent.getFirstChild(); n != null; n = n.getNextSibling()) {
+      if (n instanceof Element e && QEMU_NS.equals(e.getNamespaceURI())) {
+        if (tag.equals(e.getLocalName())) {
+          out.add(e);
+        }
+      }
+    }
+    return out;
   }
 
   /** The kernel command-line argument that asks the micro image's /init to mount a disk. */

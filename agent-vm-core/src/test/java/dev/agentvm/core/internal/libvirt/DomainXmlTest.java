@@ -482,10 +482,37 @@ class DomainXmlTest {
             });
     assertEquals(1, cpuCheckEntries(custom), custom);
     assertTrue(custom.contains("qemu:commandline"), custom);
+    // a definition that already binds "qemu" to another namespace keeps its binding
+    String foreign =
+        xml.replaceAll("(?s)<qemu:capabilities>.*</qemu:capabilities>", "")
+            .replace("xmlns:qemu=\"" + DomainXmlWriter.QEMU_NS + "\"", "xmlns:qemu=\"urn:x\"");
+    String fixed = DomainXmlWriter.retarget(foreign, other);
+    assertEquals(1, cpuCheckEntries(fixed), fixed);
+    assertTrue(fixed.contains("xmlns:qemu=\"urn:x\""), fixed);
+    // two entries (a customised definition) become one
+    String twice =
+        xml.replace(
+            "</qemu:capabilities>",
+            "<qemu:del capability=\""
+                + DomainXmlWriter.CPU_CHECK_CAPABILITY
+                + "\"/></qemu:capabilities>");
+    assertEquals(2, cpuCheckEntries(twice), twice);
+    assertEquals(1, cpuCheckEntries(DomainXmlWriter.retarget(twice, other)));
     System.setProperty(Setting.FAST_CPU_CHECK.property(), "off");
     try {
       assertEquals(0, cpuCheckEntries(DomainXmlWriter.write(t, VirtType.QEMU, null)));
       assertEquals(0, cpuCheckEntries(DomainXmlWriter.retarget(old, other)));
+      // an image saved with it restores without it: off means libvirt's own check
+      String back = DomainXmlWriter.retarget(xml, other);
+      assertEquals(0, cpuCheckEntries(back), back);
+      assertFalse(back.contains("qemu:capabilities"), back);
+      // a customizer's own capability entries stay
+      String own =
+          xml.replace(
+              "</qemu:capabilities>", "<qemu:add capability=\"blockdev\"/></qemu:capabilities>");
+      String kept = DomainXmlWriter.retarget(own, other);
+      assertEquals(0, cpuCheckEntries(kept), kept);
+      assertTrue(kept.contains("capability=\"blockdev\""), kept);
     } finally {
       System.clearProperty(Setting.FAST_CPU_CHECK.property());
     }

@@ -119,12 +119,16 @@ public final class MemoryImage implements AutoCloseable {
    * Runs, once, each kind of request a copy of the saved agent serves first, so that the save holds
    * their classes loaded: under TCG a fresh agent's first use of a kind costs 0.1-0.5 s (class
    * loading in the interpreter), later uses a few ms. Commands (with input, as an identity refresh
-   * runs them), a directory made, a file written, examined, listed, read back, renamed and removed.
-   * Works under the guest's {@code /tmp} and leaves nothing there.
+   * runs them), a directory made, a file written, examined, listed, read back, renamed and removed,
+   * under the guest's {@code /tmp}, which is left as it was. Only for a guest about to be saved:
+   * when this fails, nothing may be saved (a half-done warm-up leaves its directory there).
    *
-   * @throws SnapshotException if the agent failed any of it
+   * @throws SnapshotException if the agent failed any of it (the guest needs a writable {@code
+   *     /tmp})
    */
   public static void warmUp(AgentClient agent, Duration deadline) {
+    String dir = "/tmp/.agentvm-warm-up";
+    Path local = null;
     try {
       for (int i = 0; i < 2; i++) {
         agent.exec(
@@ -133,20 +137,6 @@ public final class MemoryImage implements AutoCloseable {
                 .withTimeout(deadline));
         agent.exec(ExecRequest.command("true").withTimeout(deadline));
       }
-    } catch (IOException e) {
-      throw new SnapshotException("warming up the agent before the save failed: " + e, e);
-    }
-    warmUpFiles(agent, deadline);
-  }
-
-  /**
-   * The file requests of {@link #warmUp}: best effort (a guest without a writable {@code /tmp}
-   * still gets its commands warmed), and nothing left in the guest either way.
-   */
-  private static void warmUpFiles(AgentClient agent, Duration deadline) {
-    String dir = "/tmp/.agentvm-warm-up";
-    Path local = null;
-    try {
       local = Files.createTempDirectory("agentvm-warm-up");
       Path file = Files.write(local.resolve("f"), new byte[] {1, 2, 3});
       for (int i = 0; i < 2; i++) {
@@ -154,26 +144,20 @@ public final class MemoryImage implements AutoCloseable {
         agent.putFile(file, dir + "/d/f", 0644, deadline);
         agent.stat(dir + "/d/f", deadline);
         agent.list(dir + "/d", 16, deadline);
-        // the three bytes sent, no more: this is a fresh guest, but a guest all the same
+        // the three bytes sent, no more: a fresh guest, but a guest all the same
         agent.getFile(dir + "/d/f", local.resolve("back" + i), deadline, 3);
         agent.rename(dir + "/d/f", dir + "/d/g", deadline);
         agent.remove(dir, true, deadline);
       }
-    } catch (IOException | RuntimeException e) {
-      // an agent's error carries the guest's words: cleaned like every guest text in a log line
-      LOG.warn("file requests not warmed up before the save: {}", LogText.clean(e.toString()));
-      try {
-        agent.remove(dir, true, deadline);
-      } catch (IOException | RuntimeException r) {
-        // nothing was made, or the agent is gone: the save that follows says so
-        LOG.debug("removing {} from the guest: {}", dir, LogText.clean(r.toString()));
-      }
+    } catch (IOException e) {
+      throw new SnapshotException(
+          "warming up the agent before the save failed (the guest needs a writable /tmp): "
+              + LogText.clean(e.toString()),
+          e);
     } finally {
-      if (local != null) {
-        IOException left = Trees.deleteQuietly(local);
-        if (left != null) {
-          LOG.warn("cannot delete {}: {}", local, left.toString());
-        }
+      IOException left = local == null ? null : Trees.deleteQuietly(local);
+      if (left != null) {
+        LOG.warn("cannot delete {}: {}", local, left.toString());
       }
     }
   }

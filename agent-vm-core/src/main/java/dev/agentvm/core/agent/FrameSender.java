@@ -30,6 +30,7 @@ final class FrameSender implements AutoCloseable {
   private record Queued(byte[] bytes, CompletableFuture<Void> done) {}
 
   private final OutputStream out;
+  private final String name;
   private final BlockingQueue<Queued> queue = new ArrayBlockingQueue<>(MAX_QUEUED);
   private final Consumer<IOException> onFailure;
   private final Thread thread;
@@ -38,6 +39,7 @@ final class FrameSender implements AutoCloseable {
 
   FrameSender(OutputStream out, String name, Consumer<IOException> onFailure) {
     this.out = out;
+    this.name = name;
     this.onFailure = onFailure;
     this.thread = Threads.daemon(this::run, "agentvm-agent-writer " + name);
     this.thread.start();
@@ -96,8 +98,17 @@ final class FrameSender implements AutoCloseable {
           out.write(q.bytes());
           out.flush();
         } catch (IOException e) {
-          // closed under us (close() interrupts a blocked write): report why it was closed
-          IOException why = failure != null ? failure : e;
+          // closed under us (close() interrupts a blocked write): report why it was closed;
+          // else the write itself failed (a stream whose other end went away), which ends the
+          // channel like a close: callers see one type for both
+          IOException why = failure;
+          if (why == null) {
+            why =
+                e instanceof AgentChannelClosedException
+                    ? e
+                    : new AgentChannelClosedException(
+                        "writing to " + name + " failed: " + e.getMessage(), e);
+          }
           q.done().completeExceptionally(why);
           fail(why);
           return;

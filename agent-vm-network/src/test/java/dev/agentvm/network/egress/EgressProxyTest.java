@@ -315,6 +315,8 @@ class EgressProxyTest {
               1, "GET http://ok.test/ HTTP/1.1\r\n".getBytes(StandardCharsets.US_ASCII)));
       String cut = guest.readAll(1);
       assertTrue(cut.contains("RESET no whole proxy request"), cut);
+      // its slot is held until its worker has finished, which may be just after the RESET
+      awaitNoConnections(p);
 
       // a second stream while one is open: refused at the host's own limit
       request(2, "CONNECT ok.test:" + server.getLocalPort() + " HTTP/1.1\r\n\r\n");

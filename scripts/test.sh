@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
-mvn -B -Dstyle.color=never install "$@"
+mvn -B -T 2 -Dstyle.color=never install "$@"
 bash scripts/check-consumer.sh
 
 uri="${AGENTVM_LIBVIRT_URI:-qemu:///system}"

@@ -94,7 +94,7 @@ class AgentProtocolIT extends RealLibvirtTest {
   }
 
   @Test
-  void missingCommandOrCwdIsAClearFailureNotAHang() throws Exception {
+  void missingCommandOrCwdIsAClearFailureNotAHang(@TempDir Path dir) throws Exception {
     AgentErrorException missing =
         assertThrows(
             AgentErrorException.class,
@@ -117,7 +117,7 @@ class AgentProtocolIT extends RealLibvirtTest {
     AgentErrorException notFile =
         assertThrows(
             AgentErrorException.class,
-            () -> agent.getFile("/tmp", Files.createTempFile("get", ".x"), Duration.ofSeconds(10)));
+            () -> agent.getFile("/tmp", dir.resolve("got"), Duration.ofSeconds(10)));
     assertEquals(ErrorCode.IS_A_DIRECTORY, notFile.code(), notFile.getMessage());
     AgentErrorException badMount =
         assertThrows(

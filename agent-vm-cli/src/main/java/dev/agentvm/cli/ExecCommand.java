@@ -38,6 +38,7 @@ final class ExecCommand implements Callable<Integer> {
   static final int NOT_RUN = 126;
 
   @Mixin Options opts = new Options();
+  @Mixin SandboxRoot sandboxRoot = new SandboxRoot();
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Parameters(index = "0", paramLabel = "SANDBOX", description = "the sandbox's id")
@@ -63,7 +64,7 @@ final class ExecCommand implements Callable<Integer> {
     }
     PrintWriter err = spec.commandLine().getErr();
     try (LibvirtConnection conn = opts.connect();
-        Sandboxes sandboxes = Sandboxes.open(conn)) {
+        Sandboxes sandboxes = Sandboxes.open(conn, sandboxRoot.of(conn))) {
       Sandbox sb;
       try {
         sb = sandboxes.connect(id);

@@ -5,7 +5,6 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.spi.DomainHandle;
 import dev.agentvm.execution.sandbox.SandboxInfo;
 import dev.agentvm.execution.sandbox.Sandboxes;
-import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.ProcessOwners;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -25,23 +24,23 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 
-/** The VMs agent-vm made and the sandboxes on this host; reads, changes nothing. */
+/** The VMs agent-vm made on a host and the sandboxes of a record directory; changes nothing. */
 @Command(
     name = "ps",
     mixinStandardHelpOptions = true,
     description =
-        "List agent-vm's VMs and this host's sandboxes (owner, state, age, memory, labels).")
+        "List agent-vm's VMs on the host of --uri and the sandboxes recorded in --sandboxes"
+            + " (owner, state, age, memory, labels).")
 final class PsCommand implements Callable<Integer> {
   @Mixin Options opts = new Options();
+  @Mixin SandboxRoot sandboxes = new SandboxRoot();
 
   @CommandLine.Option(names = "--json", description = "print JSON instead of text")
   boolean json;
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  /**
-   * ownerAlive: "yes", "no", or "unknown" for a VM on another host (its process ids are not ours).
-   */
+  /** ownerAlive: "yes", "no", or "unknown" for a VM whose owner is a process on another machine. */
   record Vm(String name, String state, String owner, String ownerAlive, int memoryMiB) {}
 
   record Box(
@@ -58,7 +57,9 @@ final class PsCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     List<Vm> vms = new ArrayList<>();
+    Path root;
     try (LibvirtConnection conn = opts.connect()) {
+      root = sandboxes.of(conn);
       for (String name : conn.domainNames()) {
         try {
           Optional<DomainHandle> d = conn.backend().lookup(name);
@@ -82,13 +83,14 @@ final class PsCommand implements Callable<Integer> {
     }
     Instant now = Instant.now();
     List<Box> boxes = new ArrayList<>();
-    for (SandboxInfo i : Sandboxes.inspect(sandboxRoot())) {
+    for (SandboxInfo i : Sandboxes.inspect(root)) {
       boxes.add(
           new Box(
               i.id(),
               i.state().name().toLowerCase(java.util.Locale.ROOT),
               i.owner(),
-              !i.owner().isEmpty() && ProcessOwners.isAlive(i.owner()), // sandboxes: this host
+              // records are this machine's (the client's), also for sandboxes on a remote host
+              !i.owner().isEmpty() && ProcessOwners.isAlive(i.owner()),
               i.created().toString(),
               Duration.between(i.created(), now).toSeconds(),
               i.labels(),
@@ -133,14 +135,10 @@ final class PsCommand implements Callable<Integer> {
     if (owner.isEmpty()) {
       return "no";
     }
-    if (!opts.local()) {
-      return "unknown";
+    if (!opts.local() && !ProcessOwners.namesThisMachine(owner)) {
+      return "unknown"; // a client on another machine: its process ids mean nothing here
     }
     return ProcessOwners.isAlive(owner) ? "yes" : "no";
-  }
-
-  static Path sandboxRoot() {
-    return AgentVmPaths.stateRoot().resolve("sandboxes");
   }
 
   static String age(long seconds) {

@@ -25,6 +25,7 @@ import picocli.CommandLine.Mixin;
             + " reservations, sandboxes) and paused sandboxes whose retention ended.")
 final class ReapCommand implements Callable<Integer> {
   @Mixin Options opts = new Options();
+  @Mixin SandboxRoot sandboxRoot = new SandboxRoot();
 
   @CommandLine.Option(names = "--json", description = "print JSON instead of text")
   boolean json;
@@ -37,12 +38,8 @@ final class ReapCommand implements Callable<Integer> {
     int sandboxes;
     try (LibvirtConnection conn = opts.connect()) {
       r = Reaper.reapOrphans(conn, VM.DEFAULT_SHUTDOWN_GRACE);
-      if (conn.backend().isLocal()) {
-        try (Sandboxes s = Sandboxes.open(conn)) {
-          sandboxes = s.reapedAtOpen();
-        }
-      } else {
-        sandboxes = 0; // sandboxes live on this machine's libvirt only (docs/scale-out.md)
+      try (Sandboxes s = Sandboxes.open(conn, sandboxRoot.of(conn))) {
+        sandboxes = s.reapedAtOpen();
       }
     }
     PrintWriter out = spec.commandLine().getOut();

@@ -11,60 +11,29 @@ import dev.agentvm.core.TestVms;
 import dev.agentvm.execution.sandbox.Sandbox;
 import dev.agentvm.execution.sandbox.SandboxSpec;
 import dev.agentvm.execution.sandbox.Sandboxes;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
-import picocli.CommandLine;
 
 /** The operator's commands against this host's libvirt and a real sandbox. */
 class AgentVmCliIT extends RealLibvirtTest {
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** One run of the command line; the exec and logs commands' output captured too. */
-  private static final class Run {
-    final int code;
-    final String out;
-    final String err;
-    final String stdout;
-
-    Run(String... args) {
-      CommandLine cl = AgentVmCli.commandLine();
-      StringWriter o = new StringWriter();
-      StringWriter e = new StringWriter();
-      cl.setOut(new PrintWriter(o, true));
-      cl.setErr(new PrintWriter(e, true));
-      ByteArrayOutputStream raw = new ByteArrayOutputStream();
-      ExecCommand exec = cl.getSubcommands().get("exec").getCommand();
-      exec.stdout = raw;
-      exec.stderr = raw;
-      LogsCommand logs = cl.getSubcommands().get("logs").getCommand();
-      logs.sink = raw;
-      code = cl.execute(args);
-      out = o.toString();
-      err = e.toString();
-      stdout = raw.toString(StandardCharsets.UTF_8);
-    }
-  }
-
   @Test
   void imageBuildFindsOrBuildsTheImageAndSaysWhereItIs() throws Exception {
-    Run r = new Run("image", "build", "--json");
+    CliRun r = new CliRun("image", "build", "--json");
     assertEquals(0, r.code, r.out + r.err);
     JsonNode image = JSON.readTree(r.out);
     assertTrue(
         java.nio.file.Files.isRegularFile(java.nio.file.Path.of(image.get("kernel").asText())),
         r.out);
     assertEquals(TestVms.image().kernelRelease(), image.get("kernelRelease").asText());
-    Run text = new Run("image", "build");
+    CliRun text = new CliRun("image", "build");
     assertTrue(text.out.startsWith("image " + image.get("directory").asText()), text.out);
-    assertEquals(2, new Run("image", "build", "--packages", "jq;rm -rf").code);
+    assertEquals(2, new CliRun("image", "build", "--packages", "jq;rm -rf").code);
   }
 
   @Test
   void doctorJudgesThisHost() throws Exception {
-    Run r = new Run("doctor", "--json");
+    CliRun r = new CliRun("doctor", "--json");
     assertEquals(0, r.code, r.out + r.err);
     JsonNode checks = JSON.readTree(r.out);
     assertEquals("libvirt", checks.get(0).get("name").asText());
@@ -77,19 +46,21 @@ class AgentVmCliIT extends RealLibvirtTest {
             c.toString());
       }
     }
-    Run text = new Run("doctor");
+    CliRun text = new CliRun("doctor");
     assertTrue(text.out.contains("libvirt"), text.out);
 
-    Run down = new Run("doctor", "--uri", "qemu+unix:///system?socket=/nonexistent/agent-vm.sock");
+    CliRun down =
+        new CliRun("doctor", "--uri", "qemu+unix:///system?socket=/nonexistent/agent-vm.sock");
     assertEquals(1, down.code, "libvirt unreachable is a failing check");
     assertTrue(down.out.startsWith("fail  libvirt"), down.out);
     assertTrue(down.out.contains("unknown virtualization"), down.out);
-    Run psDown = new Run("ps", "--uri", "qemu+unix:///system?socket=/nonexistent/agent-vm.sock");
+    CliRun psDown =
+        new CliRun("ps", "--uri", "qemu+unix:///system?socket=/nonexistent/agent-vm.sock");
     assertEquals(1, psDown.code);
     assertTrue(psDown.err.startsWith("agent-vm ps: "), "one line, no stack trace: " + psDown.err);
     // reaping another host is allowed (it judges only this machine's owners there); an unreachable
     // one fails naming it
-    Run remote = new Run("reap", "--uri", "qemu+ssh://elsewhere.invalid/system");
+    CliRun remote = new CliRun("reap", "--uri", "qemu+ssh://elsewhere.invalid/system");
     assertEquals(1, remote.code);
     assertTrue(remote.err.contains("elsewhere.invalid"), remote.err);
   }
@@ -106,11 +77,11 @@ class AgentVmCliIT extends RealLibvirtTest {
       try {
         // a sandbox restored from the warm image has printed nothing yet: it prints now
         sb.run("echo agentvm-cli-marker > /dev/ttyS0");
-        Run logs = new Run("logs", "--tail", "100000", id);
+        CliRun logs = new CliRun("logs", "--tail", "100000", id);
         assertEquals(0, logs.code, logs.err);
         assertTrue(logs.stdout.contains("agentvm-cli-marker"), "the console: " + logs.stdout);
 
-        Run running = new Run("ps", "--json");
+        CliRun running = new CliRun("ps", "--json");
         assertEquals(0, running.code, running.err);
         JsonNode all = JSON.readTree(running.out);
         JsonNode vm = find(all.get("vms"), "name", id);
@@ -119,41 +90,43 @@ class AgentVmCliIT extends RealLibvirtTest {
         assertTrue(vm.get("memoryMiB").asInt() > 0);
 
         // a running sandbox belongs to its process
-        Run busy = new Run("exec", id, "--", "true");
+        CliRun busy = new CliRun("exec", id, "--", "true");
         assertEquals(ExecCommand.SANDBOX_FAILED, busy.code);
         assertTrue(busy.err.contains("pause it there first"), busy.err);
 
         sb.pause();
-        JsonNode box = find(JSON.readTree(new Run("ps", "--json").out).get("sandboxes"), "id", id);
+        JsonNode box =
+            find(JSON.readTree(new CliRun("ps", "--json").out).get("sandboxes"), "id", id);
         assertEquals("paused", box.get("state").asText());
         assertEquals("ops", box.get("labels").get("team").asText());
 
-        Run exec = new Run("exec", id, "--", "sh", "-c", "echo hello from $(hostname); exit 3");
+        CliRun exec =
+            new CliRun("exec", id, "--", "sh", "-c", "echo hello from $(hostname); exit 3");
         assertEquals(3, exec.code, exec.err + exec.stdout);
         assertTrue(exec.stdout.startsWith("hello from"), exec.stdout);
-        Run nope = new Run("exec", id, "--", "/no/such/program");
+        CliRun nope = new CliRun("exec", id, "--", "/no/such/program");
         assertTrue(nope.code == ExecCommand.NOT_RUN || nope.code == 127, nope.code + nope.err);
-        box = find(JSON.readTree(new Run("ps", "--json").out).get("sandboxes"), "id", id);
+        box = find(JSON.readTree(new CliRun("ps", "--json").out).get("sandboxes"), "id", id);
         assertEquals("paused", box.get("state").asText(), "left as it was found");
-        assertEquals("", new Run("ps").err);
+        assertEquals("", new CliRun("ps").err);
 
         // back in this process, then its VM killed by the operator
         sb = sandboxes.connect(id);
         sb.resume();
-        Run refused = new Run("kill", id);
+        CliRun refused = new CliRun("kill", id);
         assertEquals(1, refused.code, "its process (this one) still runs");
         assertTrue(refused.err.contains("--force"), refused.err);
         assertTrue(conn.domainNames().contains(id));
-        Run kill = new Run("kill", "--force", id);
+        CliRun kill = new CliRun("kill", "--force", id);
         assertEquals(0, kill.code, kill.err);
         assertFalse(conn.domainNames().contains(id));
-        assertEquals(1, new Run("kill", id).code, "no such VM any more");
-        Run missing = new Run("exec", "agentvm-test-none-" + System.nanoTime(), "--", "true");
+        assertEquals(1, new CliRun("kill", id).code, "no such VM any more");
+        CliRun missing = new CliRun("exec", "agentvm-test-none-" + System.nanoTime(), "--", "true");
         assertEquals(ExecCommand.SANDBOX_FAILED, missing.code);
-        Run notRun = new Run("exec", id + "x", "--", "true");
+        CliRun notRun = new CliRun("exec", id + "x", "--", "true");
         assertEquals(ExecCommand.SANDBOX_FAILED, notRun.code);
 
-        Run reap = new Run("reap", "--json");
+        CliRun reap = new CliRun("reap", "--json");
         assertEquals(0, reap.code, reap.out + reap.err);
         JsonNode counts = JSON.readTree(reap.out);
         assertTrue(counts.get("sandboxes").asInt() >= 0 && counts.get("vms").asInt() >= 0);

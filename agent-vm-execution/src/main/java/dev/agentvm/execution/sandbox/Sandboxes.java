@@ -122,14 +122,22 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    * under {@code <state>/sandboxes/.hosts/<hash of its URI>}.
    */
   public static Sandboxes open(LibvirtConnection conn) {
+    return open(conn, defaultRoot(conn));
+  }
+
+  /**
+   * Where {@link #open(LibvirtConnection)} keeps the records of {@code conn}'s sandboxes: {@code
+   * <state>/sandboxes}, or for a remote host {@code <state>/sandboxes/.hosts/<hash of its URI>}.
+   */
+  public static Path defaultRoot(LibvirtConnection conn) {
     Path all = AgentVmPaths.stateRoot().resolve("sandboxes");
     if (conn.hostStorage().isEmpty()) {
-      return open(conn, all);
+      return all;
     }
     String uri =
         dev.agentvm.internal.Hashing.sha256Hex(
             conn.uri().getBytes(java.nio.charset.StandardCharsets.UTF_8));
-    return open(conn, all.resolve(".hosts").resolve(uri.substring(0, 16)));
+    return all.resolve(".hosts").resolve(uri.substring(0, 16));
   }
 
   /**

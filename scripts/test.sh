@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
-mvn -B -T 2 -Dstyle.color=never install "$@"
+# two modules at a time; one module's VM tests at a time (dev.agentvm.core.VmTestLock)
+mvn -B -T "${AGENTVM_MVN_THREADS:-2}" -Dstyle.color=never install "$@"
 bash scripts/check-consumer.sh
 
 uri="${AGENTVM_LIBVIRT_URI:-qemu:///system}"

@@ -30,7 +30,7 @@ class AgentVmCliTest {
       StringWriter e = new StringWriter();
       cl.setOut(new PrintWriter(o, true));
       cl.setErr(new PrintWriter(e, true));
-      code = cl.execute(args);
+      code = CliRun.execute(cl, args);
       out = o.toString();
       err = e.toString();
     }

@@ -25,9 +25,28 @@ final class CliRun {
     exec.stderr = raw;
     LogsCommand logs = cl.getSubcommands().get("logs").getCommand();
     logs.sink = raw;
-    code = cl.execute(args);
+    code = execute(cl, args);
     out = o.toString();
     err = e.toString();
     stdout = raw.toString(StandardCharsets.UTF_8);
+  }
+
+  /**
+   * Runs {@code cl} as {@link AgentVmCli#main} would: with the reaping that opening a connection
+   * does turned off (a look at a host must not change it, and a reap here would also race the other
+   * module's VM tests), unless a test set it.
+   */
+  static int execute(CommandLine cl, String... args) {
+    String before = System.getProperty("agentvm.reap");
+    if (before == null) {
+      System.setProperty("agentvm.reap", "off");
+    }
+    try {
+      return cl.execute(args);
+    } finally {
+      if (before == null) {
+        System.clearProperty("agentvm.reap");
+      }
+    }
   }
 }

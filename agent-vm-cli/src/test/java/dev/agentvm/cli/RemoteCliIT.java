@@ -68,9 +68,11 @@ class RemoteCliIT {
     Process child = TestVms.startJvm(RemoteSandboxOrphanMaker.class, uri, root.toString(), prefix);
     String running;
     String paused;
-    try {
-      BufferedReader out =
-          new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
+    // a child that hangs before READY is killed, which ends the read below
+    java.util.concurrent.CompletableFuture.delayedExecutor(5, TimeUnit.MINUTES)
+        .execute(child::destroyForcibly);
+    try (BufferedReader out =
+        new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
       StringBuilder seen = new StringBuilder();
       String line;
       while ((line = out.readLine()) != null && !line.startsWith("READY")) {

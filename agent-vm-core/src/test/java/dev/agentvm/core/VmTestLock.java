@@ -16,8 +16,10 @@ import org.junit.platform.launcher.TestPlan;
  * the tests keep, while compiling, unit tests and static analysis of one module overlap well with
  * another's VM tests. Failsafe sets {@code agentvm.test.vmLock} to a file under the build's root;
  * the test plan takes an exclusive lock on it and releases it when it ends (the lock also goes with
- * the JVM). Surefire does not set it, so unit tests never wait. Nested test plans (the extension
- * tests run their own) count rather than lock again.
+ * the JVM). Surefire does not set it, so unit tests never wait. A second test plan in the same JVM
+ * counts rather than locks again. The lock is per checkout (two checkouts building at once are not
+ * kept apart). If the lock cannot be taken the JVM halts: JUnit only logs a listener's exception,
+ * and VM tests running unlocked would reap the other module's test VMs.
  */
 public final class VmTestLock implements TestExecutionListener {
   /** The system property naming the lock file. */
@@ -51,9 +53,10 @@ public final class VmTestLock implements TestExecutionListener {
               "[vm-tests] waited %d s for the VM test lock%n",
               (System.nanoTime() - t0) / 1_000_000_000L);
         }
-      } catch (IOException e) {
-        depth--;
-        throw new UncheckedIOException("cannot take the VM test lock " + file, e);
+      } catch (IOException | RuntimeException e) {
+        System.out.println("[vm-tests] cannot take the VM test lock " + file + ": " + e);
+        System.out.flush();
+        Runtime.getRuntime().halt(70);
       }
     }
   }

@@ -702,7 +702,7 @@ public final class Sandbox implements AutoCloseable {
       throw e;
     }
     try {
-      home.disks().deleteMemory(pausedFile());
+      home.disks().discardMemory(pausedFile(), home.background());
     } catch (IOException e) {
       LOG.warn("cannot delete {}: {}", pausedFile(), e.toString());
     }

@@ -96,6 +96,23 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   private final Object egressCaLock = new Object();
   private @Nullable EgressCa egressCa; // guarded by egressCaLock; made on first use
   private java.util.concurrent.@Nullable ScheduledFuture<?> ticking;
+
+  /** File work a call need not wait for (deleting a resumed sandbox's memory image). */
+  private final java.util.concurrent.ExecutorService background =
+      java.util.concurrent.Executors.newSingleThreadExecutor(
+          dev.agentvm.internal.Threads.namedDaemons("agentvm-sandbox-files"));
+
+  /** {@link #background}, or the caller's thread once these sandboxes are closed. */
+  java.util.concurrent.Executor background() {
+    return task -> {
+      try {
+        background.execute(task);
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        task.run();
+      }
+    };
+  }
+
   private final java.util.concurrent.ScheduledExecutorService timer =
       java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
           dev.agentvm.internal.Threads.namedDaemons("agentvm-sandbox-timer"));
@@ -1295,6 +1312,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       t.cancel(false);
     }
     timer.shutdownNow();
+    background.shutdown(); // what was handed to it still runs: no file is left behind
     RuntimeException failure = null;
     for (Sandbox sb : List.copyOf(handedOut.values())) {
       if (sb.state() == SandboxState.RUNNING) {
@@ -1310,6 +1328,13 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       }
     }
     handedOut.clear();
+    try {
+      if (!background.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS)) {
+        LOG.warn("deleting discarded memory images under {} is taking over 30 s", root);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     if (failure != null) {
       throw failure;
     }

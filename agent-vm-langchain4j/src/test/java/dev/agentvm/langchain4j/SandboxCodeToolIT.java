@@ -23,6 +23,10 @@ class SandboxCodeToolIT extends RealLibvirtTest {
   static void image() throws Exception {
     MicroImage python = MicroImageBuilder.create().packages(MicroImage.PYTHON).build();
     spec = SandboxSpec.defaults().withImage(python).withNamePrefix(TestVms.PREFIX + "lc4j-");
+    // each call's sandbox is restored from the warm image (one boot here instead of one per call)
+    try (Sandboxes sandboxes = Sandboxes.open(conn)) {
+      sandboxes.warmUp(spec);
+    }
   }
 
   @Test

@@ -19,39 +19,22 @@ import picocli.CommandLine;
 class AgentVmCliTest {
   @TempDir Path tmp;
 
-  static final class Run {
-    final int code;
-    final String out;
-    final String err;
-
-    Run(String... args) {
-      CommandLine cl = AgentVmCli.commandLine();
-      StringWriter o = new StringWriter();
-      StringWriter e = new StringWriter();
-      cl.setOut(new PrintWriter(o, true));
-      cl.setErr(new PrintWriter(e, true));
-      code = CliRun.execute(cl, args);
-      out = o.toString();
-      err = e.toString();
-    }
-  }
-
   @Test
   void everyCommandHasHelpAndUsageErrorsExitTwo() {
-    Run top = new Run("--help");
+    CliRun top = new CliRun("--help");
     assertEquals(0, top.code);
     for (String c :
         new String[] {"doctor", "ps", "logs", "exec", "kill", "reap", "prune", "image"}) {
       assertTrue(top.out.contains(c), top.out);
-      Run h = new Run(c, "--help");
+      CliRun h = new CliRun(c, "--help");
       assertEquals(0, h.code, c);
       assertTrue(h.out.contains("Usage: agent-vm " + c), h.out);
     }
-    assertEquals(2, new Run("frobnicate").code);
-    assertEquals(2, new Run("logs").code, "a missing VM name");
-    assertEquals(2, new Run("exec", "some-id").code, "no command after the id");
-    assertEquals(0, new Run("--version").code);
-    assertEquals(0, new Run().code, "no command: the usage");
+    assertEquals(2, new CliRun("frobnicate").code);
+    assertEquals(2, new CliRun("logs").code, "a missing VM name");
+    assertEquals(2, new CliRun("exec", "some-id").code, "no command after the id");
+    assertEquals(0, new CliRun("--version").code);
+    assertEquals(0, new CliRun().code, "no command: the usage");
   }
 
   @Test
@@ -67,10 +50,10 @@ class AgentVmCliTest {
 
   @Test
   void logsRefusesNamesThatAreNotVmNames() {
-    Run r = new Run("logs", "../../etc");
+    CliRun r = new CliRun("logs", "../../etc");
     assertEquals(1, r.code);
     assertTrue(r.err.contains("not a VM name"), r.err);
-    assertEquals(1, new Run("logs", "agentvm-no-such-vm-" + System.nanoTime()).code);
+    assertEquals(1, new CliRun("logs", "agentvm-no-such-vm-" + System.nanoTime()).code);
   }
 
   @Test
@@ -138,7 +121,7 @@ class AgentVmCliTest {
     Path notOurs = dir(outputs.resolve("photos"), 30);
     String[] where = {"--cache", cache.toString(), "--outputs", outputs.toString()};
 
-    Run dry = new Run(concat(new String[] {"prune", "--dry-run", "--json"}, where));
+    CliRun dry = new CliRun(concat(new String[] {"prune", "--dry-run", "--json"}, where));
     assertEquals(0, dry.code, dry.err);
     for (Path p : List.of(oldMicro, oldJq, oldOut)) {
       assertTrue(dry.out.contains(p.toString()), p + " listed: " + dry.out);
@@ -146,7 +129,7 @@ class AgentVmCliTest {
     }
     assertTrue(dry.out.contains("\"keptPinned\" : [ \"" + pinnedMicro), dry.out);
 
-    Run r = new Run(concat(new String[] {"prune", "--downloads"}, where));
+    CliRun r = new CliRun(concat(new String[] {"prune", "--downloads"}, where));
     assertEquals(0, r.code, r.err);
     for (Path gone : List.of(oldMicro, oldJq, oldOut, deb)) {
       assertFalse(Files.exists(gone), gone + " removed: " + r.out);
@@ -157,7 +140,7 @@ class AgentVmCliTest {
     assertTrue(r.out.contains("kept " + pinnedMicro + ": a paused sandbox needs it"), r.out);
     assertTrue(r.out.matches("(?s).*freed [0-9.]+ MB\\s*"), r.out);
 
-    assertEquals(2, new Run("prune", "--outputs-older-than", "soon").code);
+    assertEquals(2, new CliRun("prune", "--outputs-older-than", "soon").code);
   }
 
   private static String[] concat(String[] a, String[] b) {

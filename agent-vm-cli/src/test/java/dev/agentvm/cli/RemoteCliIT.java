@@ -39,16 +39,7 @@ class RemoteCliIT {
 
   @AfterAll
   static void stopHost() {
-    try {
-      if (conn != null) {
-        TestVms.reapTestDomains(conn);
-        conn.close();
-      }
-    } finally {
-      if (host != null) {
-        host.close();
-      }
-    }
+    RemoteLibvirtHost.stop(host, conn);
   }
 
   private static JsonNode find(JsonNode array, String field, String value) {

@@ -44,16 +44,7 @@ class RemoteHostIT {
   @AfterAll
   static void stopHost() {
     System.clearProperty(Setting.REMOTE_UPLOAD_STALL.property());
-    try {
-      if (conn != null) {
-        TestVms.reapTestDomains(conn);
-        conn.close();
-      }
-    } finally {
-      if (host != null) {
-        host.close();
-      }
-    }
+    RemoteLibvirtHost.stop(host, conn);
   }
 
   @AfterEach

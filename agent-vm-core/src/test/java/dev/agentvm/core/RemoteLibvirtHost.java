@@ -129,6 +129,23 @@ public final class RemoteLibvirtHost implements AutoCloseable {
     run("down", name, base.toString());
   }
 
+  /**
+   * Ends a test class's use of a host: reaps the test domains left on it through {@code conn},
+   * closes {@code conn}, then takes the host down. Either may be null (a start that failed).
+   */
+  public static void stop(RemoteLibvirtHost host, LibvirtConnection conn) {
+    try {
+      if (conn != null) {
+        TestVms.reapTestDomains(conn);
+        conn.close();
+      }
+    } finally {
+      if (host != null) {
+        host.close();
+      }
+    }
+  }
+
   private static String run(String... args) {
     Path script;
     try (InputStream in = RemoteLibvirtHost.class.getResourceAsStream("remote-libvirt-host.sh")) {

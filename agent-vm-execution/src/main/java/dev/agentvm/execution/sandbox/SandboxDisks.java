@@ -172,8 +172,9 @@ abstract class SandboxDisks {
               }
             } catch (java.nio.file.NoSuchFileException e) {
               // the sandbox was closed meanwhile: its directory went, these files with it
-            } catch (IOException | java.io.UncheckedIOException e) {
-              // the sandbox's close deletes its directory, these files with it
+            } catch (IOException | RuntimeException e) {
+              // the sandbox's close deletes its directory, these files with it; and when this runs
+              // on a resuming caller's thread, nothing here may fail a resume that worked
               LOG.warn("cannot delete discarded memory images in {}: {}", dir, e.toString());
             }
           });

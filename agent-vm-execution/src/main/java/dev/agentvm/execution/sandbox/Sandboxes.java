@@ -1289,7 +1289,10 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     return disks;
   }
 
-  /** Closes the running sandboxes this object handed out; paused ones are kept. */
+  /**
+   * Closes the running sandboxes this object handed out; paused ones are kept. Waits (up to 30 s)
+   * for the deletes of resumed sandboxes' memory images that are still under way.
+   */
   @Override
   public void close() {
     closing = true;

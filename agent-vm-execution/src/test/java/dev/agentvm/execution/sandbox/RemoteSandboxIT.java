@@ -42,16 +42,7 @@ class RemoteSandboxIT {
 
   @AfterAll
   static void stopHost() {
-    try {
-      if (conn != null) {
-        TestVms.reapTestDomains(conn);
-        conn.close();
-      }
-    } finally {
-      if (host != null) {
-        host.close();
-      }
-    }
+    RemoteLibvirtHost.stop(host, conn);
   }
 
   private static String run(Sandbox sb, String script) throws Exception {

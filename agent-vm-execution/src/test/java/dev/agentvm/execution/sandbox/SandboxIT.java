@@ -178,6 +178,7 @@ class SandboxIT extends RealLibvirtTest {
       assertEquals(2, timed("agentvm.sandbox.create", "kind", "restore", "outcome", "success"));
       assertEquals(a.id(), a.exec("hostname").stdoutText().trim());
       assertEquals(b.id(), b.exec("hostname").stdoutText().trim());
+      assertClockIsTheHosts(a); // the warm image's clock was its own making's
       assertNotEquals(
           a.run("cat /etc/machine-id").stdoutText(), b.run("cat /etc/machine-id").stdoutText());
       a.files().write("/workspace/only-a", "a".getBytes(UTF_8));
@@ -395,6 +396,7 @@ class SandboxIT extends RealLibvirtTest {
       // and back again: a checkpoint can be used many times
       sb.rollback("A");
       assertEquals("one\n", sb.run("cat /workspace/a").stdoutText());
+      assertClockIsTheHosts(sb); // not A's
       assertThrows(SandboxException.class, () -> sb.rollback("nope"));
       assertEquals(2, timed("agentvm.sandbox.checkpoint", "outcome", "success"));
       assertEquals(3, timed("agentvm.sandbox.rollback", "outcome", "success"));
@@ -428,6 +430,7 @@ class SandboxIT extends RealLibvirtTest {
           assertTrue(machineIds.add(c.run("cat /etc/machine-id").stdoutText()));
           assertTrue(randoms.add(c.run("head -c 16 /dev/urandom | od -An -tx1").stdoutText()));
           assertCounts(c);
+          assertClockIsTheHosts(c);
           // the copy has the parent's background process, under the same handle
           Captured ticks = new Captured();
           c.attach(ticker.handle(), ticks);
@@ -505,7 +508,9 @@ class SandboxIT extends RealLibvirtTest {
       sb.pause();
       assertEquals(SandboxState.PAUSED, sb.state());
       assertFalse(conn.domainNames().contains(sb.id()), "a paused sandbox keeps no VM");
+      Thread.sleep(3000); // a clock that stood still while paused would now be 3 s late
       assertEquals("kept\n", sb.run("cat /tmp/x").stdoutText());
+      assertClockIsTheHosts(sb);
       assertEquals(SandboxState.RUNNING, sb.state());
       Path dir = sandboxes.dirOf(sb.id());
       sb.close();
@@ -566,6 +571,16 @@ class SandboxIT extends RealLibvirtTest {
     Sandbox b = sandboxes.create(spec);
     b.run("echo b > /tmp/who");
     return b;
+  }
+
+  /** The guest's wall clock is the host's, to the RTC's second and the command's own time. */
+  static void assertClockIsTheHosts(Sandbox sb) throws Exception {
+    long before = System.currentTimeMillis() / 1000;
+    long guest = Long.parseLong(sb.exec("date", "+%s").stdoutText().trim());
+    long after = System.currentTimeMillis() / 1000;
+    assertTrue(
+        guest >= before - 2 && guest <= after + 2,
+        "guest clock " + guest + " against the host's " + before + ".." + after);
   }
 
   private static void waitFor(java.util.function.BooleanSupplier what, Duration max)

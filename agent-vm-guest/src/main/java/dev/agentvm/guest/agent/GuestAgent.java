@@ -236,6 +236,7 @@ public final class GuestAgent {
                     + Protocol.VERSION);
             return;
           }
+          GuestClock.sync();
           HelloResponse rs =
               new HelloResponse(
                   Protocol.VERSION,

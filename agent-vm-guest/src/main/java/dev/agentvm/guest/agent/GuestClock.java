@@ -1,0 +1,95 @@
+package dev.agentvm.guest.agent;
+
+import java.io.IOException;
+import java.lang.ProcessBuilder.Redirect;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Keeps the guest's wall clock on the hypervisor's real-time clock.
+ *
+ * <p>A guest restored from a memory image (a resume, a rollback, a fork, a clone of a warm image)
+ * wakes with the wall clock it had when the image was saved, and its kernel reads the RTC only at
+ * boot. The RTC itself follows the host's clock across a restore. Every HELLO starts a connection,
+ * and every restore is followed by one, so the agent checks the clock there, before it answers: a
+ * command sent after the HELLO's answer sees the right time. The RTC counts whole seconds, so the
+ * clock is stepped only when it is more than about a second off, to the RTC's second, as the kernel
+ * does at boot.
+ */
+final class GuestClock {
+  /** The RTC's time in whole seconds since the epoch (Linux sysfs). */
+  static final Path RTC = Path.of("/sys/class/rtc/rtc0/since_epoch");
+
+  private static final long STEP_TIMEOUT_SECONDS = 5;
+
+  private GuestClock() {}
+
+  /**
+   * The second to step the clock to, or -1 when it is close enough. The true time lies in {@code
+   * [rtc, rtc + 1)} seconds; a clock within a second of that interval is left alone, so that the
+   * check never steps a clock back and forth over a fraction of a second.
+   *
+   * @param systemMillis the guest's wall clock, in ms since the epoch
+   * @param rtcSeconds the RTC's time, in whole seconds since the epoch
+   */
+  static long stepTo(long systemMillis, long rtcSeconds) {
+    long rtcMillis = rtcSeconds * 1000;
+    if (systemMillis < rtcMillis - 1000 || systemMillis >= rtcMillis + 2000) {
+      return rtcSeconds;
+    }
+    return -1;
+  }
+
+  /** Parses the RTC file's text, -1 when it is not a count of seconds. */
+  static long parseRtc(String text) {
+    try {
+      long s = Long.parseLong(text.trim());
+      return s >= 0 && s <= Long.MAX_VALUE / 1000 ? s : -1;
+    } catch (NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  /**
+   * Steps the clock to the RTC when it is off; does nothing where there is no RTC. Never throws: a
+   * clock that cannot be set is logged and the HELLO is answered anyway.
+   */
+  static void sync() {
+    long rtc;
+    try {
+      rtc = parseRtc(Files.readString(RTC, StandardCharsets.US_ASCII));
+    } catch (NoSuchFileException e) {
+      return;
+    } catch (IOException e) {
+      GuestAgent.log("cannot read the RTC: " + e);
+      return;
+    }
+    long now = System.currentTimeMillis();
+    long to = rtc < 0 ? -1 : stepTo(now, rtc);
+    if (to < 0) {
+      return;
+    }
+    try {
+      Process p =
+          new ProcessBuilder("date", "-u", "-s", "@" + to)
+              .redirectOutput(Redirect.DISCARD)
+              .redirectError(Redirect.INHERIT)
+              .start();
+      if (!p.waitFor(STEP_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        GuestAgent.log("setting the clock took over " + STEP_TIMEOUT_SECONDS + " s; left as is");
+      } else if (p.exitValue() != 0) {
+        GuestAgent.log("date -s exited with " + p.exitValue() + "; the clock is left as is");
+      } else {
+        GuestAgent.log("clock stepped by " + (to * 1000 - now) + " ms to the RTC");
+      }
+    } catch (IOException e) {
+      GuestAgent.log("cannot set the clock: " + e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

@@ -1,0 +1,43 @@
+package dev.agentvm.guest.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import org.junit.jupiter.api.Test;
+
+class GuestClockTest {
+  private static final long RTC = 1_800_000_000L;
+
+  @Test
+  void aClockWithinASecondOfTheRtcIsLeftAlone() {
+    for (long ms = RTC * 1000 - 1000; ms < RTC * 1000 + 2000; ms += 50) {
+      assertEquals(-1, GuestClock.stepTo(ms, RTC), "at " + ms);
+    }
+  }
+
+  @Test
+  void aClockBehindOrAheadIsSteppedToTheRtcsSecond() {
+    assertEquals(RTC, GuestClock.stepTo(RTC * 1000 - 1001, RTC));
+    assertEquals(RTC, GuestClock.stepTo((RTC - 14_826) * 1000, RTC), "a warm image 4 h old");
+    assertEquals(RTC, GuestClock.stepTo(RTC * 1000 + 2000, RTC));
+    assertEquals(RTC, GuestClock.stepTo(0, RTC));
+  }
+
+  @Test
+  void aStepNeverLandsOnTheNextCheck() {
+    // after a step to the RTC's second, the clock runs on; no later reading of the RTC asks again
+    for (long elapsed = 0; elapsed < 5000; elapsed += 10) {
+      long truth = RTC * 1000 + 999 + elapsed; // the worst case: stepped at the end of the second
+      long clock = RTC * 1000 + elapsed;
+      assertEquals(-1, GuestClock.stepTo(clock, Math.floorDiv(truth, 1000)), "after " + elapsed);
+    }
+  }
+
+  @Test
+  void onlyACountOfSecondsIsAnRtcReading() {
+    assertEquals(RTC, GuestClock.parseRtc(RTC + "\n"));
+    assertEquals(-1, GuestClock.parseRtc(""));
+    assertEquals(-1, GuestClock.parseRtc("-5"));
+    assertEquals(-1, GuestClock.parseRtc("12x"));
+    assertEquals(-1, GuestClock.parseRtc("99999999999999999999"));
+  }
+}

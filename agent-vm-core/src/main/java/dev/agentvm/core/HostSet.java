@@ -2,6 +2,7 @@ package dev.agentvm.core;
 
 import dev.agentvm.internal.LogText;
 import dev.agentvm.internal.Threads;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -36,9 +37,10 @@ import org.slf4j.LoggerFactory;
  * yet committed to VMs made through this set; among those, to one the caller prefers ({@link
  * #onHost(String, ResourceProfile, Map, java.util.function.Predicate, Function)}: where a ready
  * sandbox waits), then to the one with the most CPUs per active domain, times its weight (ties:
- * more memory available, then the order hosts were given in). A placement counts against its host,
- * as a domain and as memory, for 10 s, so that a burst spreads before the host's own numbers show
- * it.
+ * more memory available, then the order hosts were given in); a host that would first have to
+ * receive the VM's files ({@link LibvirtConnection#hasFiles}) counts one domain more. A placement
+ * counts against its host, as a domain and as memory, for 10 s, so that a burst spreads before the
+ * host's own numbers show it.
  */
 public final class HostSet implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(HostSet.class);
@@ -418,7 +420,14 @@ public final class HostSet implements AutoCloseable {
    * Like {@link #place(VMTemplate)}, among the hosts that carry every label of {@code selector}.
    */
   public LibvirtConnection place(VMTemplate template, Map<String, String> selector) {
-    return place(template.name(), template.resources(), selector, c -> false, Set.of());
+    List<Path> files = LibvirtConnection.filesOf(template);
+    return place(
+        template.name(),
+        template.resources(),
+        selector,
+        c -> false,
+        c -> c.hasFiles(files),
+        Set.of());
   }
 
   private synchronized LibvirtConnection place(
@@ -426,6 +435,7 @@ public final class HostSet implements AutoCloseable {
       ResourceProfile resources,
       Map<String, String> selector,
       java.util.function.Predicate<LibvirtConnection> prefer,
+      java.util.function.Predicate<LibvirtConnection> hasFiles,
       Set<String> excluded) {
     long need = (long) resources.memoryMiB() << 20;
     long end = System.nanoTime() + placeWait.toNanos();
@@ -437,6 +447,7 @@ public final class HostSet implements AutoCloseable {
       Host best = null;
       long bestRoom = -1;
       boolean bestPreferred = false;
+      boolean bestHasFiles = false;
       for (Host h : hosts) {
         LibvirtConnection c = h.conn;
         if (!isUp(h, now) || h.capacity == null || c == null) {
@@ -450,14 +461,18 @@ public final class HostSet implements AutoCloseable {
           continue; // also where one waits ready: the caller may not get it (others take it)
         }
         boolean preferred = preferred(prefer, c);
+        boolean files = preferred(hasFiles, c);
         int better =
             best == null
                 ? 1
-                : preferred != bestPreferred ? (preferred ? 1 : -1) : compareScores(h, best);
+                : preferred != bestPreferred
+                    ? (preferred ? 1 : -1)
+                    : compareScores(h, files, best, bestHasFiles);
         if (better > 0 || (better == 0 && room > bestRoom)) {
           best = h;
           bestRoom = room;
           bestPreferred = preferred;
+          bestHasFiles = files;
         }
       }
       if (best != null) {
@@ -504,12 +519,17 @@ public final class HostSet implements AutoCloseable {
    * Compares weight x CPUs / (1 + active domains + pending placements) of two hosts, exactly (by
    * cross-multiplying), so that equal hosts tie.
    */
-  private static int compareScores(Host a, Host b) {
+  /**
+   * CPUs per active domain, times the weight. A host that would first have to receive the VM's
+   * files counts one domain more: it wins a tie no longer, yet a host that has them takes only
+   * about one VM more before the others get theirs (and their files).
+   */
+  private static int compareScores(Host a, boolean aHasFiles, Host b, boolean bHasFiles) {
     HostCapacity ca = Objects.requireNonNull(a.capacity);
     HostCapacity cb = Objects.requireNonNull(b.capacity);
-    long left = (long) a.weight * ca.cpus() * (1L + cb.activeDomains() + b.pending.size());
-    long right = (long) b.weight * cb.cpus() * (1L + ca.activeDomains() + a.pending.size());
-    return Long.compare(left, right);
+    long aLoad = 1L + ca.activeDomains() + a.pending.size() + (aHasFiles ? 0 : 1);
+    long bLoad = 1L + cb.activeDomains() + b.pending.size() + (bHasFiles ? 0 : 1);
+    return Long.compare((long) a.weight * ca.cpus() * bLoad, (long) b.weight * cb.cpus() * aLoad);
   }
 
   /**
@@ -565,7 +585,13 @@ public final class HostSet implements AutoCloseable {
    * Like {@link #define(VMTemplate)}, among the hosts that carry every label of {@code selector}.
    */
   public VM define(VMTemplate template, Map<String, String> selector) {
-    return onHost(template.name(), template.resources(), selector, c -> c.define(template));
+    return onHost(
+        template.name(),
+        template.resources(),
+        selector,
+        c -> false,
+        LibvirtConnection.filesOf(template),
+        c -> c.define(template));
   }
 
   /**
@@ -598,9 +624,26 @@ public final class HostSet implements AutoCloseable {
       Map<String, String> selector,
       java.util.function.Predicate<LibvirtConnection> prefer,
       Function<LibvirtConnection, T> make) {
+    return onHost(what, resources, selector, prefer, List.of(), make);
+  }
+
+  /**
+   * Like {@link #onHost(String, ResourceProfile, Map, java.util.function.Predicate, Function)},
+   * where a host that would first have to receive {@code files} (the machine's boot images and
+   * read-only disks; see {@link LibvirtConnection#hasFiles}) counts one active domain more.
+   */
+  public <T> T onHost(
+      String what,
+      ResourceProfile resources,
+      Map<String, String> selector,
+      java.util.function.Predicate<LibvirtConnection> prefer,
+      java.util.Collection<Path> files,
+      Function<LibvirtConnection, T> make) {
+    List<Path> needed = List.copyOf(files);
     Set<String> failed = new HashSet<>();
     while (true) {
-      LibvirtConnection c = place(what, resources, selector, prefer, failed);
+      LibvirtConnection c =
+          place(what, resources, selector, prefer, x -> x.hasFiles(needed), failed);
       try {
         return make.apply(c);
       } catch (RuntimeException e) {

@@ -34,4 +34,13 @@ public interface HostStorage {
 
   /** The names of the pool's files that start with {@code prefix}, as the host has them now. */
   List<String> names(String prefix);
+
+  /**
+   * Whether this client knows that {@code local}'s current content is on the host already (it was
+   * staged, or found staged, through this connection). Answers from memory without calling the
+   * host: a hint for placement, never a promise ({@link #stage} sends what is missing).
+   */
+  default boolean knowsStaged(Path local) {
+    return false;
+  }
 }

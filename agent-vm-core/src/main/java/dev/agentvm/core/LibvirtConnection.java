@@ -225,6 +225,29 @@ public final class LibvirtConnection implements AutoCloseable {
     return backend.hostStorage();
   }
 
+  /**
+   * Whether VMs here can use the local {@code files} without sending them first: always on a host
+   * that shares this machine's files, else when this client knows them staged there ({@link
+   * HostStorage#knowsStaged}). Never calls the host.
+   */
+  public boolean hasFiles(java.util.Collection<java.nio.file.Path> files) {
+    java.util.Optional<HostStorage> storage = hostStorage();
+    return storage.isEmpty() || files.stream().allMatch(storage.get()::knowsStaged);
+  }
+
+  /** The local files a VM of {@code template} needs on its host: boot images, read-only disks. */
+  public static java.util.List<java.nio.file.Path> filesOf(VMTemplate template) {
+    java.util.List<java.nio.file.Path> files = new java.util.ArrayList<>();
+    files.add(template.boot().kernel());
+    files.add(template.boot().initrd());
+    for (DiskAttachment d : template.disks()) {
+      if (d.readOnly()) {
+        files.add(d.file());
+      }
+    }
+    return files;
+  }
+
   public HypervisorBackend backend() {
     return backend;
   }

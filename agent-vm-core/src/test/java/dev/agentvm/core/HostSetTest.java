@@ -30,6 +30,9 @@ class HostSetTest {
     volatile boolean hanging;
     volatile boolean defineFails;
 
+    /** Null: a host that shares this machine's files; else whether the files are staged there. */
+    volatile @org.jspecify.annotations.Nullable Boolean staged;
+
     Host(String uri, HostCapacity capacity) {
       this.uri = uri;
       this.capacity = capacity;
@@ -54,6 +57,46 @@ class HostSetTest {
         throw new ConnectionException(uri, "host unreachable", null);
       }
       return capacity;
+    }
+
+    @Override
+    public java.util.Optional<HostStorage> hostStorage() {
+      Boolean known = staged;
+      if (known == null) {
+        return java.util.Optional.empty();
+      }
+      return java.util.Optional.of(
+          new HostStorage() {
+            @Override
+            public Path path(String name) {
+              throw new UnsupportedOperationException();
+            }
+
+            @Override
+            public Path stage(Path local) {
+              throw new UnsupportedOperationException();
+            }
+
+            @Override
+            public Path createOverlay(String name, Path backing, long capacityBytes) {
+              throw new UnsupportedOperationException();
+            }
+
+            @Override
+            public void delete(String name) {
+              throw new UnsupportedOperationException();
+            }
+
+            @Override
+            public List<String> names(String prefix) {
+              return List.of();
+            }
+
+            @Override
+            public boolean knowsStaged(Path local) {
+              return known;
+            }
+          });
     }
 
     @Override
@@ -282,6 +325,26 @@ class HostSetTest {
                   c -> {
                     throw new ConnectionException(c.uri(), "gone", null);
                   }));
+    }
+  }
+
+  @Test
+  void aHostThatMustFirstReceiveTheFilesCountsOneDomainMoreAndStillGetsItsShare() throws Exception {
+    fake("fake://a", 2, 8192, 0).staged = false;
+    fake("fake://b", 2, 8192, 0).staged = true;
+    fake("fake://c", 2, 8192, 0); // shares this machine's files
+    try (HostSet s = set().host("fake://a").host("fake://b").host("fake://c").build()) {
+      await(s, hs -> hs.stream().allMatch(HostSet.HostStatus::up));
+      assertEquals("fake://b", s.place(vm(256)).uri(), "equal hosts: not the one without files");
+      assertEquals("fake://c", s.place(vm(256)).uri(), "one that needs none sent");
+      ResourceProfile one = new ResourceProfile(1, 256);
+      assertEquals(
+          "fake://a",
+          s.onHost("none", one, Map.of(), c -> false, List.of(), LibvirtConnection::uri),
+          "no files named: no host counts more");
+      // the host that has to receive them counts one domain more, and no more: a burst spreads
+      Map<String, Integer> where = count(s, 9, 256);
+      assertTrue(where.getOrDefault("fake://a", 0) >= 2, where.toString());
     }
   }
 

@@ -115,10 +115,15 @@ class RemoteHostIT {
     }
     assertEquals(uploads, conn.backend().imageUploads(), "the second VM uploaded nothing");
     // a new connection (another client) finds them there too
-    try (LibvirtConnection other = LibvirtConnection.open(host.uri());
-        VM third = other.define(template("once-c"))) {
-      assertEquals(VMState.DEFINED, third.state());
-      assertEquals(0, other.backend().imageUploads());
+    assertTrue(conn.hasFiles(LibvirtConnection.filesOf(template("x"))), "known staged there");
+    try (LibvirtConnection other = LibvirtConnection.open(host.uri())) {
+      // placement's hint: a client knows only what it staged, or found staged, itself
+      assertFalse(other.hasFiles(LibvirtConnection.filesOf(template("x"))), "not known yet");
+      try (VM third = other.define(template("once-c"))) {
+        assertEquals(VMState.DEFINED, third.state());
+        assertEquals(0, other.backend().imageUploads());
+      }
+      assertTrue(other.hasFiles(LibvirtConnection.filesOf(template("x"))), "found there");
     }
   }
 

@@ -3,6 +3,7 @@ package dev.agentvm.execution.sandbox;
 import dev.agentvm.core.HostSet;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.NoHostAvailableException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -74,7 +75,19 @@ public final class SandboxHosts implements AutoCloseable {
         spec.resources(),
         selector,
         c -> readyOn(c, spec),
+        imageFiles(spec),
         c -> sandboxesOf(c).create(spec));
+  }
+
+  /** The image files of {@code spec} as any host's {@link Sandboxes} knows them; see there. */
+  private List<Path> imageFiles(SandboxSpec spec) {
+    for (Sandboxes s : byUri.values()) {
+      List<Path> files = s.imageFilesIfKnown(spec);
+      if (!files.isEmpty()) {
+        return files;
+      }
+    }
+    return List.of();
   }
 
   /**

@@ -1172,6 +1172,21 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   /** {@link #defaultImage} once it is made, read without its lock. */
   private volatile @Nullable MicroImage knownDefaultImage;
 
+  /**
+   * The local files a sandbox of {@code spec} boots from (kernel, initramfs, package disk), as far
+   * as known without building an image: empty for the default image before it was made.
+   */
+  List<Path> imageFilesIfKnown(SandboxSpec spec) {
+    MicroImage given = spec.image();
+    MicroImage image = given != null ? given : knownDefaultImage;
+    if (image == null) {
+      return List.of();
+    }
+    List<Path> files = new ArrayList<>(List.of(image.kernel(), image.initramfs()));
+    image.packageDiskIfAny().ifPresent(files::add);
+    return files;
+  }
+
   private List<Path> sandboxDirs() {
     return sandboxDirs(root);
   }

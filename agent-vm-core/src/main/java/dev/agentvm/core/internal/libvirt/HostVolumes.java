@@ -98,6 +98,10 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
   private final LibvirtSession session;
   private final Map<String, Object> locks = new ConcurrentHashMap<>();
   private final Map<Path, Digest> digests = new ConcurrentHashMap<>();
+
+  /** Contents (SHA-256) this client staged, or found staged, on the host. */
+  private final java.util.Set<String> stagedHere = ConcurrentHashMap.newKeySet();
+
   private final AtomicLong uploads = new AtomicLong();
   private final AtomicLong uploadedBytes = new AtomicLong();
   private final Object poolLock = new Object();
@@ -201,6 +205,7 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
                     + "; delete it there to send it again",
                 null);
           }
+          stagedHere.add(sha);
           return image.get().path();
         }
         if (image.isEmpty()) {
@@ -209,6 +214,7 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
           }
           Optional<String> sent = upload(local, size, vol);
           if (sent.isPresent()) {
+            stagedHere.add(sha);
             return sent.get();
           }
           sleep(200); // another client began the same upload first
@@ -416,6 +422,19 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
   @Override
   public Path stage(Path local) {
     return Path.of(stageFile(local));
+  }
+
+  @Override
+  public boolean knowsStaged(Path local) {
+    Digest d = digests.get(local);
+    if (d == null || !stagedHere.contains(d.sha256())) {
+      return false;
+    }
+    try {
+      return Files.size(local) == d.size() && Files.getLastModifiedTime(local).equals(d.modified());
+    } catch (IOException e) {
+      return false;
+    }
   }
 
   /** The pool file's name if {@code hostPath} is a file directly in the pool. */

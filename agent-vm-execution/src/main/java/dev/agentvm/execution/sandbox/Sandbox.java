@@ -1106,13 +1106,23 @@ public final class Sandbox implements AutoCloseable {
 
   /** Starts the VM from a memory image and connects to its agent. */
   private void startFrom(Path memory) {
+    long t0 = System.nanoTime();
     VM v = home.connection().restore(memory, home.template(rec, dir));
     try {
+      long t1 = System.nanoTime();
       AgentClient a = v.awaitAgent(rec.agentDeadline);
+      long t2 = System.nanoTime();
       agent = a;
       vm = v;
       attachEgress(a);
       reattach();
+      LOG.debug(
+          "sandbox {} started from {}: restore {} ms, agent {} ms, re-attach {} ms",
+          rec.id,
+          memory.getFileName(),
+          (t1 - t0) / 1_000_000,
+          (t2 - t1) / 1_000_000,
+          (System.nanoTime() - t2) / 1_000_000);
     } catch (RuntimeException e) {
       if (vm == v) { // not left pointing at a VM that is closed below
         vm = null;

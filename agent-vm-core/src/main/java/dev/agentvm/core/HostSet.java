@@ -517,10 +517,7 @@ public final class HostSet implements AutoCloseable {
 
   /**
    * Compares weight x CPUs / (1 + active domains + pending placements) of two hosts, exactly (by
-   * cross-multiplying), so that equal hosts tie.
-   */
-  /**
-   * CPUs per active domain, times the weight. A host that would first have to receive the VM's
+   * cross-multiplying), so that equal hosts tie. A host that would first have to receive the VM's
    * files counts one domain more: it wins a tie no longer, yet a host that has them takes only
    * about one VM more before the others get theirs (and their files).
    */

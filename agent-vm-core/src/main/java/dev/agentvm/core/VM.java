@@ -533,6 +533,11 @@ public final class VM implements AutoCloseable {
     }
   }
 
+  /**
+   * Resumes a VM paused by {@link #pause()}. Its clock stood still meanwhile: when its agent is
+   * connected, a new HELLO (up to {@value #CLOCK_HELLO_SECONDS} s) lets the agent set it again; a
+   * HELLO that goes unanswered is logged and does not fail the resume.
+   */
   public void resume() {
     try (LogContext.Scope c = logContext()) {
       VMState s = state();
@@ -540,8 +545,25 @@ public final class VM implements AutoCloseable {
         throw new VmStateException("cannot resume VM " + name() + " in state " + s);
       }
       domain.resume();
+      AgentClient a;
+      synchronized (monitor) {
+        a = agent;
+      }
+      if (a != null) {
+        try {
+          a.helloAgain(Duration.ofSeconds(CLOCK_HELLO_SECONDS));
+        } catch (IOException | RuntimeException e) {
+          LOG.warn(
+              "VM {}: no HELLO answer after resuming, its clock may be late: {}",
+              LogText.clean(name()),
+              LogText.clean(e.toString()));
+        }
+      }
     }
   }
+
+  /** How long {@link #resume()} waits for the agent's HELLO answer. */
+  private static final int CLOCK_HELLO_SECONDS = 10;
 
   /**
    * Removes the domain definition. The VM must not be running.

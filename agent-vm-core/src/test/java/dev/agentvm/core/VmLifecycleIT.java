@@ -114,6 +114,30 @@ class VmLifecycleIT extends RealLibvirtTest {
   }
 
   @Test
+  void aVmResumedInRamHasTheHostsTimeAgain() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("clock")).boot(TestVms.boot()).build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      var agent = vm.awaitAgent(Duration.ofSeconds(90));
+      vm.pause();
+      Thread.sleep(3000); // the guest's clock stands still meanwhile
+      vm.resume();
+      long before = System.currentTimeMillis() / 1000;
+      long guest =
+          Long.parseLong(
+              agent
+                  .exec(dev.agentvm.core.agent.ExecRequest.command("date", "+%s"))
+                  .stdoutText()
+                  .trim());
+      long after = System.currentTimeMillis() / 1000;
+      assertTrue(
+          guest >= before - 2 && guest <= after + 2,
+          "guest clock " + guest + " against the host's " + before + ".." + after);
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
+  @Test
   void pausedVmIsForcedOffByShutdown() {
     VMTemplate t = VMTemplate.builder(TestVms.name("pause")).boot(TestVms.boot()).build();
     try (VM vm = conn.define(t)) {

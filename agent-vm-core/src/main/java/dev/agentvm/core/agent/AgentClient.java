@@ -228,6 +228,18 @@ public final class AgentClient implements AutoCloseable {
     }
   }
 
+  /**
+   * Sends HELLO again on this connection and waits for its answer (repeating it as {@link #connect}
+   * does). The reference agent brings the guest's clock to the hypervisor's before it answers, so
+   * this is how a guest that stood still (a VM suspended in RAM, then resumed) gets the time back
+   * without losing its running commands.
+   *
+   * @throws AgentTimeoutException if no answer came within {@code deadline}
+   */
+  public void helloAgain(Duration deadline) throws IOException {
+    handshake(System.nanoTime() + deadline.toNanos());
+  }
+
   /** The agent's HELLO answer from the handshake. */
   public HelloResponse hello() {
     HelloResponse h = hello;

@@ -376,8 +376,10 @@ class SandboxIT extends RealLibvirtTest {
   @Test
   void checkpointsRollBackAndForth() throws Exception {
     try (Sandbox sb = sandboxes.create(spec)) {
-      sb.run("echo one > /workspace/a; echo mem-one > /tmp/m");
+      // A is saved with a clock 25 years late: whoever restores it must get the time back
+      sb.run("echo one > /workspace/a; echo mem-one > /tmp/m; date -s @1000000000 >/dev/null");
       sb.checkpoint("A");
+      assertClockIsTheHosts(sb); // a checkpoint restores the running sandbox too
       sb.run("echo two > /workspace/a; echo new > /workspace/b; echo mem-two > /tmp/m");
       sb.checkpoint("B");
       sb.run("echo three > /workspace/a");
@@ -414,7 +416,9 @@ class SandboxIT extends RealLibvirtTest {
           parent.start(
               ExecRequest.script("while true; do echo tick; sleep 0.3; done", "sh"),
               OutputListener.NONE);
+      parent.run("date -s @1000000000 >/dev/null"); // the copies must not keep this clock
       List<Sandbox> copies = parent.fork(3);
+      assertClockIsTheHosts(parent);
       try {
         assertEquals(3, copies.size());
         assertEquals(1, timed("agentvm.sandbox.fork", "outcome", "success"));

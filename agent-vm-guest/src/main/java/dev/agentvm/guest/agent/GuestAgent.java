@@ -91,6 +91,7 @@ public final class GuestAgent {
           System.getenv().getOrDefault("AGENTVM_MAX_FILE_BYTES", Long.toString(1L << 30)));
   private final long initUptimeMillis;
   private final long agentStartUptimeMillis;
+  private final boolean keepsClock;
 
   /** A thread-safe set that keeps the {@code max} ids added last (made here: no outer instance). */
   private static Set<Integer> recentIds(int max) {
@@ -104,10 +105,20 @@ public final class GuestAgent {
             }));
   }
 
+  /** An agent that leaves the clock alone: tests run it on the build machine, maybe as root. */
   GuestAgent(Path port, long initUptimeMillis, long agentStartUptimeMillis) {
+    this(port, initUptimeMillis, agentStartUptimeMillis, false);
+  }
+
+  /**
+   * @param keepsClock whether each HELLO brings the clock to the RTC ({@link GuestClock}): only the
+   *     agent of a VM does, never one running elsewhere
+   */
+  GuestAgent(Path port, long initUptimeMillis, long agentStartUptimeMillis, boolean keepsClock) {
     this.port = port;
     this.initUptimeMillis = initUptimeMillis;
     this.agentStartUptimeMillis = agentStartUptimeMillis;
+    this.keepsClock = keepsClock;
   }
 
   public static void main(String[] args) throws IOException, InterruptedException {
@@ -122,7 +133,7 @@ public final class GuestAgent {
       // argv, environment and file names would reach commands with non-ASCII text as '?'
       log("WARNING: sun.jnu.encoding is " + jnu + ", not UTF-8: no C.UTF-8 locale (LANG/LC_ALL)?");
     }
-    new GuestAgent(port, initUptime, startUptime).serve();
+    new GuestAgent(port, initUptime, startUptime, true).serve();
   }
 
   /** Serves the port forever. */
@@ -236,7 +247,9 @@ public final class GuestAgent {
                     + Protocol.VERSION);
             return;
           }
-          GuestClock.sync();
+          if (keepsClock) {
+            GuestClock.sync();
+          }
           HelloResponse rs =
               new HelloResponse(
                   Protocol.VERSION,

@@ -16,8 +16,9 @@ import java.util.concurrent.TimeUnit;
  * boot. The RTC itself follows the host's clock across a restore. Every HELLO starts a connection,
  * and every restore is followed by one, so the agent checks the clock there, before it answers: a
  * command sent after the HELLO's answer sees the right time. The RTC counts whole seconds, so the
- * clock is stepped only when it is more than about a second off, to the RTC's second, as the kernel
- * does at boot.
+ * clock is stepped only when it is more than about a second off, to the start of the RTC's second
+ * ({@code date -s @N} takes whole seconds): up to a second late, where the kernel's own boot-time
+ * setting adds half a second.
  */
 final class GuestClock {
   /** The RTC's time in whole seconds since the epoch (Linux sysfs). */
@@ -25,19 +26,23 @@ final class GuestClock {
 
   private static final long STEP_TIMEOUT_SECONDS = 5;
 
+  /** The latest RTC reading taken as real: 9999-12-31, so that no sum in ms can overflow. */
+  static final long MAX_RTC_SECONDS = 253_402_300_799L;
+
   private GuestClock() {}
 
   /**
    * The second to step the clock to, or -1 when it is close enough. The true time lies in {@code
-   * [rtc, rtc + 1)} seconds; a clock within a second of that interval is left alone, so that the
-   * check never steps a clock back and forth over a fraction of a second.
+   * [rtc, rtc + 1)} seconds. A clock up to 1.5 s behind the RTC's second or up to 2 s ahead of it
+   * is left alone: after a step (to the second's start, plus the time {@code date} took to start)
+   * the next check does not step again.
    *
    * @param systemMillis the guest's wall clock, in ms since the epoch
    * @param rtcSeconds the RTC's time, in whole seconds since the epoch
    */
   static long stepTo(long systemMillis, long rtcSeconds) {
     long rtcMillis = rtcSeconds * 1000;
-    if (systemMillis < rtcMillis - 1000 || systemMillis >= rtcMillis + 2000) {
+    if (systemMillis < rtcMillis - 1500 || systemMillis >= rtcMillis + 2000) {
       return rtcSeconds;
     }
     return -1;
@@ -47,7 +52,7 @@ final class GuestClock {
   static long parseRtc(String text) {
     try {
       long s = Long.parseLong(text.trim());
-      return s >= 0 && s <= Long.MAX_VALUE / 1000 ? s : -1;
+      return s >= 0 && s <= MAX_RTC_SECONDS ? s : -1;
     } catch (NumberFormatException e) {
       return -1;
     }
@@ -81,8 +86,9 @@ final class GuestClock {
       if (!p.waitFor(STEP_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
         p.destroyForcibly();
         GuestAgent.log("setting the clock took over " + STEP_TIMEOUT_SECONDS + " s; left as is");
-      } else if (p.exitValue() != 0) {
-        GuestAgent.log("date -s exited with " + p.exitValue() + "; the clock is left as is");
+      } else if (p.exitValue() != 0 || stepTo(System.currentTimeMillis(), to) >= 0) {
+        // busybox date exits 0 even when it could not set the time: look at the clock itself
+        GuestAgent.log("date -s @" + to + " did not set the clock (exit " + p.exitValue() + ")");
       } else {
         GuestAgent.log("clock stepped by " + (to * 1000 - now) + " ms to the RTC");
       }

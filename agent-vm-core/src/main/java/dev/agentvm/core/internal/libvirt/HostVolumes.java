@@ -425,7 +425,8 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
   }
 
   @Override
-  public boolean knowsStaged(Path local) {
+  public boolean knowsStaged(Path file) {
+    Path local = file.toAbsolutePath(); // as the domain XML names it, and stage() keys it
     Digest d = digests.get(local);
     if (d == null || !stagedHere.contains(d.sha256())) {
       return false;

@@ -63,39 +63,54 @@ final class GuestClock {
    * clock that cannot be set is logged and the HELLO is answered anyway.
    */
   static void sync() {
+    sync(RTC, "date");
+  }
+
+  /**
+   * {@link #sync()} with the RTC file and the {@code date} program given (tests pass programs that
+   * cannot set a clock).
+   *
+   * @return whether the clock was stepped
+   */
+  static boolean sync(Path rtcFile, String dateProgram) {
     long rtc;
     try {
-      rtc = parseRtc(Files.readString(RTC, StandardCharsets.US_ASCII));
+      rtc = parseRtc(Files.readString(rtcFile, StandardCharsets.US_ASCII));
     } catch (NoSuchFileException e) {
-      return;
+      return false;
     } catch (IOException e) {
       GuestAgent.log("cannot read the RTC: " + e);
-      return;
+      return false;
     }
     long now = System.currentTimeMillis();
     long to = rtc < 0 ? -1 : stepTo(now, rtc);
     if (to < 0) {
-      return;
+      return false;
     }
     try {
       Process p =
-          new ProcessBuilder("date", "-u", "-s", "@" + to)
+          new ProcessBuilder(dateProgram, "-u", "-s", "@" + to)
               .redirectOutput(Redirect.DISCARD)
               .redirectError(Redirect.INHERIT)
               .start();
       if (!p.waitFor(STEP_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
         p.destroyForcibly();
         GuestAgent.log("setting the clock took over " + STEP_TIMEOUT_SECONDS + " s; left as is");
-      } else if (p.exitValue() != 0 || stepTo(System.currentTimeMillis(), to) >= 0) {
+        return false;
+      }
+      if (p.exitValue() != 0 || stepTo(System.currentTimeMillis(), to) >= 0) {
         // busybox date exits 0 even when it could not set the time: look at the clock itself
         GuestAgent.log("date -s @" + to + " did not set the clock (exit " + p.exitValue() + ")");
-      } else {
-        GuestAgent.log("clock stepped by " + (to * 1000 - now) + " ms to the RTC");
+        return false;
       }
+      GuestAgent.log("clock stepped by " + (to * 1000 - now) + " ms to the RTC");
+      return true;
     } catch (IOException e) {
       GuestAgent.log("cannot set the clock: " + e);
+      return false;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+      return false;
     }
   }
 }

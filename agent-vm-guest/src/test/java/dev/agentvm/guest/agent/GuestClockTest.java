@@ -1,8 +1,12 @@
 package dev.agentvm.guest.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class GuestClockTest {
   private static final long RTC = 1_800_000_000L;
@@ -31,6 +35,22 @@ class GuestClockTest {
       long clock = RTC * 1000 + elapsed;
       assertEquals(-1, GuestClock.stepTo(clock, Math.floorDiv(truth, 1000)), "after " + elapsed);
     }
+  }
+
+  @Test
+  void syncStepsOnlyAClockThatIsOffAndChecksThatTheStepTookHold(@TempDir Path dir)
+      throws Exception {
+    // programs that cannot set a clock: this runs on the build machine, perhaps as root
+    Path rtc = dir.resolve("since_epoch");
+    assertFalse(GuestClock.sync(dir.resolve("none"), "false"), "no RTC: nothing to do");
+    Files.writeString(rtc, "garbage\n");
+    assertFalse(GuestClock.sync(rtc, "false"), "an unreadable RTC is ignored");
+    Files.writeString(rtc, System.currentTimeMillis() / 1000 + "\n");
+    assertFalse(GuestClock.sync(rtc, "false"), "a clock that is right is left alone");
+    Files.writeString(rtc, "1000000000\n"); // 2001: the clock would have to be stepped
+    assertFalse(GuestClock.sync(rtc, "false"), "date failed");
+    assertFalse(GuestClock.sync(rtc, "true"), "date said yes but the clock did not move");
+    assertFalse(GuestClock.sync(rtc, dir.resolve("no-such-program").toString()), "no date");
   }
 
   @Test

@@ -15,7 +15,8 @@ fi
 # Host packages. Guest parts (kernel, busybox) are fetched later by the image builder with
 # `apt-get download`, which needs the package lists, so apt-get update runs at least once.
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients busybox-static kmod cpio git
-          xz-utils binutils openjdk-17-jdk-headless maven iproute2 procps e2fsprogs debootstrap openssl)
+          xz-utils binutils gcc libc6-dev openjdk-17-jdk-headless maven iproute2 procps e2fsprogs debootstrap
+          openssl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

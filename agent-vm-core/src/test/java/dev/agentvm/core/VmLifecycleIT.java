@@ -133,6 +133,9 @@ class VmLifecycleIT extends RealLibvirtTest {
       assertTrue(
           guest >= before - 2 && guest <= after + 2,
           "guest clock " + guest + " against the host's " + before + ".." + after);
+      // in the agent's own process, through the image's native library: no process started
+      String console = java.nio.file.Files.readString(vm.consoleLog());
+      assertTrue(console.contains("ms to the RTC with clock_settime"), console);
     }
     TestVms.assertNothingLeft(conn, t);
   }

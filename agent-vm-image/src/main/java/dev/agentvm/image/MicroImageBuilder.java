@@ -52,6 +52,12 @@ public final class MicroImageBuilder {
    */
   static final Path HOST_UTF8_LOCALE = Path.of("/usr/lib/locale/C.utf8");
 
+  /** The C source of the agent's native library, a resource of this class. */
+  static final String NATIVE_SOURCE = "native/agentvm-guest.c";
+
+  /** Where the image keeps the agent's native library (init.sh names it to the agent). */
+  static final String GUEST_NATIVE_LIBRARY = "opt/agentvm/libagentvm-guest.so";
+
   /** Where the locale goes in the initramfs: not under /usr, which a package disk covers. */
   static final String GUEST_LOCALE_DIR = "lib/locale";
 
@@ -193,6 +199,7 @@ public final class MicroImageBuilder {
                         Hashing.sha256Hex(agentJar),
                         Hashing.sha256Hex(init),
                         Hashing.sha256Hex(dhcpScript),
+                        Hashing.sha256Hex(resource(NATIVE_SOURCE)),
                         compression.name(),
                         BUS_MODULES.toString() + DEVICE_MODULES)
                     .getBytes(StandardCharsets.UTF_8))
@@ -265,8 +272,17 @@ public final class MicroImageBuilder {
       throw new ImageBuildException("busybox-static has no bin/busybox");
     }
     JavaRuntime runtime = makeRuntime(work);
+    Path nativeLibrary = compileNativeLibrary(work, runtime);
     step("initramfs");
-    writeInitramfs(tmp.resolve("initramfs.img"), work, kernel, runtime, busybox, agentJar, init);
+    writeInitramfs(
+        tmp.resolve("initramfs.img"),
+        work,
+        kernel,
+        runtime,
+        nativeLibrary,
+        busybox,
+        agentJar,
+        init);
     writeBareInitramfs(tmp.resolve("bare-initramfs.img"), busybox);
     writeKernel(tmp, work, kernel);
     Trees.delete(work);
@@ -312,6 +328,48 @@ public final class MicroImageBuilder {
             + String.join(" ", order.stream().map(KernelModules::nameOf).toList())
             + ")");
     return new Kernel(kernelRoot, release, vmlinuz, modDir, lists, order);
+  }
+
+  /**
+   * Compiles the agent's native library with the host's C compiler against the JDK's JNI headers;
+   * the host libraries it links against join the runtime's.
+   */
+  private Path compileNativeLibrary(Path work, JavaRuntime runtime) throws IOException {
+    say("the agent's native library");
+    Path src = work.resolve("agentvm-guest.c");
+    Files.write(src, resource(NATIVE_SOURCE));
+    Path include = Path.of(System.getProperty("java.home"), "include");
+    if (!Files.isRegularFile(include.resolve("jni.h"))) {
+      throw new ImageBuildException("no jni.h in " + include + ": run with a full JDK, not a JRE");
+    }
+    Path lib = work.resolve("libagentvm-guest.so");
+    try {
+      HostCommands.run(
+          work,
+          "cc",
+          "-O2",
+          "-fPIC",
+          "-shared",
+          "-Wall",
+          "-Wextra",
+          "-Werror",
+          "-I" + include,
+          "-I" + include.resolve("linux"),
+          "-o",
+          lib.toString(),
+          src.toString());
+    } catch (IOException e) {
+      throw new ImageBuildException(
+          "compiling the guest agent's native library failed: the image needs a C compiler and"
+              + " libc headers (Debian: apt-get install gcc libc6-dev); "
+              + e.getMessage(),
+          e);
+    }
+    HostCommands.run(work, "strip", "--strip-unneeded", lib.toString());
+    for (String l : SharedLibraries.sharedLibraries(lib, Set.of())) {
+      runtime.hostLibraries().add(l);
+    }
+    return lib;
   }
 
   /** A jlinked java.base from the running JDK, with a CDS archive, stripped. */
@@ -368,6 +426,7 @@ public final class MicroImageBuilder {
       Path work,
       Kernel kernel,
       JavaRuntime runtime,
+      Path nativeLibrary,
       Path busybox,
       byte[] agentJar,
       byte[] init)
@@ -434,6 +493,7 @@ public final class MicroImageBuilder {
       addTree(cpio, made, HOST_UTF8_LOCALE, GUEST_LOCALE_DIR + "/C.utf8");
       addTree(cpio, made, runtime.jre(), "opt/agentvm/jre");
       cpio.file("opt/agentvm/agent.jar", 0644, agentJar);
+      cpio.file(GUEST_NATIVE_LIBRARY, 0644, nativeLibrary);
     }
   }
 

@@ -96,7 +96,8 @@ export LOCPATH=/lib/locale LANG=C.UTF-8 LC_ALL=C.UTF-8
 # sooner); the agent's bulk work (I/O, CRC32, copies) runs in native code either way.
 # -Xshare:auto uses the CDS archive made at image build time (~1.4 s faster start).
 # VFORK: starts commands without the jspawnhelper exec in between (measured 140 -> 82 ms per EXEC).
-JAVA_OPTS="-Xint -XX:+UseSerialGC -Xshare:auto -XX:-UsePerfData -Xmx64m -Xss512k -Djdk.lang.Process.launchMechanism=VFORK $extra_java"
+# agentvm.guest.native: the agent's native library (sets the clock after a restore in-process).
+JAVA_OPTS="-Xint -XX:+UseSerialGC -Xshare:auto -XX:-UsePerfData -Xmx64m -Xss512k -Djdk.lang.Process.launchMechanism=VFORK -Dagentvm.guest.native=/opt/agentvm/libagentvm-guest.so $extra_java"
 while true; do
   read up idle < /proc/uptime
   echo "agentvm-init: starting agent uptime=$up"

@@ -128,6 +128,7 @@ public final class GuestAgent {
     long initUptime = parseSecondsToMillis(System.getenv("AGENTVM_INIT_UPTIME"));
     Path port = findPort(name, 30_000);
     log("agent " + VERSION + " serving " + port + " (port name " + name + ")");
+    NativeHelpers.load();
     String jnu = System.getProperty("sun.jnu.encoding");
     if (!"UTF-8".equals(jnu)) {
       // argv, environment and file names would reach commands with non-ASCII text as '?'

@@ -2,7 +2,9 @@ package dev.agentvm.guest.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -42,15 +44,21 @@ class GuestClockTest {
       throws Exception {
     // programs that cannot set a clock: this runs on the build machine, perhaps as root
     Path rtc = dir.resolve("since_epoch");
-    assertFalse(GuestClock.sync(dir.resolve("none"), "false"), "no RTC: nothing to do");
+    assertFalse(
+        GuestClock.sync(dir.resolve("none"), GuestClock.program("false")), "no RTC: nothing to do");
     Files.writeString(rtc, "garbage\n");
-    assertFalse(GuestClock.sync(rtc, "false"), "an unreadable RTC is ignored");
+    assertFalse(GuestClock.sync(rtc, GuestClock.program("false")), "an unreadable RTC is ignored");
     Files.writeString(rtc, System.currentTimeMillis() / 1000 + "\n");
-    assertFalse(GuestClock.sync(rtc, "false"), "a clock that is right is left alone");
+    assertFalse(
+        GuestClock.sync(rtc, GuestClock.program("false")), "a clock that is right is left alone");
     Files.writeString(rtc, "1000000000\n"); // 2001: the clock would have to be stepped
-    assertFalse(GuestClock.sync(rtc, "false"), "date failed");
-    assertFalse(GuestClock.sync(rtc, "true"), "date said yes but the clock did not move");
-    assertFalse(GuestClock.sync(rtc, dir.resolve("no-such-program").toString()), "no date");
+    assertFalse(GuestClock.sync(rtc, GuestClock.program("false")), "date failed");
+    assertFalse(
+        GuestClock.sync(rtc, GuestClock.program("true")),
+        "date said yes but the clock did not move");
+    assertFalse(
+        GuestClock.sync(rtc, GuestClock.program(dir.resolve("no-such-program").toString())),
+        "no date");
   }
 
   @Test
@@ -65,5 +73,44 @@ class GuestClockTest {
         GuestClock.MAX_RTC_SECONDS,
         GuestClock.stepTo(Long.MAX_VALUE, GuestClock.MAX_RTC_SECONDS),
         "no overflow");
+  }
+
+  @Test
+  void aSetterThatFailsOrIsInterruptedLeavesTheClockAndSaysSo(@TempDir Path dir) throws Exception {
+    Path rtc = dir.resolve("since_epoch");
+    Files.writeString(rtc, "1000000000\n");
+    assertFalse(
+        GuestClock.sync(
+            rtc,
+            s -> {
+              throw new IOException("no such device");
+            }));
+    assertFalse(
+        GuestClock.sync(
+            rtc,
+            s -> {
+              throw new InterruptedException();
+            }));
+    assertTrue(Thread.interrupted(), "the interrupt is kept for the caller");
+    assertEquals("clock_settime", GuestClock.NATIVE.toString());
+    assertEquals("date", GuestClock.program("date").toString());
+  }
+
+  @Test
+  void theNativeLibraryIsOptional(@TempDir Path dir) {
+    String before = System.getProperty(NativeHelpers.PROPERTY);
+    try {
+      System.clearProperty(NativeHelpers.PROPERTY);
+      assertFalse(NativeHelpers.load(), "not named: not loaded");
+      System.setProperty(NativeHelpers.PROPERTY, dir.resolve("libnone.so").toString());
+      assertFalse(NativeHelpers.load(), "a library that is not there: the agent goes on");
+      assertFalse(NativeHelpers.isLoaded());
+    } finally {
+      if (before == null) {
+        System.clearProperty(NativeHelpers.PROPERTY);
+      } else {
+        System.setProperty(NativeHelpers.PROPERTY, before);
+      }
+    }
   }
 }

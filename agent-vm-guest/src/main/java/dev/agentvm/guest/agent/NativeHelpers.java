@@ -1,0 +1,49 @@
+package dev.agentvm.guest.agent;
+
+/**
+ * The agent's native library ({@code libagentvm-guest.so}), which the micro image builds from
+ * {@code agentvm-guest.c} and names in the system property {@value #PROPERTY}. An agent without it
+ * (on a user's own disk image, or in tests on the build machine) works the same, only slower where
+ * it would have used it.
+ */
+final class NativeHelpers {
+  /** The system property with the library's absolute path. */
+  static final String PROPERTY = "agentvm.guest.native";
+
+  private static volatile boolean loaded;
+
+  private NativeHelpers() {}
+
+  /**
+   * Loads the library named by {@value #PROPERTY}, if any; logs and goes on without it when it
+   * cannot be loaded. Called once at start, before any snapshot, so a restored agent never loads
+   * it.
+   *
+   * @return whether it is loaded
+   */
+  static boolean load() {
+    String path = System.getProperty(PROPERTY, "");
+    if (path.isEmpty()) {
+      return false;
+    }
+    try {
+      System.load(path);
+      loaded = true;
+    } catch (UnsatisfiedLinkError | SecurityException e) {
+      GuestAgent.log(
+          "native library " + path + " not loaded (" + e.getMessage() + "): going on without it");
+    }
+    return loaded;
+  }
+
+  static boolean isLoaded() {
+    return loaded;
+  }
+
+  /**
+   * {@code clock_settime(CLOCK_REALTIME)} to {@code seconds} since the epoch, nanoseconds 0.
+   *
+   * @return 0, or the errno of the failure
+   */
+  static native int setClock(long seconds);
+}

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -22,6 +23,8 @@ import java.util.TreeSet;
 import java.util.stream.Stream;
 import java.util.zip.GZIPOutputStream;
 import org.jspecify.annotations.Nullable;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Builds the micro guest image from Debian packages only: the kernel that {@code linux-image-amd64}
@@ -37,13 +40,16 @@ import org.jspecify.annotations.Nullable;
  * MicroImage image = MicroImageBuilder.create().build();
  * }</pre>
  *
- * <p>Needs {@code apt-get}, {@code dpkg-deb}, {@code depmod}, {@code ldd} and {@code xz} on the
- * host, and apt package lists ({@code apt-get update}); {@code scripts/setup-host.sh} provides
- * them.
+ * <p>Needs {@code apt-get}, {@code dpkg-deb}, {@code depmod}, {@code ldd}, {@code strip} and {@code
+ * xz} on the host, a C compiler ({@code cc}) with libc headers for the agent's native library
+ * (built without it, with a warning, where there is no {@code cc}), and apt package lists ({@code
+ * apt-get update}); {@code scripts/setup-host.sh} provides them.
  */
 public final class MicroImageBuilder {
+  private static final Logger LOG = LoggerFactory.getLogger(MicroImageBuilder.class);
+
   /** Bump when the image layout changes, so that cached images of the old layout are not reused. */
-  static final String FORMAT = "8";
+  static final String FORMAT = "9";
 
   /**
    * glibc's C.UTF-8 locale, from the host's libc-bin (the same glibc as the libraries copied from
@@ -57,6 +63,9 @@ public final class MicroImageBuilder {
 
   /** Where the image keeps the agent's native library (init.sh names it to the agent). */
   static final String GUEST_NATIVE_LIBRARY = "opt/agentvm/libagentvm-guest.so";
+
+  /** How the native library is compiled (no -Werror: a user's newer compiler may warn more). */
+  static final List<String> NATIVE_CFLAGS = List.of("-O2", "-fPIC", "-shared", "-Wall", "-Wextra");
 
   /** Where the locale goes in the initramfs: not under /usr, which a package disk covers. */
   static final String GUEST_LOCALE_DIR = "lib/locale";
@@ -186,6 +195,7 @@ public final class MicroImageBuilder {
     byte[] agentJar = agentJar();
     byte[] init = resource("init.sh");
     byte[] dhcpScript = resource("udhcpc.sh");
+    String compiler = compilerIdentity();
     String key =
         Hashing.sha256Hex(
                 String.join(
@@ -200,6 +210,8 @@ public final class MicroImageBuilder {
                         Hashing.sha256Hex(init),
                         Hashing.sha256Hex(dhcpScript),
                         Hashing.sha256Hex(resource(NATIVE_SOURCE)),
+                        compiler,
+                        NATIVE_CFLAGS.toString(),
                         compression.name(),
                         BUS_MODULES.toString() + DEVICE_MODULES)
                     .getBytes(StandardCharsets.UTF_8))
@@ -208,7 +220,8 @@ public final class MicroImageBuilder {
     MicroImage base = load(dir);
     if (base == null) {
       base =
-          ImageCache.withBuildLock(images, () -> buildLocked(images, dir, inputs, agentJar, init));
+          ImageCache.withBuildLock(
+              images, () -> buildLocked(images, dir, inputs, agentJar, init, compiler));
     }
     if (packages.isEmpty()) {
       return base;
@@ -231,7 +244,8 @@ public final class MicroImageBuilder {
   }
 
   /** Builds the image into a temporary directory and renames it into place; under the lock. */
-  private MicroImage buildLocked(Path images, Path dir, Inputs inputs, byte[] agentJar, byte[] init)
+  private MicroImage buildLocked(
+      Path images, Path dir, Inputs inputs, byte[] agentJar, byte[] init, String compiler)
       throws IOException {
     MicroImage cached = load(dir); // another builder may have finished while we waited
     if (cached != null) {
@@ -240,7 +254,11 @@ public final class MicroImageBuilder {
     long t0 = System.nanoTime();
     stepsDone.set(0);
     ImageCache.buildAtomically(
-        images, ".tmp-micro-", dir, "micro image", tmp -> buildInto(tmp, inputs, agentJar, init));
+        images,
+        ".tmp-micro-",
+        dir,
+        "micro image",
+        tmp -> buildInto(tmp, inputs, agentJar, init, compiler));
     ImageCache.pruneOld(images, "micro-", dir, ImageCache.KEEP_OLD_IMAGES, this::say);
     MicroImage image = load(dir);
     if (image == null) {
@@ -258,7 +276,8 @@ public final class MicroImageBuilder {
     return image;
   }
 
-  private void buildInto(Path tmp, Inputs inputs, byte[] agentJar, byte[] init) throws IOException {
+  private void buildInto(Path tmp, Inputs inputs, byte[] agentJar, byte[] init, String compiler)
+      throws IOException {
     Path work = Files.createDirectories(tmp.resolve("work"));
     Path debs = Files.createDirectories(cacheRoot.resolve("debs"));
     Kernel kernel = unpackKernel(work, debs, inputs);
@@ -272,7 +291,13 @@ public final class MicroImageBuilder {
       throw new ImageBuildException("busybox-static has no bin/busybox");
     }
     JavaRuntime runtime = makeRuntime(work);
-    Path nativeLibrary = compileNativeLibrary(work, runtime);
+    Path nativeLibrary = compiler.isEmpty() ? null : compileNativeLibrary(work, runtime);
+    if (nativeLibrary == null) {
+      LOG.warn(
+          "no C compiler (cc) on this machine: the micro image is built without the guest agent's"
+              + " native library, so a restored guest sets its clock by starting date (~0.2 s"
+              + " slower under TCG). Install gcc and libc6-dev to have it; the next build adds it");
+    }
     step("initramfs");
     writeInitramfs(
         tmp.resolve("initramfs.img"),
@@ -331,8 +356,35 @@ public final class MicroImageBuilder {
   }
 
   /**
+   * The host C compiler's first line of {@code cc --version}, or "" when there is none: part of the
+   * image's key, so installing or changing the compiler makes a new image.
+   */
+  static String compilerIdentity() {
+    String known = askedCompiler;
+    if (known == null) {
+      known = askCompiler();
+      askedCompiler = known;
+    }
+    return known;
+  }
+
+  private static volatile @Nullable String askedCompiler; // asked once per process
+
+  private static String askCompiler() {
+    try {
+      String v =
+          new String(
+              HostCommands.runForBytes(Path.of("."), "cc", "--version"), StandardCharsets.UTF_8);
+      return v.lines().findFirst().orElse("cc").strip();
+    } catch (IOException e) {
+      return "";
+    }
+  }
+
+  /**
    * Compiles the agent's native library with the host's C compiler against the JDK's JNI headers;
-   * the host libraries it links against join the runtime's.
+   * the host libraries it links against join the runtime's. A compiler that is there but fails (no
+   * libc headers) fails the build: installing what is missing does not change the image's key.
    */
   private Path compileNativeLibrary(Path work, JavaRuntime runtime) throws IOException {
     say("the agent's native library");
@@ -343,25 +395,24 @@ public final class MicroImageBuilder {
       throw new ImageBuildException("no jni.h in " + include + ": run with a full JDK, not a JRE");
     }
     Path lib = work.resolve("libagentvm-guest.so");
+    List<String> cmd = new ArrayList<>(List.of("cc"));
+    cmd.addAll(NATIVE_CFLAGS);
+    // -isystem: a warning of a future compiler inside the JDK's headers is not ours to fix
+    cmd.addAll(
+        List.of(
+            "-isystem",
+            include.toString(),
+            "-isystem",
+            include.resolve("linux").toString(),
+            "-o",
+            lib.toString(),
+            src.toString()));
     try {
-      HostCommands.run(
-          work,
-          "cc",
-          "-O2",
-          "-fPIC",
-          "-shared",
-          "-Wall",
-          "-Wextra",
-          "-Werror",
-          "-I" + include,
-          "-I" + include.resolve("linux"),
-          "-o",
-          lib.toString(),
-          src.toString());
+      HostCommands.run(work, cmd.toArray(String[]::new));
     } catch (IOException e) {
       throw new ImageBuildException(
-          "compiling the guest agent's native library failed: the image needs a C compiler and"
-              + " libc headers (Debian: apt-get install gcc libc6-dev); "
+          "compiling the guest agent's native library failed: the image needs libc headers beside"
+              + " the C compiler (Debian: apt-get install gcc libc6-dev); "
               + e.getMessage(),
           e);
     }
@@ -426,7 +477,7 @@ public final class MicroImageBuilder {
       Path work,
       Kernel kernel,
       JavaRuntime runtime,
-      Path nativeLibrary,
+      @Nullable Path nativeLibrary,
       Path busybox,
       byte[] agentJar,
       byte[] init)
@@ -493,7 +544,9 @@ public final class MicroImageBuilder {
       addTree(cpio, made, HOST_UTF8_LOCALE, GUEST_LOCALE_DIR + "/C.utf8");
       addTree(cpio, made, runtime.jre(), "opt/agentvm/jre");
       cpio.file("opt/agentvm/agent.jar", 0644, agentJar);
-      cpio.file(GUEST_NATIVE_LIBRARY, 0644, nativeLibrary);
+      if (nativeLibrary != null) {
+        cpio.file(GUEST_NATIVE_LIBRARY, 0644, nativeLibrary);
+      }
     }
   }
 

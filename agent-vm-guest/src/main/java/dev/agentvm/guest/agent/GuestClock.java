@@ -34,8 +34,8 @@ final class GuestClock {
   /**
    * The second to step the clock to, or -1 when it is close enough. The true time lies in {@code
    * [rtc, rtc + 1)} seconds. A clock up to 1.5 s behind the RTC's second or up to 2 s ahead of it
-   * is left alone: after a step (to the second's start, plus the time {@code date} took to start)
-   * the next check does not step again.
+   * is left alone: after a step (to the second's start, plus the time the step itself took) the
+   * next check does not step again.
    *
    * @param systemMillis the guest's wall clock, in ms since the epoch
    * @param rtcSeconds the RTC's time, in whole seconds since the epoch
@@ -72,8 +72,14 @@ final class GuestClock {
   static final Setter NATIVE =
       new Setter() {
         @Override
-        public boolean set(long seconds) {
-          int errno = NativeHelpers.setClock(seconds);
+        public boolean set(long seconds) throws IOException, InterruptedException {
+          int errno;
+          try {
+            errno = NativeHelpers.setClock(seconds);
+          } catch (LinkageError e) { // a library that loaded but does not bind: never again
+            NativeHelpers.unusable(e);
+            return program("date").set(seconds);
+          }
           if (errno != 0) {
             GuestAgent.log("clock_settime to " + seconds + " failed: errno " + errno);
           }

@@ -29,7 +29,7 @@ final class NativeHelpers {
     try {
       System.load(path);
       loaded = true;
-    } catch (UnsatisfiedLinkError | SecurityException e) {
+    } catch (LinkageError | SecurityException e) {
       GuestAgent.log(
           "native library " + path + " not loaded (" + e.getMessage() + "): going on without it");
     }
@@ -38,6 +38,12 @@ final class NativeHelpers {
 
   static boolean isLoaded() {
     return loaded;
+  }
+
+  /** Stops using the library after a call into it failed to link. */
+  static void unusable(LinkageError e) {
+    loaded = false;
+    GuestAgent.log("native library unusable (" + e + "): going on without it");
   }
 
   /**

@@ -2,6 +2,7 @@ package dev.agentvm.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.agentvm.core.agent.AgentClient;
@@ -115,7 +116,19 @@ class VmLifecycleIT extends RealLibvirtTest {
 
   @Test
   void aVmResumedInRamHasTheHostsTimeAgain() throws Exception {
-    VMTemplate t = VMTemplate.builder(TestVms.name("clock")).boot(TestVms.boot()).build();
+    // in the agent's own process, through the image's native library: no process started
+    assertResumedClockIsTheHosts(TestVms.boot(), "clock_settime");
+  }
+
+  @Test
+  void anAgentWithoutTheNativeLibrarySetsTheClockWithDate() throws Exception {
+    // what a user's own disk image does: the property names no library
+    assertResumedClockIsTheHosts(
+        TestVms.boot().withExtraCmdline("agentvm.java_opts=-Dagentvm.guest.native="), "date");
+  }
+
+  private void assertResumedClockIsTheHosts(BootSource boot, String setter) throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("clock")).boot(boot).build();
     try (VM vm = conn.define(t)) {
       vm.start();
       var agent = vm.awaitAgent(Duration.ofSeconds(90));
@@ -133,9 +146,49 @@ class VmLifecycleIT extends RealLibvirtTest {
       assertTrue(
           guest >= before - 2 && guest <= after + 2,
           "guest clock " + guest + " against the host's " + before + ".." + after);
-      // in the agent's own process, through the image's native library: no process started
-      String console = java.nio.file.Files.readString(vm.consoleLog());
-      assertTrue(console.contains("ms to the RTC with clock_settime"), console);
+      // the console reaches its file through the guest's tty, QEMU and virtlogd: give it time
+      String said = "ms to the RTC with " + setter + " in";
+      long end = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      String console = Files.readString(vm.consoleLog());
+      while (!console.contains(said) && System.nanoTime() < end) {
+        Thread.sleep(200);
+        console = Files.readString(vm.consoleLog());
+      }
+      assertTrue(console.contains(said), console);
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
+  @Test
+  void aResumeWhoseAgentNeverAnswersReturnsAndTheNextCallFailsTyped() throws Exception {
+    VMTemplate t = VMTemplate.builder(TestVms.name("mute")).boot(TestVms.boot()).build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(90));
+      // the agent JVM stops itself a moment after this command has answered: a guest that hangs
+      agent.exec(
+          dev.agentvm.core.agent.ExecRequest.script(
+              "p=$PPID; (sleep 1; kill -STOP $p) >/dev/null 2>&1 &", "sh"));
+      long end = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+      boolean mute = false;
+      while (!mute && System.nanoTime() < end) {
+        try {
+          agent.ping(Duration.ofSeconds(1));
+        } catch (dev.agentvm.core.agent.AgentTimeoutException e) {
+          mute = true;
+        }
+      }
+      assertTrue(mute, "the agent stopped answering");
+      vm.pause();
+      long t0 = System.nanoTime();
+      assertTimeoutPreemptively(Duration.ofSeconds(60), vm::resume); // waits, warns, returns
+      long waitedMs = (System.nanoTime() - t0) / 1_000_000;
+      assertTrue(waitedMs >= 9_000, "resume waited for the agent's HELLO: " + waitedMs + " ms");
+      assertEquals(VMState.RUNNING, vm.state());
+      assertThrows(
+          dev.agentvm.core.agent.AgentTimeoutException.class,
+          () -> agent.ping(Duration.ofSeconds(2)));
+      vm.destroy(); // nothing in it would answer a graceful power-off
     }
     TestVms.assertNothingLeft(conn, t);
   }

@@ -6,11 +6,18 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.sun.net.httpserver.HttpServer;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.RemoteLibvirtHost;
 import dev.agentvm.core.TestVms;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
+import dev.agentvm.network.egress.EgressPolicy;
+import dev.agentvm.network.egress.EgressRecord;
+import dev.agentvm.network.egress.EgressResolver;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -133,5 +140,75 @@ class RemoteSandboxIT {
       assertThrows(NoSuchSandboxException.class, () -> later.connect(id));
     }
     assertEquals(List.of(), sandboxFiles(), "files left in the host's pool");
+  }
+
+  @Test
+  void egressFromAGuestOnAnotherHostLeavesFromThisClientAndFollowsThePolicy(@TempDir Path root)
+      throws Exception {
+    List<String> asked = new java.util.concurrent.CopyOnWriteArrayList<>();
+    HttpServer http =
+        HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 4);
+    http.createContext(
+        "/",
+        x -> {
+          asked.add(x.getRequestURI().toString());
+          byte[] body = ("hello " + x.getRequestURI()).getBytes(UTF_8);
+          x.sendResponseHeaders(200, body.length);
+          x.getResponseBody().write(body);
+          x.close();
+        });
+    http.start();
+    try {
+      int port = http.getAddress().getPort();
+      // both names are this client's loopback, which the remote host cannot reach: only the
+      // client's proxy can have made the connections
+      EgressResolver names =
+          name -> {
+            if (name.equals("allowed.test") || name.equals("other.test")) {
+              return List.of(InetAddress.getByAddress(name, new byte[] {127, 0, 0, 1}));
+            }
+            throw new UnknownHostException(name);
+          };
+      EgressPolicy policy =
+          EgressPolicy.builder()
+              .allowDomain("allowed.test")
+              .ports(port)
+              .allowBlock("127.0.0.1/32")
+              .build();
+      try (Sandboxes sandboxes = Sandboxes.open(conn, root).egressResolver(names);
+          Sandbox sb = sandboxes.create(spec.withEgress(policy))) {
+        assertEquals("lo", run(sb, "ls /sys/class/net"), "no network device in the guest");
+        String get = "wget -q -O - http://%s:" + port + "/%s 2>&1; echo \" rc=$?\"";
+        assertEquals("hello /there rc=0", run(sb, String.format(get, "allowed.test", "there")));
+        String denied = run(sb, String.format(get, "other.test", "no"));
+        assertTrue(denied.contains("403") && denied.endsWith("rc=1"), denied);
+        assertEquals(List.of("/there"), asked, "the denied request never reached the server");
+
+        sb.pause(); // the proxy comes back with the sandbox, over the host's new channel
+        sb.resume();
+        assertEquals("hello /again rc=0", run(sb, String.format(get, "allowed.test", "again")));
+        // a connection is recorded when its stream is released, a moment after the command ends
+        long end = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        List<EgressRecord> log = sb.egressLog();
+        while (log.size() < 3 && System.nanoTime() < end) {
+          Thread.sleep(100);
+          log = sb.egressLog();
+        }
+        assertEquals(3, log.size(), log.toString());
+        assertEquals(
+            2,
+            log.stream()
+                .filter(r -> r.allowed() && r.host().equals("allowed.test") && r.bytesIn() > 0)
+                .count(),
+            log.toString());
+        assertTrue(
+            log.stream().anyMatch(r -> !r.allowed() && r.host().equals("other.test")),
+            log.toString());
+      }
+    } finally {
+      http.stop(0);
+    }
+    assertEquals(0, host.qemuProcesses(), "QEMU left on the host");
+    TestVms.assertNoTestDomains(conn);
   }
 }

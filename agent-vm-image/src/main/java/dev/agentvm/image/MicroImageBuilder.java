@@ -395,20 +395,8 @@ public final class MicroImageBuilder {
       throw new ImageBuildException("no jni.h in " + include + ": run with a full JDK, not a JRE");
     }
     Path lib = work.resolve("libagentvm-guest.so");
-    List<String> cmd = new ArrayList<>(List.of("cc"));
-    cmd.addAll(NATIVE_CFLAGS);
-    // -isystem: a warning of a future compiler inside the JDK's headers is not ours to fix
-    cmd.addAll(
-        List.of(
-            "-isystem",
-            include.toString(),
-            "-isystem",
-            include.resolve("linux").toString(),
-            "-o",
-            lib.toString(),
-            src.toString()));
     try {
-      HostCommands.run(work, cmd.toArray(String[]::new));
+      HostCommands.run(work, nativeCompileCommand(src, lib).toArray(String[]::new));
     } catch (IOException e) {
       throw new ImageBuildException(
           "compiling the guest agent's native library failed: the image needs libc headers beside"
@@ -421,6 +409,24 @@ public final class MicroImageBuilder {
       runtime.hostLibraries().add(l);
     }
     return lib;
+  }
+
+  /** The compiler's command line for the native library {@code lib} from {@code src}. */
+  static List<String> nativeCompileCommand(Path src, Path lib) {
+    Path include = Path.of(System.getProperty("java.home"), "include");
+    List<String> cmd = new ArrayList<>(List.of("cc"));
+    cmd.addAll(NATIVE_CFLAGS);
+    // -isystem: a warning of a future compiler inside the JDK's headers is not ours to fix
+    cmd.addAll(
+        List.of(
+            "-isystem",
+            include.toString(),
+            "-isystem",
+            include.resolve("linux").toString(),
+            "-o",
+            lib.toString(),
+            src.toString()));
+    return cmd;
   }
 
   /** A jlinked java.base from the running JDK, with a CDS archive, stripped. */

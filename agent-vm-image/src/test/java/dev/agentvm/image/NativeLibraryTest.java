@@ -27,19 +27,9 @@ class NativeLibraryTest {
     try (var in = MicroImageBuilder.class.getResourceAsStream(MicroImageBuilder.NATIVE_SOURCE)) {
       Files.write(src, in.readAllBytes());
     }
-    Path include = Path.of(System.getProperty("java.home"), "include");
     Path lib = dir.resolve("lib.so");
-    List<String> cmd = new ArrayList<>(List.of("cc", "-Werror"));
-    cmd.addAll(MicroImageBuilder.NATIVE_CFLAGS);
-    cmd.addAll(
-        List.of(
-            "-isystem",
-            include.toString(),
-            "-isystem",
-            include.resolve("linux").toString(),
-            "-o",
-            lib.toString(),
-            src.toString()));
+    List<String> cmd = new ArrayList<>(MicroImageBuilder.nativeCompileCommand(src, lib));
+    cmd.add(1, "-Werror");
     HostCommands.run(dir, cmd.toArray(String[]::new));
     String symbols =
         new String(

@@ -46,6 +46,9 @@ class MicroImageBuildIT {
     assertTrue(Files.size(image.initramfs()) > 1_000_000, "an initramfs: " + image.initramfs());
     assertTrue(image.kernelRelease().matches("\\d+\\.\\d+.*"), image.kernelRelease());
     assertTrue(progress.stream().anyMatch(l -> l.contains("jlink java.base")), progress.toString());
+    assertTrue(
+        progress.stream().anyMatch(l -> l.contains("the agent's native library")),
+        "compiled with this machine's cc: " + progress);
     assertTrue(progress.stream().anyMatch(l -> l.contains(": built ")), progress.toString());
     try (Stream<Path> left = Files.list(cache.resolve("images"))) {
       assertEquals(

@@ -60,8 +60,8 @@ public final class HelloSandbox {
 
         // a background process that must survive the pause
         sb.run(
-            "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /workspace/ticks; sleep 1;"
-                + " done' </dev/null >/dev/null 2>&1 &");
+            "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /workspace/ticks.new;"
+                + " mv /workspace/ticks.new /workspace/ticks; sleep 1; done' </dev/null >/dev/null 2>&1 &");
         Thread.sleep(1500);
         String before = sb.run("cat /workspace/ticks").stdoutText().trim();
         step("start a background process", "ticking once a second");

@@ -37,10 +37,13 @@ import org.junit.jupiter.api.Test;
 
 /** Sandboxes on real VMs: sessions, files, pause/resume across processes, checkpoints, forks. */
 class SandboxIT extends RealLibvirtTest {
-  /** A loop that counts into /workspace/counter five times a second, detached from its command. */
+  /**
+   * A loop that counts into /workspace/counter five times a second, detached from its command. It
+   * writes a new file and renames it, so no reader (nor a fork's capture) sees a truncated one.
+   */
   static final String COUNTER_LOOP =
-      "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /workspace/counter; sleep 0.2;"
-          + " done' </dev/null >/dev/null 2>&1 &";
+      "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /workspace/counter.new;"
+          + " mv /workspace/counter.new /workspace/counter; sleep 0.2; done' </dev/null >/dev/null 2>&1 &";
 
   private Sandboxes sandboxes;
   private final SimpleMeterRegistry registry = new SimpleMeterRegistry();

@@ -42,6 +42,7 @@ public final class LoadBenchmark {
     double wall;
     long[] cpu0;
     long[] cpu1;
+    Timer create; // read before the sandboxes close: closing takes their meters away
     List<Double> idleWhileWaiting = new ArrayList<>();
     int failed = 0;
     try (LibvirtConnection conn = LibvirtConnection.open();
@@ -115,6 +116,7 @@ public final class LoadBenchmark {
         }
         sampler.join();
         cpu1 = CpuTimes.read();
+        create = meters.find("agentvm.sandbox.create").tag("outcome", "success").timer();
         sandboxes.keepReady(each, 0);
       }
     } finally {
@@ -126,7 +128,6 @@ public final class LoadBenchmark {
     }
     double busySeconds = ((cpu1[0] - cpu1[1]) - (cpu0[0] - cpu0[1])) / 100.0; // USER_HZ 100
     double floor = busySeconds / cores;
-    Timer create = meters.find("agentvm.sandbox.create").tag("outcome", "success").timer();
     System.out.printf(
         "%nLoad benchmark: %d executions of `true`, %d sandboxes ready and %d at a time, %d cores%n",
         n, pool, pool, cores);

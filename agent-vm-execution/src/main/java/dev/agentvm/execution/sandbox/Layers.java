@@ -49,7 +49,7 @@ final class Layers {
     return freezeAs(top, UUID.randomUUID().toString());
   }
 
-  /** Like {@link #freeze}, under a name the caller chose (a warm image's layer). */
+  /** Like {@link #freeze}, under a name the caller chose (a warm image's, recorded first). */
   String freezeAs(Path top, String name) throws IOException {
     Path p = path(name);
     Files.createDirectories(dir);
@@ -58,7 +58,10 @@ final class Layers {
     return name;
   }
 
-  /** Deletes every layer not in {@code inUse} (empty bases and warm images stay: a cache). */
+  /**
+   * Deletes every layer not in {@code inUse} (empty bases stay: a cache). Warm images' layers are
+   * in use while their records name them ({@link WarmImages#layers}).
+   */
   void collect(Set<String> inUse) throws IOException {
     if (!Files.isDirectory(dir)) {
       return;
@@ -67,7 +70,7 @@ final class Layers {
       for (Path p : s) {
         String f = String.valueOf(p.getFileName());
         String name = f.substring(0, f.length() - ".qcow2".length());
-        if (!name.startsWith(EMPTY) && !name.startsWith(Sandboxes.WARM) && !inUse.contains(name)) {
+        if (!name.startsWith(EMPTY) && !inUse.contains(name)) {
           LOG.debug("deleting unused layer {}", name);
           Trees.delete(p);
         }

@@ -98,6 +98,30 @@ abstract class SandboxDisks {
   /** Whether the files are this machine's. */
   abstract boolean isLocal();
 
+  /**
+   * Where a warm image's memory is kept ({@link WarmImages}); {@code warmDir} is this machine's
+   * directory of warm images.
+   */
+  abstract Path warmMemory(Path warmDir, String key);
+
+  /** Where a capture saves the memory ({@code tmp}: the capture's scratch directory here). */
+  abstract Path warmCapture(Path warmDir, String key, Path tmp);
+
+  /** Deletes {@code key}'s warm memory, if there is one. */
+  abstract void deleteWarmMemory(Path warmDir, String key) throws IOException;
+
+  /** Names the layer a warm image's capture will leave, and its VM's top overlay with it. */
+  abstract String nameWarmLayer(SandboxRecord rec);
+
+  /**
+   * Turns a finished capture into its layer {@code layer} and its memory into {@link #warmMemory}.
+   */
+  abstract void keepWarmCapture(Path warmDir, String key, Path tmp, SandboxRecord rec, String layer)
+      throws IOException;
+
+  /** Removes what a failed capture made outside its scratch directory. */
+  abstract void deleteWarmCapture(Path tmp, SandboxRecord rec) throws IOException;
+
   private static final class Local extends SandboxDisks {
     private final Layers layers;
 
@@ -196,6 +220,42 @@ abstract class SandboxDisks {
     @Override
     boolean isLocal() {
       return true;
+    }
+
+    @Override
+    Path warmMemory(Path warmDir, String key) {
+      return warmDir.resolve(key + ".save");
+    }
+
+    @Override
+    Path warmCapture(Path warmDir, String key, Path tmp) {
+      return tmp.resolve("memory.save");
+    }
+
+    @Override
+    void deleteWarmMemory(Path warmDir, String key) throws IOException {
+      Files.deleteIfExists(warmMemory(warmDir, key));
+    }
+
+    @Override
+    String nameWarmLayer(SandboxRecord rec) {
+      return UUID.randomUUID().toString(); // the capture's top is DISK in its scratch directory
+    }
+
+    @Override
+    void keepWarmCapture(Path warmDir, String key, Path tmp, SandboxRecord rec, String layer)
+        throws IOException {
+      layers.freezeAs(top(tmp, rec), layer);
+      Files.move(
+          warmCapture(warmDir, key, tmp),
+          warmMemory(warmDir, key),
+          StandardCopyOption.ATOMIC_MOVE,
+          StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    @Override
+    void deleteWarmCapture(Path tmp, SandboxRecord rec) {
+      // all in its scratch directory; a layer already frozen is collected once no record names it
     }
   }
 
@@ -344,6 +404,38 @@ abstract class SandboxDisks {
     @Override
     boolean isLocal() {
       return false;
+    }
+
+    @Override
+    Path warmMemory(Path warmDir, String key) {
+      return storage.path(prefix + "W." + key + ".save");
+    }
+
+    @Override
+    Path warmCapture(Path warmDir, String key, Path tmp) {
+      return warmMemory(warmDir, key); // saved in place: the warm image's record makes it count
+    }
+
+    @Override
+    void deleteWarmMemory(Path warmDir, String key) throws IOException {
+      String name = String.valueOf(warmMemory(warmDir, key).getFileName());
+      host(() -> storage.delete(name));
+    }
+
+    @Override
+    String nameWarmLayer(SandboxRecord rec) {
+      nameNewTop(rec); // the capture's top stays where it is as the layer
+      return java.util.Objects.requireNonNull(rec.top, "top");
+    }
+
+    @Override
+    void keepWarmCapture(Path warmDir, String key, Path tmp, SandboxRecord rec, String layer) {
+      // both are where they stay
+    }
+
+    @Override
+    void deleteWarmCapture(Path tmp, SandboxRecord rec) throws IOException {
+      deleteTop(tmp, rec);
     }
 
     /** A call to the host, its failures as {@link IOException}s like a local file's. */

@@ -35,8 +35,8 @@ import org.jspecify.annotations.Nullable;
  * @param agentDeadline how long a boot or restore may take until the guest agent answers
  * @param namePrefix prefix of the sandbox's id (and VM name)
  * @param useWarmImage whether {@code create} restores the warm image of an equal spec when one
- *     exists ({@link Sandboxes#warmUp}) instead of booting; warm images are kept for this machine's
- *     libvirt only, so sandboxes on a remote host always boot
+ *     exists ({@link Sandboxes#warmUp}) instead of booting (on a remote host too: its warm images
+ *     are kept in the host's pool)
  * @param attachedDisk a disk of the caller's attached besides the workspace, or {@code null}
  * @param egress the egress policy, or {@code null} for none: the guest never has a network device;
  *     with a policy its programs reach what the policy allows through the host's proxy ({@link

@@ -25,7 +25,6 @@ import dev.agentvm.network.egress.EgressPolicy;
 import dev.agentvm.network.egress.EgressProxy;
 import dev.agentvm.network.egress.EgressRecord;
 import dev.agentvm.network.egress.EgressResolver;
-import dev.agentvm.storage.DiskImages;
 import dev.agentvm.storage.GuestIdentity;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
@@ -84,6 +83,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   private final Path root;
   private final Path lockFile;
   private final Layers layers;
+  private final WarmImages warm;
   private final SandboxDisks disks;
   private final Map<String, Sandbox> handedOut = new ConcurrentHashMap<>();
   private final Meters meters = new Meters(Tags.empty(), "sandboxes");
@@ -127,6 +127,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
         host.isPresent() && hostTag != null
             ? SandboxDisks.onHost(host.get(), hostTag, layers)
             : SandboxDisks.local(layers);
+    this.warm = new WarmImages(this.root.resolve(".warm"), disks);
     meters.gauge(
         AgentVmMeter.SANDBOX_READY,
         Tags.empty(),
@@ -383,7 +384,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   public Sandbox create(SandboxSpec spec) {
     // a ready sandbox has no attached disk: a spec with one always gets a sandbox of its own
     Sandbox ready = spec.attachedDisk() == null ? takeReady(spec) : null;
-    return ready != null ? ready : make(spec, false);
+    return ready != null ? ready : makeOrBoot(spec, false);
   }
 
   /**
@@ -588,10 +589,15 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
           }
           more = true;
           try {
-            if (shape.spec.useWarmImage() && disks.isLocal()) {
-              warmUp(shape.spec);
+            if (shape.spec.useWarmImage()) {
+              try {
+                warmUp(shape.spec);
+              } catch (SandboxException e) {
+                // ready sandboxes are made all the same: booted
+                LOG.warn("ready sandboxes of {} boot: {}", shape.spec.namePrefix(), e.toString());
+              }
             }
-            Sandbox sb = make(shape.spec, true);
+            Sandbox sb = makeOrBoot(shape.spec, true);
             if (closing || shape.idle.size() >= shape.target) {
               closeQuietly(sb);
             } else {
@@ -651,7 +657,6 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     SandboxRecord rec = record(spec, image, id);
     rec.ready = ready;
     String key = warmKey(rec, spec.workspaceBytes());
-    Path warm = warmMemory(key);
     if (!ready) {
       makeRoom(rec.memoryMiB, null);
     }
@@ -664,12 +669,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       rec.attachedMount = attached.mountPoint();
     }
     // a warm image's memory was captured without the attached disk: such a sandbox boots
-    boolean fromWarm =
-        attached == null
-            && spec.useWarmImage()
-            && disks.isLocal()
-            && Files.exists(warm)
-            && Files.exists(layers.path(WARM + key));
+    WarmImages.Image warmImage = attached == null && spec.useWarmImage() ? findWarm(key) : null;
+    boolean fromWarm = warmImage != null;
     Tags kind = Tags.of("kind", fromWarm ? "restore" : "cold");
     long t0 = System.nanoTime();
     VM vm = null;
@@ -680,8 +681,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       locked(
           () -> {
             rec.chain.add(disks.emptyBase(spec.workspaceBytes()));
-            if (fromWarm) {
-              rec.chain.add(0, WARM + key);
+            if (warmImage != null) {
+              rec.chain.add(0, warmImage.layer());
             }
             disks.nameNewTop(rec);
             rec.save(dir);
@@ -689,8 +690,8 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
           });
       disks.createTop(dir, rec, rec.chain.get(0));
       AgentClient agent;
-      if (fromWarm) {
-        vm = conn.restore(warm, template(rec, dir));
+      if (warmImage != null) {
+        vm = restoreWarm(warmImage, template(rec, dir));
         agent = vm.awaitAgent(rec.agentDeadline);
         GuestIdentity.refresh(vm, agent, rec.agentDeadline);
       } else {
@@ -741,36 +742,35 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    * Boots {@code spec}'s VM once and keeps its memory and its empty workspace as a warm image, so
    * that {@link #create(SandboxSpec)} with an equal spec (same image, resources and workspace size)
    * restores a copy instead of booting: about a second instead of a cold boot. The warm image is
-   * kept under {@code .warm/} for later runs and other processes. Returns at once when it exists.
+   * kept under {@code .warm/} for later runs and other processes; for a remote host, its memory and
+   * workspace layer are kept in the host's pool and {@code .warm/} records them. Returns at once
+   * when it exists.
    */
   public void warmUp(SandboxSpec spec) {
-    if (!disks.isLocal()) {
-      throw new SandboxException(
-          "warm images are kept for this machine's libvirt only; sandboxes on "
-              + conn.uri()
-              + " boot (docs/scale-out.md)");
-    }
     MicroImage given = spec.image();
     MicroImage image = given != null ? given : defaultImage();
     SandboxRecord rec =
         record(spec, image, "agentvm-warm-" + UUID.randomUUID().toString().substring(0, 8));
     String key = warmKey(rec, spec.workspaceBytes());
-    Path mem = warmMemory(key);
+    Path warmDir = warmDir();
     try {
       FileLocks.withLock(
-          root.resolve(".warm").resolve(key + ".lock"),
+          warmDir.resolve(key + ".lock"),
           () -> {
-            if (Files.exists(mem)) {
+            if (warm.find(key) != null) {
               return Boolean.FALSE;
             }
             long t0 = System.nanoTime();
-            Path tmp = root.resolve(".warm").resolve(key + ".tmp");
+            warm.clear(key); // what an earlier capture or image of the key left
+            Path tmp = warmDir.resolve(key + ".tmp");
             Trees.delete(tmp);
             Files.createDirectories(tmp);
+            boolean kept = false;
             try {
-              String base = locked(() -> layers.emptyBase(spec.workspaceBytes()));
+              String base = locked(() -> disks.emptyBase(spec.workspaceBytes()));
               rec.chain.add(base);
-              DiskImages.createOverlay(layers.path(base), tmp.resolve(SandboxDisks.DISK), 0);
+              String layer = locked(() -> warm.begin(key, rec));
+              disks.createTop(tmp, rec, base);
               warmStep(key, 0, "booting " + rec.id);
               try (VM vm = conn.define(template(rec, tmp))) {
                 vm.start();
@@ -780,20 +780,19 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
                 // every copy
                 dev.agentvm.storage.MemoryImage.warmUp(agent, rec.agentDeadline);
                 warmStep(key, 2, "saving memory");
-                vm.saveMemory(tmp.resolve("memory.save"));
+                vm.saveMemory(disks.warmCapture(warmDir, key, tmp));
               }
               warmStep(key, 3, "keeping the workspace layer");
-              layers.freezeAs(tmp.resolve(SandboxDisks.DISK), WARM + key);
-              Files.move(
-                  tmp.resolve("memory.save"), mem, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+              warm.keep(key, tmp, rec, layer);
+              kept = true;
             } finally {
+              if (!kept) {
+                dropCaptureQuietly(key, tmp, rec);
+              }
               Trees.delete(tmp);
             }
             warmStep(key, WARM_STEPS, "made in " + (System.nanoTime() - t0) / 1_000_000 + " ms");
-            int gone = pruneWarm(root.resolve(".warm"), key, java.time.Instant.now());
-            if (gone > 0) {
-              LOG.info("deleted {} warm images unused for {} days", gone, WARM_UNUSED.toDays());
-            }
+            pruneWarmQuietly(key);
             return Boolean.TRUE;
           });
     } catch (IOException | RuntimeException e) {
@@ -801,7 +800,82 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     }
   }
 
-  static final String WARM = "warm-";
+  /**
+   * Deletes every warm image of this directory (on a remote host, in its pool), and the layers no
+   * sandbox stands on; a capture under way stays. A later {@link #warmUp} captures again. Returns
+   * how many images went.
+   */
+  public int dropWarmImages() {
+    try {
+      int n = warm.forgetAll();
+      collectLayers();
+      return n;
+    } catch (IOException e) {
+      throw new SandboxException("deleting warm images failed: " + e.getMessage(), e);
+    }
+  }
+
+  private void dropCaptureQuietly(String key, Path tmp, SandboxRecord rec) {
+    try {
+      warm.drop(key, tmp, rec);
+    } catch (IOException | RuntimeException e) {
+      // the next capture of the key removes it (its record says what it made)
+      LOG.warn("cannot remove the failed capture of warm image {}: {}", key, e.toString());
+    }
+  }
+
+  private void pruneWarmQuietly(String keep) {
+    try {
+      int gone = warm.prune(keep, java.time.Instant.now().minus(WARM_UNUSED));
+      if (gone > 0) {
+        LOG.info("deleted {} warm images unused for {} days", gone, WARM_UNUSED.toDays());
+      }
+    } catch (IOException | RuntimeException e) {
+      // the image just made is kept; pruning runs again with the next one
+      LOG.warn("pruning warm images under {} failed: {}", warmDir(), e.toString());
+    }
+  }
+
+  private WarmImages.@Nullable Image findWarm(String key) {
+    try {
+      return warm.find(key);
+    } catch (IOException e) {
+      throw new SandboxException("reading the warm image " + key + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Restores a warm image under a sandbox's identity. Restores of one image take turns: on this
+   * machine libvirt's restore takes the image's lock itself; on a host, whose image header is
+   * rewritten through the pool, the same lock is taken here, across this machine's processes.
+   *
+   * @throws WarmRestoreException if the hypervisor could not restore it
+   */
+  private VM restoreWarm(WarmImages.Image image, VMTemplate t) throws IOException {
+    VM vm;
+    try {
+      vm =
+          disks.isLocal()
+              ? conn.restore(image.memory(), t)
+              : FileLocks.withLock(
+                  warm.restoreLock(image.key()), () -> conn.restore(image.memory(), t));
+    } catch (dev.agentvm.core.SnapshotException e) {
+      throw new WarmRestoreException(image, e);
+    }
+    warm.used(image.key());
+    return vm;
+  }
+
+  /** A warm image that could not be restored: the create is made again by booting. */
+  private static final class WarmRestoreException extends SandboxException {
+    private static final long serialVersionUID = 1L;
+    private final transient WarmImages.Image image;
+
+    WarmRestoreException(WarmImages.Image image, RuntimeException cause) {
+      super("restoring the warm image " + image.key() + " failed: " + cause.getMessage(), cause);
+      this.image = image;
+    }
+  }
 
   /**
    * A warm memory image not restored for this long is deleted when another is made: an image or
@@ -810,41 +884,39 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    */
   static final Duration WARM_UNUSED = Duration.ofDays(7);
 
-  /**
-   * Deletes the warm memory images in {@code warmDir}, other than {@code keep}'s, last written
-   * (restores rewrite their header) before {@code now} minus {@link #WARM_UNUSED}; each under the
-   * lock its restores take. Returns how many.
-   */
-  static int pruneWarm(Path warmDir, String keep, java.time.Instant now) throws IOException {
-    java.time.Instant before = now.minus(WARM_UNUSED);
-    List<Path> saves;
-    try (java.util.stream.Stream<Path> s = Files.list(warmDir)) {
-      saves =
-          s.filter(f -> String.valueOf(f.getFileName()).endsWith(".save"))
-              .filter(f -> !String.valueOf(f.getFileName()).equals(keep + ".save"))
-              .toList();
-    }
-    int gone = 0;
-    for (Path save : saves) {
-      boolean deleted =
-          FileLocks.withLock(
-              save.resolveSibling(save.getFileName() + ".lock"),
-              () ->
-                  Files.exists(save)
-                      && Files.getLastModifiedTime(save).toInstant().isBefore(before)
-                      && Files.deleteIfExists(save));
-      if (deleted) {
-        gone++;
-      }
-    }
-    return gone;
-  }
-
   /** Part of a warm image's key: images warmed up with fewer kinds of request are made again. */
   private static final String WARM_UP_VERSION = "warm-up 2";
 
-  private Path warmMemory(String key) {
-    return root.resolve(".warm").resolve(key + ".save");
+  private Path warmDir() {
+    return root.resolve(".warm");
+  }
+
+  /**
+   * Makes a sandbox of {@code spec}; one whose warm image cannot be restored (damaged, or made by a
+   * QEMU the host no longer runs) is booted instead, and the image is forgotten so that the next
+   * {@link #warmUp} captures it again.
+   */
+  private Sandbox makeOrBoot(SandboxSpec spec, boolean ready) {
+    try {
+      return make(spec, ready);
+    } catch (SandboxException e) {
+      WarmRestoreException failed = null;
+      for (Throwable t = e; t != null && failed == null; t = t.getCause()) {
+        if (t instanceof WarmRestoreException w) {
+          failed = w;
+        }
+      }
+      if (failed == null) {
+        throw e;
+      }
+      LOG.warn("{}; booting instead, and the warm image is forgotten", failed.getMessage());
+      try {
+        warm.forget(failed.image);
+      } catch (IOException | RuntimeException f) {
+        LOG.warn("cannot forget warm image {}: {}", failed.image.key(), f.toString());
+      }
+      return make(spec.toBuilder().useWarmImage(false).build(), ready);
+    }
   }
 
   /** What makes two specs' VMs interchangeable at their first HELLO. */
@@ -1094,6 +1166,11 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       } catch (IOException e) {
         return null;
       }
+    }
+    try {
+      inUse.addAll(warm.layers());
+    } catch (IOException e) {
+      return null;
     }
     return inUse;
   }
@@ -1353,6 +1430,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    meters.close(); // its gauges leave the registries: another object may report there now
     if (failure != null) {
       throw failure;
     }

@@ -116,6 +116,72 @@ class RemoteSandboxIT {
   }
 
   @Test
+  void aWarmImageOnTheHostMakesCreateARestoreWithItsOwnIdentity(@TempDir Path root)
+      throws Exception {
+    io.micrometer.core.instrument.simple.SimpleMeterRegistry registry =
+        new io.micrometer.core.instrument.simple.SimpleMeterRegistry();
+    List<String> warm;
+    try (Sandboxes sandboxes = Sandboxes.open(conn, root)) {
+      sandboxes.bindTo(registry);
+      sandboxes.warmUp(spec);
+      warm = sandboxFiles();
+      sandboxes.warmUp(spec); // made once, then reused
+      assertEquals(warm, sandboxFiles());
+      assertEquals(2, warm.size(), "its memory and its layer, in the host's pool: " + warm);
+      assertTrue(warm.stream().anyMatch(f -> f.contains(".W.") && f.endsWith(".save")), "" + warm);
+      assertEquals(0, host.qemuProcesses(), "the captured VM is gone");
+      try (Sandbox a = sandboxes.create(spec);
+          Sandbox b = sandboxes.create(spec)) {
+        assertEquals(2, creates(registry, "restore", "success"));
+        assertEquals(a.id(), run(a, "hostname"));
+        assertEquals(b.id(), run(b, "hostname"));
+        SandboxIT.assertClockIsTheHosts(a); // not the capture's
+        assertFalse(run(a, "cat /etc/machine-id").equals(run(b, "cat /etc/machine-id")));
+        a.files().write("/workspace/only-a", "a".getBytes(UTF_8));
+        assertFalse(b.files().exists("/workspace/only-a"));
+        a.pause(); // its disk stands on the warm image's layer, on the host
+        a.resume();
+        assertEquals("a", run(a, "cat /workspace/only-a"));
+      }
+      assertEquals(warm, sandboxFiles(), "only the warm image stays");
+    }
+    // another object on the same records (it collects unused layers at open) restores it too; it
+    // reports into the same registry, which the first left at its close
+    try (Sandboxes later = Sandboxes.open(conn, root)) {
+      later.bindTo(registry);
+      try (Sandbox c = later.create(spec)) {
+        assertEquals(c.id(), run(c, "hostname"));
+      }
+      assertEquals(1, creates(registry, "restore", "success"));
+
+      // a damaged warm image (here: its memory gone from the host) is not restored: the create
+      // boots instead, and the image is forgotten
+      String memory = warm.stream().filter(f -> f.endsWith(".save")).findFirst().orElseThrow();
+      conn.hostStorage().orElseThrow().delete(memory);
+      try (Sandbox d = later.create(spec)) {
+        assertEquals("booted", run(d, "echo booted"));
+      }
+      assertEquals(1, creates(registry, "restore", "failure"));
+      assertEquals(1, creates(registry, "cold", "success"));
+      assertEquals(0, later.dropWarmImages(), "forgotten already; its layer is collected");
+    }
+    assertEquals(0, host.qemuProcesses(), "QEMU left on the host");
+    assertEquals(List.of(), sandboxFiles(), "files left in the host's pool");
+    TestVms.assertNoTestDomains(conn);
+  }
+
+  private static long creates(
+      io.micrometer.core.instrument.MeterRegistry registry, String kind, String outcome) {
+    return registry
+        .find("agentvm.sandbox.create")
+        .tags("kind", kind, "outcome", outcome)
+        .timers()
+        .stream()
+        .mapToLong(t -> t.count())
+        .sum();
+  }
+
+  @Test
   void aRootHoldsOneHostsSandboxes(@TempDir Path root) {
     Sandboxes.open(conn, root).close();
     assertTrue(Files.exists(root.resolve(Sandboxes.HOST_FILE)));

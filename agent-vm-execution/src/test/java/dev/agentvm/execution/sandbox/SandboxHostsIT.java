@@ -217,6 +217,8 @@ class SandboxHostsIT {
           sb.close();
         }
       }
+      // the ready sandboxes there came from a warm image captured on that host
+      assertEquals(1, remoteSandboxes.dropWarmImages());
     }
     assertEquals(0, remote.qemuProcesses(), "QEMU left on the remote host");
     assertEquals(

@@ -412,13 +412,35 @@ class GitTaskIT extends RealLibvirtTest {
     }
   }
 
+  /** The regular files under {@code root}, skipping what goes while it is walked (it changes). */
   static List<Path> filesUnder(Path root) throws IOException {
     if (!Files.isDirectory(root)) {
       return List.of();
     }
-    try (Stream<Path> s = Files.walk(root)) {
-      return s.filter(Files::isRegularFile).toList();
-    }
+    List<Path> found = new java.util.ArrayList<>();
+    Files.walkFileTree(
+        root,
+        new java.nio.file.SimpleFileVisitor<>() {
+          @Override
+          public java.nio.file.FileVisitResult visitFile(
+              Path file, java.nio.file.attribute.BasicFileAttributes attrs) {
+            if (attrs.isRegularFile()) {
+              found.add(file);
+            }
+            return java.nio.file.FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public java.nio.file.FileVisitResult visitFileFailed(Path file, IOException e) {
+            return java.nio.file.FileVisitResult.CONTINUE; // gone meanwhile
+          }
+
+          @Override
+          public java.nio.file.FileVisitResult postVisitDirectory(Path dir, IOException e) {
+            return java.nio.file.FileVisitResult.CONTINUE; // an entry went while listed
+          }
+        });
+    return found;
   }
 
   /**

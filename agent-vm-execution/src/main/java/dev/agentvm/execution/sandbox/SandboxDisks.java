@@ -99,16 +99,18 @@ abstract class SandboxDisks {
   abstract boolean isLocal();
 
   /**
-   * Where a warm image's memory is kept ({@link WarmImages}); {@code warmDir} is this machine's
-   * directory of warm images.
+   * Where the memory of {@code key}'s warm image saved with {@code layer} is kept ({@link
+   * WarmImages}): named after both, so that a restore that read an older record finds no file
+   * rather than another capture's memory. {@code warmDir} is this machine's directory of warm
+   * images.
    */
-  abstract Path warmMemory(Path warmDir, String key);
+  abstract Path warmMemory(Path warmDir, String key, String layer);
 
   /** Where a capture saves the memory ({@code tmp}: the capture's scratch directory here). */
-  abstract Path warmCapture(Path warmDir, String key, Path tmp);
+  abstract Path warmCapture(Path warmDir, String key, String layer, Path tmp);
 
-  /** Deletes {@code key}'s warm memory, if there is one. */
-  abstract void deleteWarmMemory(Path warmDir, String key) throws IOException;
+  /** Deletes that warm memory, if it exists. */
+  abstract void deleteWarmMemory(Path warmDir, String key, String layer) throws IOException;
 
   /** Names the layer a warm image's capture will leave, and its VM's top overlay with it. */
   abstract String nameWarmLayer(SandboxRecord rec);
@@ -223,18 +225,18 @@ abstract class SandboxDisks {
     }
 
     @Override
-    Path warmMemory(Path warmDir, String key) {
-      return warmDir.resolve(key + ".save");
+    Path warmMemory(Path warmDir, String key, String layer) {
+      return warmDir.resolve(key + "." + layer + ".save");
     }
 
     @Override
-    Path warmCapture(Path warmDir, String key, Path tmp) {
+    Path warmCapture(Path warmDir, String key, String layer, Path tmp) {
       return tmp.resolve("memory.save");
     }
 
     @Override
-    void deleteWarmMemory(Path warmDir, String key) throws IOException {
-      Files.deleteIfExists(warmMemory(warmDir, key));
+    void deleteWarmMemory(Path warmDir, String key, String layer) throws IOException {
+      Files.deleteIfExists(warmMemory(warmDir, key, layer));
     }
 
     @Override
@@ -247,8 +249,8 @@ abstract class SandboxDisks {
         throws IOException {
       layers.freezeAs(top(tmp, rec), layer);
       Files.move(
-          warmCapture(warmDir, key, tmp),
-          warmMemory(warmDir, key),
+          warmCapture(warmDir, key, layer, tmp),
+          warmMemory(warmDir, key, layer),
           StandardCopyOption.ATOMIC_MOVE,
           StandardCopyOption.REPLACE_EXISTING);
     }
@@ -407,18 +409,20 @@ abstract class SandboxDisks {
     }
 
     @Override
-    Path warmMemory(Path warmDir, String key) {
-      return storage.path(prefix + "W." + key + ".save");
+    Path warmMemory(Path warmDir, String key, String layer) {
+      String id = layer.startsWith(layerPrefix()) ? layer.substring(layerPrefix().length()) : layer;
+      return storage.path(prefix + "W." + key + "." + id + ".save");
     }
 
     @Override
-    Path warmCapture(Path warmDir, String key, Path tmp) {
-      return warmMemory(warmDir, key); // saved in place: the warm image's record makes it count
+    Path warmCapture(Path warmDir, String key, String layer, Path tmp) {
+      // saved in place: the warm image's record makes it count
+      return warmMemory(warmDir, key, layer);
     }
 
     @Override
-    void deleteWarmMemory(Path warmDir, String key) throws IOException {
-      String name = String.valueOf(warmMemory(warmDir, key).getFileName());
+    void deleteWarmMemory(Path warmDir, String key, String layer) throws IOException {
+      String name = String.valueOf(warmMemory(warmDir, key, layer).getFileName());
       host(() -> storage.delete(name));
     }
 

@@ -589,7 +589,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
           }
           more = true;
           try {
-            if (shape.spec.useWarmImage()) {
+            if (shape.spec.useWarmImage() && warmUpForReady(shape.spec)) {
               try {
                 warmUp(shape.spec);
               } catch (SandboxException e) {
@@ -682,19 +682,33 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
           () -> {
             rec.chain.add(disks.emptyBase(spec.workspaceBytes()));
             if (warmImage != null) {
+              // read again under the lock collections take: from here on the record made below
+              // keeps the layer, and it must still be the image's
+              if (!warmImage.equals(warm.find(key))) {
+                throw new WarmRestoreException(
+                    warmImage, new SandboxException("it was replaced or deleted meanwhile"));
+              }
               rec.chain.add(0, warmImage.layer());
             }
             disks.nameNewTop(rec);
             rec.save(dir);
             return Boolean.TRUE;
           });
-      disks.createTop(dir, rec, rec.chain.get(0));
       AgentClient agent;
       if (warmImage != null) {
-        vm = restoreWarm(warmImage, template(rec, dir));
-        agent = vm.awaitAgent(rec.agentDeadline);
-        GuestIdentity.refresh(vm, agent, rec.agentDeadline);
+        try {
+          disks.createTop(dir, rec, rec.chain.get(0));
+          vm = restoreWarm(warmImage, template(rec, dir));
+          agent = vm.awaitAgent(rec.agentDeadline);
+          GuestIdentity.refresh(vm, agent, rec.agentDeadline);
+        } catch (WarmRestoreException e) {
+          throw e;
+        } catch (IOException | RuntimeException e) {
+          // its layer gone, its memory damaged, or a restored guest that never answers
+          throw new WarmRestoreException(warmImage, e);
+        }
       } else {
+        disks.createTop(dir, rec, rec.chain.get(0));
         vm = conn.define(template(rec, dir));
         vm.start();
         agent = vm.awaitAgent(rec.agentDeadline);
@@ -780,7 +794,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
                 // every copy
                 dev.agentvm.storage.MemoryImage.warmUp(agent, rec.agentDeadline);
                 warmStep(key, 2, "saving memory");
-                vm.saveMemory(disks.warmCapture(warmDir, key, tmp));
+                vm.saveMemory(disks.warmCapture(warmDir, key, layer, tmp));
               }
               warmStep(key, 3, "keeping the workspace layer");
               warm.keep(key, tmp, rec, layer);
@@ -849,7 +863,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
    * machine libvirt's restore takes the image's lock itself; on a host, whose image header is
    * rewritten through the pool, the same lock is taken here, across this machine's processes.
    *
-   * @throws WarmRestoreException if the hypervisor could not restore it
+   * @throws WarmRestoreException if it could not be restored
    */
   private VM restoreWarm(WarmImages.Image image, VMTemplate t) throws IOException {
     VM vm;
@@ -859,7 +873,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
               ? conn.restore(image.memory(), t)
               : FileLocks.withLock(
                   warm.restoreLock(image.key()), () -> conn.restore(image.memory(), t));
-    } catch (dev.agentvm.core.SnapshotException e) {
+    } catch (RuntimeException e) {
       throw new WarmRestoreException(image, e);
     }
     warm.used(image.key());
@@ -871,7 +885,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     private static final long serialVersionUID = 1L;
     private final transient WarmImages.Image image;
 
-    WarmRestoreException(WarmImages.Image image, RuntimeException cause) {
+    WarmRestoreException(WarmImages.Image image, Exception cause) {
       super("restoring the warm image " + image.key() + " failed: " + cause.getMessage(), cause);
       this.image = image;
     }
@@ -880,7 +894,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   /**
    * A warm memory image not restored for this long is deleted when another is made: an image or
    * agent change leaves the old one unused for good, at ~200 MB each. (Its workspace layer, a few
-   * hundred KB, stays: sandboxes made from it may still stand on it.)
+   * hundred KB, goes once no sandbox made from it stands on it.)
    */
   static final Duration WARM_UNUSED = Duration.ofDays(7);
 
@@ -892,9 +906,11 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   }
 
   /**
-   * Makes a sandbox of {@code spec}; one whose warm image cannot be restored (damaged, or made by a
-   * QEMU the host no longer runs) is booted instead, and the image is forgotten so that the next
-   * {@link #warmUp} captures it again.
+   * Makes a sandbox of {@code spec}. One whose warm image cannot be restored (its memory or layer
+   * damaged or gone, made by a QEMU the host no longer runs, a restored guest that never answers)
+   * is booted instead; when that boot works, the host is fine and the image is what failed: it is
+   * forgotten, so that the next {@link #warmUp} captures it again (ready sandboxes wait {@link
+   * #WARM_RETRY} before they try).
    */
   private Sandbox makeOrBoot(SandboxSpec spec, boolean ready) {
     try {
@@ -909,14 +925,40 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
       if (failed == null) {
         throw e;
       }
-      LOG.warn("{}; booting instead, and the warm image is forgotten", failed.getMessage());
+      LOG.warn("{}; booting instead", failed.getMessage());
+      Sandbox sb;
       try {
-        warm.forget(failed.image);
+        sb = make(spec.toBuilder().useWarmImage(false).build(), ready);
+      } catch (RuntimeException boot) {
+        boot.addSuppressed(e);
+        throw boot;
+      }
+      warmFailed.put(failed.image.key(), Instant.now());
+      try {
+        if (warm.forget(failed.image)) {
+          LOG.warn(
+              "the warm image {} is forgotten: the next warm-up captures it again",
+              failed.image.key());
+        }
       } catch (IOException | RuntimeException f) {
         LOG.warn("cannot forget warm image {}: {}", failed.image.key(), f.toString());
       }
-      return make(spec.toBuilder().useWarmImage(false).build(), ready);
+      return sb;
     }
+  }
+
+  /** How long ready sandboxes boot before they capture again a warm image that failed. */
+  static final Duration WARM_RETRY = Duration.ofMinutes(10);
+
+  /** Warm images this object saw fail, by key, and when. */
+  private final Map<String, Instant> warmFailed = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** Whether ready sandboxes of {@code spec} should capture its warm image if it is missing. */
+  private boolean warmUpForReady(SandboxSpec spec) {
+    MicroImage given = spec.image();
+    MicroImage image = given != null ? given : defaultImage();
+    Instant failed = warmFailed.get(warmKey(record(spec, image, "key"), spec.workspaceBytes()));
+    return failed == null || failed.isBefore(Instant.now().minus(WARM_RETRY));
   }
 
   /** What makes two specs' VMs interchangeable at their first HELLO. */

@@ -63,7 +63,7 @@ final class WarmImages {
       LOG.warn("ignoring the warm image record {}: no valid layer name", key);
       return null;
     }
-    return new Image(key, disks.warmMemory(dir, key), layer);
+    return new Image(key, disks.warmMemory(dir, key, layer), layer);
   }
 
   /**
@@ -74,10 +74,19 @@ final class WarmImages {
     FileLocks.withLock(
         restoreLock(key),
         () -> {
-          disks.deleteWarmMemory(dir, key);
-          Files.deleteIfExists(record(key));
+          clearLocked(key);
           return Boolean.TRUE;
         });
+  }
+
+  /** {@link #clear}, under the key's restore lock already. */
+  private void clearLocked(String key) throws IOException {
+    Properties r = read(key);
+    if (r != null && LAYER.matcher(r.getProperty("layer", "")).matches()) {
+      disks.deleteWarmMemory(dir, key, r.getProperty("layer"));
+    }
+    Files.deleteIfExists(record(key));
+    Files.deleteIfExists(dir.resolve(key + ".save")); // an earlier version's
   }
 
   /**
@@ -136,7 +145,7 @@ final class WarmImages {
               || !seen.layer().equals(r.getProperty("layer"))) {
             return false; // made again meanwhile
           }
-          disks.deleteWarmMemory(dir, seen.key());
+          disks.deleteWarmMemory(dir, seen.key(), seen.layer());
           Files.deleteIfExists(record(seen.key()));
           return true;
         });
@@ -169,8 +178,8 @@ final class WarmImages {
   /**
    * Deletes the images other than {@code keep}'s not restored from since {@code before} (and the
    * records of captures begun before then that never finished), and memory images here that no
-   * record names (an earlier version's). Their layers go with the next collection once no sandbox
-   * stands on them. Returns how many images went.
+   * record names (an earlier capture's, or an earlier version's). Their layers go with the next
+   * collection once no sandbox stands on them. Returns how many images went.
    */
   int prune(String keep, Instant before) throws IOException {
     int gone = 0;
@@ -184,18 +193,29 @@ final class WarmImages {
                     || !Files.getLastModifiedTime(r).toInstant().isBefore(before)) {
                   return false;
                 }
-                disks.deleteWarmMemory(dir, key);
-                return Files.deleteIfExists(r);
+                clearLocked(key);
+                return true;
               });
       if (deleted) {
         gone++;
       }
     }
-    for (String key : keys(".save", keep)) {
+    for (String name : keys(".save", "")) {
+      int dot = name.indexOf('.');
+      String key = dot < 0 ? name : name.substring(0, dot);
+      Path file = dir.resolve(name + ".save");
       boolean deleted =
           FileLocks.withLock(
               restoreLock(key),
-              () -> !Files.exists(record(key)) && Files.deleteIfExists(dir.resolve(key + ".save")));
+              () -> {
+                Properties r = read(key);
+                if (r != null && !READY.equals(r.getProperty("state"))) {
+                  return false; // a capture under way: it moves its memory in when it keeps it
+                }
+                Image current = find(key);
+                return (current == null || !current.memory().equals(file))
+                    && Files.deleteIfExists(file);
+              });
       if (deleted) {
         gone++;
       }

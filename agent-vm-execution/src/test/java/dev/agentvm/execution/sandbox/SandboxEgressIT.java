@@ -265,6 +265,10 @@ class SandboxEgressIT extends RealLibvirtTest {
       assertEquals("HTTP/1.1 200 Connection established", lines.get(0));
       assertTrue(lines.get(1).startsWith("ERR"), fronted.stdoutText());
 
+      // a record is written when the proxy's worker releases the connection: maybe after EXIT
+      waitUntil(
+          () -> sb.egressLog().stream().anyMatch(r -> !r.allowed() && r.rule().equals("sni")));
+      waitUntil(() -> audit.size() == sb.egressLog().size());
       List<EgressRecord> log = sb.egressLog();
       assertTrue(
           log.stream().anyMatch(r -> !r.allowed() && r.rule().equals("sni")),
@@ -298,6 +302,7 @@ class SandboxEgressIT extends RealLibvirtTest {
           Sandbox again = other.connect(sb.id())) {
         assertEquals(List.of("200 hello /after"), fetch(again, "http://" + h + "/after"));
         assertEquals(policy().domains(), again.egressPolicy().orElseThrow().domains());
+        waitUntil(() -> again.egressLog().size() >= 1);
         assertEquals(1, again.egressLog().size(), "" + again.egressLog());
       } // closing the other Sandboxes closes the sandbox it holds
     }
@@ -386,6 +391,15 @@ class SandboxEgressIT extends RealLibvirtTest {
         Thread.sleep(500);
       }
       assertEquals(List.of("200 hello /again"), again);
+    }
+  }
+
+  /** Polls for up to 10 s: what the proxy's workers record may land after the command's EXIT. */
+  private static void waitUntil(java.util.function.BooleanSupplier done)
+      throws InterruptedException {
+    long end = System.nanoTime() + 10_000_000_000L;
+    while (!done.getAsBoolean() && System.nanoTime() < end) {
+      Thread.sleep(50);
     }
   }
 }

@@ -580,13 +580,17 @@ class SandboxIT extends RealLibvirtTest {
     return b;
   }
 
-  /** The guest's wall clock is the host's, to the RTC's second and the command's own time. */
+  /**
+   * The guest's wall clock is the host's, to the RTC's second and the command's own time: the agent
+   * steps it only when it is over 1.5 s behind the RTC's whole second (GuestClock), so it may be up
+   * to about 2.5 s late.
+   */
   static void assertClockIsTheHosts(Sandbox sb) throws Exception {
     long before = System.currentTimeMillis() / 1000;
     long guest = Long.parseLong(sb.exec("date", "+%s").stdoutText().trim());
     long after = System.currentTimeMillis() / 1000;
     assertTrue(
-        guest >= before - 2 && guest <= after + 2,
+        guest >= before - 3 && guest <= after + 2,
         "guest clock " + guest + " against the host's " + before + ".." + after);
   }
 

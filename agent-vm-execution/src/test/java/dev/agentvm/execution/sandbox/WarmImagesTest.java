@@ -62,9 +62,17 @@ class WarmImagesTest {
     return tmp.resolve(".warm");
   }
 
+  private SandboxDisks hostDisks() {
+    return SandboxDisks.onHost(storage, "0123456789ab", new Layers(tmp.resolve(".layers")));
+  }
+
   private WarmImages onHost() {
-    return new WarmImages(
-        dir(), SandboxDisks.onHost(storage, "0123456789ab", new Layers(tmp.resolve(".layers"))));
+    return new WarmImages(dir(), hostDisks());
+  }
+
+  /** The pool's name of the memory of {@code key}'s capture that left {@code layer}. */
+  private String memory(String key, String layer) {
+    return String.valueOf(hostDisks().warmMemory(dir(), key, layer).getFileName());
   }
 
   /** A capture on the host: begun, its top and memory made there. Returns its layer. */
@@ -73,7 +81,7 @@ class WarmImagesTest {
     String layer = warm.begin(key, rec);
     assertEquals(rec.top, layer, "the capture's top stays as the layer");
     pool.add(layer + ".qcow2");
-    pool.add(TAG + "W." + key + ".save");
+    pool.add(memory(key, layer));
     if (keep) {
       warm.keep(key, tmp, rec, layer);
     }
@@ -94,7 +102,10 @@ class WarmImagesTest {
     WarmImages.Image image = warm.find("k1");
     assertNotNull(image);
     assertEquals(layer, image.layer());
-    assertEquals(Path.of("/pool/" + TAG + "W.k1.save"), image.memory());
+    assertEquals(
+        Path.of("/pool/" + TAG + "W.k1." + layer.substring((TAG + "L.").length()) + ".save"),
+        image.memory(),
+        "named after the capture: a restore that read an older record finds no file");
     assertNotNull(onHost().find("k1"), "another object on the same records finds it");
   }
 
@@ -103,7 +114,7 @@ class WarmImagesTest {
     WarmImages warm = onHost();
     String first = capture(warm, "k1", false); // the process died here
     warm.clear("k1");
-    assertFalse(pool.contains(TAG + "W.k1.save"), "the old memory is deleted");
+    assertFalse(pool.contains(memory("k1", first)), "the old memory is deleted");
     assertEquals(Set.of(), warm.layers(), "the old layer is no longer spared");
     SandboxRecord rec = new SandboxRecord();
     String second = warm.begin("k1", rec);
@@ -122,12 +133,12 @@ class WarmImagesTest {
     capture(warm, "k1", true);
     WarmImages.Image seen = Objects.requireNonNull(warm.find("k1"));
     warm.clear("k1");
-    capture(warm, "k1", true); // made again meanwhile
+    String again = capture(warm, "k1", true); // made again meanwhile
     assertFalse(warm.forget(seen), "the new image is not the one that failed");
     WarmImages.Image now = Objects.requireNonNull(warm.find("k1"));
     assertTrue(warm.forget(now));
     assertNull(warm.find("k1"));
-    assertFalse(pool.contains(TAG + "W.k1.save"));
+    assertFalse(pool.contains(memory("k1", again)));
   }
 
   @Test
@@ -141,10 +152,10 @@ class WarmImagesTest {
   void pruningDeletesOtherImagesUnusedSinceStaleCapturesAndUnrecordedMemory() throws Exception {
     WarmImages warm = onHost();
     Instant before = Instant.now().minusSeconds(3600);
-    for (String key : List.of("old", "recent", "kept")) {
-      capture(warm, key, true);
-    }
-    capture(warm, "stale", false);
+    String old = capture(warm, "old", true);
+    capture(warm, "recent", true);
+    capture(warm, "kept", true);
+    String stale = capture(warm, "stale", false);
     for (String key : List.of("old", "kept", "recent", "stale")) {
       Files.setLastModifiedTime(
           dir().resolve(key + WarmImages.RECORD), FileTime.from(before.minusSeconds(1)));
@@ -154,8 +165,8 @@ class WarmImagesTest {
 
     assertEquals(3, warm.prune("kept", before));
     assertNull(warm.find("old"));
-    assertFalse(pool.contains(TAG + "W.old.save"));
-    assertFalse(pool.contains(TAG + "W.stale.save"));
+    assertFalse(pool.contains(memory("old", old)));
+    assertFalse(pool.contains(memory("stale", stale)));
     assertNotNull(warm.find("recent"), "restored from since");
     assertNotNull(warm.find("kept"), "the image just made");
     assertFalse(Files.exists(unrecorded), "a memory image no record names");
@@ -178,11 +189,16 @@ class WarmImagesTest {
     warm.keep("k1", scratch, rec, layer);
 
     WarmImages.Image image = Objects.requireNonNull(warm.find("k1"));
-    assertEquals(dir().resolve("k1.save"), image.memory());
+    assertEquals(dir().resolve("k1." + layer + ".save"), image.memory());
     assertTrue(Files.exists(image.memory()));
     assertTrue(Files.exists(layers.path(layer)));
     assertFalse(Files.isWritable(layers.path(layer)) && !isRoot(), "read-only");
     assertEquals(Set.of(layer), warm.layers());
+    Path earlier = Files.write(dir().resolve("k1.an-earlier-capture.save"), new byte[] {3});
+    Path legacy = Files.write(dir().resolve("k1.save"), new byte[] {4});
+    assertEquals(2, warm.prune("k1", Instant.now().minusSeconds(3600)));
+    assertFalse(Files.exists(earlier) || Files.exists(legacy), "memory no record names goes");
+    assertTrue(Files.exists(image.memory()), "the image's own stays");
 
     assertTrue(warm.forget(image));
     assertFalse(Files.exists(image.memory()));

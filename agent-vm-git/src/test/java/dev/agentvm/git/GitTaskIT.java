@@ -431,13 +431,23 @@ class GitTaskIT extends RealLibvirtTest {
           }
 
           @Override
-          public java.nio.file.FileVisitResult visitFileFailed(Path file, IOException e) {
-            return java.nio.file.FileVisitResult.CONTINUE; // gone meanwhile
+          public java.nio.file.FileVisitResult visitFileFailed(Path file, IOException e)
+              throws IOException {
+            return goneMeanwhile(e);
           }
 
           @Override
-          public java.nio.file.FileVisitResult postVisitDirectory(Path dir, IOException e) {
-            return java.nio.file.FileVisitResult.CONTINUE; // an entry went while listed
+          public java.nio.file.FileVisitResult postVisitDirectory(Path dir, IOException e)
+              throws IOException {
+            return e == null ? java.nio.file.FileVisitResult.CONTINUE : goneMeanwhile(e);
+          }
+
+          /** Only what went while walked is skipped: anything unreadable fails the search. */
+          private java.nio.file.FileVisitResult goneMeanwhile(IOException e) throws IOException {
+            if (e instanceof java.nio.file.NoSuchFileException) {
+              return java.nio.file.FileVisitResult.CONTINUE;
+            }
+            throw e;
           }
         });
     return found;

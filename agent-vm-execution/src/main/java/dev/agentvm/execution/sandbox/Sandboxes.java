@@ -628,6 +628,11 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     }
   }
 
+  /** Whether ready sandboxes are being made now (for tests that must not race the filler). */
+  boolean fillingReady() {
+    return filling.get();
+  }
+
   private final java.util.concurrent.ExecutorService readyFiller =
       java.util.concurrent.Executors.newSingleThreadExecutor(
           dev.agentvm.internal.Threads.namedDaemons("agentvm-sandbox-ready"));
@@ -859,20 +864,17 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
   }
 
   /**
-   * Restores a warm image under a sandbox's identity. Restores of one image take turns: on this
-   * machine libvirt's restore takes the image's lock itself; on a host, whose image header is
-   * rewritten through the pool, the same lock is taken here, across this machine's processes.
+   * Restores a warm image under a sandbox's identity, under its key's restore lock: restores of one
+   * image take turns across this machine's processes (each rewrites the image's header), and no
+   * pruning or forgetting deletes the memory meanwhile. (On this machine libvirt's restore also
+   * locks the memory file itself: another file, {@code <memory>.lock}.)
    *
    * @throws WarmRestoreException if it could not be restored
    */
   private VM restoreWarm(WarmImages.Image image, VMTemplate t) throws IOException {
     VM vm;
     try {
-      vm =
-          disks.isLocal()
-              ? conn.restore(image.memory(), t)
-              : FileLocks.withLock(
-                  warm.restoreLock(image.key()), () -> conn.restore(image.memory(), t));
+      vm = FileLocks.withLock(warm.restoreLock(image.key()), () -> conn.restore(image.memory(), t));
     } catch (RuntimeException e) {
       throw new WarmRestoreException(image, e);
     }
@@ -916,6 +918,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     try {
       return make(spec, ready);
     } catch (SandboxException e) {
+      if (closing || Thread.currentThread().isInterrupted()) {
+        throw e; // a create cut short: nothing to learn about the image
+      }
       WarmRestoreException failed = null;
       for (Throwable t = e; t != null && failed == null; t = t.getCause()) {
         if (t instanceof WarmRestoreException w) {
@@ -933,9 +938,9 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
         boot.addSuppressed(e);
         throw boot;
       }
-      warmFailed.put(failed.image.key(), Instant.now());
       try {
         if (warm.forget(failed.image)) {
+          warmFailed.put(failed.image.key(), Instant.now());
           LOG.warn(
               "the warm image {} is forgotten: the next warm-up captures it again",
               failed.image.key());

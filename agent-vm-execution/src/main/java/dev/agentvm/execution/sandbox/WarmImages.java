@@ -220,6 +220,23 @@ final class WarmImages {
         gone++;
       }
     }
+    // libvirt's restore locks <memory>.lock: those of memory files gone go too (restores of a key
+    // happen under its restore lock, held here); <key>.save.lock itself is a restore lock
+    for (String name : keys(".save.lock", "")) {
+      int dot = name.indexOf('.');
+      if (dot < 0) {
+        continue;
+      }
+      String key = name.substring(0, dot);
+      FileLocks.withLock(
+          restoreLock(key),
+          () -> {
+            if (!Files.exists(dir.resolve(name + ".save"))) {
+              Files.deleteIfExists(dir.resolve(name + ".save.lock"));
+            }
+            return Boolean.TRUE;
+          });
+    }
     return gone;
   }
 

@@ -189,10 +189,11 @@ class SandboxHostsIT {
         assertEquals("ready", run(ready, "echo ready"));
       }
 
-      // taking the ready one started a refill there, which keepReady(0) closes when it is made:
-      // it must be over before the daemon goes, or its half-made sandbox outlives the test
+      // taking the ready one may have started a refill there, which keepReady(0) closes when it
+      // is made: it must be over before the daemon goes, or its half-made sandbox outlives the test
       long settle = System.nanoTime() + Duration.ofMinutes(2).toNanos();
-      while (remote.qemuProcesses() != onRemote.size() && System.nanoTime() < settle) {
+      while ((remoteSandboxes.fillingReady() || remote.qemuProcesses() != onRemote.size())
+          && System.nanoTime() < settle) {
         Thread.sleep(200);
       }
       assertEquals(onRemote.size(), remote.qemuProcesses(), "QEMUs on the remote host");

@@ -196,9 +196,13 @@ class WarmImagesTest {
     assertEquals(Set.of(layer), warm.layers());
     Path earlier = Files.write(dir().resolve("k1.an-earlier-capture.save"), new byte[] {3});
     Path legacy = Files.write(dir().resolve("k1.save"), new byte[] {4});
+    Path earlierLock = Files.createFile(dir().resolve("k1.an-earlier-capture.save.lock"));
+    Path ownLock = Files.createFile(dir().resolve("k1." + layer + ".save.lock"));
     assertEquals(2, warm.prune("k1", Instant.now().minusSeconds(3600)));
     assertFalse(Files.exists(earlier) || Files.exists(legacy), "memory no record names goes");
     assertTrue(Files.exists(image.memory()), "the image's own stays");
+    assertFalse(Files.exists(earlierLock), "libvirt's lock of a memory file that went");
+    assertTrue(Files.exists(ownLock) && Files.exists(warm.restoreLock("k1")), "locks in use stay");
 
     assertTrue(warm.forget(image));
     assertFalse(Files.exists(image.memory()));

@@ -53,8 +53,11 @@ for d in run workspaces images outputs sandboxes; do
     exit 1
   fi
 done
-# workspace layers that only test sandboxes used (empty-* bases and warm-* images are a shared cache)
-left=$(ls -A "$state/sandboxes/.layers" 2>/dev/null | grep -Ev '^(empty|warm)-' || true)
+# workspace layers that only test sandboxes used (empty-* bases and the layers of warm images, named
+# in .warm/*.record, are a shared cache; warm-* are an earlier version's warm layers)
+warm=$(sed -n 's/^layer=\(.*\)$/\1.qcow2/p' "$state"/sandboxes/.warm/*.record 2>/dev/null || true)
+left=$(ls -A "$state/sandboxes/.layers" 2>/dev/null | grep -Ev '^(empty|warm)-' \
+  | grep -vxF -f <(printf '%s\n' "$warm") || true)
 if [ -n "$left" ]; then
   echo "[test] FAIL: sandbox disk layers left behind in $state/sandboxes/.layers:" >&2
   echo "$left" >&2

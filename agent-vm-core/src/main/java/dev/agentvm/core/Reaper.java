@@ -207,17 +207,19 @@ public final class Reaper {
       }
     }
     java.util.Map<String, Integer> others = new java.util.LinkedHashMap<>();
-    if (!local) {
-      // runtime directories, workspaces and reservations are this machine's: judged against its
-      // own libvirt, never against another host's domains
-      return report(examined, orphans, graceful, forced, removed, failures, others);
-    }
-    int dirs = reapRunDirs(conn, failures);
-    if (dirs > 0) {
-      others.put("runtime directories", dirs);
-      LOG.info("reaper: removed {} runtime directories of processes that are gone", dirs);
+    // runtime directories and workspaces are this machine's: judged against its own libvirt,
+    // never against another host's domains; only reapers of per-host records run for another host
+    if (local) {
+      int dirs = reapRunDirs(conn, failures);
+      if (dirs > 0) {
+        others.put("runtime directories", dirs);
+        LOG.info("reaper: removed {} runtime directories of processes that are gone", dirs);
+      }
     }
     for (dev.agentvm.core.spi.OrphanReaper extra : reapers()) {
+      if (!local && !extra.reapsRemoteHosts()) {
+        continue;
+      }
       try {
         int n = extra.reap(conn, failures);
         others.merge(extra.kind(), n, Integer::sum);

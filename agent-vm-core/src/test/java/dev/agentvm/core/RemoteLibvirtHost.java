@@ -62,6 +62,13 @@ public final class RemoteLibvirtHost implements AutoCloseable {
     return uri;
   }
 
+  /**
+   * Its network namespace's name, for {@code ip netns exec} (its bridges and firewall live there).
+   */
+  public String namespace() {
+    return name;
+  }
+
   /** The client's certificates and the CA for a TLS host ({@code cacert.pem}, ...). */
   public Path clientPki() {
     return base.resolve("client-pki");

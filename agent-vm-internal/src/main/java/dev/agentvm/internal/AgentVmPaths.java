@@ -29,6 +29,16 @@ public final class AgentVmPaths {
     return stateRoot().resolve("run").resolve(vmName);
   }
 
+  /**
+   * Where records of another libvirt host go under {@code base}: {@code base/.hosts/<the first 16
+   * hex digits of the SHA-256 of its URI>}, so that two hosts' objects of the same name never share
+   * a record.
+   */
+  public static Path forHost(Path base, String uri) {
+    String hash = Hashing.sha256Hex(uri.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    return base.resolve(".hosts").resolve(hash.substring(0, 16));
+  }
+
   private static Path root(Setting setting, String forRoot, String xdgVariable, String underHome) {
     return setting
         .value()

@@ -24,7 +24,8 @@ import org.slf4j.LoggerFactory;
  * threads and processes: the choice and the reservation are made under a JVM lock and a file lock,
  * and libvirt's own reservations are the truth about which addresses are taken. Who reserved what
  * is kept in an atomically replaced JSON file beside the lock, so that reservations of processes
- * that died are reclaimed ({@link #reclaim}).
+ * that died are reclaimed ({@link #reclaim}). Each libvirt host has bookkeeping of its own ({@link
+ * #stateDir}).
  *
  * <pre>{@code
  * IpAllocator ips = new IpAllocator(conn, net);
@@ -52,8 +53,19 @@ public final class IpAllocator {
   private final Path lockFile;
   private final Path ownersFile;
 
+  /** With the lock and owners files in {@link #stateDir(LibvirtConnection) conn's host's}. */
   public IpAllocator(LibvirtConnection conn, NetworkSpec network) {
-    this(conn, network, AgentVmPaths.stateRoot().resolve("networks"));
+    this(conn, network, stateDir(conn));
+  }
+
+  /**
+   * Where the bookkeeping of {@code conn}'s host is kept: {@code <state>/networks} for this
+   * machine's libvirt, {@code <state>/networks/.hosts/<hash of the URI>} for another host (two
+   * hosts' networks of one name are two networks, each with its own reservations and lock).
+   */
+  public static Path stateDir(LibvirtConnection conn) {
+    Path all = AgentVmPaths.stateRoot().resolve("networks");
+    return conn.backend().isLocal() ? all : AgentVmPaths.forHost(all, conn.uri());
   }
 
   /** With the lock and owners files under {@code stateDir}. */

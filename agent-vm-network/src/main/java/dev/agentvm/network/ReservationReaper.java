@@ -2,7 +2,6 @@ package dev.agentvm.network;
 
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.spi.OrphanReaper;
-import dev.agentvm.internal.AgentVmPaths;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -10,9 +9,9 @@ import java.util.List;
 import java.util.stream.Stream;
 
 /**
- * Reclaims the address reservations of processes that are gone, on every agent-vm network that has
- * bookkeeping in the state directory. Found by {@link dev.agentvm.core.Reaper} through {@code
- * META-INF/services}.
+ * Reclaims the address reservations of processes that are gone, on every agent-vm network of the
+ * connection's host that has bookkeeping in the state directory ({@link IpAllocator#stateDir}).
+ * Found by {@link dev.agentvm.core.Reaper} through {@code META-INF/services}.
  */
 public final class ReservationReaper implements OrphanReaper {
   @Override
@@ -20,9 +19,15 @@ public final class ReservationReaper implements OrphanReaper {
     return "address reservations";
   }
 
+  /** Its records are per host ({@link IpAllocator#stateDir}): it reaps another host's too. */
+  @Override
+  public boolean reapsRemoteHosts() {
+    return true;
+  }
+
   @Override
   public int reap(LibvirtConnection connection, List<String> failures) {
-    Path dir = AgentVmPaths.stateRoot().resolve("networks");
+    Path dir = IpAllocator.stateDir(connection);
     if (!Files.isDirectory(dir)) {
       return 0;
     }

@@ -9,16 +9,21 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 /**
- * Run in a child JVM by IpAllocatorIT: allocates N addresses on 16 threads at once and prints each
- * as "ip mac".
+ * Run in a child JVM by IpAllocatorIT and RemoteNetworkIT: allocates N addresses on 16 threads at
+ * once and prints each as "ip mac". Arguments: network, subnet, N, bookkeeping directory ("-" for
+ * the host's default), and optionally the libvirt URI.
  */
 public final class AllocateMany {
   public static void main(String[] args) throws Exception {
     NetworkSpec net = NetworkSpec.isolated(args[0], args[1]);
     int n = Integer.parseInt(args[2]);
-    Path state = Path.of(args[3]);
-    try (LibvirtConnection conn = LibvirtConnection.open()) {
-      IpAllocator ips = new IpAllocator(conn, net, state);
+    try (LibvirtConnection conn =
+        args.length > 4 ? LibvirtConnection.open(args[4]) : LibvirtConnection.open()) {
+      // "-": the host's own bookkeeping, where IpAllocator keeps it by default
+      IpAllocator ips =
+          args[3].equals("-")
+              ? new IpAllocator(conn, net)
+              : new IpAllocator(conn, net, Path.of(args[3]));
       List<String> out = allocate(ips, n, "child");
       out.forEach(System.out::println);
       System.out.println("DONE");

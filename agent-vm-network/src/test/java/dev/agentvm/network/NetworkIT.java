@@ -13,14 +13,12 @@ import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.AgentClient;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -33,16 +31,12 @@ import org.junit.jupiter.api.io.TempDir;
 class NetworkIT extends RealLibvirtTest {
   @TempDir Path tmp;
   private final String id = UUID.randomUUID().toString().substring(0, 6);
-  private final List<String> cleanups = new ArrayList<>();
-  private final List<Process> daemons = new ArrayList<>();
+  private final List<BridgePeer> peers = new ArrayList<>();
 
   @AfterEach
   void cleanUp() throws Exception {
-    for (Process p : daemons) {
-      p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-    }
-    for (int i = cleanups.size() - 1; i >= 0; i--) {
-      sh(cleanups.get(i), true);
+    for (BridgePeer p : peers) {
+      p.close();
     }
     Networks nets = new Networks(conn);
     for (String n : List.copyOf(conn.backend().networks().networkNames())) {
@@ -55,16 +49,6 @@ class NetworkIT extends RealLibvirtTest {
         nets.removeIfUnused(f);
       }
     }
-  }
-
-  private static String sh(String cmd, boolean ignoreFailure) throws Exception {
-    Process p = new ProcessBuilder("sh", "-c", cmd).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    int rc = p.waitFor();
-    if (rc != 0 && !ignoreFailure) {
-      throw new AssertionError(cmd + " failed (" + rc + "): " + out);
-    }
-    return out;
   }
 
   private static ExecResult guest(AgentClient a, String script) throws Exception {
@@ -173,70 +157,9 @@ class NetworkIT extends RealLibvirtTest {
     nets.ensure(defaults);
 
     // the peer: a namespace on the bridge with a DHCP server and two web servers
-    String ns = "agvt" + id;
-    String outer = "agvt" + id + "a";
-    String inner = "agvt" + id + "b";
-    sh("ip netns add " + ns, false);
-    cleanups.add("ip netns del " + ns);
-    sh("ip link add " + outer + " type veth peer name " + inner, false);
-    cleanups.add("ip link del " + outer);
-    sh(
-        "ip link set " + outer + " master " + l2.bridge() + " && ip link set " + outer + " up",
-        false);
-    sh("ip link set " + inner + " netns " + ns, false);
-    String in = "ip netns exec " + ns + " ";
-    sh(
-        in
-            + "ip addr add 10.213.77.1/24 dev "
-            + inner
-            + " && "
-            + in
-            + "ip link set "
-            + inner
-            + " up && "
-            + in
-            + "ip link set lo up",
-        false);
-    Path www = Files.createDirectories(tmp.resolve("www"));
-    Files.writeString(www.resolve("ok.txt"), "reached\n");
-    Path conf = tmp.resolve("udhcpd.conf");
-    Files.writeString(
-        conf,
-        "start 10.213.77.100\nend 10.213.77.150\ninterface "
-            + inner
-            + "\nlease_file "
-            + tmp.resolve("leases")
-            + "\noption subnet 255.255.255.0\n");
-    Files.createFile(tmp.resolve("leases"));
-    daemons.add(
-        new ProcessBuilder("ip", "netns", "exec", ns, "busybox", "udhcpd", "-f", conf.toString())
-            .redirectErrorStream(true)
-            .redirectOutput(tmp.resolve("udhcpd.log").toFile())
-            .start());
-    for (int port : new int[] {80, 8080}) {
-      daemons.add(
-          new ProcessBuilder(
-                  "ip",
-                  "netns",
-                  "exec",
-                  ns,
-                  "busybox",
-                  "httpd",
-                  "-f",
-                  "-p",
-                  "10.213.77.1:" + port,
-                  "-h",
-                  www.toString())
-              .start());
-    }
-
-    String probe =
-        "for i in $(seq 1 60); do ip -4 addr show eth0 | grep -q 'inet ' && break; sleep 0.5; done;"
-            + " ip -4 -o addr show eth0 | awk '{print $4}';"
-            // busybox nc, not wget: the static busybox's wget crashes resolving names without NSS
-            + " for p in 80 8080; do if printf 'GET /ok.txt HTTP/1.0\\r\\n\\r\\n'"
-            + " | nc -w 4 10.213.77.1 $p 2>/dev/null | grep -q reached;"
-            + " then echo $p:open; else echo $p:blocked; fi; done";
+    BridgePeer peer = BridgePeer.start(l2.bridge(), null, "10.213.77", id, tmp);
+    peers.add(peer);
+    String probe = BridgePeer.probe("10.213.77");
     VMTemplate filtered =
         VMTemplate.builder(TestVms.name("filtered"))
             .boot(TestVms.boot())

@@ -19,4 +19,13 @@ public interface OrphanReaper {
    * @return how many resources were removed
    */
   int reap(LibvirtConnection connection, List<String> failures);
+
+  /**
+   * Whether it also runs for a connection to another host: only a reaper whose records are kept per
+   * host and judged against that host's libvirt. False by default: this machine's resources are
+   * never judged against another host's domains.
+   */
+  default boolean reapsRemoteHosts() {
+    return false;
+  }
 }

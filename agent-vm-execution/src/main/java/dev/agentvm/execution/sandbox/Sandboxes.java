@@ -152,10 +152,7 @@ public final class Sandboxes implements AutoCloseable, MeterBinder {
     if (conn.hostStorage().isEmpty()) {
       return all;
     }
-    String uri =
-        dev.agentvm.internal.Hashing.sha256Hex(
-            conn.uri().getBytes(java.nio.charset.StandardCharsets.UTF_8));
-    return all.resolve(".hosts").resolve(uri.substring(0, 16));
+    return AgentVmPaths.forHost(all, conn.uri());
   }
 
   /**

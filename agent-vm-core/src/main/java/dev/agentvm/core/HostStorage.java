@@ -23,7 +23,9 @@ public interface HostStorage {
 
   /**
    * Creates the qcow2 file {@code name} of {@code capacityBytes} on the qcow2 file {@code backing}
-   * (a file of the pool), readable by the host's root only; its path.
+   * (a file of the pool), readable by the host's root only; its path. A VM may have it as a
+   * writable disk when its name ends in {@code .qcow2} (other pool files are read-only disks at
+   * most).
    *
    * @throws HypervisorException if it exists or the host refused
    */

@@ -54,11 +54,18 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
   /** Prefix of staged images (content-addressed, shared by every VM and client of a host). */
   static final String IMAGE_PREFIX = "img-";
 
-  /**
-   * Prefix of the pool files sandboxes write (their overlays): the only pool files a VM may have as
-   * writable or qcow2 disks. Staged images are shared by every VM and client of the host.
-   */
+  /** Prefix of the pool files sandboxes write (their overlays and memory images). */
   static final String SANDBOX_PREFIX = "sbx.";
+
+  /**
+   * Whether a VM may have the pool file {@code name} as a writable or qcow2 disk: a sandbox's file,
+   * or a qcow2 overlay made by {@link #createOverlay} (a name ending in {@code .qcow2}). Never a
+   * staged image, which every VM and client of the host shares, nor a memory image or a log.
+   */
+  static boolean writableInPlace(String name) {
+    return name.startsWith(SANDBOX_PREFIX)
+        || (name.endsWith(".qcow2") && !name.startsWith(IMAGE_PREFIX));
+  }
 
   /** The marker that an image arrived whole. */
   static final String READY_SUFFIX = ".ready";
@@ -160,7 +167,7 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
             n -> dir + "/" + n + CONSOLE_SUFFIX,
             session.uri(),
             f -> poolName(f).isPresent(),
-            f -> poolName(f).filter(n -> n.startsWith(SANDBOX_PREFIX)).isPresent());
+            f -> poolName(f).filter(HostVolumes::writableInPlace).isPresent());
     DomainXmlReader.consoleLogFile(placed)
         .ifPresent(log -> createEmpty(log.substring(log.lastIndexOf('/') + 1), "0600"));
     return placed;

@@ -105,6 +105,17 @@ class RemoteHostXmlTest {
   }
 
   @Test
+  void onlyOverlaysOfThePoolAreWritableInPlace() {
+    assertTrue(HostVolumes.writableInPlace("sbx.t.L.1.qcow2"));
+    assertTrue(HostVolumes.writableInPlace("sbx.t.L.1"), "a sandbox's layer, named by it");
+    assertTrue(HostVolumes.writableInPlace("my-vm.data.qcow2"), "made by createOverlay");
+    assertFalse(HostVolumes.writableInPlace("img-0123-base.qcow2"), "a staged image: shared");
+    assertFalse(HostVolumes.writableInPlace("img-0123-pkgs.ext4"));
+    assertFalse(HostVolumes.writableInPlace("clone.save"), "a memory image");
+    assertFalse(HostVolumes.writableInPlace("vm1.console.log"));
+  }
+
+  @Test
   void aSharedPoolFileIsNeverAWritableDisk() {
     VMTemplate t =
         VMTemplate.builder("vm8")

@@ -64,20 +64,14 @@ class RemoteSnapshotIT {
       try (VM vm = conn.define(t)) {
         vm.start();
         AgentClient a = vm.awaitAgent(AGENT);
-        String pid =
-            sh(
-                    a,
-                    "echo one > /data/state.txt; echo mem-one > /tmp/mem.txt; sync;"
-                        + " setsid sh -c 'while true; do sleep 1; done' >/dev/null 2>&1 &"
-                        + " echo $!")
-                .strip();
+        String pid = sh(a, SnapshotManagerIT.MARK).strip();
         SnapshotManager snaps = SnapshotManager.of(vm);
         SnapshotInfo s1 = snaps.create("s1", "before the change");
         assertEquals(SnapshotInfo.Kind.FULL, s1.kind());
         assertEquals(VMState.RUNNING, vm.state());
 
         a = vm.awaitAgent(AGENT);
-        sh(a, "echo two > /data/state.txt; echo mem-two > /tmp/mem.txt; sync; kill " + pid);
+        sh(a, SnapshotManagerIT.change(pid));
         long t0 = System.nanoTime();
         snaps.restore("s1", AGENT);
         long ms = (System.nanoTime() - t0) / 1_000_000;

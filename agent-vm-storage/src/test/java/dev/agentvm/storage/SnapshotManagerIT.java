@@ -59,6 +59,19 @@ class SnapshotManagerIT extends RealLibvirtTest {
         .disk(DiskAttachment.qcow2(overlay, "vda", "/data"));
   }
 
+  /**
+   * A guest script: a file on disk, a file in memory (tmpfs), and a process outside the agent's
+   * control, whose pid it prints.
+   */
+  static final String MARK =
+      "echo one > /data/state.txt; echo mem-one > /tmp/mem.txt; sync;"
+          + " setsid sh -c 'while true; do sleep 1; done' >/dev/null 2>&1 & echo $!";
+
+  /** Changes both files of {@link #MARK} and kills its process. */
+  static String change(String pid) {
+    return "echo two > /data/state.txt; echo mem-two > /tmp/mem.txt; sync; kill " + pid;
+  }
+
   private static ExecResult sh(AgentClient a, String script) throws Exception {
     ExecResult r = a.exec(ExecRequest.script(script, "sh").withTimeout(Duration.ofSeconds(30)));
     assertEquals(0, r.exitCode(), script + ": " + r.stderrText());
@@ -71,15 +84,7 @@ class SnapshotManagerIT extends RealLibvirtTest {
     try (VM vm = conn.define(t)) {
       vm.start();
       AgentClient a = vm.awaitAgent(AGENT);
-      // a file on disk, a file in memory (tmpfs), and a process outside the agent's control
-      String pid =
-          sh(
-                  a,
-                  "echo one > /data/state.txt; echo mem-one > /tmp/mem.txt; sync;"
-                      + " setsid sh -c 'while true; do sleep 1; done' >/dev/null 2>&1 &"
-                      + " echo $!")
-              .stdoutText()
-              .trim();
+      String pid = sh(a, MARK).stdoutText().trim();
       SnapshotManager snaps = SnapshotManager.of(vm);
       SnapshotInfo s1 = snaps.create("s1", "before the change");
       assertEquals(SnapshotInfo.Kind.FULL, s1.kind());
@@ -87,7 +92,7 @@ class SnapshotManagerIT extends RealLibvirtTest {
       assertEquals(VMState.RUNNING, vm.state(), "a snapshot leaves the VM running");
 
       a = vm.awaitAgent(AGENT);
-      sh(a, "echo two > /data/state.txt; echo mem-two > /tmp/mem.txt; sync; kill " + pid);
+      sh(a, change(pid));
       assertEquals("two\nmem-two\n", sh(a, "cat /data/state.txt /tmp/mem.txt").stdoutText());
 
       long t0 = System.nanoTime();

@@ -1,6 +1,7 @@
 package dev.agentvm.storage;
 
 import dev.agentvm.core.DiskAttachment;
+import dev.agentvm.core.HostStorage;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.ShareAttachment;
 import dev.agentvm.core.SnapshotException;
@@ -19,6 +20,7 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,21 +43,38 @@ import org.slf4j.LoggerFactory;
  * <p>The template's shares exist in every clone but are not mounted (QEMU cannot save a VM with a
  * mounted 9p share); give each clone its own directories with the {@code shareDirs} of {@link
  * #restore} and mount them after the restore. Thread-safe; {@link #close()} deletes the image.
+ *
+ * <p>On a remote host ({@link LibvirtConnection#hostStorage()}) the memory is saved into the host's
+ * pool, named in {@code dir} ({@value #HOST_RECORD}), and clones are restored there; the template
+ * may have no writable disk and no share there. A process that dies without closing the image
+ * leaves it to the next reap of that host ({@link StorageReaper}).
  */
 public final class MemoryImage implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(MemoryImage.class);
+
+  /** In the image directory of an image on a remote host: the host's URI and the pool file. */
+  static final String HOST_RECORD = "host.properties";
 
   private final Path dir;
   private final Path file;
   private final VMTemplate template;
   private final Duration captureTime;
+  private final @Nullable HostStorage host;
+  private final @Nullable String hostName;
   private final AtomicBoolean closed = new AtomicBoolean();
 
-  private MemoryImage(Path dir, VMTemplate template, Duration captureTime) {
+  private MemoryImage(
+      Path dir,
+      VMTemplate template,
+      Duration captureTime,
+      @Nullable HostStorage host,
+      @Nullable String hostName) {
     this.dir = dir;
-    this.file = dir.resolve("memory.save");
+    this.file = host == null || hostName == null ? dir.resolve("memory.save") : host.path(hostName);
     this.template = template;
     this.captureTime = captureTime;
+    this.host = host;
+    this.hostName = hostName;
   }
 
   /**
@@ -64,33 +83,49 @@ public final class MemoryImage implements AutoCloseable {
    * read-only base of every clone's disks); read-only disks (an image flavour's package disk) may
    * lie anywhere and are attached to every clone as they are. Its shares must not be mounted.
    *
-   * @throws IllegalArgumentException if a writable disk lies outside {@code dir}
+   * @throws IllegalArgumentException if a writable disk lies outside {@code dir}, or the host is
+   *     remote and the template has a writable disk
    * @throws SnapshotException if the VM could not be booted or saved
    */
   public static MemoryImage capture(
       LibvirtConnection conn, VMTemplate template, Path dir, Duration agentDeadline) {
     Path d = dir.toAbsolutePath();
+    HostStorage host = conn.hostStorage().orElse(null);
     for (DiskAttachment disk : template.disks()) {
+      if (!disk.readOnly() && host != null) {
+        throw new IllegalArgumentException(
+            "a memory image on "
+                + conn.uri()
+                + " takes no writable disk (every clone's overlay would have to be made and"
+                + " removed there); "
+                + disk.file()
+                + " is one: use sandboxes for VMs with a disk on another host");
+      }
       if (!disk.readOnly() && !disk.file().startsWith(d)) {
         throw new IllegalArgumentException(
             "disk " + disk.file() + " must lie in the image directory " + d);
       }
     }
+    String hostName = host == null ? null : "mi." + UUID.randomUUID() + ".save";
     try {
       Files.createDirectories(d);
       Files.setPosixFilePermissions(d, PosixFilePermissions.fromString("rwxr-xr-x"));
       Owners.mark(d);
+      if (hostName != null) {
+        // before the save makes the file: a process that dies in between leaves it named here
+        writeHostRecord(d, conn.uri(), hostName);
+      }
     } catch (IOException e) {
       throw new StorageException("cannot create " + d + ": " + e.getMessage(), e);
     }
     long t0 = System.nanoTime();
-    MemoryImage image = new MemoryImage(d, template, Duration.ZERO);
+    MemoryImage image = new MemoryImage(d, template, Duration.ZERO, host, hostName);
     try (VM vm = conn.define(template)) {
       vm.start();
       warmUp(vm.awaitAgent(agentDeadline), agentDeadline);
       vm.saveMemory(image.file);
     } catch (RuntimeException e) {
-      DiskImages.deleteQuietly(image.file);
+      image.deleteFile(e);
       throw e instanceof SnapshotException
           ? e
           : new SnapshotException("capturing a memory image of " + template.name() + ": " + e, e);
@@ -112,7 +147,57 @@ public final class MemoryImage implements AutoCloseable {
         template.name(),
         took.toMillis(),
         image.sizeBytes() / 1_000_000);
-    return new MemoryImage(d, template, took);
+    return new MemoryImage(d, template, took, host, hostName);
+  }
+
+  private static void writeHostRecord(Path dir, String uri, String name) throws IOException {
+    java.util.Properties p = new java.util.Properties();
+    p.setProperty("uri", uri);
+    p.setProperty("file", name);
+    Path tmp = dir.resolve(HOST_RECORD + ".tmp");
+    try (java.io.OutputStream out = Files.newOutputStream(tmp)) {
+      p.store(out, "a memory image in the pool of a libvirt host");
+    }
+    Files.move(
+        tmp,
+        dir.resolve(HOST_RECORD),
+        java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+  }
+
+  /**
+   * The host's URI and the pool file named by an image directory's record, or empty for an image of
+   * this machine.
+   *
+   * @throws IOException if there is a record that cannot be read
+   */
+  static java.util.Optional<String[]> hostRecord(Path dir) throws IOException {
+    Path f = dir.resolve(HOST_RECORD);
+    if (!Files.exists(f)) {
+      return java.util.Optional.empty();
+    }
+    java.util.Properties p = new java.util.Properties();
+    try (java.io.InputStream in = Files.newInputStream(f)) {
+      p.load(in);
+    }
+    String uri = p.getProperty("uri", "");
+    String file = p.getProperty("file", "");
+    if (uri.isEmpty() || !file.startsWith("mi.")) {
+      throw new IOException(f + " names no host image");
+    }
+    return java.util.Optional.of(new String[] {uri, file});
+  }
+
+  private void deleteFile(RuntimeException failure) {
+    if (host == null || hostName == null) {
+      DiskImages.deleteQuietly(file);
+      return;
+    }
+    try {
+      host.delete(hostName); // nothing happens if the save never made it
+    } catch (RuntimeException e) {
+      failure.addSuppressed(e); // the record stays: the host's next reap removes it
+    }
   }
 
   /**
@@ -177,7 +262,11 @@ public final class MemoryImage implements AutoCloseable {
     return captureTime;
   }
 
+  /** Its size in bytes; 0 for an image on a remote host (this machine cannot read the file). */
   public long sizeBytes() {
+    if (host != null) {
+      return 0;
+    }
     try {
       return Files.size(file);
     } catch (IOException e) {
@@ -256,11 +345,17 @@ public final class MemoryImage implements AutoCloseable {
     }
   }
 
-  /** Deletes the image directory: the memory file and the template's disks. Idempotent. */
+  /**
+   * Deletes the image: the memory file (on its host, for an image on a remote host) and the image
+   * directory with the template's disks. Idempotent.
+   */
   @Override
   public void close() {
     if (closed.compareAndSet(false, true)) {
       try {
+        if (host != null && hostName != null) {
+          host.delete(hostName);
+        }
         Trees.delete(dir);
       } catch (IOException e) {
         throw new StorageException("removing memory image " + dir + ": " + e, e);

@@ -25,8 +25,20 @@ public final class StorageReaper implements OrphanReaper {
     return "workspaces, memory images and slot holders";
   }
 
+  /**
+   * For another host, it removes only the memory images kept there ({@link MemoryImage}, a record
+   * in the image directory names the host) whose owner is gone.
+   */
+  @Override
+  public boolean reapsRemoteHosts() {
+    return true;
+  }
+
   @Override
   public int reap(LibvirtConnection connection, List<String> failures) {
+    if (!connection.backend().isLocal()) {
+      return reapHostImages(connection, failures);
+    }
     List<DomainDescription> definitions = new ArrayList<>();
     for (String name : connection.domainNames()) {
       try {
@@ -49,6 +61,9 @@ public final class StorageReaper implements OrphanReaper {
           if (owner == null || ProcessOwners.isAlive(owner)) {
             continue; // not ours to judge, or its owner still runs
           }
+          if (kind.equals("images") && hasHostRecord(dir, failures)) {
+            continue; // its memory is on another host: removed by a reap of that host
+          }
           if (definitions.stream().anyMatch(x -> x.uses(dir))) {
             failures.add(dir + ": its owner is gone but a domain still uses it; kept");
             continue;
@@ -65,6 +80,50 @@ public final class StorageReaper implements OrphanReaper {
       }
     }
     return n + releaseSlots(definitions, failures);
+  }
+
+  private static boolean hasHostRecord(Path dir, List<String> failures) {
+    try {
+      return MemoryImage.hostRecord(dir).isPresent();
+    } catch (IOException e) {
+      failures.add(dir + ": " + e.getMessage() + "; kept");
+      return true;
+    }
+  }
+
+  /**
+   * Removes the memory images on {@code connection}'s host whose owner is gone: the pool file, then
+   * the image directory here that names it.
+   */
+  private static int reapHostImages(LibvirtConnection connection, List<String> failures) {
+    Path root = AgentVmPaths.stateRoot().resolve("images");
+    var storage = connection.hostStorage();
+    if (storage.isEmpty() || !Files.isDirectory(root)) {
+      return 0;
+    }
+    int n = 0;
+    try (Stream<Path> dirs = Files.list(root)) {
+      for (Path dir : dirs.filter(Files::isDirectory).toList()) {
+        String owner = Owners.of(dir).orElse(null);
+        if (owner == null || ProcessOwners.isAlive(owner)) {
+          continue;
+        }
+        try {
+          var record = MemoryImage.hostRecord(dir);
+          if (record.isEmpty() || !record.get()[0].equals(connection.uri())) {
+            continue; // this machine's, or another host's
+          }
+          storage.get().delete(record.get()[1]);
+          Trees.delete(dir);
+          n++;
+        } catch (IOException | RuntimeException e) {
+          failures.add(dir + ": its memory image on " + connection.uri() + " not removed: " + e);
+        }
+      }
+    } catch (IOException e) {
+      failures.add("reading " + root + ": " + e);
+    }
+    return n;
   }
 
   /** Releases slots whose holder died, once no domain uses the slot's disk. */

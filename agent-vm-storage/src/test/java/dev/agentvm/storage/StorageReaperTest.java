@@ -83,4 +83,23 @@ class StorageReaperTest {
     assertTrue(failures.get(0).startsWith(shared.toString()), failures.get(0));
     assertTrue(failures.get(1).startsWith(usedDisk.toString()), failures.get(1));
   }
+
+  @Test
+  void anImageOnAnotherHostIsLeftToThatHostsReap() throws Exception {
+    Path far = ownedDir("images", "far", DEAD);
+    Files.writeString(
+        far.resolve(MemoryImage.HOST_RECORD), "uri=qemu+tcp\\://h/system\nfile=mi.1.save\n");
+    Path broken = ownedDir("images", "broken", DEAD);
+    Files.writeString(broken.resolve(MemoryImage.HOST_RECORD), "file=elsewhere\n");
+    Path here = ownedDir("images", "here", DEAD);
+    List<String> failures = new ArrayList<>();
+    try (LibvirtConnection conn = LibvirtConnection.using(new FakeHypervisor())) {
+      assertEquals(1, new StorageReaper().reap(conn, failures), failures.toString());
+    }
+    assertFalse(Files.exists(here));
+    assertTrue(Files.exists(far), "its memory is on that host: removed by reaping it");
+    assertTrue(Files.exists(broken), "a record that names no host image: kept, and said");
+    assertEquals(1, failures.size(), failures.toString());
+    assertTrue(failures.get(0).contains("names no host image"), failures.get(0));
+  }
 }

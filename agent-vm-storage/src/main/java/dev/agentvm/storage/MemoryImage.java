@@ -45,7 +45,7 @@ import org.slf4j.LoggerFactory;
  * #restore} and mount them after the restore. Thread-safe; {@link #close()} deletes the image.
  *
  * <p>On a remote host ({@link LibvirtConnection#hostStorage()}) the memory is saved into the host's
- * pool, named in {@code dir} ({@value #HOST_RECORD}), and clones are restored there; the template
+ * pool, named in {@code dir} ({@code host.properties}), and clones are restored there; the template
  * may have no writable disk and no share there. A process that dies without closing the image
  * leaves it to the next reap of that host ({@link StorageReaper}).
  */

@@ -39,6 +39,27 @@ public final class AgentVmPaths {
     return base.resolve(".hosts").resolve(hash.substring(0, 16));
   }
 
+  /**
+   * The libvirt host a URI names, for records kept per host: scheme, host and port in lower case
+   * and the path, without user, query or fragment ({@code qemu+tls://h/system?pkipath=/x} and
+   * {@code qemu+tls://H/system} are one host). A URI that does not parse is its own identity.
+   */
+  public static String hostIdentity(String uri) {
+    java.net.URI u;
+    try {
+      u = new java.net.URI(uri);
+    } catch (java.net.URISyntaxException e) {
+      return uri;
+    }
+    if (u.getScheme() == null || (u.getRawAuthority() == null && u.getRawPath() == null)) {
+      return uri;
+    }
+    String host = u.getHost() == null ? "" : u.getHost().toLowerCase(java.util.Locale.ROOT);
+    String port = u.getPort() < 0 ? "" : ":" + u.getPort();
+    String path = u.getRawPath() == null ? "" : u.getRawPath();
+    return u.getScheme().toLowerCase(java.util.Locale.ROOT) + "://" + host + port + path;
+  }
+
   private static Path root(Setting setting, String forRoot, String xdgVariable, String underHome) {
     return setting
         .value()

@@ -60,12 +60,16 @@ public final class IpAllocator {
 
   /**
    * Where the bookkeeping of {@code conn}'s host is kept: {@code <state>/networks} for this
-   * machine's libvirt, {@code <state>/networks/.hosts/<hash of the URI>} for another host (two
-   * hosts' networks of one name are two networks, each with its own reservations and lock).
+   * machine's libvirt, {@code <state>/networks/.hosts/<hash of the host's URI>} for another host
+   * ({@link AgentVmPaths#hostIdentity}: two spellings of one host share it; two hosts' networks of
+   * one name are two networks, each with its own reservations and lock). The lock serialises this
+   * machine's processes only, not clients on other machines that reserve on the same host.
    */
   public static Path stateDir(LibvirtConnection conn) {
     Path all = AgentVmPaths.stateRoot().resolve("networks");
-    return conn.backend().isLocal() ? all : AgentVmPaths.forHost(all, conn.uri());
+    return conn.backend().isLocal()
+        ? all
+        : AgentVmPaths.forHost(all, AgentVmPaths.hostIdentity(conn.uri()));
   }
 
   /** With the lock and owners files under {@code stateDir}. */

@@ -17,10 +17,12 @@ import org.jspecify.annotations.Nullable;
  */
 final class BridgePeer implements AutoCloseable {
   private final String namespace;
+  private final String removeOuter;
   private final List<Process> daemons = new ArrayList<>();
 
-  private BridgePeer(String namespace) {
+  private BridgePeer(String namespace, String removeOuter) {
     this.namespace = namespace;
+    this.removeOuter = removeOuter;
   }
 
   /**
@@ -36,7 +38,8 @@ final class BridgePeer implements AutoCloseable {
     String there = bridgeNamespace == null ? "" : "ip netns exec " + bridgeNamespace + " ";
     String in = "ip netns exec " + ns + " ";
     sh("ip netns add " + ns);
-    BridgePeer peer = new BridgePeer(ns);
+    // gone with the namespace once its peer end is in there; not if a start failed before that
+    BridgePeer peer = new BridgePeer(ns, there + "ip link del " + outer);
     try {
       sh(there + "ip link add " + outer + " type veth peer name " + inner);
       sh(there + "ip link set " + outer + " master " + bridge);
@@ -111,8 +114,13 @@ final class BridgePeer implements AutoCloseable {
       }
       Process p =
           new ProcessBuilder("ip", "netns", "del", namespace).redirectErrorStream(true).start();
-      p.getInputStream().readAllBytes();
-      p.waitFor(30, TimeUnit.SECONDS);
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
+        throw new java.io.IOException("ip netns del " + namespace + " failed: " + out);
+      }
+      Process q = new ProcessBuilder("sh", "-c", removeOuter).redirectErrorStream(true).start();
+      q.getInputStream().readAllBytes(); // "cannot find device" when it went with the namespace
+      q.waitFor(30, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new java.io.InterruptedIOException("removing " + namespace);

@@ -45,9 +45,10 @@ import org.slf4j.LoggerFactory;
  * #restore} and mount them after the restore. Thread-safe; {@link #close()} deletes the image.
  *
  * <p>On a remote host ({@link LibvirtConnection#hostStorage()}) the memory is saved into the host's
- * pool, named in {@code dir} ({@code host.properties}), and clones are restored there; the template
- * may have no writable disk and no share there. A process that dies without closing the image
- * leaves it to the next reap of that host ({@link StorageReaper}).
+ * pool, named in {@code dir} ({@code host.properties}, written before the save), and clones are
+ * restored there, through a connection to that host; the template may have no writable disk and no
+ * share, and {@code dir} must lie under {@code <state>/images}, where a reap of that host finds the
+ * images of processes that died without closing them ({@link StorageReaper}).
  */
 public final class MemoryImage implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(MemoryImage.class);
@@ -61,6 +62,7 @@ public final class MemoryImage implements AutoCloseable {
   private final Duration captureTime;
   private final @Nullable HostStorage host;
   private final @Nullable String hostName;
+  private final @Nullable String hostUri;
   private final AtomicBoolean closed = new AtomicBoolean();
 
   private MemoryImage(
@@ -68,13 +70,15 @@ public final class MemoryImage implements AutoCloseable {
       VMTemplate template,
       Duration captureTime,
       @Nullable HostStorage host,
-      @Nullable String hostName) {
+      @Nullable String hostName,
+      @Nullable String hostUri) {
     this.dir = dir;
     this.file = host == null || hostName == null ? dir.resolve("memory.save") : host.path(hostName);
     this.template = template;
     this.captureTime = captureTime;
     this.host = host;
     this.hostName = hostName;
+    this.hostUri = hostUri;
   }
 
   /**
@@ -83,24 +87,19 @@ public final class MemoryImage implements AutoCloseable {
    * read-only base of every clone's disks); read-only disks (an image flavour's package disk) may
    * lie anywhere and are attached to every clone as they are. Its shares must not be mounted.
    *
-   * @throws IllegalArgumentException if a writable disk lies outside {@code dir}, or the host is
-   *     remote and the template has a writable disk
+   * @throws IllegalArgumentException if a writable disk lies outside {@code dir}; on a remote host,
+   *     if the template has a writable disk or a share, or {@code dir} is not under {@code
+   *     <state>/images}
    * @throws SnapshotException if the VM could not be booted or saved
    */
   public static MemoryImage capture(
       LibvirtConnection conn, VMTemplate template, Path dir, Duration agentDeadline) {
     Path d = dir.toAbsolutePath();
     HostStorage host = conn.hostStorage().orElse(null);
+    if (host != null) {
+      checkRemote(conn, template, d);
+    }
     for (DiskAttachment disk : template.disks()) {
-      if (!disk.readOnly() && host != null) {
-        throw new IllegalArgumentException(
-            "a memory image on "
-                + conn.uri()
-                + " takes no writable disk (every clone's overlay would have to be made and"
-                + " removed there); "
-                + disk.file()
-                + " is one: use sandboxes for VMs with a disk on another host");
-      }
       if (!disk.readOnly() && !disk.file().startsWith(d)) {
         throw new IllegalArgumentException(
             "disk " + disk.file() + " must lie in the image directory " + d);
@@ -119,7 +118,8 @@ public final class MemoryImage implements AutoCloseable {
       throw new StorageException("cannot create " + d + ": " + e.getMessage(), e);
     }
     long t0 = System.nanoTime();
-    MemoryImage image = new MemoryImage(d, template, Duration.ZERO, host, hostName);
+    String hostUri = host == null ? null : conn.uri();
+    MemoryImage image = new MemoryImage(d, template, Duration.ZERO, host, hostName, hostUri);
     try (VM vm = conn.define(template)) {
       vm.start();
       warmUp(vm.awaitAgent(agentDeadline), agentDeadline);
@@ -147,7 +147,25 @@ public final class MemoryImage implements AutoCloseable {
         template.name(),
         took.toMillis(),
         image.sizeBytes() / 1_000_000);
-    return new MemoryImage(d, template, took, host, hostName);
+    return new MemoryImage(d, template, took, host, hostName, hostUri);
+  }
+
+  private static void checkRemote(LibvirtConnection conn, VMTemplate template, Path dir) {
+    Path images = AgentVmPaths.stateRoot().resolve("images").toAbsolutePath();
+    String problem = null;
+    if (!template.shares().isEmpty()) {
+      problem = "a share of this machine's directories";
+    } else if (template.disks().stream().anyMatch(disk -> !disk.readOnly())) {
+      // each clone would need an overlay made and removed on the host: sandboxes do that
+      problem = "a writable disk (use sandboxes for VMs with a disk on another host)";
+    } else if (!dir.startsWith(images) || dir.equals(images)) {
+      // a reap of the host looks for the records of dead processes there
+      problem = "an image directory outside " + images + ", where a reap would not find it";
+    }
+    if (problem != null) {
+      throw new IllegalArgumentException(
+          "a memory image of " + template.name() + " on " + conn.uri() + " cannot have " + problem);
+    }
   }
 
   private static void writeHostRecord(Path dir, String uri, String name) throws IOException {
@@ -286,6 +304,11 @@ public final class MemoryImage implements AutoCloseable {
     if (closed.get()) {
       throw new SnapshotException("memory image " + dir + " is closed");
     }
+    if (hostUri != null
+        && !AgentVmPaths.hostIdentity(hostUri).equals(AgentVmPaths.hostIdentity(conn.uri()))) {
+      throw new SnapshotException(
+          "memory image " + dir + " is on " + hostUri + "; restore it there, not on " + conn.uri());
+    }
     VMTemplate.Builder b = template.copyAs(name).genid(UUID.randomUUID());
     Path runDir = AgentVmPaths.runDir(name);
     b.runDir(runDir);
@@ -347,7 +370,8 @@ public final class MemoryImage implements AutoCloseable {
 
   /**
    * Deletes the image: the memory file (on its host, for an image on a remote host) and the image
-   * directory with the template's disks. Idempotent.
+   * directory with the template's disks. Idempotent; when its host cannot be reached it throws, and
+   * the directory's record stays for a later reap of that host.
    */
   @Override
   public void close() {

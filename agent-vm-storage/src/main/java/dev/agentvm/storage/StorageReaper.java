@@ -110,7 +110,9 @@ public final class StorageReaper implements OrphanReaper {
         }
         try {
           var record = MemoryImage.hostRecord(dir);
-          if (record.isEmpty() || !record.get()[0].equals(connection.uri())) {
+          if (record.isEmpty()
+              || !AgentVmPaths.hostIdentity(record.get()[0])
+                  .equals(AgentVmPaths.hostIdentity(connection.uri()))) {
             continue; // this machine's, or another host's
           }
           storage.get().delete(record.get()[1]);

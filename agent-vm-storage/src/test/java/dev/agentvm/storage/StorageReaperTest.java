@@ -102,4 +102,90 @@ class StorageReaperTest {
     assertEquals(1, failures.size(), failures.toString());
     assertTrue(failures.get(0).contains("names no host image"), failures.get(0));
   }
+
+  /** A fake remote host whose pool records what is deleted from it. */
+  private static final class FarHost extends FakeHypervisor {
+    final List<String> deleted = new ArrayList<>();
+
+    @Override
+    public String uri() {
+      return "qemu+tcp://h/system";
+    }
+
+    @Override
+    public boolean isLocal() {
+      return false;
+    }
+
+    @Override
+    public java.util.Optional<dev.agentvm.core.HostStorage> hostStorage() {
+      return java.util.Optional.of(
+          new dev.agentvm.core.HostStorage() {
+            @Override
+            public Path path(String name) {
+              return Path.of("/pool", name);
+            }
+
+            @Override
+            public Path stage(Path local) {
+              throw new UnsupportedOperationException();
+            }
+
+            @Override
+            public Path createOverlay(String name, Path backing, long capacityBytes) {
+              throw new UnsupportedOperationException();
+            }
+
+            @Override
+            public void delete(String name) {
+              if (name.contains("unreachable")) {
+                throw new dev.agentvm.core.HypervisorException("host went away", null);
+              }
+              deleted.add(name);
+            }
+
+            @Override
+            public List<String> names(String prefix) {
+              return List.of();
+            }
+          });
+    }
+  }
+
+  private Path hostImage(String name, String owner, String uri, String file) throws Exception {
+    Path dir = ownedDir("images", name, owner);
+    java.util.Properties p = new java.util.Properties();
+    p.setProperty("uri", uri);
+    p.setProperty("file", file);
+    try (var out = Files.newOutputStream(dir.resolve(MemoryImage.HOST_RECORD))) {
+      p.store(out, null);
+    }
+    return dir;
+  }
+
+  @Test
+  void aReapOfAHostRemovesOnlyItsOwnImagesOfDeadProcesses() throws Exception {
+    // the same host under another spelling of its URI
+    Path mine = hostImage("mine", DEAD, "qemu+tcp://H/system?keepalive=1", "mi.1.save");
+    Path alive =
+        hostImage("alive", LibvirtConnection.processOwner(), "qemu+tcp://h/system", "mi.2.save");
+    Path other = hostImage("other", DEAD, "qemu+tcp://g/system", "mi.3.save");
+    Path stuck = hostImage("stuck", DEAD, "qemu+tcp://h/system", "mi.unreachable.save");
+    Path local = ownedDir("images", "local", DEAD);
+    Path workspace = ownedDir("workspaces", "ws", DEAD);
+    FarHost far = new FarHost();
+    List<String> failures = new ArrayList<>();
+    try (LibvirtConnection conn = LibvirtConnection.using(far)) {
+      assertEquals(1, new StorageReaper().reap(conn, failures), failures.toString());
+    }
+    assertEquals(List.of("mi.1.save"), far.deleted);
+    assertFalse(Files.exists(mine));
+    assertTrue(Files.exists(alive), "its owner runs");
+    assertTrue(Files.exists(other), "another host's");
+    assertTrue(Files.exists(stuck), "its file could not be deleted: the record stays");
+    assertTrue(Files.exists(local), "this machine's: judged against this machine only");
+    assertTrue(Files.exists(workspace));
+    assertEquals(1, failures.size(), failures.toString());
+    assertTrue(failures.get(0).contains("host went away"), failures.get(0));
+  }
 }

@@ -402,8 +402,9 @@ public final class DomainXmlWriter {
   /**
    * Like {@link #forRemoteHost(String, Function, Function, String)}, where files for which {@code
    * onHost} holds are the host's own (in its agent-vm pool) and stay as they are: boot images
-   * already staged are not staged again, and disks for which {@code writableOnHost} holds too (a
-   * sandbox's overlays) may be writable and qcow2; other pool files only as raw read-only disks.
+   * already staged are not staged again, and disks for which {@code writableOnHost} holds too
+   * (qcow2 overlays made on the host) may be writable, attached as qcow2 only; other pool files
+   * only as raw read-only disks.
    */
   static String forRemoteHost(
       String xml,
@@ -419,8 +420,31 @@ public final class DomainXmlWriter {
     // refusals first: nothing is uploaded for a VM that cannot be made
     for (Element disk : DomainXmlReader.all(dom, "disk")) {
       String file = DomainXmlReader.first(disk, "source").getAttribute("file");
+      String format = DomainXmlReader.first(disk, "driver").getAttribute("type");
       if (onHost.test(file) && writableOnHost.test(file)) {
+        if (!format.equals("qcow2")) {
+          // a raw view of an overlay would hand the guest its header, and with it a backing file
+          // looked up on the host the next time the file is opened as qcow2
+          throw new dev.agentvm.core.HypervisorException(
+              "VM "
+                  + name
+                  + ": the host's overlay "
+                  + file
+                  + " must be attached as qcow2, not "
+                  + format,
+              null);
+        }
         continue;
+      }
+      if (onHost.test(file) && disk.getElementsByTagName("readonly").getLength() == 0) {
+        throw new dev.agentvm.core.HypervisorException(
+            "VM "
+                + name
+                + ": "
+                + file
+                + " of the host's pool may not be a writable disk (only qcow2 overlays made by"
+                + " HostStorage.createOverlay, named *.qcow2, may)",
+            null);
       }
       if (disk.getElementsByTagName("readonly").getLength() == 0) {
         throw new dev.agentvm.core.HypervisorException(
@@ -433,7 +457,6 @@ public final class DomainXmlWriter {
                 + " cannot use it (remote hosts take read-only disks and images only)",
             null);
       }
-      String format = DomainXmlReader.first(disk, "driver").getAttribute("type");
       if (!format.equals("raw")) {
         // a qcow2 image may name a backing file, which would be looked up on the host
         throw new dev.agentvm.core.HypervisorException(

@@ -58,14 +58,17 @@ final class HostVolumes implements dev.agentvm.core.HostStorage {
   static final String SANDBOX_PREFIX = "sbx.";
 
   /**
-   * Whether a VM may have the pool file {@code name} as a writable or qcow2 disk: a sandbox's file,
-   * or a qcow2 overlay made by {@link #createOverlay} (a name ending in {@code .qcow2}). Never a
-   * staged image, which every VM and client of the host shares, nor a memory image or a log.
+   * Whether a VM may have the pool file {@code name} as a writable qcow2 disk: a qcow2 overlay made
+   * by {@link #createOverlay} (a sandbox's included), whose name ends in {@code .qcow2}. Never a
+   * staged image, which every VM and client of the host shares, nor a memory image (which {@link
+   * LibvirtDomain#saveMemory} never names so) or a log.
    */
   static boolean writableInPlace(String name) {
-    return name.startsWith(SANDBOX_PREFIX)
-        || (name.endsWith(".qcow2") && !name.startsWith(IMAGE_PREFIX));
+    return name.endsWith(QCOW2_SUFFIX) && !name.startsWith(IMAGE_PREFIX);
   }
+
+  /** The suffix of the pool files a VM may write ({@link #writableInPlace}). */
+  static final String QCOW2_SUFFIX = ".qcow2";
 
   /** The marker that an image arrived whole. */
   static final String READY_SUFFIX = ".ready";

@@ -257,6 +257,23 @@ final class LibvirtDomain implements DomainHandle {
               + ".path(name)), not to "
               + file);
     }
+    if (remote != null) {
+      String pool = remote.poolName(file.toString()).orElseThrow();
+      if (HostVolumes.writableInPlace(pool) || pool.startsWith(HostVolumes.IMAGE_PREFIX)) {
+        // a memory image named like a VM's disk could be attached to a guest, writable; a staged
+        // image is every VM's
+        throw new SnapshotException(
+            "VM "
+                + name
+                + ": a memory image may not be named "
+                + pool
+                + " (names ending in "
+                + HostVolumes.QCOW2_SUFFIX
+                + " are disks, "
+                + HostVolumes.IMAGE_PREFIX
+                + "* staged images)");
+      }
+    }
     snapshots.saveMemory(this, file);
   }
 

@@ -106,13 +106,38 @@ class RemoteHostXmlTest {
 
   @Test
   void onlyOverlaysOfThePoolAreWritableInPlace() {
-    assertTrue(HostVolumes.writableInPlace("sbx.t.L.1.qcow2"));
-    assertTrue(HostVolumes.writableInPlace("sbx.t.L.1"), "a sandbox's layer, named by it");
+    assertTrue(HostVolumes.writableInPlace("sbx.t.L.1.qcow2"), "a sandbox's overlay");
     assertTrue(HostVolumes.writableInPlace("my-vm.data.qcow2"), "made by createOverlay");
+    assertFalse(HostVolumes.writableInPlace("sbx.t.1.paused.save"), "a sandbox's memory");
+    assertFalse(HostVolumes.writableInPlace("sbx.t.W.k.1.save"), "a warm image's memory");
     assertFalse(HostVolumes.writableInPlace("img-0123-base.qcow2"), "a staged image: shared");
     assertFalse(HostVolumes.writableInPlace("img-0123-pkgs.ext4"));
     assertFalse(HostVolumes.writableInPlace("clone.save"), "a memory image");
     assertFalse(HostVolumes.writableInPlace("vm1.console.log"));
+  }
+
+  @Test
+  void anOverlayOfTheHostIsAttachedAsQcow2Only() {
+    VMTemplate t =
+        VMTemplate.builder("vm9")
+            .boot(BOOT)
+            .disk(
+                new DiskAttachment(
+                    Path.of("/pool/data.qcow2"), DiskAttachment.Format.RAW, "vdb", false, "/data"))
+            .build();
+    HypervisorException e =
+        assertThrows(
+            HypervisorException.class,
+            () ->
+                DomainXmlWriter.forRemoteHost(
+                    t.toDomainXml(VirtType.QEMU),
+                    this::stage,
+                    n -> n,
+                    URI,
+                    f -> f.startsWith("/pool/"),
+                    f -> f.endsWith(".qcow2")));
+    assertTrue(e.getMessage().contains("must be attached as qcow2"), e.getMessage());
+    assertEquals(List.of(), staged, "refused before anything is sent");
   }
 
   @Test

@@ -128,6 +128,42 @@ class VmLifecycleIT extends RealLibvirtTest {
         TestVms.boot().withExtraCmdline("agentvm.java_opts=-Dagentvm.guest.native="), "date");
   }
 
+  @Test
+  void theAgentsClassesComeFromTheRuntimesCdsArchive() throws Exception {
+    // the image's runtime holds the agent as a module, archived with its lambdas (issue 19): a
+    // class loaded from anywhere else was parsed and verified in the guest, at TCG's pace
+    VMTemplate t =
+        VMTemplate.builder(TestVms.name("cds"))
+            .boot(
+                TestVms.boot()
+                    .withExtraCmdline("agentvm.java_opts=-Xlog:class+load:file=/tmp/classes.log"))
+            .build();
+    try (VM vm = conn.define(t)) {
+      vm.start();
+      AgentClient agent = vm.awaitAgent(Duration.ofSeconds(90));
+      agent.exec(dev.agentvm.core.agent.ExecRequest.command("true"));
+      String loaded =
+          agent
+              .exec(
+                  dev.agentvm.core.agent.ExecRequest.command(
+                      "grep", " dev\\.agentvm\\.", "/tmp/classes.log"))
+              .stdoutText();
+      java.util.List<String> lines = loaded.lines().toList();
+      assertTrue(
+          lines.stream().anyMatch(l -> l.contains(" dev.agentvm.guest.agent.GuestAgent source:")),
+          loaded);
+      assertTrue(lines.stream().anyMatch(l -> l.contains("$$Lambda")), "lambdas: " + loaded);
+      java.util.List<String> notArchived =
+          lines.stream().filter(l -> !l.endsWith("source: shared objects file")).toList();
+      assertEquals(
+          java.util.List.of(),
+          notArchived,
+          "agent classes loaded outside the archive: re-record the image's agent.classlist with"
+              + " dev.agentvm.benchmarks.AgentClassList");
+    }
+    TestVms.assertNothingLeft(conn, t);
+  }
+
   private void assertResumedClockIsTheHosts(BootSource boot, String setter) throws Exception {
     VMTemplate t = VMTemplate.builder(TestVms.name("clock")).boot(boot).build();
     try (VM vm = conn.define(t)) {

@@ -4,6 +4,7 @@ import dev.agentvm.internal.AgentVmPaths;
 import dev.agentvm.internal.Hashing;
 import dev.agentvm.internal.Trees;
 import java.io.BufferedOutputStream;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -22,6 +23,9 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.stream.Stream;
 import java.util.zip.GZIPOutputStream;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipInputStream;
+import java.util.zip.ZipOutputStream;
 import org.jspecify.annotations.Nullable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,7 +53,27 @@ public final class MicroImageBuilder {
   private static final Logger LOG = LoggerFactory.getLogger(MicroImageBuilder.class);
 
   /** Bump when the image layout changes, so that cached images of the old layout are not reused. */
-  static final String FORMAT = "9";
+  static final String FORMAT = "10";
+
+  /**
+   * The guest agent's module in the guest's runtime image. The agent jar goes into the runtime as a
+   * module rather than onto a class path because a CDS archive holds class-path classes only for
+   * the jar path it was dumped with (a path in the guest), while it holds the classes of the
+   * runtime image wherever it is dumped: so the agent's classes come from the archive too.
+   */
+  static final String AGENT_MODULE = "dev.agentvm.guest";
+
+  /** What {@code /init} runs: the agent's main class in {@link #AGENT_MODULE}. */
+  static final String AGENT_MAIN = "dev.agentvm.guest.agent.GuestAgent";
+
+  /**
+   * The classes, lambda proxies and lambda forms a guest agent loaded while serving each kind of
+   * request, recorded in a guest ({@code -XX:DumpLoadedClassList}, by the benchmarks module's
+   * {@code AgentClassList}), added to the JDK's own list when the CDS archive is made. A class that
+   * a newer agent or JDK no longer has is skipped with a warning at dump time; what is missing is
+   * only loaded and verified in the guest again, as before.
+   */
+  static final String AGENT_CLASSLIST = "agent.classlist";
 
   /**
    * glibc's C.UTF-8 locale, from the host's libc-bin (the same glibc as the libraries copied from
@@ -207,6 +231,7 @@ public final class MicroImageBuilder {
                         Runtime.version().toString(),
                         System.getProperty("java.home"),
                         Hashing.sha256Hex(agentJar),
+                        Hashing.sha256Hex(resource(AGENT_CLASSLIST)),
                         Hashing.sha256Hex(init),
                         Hashing.sha256Hex(dhcpScript),
                         Hashing.sha256Hex(resource(NATIVE_SOURCE)),
@@ -290,7 +315,7 @@ public final class MicroImageBuilder {
     if (!Files.isRegularFile(busybox)) {
       throw new ImageBuildException("busybox-static has no bin/busybox");
     }
-    JavaRuntime runtime = makeRuntime(work);
+    JavaRuntime runtime = makeRuntime(work, agentJar);
     Path nativeLibrary = compiler.isEmpty() ? null : compileNativeLibrary(work, runtime);
     if (nativeLibrary == null) {
       LOG.warn(
@@ -429,26 +454,39 @@ public final class MicroImageBuilder {
     return cmd;
   }
 
-  /** A jlinked java.base from the running JDK, with a CDS archive, stripped. */
-  private JavaRuntime makeRuntime(Path work) throws IOException {
-    step("jlink java.base from " + System.getProperty("java.home"));
+  /**
+   * A jlinked java.base and guest agent ({@link #AGENT_MODULE}) from the running JDK, with a CDS
+   * archive of the JDK's and the agent's classes, stripped.
+   */
+  private JavaRuntime makeRuntime(Path work, byte[] agentJar) throws IOException {
+    step("jlink java.base and the guest agent from " + System.getProperty("java.home"));
     Path jre = work.resolve("jre");
-    Path jlink = Path.of(System.getProperty("java.home"), "bin", "jlink");
-    if (!Files.isExecutable(jlink)) {
-      throw new ImageBuildException("no jlink at " + jlink + ": run with a full JDK, not a JRE");
-    }
+    Path jlink = jdkTool("jlink");
+    Path agentModule = agentModuleJar(work, agentJar);
     HostCommands.run(
         work,
         jlink.toString(),
+        "--module-path",
+        agentModule.toString(),
         "--add-modules",
-        "java.base",
+        "java.base," + AGENT_MODULE,
         "--strip-debug",
         "--no-header-files",
         "--no-man-pages",
         "--output",
         jre.toString());
-    // a CDS archive of the JDK classes cuts guest JVM start under TCG
-    HostCommands.run(work, jre.resolve("bin/java").toString(), "-Xshare:dump", "-XX:+UseSerialGC");
+    // a CDS archive cuts guest JVM start under TCG: the JDK's classes ~1.4 s, the agent's classes
+    // and lambdas (parsed, verified and linked in the interpreter otherwise) ~0.4 s more
+    Path classList = work.resolve("classlist");
+    Files.write(classList, classList(Files.readAllBytes(jre.resolve("lib/classlist")), agentJar));
+    HostCommands.run(
+        work,
+        jre.resolve("bin/java").toString(),
+        "-Xshare:dump",
+        "-XX:+UseSerialGC",
+        "-XX:SharedClassListFile=" + classList,
+        "--add-modules",
+        AGENT_MODULE);
 
     TreeSet<String> libs = new TreeSet<>();
     List<Path> binaries;
@@ -705,6 +743,69 @@ public final class MicroImageBuilder {
     }
     Files.move(tmp, memo, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     return r;
+  }
+
+  private static Path jdkTool(String name) throws ImageBuildException {
+    Path tool = Path.of(System.getProperty("java.home"), "bin", name);
+    if (!Files.isExecutable(tool)) {
+      throw new ImageBuildException(
+          "no " + name + " at " + tool + ": run with a full JDK, not a JRE");
+    }
+    return tool;
+  }
+
+  /**
+   * The agent jar as the named module {@link #AGENT_MODULE} (requiring java.base only, exporting
+   * nothing), for jlink: its entries and a {@code module-info.class} compiled here.
+   */
+  private static Path agentModuleJar(Path work, byte[] agentJar) throws IOException {
+    Path src = Files.createDirectories(work.resolve("agent-module/src"));
+    Path classes = Files.createDirectories(work.resolve("agent-module/classes"));
+    Files.writeString(src.resolve("module-info.java"), "module " + AGENT_MODULE + " {}\n");
+    HostCommands.run(
+        work,
+        jdkTool("javac").toString(),
+        "--release",
+        "17",
+        "-d",
+        classes.toString(),
+        src.resolve("module-info.java").toString());
+    Path jar = work.resolve("agent-module/agent.jar");
+    try (ZipInputStream in = new ZipInputStream(new ByteArrayInputStream(agentJar));
+        ZipOutputStream out = new ZipOutputStream(Files.newOutputStream(jar))) {
+      out.putNextEntry(new ZipEntry("module-info.class"));
+      out.write(Files.readAllBytes(classes.resolve("module-info.class")));
+      out.closeEntry();
+      for (ZipEntry e = in.getNextEntry(); e != null; e = in.getNextEntry()) {
+        if (!e.getName().equals("module-info.class")) {
+          out.putNextEntry(new ZipEntry(e.getName()));
+          in.transferTo(out);
+          out.closeEntry();
+        }
+      }
+    }
+    return jar;
+  }
+
+  /**
+   * The class list for the CDS archive: the JDK's own, the recorded {@link #AGENT_CLASSLIST}, and
+   * every class of the agent jar (so that a class the recording missed is archived too).
+   */
+  static byte[] classList(byte[] jdkClassList, byte[] agentJar) throws IOException {
+    StringBuilder list = new StringBuilder(new String(jdkClassList, StandardCharsets.UTF_8));
+    if (list.length() > 0 && list.charAt(list.length() - 1) != '\n') {
+      list.append('\n');
+    }
+    list.append(new String(resource(AGENT_CLASSLIST), StandardCharsets.UTF_8));
+    try (ZipInputStream in = new ZipInputStream(new ByteArrayInputStream(agentJar))) {
+      for (ZipEntry e = in.getNextEntry(); e != null; e = in.getNextEntry()) {
+        String name = e.getName();
+        if (name.endsWith(".class") && !name.endsWith("module-info.class")) {
+          list.append(name, 0, name.length() - ".class".length()).append('\n');
+        }
+      }
+    }
+    return list.toString().getBytes(StandardCharsets.UTF_8);
   }
 
   /**

@@ -427,14 +427,19 @@ class AgentExecutorIT extends RealLibvirtTest {
   @Test
   void aForkBombOrAnEndlessLoopIsStoppedAtTheDeadlineAndItsVmDestroyed() throws Exception {
     List<String> vms = new CopyOnWriteArrayList<>();
-    try (AgentExecutor ex = executor().listener((id, from, to, vm) -> vms.add(vm)).build()) {
+    // a drowned guest is found dead after 6 s of silence instead of the default 10
+    HeartbeatMonitor.Settings quick =
+        new HeartbeatMonitor.Settings(
+            Duration.ofSeconds(1), Duration.ofSeconds(3), Duration.ofSeconds(6));
+    try (AgentExecutor ex =
+        executor().heartbeat(quick).listener((id, from, to, vm) -> vms.add(vm)).build()) {
       for (String code :
           List.of("bomb() { bomb | bomb & }; bomb; while :; do :; done", "while :; do :; done")) {
         long t0 = System.nanoTime();
         try {
           ExecutionResult r =
               ex.execute(
-                  ExecutionRequest.script(code, "sh").timeout(Duration.ofSeconds(5)).build());
+                  ExecutionRequest.script(code, "sh").timeout(Duration.ofSeconds(3)).build());
           assertEquals(TaskState.TIMED_OUT, r.state(), code);
         } catch (ExecutionFailedException e) {
           // a guest drowned in processes may stop answering first: the heartbeat says so

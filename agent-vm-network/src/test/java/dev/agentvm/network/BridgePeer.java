@@ -93,7 +93,8 @@ final class BridgePeer implements AutoCloseable {
 
   /**
    * A guest script: waits for eth0's DHCP address and prints it, then for each of ports 80 and 8080
-   * of the peer a line "port:open" or "port:blocked".
+   * of the peer a line "port:open" or "port:blocked" (both probed at once, in either order: a
+   * blocked port waits out nc's timeout).
    */
   static String probe(String prefix) {
     return "for i in $(seq 1 60); do ip -4 addr show eth0 | grep -q 'inet ' && break; sleep 0.5;"
@@ -103,7 +104,12 @@ final class BridgePeer implements AutoCloseable {
         + " | nc -w 4 "
         + prefix
         + ".1 $p 2>/dev/null | grep -q reached;"
-        + " then echo $p:open; else echo $p:blocked; fi; done";
+        + " then echo $p:open; else echo $p:blocked; fi & done; wait";
+  }
+
+  /** Whether the probe's output has this line (e.g. "80:open"; "8080:open" is another line). */
+  static boolean said(String probeOutput, String line) {
+    return probeOutput.lines().anyMatch(line::equals);
   }
 
   @Override

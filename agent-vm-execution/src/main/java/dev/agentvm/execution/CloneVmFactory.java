@@ -25,6 +25,9 @@ import java.util.Map;
  * try (CloneVmFactory f = CloneVmFactory.capture(conn, template, Duration.ofMinutes(2));
  *      VMPool pool = VMPool.start(f, PoolConfig.DEFAULT)) { ... }
  * }</pre>
+ *
+ * <p>On this machine's libvirt only (workspaces are 9p shares of local directories): {@link
+ * #capture} and the constructor refuse a connection to another machine.
  */
 public final class CloneVmFactory extends WorkspaceVmFactory implements AutoCloseable {
   private final LibvirtConnection conn;
@@ -54,6 +57,7 @@ public final class CloneVmFactory extends WorkspaceVmFactory implements AutoClos
       Duration discardGrace,
       boolean ownsImage) {
     super(workspaces, agentDeadline, discardGrace);
+    requireLocal(conn);
     this.conn = conn;
     this.image = image;
     this.ownsImage = ownsImage;
@@ -65,6 +69,7 @@ public final class CloneVmFactory extends WorkspaceVmFactory implements AutoClos
    */
   public static CloneVmFactory capture(
       LibvirtConnection conn, VMTemplate template, Duration agentDeadline) {
+    requireLocal(conn); // before the capture: it would be refused there, after a boot
     Path root = AgentVmPaths.stateRoot().resolve("images").resolve(template.name());
     VMTemplate t = withWorkspaceShares(template, root.resolve("workspace"));
     MemoryImage image;

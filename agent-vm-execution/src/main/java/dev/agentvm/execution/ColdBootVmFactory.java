@@ -14,6 +14,9 @@ import java.time.Duration;
  * <p>The template's disks are attached to every VM: read-only ones (an image flavour's package
  * disk) are shared freely; a writable one can serve one running VM only (QEMU's image lock refuses
  * a second), so give such a template a pool of at most one VM.
+ *
+ * <p>On this machine's libvirt only (workspaces are 9p shares of local directories): the
+ * constructor refuses a connection to another machine.
  */
 public final class ColdBootVmFactory extends WorkspaceVmFactory {
   private final LibvirtConnection conn;
@@ -26,6 +29,7 @@ public final class ColdBootVmFactory extends WorkspaceVmFactory {
       Duration agentDeadline,
       Duration discardGrace) {
     super(workspaces, agentDeadline, discardGrace);
+    requireLocal(conn);
     this.conn = conn;
     this.template = template;
   }

@@ -17,6 +17,24 @@ abstract class WorkspaceVmFactory implements VmFactory {
     this.discardGrace = discardGrace;
   }
 
+  /**
+   * Refuses a host that does not share this machine's files: a pool VM's workspace is a 9p share of
+   * directories here, which another machine's QEMU cannot open. Sandboxes are the pool that works
+   * on every host.
+   *
+   * @throws IllegalArgumentException for a connection to another machine
+   */
+  static void requireLocal(dev.agentvm.core.LibvirtConnection conn) {
+    if (conn.hostStorage().isPresent()) {
+      throw new IllegalArgumentException(
+          "a VMPool's VMs get their workspaces as 9p shares of this machine's directories, which"
+              + " the host at "
+              + conn.uri()
+              + " cannot open: for a pool there, use AgentExecutor over Sandboxes or SandboxHosts"
+              + " (their workspaces are disks on the VM's host)");
+    }
+  }
+
   /** Starts the VM {@code name}, its workspace's shares attached; the agent is awaited after. */
   abstract VM start(String name, FilesystemShare workspace, Duration agentDeadline)
       throws Exception;

@@ -10,6 +10,7 @@ import com.sun.net.httpserver.HttpServer;
 import dev.agentvm.core.LibvirtConnection;
 import dev.agentvm.core.RemoteLibvirtHost;
 import dev.agentvm.core.TestVms;
+import dev.agentvm.core.VMTemplate;
 import dev.agentvm.core.agent.ExecRequest;
 import dev.agentvm.core.agent.ExecResult;
 import dev.agentvm.network.egress.EgressPolicy;
@@ -189,6 +190,27 @@ class RemoteSandboxIT {
       SandboxException e = assertThrows(SandboxException.class, () -> Sandboxes.open(local, root));
       assertTrue(e.getMessage().contains(conn.uri()), e.getMessage());
     }
+  }
+
+  @Test
+  void aVmPoolsFactoriesRefuseTheHostBeforeAnythingIsMade(@TempDir Path workspaces) {
+    VMTemplate t = VMTemplate.builder(TestVms.name("pool")).boot(TestVms.boot()).build();
+    for (org.junit.jupiter.api.function.Executable make :
+        List.<org.junit.jupiter.api.function.Executable>of(
+            () ->
+                new dev.agentvm.execution.ColdBootVmFactory(
+                    conn, t, workspaces, Duration.ofMinutes(1), Duration.ZERO),
+            () -> dev.agentvm.execution.CloneVmFactory.capture(conn, t, Duration.ofMinutes(1)))) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, make);
+      assertTrue(
+          e.getMessage().contains(conn.uri()) && e.getMessage().contains("SandboxHosts"),
+          e.getMessage());
+    }
+    assertFalse(conn.domainNames().contains(t.name()), "nothing defined there");
+    assertFalse(
+        Files.exists(
+            dev.agentvm.internal.AgentVmPaths.stateRoot().resolve("images").resolve(t.name())),
+        "no image directory here");
   }
 
   @Test

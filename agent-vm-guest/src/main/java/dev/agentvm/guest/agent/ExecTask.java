@@ -21,9 +21,9 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * One EXEC: runs the command in a session (and so a process group) of its own via {@code setsid},
- * streams its output in chunks, and on timeout or KILL sends TERM, then KILL after the grace
- * period, to the whole group, so no child outlives it.
+ * One EXEC: runs the command in a session (and so a process group) of its own ({@link
+ * SessionProcess}), streams its output in chunks, and on timeout or KILL sends TERM, then KILL
+ * after the grace period, to the whole group, so no child outlives it.
  */
 final class ExecTask {
   static final int CHUNK = 32 * 1024;
@@ -61,89 +61,83 @@ final class ExecTask {
     Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
     UserErrors.checkExec(cwd, spec.argv(), spec.env());
     Path script = null;
-    List<String> cmd = new ArrayList<>();
-    cmd.add("setsid");
-    cmd.addAll(spec.argv());
+    List<String> cmd = new ArrayList<>(spec.argv());
     if (!spec.script().isEmpty()) {
       script = Files.createTempFile("agentvm-script-", "");
       Files.writeString(script, spec.script(), StandardCharsets.UTF_8);
       cmd.add(script.toString());
     }
-    ProcessBuilder pb = new ProcessBuilder(cmd);
-    pb.environment().putAll(spec.env());
-    pb.directory(cwd.toFile());
     long t0 = System.nanoTime();
-    Process started = null;
     try {
-      Process p;
+      Process p = SessionProcess.start(cmd, spec.env(), cwd, pool);
       try {
-        p = pb.start();
-      } catch (IOException e) {
-        // checked above; what is left is the agent's own trouble (no setsid, out of processes)
-        throw new IOException("cannot start the command through setsid: " + e.getMessage(), e);
-      }
-      started = p;
-      Future<?> stdin = null;
-      if (spec.stdin().length == 0) {
-        p.getOutputStream().close();
-      } else {
-        stdin = pool.submit(() -> feed(p.getOutputStream()));
-      }
-      Pump stdout = new Pump(p.getInputStream(), MessageType.STDOUT);
-      Pump stderr = new Pump(p.getErrorStream(), MessageType.STDERR);
-      Future<?> to = pool.submit(stdout);
-      Future<?> te = pool.submit(stderr);
-      boolean timedOut = false;
-      long deadline =
-          spec.timeoutMillis() == 0 ? Long.MAX_VALUE : t0 + spec.timeoutMillis() * 1_000_000;
-      wakeOnExit(p);
-      synchronized (lock) {
-        while (!exited && p.isAlive() && !killRequested.get()) {
-          long left = deadline - System.nanoTime();
-          if (left <= 0) {
-            timedOut = true;
-            break;
-          }
-          lock.wait(Math.max(1, Math.min(1000, left / 1_000_000)));
+        runStarted(p, t0);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        if (p.isAlive()) {
+          ProcessGroup.signal(p.pid(), true);
         }
-      }
-      boolean signalled = false;
-      if (p.isAlive()) {
-        signalled = stopGroup(p);
-      } else if (timedOut || killRequested.get()) {
-        ProcessGroup.signal(p.pid(), true); // the leader is gone; make sure its children are too
-      }
-      p.waitFor();
-      // Output pipes close when every process holding them is gone; a child that left the group
-      // could keep them open, so do not wait for the pumps forever.
-      awaitPump(to, stdout);
-      awaitPump(te, stderr);
-      if (stdin != null) {
-        stdin.cancel(true);
-      }
-      long ms = (System.nanoTime() - t0) / 1_000_000;
-      int code = p.exitValue();
-      int signal = signalled && code > 128 && code <= 128 + 64 ? code - 128 : 0;
-      ExitStatus exit =
-          new ExitStatus(
-              code,
-              signal,
-              ms,
-              timedOut,
-              killRequested.get() && !timedOut,
-              stdout.truncated,
-              stderr.truncated);
-      out.write(Frame.response(MessageType.EXIT, id, exit.encode()));
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      if (started != null && started.isAlive()) {
-        ProcessGroup.signal(started.pid(), true);
       }
     } finally {
       if (script != null) {
         Files.deleteIfExists(script);
       }
     }
+  }
+
+  /** Feeds, pumps and waits for the started command, stops it at its deadline, sends EXIT. */
+  private void runStarted(Process p, long t0) throws IOException, InterruptedException {
+    Future<?> stdin = null;
+    if (spec.stdin().length == 0) {
+      p.getOutputStream().close();
+    } else {
+      stdin = pool.submit(() -> feed(p.getOutputStream()));
+    }
+    Pump stdout = new Pump(p.getInputStream(), MessageType.STDOUT);
+    Pump stderr = new Pump(p.getErrorStream(), MessageType.STDERR);
+    Future<?> to = pool.submit(stdout);
+    Future<?> te = pool.submit(stderr);
+    boolean timedOut = false;
+    long deadline =
+        spec.timeoutMillis() == 0 ? Long.MAX_VALUE : t0 + spec.timeoutMillis() * 1_000_000;
+    wakeOnExit(p);
+    synchronized (lock) {
+      while (!exited && p.isAlive() && !killRequested.get()) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          timedOut = true;
+          break;
+        }
+        lock.wait(Math.max(1, Math.min(1000, left / 1_000_000)));
+      }
+    }
+    boolean signalled = false;
+    if (p.isAlive()) {
+      signalled = stopGroup(p);
+    } else if (timedOut || killRequested.get()) {
+      ProcessGroup.signal(p.pid(), true); // the leader is gone; make sure its children are too
+    }
+    p.waitFor();
+    // Output pipes close when every process holding them is gone; a child that left the group
+    // could keep them open, so do not wait for the pumps forever.
+    awaitPump(to, stdout);
+    awaitPump(te, stderr);
+    if (stdin != null) {
+      stdin.cancel(true);
+    }
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    int code = p.exitValue();
+    int signal = signalled && code > 128 && code <= 128 + 64 ? code - 128 : 0;
+    ExitStatus exit =
+        new ExitStatus(
+            code,
+            signal,
+            ms,
+            timedOut,
+            killRequested.get() && !timedOut,
+            stdout.truncated,
+            stderr.truncated);
+    out.write(Frame.response(MessageType.EXIT, id, exit.encode()));
   }
 
   /** Wakes the wait in {@link #run} as soon as {@code p} exits, not at its next timeout. */

@@ -52,4 +52,31 @@ final class NativeHelpers {
    * @return 0, or the errno of the failure
    */
   static native int setClock(long seconds);
+
+  /**
+   * Starts {@code argv} (its first element searched on the agent's {@code PATH}) with exactly
+   * {@code envp} ("NAME=value") in {@code cwd}, as the leader of a session of its own, with no
+   * descriptor of the agent but the three pipes, every signal at its default and none blocked.
+   *
+   * @param fds filled with the agent's ends of the child's stdin, stdout and stderr
+   * @return the child's pid; the caller must reap it with {@link #waitPid}
+   * @throws java.io.IOException naming the call that failed and its error
+   */
+  static native long spawn(byte[][] argv, byte[][] envp, byte[] cwd, java.io.FileDescriptor[] fds)
+      throws java.io.IOException;
+
+  /**
+   * Waits for the child {@code pid} to end, without reaping it: its pid cannot be reused until
+   * {@link #reapPid}.
+   *
+   * @return its exit code, 128 + the signal that ended it, or -errno when it cannot be waited for
+   */
+  static native int waitPid(long pid);
+
+  /**
+   * Reaps the ended child {@code pid}.
+   *
+   * @return 0, or -errno
+   */
+  static native int reapPid(long pid);
 }

@@ -60,9 +60,7 @@ final class Spawned {
   static Spawned start(int handle, ExecSpec spec, ExecutorService pool) throws IOException {
     Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
     UserErrors.checkExec(cwd, spec.argv(), spec.env());
-    List<String> cmd = new ArrayList<>();
-    cmd.add("setsid");
-    cmd.addAll(spec.argv());
+    List<String> cmd = new ArrayList<>(spec.argv());
     if (!spec.script().isEmpty()) {
       // kept for the process's life: a background script may read itself again
       Path script = Files.createTempFile("agentvm-bg-", "");
@@ -70,16 +68,8 @@ final class Spawned {
       cmd.add(script.toString());
       script.toFile().deleteOnExit();
     }
-    ProcessBuilder pb = new ProcessBuilder(cmd);
-    pb.environment().putAll(spec.env());
-    pb.directory(cwd.toFile());
     long t0 = System.nanoTime();
-    Process p;
-    try {
-      p = pb.start();
-    } catch (IOException e) {
-      throw new IOException("cannot start the command through setsid: " + e.getMessage(), e);
-    }
+    Process p = SessionProcess.start(cmd, spec.env(), cwd, pool);
     Spawned s = new Spawned(handle, spec, p, t0);
     s.watch(pool); // the pumps first: a process may write before it reads its input
     if (spec.stdin().length > 0) {

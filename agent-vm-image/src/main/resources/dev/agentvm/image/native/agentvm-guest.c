@@ -4,9 +4,18 @@
  * agentvm.guest.native (dev.agentvm.guest.agent.NativeHelpers). Without it the agent works the same,
  * only slower where it would have used it.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <jni.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /*
  * Sets the wall clock to a whole second since the epoch, in the agent's own process: a restored
@@ -20,8 +29,223 @@ static jint set_clock(JNIEnv *env, jclass cls, jlong seconds) {
   return clock_settime(CLOCK_REALTIME, &ts) == 0 ? 0 : errno;
 }
 
+static void throw_io(JNIEnv *env, const char *what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  jclass ioe = (*env)->FindClass(env, "java/io/IOException");
+  if (ioe != NULL) {
+    (*env)->ThrowNew(env, ioe, msg);
+  }
+}
+
+static void free_strings(char **v) {
+  if (v != NULL) {
+    for (char **p = v; *p != NULL; p++) {
+      free(*p);
+    }
+    free(v);
+  }
+}
+
+/* A NULL-terminated copy of byte[][] as C strings; NULL (with an exception pending) on failure. */
+static char **strings(JNIEnv *env, jobjectArray arr) {
+  jsize n = (*env)->GetArrayLength(env, arr);
+  char **v = calloc((size_t)n + 1, sizeof(char *));
+  if (v == NULL) {
+    throw_io(env, "out of memory", ENOMEM);
+    return NULL;
+  }
+  for (jsize i = 0; i < n; i++) {
+    jbyteArray b = (jbyteArray)(*env)->GetObjectArrayElement(env, arr, i);
+    jsize len = b == NULL ? 0 : (*env)->GetArrayLength(env, b);
+    v[i] = malloc((size_t)len + 1);
+    if (v[i] == NULL) {
+      free_strings(v);
+      throw_io(env, "out of memory", ENOMEM);
+      return NULL;
+    }
+    if (len > 0) {
+      (*env)->GetByteArrayRegion(env, b, 0, len, (jbyte *)v[i]);
+    }
+    v[i][len] = '\0';
+    (*env)->DeleteLocalRef(env, b);
+  }
+  return v;
+}
+
+static jobject file_descriptor(JNIEnv *env, int fd) {
+  jclass cls = (*env)->FindClass(env, "java/io/FileDescriptor");
+  if (cls == NULL) {
+    return NULL;
+  }
+  jmethodID init = (*env)->GetMethodID(env, cls, "<init>", "()V");
+  jfieldID field = (*env)->GetFieldID(env, cls, "fd", "I");
+  if (init == NULL || field == NULL) {
+    return NULL;
+  }
+  jobject obj = (*env)->NewObject(env, cls, init);
+  if (obj != NULL) {
+    (*env)->SetIntField(env, obj, field, fd);
+  }
+  return obj;
+}
+
+/*
+ * Starts argv[0] (searched on the agent's PATH) with envp, in cwd, as the leader of a session (and
+ * so a process group) of its own, its stdin, stdout and stderr pipes to the agent, no other
+ * descriptor of the agent open, every signal at its default and none blocked: what the agent got
+ * from ProcessBuilder running setsid, in one vfork and one exec instead of two execs through the
+ * JDK's interpreted launch path. Fills fds with the agent's ends (stdin, stdout, stderr) and
+ * returns the pid; throws IOException when it cannot start.
+ */
+static jlong spawn(JNIEnv *env, jclass cls, jobjectArray argv, jobjectArray envp, jbyteArray cwd,
+                   jobjectArray fds) {
+  (void)cls;
+  char **args = strings(env, argv);
+  char **environ_ = args == NULL ? NULL : strings(env, envp);
+  jsize cwd_len = (*env)->GetArrayLength(env, cwd);
+  char *dir = environ_ == NULL ? NULL : malloc((size_t)cwd_len + 1);
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  int fa_ok = 0, attr_ok = 0;
+  pid_t pid = -1;
+  int rc = 0;
+  const char *what = "posix_spawn";
+  if (args == NULL || environ_ == NULL) {
+    goto done; /* exception pending */
+  }
+  if (dir == NULL || args[0] == NULL) {
+    throw_io(env, "spawn", dir == NULL ? ENOMEM : EINVAL);
+    goto done;
+  }
+  (*env)->GetByteArrayRegion(env, cwd, 0, cwd_len, (jbyte *)dir);
+  dir[cwd_len] = '\0';
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    rc = errno;
+    what = "pipe";
+    goto fail;
+  }
+  if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
+    goto fail;
+  }
+  fa_ok = 1;
+  if ((rc = posix_spawn_file_actions_adddup2(&fa, in[0], 0)) != 0 ||
+      (rc = posix_spawn_file_actions_adddup2(&fa, out[1], 1)) != 0 ||
+      (rc = posix_spawn_file_actions_adddup2(&fa, err[1], 2)) != 0 ||
+      (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
+      (rc = posix_spawn_file_actions_addchdir_np(&fa, dir)) != 0) {
+    goto fail;
+  }
+  if ((rc = posix_spawnattr_init(&attr)) != 0) {
+    goto fail;
+  }
+  attr_ok = 1;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+#ifdef __GLIBC__
+  /*
+   * glibc ignores its two internal signals (32 and 33) in the child while it shares the agent's
+   * memory, unless the default set names them, and an ignored signal stays ignored across exec;
+   * sigfillset and sigaddset leave them out, so their bits are set directly (glibc's sigset_t: bit
+   * n-1 of an array of unsigned long). ProcessBuilder's children get them at their default too.
+   */
+  for (int sig = 32; sig <= 33; sig++) {
+    all.__val[(sig - 1) / (8 * sizeof(unsigned long))] |= 1UL
+                                                          << ((sig - 1) % (8 * sizeof(unsigned long)));
+  }
+#endif
+  if ((rc = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
+      (rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0 ||
+      (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                                POSIX_SPAWN_SETSIGDEF)) != 0) {
+    goto fail;
+  }
+  rc = posix_spawnp(&pid, args[0], &fa, &attr, args, environ_);
+  if (rc != 0) {
+    pid = -1;
+    goto fail;
+  }
+  jobject fin = file_descriptor(env, in[1]);
+  jobject fout = fin == NULL ? NULL : file_descriptor(env, out[0]);
+  jobject ferr = fout == NULL ? NULL : file_descriptor(env, err[0]);
+  if (ferr == NULL) {
+    /* cannot hand the pipes over: the child is started; kill and reap it, close everything */
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    pid = -1;
+    rc = ENOMEM;
+    what = "spawn";
+    (*env)->ExceptionClear(env);
+    goto fail;
+  }
+  (*env)->SetObjectArrayElement(env, fds, 0, fin);
+  (*env)->SetObjectArrayElement(env, fds, 1, fout);
+  (*env)->SetObjectArrayElement(env, fds, 2, ferr);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  goto done;
+fail:
+  for (int i = 0; i < 2; i++) {
+    if (in[i] >= 0) close(in[i]);
+    if (out[i] >= 0) close(out[i]);
+    if (err[i] >= 0) close(err[i]);
+  }
+  throw_io(env, what, rc);
+done:
+  if (attr_ok) {
+    posix_spawnattr_destroy(&attr);
+  }
+  if (fa_ok) {
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  free(dir);
+  free_strings(args);
+  free_strings(environ_);
+  return (jlong)pid;
+}
+
+/*
+ * Waits for the process pid (a child of the agent started by spawn) to end, without reaping it (its
+ * pid stays the agent's until reap_pid, so a signal sent meanwhile cannot reach another process):
+ * its exit code, or 128 + the signal that ended it (as java.lang.Process says); -errno if it cannot
+ * wait.
+ */
+static jint wait_pid(JNIEnv *env, jclass cls, jlong pid) {
+  (void)env;
+  (void)cls;
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0) {
+    if (errno != EINTR) {
+      return -errno;
+    }
+  }
+  return info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
+}
+
+/* Reaps the ended child pid (after wait_pid). Returns 0 or -errno. */
+static jint reap_pid(JNIEnv *env, jclass cls, jlong pid) {
+  (void)env;
+  (void)cls;
+  while (waitpid((pid_t)pid, NULL, WNOHANG) < 0) {
+    if (errno != EINTR) {
+      return -errno;
+    }
+  }
+  return 0;
+}
+
 static const JNINativeMethod METHODS[] = {
     {"setClock", "(J)I", (void *)set_clock},
+    {"spawn", "([[B[[B[B[Ljava/io/FileDescriptor;)J", (void *)spawn},
+    {"waitPid", "(J)I", (void *)wait_pid},
+    {"reapPid", "(J)I", (void *)reap_pid},
 };
 
 /*

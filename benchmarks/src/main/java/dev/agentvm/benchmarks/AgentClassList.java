@@ -14,7 +14,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.UUID;
 import java.util.stream.Collectors;
 
@@ -45,32 +47,41 @@ public final class AgentClassList {
     }
     Path out = Path.of(args[0]);
     MicroImage image = MicroImageBuilder.create().build();
+    Set<String> lines = new LinkedHashSet<>();
+    try (LibvirtConnection conn = LibvirtConnection.open()) {
+      // with the agent's native library, and without it (an image built where there is no cc)
+      for (String opts : List.of("", ",-Dagentvm.guest.native=")) {
+        lines.addAll(record(conn, image, opts));
+      }
+    }
+    Files.writeString(
+        out,
+        "# recorded in a guest by dev.agentvm.benchmarks.AgentClassList: do not edit\n"
+            + lines.stream().collect(Collectors.joining("\n", "", "\n")),
+        StandardCharsets.UTF_8);
+    System.out.printf("%d entries written to %s%n", lines.size(), out);
+  }
+
+  /** The list of one guest's agent (its comment header left out) after the workload. */
+  private static List<String> record(LibvirtConnection conn, MicroImage image, String moreOpts)
+      throws IOException {
     BootSource boot =
         new BootSource(image.kernel(), image.initramfs(), MicroImage.DEFAULT_CMDLINE)
-            .withExtraCmdline("agentvm.java_opts=-XX:DumpLoadedClassList=" + LIST);
+            .withExtraCmdline("agentvm.java_opts=-XX:DumpLoadedClassList=" + LIST + moreOpts);
     VMTemplate t =
         VMTemplate.builder("agentvm-bench-" + UUID.randomUUID().toString().substring(0, 8))
             .boot(boot)
             .build();
     Path local = Files.createTempFile("agentvm-bench-classlist", ".bin");
-    try (LibvirtConnection conn = LibvirtConnection.open();
-        VM vm = conn.define(t)) {
+    try (VM vm = conn.define(t)) {
       vm.start();
       AgentClient agent = vm.awaitAgent(Duration.ofMinutes(3));
       workload(agent, local);
       agent.getFile(LIST, local, CALL);
       vm.shutdown(Duration.ZERO);
-      // the guest's list, without its comment header
-      List<String> lines =
-          Files.readAllLines(local, StandardCharsets.UTF_8).stream()
-              .filter(l -> !l.isBlank() && !l.startsWith("#"))
-              .toList();
-      Files.writeString(
-          out,
-          "# recorded in a guest by dev.agentvm.benchmarks.AgentClassList: do not edit\n"
-              + lines.stream().collect(Collectors.joining("\n", "", "\n")),
-          StandardCharsets.UTF_8);
-      System.out.printf("%d entries written to %s%n", lines.size(), out);
+      return Files.readAllLines(local, StandardCharsets.UTF_8).stream()
+          .filter(l -> !l.isBlank() && !l.startsWith("#"))
+          .toList();
     } finally {
       Files.deleteIfExists(local);
     }

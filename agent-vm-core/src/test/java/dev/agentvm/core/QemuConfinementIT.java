@@ -100,9 +100,8 @@ class QemuConfinementIT extends RealLibvirtTest {
         assertEquals(
             0, agent.exec(ExecRequest.script("kill $(cat /tmp/burn)", "sh")).exitCode(), "loops");
 
-        // the guest writes 4 MiB flat out to a disk throttled to 512 KiB/s: it takes about 8 s (2
-        // MiB
-        // once took 0.1 s in a full run: too little to show the throttle every time)
+        // the guest writes 4 MiB flat out to a disk throttled to 512 KiB/s: it takes about 8 s
+        // (2 MiB once took 0.1 s in a full run: too little to show the throttle every time)
         long start = System.nanoTime();
         ExecResult dd =
             agent.exec(

@@ -789,14 +789,26 @@ public final class MicroImageBuilder {
 
   /**
    * The class list for the CDS archive: the JDK's own, the recorded {@link #AGENT_CLASSLIST}, and
-   * every class of the agent jar (so that a class the recording missed is archived too).
+   * every class of the agent jar (so that a class the recording missed is archived too). The
+   * recording's lambda lines ({@code @lambda-proxy}, {@code @lambda-form-invoker}) name JDK
+   * internals of the JDK it was recorded on: with another JDK only its class names are used.
    */
   static byte[] classList(byte[] jdkClassList, byte[] agentJar) throws IOException {
     StringBuilder list = new StringBuilder(new String(jdkClassList, StandardCharsets.UTF_8));
     if (list.length() > 0 && list.charAt(list.length() - 1) != '\n') {
       list.append('\n');
     }
-    list.append(new String(resource(AGENT_CLASSLIST), StandardCharsets.UTF_8));
+    String recorded = new String(resource(AGENT_CLASSLIST), StandardCharsets.UTF_8);
+    boolean sameJdk =
+        recorded
+            .lines()
+            .findFirst()
+            .orElse("")
+            .contains(" on JDK " + Runtime.version().feature() + ":");
+    recorded
+        .lines()
+        .filter(l -> sameJdk || !l.startsWith("@"))
+        .forEach(l -> list.append(l).append('\n'));
     try (ZipInputStream in = new ZipInputStream(new ByteArrayInputStream(agentJar))) {
       for (ZipEntry e = in.getNextEntry(); e != null; e = in.getNextEntry()) {
         String name = e.getName();

@@ -56,7 +56,9 @@ public final class AgentClassList {
     }
     Files.writeString(
         out,
-        "# recorded in a guest by dev.agentvm.benchmarks.AgentClassList: do not edit\n"
+        "# recorded in a guest by dev.agentvm.benchmarks.AgentClassList on JDK "
+            + Runtime.version().feature()
+            + ": do not edit\n"
             + lines.stream().collect(Collectors.joining("\n", "", "\n")),
         StandardCharsets.UTF_8);
     System.out.printf("%d entries written to %s%n", lines.size(), out);

@@ -59,7 +59,7 @@ final class ExecTask {
   /** Runs the command to its end and sends EXIT (or an ERROR if it could not start). */
   void run() throws IOException {
     Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
-    UserErrors.checkExec(cwd, spec.argv(), spec.env());
+    Path program = UserErrors.checkExec(cwd, spec.argv(), spec.env());
     Path script = null;
     List<String> cmd = new ArrayList<>(spec.argv());
     if (!spec.script().isEmpty()) {
@@ -69,7 +69,7 @@ final class ExecTask {
     }
     long t0 = System.nanoTime();
     try {
-      Process p = SessionProcess.start(cmd, spec.env(), cwd, pool);
+      Process p = SessionProcess.start(program, cmd, spec.env(), cwd, pool);
       try {
         runStarted(p, t0);
       } catch (InterruptedException e) {

@@ -54,16 +54,23 @@ final class NativeHelpers {
   static native int setClock(long seconds);
 
   /**
-   * Starts {@code argv} (its first element searched on the agent's {@code PATH}) with exactly
-   * {@code envp} ("NAME=value") in {@code cwd}, as the leader of a session of its own, with no
-   * descriptor of the agent but the three pipes, every signal at its default and none blocked.
+   * Runs the file {@code program} with {@code argv} and exactly {@code envp} ("NAME=value") in
+   * {@code cwd}, as the leader of a session of its own, with no descriptor of the agent but the
+   * three pipes, every signal at its default and none blocked; a file the kernel cannot run (no
+   * {@code #!} line) through {@code /bin/sh}, as {@code execvp} does.
    *
    * @param fds filled with the agent's ends of the child's stdin, stdout and stderr
    * @return the child's pid; the caller must reap it with {@link #waitPid}
    * @throws java.io.IOException naming the call that failed and its error
    */
-  static native long spawn(byte[][] argv, byte[][] envp, byte[] cwd, java.io.FileDescriptor[] fds)
+  static native long spawn(
+      byte[] program, byte[][] argv, byte[][] envp, byte[] cwd, java.io.FileDescriptor[] fds)
       throws java.io.IOException;
+
+  /** Stops using the library for what comes next (tests that loaded it into a shared JVM). */
+  static void forget() {
+    loaded = false;
+  }
 
   /**
    * Waits for the child {@code pid} to end, without reaping it: its pid cannot be reused until

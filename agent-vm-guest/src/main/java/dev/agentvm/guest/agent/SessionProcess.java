@@ -33,6 +33,7 @@ final class SessionProcess extends Process {
   private final InputStream stderr;
   private final CompletableFuture<Integer> exit = new CompletableFuture<>();
   private final Object reaping = new Object(); // the reap and signals: one at a time
+  private boolean reaped; // guarded by reaping: from then on the pid may be another process's
 
   private SessionProcess(long pid, FileDescriptor[] fds) {
     this.pid = pid;
@@ -46,13 +47,17 @@ final class SessionProcess extends Process {
   /**
    * Starts {@code argv} in {@code cwd} with the agent's environment plus {@code env}.
    *
+   * @param program the file {@code execvp} would run for {@code argv[0]} with that environment's
+   *     {@code PATH} ({@link UserErrors#checkExec}); a file without a {@code #!} line runs through
+   *     {@code /bin/sh}, as {@code execvp} runs it
    * @param reaper runs the wait for the command's end (a thread for its whole life)
    */
-  static Process start(List<String> argv, Map<String, String> env, Path cwd, Executor reaper)
+  static Process start(
+      Path program, List<String> argv, Map<String, String> env, Path cwd, Executor reaper)
       throws IOException {
     if (NativeHelpers.isLoaded()) {
       try {
-        return spawn(argv, env, cwd, reaper);
+        return spawn(program, argv, env, cwd, reaper);
       } catch (LinkageError e) {
         NativeHelpers.unusable(e);
       }
@@ -72,7 +77,8 @@ final class SessionProcess extends Process {
   }
 
   private static Process spawn(
-      List<String> argv, Map<String, String> env, Path cwd, Executor reaper) throws IOException {
+      Path program, List<String> argv, Map<String, String> env, Path cwd, Executor reaper)
+      throws IOException {
     Map<String, String> all = new HashMap<>(System.getenv());
     all.putAll(env);
     byte[][] args = new byte[argv.size()][];
@@ -86,9 +92,21 @@ final class SessionProcess extends Process {
     }
     FileDescriptor[] fds = new FileDescriptor[3];
     long pid =
-        NativeHelpers.spawn(args, envp, cwd.toString().getBytes(StandardCharsets.UTF_8), fds);
+        NativeHelpers.spawn(
+            program.toString().getBytes(StandardCharsets.UTF_8),
+            args,
+            envp,
+            cwd.toString().getBytes(StandardCharsets.UTF_8),
+            fds);
     SessionProcess p = new SessionProcess(pid, fds);
-    reaper.execute(p::reap);
+    try {
+      reaper.execute(p::reap);
+    } catch (RuntimeException | Error e) {
+      // no thread to watch it (a guest out of threads): stop what was started, leave nothing
+      ProcessGroup.signal(pid, true);
+      p.reap();
+      throw new IOException("cannot watch the command started as process " + pid + ": " + e, e);
+    }
     return p;
   }
 
@@ -99,8 +117,14 @@ final class SessionProcess extends Process {
     }
     synchronized (reaping) {
       NativeHelpers.reapPid(pid);
-      exit.complete(code < 0 ? 128 : code);
+      reaped = true;
     }
+    try {
+      stdin.close(); // as the JDK's processes do: nobody writes to a command that has ended
+    } catch (IOException e) {
+      // already closed
+    }
+    exit.complete(code < 0 ? 128 : code);
   }
 
   @Override
@@ -177,7 +201,7 @@ final class SessionProcess extends Process {
   /** Signals the process itself while it is not yet reaped (after that its pid may be reused). */
   private void signal(boolean force) {
     synchronized (reaping) {
-      if (!exit.isDone()) {
+      if (!reaped) {
         ProcessHandle.of(pid)
             .ifPresent(
                 h -> {

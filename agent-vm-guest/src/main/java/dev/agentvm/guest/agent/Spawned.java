@@ -59,7 +59,7 @@ final class Spawned {
   /** Starts the process in a session of its own, and its output pumps. */
   static Spawned start(int handle, ExecSpec spec, ExecutorService pool) throws IOException {
     Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
-    UserErrors.checkExec(cwd, spec.argv(), spec.env());
+    Path program = UserErrors.checkExec(cwd, spec.argv(), spec.env());
     List<String> cmd = new ArrayList<>(spec.argv());
     if (!spec.script().isEmpty()) {
       // kept for the process's life: a background script may read itself again
@@ -69,7 +69,7 @@ final class Spawned {
       script.toFile().deleteOnExit();
     }
     long t0 = System.nanoTime();
-    Process p = SessionProcess.start(cmd, spec.env(), cwd, pool);
+    Process p = SessionProcess.start(program, cmd, spec.env(), cwd, pool);
     Spawned s = new Spawned(handle, spec, p, t0);
     s.watch(pool); // the pumps first: a process may write before it reads its input
     if (spec.stdin().length > 0) {

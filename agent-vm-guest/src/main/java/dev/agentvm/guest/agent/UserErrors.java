@@ -74,8 +74,9 @@ final class UserErrors {
    * @param cwd the working directory the command will run in
    * @param argv the command and its arguments (none may hold a NUL byte)
    * @param env the environment the command gets (its PATH, if set, is the one searched)
+   * @return the file {@code execvp} would run, absolute
    */
-  static void checkExec(Path cwd, List<String> argv, Map<String, String> env)
+  static Path checkExec(Path cwd, List<String> argv, Map<String, String> env)
       throws ProtocolException {
     String argv0 = argv.get(0);
     for (int i = 1; i < argv.size(); i++) {
@@ -117,7 +118,7 @@ final class UserErrors {
             ErrorCode.NOT_EXECUTABLE,
             "command " + argv0 + (Files.isDirectory(p) ? " is a directory" : " is not executable"));
       }
-      return;
+      return p.toAbsolutePath();
     }
     String path = env.getOrDefault("PATH", System.getenv("PATH"));
     if (path == null) {
@@ -128,7 +129,7 @@ final class UserErrors {
     for (String d : dirs) {
       Path p = cwd.resolve(d.isEmpty() ? "." : d).resolve(argv0);
       if (isExecutableFile(p)) {
-        return;
+        return p.toAbsolutePath();
       }
       if (notExecutable == null && Files.exists(p) && !Files.isDirectory(p)) {
         notExecutable = p;

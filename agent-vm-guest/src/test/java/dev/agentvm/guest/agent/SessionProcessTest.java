@@ -64,6 +64,7 @@ class SessionProcessTest {
 
   @AfterAll
   static void stopPool() {
+    NativeHelpers.forget(); // the other tests in this JVM take the ProcessBuilder path
     if (pool != null) {
       pool.shutdownNow();
     }
@@ -71,7 +72,8 @@ class SessionProcessTest {
 
   private static Process start(String script, Map<String, String> env, Path cwd)
       throws IOException {
-    Process p = SessionProcess.start(List.of("sh", "-c", script), env, cwd, pool);
+    List<String> argv = List.of("sh", "-c", script);
+    Process p = SessionProcess.start(UserErrors.checkExec(cwd, argv, env), argv, env, cwd, pool);
     assertTrue(p instanceof SessionProcess, "the native path: " + p.getClass());
     return p;
   }
@@ -121,11 +123,30 @@ class SessionProcessTest {
   }
 
   @Test
+  void theRequestsPathIsSearchedAndAFileWithoutAShebangRunsThroughSh() throws Exception {
+    // as execvp does it: the PATH of the command's environment, and ENOEXEC means /bin/sh
+    Path bin = Files.createDirectories(dir.resolve("own-bin"));
+    Path script = Files.writeString(bin.resolve("no-shebang"), "echo \"sh ran $0 with $1\"\n");
+    Files.setPosixFilePermissions(
+        script, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    List<String> argv = List.of("no-shebang", "arg");
+    Map<String, String> env = Map.of("PATH", bin.toString());
+    Path program = UserErrors.checkExec(dir, argv, env);
+    assertEquals(script, program);
+    Process p = SessionProcess.start(program, argv, env, dir, pool);
+    assertTrue(p instanceof SessionProcess, "the native path: " + p.getClass());
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertEquals(0, p.waitFor(), out);
+    assertEquals("sh ran " + script + " with arg\n", out);
+  }
+
+  @Test
   void aProgramThatCannotStartIsAnIoErrorNamingWhy() {
+    Path missing = Path.of("/nonexistent/prog");
     IOException e =
         assertThrows(
             IOException.class,
-            () -> SessionProcess.start(List.of("/nonexistent/prog"), Map.of(), dir, pool));
+            () -> SessionProcess.start(missing, List.of("prog"), Map.of(), dir, pool));
     assertTrue(e.getMessage().contains("No such file"), e.getMessage());
   }
 }

@@ -30,8 +30,9 @@ static jint set_clock(JNIEnv *env, jclass cls, jlong seconds) {
 }
 
 static void throw_io(JNIEnv *env, const char *what, int err) {
+  char buf[128];
   char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror_r(err, buf, sizeof buf));
   jclass ioe = (*env)->FindClass(env, "java/io/IOException");
   if (ioe != NULL) {
     (*env)->ThrowNew(env, ioe, msg);
@@ -90,21 +91,37 @@ static jobject file_descriptor(JNIEnv *env, int fd) {
   return obj;
 }
 
+/* A C string copy of a byte[]; NULL (with an exception pending) on failure. */
+static char *string(JNIEnv *env, jbyteArray b) {
+  jsize len = (*env)->GetArrayLength(env, b);
+  char *s = malloc((size_t)len + 1);
+  if (s == NULL) {
+    throw_io(env, "out of memory", ENOMEM);
+    return NULL;
+  }
+  (*env)->GetByteArrayRegion(env, b, 0, len, (jbyte *)s);
+  s[len] = '\0';
+  return s;
+}
+
 /*
- * Starts argv[0] (searched on the agent's PATH) with envp, in cwd, as the leader of a session (and
- * so a process group) of its own, its stdin, stdout and stderr pipes to the agent, no other
- * descriptor of the agent open, every signal at its default and none blocked: what the agent got
- * from ProcessBuilder running setsid, in one vfork and one exec instead of two execs through the
- * JDK's interpreted launch path. Fills fds with the agent's ends (stdin, stdout, stderr) and
- * returns the pid; throws IOException when it cannot start.
+ * Runs the file program with argv and envp, in cwd, as the leader of a session (and so a process
+ * group) of its own, its stdin, stdout and stderr pipes to the agent, no other descriptor of the
+ * agent open, every signal at its default and none blocked: what the agent got from
+ * ProcessBuilder running setsid, in one vfork and one exec instead of two execs through the JDK's
+ * interpreted launch path. The caller found program as execvp would (the request's PATH); a file
+ * the kernel cannot run (ENOEXEC: no #! line) runs through /bin/sh, as execvp runs it. Fills fds
+ * with the agent's ends (stdin, stdout, stderr) and returns the pid; throws IOException when it
+ * cannot start.
  */
-static jlong spawn(JNIEnv *env, jclass cls, jobjectArray argv, jobjectArray envp, jbyteArray cwd,
-                   jobjectArray fds) {
+static jlong spawn(JNIEnv *env, jclass cls, jbyteArray program, jobjectArray argv,
+                   jobjectArray envp, jbyteArray cwd, jobjectArray fds) {
   (void)cls;
   char **args = strings(env, argv);
   char **environ_ = args == NULL ? NULL : strings(env, envp);
-  jsize cwd_len = (*env)->GetArrayLength(env, cwd);
-  char *dir = environ_ == NULL ? NULL : malloc((size_t)cwd_len + 1);
+  char *file = environ_ == NULL ? NULL : string(env, program);
+  char *dir = file == NULL ? NULL : string(env, cwd);
+  char **sh_args = NULL;
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
@@ -112,15 +129,13 @@ static jlong spawn(JNIEnv *env, jclass cls, jobjectArray argv, jobjectArray envp
   pid_t pid = -1;
   int rc = 0;
   const char *what = "posix_spawn";
-  if (args == NULL || environ_ == NULL) {
+  if (dir == NULL) {
     goto done; /* exception pending */
   }
-  if (dir == NULL || args[0] == NULL) {
-    throw_io(env, "spawn", dir == NULL ? ENOMEM : EINVAL);
+  if (args[0] == NULL) {
+    throw_io(env, "spawn", EINVAL);
     goto done;
   }
-  (*env)->GetByteArrayRegion(env, cwd, 0, cwd_len, (jbyte *)dir);
-  dir[cwd_len] = '\0';
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     rc = errno;
     what = "pipe";
@@ -164,7 +179,26 @@ static jlong spawn(JNIEnv *env, jclass cls, jobjectArray argv, jobjectArray envp
                                                 POSIX_SPAWN_SETSIGDEF)) != 0) {
     goto fail;
   }
-  rc = posix_spawnp(&pid, args[0], &fa, &attr, args, environ_);
+  rc = posix_spawn(&pid, file, &fa, &attr, args, environ_);
+  if (rc == ENOEXEC) {
+    /* execvp's rule for a file without a #! line: /bin/sh file args... */
+    size_t n = 0;
+    while (args[n] != NULL) {
+      n++;
+    }
+    sh_args = calloc(n + 2, sizeof(char *));
+    if (sh_args == NULL) {
+      rc = ENOMEM;
+      pid = -1;
+      goto fail;
+    }
+    sh_args[0] = "/bin/sh";
+    sh_args[1] = file;
+    for (size_t i = 1; i < n; i++) {
+      sh_args[i + 1] = args[i];
+    }
+    rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, sh_args, environ_);
+  }
   if (rc != 0) {
     pid = -1;
     goto fail;
@@ -173,8 +207,8 @@ static jlong spawn(JNIEnv *env, jclass cls, jobjectArray argv, jobjectArray envp
   jobject fout = fin == NULL ? NULL : file_descriptor(env, out[0]);
   jobject ferr = fout == NULL ? NULL : file_descriptor(env, err[0]);
   if (ferr == NULL) {
-    /* cannot hand the pipes over: the child is started; kill and reap it, close everything */
-    kill(pid, SIGKILL);
+    /* cannot hand the pipes over: the child is started; kill its group, reap it, close all */
+    kill(-pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
     pid = -1;
@@ -204,7 +238,9 @@ done:
   if (fa_ok) {
     posix_spawn_file_actions_destroy(&fa);
   }
+  free(sh_args); /* its strings belong to args and file */
   free(dir);
+  free(file);
   free_strings(args);
   free_strings(environ_);
   return (jlong)pid;
@@ -243,7 +279,7 @@ static jint reap_pid(JNIEnv *env, jclass cls, jlong pid) {
 
 static const JNINativeMethod METHODS[] = {
     {"setClock", "(J)I", (void *)set_clock},
-    {"spawn", "([[B[[B[B[Ljava/io/FileDescriptor;)J", (void *)spawn},
+    {"spawn", "([B[[B[[B[B[Ljava/io/FileDescriptor;)J", (void *)spawn},
     {"waitPid", "(J)I", (void *)wait_pid},
     {"reapPid", "(J)I", (void *)reap_pid},
 };

@@ -63,6 +63,9 @@ public final class MicroImageBuilder {
    */
   static final String AGENT_MODULE = "dev.agentvm.guest";
 
+  /** The runtime's CDS archive, relative to the runtime: the JDK's classes and the agent's. */
+  static final String AGENT_ARCHIVE = "lib/server/agent.jsa";
+
   /** What {@code /init} runs: the agent's main class in {@link #AGENT_MODULE}. */
   static final String AGENT_MAIN = "dev.agentvm.guest.agent.GuestAgent";
 
@@ -476,7 +479,10 @@ public final class MicroImageBuilder {
         "--output",
         jre.toString());
     // a CDS archive cuts guest JVM start under TCG: the JDK's classes ~1.4 s, the agent's classes
-    // and lambdas (parsed, verified and linked in the interpreter otherwise) ~0.4 s more
+    // and lambdas (parsed, verified and linked in the interpreter otherwise) ~0.4 s more. Not the
+    // default archive (lib/server/classes.jsa), which every java of this runtime would map: JDK 17
+    // crashes (SIGSEGV in JVM_FindLoadedClass) when a class-path jar holds classes of the archived
+    // module, as `java -jar agent.jar` of a user's disk image does. /init names it instead.
     Path classList = work.resolve("classlist");
     Files.write(classList, classList(Files.readAllBytes(jre.resolve("lib/classlist")), agentJar));
     HostCommands.run(
@@ -485,6 +491,7 @@ public final class MicroImageBuilder {
         "-Xshare:dump",
         "-XX:+UseSerialGC",
         "-XX:SharedClassListFile=" + classList,
+        "-XX:SharedArchiveFile=" + jre.resolve(AGENT_ARCHIVE),
         "--add-modules",
         AGENT_MODULE);
 

@@ -86,4 +86,33 @@ final class NativeHelpers {
    * @return 0, or -errno
    */
   static native int reapPid(long pid);
+
+  /**
+   * Reads into {@code buf[off, off + len)} from {@code fd}: waits for the first bytes, then takes
+   * whatever else is ready without waiting (a virtio-serial port gives one 4 KiB buffer per read).
+   *
+   * @return the count, or -1 at end of stream
+   * @throws java.io.IOException naming the error
+   */
+  static native int readAvailable(java.io.FileDescriptor fd, byte[] buf, int off, int len)
+      throws java.io.IOException;
+
+  /** Bytes of the direct buffer that {@link #shaInit} and the others keep a SHA-256 in. */
+  static native int shaStateSize();
+
+  /** Starts a SHA-256 in {@code state}. */
+  static native void shaInit(java.nio.ByteBuffer state);
+
+  /** Adds {@code b[off, off + len)}, whose bounds the caller has checked. */
+  static native void shaUpdate(java.nio.ByteBuffer state, byte[] b, int off, int len);
+
+  /** Ends the SHA-256 in {@code state}, its 32 bytes into {@code digest}. */
+  static native void shaFinal(java.nio.ByteBuffer state, byte[] digest);
+
+  /**
+   * SHA-256 of the file at {@code path} (links followed), its 32 bytes into {@code digest}.
+   *
+   * @throws java.io.IOException naming the file and the error
+   */
+  static native void shaFile(byte[] path, byte[] digest) throws java.io.IOException;
 }

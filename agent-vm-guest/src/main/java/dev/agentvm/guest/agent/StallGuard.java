@@ -1,5 +1,6 @@
 package dev.agentvm.guest.agent;
 
+import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.Arrays;
@@ -59,7 +60,7 @@ final class StallGuard extends InputStream {
               byte[] buf = new byte[64 * 1024];
               try {
                 while (true) {
-                  int n = device.read(buf);
+                  int n = readSome(device, buf);
                   if (n < 0) {
                     chunks.put(EOF); // no host: virtio-serial reads nothing until one connects
                     Thread.sleep(idlePollMillis);
@@ -81,6 +82,21 @@ final class StallGuard extends InputStream {
             "agentvm-port-reader");
     t.setDaemon(true);
     t.start();
+  }
+
+  /**
+   * One read of the port: with the native library, what is there up to {@code buf}'s size (about 16
+   * of the port's 4 KiB buffers a call, one hand-over to the frame reader for all of them).
+   */
+  private static int readSome(InputStream device, byte[] buf) throws IOException {
+    if (device instanceof FileInputStream f && NativeHelpers.isLoaded()) {
+      try {
+        return NativeHelpers.readAvailable(f.getFD(), buf, 0, buf.length);
+      } catch (LinkageError e) { // a library that loaded but does not bind: never again
+        NativeHelpers.unusable(e);
+      }
+    }
+    return device.read(buf);
   }
 
   /**

@@ -20,45 +20,16 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The native launch path on the build machine: the agent's library compiled from the image module's
- * source with this machine's cc (the image build does the same for the guest) and loaded as the
- * agent loads it. Every VM test then runs it in a guest.
+ * The native launch path on the build machine ({@link NativeLibrary}). Every VM test then runs it
+ * in a guest.
  */
 class SessionProcessTest {
-  private static final Path SOURCE =
-      Path.of("../agent-vm-image/src/main/resources/dev/agentvm/image/native/agentvm-guest.c");
-
   @TempDir static Path dir;
   private static ExecutorService pool;
 
   @BeforeAll
   static void loadTheLibrary() throws Exception {
-    Path lib = dir.resolve("libagentvm-guest.so");
-    Path jdk = Path.of(System.getProperty("java.home"));
-    Process cc =
-        new ProcessBuilder(
-                "cc",
-                "-O2",
-                "-fPIC",
-                "-shared",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-I" + jdk.resolve("include"),
-                "-I" + jdk.resolve("include/linux"),
-                "-o",
-                lib.toString(),
-                SOURCE.toString())
-            .redirectErrorStream(true)
-            .start();
-    String said = new String(cc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertEquals(0, cc.waitFor(), "cc (setup-host.sh installs gcc): " + said);
-    System.setProperty(NativeHelpers.PROPERTY, lib.toString());
-    try {
-      assertTrue(NativeHelpers.load(), "the library loads and binds its methods");
-    } finally {
-      System.clearProperty(NativeHelpers.PROPERTY);
-    }
+    NativeLibrary.compileAndLoad(dir);
     pool = Executors.newCachedThreadPool();
   }
 

@@ -1,0 +1,157 @@
+package dev.agentvm.guest.agent;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.quicktheories.QuickTheory.qt;
+import static org.quicktheories.generators.SourceDSL.integers;
+import static org.quicktheories.generators.SourceDSL.lists;
+
+import java.io.FileDescriptor;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The native library's port read and chunked SHA-256, on the build machine. */
+class NativeIoTest {
+  @TempDir static Path dir;
+
+  @BeforeAll
+  static void load() throws Exception {
+    NativeLibrary.compileAndLoad(dir);
+  }
+
+  @AfterAll
+  static void forget() {
+    NativeHelpers.forget();
+  }
+
+  private static String nativeSha(byte[] data, List<Integer> cuts) {
+    FileTransfer.ChunkHash h = FileTransfer.ChunkHash.start().orElseThrow();
+    int off = 0;
+    for (int cut : cuts) {
+      int n = Math.min(cut, data.length - off);
+      h.update(java.util.Arrays.copyOfRange(data, off, off + n));
+      off += n;
+    }
+    h.update(java.util.Arrays.copyOfRange(data, off, data.length));
+    return h.hex();
+  }
+
+  private static String javaSha(byte[] data) throws Exception {
+    return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
+  }
+
+  @Test
+  void theHashMatchesFips180Vectors() {
+    assertEquals(
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        nativeSha(new byte[0], List.of()));
+    assertEquals(
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        nativeSha("abc".getBytes(StandardCharsets.US_ASCII), List.of(1, 1)));
+    assertEquals(
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+        nativeSha(
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+                .getBytes(StandardCharsets.US_ASCII),
+            List.of(55)));
+  }
+
+  @Test
+  void theHashOfAnyBytesCutAnywhereIsJavasSha256() {
+    // sizes around the 64-byte block and the 56-byte padding boundary, cut into arbitrary chunks
+    qt().withExamples(300)
+        .forAll(
+            integers().between(0, 1000), lists().of(integers().between(0, 200)).ofSizeBetween(0, 8))
+        .checkAssert(
+            (size, cuts) -> {
+              byte[] data = new byte[size];
+              new Random(size * 31L + cuts.hashCode()).nextBytes(data);
+              try {
+                assertEquals(javaSha(data), nativeSha(data, cuts), size + " bytes cut " + cuts);
+              } catch (Exception e) {
+                throw new AssertionError(e);
+              }
+            });
+  }
+
+  @Test
+  void aFileIsHashedWholeAndAMissingOneIsAnError() throws Exception {
+    for (int size : new int[] {0, 63, 64, 65, 256 * 1024, 256 * 1024 + 1, 700_001}) {
+      byte[] data = new byte[size];
+      new Random(size).nextBytes(data);
+      Path f = dir.resolve("whole-" + size);
+      Files.write(f, data);
+      assertEquals(javaSha(data), FileTransfer.nativeSha256(f), size + " bytes");
+    }
+    IOException e =
+        assertThrows(IOException.class, () -> FileTransfer.nativeSha256(dir.resolve("absent")));
+    assertTrue(e.getMessage().contains("absent"), e.getMessage());
+  }
+
+  @Test
+  void aStateBufferTooSmallIsRefusedNotOverrun() {
+    java.nio.ByteBuffer small = java.nio.ByteBuffer.allocateDirect(8);
+    assertThrows(IllegalArgumentException.class, () -> NativeHelpers.shaInit(small));
+    java.nio.ByteBuffer heap = java.nio.ByteBuffer.allocate(1024); // no address: capacity -1
+    assertThrows(IllegalArgumentException.class, () -> NativeHelpers.shaInit(heap));
+  }
+
+  @Test
+  void aReadWaitsForTheFirstBytesTakesWhatIsReadyAndEndsWithMinusOne() throws Exception {
+    Path fifo = dir.resolve("fifo");
+    assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+    CompletableFuture<Void> writer =
+        CompletableFuture.runAsync(
+            () -> {
+              try (FileOutputStream out = new FileOutputStream(fifo.toFile())) {
+                Thread.sleep(200); // the reader is waiting by now
+                out.write("first".getBytes(StandardCharsets.US_ASCII));
+                out.write("second".getBytes(StandardCharsets.US_ASCII));
+              } catch (IOException | InterruptedException e) {
+                throw new IllegalStateException(e);
+              }
+            });
+    try (FileInputStream in = new FileInputStream(fifo.toFile())) {
+      FileDescriptor fd = in.getFD();
+      byte[] buf = new byte[64];
+      StringBuilder got = new StringBuilder();
+      int n;
+      while ((n = NativeHelpers.readAvailable(fd, buf, 3, 40)) >= 0) {
+        got.append(new String(buf, 3, n, StandardCharsets.US_ASCII));
+      }
+      assertEquals("firstsecond", got.toString());
+      writer.get();
+      assertEquals(-1, NativeHelpers.readAvailable(fd, buf, 0, 64), "the end stays the end");
+    }
+  }
+
+  @Test
+  void aReadOfAFileFillsTheBufferAndAClosedDescriptorIsAnError() throws Exception {
+    byte[] data = new byte[100_000];
+    new Random(7).nextBytes(data);
+    Path f = dir.resolve("data");
+    Files.write(f, data);
+    byte[] buf = new byte[70_000];
+    FileInputStream in = new FileInputStream(f.toFile());
+    FileDescriptor fd = in.getFD();
+    assertEquals(70_000, NativeHelpers.readAvailable(fd, buf, 0, buf.length));
+    assertArrayEquals(java.util.Arrays.copyOf(data, 70_000), buf);
+    in.close();
+    assertThrows(IOException.class, () -> NativeHelpers.readAvailable(fd, buf, 0, buf.length));
+  }
+}

@@ -75,9 +75,18 @@ public final class AgentClassList {
             .boot(boot)
             .build();
     Path local = Files.createTempFile("agentvm-bench-classlist", ".bin");
-    try (VM vm = conn.define(t)) {
+    Path memory = Files.createTempFile("agentvm-bench-classlist", ".save");
+    VM vm = conn.define(t);
+    try {
       vm.start();
       AgentClient agent = vm.awaitAgent(Duration.ofMinutes(3));
+      workload(agent, local);
+      // what a restored agent runs first (the host gone and back, the clock stepped): a sandbox's
+      // resume waits for it
+      vm.saveMemory(memory);
+      vm.close();
+      vm = conn.restore(memory, t);
+      agent = vm.awaitAgent(Duration.ofMinutes(3));
       workload(agent, local);
       agent.getFile(LIST, local, CALL);
       vm.shutdown(Duration.ZERO);
@@ -85,7 +94,9 @@ public final class AgentClassList {
           .filter(l -> !l.isBlank() && !l.startsWith("#"))
           .toList();
     } finally {
+      vm.close();
       Files.deleteIfExists(local);
+      Files.deleteIfExists(memory);
     }
   }
 

@@ -276,12 +276,21 @@ final class FileTransfer {
       return Optional.empty();
     }
 
+    private boolean spent;
+
     void update(byte[] b) {
+      if (spent) {
+        throw new IllegalStateException("the hash was ended");
+      }
       NativeHelpers.shaUpdate(state, b, 0, b.length);
     }
 
     /** The digest in lower-case hex; the hash is spent. */
     String hex() {
+      if (spent) {
+        throw new IllegalStateException("the hash was ended");
+      }
+      spent = true;
       byte[] d = new byte[32];
       NativeHelpers.shaFinal(state, d);
       return HexFormat.of().formatHex(d);

@@ -88,8 +88,9 @@ final class NativeHelpers {
   static native int reapPid(long pid);
 
   /**
-   * Reads into {@code buf[off, off + len)} from {@code fd}: waits for the first bytes, then takes
-   * whatever else is ready without waiting (a virtio-serial port gives one 4 KiB buffer per read).
+   * Reads into {@code buf[off, off + len)} from {@code fd}: waits for the first bytes and, when
+   * they filled a page (a transfer under way: a virtio-serial port gives one page-sized buffer per
+   * read), takes whatever else is queued without waiting.
    *
    * @return the count, or -1 at end of stream
    * @throws java.io.IOException naming the error

@@ -96,11 +96,41 @@ class NativeIoTest {
       new Random(size).nextBytes(data);
       Path f = dir.resolve("whole-" + size);
       Files.write(f, data);
+      byte[] d = new byte[32];
+      NativeHelpers.shaFile(f.toString().getBytes(StandardCharsets.UTF_8), d);
+      assertEquals(javaSha(data), HexFormat.of().formatHex(d), size + " bytes");
       assertEquals(javaSha(data), FileTransfer.nativeSha256(f), size + " bytes");
     }
     IOException e =
-        assertThrows(IOException.class, () -> FileTransfer.nativeSha256(dir.resolve("absent")));
-    assertTrue(e.getMessage().contains("absent"), e.getMessage());
+        assertThrows(
+            IOException.class,
+            () ->
+                NativeHelpers.shaFile(
+                    "/nonexistent-agentvm".getBytes(StandardCharsets.UTF_8), new byte[32]));
+    assertTrue(e.getMessage().contains("nonexistent-agentvm"), e.getMessage());
+    Path fifo = dir.resolve("hash-fifo");
+    assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+    IOException notFile =
+        assertThrows(IOException.class, () -> FileTransfer.nativeSha256(fifo)); // no wait on it
+    assertTrue(notFile.getMessage().contains("not a regular file"), notFile.getMessage());
+    assertTrue(NativeHelpers.isLoaded(), "the native path was the one tested");
+  }
+
+  @Test
+  void anEndedHashTakesNoMoreAndOutOfRangeChunksAreRefused() {
+    FileTransfer.ChunkHash h = FileTransfer.ChunkHash.start().orElseThrow();
+    h.update(new byte[3]);
+    h.hex();
+    assertThrows(IllegalStateException.class, () -> h.update(new byte[1]));
+    assertThrows(IllegalStateException.class, h::hex);
+    java.nio.ByteBuffer state = java.nio.ByteBuffer.allocateDirect(NativeHelpers.shaStateSize());
+    NativeHelpers.shaInit(state);
+    assertThrows(
+        ArrayIndexOutOfBoundsException.class,
+        () -> NativeHelpers.shaUpdate(state, new byte[10], 5, 6));
+    assertThrows(
+        ArrayIndexOutOfBoundsException.class,
+        () -> NativeHelpers.shaUpdate(state, new byte[10], -1, 2));
   }
 
   @Test
@@ -115,12 +145,14 @@ class NativeIoTest {
   void aReadWaitsForTheFirstBytesTakesWhatIsReadyAndEndsWithMinusOne() throws Exception {
     Path fifo = dir.resolve("fifo");
     assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+    java.util.concurrent.CountDownLatch firstRead = new java.util.concurrent.CountDownLatch(1);
     CompletableFuture<Void> writer =
         CompletableFuture.runAsync(
             () -> {
               try (FileOutputStream out = new FileOutputStream(fifo.toFile())) {
                 Thread.sleep(200); // the reader is waiting by now
                 out.write("first".getBytes(StandardCharsets.US_ASCII));
+                firstRead.await(); // a short first read is handed over without waiting for more
                 out.write("second".getBytes(StandardCharsets.US_ASCII));
               } catch (IOException | InterruptedException e) {
                 throw new IllegalStateException(e);
@@ -131,10 +163,17 @@ class NativeIoTest {
       byte[] buf = new byte[64];
       StringBuilder got = new StringBuilder();
       int n;
+      n = NativeHelpers.readAvailable(fd, buf, 3, 40);
+      assertEquals("first", new String(buf, 3, n, StandardCharsets.US_ASCII));
+      firstRead.countDown();
       while ((n = NativeHelpers.readAvailable(fd, buf, 3, 40)) >= 0) {
         got.append(new String(buf, 3, n, StandardCharsets.US_ASCII));
       }
-      assertEquals("firstsecond", got.toString());
+      assertThrows(
+          ArrayIndexOutOfBoundsException.class,
+          () -> NativeHelpers.readAvailable(fd, buf, 60, 40),
+          "a range outside the buffer is refused before anything is read");
+      assertEquals("second", got.toString());
       writer.get();
       assertEquals(-1, NativeHelpers.readAvailable(fd, buf, 0, 64), "the end stays the end");
     }

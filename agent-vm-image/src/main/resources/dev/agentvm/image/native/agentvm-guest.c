@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -280,24 +281,41 @@ static jint reap_pid(JNIEnv *env, jclass cls, jlong pid) {
 }
 
 /* The descriptor inside a java.io.FileDescriptor (JNI reads the private field as the JDK does). */
+static jfieldID FD_FIELD; /* java.io.FileDescriptor.fd, looked up in JNI_OnLoad */
+
 static int fd_of(JNIEnv *env, jobject fdo) {
-  jclass c = (*env)->GetObjectClass(env, fdo);
-  jfieldID f = (*env)->GetFieldID(env, c, "fd", "I");
-  return f == NULL ? -1 : (*env)->GetIntField(env, fdo, f);
+  return (*env)->GetIntField(env, fdo, FD_FIELD);
+}
+
+/* Throws ArrayIndexOutOfBoundsException unless [off, off + len) lies within b. */
+static int check_range(JNIEnv *env, jbyteArray b, jint off, jint len) {
+  if (off < 0 || len < 0 || off > (*env)->GetArrayLength(env, b) - len) {
+    jclass e = (*env)->FindClass(env, "java/lang/ArrayIndexOutOfBoundsException");
+    if (e != NULL) {
+      (*env)->ThrowNew(env, e, "range outside the array");
+    }
+    return 0;
+  }
+  return 1;
 }
 
 /*
  * Reads from fdo into buf[off, off + len): waits for the first bytes, then, when they filled a
  * whole page, takes whatever else is ready without waiting. A virtio-serial port hands over one
  * page-sized buffer per read, so during a transfer the agent's port reader gets 64 KiB in one call
- * instead of 16. A shorter first read (a request, a HELLO) is returned at once: when every read was
- * followed by a poll, 5 of 33 restored guests answered their first HELLO only at the host's retry,
- * 3 s later (0 of 40 without the poll; the cause was not found).
+ * instead of 16. It polls only while data is queued and the host is there: a port whose host is
+ * away reports POLLIN (a read returns 0), and a read there waits for data if the host comes back
+ * meanwhile, holding what was read (5 of 33 restored guests answered their first HELLO only at the
+ * host's retry, 3 s later, when every read was followed by such a poll). A first read shorter than
+ * a page (a request, a HELLO) is returned at once.
  * Returns the count, or -1 at end of stream.
  */
 static jint read_available(JNIEnv *env, jclass cls, jobject fdo, jbyteArray buf, jint off,
                            jint len) {
   (void)cls;
+  if (!check_range(env, buf, off, len)) {
+    return -1; /* checked before a byte is taken from the port */
+  }
   int fd = fd_of(env, fdo);
   if (fd < 0) {
     throw_io(env, "read of a closed descriptor", EBADF);
@@ -327,7 +345,12 @@ static jint read_available(JNIEnv *env, jclass cls, jobject fdo, jbyteArray buf,
   long page = sysconf(_SC_PAGESIZE);
   while (total < len && page > 0 && n >= page) {
     struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
-    if (poll(&p, 1, 0) != 1 || (p.revents & POLLIN) == 0) {
+    /*
+     * POLLIN with POLLHUP is a port whose host is away: its read returns 0 now, but waits for
+     * data if the host comes back in between, with these bytes held here.
+     */
+    if (poll(&p, 1, 0) != 1 || (p.revents & POLLIN) == 0 ||
+        (p.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) {
       break;
     }
     n = read(fd, tmp + total, (size_t)(len - total));
@@ -438,7 +461,7 @@ static void sha_init(JNIEnv *env, jclass cls, jobject state) {
 static void sha_update(JNIEnv *env, jclass cls, jobject state, jbyteArray b, jint off, jint len) {
   (void)cls;
   sha_state *s = sha_of(env, state);
-  if (s == NULL || len <= 0) {
+  if (s == NULL || !check_range(env, b, off, len) || len == 0) {
     return;
   }
   /* critical: no copy; held only for the hashing of one chunk, which never waits */
@@ -510,7 +533,17 @@ static void sha_file(JNIEnv *env, jclass cls, jbyteArray path, jbyteArray digest
   if (name == NULL) {
     return;
   }
-  int fd = open(name, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO swapped in since the caller's check must not hang the open */
+  int fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+    close(fd);
+    char msg[64];
+    snprintf(msg, sizeof msg, "not a regular file: %.40s", name);
+    throw_io(env, msg, EINVAL);
+    free(name);
+    return;
+  }
   if (fd < 0) {
     throw_io(env, name, errno);
     free(name);
@@ -579,6 +612,12 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved) {
   (void)reserved;
   JNIEnv *env;
   if ((*vm)->GetEnv(vm, (void **)&env, JNI_VERSION_1_8) != JNI_OK) {
+    return JNI_ERR;
+  }
+  jclass fdc = (*env)->FindClass(env, "java/io/FileDescriptor");
+  FD_FIELD = fdc == NULL ? NULL : (*env)->GetFieldID(env, fdc, "fd", "I");
+  if (FD_FIELD == NULL) {
+    (*env)->ExceptionClear(env);
     return JNI_ERR;
   }
   jclass cls = (*env)->FindClass(env, "dev/agentvm/guest/agent/NativeHelpers");

@@ -5,6 +5,7 @@ import dev.agentvm.protocol.ExitStatus;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.FrameWriter;
 import dev.agentvm.protocol.MessageType;
+import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -14,6 +15,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
@@ -34,12 +36,16 @@ final class ExecTask {
   private final AtomicBoolean killRequested = new AtomicBoolean();
   private final Object lock = new Object();
   private boolean exited; // guarded by lock
+  // the polled path (runPolled): its command, and whether a stop of it has begun
+  private Optional<SessionProcess> polled = Optional.empty(); // guarded by lock
+  private boolean stopping; // guarded by lock
+  private final AtomicBoolean signalled = new AtomicBoolean(); // TERM reached the running leader
 
   private final ExecutorService pool;
 
   /**
-   * @param pool runs the output pumps and the stdin feeder: pooled threads, because creating a
-   *     thread costs ~7 ms under TCG and an EXEC needs up to three
+   * @param pool runs the stdin feeder, a stop (TERM, grace, KILL) and, without the native library,
+   *     the output pumps: pooled threads, because creating a thread costs ~7 ms under TCG
    */
   ExecTask(int id, ExecSpec spec, FrameWriter out, ExecutorService pool) {
     this.id = id;
@@ -53,7 +59,37 @@ final class ExecTask {
     synchronized (lock) {
       killRequested.set(true);
       lock.notifyAll();
+      polled.ifPresent(this::startStop);
     }
+  }
+
+  /**
+   * Begins the stop of a polled command once, on a pool thread: the worker may be blocked writing
+   * output to a host that went away (frames wait in the port), and a kill must not wait for it.
+   */
+  private void startStop(SessionProcess p) {
+    synchronized (lock) {
+      if (stopping) {
+        return;
+      }
+      stopping = true;
+    }
+    try {
+      pool.execute(() -> stop(p));
+    } catch (RuntimeException e) { // no thread to spare: stop from here
+      stop(p);
+    }
+  }
+
+  /** TERM to the group, KILL after the grace period, each only while the leader is not reaped. */
+  private void stop(SessionProcess p) {
+    p.signalGroup(false, signalled);
+    try {
+      p.waitFor(spec.killGraceMillis(), TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt(); // a pool thread: KILL at once, then leave
+    }
+    p.signalGroup(true, new AtomicBoolean());
   }
 
   /** Runs the command to its end and sends EXIT (or an ERROR if it could not start). */
@@ -69,7 +105,20 @@ final class ExecTask {
     }
     long t0 = System.nanoTime();
     try {
-      Process p = SessionProcess.start(program, cmd, spec.env(), cwd, pool);
+      Optional<SessionProcess> spawned =
+          SessionProcess.spawnUnwatched(program, cmd, spec.env(), cwd);
+      int pidfd = spawned.isPresent() ? spawned.get().openPidfd() : -1;
+      if (pidfd >= 0) {
+        runPolled(spawned.get(), pidfd, t0);
+        return;
+      }
+      Process p;
+      if (spawned.isPresent()) {
+        spawned.get().watch(pool); // a kernel without pidfd_open: a thread waits for its end
+        p = spawned.get();
+      } else {
+        p = SessionProcess.start(program, cmd, spec.env(), cwd, pool);
+      }
       try {
         runStarted(p, t0);
       } catch (InterruptedException e) {
@@ -83,6 +132,121 @@ final class ExecTask {
         Files.deleteIfExists(script);
       }
     }
+  }
+
+  /**
+   * Runs the started command on this thread alone: one {@code poll} waits for its output, its end
+   * ({@code pidfd}) and its deadline, so a command costs no thread hand-off (under TCG each costs a
+   * good part of a millisecond). The same outcomes as {@link #runStarted}: at the deadline or a
+   * kill, TERM to the group and KILL after the grace period (on a pool thread: {@link #stop}), KILL
+   * to what is left of the group when the leader ends after either, output drained at most {@value
+   * #DRAIN_MILLIS} ms after the end (a child that left the group may hold the pipes).
+   */
+  private void runPolled(SessionProcess p, int pidfd, long t0) throws IOException {
+    Future<?> stdin = null;
+    Output stdout = new Output(p.rawStdout(), MessageType.STDOUT);
+    Output stderr = new Output(p.rawStderr(), MessageType.STDERR);
+    boolean ended = false;
+    try {
+      synchronized (lock) {
+        polled = Optional.of(p);
+        if (killRequested.get()) {
+          startStop(p);
+        }
+      }
+      if (spec.stdin().length == 0) {
+        p.getOutputStream().close();
+      } else {
+        stdin = pool.submit(() -> feed(p.getOutputStream()));
+      }
+      byte[] buf = new byte[CHUNK];
+      long deadline =
+          spec.timeoutMillis() == 0 ? Long.MAX_VALUE : plusMillis(t0, spec.timeoutMillis());
+      long drainUntil = Long.MAX_VALUE;
+      boolean overdue = false; // the deadline has passed
+      boolean timedOut = false;
+      int code = 0;
+      while (true) {
+        long now = System.nanoTime();
+        if (!ended && !overdue && deadline != Long.MAX_VALUE && now - deadline >= 0) {
+          overdue = true;
+          synchronized (lock) {
+            timedOut = !stopping; // a kill that came first is a kill
+            startStop(p);
+          }
+        }
+        if (ended && ((stdout.closed() && stderr.closed()) || now - drainUntil >= 0)) {
+          break;
+        }
+        long wakeAt = ended ? drainUntil : overdue ? Long.MAX_VALUE : deadline;
+        int r =
+            NativeHelpers.awaitCommand(
+                stdout.fd(), stderr.fd(), ended ? -1 : pidfd, waitMillis(wakeAt, now));
+        if (r < 0) {
+          throw new IOException("cannot wait for the command: poll failed with errno " + -r);
+        }
+        if ((r & NativeHelpers.STDOUT_READY) != 0) {
+          stdout.readOnce(buf);
+        }
+        if ((r & NativeHelpers.STDERR_READY) != 0) {
+          stderr.readOnce(buf);
+        }
+        if ((r & NativeHelpers.ENDED) != 0) {
+          if (timedOut || killRequested.get()) {
+            // the leader is gone, its group id still held by its unreaped pid: stop its children
+            p.signalGroup(true, new AtomicBoolean());
+          }
+          code = p.reapEnded();
+          ended = true;
+          drainUntil = plusMillis(System.nanoTime(), DRAIN_MILLIS);
+        }
+      }
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      int signal = signalled.get() && code > 128 && code <= 128 + 64 ? code - 128 : 0;
+      ExitStatus exit =
+          new ExitStatus(
+              code,
+              signal,
+              ms,
+              timedOut,
+              killRequested.get() && !timedOut,
+              stdout.limit.truncated,
+              stderr.limit.truncated);
+      out.write(Frame.response(MessageType.EXIT, id, exit.encode()));
+    } finally {
+      try {
+        if (!ended) { // the wait failed: leave nothing running
+          p.signalGroup(true, new AtomicBoolean());
+          p.reapEnded();
+        }
+      } finally {
+        stdout.close();
+        stderr.close();
+        NativeHelpers.closeFd(pidfd);
+        if (stdin != null) {
+          stdin.cancel(true);
+        }
+      }
+    }
+  }
+
+  /** How long the output of an ended command is waited for. */
+  static final long DRAIN_MILLIS = 2000;
+
+  /** {@code nanos} plus {@code millis}, saturated at {@link Long#MAX_VALUE}. */
+  private static long plusMillis(long nanos, long millis) {
+    long add = millis >= Long.MAX_VALUE / 1_000_000 ? Long.MAX_VALUE : millis * 1_000_000;
+    long sum = nanos + add;
+    return ((nanos ^ sum) & (add ^ sum)) < 0 ? Long.MAX_VALUE : sum;
+  }
+
+  /** Milliseconds until {@code at} for poll, -1 for never. */
+  private static int waitMillis(long at, long now) {
+    if (at == Long.MAX_VALUE) {
+      return -1;
+    }
+    long ms = Math.max(0, (at - now + 999_999) / 1_000_000);
+    return (int) Math.min(ms, Integer.MAX_VALUE);
   }
 
   /** Feeds, pumps and waits for the started command, stops it at its deadline, sends EXIT. */
@@ -120,8 +284,9 @@ final class ExecTask {
     p.waitFor();
     // Output pipes close when every process holding them is gone; a child that left the group
     // could keep them open, so do not wait for the pumps forever.
-    awaitPump(to, stdout);
-    awaitPump(te, stderr);
+    long drainUntil = plusMillis(System.nanoTime(), DRAIN_MILLIS);
+    awaitPump(to, stdout, drainUntil);
+    awaitPump(te, stderr, drainUntil);
     if (stdin != null) {
       stdin.cancel(true);
     }
@@ -135,8 +300,8 @@ final class ExecTask {
             ms,
             timedOut,
             killRequested.get() && !timedOut,
-            stdout.truncated,
-            stderr.truncated);
+            stdout.limit.truncated,
+            stderr.limit.truncated);
     out.write(Frame.response(MessageType.EXIT, id, exit.encode()));
   }
 
@@ -170,9 +335,9 @@ final class ExecTask {
     }
   }
 
-  private static void awaitPump(Future<?> pump, Pump p) throws InterruptedException {
+  private static void awaitPump(Future<?> pump, Pump p, long until) throws InterruptedException {
     try {
-      pump.get(2, TimeUnit.SECONDS);
+      pump.get(Math.max(0, until - System.nanoTime()), TimeUnit.NANOSECONDS);
     } catch (TimeoutException e) {
       // a child that left the group holds the pipe: closing our end ends the pump's blocked read
       p.close();
@@ -181,12 +346,81 @@ final class ExecTask {
     }
   }
 
+  /** How much of one stream has been forwarded, against the output limit. */
+  private final class Limit {
+    private long sent;
+    private volatile boolean truncated;
+
+    /** Of {@code n} bytes read, how many to forward (the rest is dropped and counted). */
+    int take(int n) {
+      long room = spec.outputLimit() - sent;
+      int take = (int) Math.max(0, Math.min(n, room));
+      if (take < n) {
+        truncated = true;
+      }
+      sent += take;
+      return take;
+    }
+  }
+
+  /** One output stream of a polled command ({@link #runPolled}): read when poll says so. */
+  private final class Output {
+    private final FileInputStream in;
+    private final MessageType type;
+    final Limit limit = new Limit();
+    private boolean closed;
+    private boolean hostGone;
+
+    Output(FileInputStream in, MessageType type) {
+      this.in = in;
+      this.type = type;
+    }
+
+    java.io.FileDescriptor fd() throws IOException {
+      return in.getFD(); // -1 inside once closed: poll leaves it out
+    }
+
+    boolean closed() {
+      return closed;
+    }
+
+    /** One read (poll said it will not wait); forwards what the limit allows. */
+    void readOnce(byte[] buf) {
+      int n;
+      try {
+        n = in.read(buf);
+      } catch (IOException e) {
+        n = -1; // a pipe that fails is over
+      }
+      if (n < 0) {
+        close();
+        return;
+      }
+      int take = limit.take(n);
+      if (take > 0 && !hostGone) {
+        try {
+          out.write(Frame.response(type, id, Arrays.copyOf(buf, take)));
+        } catch (IOException e) {
+          hostGone = true; // keep draining: the command must never block on a full pipe
+        }
+      }
+    }
+
+    void close() {
+      closed = true;
+      try {
+        in.close();
+      } catch (IOException e) {
+        // closing: nothing else to do
+      }
+    }
+  }
+
   /** Forwards one output stream in chunks up to the limit, then drains and drops the rest. */
   private final class Pump implements Runnable {
     private final InputStream in;
     private final MessageType type;
-    private long sent;
-    private volatile boolean truncated;
+    final Limit limit = new Limit();
 
     Pump(InputStream in, MessageType type) {
       this.in = in;
@@ -207,17 +441,10 @@ final class ExecTask {
       try (in) {
         int n;
         while ((n = in.read(buf)) > 0) {
-          long room = spec.outputLimit() - sent;
-          if (room <= 0) {
-            truncated = true;
-            continue; // keep draining so the command never blocks on a full pipe
+          int take = limit.take(n);
+          if (take > 0) { // else keep draining so the command never blocks on a full pipe
+            out.write(Frame.response(type, id, Arrays.copyOf(buf, take)));
           }
-          int take = (int) Math.min(n, room);
-          if (take < n) {
-            truncated = true;
-          }
-          sent += take;
-          out.write(Frame.response(type, id, Arrays.copyOf(buf, take)));
         }
       } catch (IOException e) {
         // pipe closed by a kill, or the host went away: nothing more to forward

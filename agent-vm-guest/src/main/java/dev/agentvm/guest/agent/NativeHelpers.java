@@ -98,6 +98,41 @@ final class NativeHelpers {
   static native int readAvailable(java.io.FileDescriptor fd, byte[] buf, int off, int len)
       throws java.io.IOException;
 
+  /**
+   * A descriptor that becomes readable when the child {@code pid} has ended ({@code pidfd_open},
+   * Linux 5.3 and later), to close with {@link #closeFd}.
+   *
+   * @return the descriptor, or -errno ({@code -ENOSYS} on an older kernel)
+   */
+  static native int pidfdOpen(long pid);
+
+  /**
+   * Closes {@code fd}.
+   *
+   * @return 0, or -errno
+   */
+  static native int closeFd(int fd);
+
+  /** {@link #awaitCommand}'s bit: the command's stdout has bytes or has ended. */
+  static final int STDOUT_READY = 1;
+
+  /** {@link #awaitCommand}'s bit: the command's stderr has bytes or has ended. */
+  static final int STDERR_READY = 2;
+
+  /** {@link #awaitCommand}'s bit: the command has ended. */
+  static final int ENDED = 4;
+
+  /**
+   * Waits for whichever comes first: bytes or an end on {@code out} or {@code err} (closed ones are
+   * left out), the end of the process of {@code pidfd} (-1: left out), or {@code timeoutMillis}
+   * (-1: none).
+   *
+   * @return the bits of what is ready ({@link #STDOUT_READY} and the others), 0 at the timeout or
+   *     an interrupted wait, or -errno
+   */
+  static native int awaitCommand(
+      java.io.FileDescriptor out, java.io.FileDescriptor err, int pidfd, int timeoutMillis);
+
   /** Bytes of the direct buffer that {@link #shaInit} and the others keep a SHA-256 in. */
   static native int shaStateSize();
 

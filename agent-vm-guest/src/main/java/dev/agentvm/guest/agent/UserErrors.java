@@ -2,12 +2,12 @@ package dev.agentvm.guest.agent;
 
 import dev.agentvm.protocol.ErrorCode;
 import dev.agentvm.protocol.ProtocolException;
+import java.io.File;
 import java.io.IOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
@@ -96,13 +96,16 @@ final class UserErrors {
             ErrorCode.MALFORMED_PAYLOAD, "environment variable " + name + " holds a NUL byte");
       }
     }
-    if (!Files.exists(cwd)) {
-      throw error(ErrorCode.NOT_FOUND, "working directory " + cwd + " does not exist");
-    }
-    if (!Files.isDirectory(cwd)) {
+    // java.io.File's probes: one stat or access each and a boolean, where Files' throw (and fill
+    // in) an exception for every missing file; this runs for every command, in the interpreter
+    File dir = cwd.toFile();
+    if (!dir.isDirectory()) {
+      if (!dir.exists()) {
+        throw error(ErrorCode.NOT_FOUND, "working directory " + cwd + " does not exist");
+      }
       throw error(ErrorCode.NOT_A_DIRECTORY, "working directory " + cwd + " is not a directory");
     }
-    if (!Files.isExecutable(cwd)) {
+    if (!dir.canExecute()) {
       throw error(ErrorCode.PERMISSION_DENIED, "working directory " + cwd + ": permission denied");
     }
     if (argv0.isEmpty() || argv0.indexOf('\0') >= 0) {
@@ -110,13 +113,14 @@ final class UserErrors {
     }
     if (argv0.indexOf('/') >= 0) {
       Path p = cwd.resolve(argv0);
-      if (!Files.exists(p)) {
+      File f = p.toFile();
+      if (!f.exists()) {
         throw error(ErrorCode.COMMAND_NOT_FOUND, "command " + argv0 + " does not exist");
       }
-      if (!isExecutableFile(p)) {
+      if (!isExecutableFile(f)) {
         throw error(
             ErrorCode.NOT_EXECUTABLE,
-            "command " + argv0 + (Files.isDirectory(p) ? " is a directory" : " is not executable"));
+            "command " + argv0 + (f.isDirectory() ? " is a directory" : " is not executable"));
       }
       return p.toAbsolutePath();
     }
@@ -124,27 +128,31 @@ final class UserErrors {
     if (path == null) {
       path = "/bin:/usr/bin"; // execvp's default
     }
-    List<String> dirs = List.of(path.split(":", -1));
-    Path notExecutable = null;
+    String[] dirs = path.split(":", -1);
     for (String d : dirs) {
-      Path p = cwd.resolve(d.isEmpty() ? "." : d).resolve(argv0);
-      if (isExecutableFile(p)) {
+      Path p = candidate(cwd, d, argv0);
+      if (isExecutableFile(p.toFile())) {
         return p.toAbsolutePath();
       }
-      if (notExecutable == null && Files.exists(p) && !Files.isDirectory(p)) {
-        notExecutable = p;
-      }
     }
-    if (notExecutable != null) {
-      throw error(
-          ErrorCode.NOT_EXECUTABLE,
-          "command " + argv0 + " found at " + notExecutable + " is not executable");
+    // not found: name the first candidate that exists but cannot run, as execvp would fail on it
+    for (String d : dirs) {
+      Path p = candidate(cwd, d, argv0);
+      File f = p.toFile();
+      if (f.exists() && !f.isDirectory()) {
+        throw error(
+            ErrorCode.NOT_EXECUTABLE, "command " + argv0 + " found at " + p + " is not executable");
+      }
     }
     throw error(
         ErrorCode.COMMAND_NOT_FOUND, "command " + argv0 + " not found on PATH (" + path + ")");
   }
 
-  private static boolean isExecutableFile(Path p) {
-    return Files.isRegularFile(p) && Files.isExecutable(p);
+  private static Path candidate(Path cwd, String dir, String argv0) {
+    return cwd.resolve(dir.isEmpty() ? "." : dir).resolve(argv0);
+  }
+
+  private static boolean isExecutableFile(File f) {
+    return f.isFile() && f.canExecute();
   }
 }

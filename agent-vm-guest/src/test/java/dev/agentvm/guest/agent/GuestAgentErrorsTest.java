@@ -126,6 +126,41 @@ class GuestAgentErrorsTest {
     assertEquals(MessageType.EXIT.wire(), viaPath.type(), viaPath.toString());
   }
 
+  @Test
+  void pathSearchSkipsWhatCannotRunAndNamesItWhenNothingCan() throws Exception {
+    Path a = Files.createDirectories(dir.resolve("path-a"));
+    Path b = Files.createDirectories(dir.resolve("path-b"));
+    Files.createDirectories(a.resolve("tool-dir")); // a directory is passed over silently
+    Files.writeString(a.resolve("tool"), "echo a\n");
+    String path = a + ":" + b;
+    assertError(
+        ErrorCode.NOT_EXECUTABLE,
+        a.resolve("tool").toString(),
+        error(MessageType.EXEC, execWithPath(path, "tool")));
+    assertError(
+        ErrorCode.COMMAND_NOT_FOUND,
+        "tool-dir",
+        error(MessageType.EXEC, execWithPath(path, "tool-dir")));
+    Path runnable = Files.writeString(b.resolve("tool"), "#!/bin/sh\nexit 7\n");
+    Files.setPosixFilePermissions(runnable, PosixFilePermissions.fromString("rwxr-xr-x"));
+    Frame ran = ask(MessageType.EXEC, execWithPath(path, "tool"));
+    assertEquals(MessageType.EXIT.wire(), ran.type(), ran.toString());
+    assertEquals(7, ExitStatus.decode(ran.payload()).exitCode()); // b's, after a's refused one
+    // an empty PATH element is the working directory
+    Frame here = ask(MessageType.EXEC, execWithPath(":/nonexistent", "tool", b.toString()));
+    assertEquals(7, ExitStatus.decode(here.payload()).exitCode(), here.toString());
+  }
+
+  private static byte[] execWithPath(String path, String command) {
+    return execWithPath(path, command, "");
+  }
+
+  private static byte[] execWithPath(String path, String command, String cwd) {
+    return new ExecSpec(
+            List.of(command), "", Map.of("PATH", path), cwd, new byte[0], 30_000, 1 << 20, 100)
+        .encode();
+  }
+
   private static byte[] get(String path) {
     return new PayloadWriter().string(path).i64(1 << 20).toByteArray();
   }

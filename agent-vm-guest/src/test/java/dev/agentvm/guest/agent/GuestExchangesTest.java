@@ -208,6 +208,87 @@ class GuestExchangesTest {
   }
 
   @Test
+  void aCommandThatIgnoresTermIsKilledAfterTheGracePeriod() throws Exception {
+    long t0 = System.nanoTime();
+    Run r =
+        run(
+            agent.send(
+                MessageType.EXEC,
+                spec(
+                        List.of("sh"),
+                        "trap '' TERM; echo ready; sleep 30",
+                        new byte[0],
+                        1500,
+                        1 << 20)
+                    .encode()));
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    assertEquals("ready\n", r.stdout(), "the trap was set before the deadline: " + r);
+    assertTrue(r.exit().timedOut(), r.toString());
+    assertEquals(9, r.exit().signal(), "KILL, after TERM was ignored: " + r);
+    assertTrue(ms >= 1500 + 200, "KILL came before the grace period was over: " + ms + " ms");
+    assertTrue(ms < 10_000, "KILL came late: " + ms + " ms");
+  }
+
+  @Test
+  void outputHeldByAChildOutsideTheGroupIsCutOffAfterTheExit() throws Exception {
+    // the child leaves the command's session with the pipes: no kill reaches it, no EOF comes
+    long t0 = System.nanoTime();
+    Run r =
+        run(
+            agent.send(
+                MessageType.EXEC,
+                new ExecSpec(
+                        List.of("sh", "-c", "setsid sleep 6 & echo done"),
+                        "",
+                        Map.of(),
+                        "",
+                        new byte[0],
+                        30_000,
+                        1 << 20,
+                        200)
+                    .encode()));
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    assertEquals("done\n", r.stdout(), r.toString());
+    assertEquals(0, r.exit().exitCode());
+    assertTrue(ms >= 1900 && ms < 5000, "EXIT about 2 s after the exit, not at EOF: " + ms + " ms");
+  }
+
+  @Test
+  void aCommandWhoseOutputNobodyReadsIsStillStoppedWhenTheHostGoesAway() throws Exception {
+    Path pidFile = dir.resolve("pid");
+    int id =
+        agent.send(
+            MessageType.EXEC,
+            spec(List.of("sh"), "echo $$ > " + pidFile + "; exec yes", new byte[0], 0, 1L << 30)
+                .encode());
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (!Files.exists(pidFile) || Files.readString(pidFile).isBlank()) {
+      assertTrue(System.nanoTime() < deadline, "the command did not start");
+      Thread.sleep(20);
+    }
+    Path stat = Path.of("/proc", Files.readString(pidFile).strip(), "stat");
+    Thread.sleep(1000); // the agent's writes now wait: the host reads nothing
+    agent.agent.stopAll("host disconnected");
+    // stopped though the agent is stuck writing its output: gone, or ended and not yet reaped
+    while (Files.exists(stat) && !state(stat).equals("Z")) {
+      assertTrue(System.nanoTime() < deadline + 10_000_000_000L, "still running: " + state(stat));
+      Thread.sleep(20);
+    }
+    Run r = run(id); // reading lets the agent finish
+    assertTrue(r.exit().killed(), r.exit().toString());
+  }
+
+  /** The state letter in {@code /proc/PID/stat}, "" when the process is gone. */
+  private static String state(Path stat) {
+    try {
+      String s = Files.readString(stat);
+      return s.substring(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+    } catch (IOException e) {
+      return "";
+    }
+  }
+
+  @Test
   void stopAllEndsRunningCommandsWhenTheHostGoesAway() throws Exception {
     int id =
         agent.send(

@@ -55,6 +55,58 @@ class NativeIoTest {
     return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
   }
 
+  /** Waits as the agent does, again after an interrupted wait (0 before the timeout). */
+  private static int await(FileDescriptor out, FileDescriptor err, int pidfd) {
+    int r;
+    do {
+      r = NativeHelpers.awaitCommand(out, err, pidfd, 10_000);
+    } while (r == 0);
+    return r;
+  }
+
+  @Test
+  void aCommandsWaitSeesItsOutputItsEndAndItsTimeout() throws Exception {
+    FileDescriptor closed = new FileDescriptor(); // fd -1: left out of the wait
+    long t0 = System.nanoTime();
+    assertEquals(0, NativeHelpers.awaitCommand(closed, closed, -1, 50), "a timeout");
+    assertTrue(System.nanoTime() - t0 >= 40_000_000L, "waited the timeout");
+    SessionProcess p =
+        SessionProcess.spawnUnwatched(
+                Path.of("/bin/sh"),
+                List.of("sh", "-c", "echo out; read line; echo err >&2"),
+                java.util.Map.of(),
+                dir)
+            .orElseThrow();
+    int pidfd = p.openPidfd();
+    try {
+      assertTrue(pidfd >= 0, "pidfd_open on this kernel");
+      FileDescriptor out = p.rawStdout().getFD();
+      FileDescriptor err = p.rawStderr().getFD();
+      assertEquals(NativeHelpers.STDOUT_READY, await(out, err, pidfd));
+      assertEquals("out\n", readOnce(p.rawStdout())); // FileInputStream's readNBytes seeks
+      p.getOutputStream().write("go\n".getBytes(StandardCharsets.UTF_8));
+      p.getOutputStream().flush();
+      while ((await(closed, closed, pidfd) & NativeHelpers.ENDED) == 0) {
+        // only the end is waited for here
+      }
+      assertEquals(0, p.reapEnded());
+      assertTrue((await(out, err, -1) & NativeHelpers.STDERR_READY) != 0);
+      assertEquals("err\n", readOnce(p.rawStderr()));
+    } finally {
+      p.signalGroup(true, new java.util.concurrent.atomic.AtomicBoolean()); // if it failed early
+      p.reapEnded();
+      NativeHelpers.closeFd(pidfd);
+      p.rawStdout().close();
+      p.rawStderr().close();
+    }
+  }
+
+  private static String readOnce(FileInputStream in) throws IOException {
+    byte[] b = new byte[64];
+    int n = in.read(b);
+    return new String(b, 0, Math.max(0, n), StandardCharsets.UTF_8);
+  }
+
   @Test
   void theHashMatchesFips180Vectors() {
     assertEquals(

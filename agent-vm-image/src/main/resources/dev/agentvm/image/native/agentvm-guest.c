@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -285,6 +286,64 @@ static jfieldID FD_FIELD; /* java.io.FileDescriptor.fd, looked up in JNI_OnLoad 
 
 static int fd_of(JNIEnv *env, jobject fdo) {
   return (*env)->GetIntField(env, fdo, FD_FIELD);
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434 /* the same number on every architecture */
+#endif
+
+/*
+ * A descriptor that becomes readable when the child pid ends (Linux 5.3 and later), so that one
+ * thread can wait for a command's end and its output at once. Returns it, or -errno (ENOSYS on an
+ * older kernel: the agent then watches the command with threads).
+ */
+static jint pidfd_open(JNIEnv *env, jclass cls, jlong pid) {
+  (void)env;
+  (void)cls;
+  long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
+  if (fd < 0) {
+    return -errno;
+  }
+  if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) { /* pidfd_open sets it too; a spawn never sees it */
+    int err = errno;
+    close((int)fd);
+    return -err;
+  }
+  return (jint)fd;
+}
+
+/* Closes a descriptor that pidfd_open gave. 0 or -errno. */
+static jint close_fd(JNIEnv *env, jclass cls, jint fd) {
+  (void)env;
+  (void)cls;
+  return close(fd) < 0 ? -errno : 0;
+}
+
+/*
+ * Waits until a command's stdout or stderr (closed ones, fd -1, are left out) has bytes or has
+ * ended, or its pidfd (-1: left out) says it ended, or timeout_ms passed (-1: no limit). Returns
+ * the bits of what is ready (1 stdout, 2 stderr, 4 the process ended), 0 at the timeout or an
+ * interrupt, or -errno.
+ */
+static jint await_command(JNIEnv *env, jclass cls, jobject out, jobject err, jint pidfd,
+                          jint timeout_ms) {
+  (void)cls;
+  struct pollfd p[3] = {
+      {.fd = fd_of(env, out), .events = POLLIN, .revents = 0},
+      {.fd = fd_of(env, err), .events = POLLIN, .revents = 0},
+      {.fd = pidfd, .events = POLLIN, .revents = 0},
+  };
+  int n = poll(p, 3, timeout_ms < 0 ? -1 : timeout_ms); /* a negative fd is skipped */
+  if (n < 0) {
+    return errno == EINTR ? 0 : -errno;
+  }
+  jint ready = 0;
+  for (int i = 0; i < 3; i++) {
+    if (p[i].revents != 0) { /* POLLIN, or an end (POLLHUP), an error or a bad descriptor */
+      ready |= 1 << i;
+    }
+  }
+  return ready;
 }
 
 /* Throws ArrayIndexOutOfBoundsException unless [off, off + len) lies within b. */
@@ -596,6 +655,10 @@ static const JNINativeMethod METHODS[] = {
     {"waitPid", "(J)I", (void *)wait_pid},
     {"reapPid", "(J)I", (void *)reap_pid},
     {"readAvailable", "(Ljava/io/FileDescriptor;[BII)I", (void *)read_available},
+    {"pidfdOpen", "(J)I", (void *)pidfd_open},
+    {"closeFd", "(I)I", (void *)close_fd},
+    {"awaitCommand", "(Ljava/io/FileDescriptor;Ljava/io/FileDescriptor;II)I",
+     (void *)await_command},
     {"shaStateSize", "()I", (void *)sha_state_size},
     {"shaInit", "(Ljava/nio/ByteBuffer;)V", (void *)sha_init},
     {"shaUpdate", "(Ljava/nio/ByteBuffer;[BII)V", (void *)sha_update},

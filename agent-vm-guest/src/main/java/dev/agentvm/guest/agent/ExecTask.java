@@ -18,6 +18,8 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -36,10 +38,13 @@ final class ExecTask {
   private final AtomicBoolean killRequested = new AtomicBoolean();
   private final Object lock = new Object();
   private boolean exited; // guarded by lock
-  // the polled path (runPolled): its command, and whether a stop of it has begun
+  // the polled path (runPolled): its command, whether a stop of it has begun and why
   private Optional<SessionProcess> polled = Optional.empty(); // guarded by lock
   private boolean stopping; // guarded by lock
-  private final AtomicBoolean signalled = new AtomicBoolean(); // TERM reached the running leader
+  private boolean timedOut; // guarded by lock: the deadline began the stop, not a kill
+  private Optional<ScheduledFuture<?>> deadlineTimer = Optional.empty(); // guarded by lock
+  private final AtomicBoolean signalled =
+      new AtomicBoolean(); // a signal reached the leader's group
 
   private final ExecutorService pool;
 
@@ -56,33 +61,54 @@ final class ExecTask {
 
   /** Stops the command's process group (TERM, then KILL after the grace period). */
   void kill() {
+    Optional<SessionProcess> stop = Optional.empty();
     synchronized (lock) {
       killRequested.set(true);
       lock.notifyAll();
-      polled.ifPresent(this::startStop);
+      if (polled.isPresent() && !stopping) {
+        stopping = true;
+        stop = polled;
+      }
     }
+    stop.ifPresent(this::stop);
   }
 
   /**
-   * Begins the stop of a polled command once, on a pool thread: the worker may be blocked writing
-   * output to a host that went away (frames wait in the port), and a kill must not wait for it.
+   * The deadline of a polled command: begins its stop unless it has ended or a stop has begun. Runs
+   * on the worker (between waits) or on the deadline timer (when the worker may be blocked writing
+   * output that the host does not read).
    */
-  private void startStop(SessionProcess p) {
+  private void deadlinePassed(SessionProcess p) {
     synchronized (lock) {
-      if (stopping) {
-        return;
+      if (stopping || p.hasEnded()) {
+        return; // ended in time: its EXIT says so, and nothing is signalled
       }
       stopping = true;
+      timedOut = true;
     }
+    stop(p);
+  }
+
+  /**
+   * TERM, grace, KILL for a polled command, on a pool thread: the worker may be blocked writing
+   * output to a host that went away (frames wait in the port), and a kill must not wait for it.
+   * Without a thread to spare (a guest out of threads or processes: a fork bomb), KILL at once.
+   */
+  private void stop(SessionProcess p) {
     try {
-      pool.execute(() -> stop(p));
-    } catch (RuntimeException e) { // no thread to spare: stop from here
-      stop(p);
+      pool.execute(() -> termThenKill(p));
+    } catch (RuntimeException | Error e) {
+      p.signalGroup(true, signalled); // first: the stop is claimed, nobody else will send it
+      try {
+        GuestAgent.log("no thread to stop EXEC " + id + " gracefully (" + e + "): KILLed now");
+      } catch (RuntimeException | Error again) {
+        // out of memory even for the message: the KILL went out, that is what matters
+      }
     }
   }
 
   /** TERM to the group, KILL after the grace period, each only while the leader is not reaped. */
-  private void stop(SessionProcess p) {
+  private void termThenKill(SessionProcess p) {
     p.signalGroup(false, signalled);
     try {
       p.waitFor(spec.killGraceMillis(), TimeUnit.MILLISECONDS);
@@ -90,6 +116,56 @@ final class ExecTask {
       Thread.currentThread().interrupt(); // a pool thread: KILL at once, then leave
     }
     p.signalGroup(true, new AtomicBoolean());
+  }
+
+  /**
+   * Arms the deadline on the timer thread, once the worker is about to write output (the only wait
+   * of the worker that its own poll timeout does not bound); commands without output, the most,
+   * cost the timer nothing.
+   */
+  private void armDeadline(SessionProcess p, long deadline) {
+    if (deadline == Long.MAX_VALUE) {
+      return;
+    }
+    try {
+      ScheduledFuture<?> f =
+          Deadlines.TIMER.schedule(
+              () -> deadlinePassed(p),
+              Math.max(0, deadline - System.nanoTime()),
+              TimeUnit.NANOSECONDS);
+      synchronized (lock) {
+        deadlineTimer = Optional.of(f);
+      }
+    } catch (RuntimeException | Error e) {
+      GuestAgent.log("cannot arm the deadline timer of EXEC " + id + ": " + e); // the poll's stays
+    }
+  }
+
+  private boolean armed; // the worker's own: armDeadline was called
+
+  private void armOnce(SessionProcess p, long deadline) {
+    if (!armed) {
+      armed = true;
+      armDeadline(p, deadline);
+    }
+  }
+
+  /** One daemon thread for the deadlines of every polled command that writes output. */
+  private static final class Deadlines {
+    static final ScheduledThreadPoolExecutor TIMER = create();
+
+    private static ScheduledThreadPoolExecutor create() {
+      ScheduledThreadPoolExecutor t =
+          new ScheduledThreadPoolExecutor(
+              1,
+              r -> {
+                Thread th = new Thread(r, "agentvm-deadlines");
+                th.setDaemon(true);
+                return th;
+              });
+      t.setRemoveOnCancelPolicy(true); // a command's end removes its timer at once
+      return t;
+    }
   }
 
   /** Runs the command to its end and sends EXIT (or an ERROR if it could not start). */
@@ -148,11 +224,14 @@ final class ExecTask {
     Output stderr = new Output(p.rawStderr(), MessageType.STDERR);
     boolean ended = false;
     try {
+      boolean killedBefore;
       synchronized (lock) {
         polled = Optional.of(p);
-        if (killRequested.get()) {
-          startStop(p);
-        }
+        killedBefore = killRequested.get() && !stopping;
+        stopping |= killedBefore;
+      }
+      if (killedBefore) {
+        stop(p);
       }
       if (spec.stdin().length == 0) {
         p.getOutputStream().close();
@@ -162,18 +241,16 @@ final class ExecTask {
       byte[] buf = new byte[CHUNK];
       long deadline =
           spec.timeoutMillis() == 0 ? Long.MAX_VALUE : plusMillis(t0, spec.timeoutMillis());
+      stdout.armOnOutput(p, deadline);
+      stderr.armOnOutput(p, deadline);
       long drainUntil = Long.MAX_VALUE;
       boolean overdue = false; // the deadline has passed
-      boolean timedOut = false;
       int code = 0;
       while (true) {
         long now = System.nanoTime();
         if (!ended && !overdue && deadline != Long.MAX_VALUE && now - deadline >= 0) {
           overdue = true;
-          synchronized (lock) {
-            timedOut = !stopping; // a kill that came first is a kill
-            startStop(p);
-          }
+          deadlinePassed(p);
         }
         if (ended && ((stdout.closed() && stderr.closed()) || now - drainUntil >= 0)) {
           break;
@@ -192,7 +269,11 @@ final class ExecTask {
           stderr.readOnce(buf);
         }
         if ((r & NativeHelpers.ENDED) != 0) {
-          if (timedOut || killRequested.get()) {
+          boolean stopped;
+          synchronized (lock) {
+            stopped = stopping;
+          }
+          if (stopped) {
             // the leader is gone, its group id still held by its unreaped pid: stop its children
             p.signalGroup(true, new AtomicBoolean());
           }
@@ -202,18 +283,26 @@ final class ExecTask {
         }
       }
       long ms = (System.nanoTime() - t0) / 1_000_000;
+      boolean late;
+      synchronized (lock) {
+        late = timedOut;
+        deadlineTimer.ifPresent(f -> f.cancel(false));
+      }
       int signal = signalled.get() && code > 128 && code <= 128 + 64 ? code - 128 : 0;
       ExitStatus exit =
           new ExitStatus(
               code,
               signal,
               ms,
-              timedOut,
-              killRequested.get() && !timedOut,
+              late,
+              killRequested.get() && !late,
               stdout.limit.truncated,
               stderr.limit.truncated);
       out.write(Frame.response(MessageType.EXIT, id, exit.encode()));
     } finally {
+      synchronized (lock) {
+        deadlineTimer.ifPresent(f -> f.cancel(false));
+      }
       try {
         if (!ended) { // the wait failed: leave nothing running
           p.signalGroup(true, new AtomicBoolean());
@@ -263,7 +352,7 @@ final class ExecTask {
     Future<?> te = pool.submit(stderr);
     boolean timedOut = false;
     long deadline =
-        spec.timeoutMillis() == 0 ? Long.MAX_VALUE : t0 + spec.timeoutMillis() * 1_000_000;
+        spec.timeoutMillis() == 0 ? Long.MAX_VALUE : plusMillis(t0, spec.timeoutMillis());
     wakeOnExit(p);
     synchronized (lock) {
       while (!exited && p.isAlive() && !killRequested.get()) {
@@ -370,6 +459,7 @@ final class ExecTask {
     final Limit limit = new Limit();
     private boolean closed;
     private boolean hostGone;
+    private Optional<Runnable> beforeFirstWrite = Optional.empty();
 
     Output(FileInputStream in, MessageType type) {
       this.in = in;
@@ -382,6 +472,11 @@ final class ExecTask {
 
     boolean closed() {
       return closed;
+    }
+
+    /** Arms the command's deadline timer before this stream's first write (once per command). */
+    void armOnOutput(SessionProcess p, long deadline) {
+      beforeFirstWrite = Optional.of(() -> armOnce(p, deadline));
     }
 
     /** One read (poll said it will not wait); forwards what the limit allows. */
@@ -398,6 +493,8 @@ final class ExecTask {
       }
       int take = limit.take(n);
       if (take > 0 && !hostGone) {
+        beforeFirstWrite.ifPresent(Runnable::run);
+        beforeFirstWrite = Optional.empty();
         try {
           out.write(Frame.response(type, id, Arrays.copyOf(buf, take)));
         } catch (IOException e) {

@@ -81,6 +81,14 @@ final class NativeHelpers {
   static native int waitPid(long pid);
 
   /**
+   * Whether the child {@code pid}, not yet reaped, has ended (all its threads), without waiting or
+   * reaping it.
+   *
+   * @return 1 or 0, or -errno when it cannot tell
+   */
+  static native int endedPid(long pid);
+
+  /**
    * Reaps the ended child {@code pid}.
    *
    * @return 0, or -errno
@@ -105,6 +113,16 @@ final class NativeHelpers {
    * @return the descriptor, or -errno ({@code -ENOSYS} on an older kernel)
    */
   static native int pidfdOpen(long pid);
+
+  /**
+   * The file {@code execvp} would run for the command {@code name} with the search path {@code
+   * path}, looked up from the absolute working directory {@code cwd} (relative entries and empty
+   * ones, as ".", resolved against it): a regular file this process may execute, links followed.
+   *
+   * @return its path; empty when there is none, {@code cwd} is not a searchable directory, or an
+   *     argument holds a NUL byte (the Java lookup then says what is wrong)
+   */
+  static native byte[] findCommand(byte[] cwd, byte[] name, byte[] path);
 
   /**
    * Closes {@code fd}.

@@ -167,6 +167,23 @@ final class SessionProcess extends Process {
     }
   }
 
+  /**
+   * Whether the process has ended (reaped, or ended and waiting to be), as the kernel says: a
+   * deadline that passes then is not a timeout. False when it cannot tell.
+   */
+  boolean hasEnded() {
+    synchronized (reaping) {
+      if (reaped) {
+        return true;
+      }
+      try {
+        return NativeHelpers.endedPid(pid) == 1; // unreaped: the pid is still this process's
+      } catch (LinkageError e) {
+        return false;
+      }
+    }
+  }
+
   /** The command's stdout as the descriptor's own stream (not buffered), for one reader. */
   FileInputStream rawStdout() {
     return rawStdout;

@@ -4,6 +4,7 @@ import dev.agentvm.protocol.ErrorCode;
 import dev.agentvm.protocol.ProtocolException;
 import java.io.File;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
@@ -13,6 +14,7 @@ import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Failures of a request that are the user's to fix (a missing directory, a command not on PATH, a
@@ -96,8 +98,21 @@ final class UserErrors {
             ErrorCode.MALFORMED_PAYLOAD, "environment variable " + name + " holds a NUL byte");
       }
     }
+    String path = env.getOrDefault("PATH", System.getenv("PATH"));
+    if (path == null) {
+      path = "/bin:/usr/bin"; // execvp's default
+    }
+    Optional<Path> found = findNatively(cwd, argv0, path);
+    return found.isPresent() ? found.get() : lookUp(cwd, argv0, path);
+  }
+
+  /**
+   * The Java lookup of {@link #checkExec}: the file to run, or the error that says why there is
+   * none.
+   */
+  static Path lookUp(Path cwd, String argv0, String path) throws ProtocolException {
     // java.io.File's probes: one stat or access each and a boolean, where Files' throw (and fill
-    // in) an exception for every missing file; this runs for every command, in the interpreter
+    // in) an exception for every missing file
     File dir = cwd.toFile();
     if (!dir.isDirectory()) {
       if (!dir.exists()) {
@@ -124,10 +139,6 @@ final class UserErrors {
       }
       return p.toAbsolutePath();
     }
-    String path = env.getOrDefault("PATH", System.getenv("PATH"));
-    if (path == null) {
-      path = "/bin:/usr/bin"; // execvp's default
-    }
     String[] dirs = path.split(":", -1);
     for (String d : dirs) {
       Path p = candidate(cwd, d, argv0);
@@ -146,6 +157,30 @@ final class UserErrors {
     }
     throw error(
         ErrorCode.COMMAND_NOT_FOUND, "command " + argv0 + " not found on PATH (" + path + ")");
+  }
+
+  /**
+   * The command found by the native library in one call (a command's lookup on every EXEC, where
+   * {@link #lookUp} pays a stat and several objects per directory in the interpreter); empty
+   * without the library, or when there is nothing to run: then the Java lookup says what is wrong.
+   */
+  static Optional<Path> findNatively(Path cwd, String argv0, String path) {
+    if (!NativeHelpers.isLoaded()) {
+      return Optional.empty();
+    }
+    try {
+      byte[] found =
+          NativeHelpers.findCommand(
+              cwd.toString().getBytes(StandardCharsets.UTF_8),
+              argv0.getBytes(StandardCharsets.UTF_8),
+              path.getBytes(StandardCharsets.UTF_8));
+      return found.length == 0
+          ? Optional.empty()
+          : Optional.of(Path.of(new String(found, StandardCharsets.UTF_8)));
+    } catch (LinkageError e) {
+      NativeHelpers.unusable(e);
+      return Optional.empty();
+    }
   }
 
   private static Path candidate(Path cwd, String dir, String argv0) {

@@ -255,11 +255,31 @@ class GuestExchangesTest {
 
   @Test
   void aCommandWhoseOutputNobodyReadsIsStillStoppedWhenTheHostGoesAway() throws Exception {
+    Run r = floodUnread(0, () -> agent.agent.stopAll("host disconnected"));
+    assertTrue(r.exit().killed(), r.exit().toString());
+  }
+
+  @Test
+  void aCommandWhoseOutputNobodyReadsIsStillStoppedAtItsDeadline() throws Exception {
+    Run r = floodUnread(3000, () -> {});
+    assertTrue(r.exit().timedOut(), r.exit().toString());
+  }
+
+  /**
+   * Runs a command that writes without end while the host reads nothing (the agent's writes wait),
+   * does {@code then}, waits until the command has stopped, then reads its whole answer.
+   */
+  private Run floodUnread(long timeoutMillis, Runnable then) throws Exception {
     Path pidFile = dir.resolve("pid");
     int id =
         agent.send(
             MessageType.EXEC,
-            spec(List.of("sh"), "echo $$ > " + pidFile + "; exec yes", new byte[0], 0, 1L << 30)
+            spec(
+                    List.of("sh"),
+                    "echo $$ > " + pidFile + "; exec yes",
+                    new byte[0],
+                    timeoutMillis,
+                    1L << 30)
                 .encode());
     long deadline = System.nanoTime() + 10_000_000_000L;
     while (!Files.exists(pidFile) || Files.readString(pidFile).isBlank()) {
@@ -268,14 +288,13 @@ class GuestExchangesTest {
     }
     Path stat = Path.of("/proc", Files.readString(pidFile).strip(), "stat");
     Thread.sleep(1000); // the agent's writes now wait: the host reads nothing
-    agent.agent.stopAll("host disconnected");
+    then.run();
     // stopped though the agent is stuck writing its output: gone, or ended and not yet reaped
     while (Files.exists(stat) && !state(stat).equals("Z")) {
       assertTrue(System.nanoTime() < deadline + 10_000_000_000L, "still running: " + state(stat));
       Thread.sleep(20);
     }
-    Run r = run(id); // reading lets the agent finish
-    assertTrue(r.exit().killed(), r.exit().toString());
+    return run(id); // reading lets the agent finish
   }
 
   /** The state letter in {@code /proc/PID/stat}, "" when the process is gone. */

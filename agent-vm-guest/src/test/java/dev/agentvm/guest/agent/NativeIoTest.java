@@ -84,12 +84,15 @@ class NativeIoTest {
       FileDescriptor err = p.rawStderr().getFD();
       assertEquals(NativeHelpers.STDOUT_READY, await(out, err, pidfd));
       assertEquals("out\n", readOnce(p.rawStdout())); // FileInputStream's readNBytes seeks
+      assertTrue(!p.hasEnded(), "it waits for its input");
       p.getOutputStream().write("go\n".getBytes(StandardCharsets.UTF_8));
       p.getOutputStream().flush();
       while ((await(closed, closed, pidfd) & NativeHelpers.ENDED) == 0) {
         // only the end is waited for here
       }
+      assertTrue(p.hasEnded(), "ended, not yet reaped");
       assertEquals(0, p.reapEnded());
+      assertTrue(p.hasEnded(), "reaped");
       assertTrue((await(out, err, -1) & NativeHelpers.STDERR_READY) != 0);
       assertEquals("err\n", readOnce(p.rawStderr()));
     } finally {
@@ -99,6 +102,65 @@ class NativeIoTest {
       p.rawStdout().close();
       p.rawStderr().close();
     }
+  }
+
+  @Test
+  void theNativeLookupFindsWhatTheJavaLookupFindsAndNothingElse() throws Exception {
+    Path root = Files.createDirectories(dir.resolve("lookup"));
+    Path a = Files.createDirectories(root.resolve("a"));
+    Path b = Files.createDirectories(root.resolve("b"));
+    Path d = Files.createDirectories(root.resolve("d"));
+    executable(a.resolve("x"), true);
+    executable(a.resolve("y"), false);
+    executable(b.resolve("y"), true);
+    Files.createDirectories(b.resolve("z"));
+    executable(d.resolve("x"), false);
+    Files.createSymbolicLink(d.resolve("w"), a.resolve("x"));
+    Files.createSymbolicLink(b.resolve("w"), root.resolve("gone"));
+    List<String> entries =
+        List.of(
+            a.toString(), b.toString(), root.resolve("c").toString(), d + "/", "a", "b", "", "d");
+    List<String> names =
+        List.of("x", "y", "z", "w", "v", "./a/x", "a/y", b.resolve("y").toString());
+    List<Path> cwds = List.of(root, a, root.resolve("missing"), a.resolve("x"));
+    java.util.concurrent.atomic.AtomicInteger hits =
+        new java.util.concurrent.atomic.AtomicInteger();
+    qt().withExamples(300)
+        .forAll(
+            lists().of(integers().between(0, entries.size() - 1)).ofSizeBetween(0, 4),
+            integers().between(0, names.size() - 1),
+            integers().between(0, cwds.size() - 1))
+        .checkAssert(
+            (picked, n, c) -> {
+              StringBuilder path = new StringBuilder();
+              for (int i = 0; i < picked.size(); i++) {
+                path.append(i == 0 ? "" : ":").append(entries.get(picked.get(i)));
+              }
+              Path cwd = cwds.get(c);
+              String name = names.get(n);
+              java.util.Optional<Path> fast = UserErrors.findNatively(cwd, name, path.toString());
+              String why = cwd + " " + name + " PATH=" + path;
+              try {
+                Path slow = UserErrors.lookUp(cwd, name, path.toString());
+                assertTrue(fast.isPresent(), "the native lookup missed " + slow + ": " + why);
+                assertEquals(slow.normalize(), fast.get().normalize(), why);
+                hits.incrementAndGet();
+              } catch (dev.agentvm.protocol.ProtocolException e) {
+                assertTrue(fast.isEmpty(), "found " + fast + " where Java says " + e + ": " + why);
+              }
+            });
+    assertTrue(hits.get() > 30, "too few examples found a command: " + hits);
+    // a NUL byte would cut the name short: nothing is found
+    assertTrue(UserErrors.findNatively(root, "a/x\0junk", "").isEmpty());
+    assertTrue(UserErrors.findNatively(Path.of("relative"), "x", a.toString()).isEmpty());
+  }
+
+  private static void executable(Path file, boolean runnable) throws IOException {
+    Files.writeString(file, "#!/bin/sh\n");
+    Files.setPosixFilePermissions(
+        file,
+        java.nio.file.attribute.PosixFilePermissions.fromString(
+            runnable ? "rwxr-xr-x" : "rw-r--r--"));
   }
 
   private static String readOnce(FileInputStream in) throws IOException {

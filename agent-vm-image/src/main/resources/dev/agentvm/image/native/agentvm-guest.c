@@ -269,6 +269,24 @@ static jint wait_pid(JNIEnv *env, jclass cls, jlong pid) {
   return info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
 }
 
+/*
+ * Whether the child pid (not yet reaped) has ended, without waiting or reaping: 1 or 0, -errno if
+ * it cannot tell. The kernel's own answer, as its pidfd gives it: a process whose main thread has
+ * exited while other threads run on has not ended (its /proc stat says Z meanwhile).
+ */
+static jint ended_pid(JNIEnv *env, jclass cls, jlong pid) {
+  (void)env;
+  (void)cls;
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+    if (errno != EINTR) {
+      return -errno;
+    }
+  }
+  return info.si_pid != 0 ? 1 : 0;
+}
+
 /* Reaps the ended child pid (after wait_pid). Returns 0 or -errno. */
 static jint reap_pid(JNIEnv *env, jclass cls, jlong pid) {
   (void)env;
@@ -279,6 +297,93 @@ static jint reap_pid(JNIEnv *env, jclass cls, jlong pid) {
     }
   }
   return 0;
+}
+
+/* A regular file that this process may execute (execvp's test, with links followed). */
+static int runnable(const char *file) {
+  struct stat st;
+  return stat(file, &st) == 0 && S_ISREG(st.st_mode) && access(file, X_OK) == 0;
+}
+
+/*
+ * The file execvp would run for the command name in the search path, looked up from the absolute
+ * working directory cwd (relative PATH entries, and "" as "."): the command's lookup in one call,
+ * where the agent's Java lookup pays a stat and several objects per directory in the interpreter.
+ * Returns its path, or an empty array when there is none to run or cwd is not a searchable
+ * directory: the agent then looks again in Java to say what is wrong.
+ */
+static jbyteArray find_command(JNIEnv *env, jclass cls, jbyteArray cwdb, jbyteArray nameb,
+                               jbyteArray pathb) {
+  (void)cls;
+  char *cwd = string(env, cwdb);
+  char *name = cwd == NULL ? NULL : string(env, nameb);
+  char *path = name == NULL ? NULL : string(env, pathb);
+  char *found = NULL;
+  struct stat st;
+  if (path == NULL) {
+    goto done;
+  }
+  size_t lc = strlen(cwd), ln = strlen(name), lp = strlen(path);
+  /* a NUL inside would cut a name short: the Java lookup refuses those */
+  if (lc != (size_t)(*env)->GetArrayLength(env, cwdb) ||
+      ln != (size_t)(*env)->GetArrayLength(env, nameb) ||
+      lp != (size_t)(*env)->GetArrayLength(env, pathb) || cwd[0] != '/' || ln == 0 ||
+      stat(cwd, &st) != 0 || !S_ISDIR(st.st_mode) || access(cwd, X_OK) != 0) {
+    goto done;
+  }
+  size_t cap = lc + lp + ln + 8; /* cwd/dir/name and cwd/./name fit, with room to spare */
+  char *buf = malloc(cap);
+  if (buf == NULL) {
+    goto done;
+  }
+  if (strchr(name, '/') != NULL) { /* a path: no search, as execvp */
+    if (name[0] == '/') {
+      memcpy(buf, name, ln + 1);
+    } else {
+      snprintf(buf, cap, "%s/%s", cwd, name);
+    }
+    if (runnable(buf)) {
+      found = buf;
+    }
+  } else {
+    for (const char *d = path;; d++) {
+      const char *end = strchr(d, ':');
+      size_t ld = end == NULL ? strlen(d) : (size_t)(end - d);
+      if (ld == 0) {
+        snprintf(buf, cap, "%s/./%s", cwd, name);
+      } else if (d[0] == '/') {
+        snprintf(buf, cap, "%.*s/%s", (int)ld, d, name);
+      } else {
+        snprintf(buf, cap, "%s/%.*s/%s", cwd, (int)ld, d, name);
+      }
+      if (runnable(buf)) {
+        found = buf;
+        break;
+      }
+      if (end == NULL) {
+        break;
+      }
+      d = end;
+    }
+  }
+  if (found == NULL) {
+    free(buf);
+  }
+done:
+  free(path);
+  free(name);
+  free(cwd);
+  if ((*env)->ExceptionCheck(env)) {
+    free(found);
+    return NULL; /* out of memory, already thrown */
+  }
+  jsize n = found == NULL ? 0 : (jsize)strlen(found);
+  jbyteArray r = (*env)->NewByteArray(env, n);
+  if (r != NULL && n > 0) {
+    (*env)->SetByteArrayRegion(env, r, 0, n, (const jbyte *)found);
+  }
+  free(found);
+  return r;
 }
 
 /* The descriptor inside a java.io.FileDescriptor (JNI reads the private field as the JDK does). */
@@ -654,8 +759,10 @@ static const JNINativeMethod METHODS[] = {
     {"spawn", "([B[[B[[B[B[Ljava/io/FileDescriptor;)J", (void *)spawn},
     {"waitPid", "(J)I", (void *)wait_pid},
     {"reapPid", "(J)I", (void *)reap_pid},
+    {"endedPid", "(J)I", (void *)ended_pid},
     {"readAvailable", "(Ljava/io/FileDescriptor;[BII)I", (void *)read_available},
     {"pidfdOpen", "(J)I", (void *)pidfd_open},
+    {"findCommand", "([B[B[B)[B", (void *)find_command},
     {"closeFd", "(I)I", (void *)close_fd},
     {"awaitCommand", "(Ljava/io/FileDescriptor;Ljava/io/FileDescriptor;II)I",
      (void *)await_command},

@@ -142,7 +142,7 @@ public final class GuestAgent {
     while (true) {
       // a virtio-serial port can be opened only once: one descriptor serves both directions
       try (RandomAccessFile dev = new RandomAccessFile(port.toFile(), "rw")) {
-        InputStream in = new StallGuard(new FileInputStream(dev.getFD()), IDLE_POLL_MILLIS);
+        InputStream in = StallGuard.open(new FileInputStream(dev.getFD()), IDLE_POLL_MILLIS);
         OutputStream out = new FileOutputStream(dev.getFD());
         serveConnection(in, new FrameWriter(out));
       } catch (IOException e) {

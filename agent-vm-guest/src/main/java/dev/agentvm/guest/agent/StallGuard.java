@@ -1,9 +1,11 @@
 package dev.agentvm.guest.agent;
 
+import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.Arrays;
+import java.util.Optional;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -19,6 +21,10 @@ import java.util.concurrent.TimeUnit;
  * #FRAME_MILLIS} after its first byte. The second bound matters: a new host that repeats its HELLO
  * every few seconds, as it must, would otherwise feed the half frame forever, a few dozen bytes at
  * a time, and never be answered.
+ *
+ * <p>With the agent's native library ({@link #open}) there is no such thread: the serving thread
+ * reads the port itself and bounds a read inside a frame by {@code poll}, which saves the hand-over
+ * of every request from one thread to another (a good part of a millisecond under TCG).
  */
 final class StallGuard extends InputStream {
   /** How long a frame that has begun may go without a byte. */
@@ -45,15 +51,29 @@ final class StallGuard extends InputStream {
   private volatile long frameDeadline; // System.nanoTime() by which the frame begun must be whole
   private final long stallMillis;
   private final long frameMillis;
+  private final Optional<FileDescriptor> direct; // read on the caller's thread, bounded by poll
 
-  /** Starts the thread that copies {@code device} into this stream. */
-  StallGuard(InputStream device, long idlePollMillis) {
-    this(device, idlePollMillis, STALL_MILLIS, FRAME_MILLIS);
+  /**
+   * The port's input: read on the caller's thread with the native library, else through a thread.
+   */
+  static StallGuard open(FileInputStream device, long idlePollMillis) throws IOException {
+    return NativeHelpers.isLoaded()
+        ? new StallGuard(device.getFD(), STALL_MILLIS, FRAME_MILLIS)
+        : new StallGuard(device, idlePollMillis, STALL_MILLIS, FRAME_MILLIS);
   }
 
+  /** Reads {@code device} on the caller's thread (needs the native library). */
+  StallGuard(FileDescriptor device, long stallMillis, long frameMillis) {
+    this.stallMillis = stallMillis;
+    this.frameMillis = frameMillis;
+    this.direct = Optional.of(device);
+  }
+
+  /** Starts the thread that copies {@code device} into this stream. */
   StallGuard(InputStream device, long idlePollMillis, long stallMillis, long frameMillis) {
     this.stallMillis = stallMillis;
     this.frameMillis = frameMillis;
+    this.direct = Optional.empty();
     Thread t =
         new Thread(
             () -> {
@@ -122,6 +142,9 @@ final class StallGuard extends InputStream {
     if (len == 0) {
       return 0;
     }
+    if (direct.isPresent()) {
+      return readDirect(direct.get(), b, off, len);
+    }
     if (pos == current.length) {
       byte[] next;
       try {
@@ -153,6 +176,51 @@ final class StallGuard extends InputStream {
     pos += n;
     if (!inFrame) {
       inFrame = true; // the frame's first bytes are here: the rest must follow, and soon
+      frameDeadline = System.nanoTime() + frameMillis * 1_000_000;
+    }
+    return n;
+  }
+
+  /** No descriptor: {@code poll} leaves it out. */
+  private static final FileDescriptor NONE = new FileDescriptor();
+
+  /**
+   * One read of the port on this thread. Inside a frame it first waits, by {@code poll}, at most
+   * until the stall time or the frame's deadline; a port whose host is away is readable (its read
+   * returns 0: the end of the stream, and the partial frame is dropped).
+   */
+  private int readDirect(FileDescriptor fd, byte[] b, int off, int len) throws IOException {
+    if (inFrame) {
+      long stallAt = System.nanoTime() + stallMillis * 1_000_000;
+      while (true) {
+        long now = System.nanoTime();
+        if (frameDeadline - now <= 0) {
+          throw new Stalled("the frame was not whole " + frameMillis + " ms after its first byte");
+        }
+        long left = Math.min(stallAt, frameDeadline) - now;
+        if (left <= 0) {
+          throw new Stalled("no byte for " + stallMillis + " ms inside a frame");
+        }
+        int r =
+            NativeHelpers.awaitCommand(
+                fd, NONE, -1, (int) Math.min(Integer.MAX_VALUE, (left + 999_999) / 1_000_000));
+        if (r < 0) {
+          throw new IOException("cannot wait for the port: poll failed with errno " + -r);
+        }
+        if (r != 0) {
+          break; // bytes, or the host went away: the read says which
+        }
+        if (Thread.interrupted()) {
+          throw new java.io.InterruptedIOException("interrupted reading the port");
+        }
+      }
+    }
+    int n = NativeHelpers.readAvailable(fd, b, off, len);
+    if (n < 0) {
+      return -1;
+    }
+    if (!inFrame) {
+      inFrame = true;
       frameDeadline = System.nanoTime() + frameMillis * 1_000_000;
     }
     return n;

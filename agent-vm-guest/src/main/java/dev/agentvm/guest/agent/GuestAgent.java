@@ -196,7 +196,10 @@ public final class GuestAgent {
         continue;
       }
       hostSeen = true;
-      handle(frame, out);
+      // a command may be watched on this thread while the port has nothing for it (ExecTask)
+      java.io.FileDescriptor port =
+          guard != null && !reader.hasBufferedBytes() ? guard.port() : NativeHelpers.NO_FD;
+      handle(frame, out, port);
     }
   }
 
@@ -214,7 +217,7 @@ public final class GuestAgent {
     }
   }
 
-  private void handle(Frame frame, FrameWriter out) {
+  private void handle(Frame frame, FrameWriter out, java.io.FileDescriptor port) {
     int id = frame.requestId();
     MessageType type = frame.messageType().orElse(null);
     if (frame.isResponse()) {
@@ -274,16 +277,20 @@ public final class GuestAgent {
             error(out, id, ErrorCode.MALFORMED_PAYLOAD, "request id " + id + " is already running");
             return;
           }
-          work(
-              out,
-              id,
-              () -> {
-                try {
-                  task.run();
-                } finally {
-                  execs.remove(id);
-                }
-              });
+          if (!port.valid()) {
+            work(
+                out,
+                id,
+                () -> {
+                  try {
+                    task.run();
+                  } finally {
+                    execs.remove(id);
+                  }
+                });
+            return;
+          }
+          answer(out, id, () -> startHere(id, task, port, out));
         }
         case WATCH -> {
           PayloadReader r = new PayloadReader(frame.payload());
@@ -429,25 +436,63 @@ public final class GuestAgent {
 
   /** Runs a request's work on a worker thread; any failure becomes its ERROR answer. */
   private void work(FrameWriter out, int id, Work w) {
-    workers.execute(
+    workers.execute(() -> answer(out, id, w));
+  }
+
+  /** Runs a request's work on this thread; any failure becomes its ERROR answer. */
+  private void answer(FrameWriter out, int id, Work w) {
+    try {
+      w.run();
+    } catch (ProtocolException e) {
+      error(out, id, e.code(), e.detail());
+    } catch (IOException e) {
+      if (UserErrors.translate(e, "the request") instanceof ProtocolException user) {
+        error(out, id, user.code(), user.detail());
+      } else {
+        error(out, id, ErrorCode.INTERNAL, e.toString());
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt(); // a pool thread: the pool clears it before reuse
+      error(out, id, ErrorCode.INTERNAL, e.toString());
+    } catch (RuntimeException e) {
+      error(out, id, ErrorCode.INTERNAL, e.toString());
+    }
+  }
+
+  /**
+   * Starts an EXEC on the port's serving thread and watches it there until the port has a frame or
+   * the command needs a thread of its own ({@link ExecTask#run(java.io.FileDescriptor)}); then a
+   * worker takes the rest of the watch (this thread, when no worker can start: the command is never
+   * left unwatched).
+   */
+  private void startHere(int id, ExecTask task, java.io.FileDescriptor port, FrameWriter out)
+      throws IOException, InterruptedException {
+    java.util.Optional<Work> rest = java.util.Optional.empty();
+    try {
+      rest = task.run(port);
+    } finally {
+      if (rest.isEmpty()) {
+        execs.remove(id);
+      }
+    }
+    if (rest.isEmpty()) {
+      return; // ended on this thread, EXIT sent
+    }
+    Work r = rest.get();
+    Work finish =
         () -> {
           try {
-            w.run();
-          } catch (ProtocolException e) {
-            error(out, id, e.code(), e.detail());
-          } catch (IOException e) {
-            if (UserErrors.translate(e, "the request") instanceof ProtocolException user) {
-              error(out, id, user.code(), user.detail());
-            } else {
-              error(out, id, ErrorCode.INTERNAL, e.toString());
-            }
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt(); // a pool thread: the pool clears it before reuse
-            error(out, id, ErrorCode.INTERNAL, e.toString());
-          } catch (RuntimeException e) {
-            error(out, id, ErrorCode.INTERNAL, e.toString());
+            r.run();
+          } finally {
+            execs.remove(id);
           }
-        });
+        };
+    try {
+      work(out, id, finish);
+    } catch (RuntimeException | Error e) {
+      log("no worker for EXEC " + id + " (" + e + "): watched on the port's thread");
+      finish.run();
+    }
   }
 
   private synchronized java.util.Optional<EgressTask> currentEgress() {

@@ -119,6 +119,11 @@ final class StallGuard extends InputStream {
     return device.read(buf);
   }
 
+  /** The port this guard reads on the caller's thread, or {@link NativeHelpers#NO_FD}. */
+  FileDescriptor port() {
+    return direct.orElse(NativeHelpers.NO_FD);
+  }
+
   /**
    * Says whether the next read starts a frame ({@code false}: wait as long as it takes) or
    * continues one ({@code true}: bounded as the class says).
@@ -181,9 +186,6 @@ final class StallGuard extends InputStream {
     return n;
   }
 
-  /** No descriptor: {@code poll} leaves it out. */
-  private static final FileDescriptor NONE = new FileDescriptor();
-
   /**
    * One read of the port on this thread. Inside a frame it first waits, by {@code poll}, at most
    * until the stall time or the frame's deadline; a port whose host is away is readable (its read
@@ -203,7 +205,11 @@ final class StallGuard extends InputStream {
         }
         int r =
             NativeHelpers.awaitCommand(
-                fd, NONE, -1, (int) Math.min(Integer.MAX_VALUE, (left + 999_999) / 1_000_000));
+                fd,
+                NativeHelpers.NO_FD,
+                -1,
+                NativeHelpers.NO_FD,
+                (int) Math.min(Integer.MAX_VALUE, (left + 999_999) / 1_000_000));
         if (r < 0) {
           throw new IOException("cannot wait for the port: poll failed with errno " + -r);
         }

@@ -180,15 +180,19 @@ final class ExecTask {
   }
 
   /**
-   * Starts the command and watches it on this thread. With a {@code port} (the serving thread's, no
-   * byte of a next frame read ahead: else {@link NativeHelpers#NO_FD}) the thread is given back as
-   * soon as the port has bytes, the command writes output or its deadline passes, and the rest of
-   * the watch is returned, for a worker; a command that ends first (most short ones) then costs no
-   * hand-over between threads at all. Without a port, runs to the end.
+   * Starts the command and watches it on this thread. With {@code portFd} (the serving thread's
+   * port, no byte of a next frame read ahead: else {@link NativeHelpers#NO_FD}) the thread is given
+   * back as soon as the port has bytes or its host left, the command has output to forward, the
+   * deadline or the drain time passes or the wait is interrupted, and the rest of the watch is
+   * returned, for a worker; a command that ends first (most short ones) costs no hand-over between
+   * threads at all. The checks, the script file and the spawn run here either way, and so does the
+   * EXIT of a command that ended here (a write that waits, as a PONG's would, for a host that
+   * reads). A command that cannot be watched by {@code poll} (no pidfd) is returned whole. Without
+   * a port, runs to the end.
    *
    * @return the rest of the watch, empty once EXIT (or an ERROR) is sent
    */
-  Optional<GuestAgent.Work> run(java.io.FileDescriptor port) throws IOException {
+  Optional<GuestAgent.Work> run(java.io.FileDescriptor portFd) throws IOException {
     Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
     Path program = UserErrors.checkExec(cwd, spec.argv(), spec.env());
     Path script = null;
@@ -204,44 +208,67 @@ final class ExecTask {
       Optional<SessionProcess> spawned =
           SessionProcess.spawnUnwatched(program, cmd, spec.env(), cwd);
       int pidfd = spawned.isPresent() ? spawned.get().openPidfd() : -1;
+      Optional<Path> s = Optional.ofNullable(script);
       if (pidfd >= 0) {
         Watch w = new Watch(spawned.get(), pidfd, t0);
-        if (!w.watch(port)) { // only with a port
+        if (!w.watch(portFd)) { // only with a port
           handedOver = true;
-          Optional<Path> s = Optional.ofNullable(script);
-          return Optional.of(
-              () -> {
-                try {
-                  w.watch(NativeHelpers.NO_FD);
-                } finally {
-                  if (s.isPresent()) {
-                    Files.deleteIfExists(s.get());
-                  }
-                }
-              });
+          return Optional.of(deletingScript(() -> w.watch(NativeHelpers.NO_FD), s));
         }
         return Optional.empty();
       }
-      Process p;
-      if (spawned.isPresent()) {
-        spawned.get().watch(pool); // a kernel without pidfd_open: a thread waits for its end
-        p = spawned.get();
-      } else {
-        p = SessionProcess.start(program, cmd, spec.env(), cwd, pool);
+      // without a pidfd the waits are blind to the port: never on the port's thread
+      GuestAgent.Work threads = () -> runWithThreads(spawned, program, cmd, cwd, t0);
+      if (portFd.valid()) {
+        handedOver = true;
+        return Optional.of(deletingScript(threads, s));
       }
-      try {
-        runStarted(p, t0);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        if (p.isAlive()) {
-          ProcessGroup.signal(p.pid(), true);
-        }
-      }
+      threads.run();
+      return Optional.empty();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt(); // runWithThreads stopped the command
       return Optional.empty();
     } finally {
       if (script != null && !handedOver) {
         Files.deleteIfExists(script);
       }
+    }
+  }
+
+  /** {@code w}, then the script file deleted. */
+  private static GuestAgent.Work deletingScript(GuestAgent.Work w, Optional<Path> script) {
+    return () -> {
+      try {
+        w.run();
+      } finally {
+        if (script.isPresent()) {
+          Files.deleteIfExists(script.get());
+        }
+      }
+    };
+  }
+
+  /**
+   * Runs the command with threads waiting for it (no pidfd: an agent without the library or a
+   * kernel before 5.3), started already or here.
+   */
+  private void runWithThreads(
+      Optional<SessionProcess> spawned, Path program, List<String> cmd, Path cwd, long t0)
+      throws IOException, InterruptedException {
+    Process p;
+    if (spawned.isPresent()) {
+      spawned.get().watch(pool); // a kernel without pidfd_open: a thread waits for its end
+      p = spawned.get();
+    } else {
+      p = SessionProcess.start(program, cmd, spec.env(), cwd, pool);
+    }
+    try {
+      runStarted(p, t0);
+    } catch (InterruptedException e) {
+      if (p.isAlive()) {
+        ProcessGroup.signal(p.pid(), true);
+      }
+      throw e;
     }
   }
 
@@ -260,7 +287,7 @@ final class ExecTask {
     private final long deadline;
     private final Output stdout;
     private final Output stderr;
-    private final byte[] buf = new byte[CHUNK];
+    private byte[] buf = new byte[0]; // made at the first output: most commands write none
     private boolean begun;
     private Optional<Future<?>> stdin = Optional.empty();
     private boolean ended;
@@ -317,11 +344,15 @@ final class ExecTask {
             givenBack = true;
             return false;
           }
-          if ((r & NativeHelpers.STDOUT_READY) != 0) {
-            stdout.readOnce(buf);
+          if ((r & NativeHelpers.STDOUT_DONE) != 0) {
+            stdout.close(); // ended, nothing left to read
+          } else if ((r & NativeHelpers.STDOUT_READY) != 0) {
+            stdout.readOnce(buf());
           }
-          if ((r & NativeHelpers.STDERR_READY) != 0) {
-            stderr.readOnce(buf);
+          if ((r & NativeHelpers.STDERR_DONE) != 0) {
+            stderr.close();
+          } else if ((r & NativeHelpers.STDERR_READY) != 0) {
+            stderr.readOnce(buf());
           }
           if ((r & NativeHelpers.ENDED) != 0) {
             boolean stopped;
@@ -346,10 +377,18 @@ final class ExecTask {
       }
     }
 
+    private byte[] buf() {
+      if (buf.length == 0) {
+        buf = new byte[CHUNK];
+      }
+      return buf;
+    }
+
     /**
      * Whether a watch on the port's thread must give it back: a frame (or the host's leaving) on
      * the port, output to write (a write may wait for a host that reads nothing, and a kill must
-     * not), a wait that timed out or was interrupted. A pipe that ended empty is closed here.
+     * not), a wait that timed out or was interrupted. (A pipe that ended empty is closed by the
+     * caller.)
      */
     private boolean mustGiveBack(int r) {
       if (r == 0 || (r & NativeHelpers.PORT_READY) != 0) {
@@ -372,10 +411,15 @@ final class ExecTask {
       if (killedBefore) {
         stop(p);
       }
-      if (spec.stdin().length == 0) {
+      if (spec.stdin().length > 0) {
+        try {
+          stdin = Optional.of(pool.submit(() -> feed(p.getOutputStream())));
+        } catch (RuntimeException | Error e) { // no thread to spare: the command reads an end
+          GuestAgent.log("no thread to feed the input of EXEC " + id + ": " + e);
+        }
+      }
+      if (stdin.isEmpty()) {
         p.getOutputStream().close();
-      } else {
-        stdin = Optional.of(pool.submit(() -> feed(p.getOutputStream())));
       }
       stdout.armOnOutput(p, deadline);
       stderr.armOnOutput(p, deadline);

@@ -197,9 +197,9 @@ public final class GuestAgent {
       }
       hostSeen = true;
       // a command may be watched on this thread while the port has nothing for it (ExecTask)
-      java.io.FileDescriptor port =
+      java.io.FileDescriptor portFd =
           guard != null && !reader.hasBufferedBytes() ? guard.port() : NativeHelpers.NO_FD;
-      handle(frame, out, port);
+      handle(frame, out, portFd);
     }
   }
 
@@ -217,7 +217,7 @@ public final class GuestAgent {
     }
   }
 
-  private void handle(Frame frame, FrameWriter out, java.io.FileDescriptor port) {
+  private void handle(Frame frame, FrameWriter out, java.io.FileDescriptor portFd) {
     int id = frame.requestId();
     MessageType type = frame.messageType().orElse(null);
     if (frame.isResponse()) {
@@ -277,7 +277,7 @@ public final class GuestAgent {
             error(out, id, ErrorCode.MALFORMED_PAYLOAD, "request id " + id + " is already running");
             return;
           }
-          if (!port.valid()) {
+          if (!portFd.valid()) {
             work(
                 out,
                 id,
@@ -290,7 +290,7 @@ public final class GuestAgent {
                 });
             return;
           }
-          answer(out, id, () -> startHere(id, task, port, out));
+          answer(out, id, () -> startHere(id, task, portFd, out));
         }
         case WATCH -> {
           PayloadReader r = new PayloadReader(frame.payload());
@@ -452,7 +452,7 @@ public final class GuestAgent {
         error(out, id, ErrorCode.INTERNAL, e.toString());
       }
     } catch (InterruptedException e) {
-      Thread.currentThread().interrupt(); // a pool thread: the pool clears it before reuse
+      Thread.currentThread().interrupt(); // kept: a pool clears it before reuse
       error(out, id, ErrorCode.INTERNAL, e.toString());
     } catch (RuntimeException e) {
       error(out, id, ErrorCode.INTERNAL, e.toString());
@@ -465,11 +465,11 @@ public final class GuestAgent {
    * worker takes the rest of the watch (this thread, when no worker can start: the command is never
    * left unwatched).
    */
-  private void startHere(int id, ExecTask task, java.io.FileDescriptor port, FrameWriter out)
+  private void startHere(int id, ExecTask task, java.io.FileDescriptor portFd, FrameWriter out)
       throws IOException, InterruptedException {
     java.util.Optional<Work> rest = java.util.Optional.empty();
     try {
-      rest = task.run(port);
+      rest = task.run(portFd);
     } finally {
       if (rest.isEmpty()) {
         execs.remove(id);
@@ -490,7 +490,11 @@ public final class GuestAgent {
     try {
       work(out, id, finish);
     } catch (RuntimeException | Error e) {
-      log("no worker for EXEC " + id + " (" + e + "): watched on the port's thread");
+      try {
+        log("no worker for EXEC " + id + " (" + e + "): watched on the port's thread");
+      } catch (RuntimeException | Error again) {
+        // out of memory even for the message: the watch below is what matters
+      }
       finish.run();
     }
   }

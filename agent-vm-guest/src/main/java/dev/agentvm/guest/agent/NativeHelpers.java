@@ -149,6 +149,12 @@ final class NativeHelpers {
   /** {@link #awaitCommand}'s bit: the command's stderr has ended with no byte left in it. */
   static final int STDERR_DONE = 32;
 
+  /**
+   * {@link #awaitCommand}'s bit: the port's host is away (with {@link #PORT_READY}: a read returns
+   * nothing now, but waits for data if a host comes back before it).
+   */
+  static final int PORT_HUNG_UP = 64;
+
   /** No descriptor: {@link #awaitCommand} leaves it out. */
   static final java.io.FileDescriptor NO_FD = new java.io.FileDescriptor();
 

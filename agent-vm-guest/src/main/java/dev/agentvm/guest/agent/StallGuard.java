@@ -11,20 +11,21 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The port's input, read on a thread of its own so that a frame that stops arriving half-way can be
- * given up. A virtio-serial port does not always tell the guest that its host went away: when hosts
- * connect and disconnect quickly, the guest sees one stream, and the rest of a frame that a host
- * began and never finished would be taken from the next host's bytes (its header can announce up to
- * 1 MiB), so that the agent waits for a payload nobody sends. Between frames a read waits as long
- * as it takes; once a frame has begun, a read fails with {@link Stalled} (and the agent drops the
- * partial frame) when no byte came for {@link #STALL_MILLIS} or the frame is not whole {@link
+ * The port's input, read so that a frame that stops arriving half-way can be given up: by a thread
+ * of its own, or, with the native library, by the serving thread with a bounded {@code poll}. A
+ * virtio-serial port does not always tell the guest that its host went away: when hosts connect and
+ * disconnect quickly, the guest sees one stream, and the rest of a frame that a host began and
+ * never finished would be taken from the next host's bytes (its header can announce up to 1 MiB),
+ * so that the agent waits for a payload nobody sends. Between frames a read waits as long as it
+ * takes; once a frame has begun, a read fails with {@link Stalled} (and the agent drops the partial
+ * frame) when no byte came for {@link #STALL_MILLIS} or the frame is not whole {@link
  * #FRAME_MILLIS} after its first byte. The second bound matters: a new host that repeats its HELLO
  * every few seconds, as it must, would otherwise feed the half frame forever, a few dozen bytes at
  * a time, and never be answered.
  *
- * <p>With the agent's native library ({@link #open}) there is no such thread: the serving thread
- * reads the port itself and bounds a read inside a frame by {@code poll}, which saves the hand-over
- * of every request from one thread to another (a good part of a millisecond under TCG).
+ * <p>With the agent's native library ({@link #open}) the serving thread reads the port itself,
+ * which saves the hand-over of every request from one thread to another (a good part of a
+ * millisecond under TCG), and a host that leaves inside a frame ends the stream at once.
  */
 final class StallGuard extends InputStream {
   /** How long a frame that has begun may go without a byte. */
@@ -188,8 +189,8 @@ final class StallGuard extends InputStream {
 
   /**
    * One read of the port on this thread. Inside a frame it first waits, by {@code poll}, at most
-   * until the stall time or the frame's deadline; a port whose host is away is readable (its read
-   * returns 0: the end of the stream, and the partial frame is dropped).
+   * until the stall time or the frame's deadline, and a port whose host went away ends the stream
+   * there (the partial frame is dropped) without a read, which would wait for a next host's bytes.
    */
   private int readDirect(FileDescriptor fd, byte[] b, int off, int len) throws IOException {
     if (inFrame) {
@@ -213,10 +214,14 @@ final class StallGuard extends InputStream {
         if (r < 0) {
           throw new IOException("cannot wait for the port: poll failed with errno " + -r);
         }
-        if (r != 0) {
-          break; // bytes, or the host went away: the read says which
+        if ((r & NativeHelpers.PORT_HUNG_UP) != 0) {
+          // the host that began the frame is gone; a read could wait for the next host's bytes
+          return -1;
         }
-        if (Thread.interrupted()) {
+        if (r != 0) {
+          break;
+        }
+        if (Thread.currentThread().isInterrupted()) {
           throw new java.io.InterruptedIOException("interrupted reading the port");
         }
       }

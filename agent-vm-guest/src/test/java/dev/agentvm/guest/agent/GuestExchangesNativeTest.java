@@ -1,18 +1,28 @@
 package dev.agentvm.guest.agent;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.agentvm.protocol.ExecSpec;
+import dev.agentvm.protocol.ExitStatus;
+import dev.agentvm.protocol.Frame;
+import dev.agentvm.protocol.MessageType;
+import dev.agentvm.protocol.PayloadWriter;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@link GuestExchangesTest}'s exchanges with the agent's native library loaded, as in the micro
- * image: commands are started by one {@code posix_spawn} and watched by the worker alone (one
- * {@code poll} over the output pipes, a pidfd and a wake descriptor), not by pump and reaper
- * threads.
+ * image: the serving thread reads the port (a FIFO here) itself; commands are started by one {@code
+ * posix_spawn} and watched by one thread at a time (one {@code poll} over the output pipes, a pidfd
+ * and the port while on the serving thread), not by pump and reaper threads.
  */
+@Timeout(60)
 class GuestExchangesNativeTest extends GuestExchangesTest {
   @TempDir static Path lib;
 
@@ -23,6 +33,57 @@ class GuestExchangesNativeTest extends GuestExchangesTest {
     int fd = NativeHelpers.pidfdOpen(ProcessHandle.current().pid());
     assertTrue(fd >= 0, "pidfd_open on this kernel: " + fd);
     NativeHelpers.closeFd(fd);
+  }
+
+  /**
+   * A command that writes nothing is watched on the serving thread, which must still read the next
+   * frames: a PING is answered at once and a KILL ends the command.
+   */
+  @Test
+  void theServingThreadStillReadsWhileItWatchesACommand() throws Exception {
+    pingAndKillWhileACommandRuns();
+  }
+
+  /**
+   * Without a pidfd (a kernel before 5.3) a command cannot be watched by {@code poll}: it must not
+   * be watched on the serving thread either, which would then read no PING and no KILL.
+   */
+  @Test
+  void withoutAPidfdTheServingThreadStillReadsWhileACommandRuns() throws Exception {
+    SessionProcess.noPidfd = true;
+    try {
+      pingAndKillWhileACommandRuns();
+    } finally {
+      SessionProcess.noPidfd = false;
+    }
+  }
+
+  private static void pingAndKillWhileACommandRuns() throws Exception {
+    try (PipedAgent agent = new PipedAgent()) {
+      int id =
+          agent.send(
+              MessageType.EXEC,
+              new ExecSpec(
+                      List.of("sleep", "20"),
+                      "",
+                      java.util.Map.of(),
+                      "",
+                      new byte[0],
+                      0,
+                      1 << 20,
+                      2000)
+                  .encode());
+      Thread.sleep(300); // the EXEC read alone: nothing of the PING read ahead with it
+      long t0 = System.nanoTime();
+      Frame pong = agent.ask(MessageType.PING, new byte[] {1});
+      assertEquals(MessageType.PONG.wire(), pong.type());
+      assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "the PING waited for the command");
+      Frame ack = agent.ask(MessageType.KILL, new PayloadWriter().i32(id).toByteArray());
+      assertEquals(MessageType.KILL.wire(), ack.type());
+      Frame exit = agent.answerTo(id);
+      assertEquals(MessageType.EXIT.wire(), exit.type());
+      assertTrue(ExitStatus.decode(exit.payload()).killed());
+    }
   }
 
   @AfterAll

@@ -102,6 +102,10 @@ class NativeIoTest {
           NativeHelpers.STDOUT_READY | NativeHelpers.STDOUT_DONE | NativeHelpers.STDERR_READY,
           r,
           "stdout ended with nothing left, stderr holds a line");
+      assertEquals(
+          NativeHelpers.PORT_READY | NativeHelpers.PORT_HUNG_UP,
+          NativeHelpers.awaitCommand(closed, closed, -1, out, 0),
+          "a port whose other end is gone");
       assertEquals("err\n", readOnce(p.rawStderr()));
       assertEquals(
           NativeHelpers.STDOUT_READY

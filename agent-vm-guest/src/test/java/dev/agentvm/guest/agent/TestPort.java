@@ -43,9 +43,10 @@ record TestPort(OutputStream toAgent, StallGuard fromHost) {
                   reading.completeExceptionally(e);
                 }
               });
+      opener.setDaemon(true);
       opener.start();
       OutputStream out = new FileOutputStream(fifo.toFile());
-      FileInputStream in = (FileInputStream) reading.get();
+      FileInputStream in = (FileInputStream) reading.get(10, java.util.concurrent.TimeUnit.SECONDS);
       return new TestPort(out, new StallGuard(in.getFD(), stallMillis, frameMillis));
     } finally {
       Files.deleteIfExists(fifo); // both ends are open

@@ -429,7 +429,7 @@ static jint close_fd(JNIEnv *env, jclass cls, jint fd) {
  * ended, or its pidfd (-1: left out) says it ended, or port (fd -1: left out) has bytes or its host
  * went away, or timeout_ms passed (-1: no limit). Returns the bits of what is ready (1 stdout, 2
  * stderr, 4 the process ended, 8 the port; 16 and 32: stdout, stderr ended with nothing left to
- * read), 0 at the timeout or an interrupt, or -errno.
+ * read; 64: the port's host is away), 0 at the timeout or an interrupt, or -errno.
  */
 static jint await_command(JNIEnv *env, jclass cls, jobject out, jobject err, jint pidfd,
                           jobject port, jint timeout_ms) {
@@ -454,6 +454,9 @@ static jint await_command(JNIEnv *env, jclass cls, jobject out, jobject err, jin
     if (p[i].revents == POLLHUP) { /* a pipe's writers all gone, no byte left in it */
       ready |= 16 << i;
     }
+  }
+  if ((p[3].revents & POLLHUP) != 0) { /* virtio-serial: no host (it says POLLIN too) */
+    ready |= 64;
   }
   return ready;
 }

@@ -8,13 +8,11 @@ import dev.agentvm.protocol.ExitStatus;
 import dev.agentvm.protocol.Frame;
 import dev.agentvm.protocol.MessageType;
 import dev.agentvm.protocol.PayloadWriter;
-import java.nio.file.Path;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * {@link GuestExchangesTest}'s exchanges with the agent's native library loaded, as in the micro
@@ -23,12 +21,10 @@ import org.junit.jupiter.api.io.TempDir;
  * and the port while on the serving thread), not by pump and reaper threads.
  */
 @Timeout(60)
+@ExtendWith(NativeLibrary.class)
 class GuestExchangesNativeTest extends GuestExchangesTest {
-  @TempDir static Path lib;
-
   @BeforeAll
-  static void load() throws Exception {
-    NativeLibrary.compileAndLoad(lib);
+  static void pidfdWorks() {
     // the path under test needs pidfd_open (Linux 5.3); without it the agent uses threads
     int fd = NativeHelpers.pidfdOpen(ProcessHandle.current().pid());
     assertTrue(fd >= 0, "pidfd_open on this kernel: " + fd);
@@ -84,10 +80,5 @@ class GuestExchangesNativeTest extends GuestExchangesTest {
       assertEquals(MessageType.EXIT.wire(), exit.type());
       assertTrue(ExitStatus.decode(exit.payload()).killed());
     }
-  }
-
-  @AfterAll
-  static void forget() {
-    NativeHelpers.forget(); // the other tests in this JVM take the pure-Java paths
   }
 }

@@ -142,7 +142,7 @@ public final class GuestAgent {
     while (true) {
       // a virtio-serial port can be opened only once: one descriptor serves both directions
       try (RandomAccessFile dev = new RandomAccessFile(port.toFile(), "rw")) {
-        InputStream in = StallGuard.open(new FileInputStream(dev.getFD()), IDLE_POLL_MILLIS);
+        InputStream in = new StallGuard(new FileInputStream(dev.getFD()), IDLE_POLL_MILLIS);
         OutputStream out = new FileOutputStream(dev.getFD());
         serveConnection(in, new FrameWriter(out));
       } catch (IOException e) {
@@ -196,10 +196,7 @@ public final class GuestAgent {
         continue;
       }
       hostSeen = true;
-      // a command may be watched on this thread while the port has nothing for it (ExecTask)
-      java.io.FileDescriptor portFd =
-          guard != null && !reader.hasBufferedBytes() ? guard.port() : NativeHelpers.NO_FD;
-      handle(frame, out, portFd);
+      handle(frame, out);
     }
   }
 
@@ -217,7 +214,7 @@ public final class GuestAgent {
     }
   }
 
-  private void handle(Frame frame, FrameWriter out, java.io.FileDescriptor portFd) {
+  private void handle(Frame frame, FrameWriter out) {
     int id = frame.requestId();
     MessageType type = frame.messageType().orElse(null);
     if (frame.isResponse()) {
@@ -277,20 +274,16 @@ public final class GuestAgent {
             error(out, id, ErrorCode.MALFORMED_PAYLOAD, "request id " + id + " is already running");
             return;
           }
-          if (!portFd.valid()) {
-            work(
-                out,
-                id,
-                () -> {
-                  try {
-                    task.run();
-                  } finally {
-                    execs.remove(id);
-                  }
-                });
-            return;
-          }
-          answer(out, id, () -> startHere(id, task, portFd, out));
+          work(
+              out,
+              id,
+              () -> {
+                try {
+                  task.run();
+                } finally {
+                  execs.remove(id);
+                }
+              });
         }
         case WATCH -> {
           PayloadReader r = new PayloadReader(frame.payload());
@@ -436,67 +429,25 @@ public final class GuestAgent {
 
   /** Runs a request's work on a worker thread; any failure becomes its ERROR answer. */
   private void work(FrameWriter out, int id, Work w) {
-    workers.execute(() -> answer(out, id, w));
-  }
-
-  /** Runs a request's work on this thread; any failure becomes its ERROR answer. */
-  private void answer(FrameWriter out, int id, Work w) {
-    try {
-      w.run();
-    } catch (ProtocolException e) {
-      error(out, id, e.code(), e.detail());
-    } catch (IOException e) {
-      if (UserErrors.translate(e, "the request") instanceof ProtocolException user) {
-        error(out, id, user.code(), user.detail());
-      } else {
-        error(out, id, ErrorCode.INTERNAL, e.toString());
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt(); // kept: a pool clears it before reuse
-      error(out, id, ErrorCode.INTERNAL, e.toString());
-    } catch (RuntimeException e) {
-      error(out, id, ErrorCode.INTERNAL, e.toString());
-    }
-  }
-
-  /**
-   * Starts an EXEC on the port's serving thread and watches it there until the port has a frame or
-   * the command needs a thread of its own ({@link ExecTask#run(java.io.FileDescriptor)}); then a
-   * worker takes the rest of the watch (this thread, when no worker can start: the command is never
-   * left unwatched).
-   */
-  private void startHere(int id, ExecTask task, java.io.FileDescriptor portFd, FrameWriter out)
-      throws IOException, InterruptedException {
-    java.util.Optional<Work> rest = java.util.Optional.empty();
-    try {
-      rest = task.run(portFd);
-    } finally {
-      if (rest.isEmpty()) {
-        execs.remove(id);
-      }
-    }
-    if (rest.isEmpty()) {
-      return; // ended on this thread, EXIT sent
-    }
-    Work r = rest.get();
-    Work finish =
+    workers.execute(
         () -> {
           try {
-            r.run();
-          } finally {
-            execs.remove(id);
+            w.run();
+          } catch (ProtocolException e) {
+            error(out, id, e.code(), e.detail());
+          } catch (IOException e) {
+            if (UserErrors.translate(e, "the request") instanceof ProtocolException user) {
+              error(out, id, user.code(), user.detail());
+            } else {
+              error(out, id, ErrorCode.INTERNAL, e.toString());
+            }
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt(); // a pool thread: the pool clears it before reuse
+            error(out, id, ErrorCode.INTERNAL, e.toString());
+          } catch (RuntimeException e) {
+            error(out, id, ErrorCode.INTERNAL, e.toString());
           }
-        };
-    try {
-      work(out, id, finish);
-    } catch (RuntimeException | Error e) {
-      try {
-        log("no worker for EXEC " + id + " (" + e + "): watched on the port's thread");
-      } catch (RuntimeException | Error again) {
-        // out of memory even for the message: the watch below is what matters
-      }
-      finish.run();
-    }
+        });
   }
 
   private synchronized java.util.Optional<EgressTask> currentEgress() {

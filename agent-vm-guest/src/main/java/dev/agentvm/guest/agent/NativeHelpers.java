@@ -140,38 +140,16 @@ final class NativeHelpers {
   /** {@link #awaitCommand}'s bit: the command has ended. */
   static final int ENDED = 4;
 
-  /** {@link #awaitCommand}'s bit: the port has bytes, or its host went away. */
-  static final int PORT_READY = 8;
-
-  /** {@link #awaitCommand}'s bit: the command's stdout has ended with no byte left in it. */
-  static final int STDOUT_DONE = 16;
-
-  /** {@link #awaitCommand}'s bit: the command's stderr has ended with no byte left in it. */
-  static final int STDERR_DONE = 32;
-
-  /**
-   * {@link #awaitCommand}'s bit: the port's host is away (with {@link #PORT_READY}: a read returns
-   * nothing now, but waits for data if a host comes back before it).
-   */
-  static final int PORT_HUNG_UP = 64;
-
-  /** No descriptor: {@link #awaitCommand} leaves it out. */
-  static final java.io.FileDescriptor NO_FD = new java.io.FileDescriptor();
-
   /**
    * Waits for whichever comes first: bytes or an end on {@code out} or {@code err} (closed ones are
-   * left out), the end of the process of {@code pidfd} (-1: left out), bytes or a host gone on
-   * {@code port} ({@link #NO_FD}: left out), or {@code timeoutMillis} (-1: none).
+   * left out), the end of the process of {@code pidfd} (-1: left out), or {@code timeoutMillis}
+   * (-1: none).
    *
    * @return the bits of what is ready ({@link #STDOUT_READY} and the others), 0 at the timeout or
    *     an interrupted wait, or -errno
    */
   static native int awaitCommand(
-      java.io.FileDescriptor out,
-      java.io.FileDescriptor err,
-      int pidfd,
-      java.io.FileDescriptor port,
-      int timeoutMillis);
+      java.io.FileDescriptor out, java.io.FileDescriptor err, int pidfd, int timeoutMillis);
 
   /** Bytes of the direct buffer that {@link #shaInit} and the others keep a SHA-256 in. */
   static native int shaStateSize();

@@ -1,31 +1,24 @@
 package dev.agentvm.guest.agent;
 
-import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.Arrays;
-import java.util.Optional;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The port's input, read so that a frame that stops arriving half-way can be given up: by a thread
- * of its own, or, with the native library, by the serving thread with a bounded {@code poll}. A
- * virtio-serial port does not always tell the guest that its host went away: when hosts connect and
- * disconnect quickly, the guest sees one stream, and the rest of a frame that a host began and
- * never finished would be taken from the next host's bytes (its header can announce up to 1 MiB),
- * so that the agent waits for a payload nobody sends. Between frames a read waits as long as it
- * takes; once a frame has begun, a read fails with {@link Stalled} (and the agent drops the partial
- * frame) when no byte came for {@link #STALL_MILLIS} or the frame is not whole {@link
+ * The port's input, read on a thread of its own so that a frame that stops arriving half-way can be
+ * given up. A virtio-serial port does not always tell the guest that its host went away: when hosts
+ * connect and disconnect quickly, the guest sees one stream, and the rest of a frame that a host
+ * began and never finished would be taken from the next host's bytes (its header can announce up to
+ * 1 MiB), so that the agent waits for a payload nobody sends. Between frames a read waits as long
+ * as it takes; once a frame has begun, a read fails with {@link Stalled} (and the agent drops the
+ * partial frame) when no byte came for {@link #STALL_MILLIS} or the frame is not whole {@link
  * #FRAME_MILLIS} after its first byte. The second bound matters: a new host that repeats its HELLO
  * every few seconds, as it must, would otherwise feed the half frame forever, a few dozen bytes at
  * a time, and never be answered.
- *
- * <p>With the agent's native library ({@link #open}) the serving thread reads the port itself,
- * which saves the hand-over of every request from one thread to another (a good part of a
- * millisecond under TCG), and a host that leaves inside a frame ends the stream at once.
  */
 final class StallGuard extends InputStream {
   /** How long a frame that has begun may go without a byte. */
@@ -52,29 +45,15 @@ final class StallGuard extends InputStream {
   private volatile long frameDeadline; // System.nanoTime() by which the frame begun must be whole
   private final long stallMillis;
   private final long frameMillis;
-  private final Optional<FileDescriptor> direct; // read on the caller's thread, bounded by poll
-
-  /**
-   * The port's input: read on the caller's thread with the native library, else through a thread.
-   */
-  static StallGuard open(FileInputStream device, long idlePollMillis) throws IOException {
-    return NativeHelpers.isLoaded()
-        ? new StallGuard(device.getFD(), STALL_MILLIS, FRAME_MILLIS)
-        : new StallGuard(device, idlePollMillis, STALL_MILLIS, FRAME_MILLIS);
-  }
-
-  /** Reads {@code device} on the caller's thread (needs the native library). */
-  StallGuard(FileDescriptor device, long stallMillis, long frameMillis) {
-    this.stallMillis = stallMillis;
-    this.frameMillis = frameMillis;
-    this.direct = Optional.of(device);
-  }
 
   /** Starts the thread that copies {@code device} into this stream. */
+  StallGuard(InputStream device, long idlePollMillis) {
+    this(device, idlePollMillis, STALL_MILLIS, FRAME_MILLIS);
+  }
+
   StallGuard(InputStream device, long idlePollMillis, long stallMillis, long frameMillis) {
     this.stallMillis = stallMillis;
     this.frameMillis = frameMillis;
-    this.direct = Optional.empty();
     Thread t =
         new Thread(
             () -> {
@@ -120,11 +99,6 @@ final class StallGuard extends InputStream {
     return device.read(buf);
   }
 
-  /** The port this guard reads on the caller's thread, or {@link NativeHelpers#NO_FD}. */
-  FileDescriptor port() {
-    return direct.orElse(NativeHelpers.NO_FD);
-  }
-
   /**
    * Says whether the next read starts a frame ({@code false}: wait as long as it takes) or
    * continues one ({@code true}: bounded as the class says).
@@ -147,9 +121,6 @@ final class StallGuard extends InputStream {
   public int read(byte[] b, int off, int len) throws IOException {
     if (len == 0) {
       return 0;
-    }
-    if (direct.isPresent()) {
-      return readDirect(direct.get(), b, off, len);
     }
     if (pos == current.length) {
       byte[] next;
@@ -182,56 +153,6 @@ final class StallGuard extends InputStream {
     pos += n;
     if (!inFrame) {
       inFrame = true; // the frame's first bytes are here: the rest must follow, and soon
-      frameDeadline = System.nanoTime() + frameMillis * 1_000_000;
-    }
-    return n;
-  }
-
-  /**
-   * One read of the port on this thread. Inside a frame it first waits, by {@code poll}, at most
-   * until the stall time or the frame's deadline, and a port whose host went away ends the stream
-   * there (the partial frame is dropped) without a read, which would wait for a next host's bytes.
-   */
-  private int readDirect(FileDescriptor fd, byte[] b, int off, int len) throws IOException {
-    if (inFrame) {
-      long stallAt = System.nanoTime() + stallMillis * 1_000_000;
-      while (true) {
-        long now = System.nanoTime();
-        if (frameDeadline - now <= 0) {
-          throw new Stalled("the frame was not whole " + frameMillis + " ms after its first byte");
-        }
-        long left = Math.min(stallAt, frameDeadline) - now;
-        if (left <= 0) {
-          throw new Stalled("no byte for " + stallMillis + " ms inside a frame");
-        }
-        int r =
-            NativeHelpers.awaitCommand(
-                fd,
-                NativeHelpers.NO_FD,
-                -1,
-                NativeHelpers.NO_FD,
-                (int) Math.min(Integer.MAX_VALUE, (left + 999_999) / 1_000_000));
-        if (r < 0) {
-          throw new IOException("cannot wait for the port: poll failed with errno " + -r);
-        }
-        if ((r & NativeHelpers.PORT_HUNG_UP) != 0) {
-          // the host that began the frame is gone; a read could wait for the next host's bytes
-          return -1;
-        }
-        if (r != 0) {
-          break;
-        }
-        if (Thread.currentThread().isInterrupted()) {
-          throw new java.io.InterruptedIOException("interrupted reading the port");
-        }
-      }
-    }
-    int n = NativeHelpers.readAvailable(fd, b, off, len);
-    if (n < 0) {
-      return -1;
-    }
-    if (!inFrame) {
-      inFrame = true;
       frameDeadline = System.nanoTime() + frameMillis * 1_000_000;
     }
     return n;

@@ -12,16 +12,13 @@ import dev.agentvm.protocol.FrameWriter;
 import dev.agentvm.protocol.HelloRequest;
 import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
-import java.io.OutputStream;
 import java.io.PipedInputStream;
 import java.io.PipedOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
 
 /** The agent's request loop over in-memory pipes: bad input must never stop it. */
-@Timeout(60) // an agent that waits for a stalled frame forever fails, not hangs, the build
 class GuestAgentTest {
   @Test
   void survivesGarbageUnknownTypesAndBadVersionsThenAnswersHello() throws Exception {
@@ -89,8 +86,9 @@ class GuestAgentTest {
   @Test
   void aFrameThatStopsHalfWayIsDroppedAndTheNextOneServed() throws Exception {
     Guarded g = new Guarded(5_000);
-    OutputStream toAgent = g.toAgent;
+    PipedOutputStream toAgent = g.toAgent;
     FrameReader replies = g.replies;
+    Thread t = g.thread;
     // a valid header announcing 1000 payload bytes, and only 10 of them
     byte[] big = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[1000]));
     toAgent.write(big, 0, FrameCodec.HEADER_SIZE + 10);
@@ -101,7 +99,7 @@ class GuestAgentTest {
     Frame pong = replies.read();
     assertEquals(MessageType.PONG.wire(), pong.type());
     assertEquals(2, pong.requestId());
-    g.stop();
+    t.interrupt();
   }
 
   /**
@@ -111,9 +109,10 @@ class GuestAgentTest {
   @Test
   void aHalfFrameFedByATrickleIsDroppedAtItsDeadline() throws Exception {
     Guarded g = new Guarded(1_000);
-    OutputStream toAgent = g.toAgent;
+    PipedOutputStream toAgent = g.toAgent;
     PipedInputStream fromAgent = g.fromAgent;
     FrameReader replies = g.replies;
+    Thread t = g.thread;
     byte[] big = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[100_000]));
     toAgent.write(big, 0, FrameCodec.HEADER_SIZE + 10);
     toAgent.flush();
@@ -135,40 +134,34 @@ class GuestAgentTest {
       }
     }
     assertTrue(pong.requestId() > 100, "a later ping is answered: " + pong);
-    g.stop();
+    t.interrupt();
   }
 
-  /** An agent serving a {@link TestPort} (300 ms stall time, the given deadline). */
+  /**
+   * An agent serving piped streams through a StallGuard (300 ms idle bound, the given deadline).
+   */
   private static final class Guarded {
-    final OutputStream toAgent;
+    final PipedOutputStream toAgent = new PipedOutputStream();
     final PipedInputStream fromAgent = new PipedInputStream(1 << 16);
     final FrameReader replies = new FrameReader(fromAgent);
     final Thread thread;
 
-    Guarded(long frameMillis) throws Exception {
+    Guarded(long frameMillis) throws java.io.IOException {
+      PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 16);
       PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
       GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
-      TestPort port = TestPort.open(300, frameMillis);
-      toAgent = port.toAgent();
+      StallGuard guarded = new StallGuard(agentIn, 20, 300, frameMillis);
       thread =
           new Thread(
               () -> {
                 try {
-                  agent.serveConnection(port.fromHost(), new FrameWriter(agentOut));
+                  agent.serveConnection(guarded, new FrameWriter(agentOut));
                 } catch (Exception e) {
                   // interrupted at the end of the test
                 }
               });
       thread.setDaemon(true);
       thread.start();
-    }
-
-    /** Ends the agent: the FIFO's end of stream wakes a serving thread blocked reading it. */
-    void stop() throws Exception {
-      thread.interrupt();
-      toAgent.close();
-      thread.join(5_000);
-      assertTrue(!thread.isAlive(), "the agent stopped");
     }
   }
 }

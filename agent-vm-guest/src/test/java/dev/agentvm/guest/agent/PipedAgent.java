@@ -10,9 +10,8 @@ import java.io.PipedOutputStream;
 import java.nio.file.Path;
 
 /**
- * A guest agent served in-process over pipes ({@link TestPort}: a FIFO read as the guest reads its
- * port when the native library is loaded), on this host's file system and processes, with the
- * host's end of the channel: the unit tests' stand-in for a VM's virtio-serial port.
+ * A guest agent served in-process over in-memory pipes, on this host's file system and processes,
+ * with the host's end of the channel: the unit tests' stand-in for a VM's virtio-serial port.
  */
 final class PipedAgent implements AutoCloseable {
   final GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
@@ -21,23 +20,16 @@ final class PipedAgent implements AutoCloseable {
   private final Thread loop;
   private int nextId = 1;
 
-  private final TestPort port;
-
   PipedAgent() throws IOException {
-    try {
-      port = TestPort.open(StallGuard.STALL_MILLIS, StallGuard.FRAME_MILLIS);
-    } catch (IOException e) {
-      throw e;
-    } catch (Exception e) {
-      throw new IOException(e);
-    }
+    PipedOutputStream toAgent = new PipedOutputStream();
+    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 20);
     PipedInputStream fromAgent = new PipedInputStream(1 << 20);
     PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
     loop =
         new Thread(
             () -> {
               try {
-                agent.serveConnection(port.fromHost(), new FrameWriter(agentOut));
+                agent.serveConnection(agentIn, new FrameWriter(agentOut));
               } catch (IOException | InterruptedException e) {
                 // interrupted or the pipe closed at the end of the test
               }
@@ -45,7 +37,7 @@ final class PipedAgent implements AutoCloseable {
             "piped-agent");
     loop.setDaemon(true);
     loop.start();
-    host = new FrameWriter(port.toAgent());
+    host = new FrameWriter(toAgent);
     replies = new FrameReader(fromAgent);
   }
 
@@ -78,10 +70,5 @@ final class PipedAgent implements AutoCloseable {
   public void close() {
     agent.stopAll("test over");
     loop.interrupt();
-    try {
-      port.toAgent().close(); // the end of stream wakes a serving thread blocked reading a FIFO
-    } catch (IOException e) {
-      // closing at the end of a test: nothing else to do
-    }
   }
 }

@@ -426,37 +426,27 @@ static jint close_fd(JNIEnv *env, jclass cls, jint fd) {
 
 /*
  * Waits until a command's stdout or stderr (closed ones, fd -1, are left out) has bytes or has
- * ended, or its pidfd (-1: left out) says it ended, or port (fd -1: left out) has bytes or its host
- * went away, or timeout_ms passed (-1: no limit). Returns the bits of what is ready (1 stdout, 2
- * stderr, 4 the process ended, 8 the port; 16 and 32: stdout, stderr ended with nothing left to
- * read; 64: the port's host is away), 0 at the timeout or an interrupt, or -errno.
+ * ended, or its pidfd (-1: left out) says it ended, or timeout_ms passed (-1: no limit). Returns
+ * the bits of what is ready (1 stdout, 2 stderr, 4 the process ended), 0 at the timeout or an
+ * interrupt, or -errno.
  */
 static jint await_command(JNIEnv *env, jclass cls, jobject out, jobject err, jint pidfd,
-                          jobject port, jint timeout_ms) {
+                          jint timeout_ms) {
   (void)cls;
-  struct pollfd p[4] = {
+  struct pollfd p[3] = {
       {.fd = fd_of(env, out), .events = POLLIN, .revents = 0},
       {.fd = fd_of(env, err), .events = POLLIN, .revents = 0},
       {.fd = pidfd, .events = POLLIN, .revents = 0},
-      {.fd = fd_of(env, port), .events = POLLIN, .revents = 0},
   };
-  int n = poll(p, 4, timeout_ms < 0 ? -1 : timeout_ms); /* a negative fd is skipped */
+  int n = poll(p, 3, timeout_ms < 0 ? -1 : timeout_ms); /* a negative fd is skipped */
   if (n < 0) {
     return errno == EINTR ? 0 : -errno;
   }
   jint ready = 0;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 3; i++) {
     if (p[i].revents != 0) { /* POLLIN, or an end (POLLHUP), an error or a bad descriptor */
       ready |= 1 << i;
     }
-  }
-  for (int i = 0; i < 2; i++) {
-    if (p[i].revents == POLLHUP) { /* a pipe's writers all gone, no byte left in it */
-      ready |= 16 << i;
-    }
-  }
-  if ((p[3].revents & POLLHUP) != 0) { /* virtio-serial: no host (it says POLLIN too) */
-    ready |= 64;
   }
   return ready;
 }
@@ -774,8 +764,7 @@ static const JNINativeMethod METHODS[] = {
     {"pidfdOpen", "(J)I", (void *)pidfd_open},
     {"findCommand", "([B[B[B)[B", (void *)find_command},
     {"closeFd", "(I)I", (void *)close_fd},
-    {"awaitCommand",
-     "(Ljava/io/FileDescriptor;Ljava/io/FileDescriptor;ILjava/io/FileDescriptor;I)I",
+    {"awaitCommand", "(Ljava/io/FileDescriptor;Ljava/io/FileDescriptor;II)I",
      (void *)await_command},
     {"shaStateSize", "()I", (void *)sha_state_size},
     {"shaInit", "(Ljava/nio/ByteBuffer;)V", (void *)sha_init},

@@ -38,7 +38,7 @@ final class ExecTask {
   private final AtomicBoolean killRequested = new AtomicBoolean();
   private final Object lock = new Object();
   private boolean exited; // guarded by lock
-  // the polled path (Watch): its command, whether a stop of it has begun and why
+  // the polled path (runPolled): its command, whether a stop of it has begun and why
   private Optional<SessionProcess> polled = Optional.empty(); // guarded by lock
   private boolean stopping; // guarded by lock
   private boolean timedOut; // guarded by lock: the deadline began the stop, not a kill
@@ -168,31 +168,8 @@ final class ExecTask {
     }
   }
 
-  /**
-   * Runs the command to its end on this thread and sends EXIT (or an ERROR if it could not start).
-   */
+  /** Runs the command to its end and sends EXIT (or an ERROR if it could not start). */
   void run() throws IOException {
-    run(-1)
-        .ifPresent(
-            rest -> {
-              throw new IllegalStateException("a watch without a wake-up gave its thread back");
-            });
-  }
-
-  /**
-   * Starts the command and watches it on this thread. With {@code wakeFd} (on the serving thread:
-   * its {@link StallGuard#wakeFd}, armed; else -1) the thread is given back as soon as the port
-   * brings bytes or its end (the wake-up), the command has output to forward, the deadline or the
-   * drain time passes or the wait is interrupted, and the rest of the watch is returned, for a
-   * worker; a command that ends first (most short ones) costs no hand-over between threads at all.
-   * The checks, the script file and the spawn run here either way, and so does the EXIT of a
-   * command that ended here (a write that waits, as a PONG's would, for a host that reads). A
-   * command that cannot be watched by {@code poll} (no pidfd) is returned whole. With -1, runs to
-   * the end.
-   *
-   * @return the rest of the watch, empty once EXIT (or an ERROR) is sent
-   */
-  Optional<GuestAgent.Work> run(int wakeFd) throws IOException {
     Path cwd = Path.of(spec.cwd().isEmpty() ? "/tmp" : spec.cwd());
     Path program = UserErrors.checkExec(cwd, spec.argv(), spec.env());
     Path script = null;
@@ -203,206 +180,50 @@ final class ExecTask {
       cmd.add(script.toString());
     }
     long t0 = System.nanoTime();
-    boolean handedOver = false;
     try {
       Optional<SessionProcess> spawned =
           SessionProcess.spawnUnwatched(program, cmd, spec.env(), cwd);
       int pidfd = spawned.isPresent() ? spawned.get().openPidfd() : -1;
-      Optional<Path> s = Optional.ofNullable(script);
       if (pidfd >= 0) {
-        Watch w = new Watch(spawned.get(), pidfd, t0);
-        GuestAgent.Work rest = deletingScript(() -> w.watch(-1), s);
-        if (!w.watch(wakeFd)) { // only with a wake-up
-          handedOver = true;
-          return Optional.of(rest);
+        runPolled(spawned.get(), pidfd, t0);
+        return;
+      }
+      Process p;
+      if (spawned.isPresent()) {
+        spawned.get().watch(pool); // a kernel without pidfd_open: a thread waits for its end
+        p = spawned.get();
+      } else {
+        p = SessionProcess.start(program, cmd, spec.env(), cwd, pool);
+      }
+      try {
+        runStarted(p, t0);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        if (p.isAlive()) {
+          ProcessGroup.signal(p.pid(), true);
         }
-        return Optional.empty();
       }
-      // without a pidfd the waits are blind to the port: never on the port's thread
-      GuestAgent.Work threads = () -> runWithThreads(spawned, program, cmd, cwd, t0);
-      if (wakeFd >= 0) {
-        handedOver = true;
-        return Optional.of(deletingScript(threads, s));
-      }
-      threads.run();
-      return Optional.empty();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt(); // runWithThreads stopped the command
-      return Optional.empty();
     } finally {
-      if (script != null && !handedOver) {
+      if (script != null) {
         Files.deleteIfExists(script);
       }
     }
   }
 
-  /** {@code w}, then the script file deleted. */
-  private static GuestAgent.Work deletingScript(GuestAgent.Work w, Optional<Path> script) {
-    return () -> {
-      try {
-        w.run();
-      } finally {
-        if (script.isPresent()) {
-          Files.deleteIfExists(script.get());
-        }
-      }
-    };
-  }
-
   /**
-   * Runs the command with threads waiting for it (no pidfd: an agent without the library or a
-   * kernel before 5.3), started already or here.
+   * Runs the started command on this thread alone: one {@code poll} waits for its output, its end
+   * ({@code pidfd}) and its deadline, so a command costs no thread hand-off (under TCG each costs a
+   * good part of a millisecond). The same outcomes as {@link #runStarted}: at the deadline or a
+   * kill, TERM to the group and KILL after the grace period (on a pool thread: {@link #stop}), KILL
+   * to what is left of the group when the leader ends after either, output drained at most {@value
+   * #DRAIN_MILLIS} ms after the end (a child that left the group may hold the pipes).
    */
-  private void runWithThreads(
-      Optional<SessionProcess> spawned, Path program, List<String> cmd, Path cwd, long t0)
-      throws IOException, InterruptedException {
-    Process p;
-    if (spawned.isPresent()) {
-      spawned.get().watch(pool); // a kernel without pidfd_open: a thread waits for its end
-      p = spawned.get();
-    } else {
-      p = SessionProcess.start(program, cmd, spec.env(), cwd, pool);
-    }
+  private void runPolled(SessionProcess p, int pidfd, long t0) throws IOException {
+    Future<?> stdin = null;
+    Output stdout = new Output(p.rawStdout(), MessageType.STDOUT);
+    Output stderr = new Output(p.rawStderr(), MessageType.STDERR);
+    boolean ended = false;
     try {
-      runStarted(p, t0);
-    } catch (InterruptedException e) {
-      if (p.isAlive()) {
-        ProcessGroup.signal(p.pid(), true);
-      }
-      throw e;
-    }
-  }
-
-  /**
-   * A started command watched by one thread at a time: one {@code poll} waits for its output, its
-   * end ({@code pidfd}) and its deadline, so a command costs no thread hand-off (under TCG each
-   * costs a good part of a millisecond). The same outcomes as {@link #runStarted}: at the deadline
-   * or a kill, TERM to the group and KILL after the grace period (on a pool thread: {@link #stop}),
-   * KILL to what is left of the group when the leader ends after either, output drained at most
-   * {@value #DRAIN_MILLIS} ms after the end (a child that left the group may hold the pipes).
-   */
-  private final class Watch {
-    private final SessionProcess p;
-    private final int pidfd;
-    private final long t0;
-    private final long deadline;
-    private final Output stdout;
-    private final Output stderr;
-    private byte[] buf = new byte[0]; // made at the first output: most commands write none
-    private boolean begun;
-    private Optional<Future<?>> stdin = Optional.empty();
-    private boolean ended;
-    private boolean overdue; // the deadline has passed
-    private long drainUntil = Long.MAX_VALUE;
-    private int code;
-
-    Watch(SessionProcess p, int pidfd, long t0) {
-      this.p = p;
-      this.pidfd = pidfd;
-      this.t0 = t0;
-      this.deadline =
-          spec.timeoutMillis() == 0 ? Long.MAX_VALUE : plusMillis(t0, spec.timeoutMillis());
-      this.stdout = new Output(p.rawStdout(), MessageType.STDOUT);
-      this.stderr = new Output(p.rawStderr(), MessageType.STDERR);
-    }
-
-    /**
-     * Watches the command; with a {@code wakeFd}, only until something needs a thread of its own
-     * ({@link ExecTask#run(int)}).
-     *
-     * @return true once the command is over (EXIT sent, everything closed); false when the thread
-     *     is given back, the watch to be called again with -1
-     */
-    boolean watch(int wakeFd) throws IOException {
-      boolean inline = wakeFd >= 0;
-      boolean givenBack = false;
-      try {
-        if (!begun) {
-          begun = true;
-          begin();
-        }
-        while (true) {
-          long now = System.nanoTime();
-          if (!ended && !overdue && deadline != Long.MAX_VALUE && now - deadline >= 0) {
-            if (inline) {
-              givenBack = true;
-              return false;
-            }
-            overdue = true;
-            deadlinePassed(p);
-          }
-          if (ended && ((stdout.closed() && stderr.closed()) || now - drainUntil >= 0)) {
-            break;
-          }
-          long wakeAt = ended ? drainUntil : overdue ? Long.MAX_VALUE : deadline;
-          int r =
-              NativeHelpers.awaitCommand(
-                  stdout.fd(), stderr.fd(), ended ? -1 : pidfd, wakeFd, waitMillis(wakeAt, now));
-          if (r < 0) {
-            throw new IOException("cannot wait for the command: poll failed with errno " + -r);
-          }
-          if (inline && mustGiveBack(r)) {
-            givenBack = true;
-            return false;
-          }
-          if ((r & NativeHelpers.STDOUT_DONE) != 0) {
-            stdout.close(); // ended, nothing left to read
-          } else if ((r & NativeHelpers.STDOUT_READY) != 0) {
-            stdout.readOnce(buf());
-          }
-          if ((r & NativeHelpers.STDERR_DONE) != 0) {
-            stderr.close();
-          } else if ((r & NativeHelpers.STDERR_READY) != 0) {
-            stderr.readOnce(buf());
-          }
-          if ((r & NativeHelpers.ENDED) != 0) {
-            boolean stopped;
-            synchronized (lock) {
-              stopped = stopping;
-            }
-            if (stopped) {
-              // the leader is gone, its group id still held by its unreaped pid: stop its children
-              p.signalGroup(true, new AtomicBoolean());
-            }
-            code = p.reapEnded();
-            ended = true;
-            drainUntil = plusMillis(System.nanoTime(), DRAIN_MILLIS);
-          }
-        }
-        sendExit();
-        return true;
-      } finally {
-        if (!givenBack) {
-          close();
-        }
-      }
-    }
-
-    private byte[] buf() {
-      if (buf.length == 0) {
-        buf = new byte[CHUNK];
-      }
-      return buf;
-    }
-
-    /**
-     * Whether a watch on the serving thread must give it back: bytes or the end of the port (the
-     * wake-up), output to write (a write may wait for a host that reads nothing, and a kill must
-     * not), a wait that timed out or was interrupted. (A pipe that ended empty is closed by the
-     * caller.)
-     */
-    private boolean mustGiveBack(int r) {
-      if (r == 0 || (r & NativeHelpers.WOKEN) != 0) {
-        return true;
-      }
-      boolean outBytes =
-          (r & NativeHelpers.STDOUT_READY) != 0 && (r & NativeHelpers.STDOUT_DONE) == 0;
-      boolean errBytes =
-          (r & NativeHelpers.STDERR_READY) != 0 && (r & NativeHelpers.STDERR_DONE) == 0;
-      return outBytes || errBytes;
-    }
-
-    private void begin() throws IOException {
       boolean killedBefore;
       synchronized (lock) {
         polled = Optional.of(p);
@@ -412,21 +233,55 @@ final class ExecTask {
       if (killedBefore) {
         stop(p);
       }
-      if (spec.stdin().length > 0) {
-        try {
-          stdin = Optional.of(pool.submit(() -> feed(p.getOutputStream())));
-        } catch (RuntimeException | Error e) { // no thread to spare: the command reads an end
-          GuestAgent.log("no thread to feed the input of EXEC " + id + ": " + e);
-        }
-      }
-      if (stdin.isEmpty()) {
+      if (spec.stdin().length == 0) {
         p.getOutputStream().close();
+      } else {
+        stdin = pool.submit(() -> feed(p.getOutputStream()));
       }
+      byte[] buf = new byte[CHUNK];
+      long deadline =
+          spec.timeoutMillis() == 0 ? Long.MAX_VALUE : plusMillis(t0, spec.timeoutMillis());
       stdout.armOnOutput(p, deadline);
       stderr.armOnOutput(p, deadline);
-    }
-
-    private void sendExit() throws IOException {
+      long drainUntil = Long.MAX_VALUE;
+      boolean overdue = false; // the deadline has passed
+      int code = 0;
+      while (true) {
+        long now = System.nanoTime();
+        if (!ended && !overdue && deadline != Long.MAX_VALUE && now - deadline >= 0) {
+          overdue = true;
+          deadlinePassed(p);
+        }
+        if (ended && ((stdout.closed() && stderr.closed()) || now - drainUntil >= 0)) {
+          break;
+        }
+        long wakeAt = ended ? drainUntil : overdue ? Long.MAX_VALUE : deadline;
+        int r =
+            NativeHelpers.awaitCommand(
+                stdout.fd(), stderr.fd(), ended ? -1 : pidfd, waitMillis(wakeAt, now));
+        if (r < 0) {
+          throw new IOException("cannot wait for the command: poll failed with errno " + -r);
+        }
+        if ((r & NativeHelpers.STDOUT_READY) != 0) {
+          stdout.readOnce(buf);
+        }
+        if ((r & NativeHelpers.STDERR_READY) != 0) {
+          stderr.readOnce(buf);
+        }
+        if ((r & NativeHelpers.ENDED) != 0) {
+          boolean stopped;
+          synchronized (lock) {
+            stopped = stopping;
+          }
+          if (stopped) {
+            // the leader is gone, its group id still held by its unreaped pid: stop its children
+            p.signalGroup(true, new AtomicBoolean());
+          }
+          code = p.reapEnded();
+          ended = true;
+          drainUntil = plusMillis(System.nanoTime(), DRAIN_MILLIS);
+        }
+      }
       long ms = (System.nanoTime() - t0) / 1_000_000;
       boolean late;
       synchronized (lock) {
@@ -444,10 +299,7 @@ final class ExecTask {
               stdout.limit.truncated,
               stderr.limit.truncated);
       out.write(Frame.response(MessageType.EXIT, id, exit.encode()));
-    }
-
-    /** Leaves nothing behind: the command stopped if the watch failed, every descriptor closed. */
-    private void close() {
+    } finally {
       synchronized (lock) {
         deadlineTimer.ifPresent(f -> f.cancel(false));
       }
@@ -460,7 +312,9 @@ final class ExecTask {
         stdout.close();
         stderr.close();
         NativeHelpers.closeFd(pidfd);
-        stdin.ifPresent(f -> f.cancel(true));
+        if (stdin != null) {
+          stdin.cancel(true);
+        }
       }
     }
   }
@@ -598,7 +452,7 @@ final class ExecTask {
     }
   }
 
-  /** One output stream of a polled command ({@link Watch}): read when poll says so. */
+  /** One output stream of a polled command ({@link #runPolled}): read when poll says so. */
   private final class Output {
     private final FileInputStream in;
     private final MessageType type;

@@ -196,13 +196,7 @@ public final class GuestAgent {
         continue;
       }
       hostSeen = true;
-      // a command may be watched on this thread while the port has nothing for it (ExecTask)
-      handle(
-          frame,
-          out,
-          guard == null || reader.hasBufferedBytes()
-              ? java.util.Optional.empty()
-              : java.util.Optional.of(guard));
+      handle(frame, out);
     }
   }
 
@@ -220,7 +214,7 @@ public final class GuestAgent {
     }
   }
 
-  private void handle(Frame frame, FrameWriter out, java.util.Optional<StallGuard> inline) {
+  private void handle(Frame frame, FrameWriter out) {
     int id = frame.requestId();
     MessageType type = frame.messageType().orElse(null);
     if (frame.isResponse()) {
@@ -280,22 +274,16 @@ public final class GuestAgent {
             error(out, id, ErrorCode.MALFORMED_PAYLOAD, "request id " + id + " is already running");
             return;
           }
-          if (inline.isEmpty() || !inline.get().armWake()) {
-            inline.ifPresent(StallGuard::disarmWake);
-            work(
-                out,
-                id,
-                () -> {
-                  try {
-                    task.run();
-                  } finally {
-                    execs.remove(id);
-                  }
-                });
-            return;
-          }
-          StallGuard guard = inline.get();
-          answer(out, id, () -> startHere(id, task, guard, out));
+          work(
+              out,
+              id,
+              () -> {
+                try {
+                  task.run();
+                } finally {
+                  execs.remove(id);
+                }
+              });
         }
         case WATCH -> {
           PayloadReader r = new PayloadReader(frame.payload());
@@ -441,72 +429,25 @@ public final class GuestAgent {
 
   /** Runs a request's work on a worker thread; any failure becomes its ERROR answer. */
   private void work(FrameWriter out, int id, Work w) {
-    workers.execute(() -> answer(out, id, w));
-  }
-
-  /** Runs a request's work on this thread; any failure becomes its ERROR answer. */
-  private void answer(FrameWriter out, int id, Work w) {
-    try {
-      w.run();
-    } catch (ProtocolException e) {
-      error(out, id, e.code(), e.detail());
-    } catch (IOException e) {
-      if (UserErrors.translate(e, "the request") instanceof ProtocolException user) {
-        error(out, id, user.code(), user.detail());
-      } else {
-        error(out, id, ErrorCode.INTERNAL, e.toString());
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt(); // kept: a pool clears it before reuse
-      error(out, id, ErrorCode.INTERNAL, e.toString());
-    } catch (RuntimeException e) {
-      error(out, id, ErrorCode.INTERNAL, e.toString());
-    }
-  }
-
-  /**
-   * Starts an EXEC on the serving thread and watches it there until the port brings something (the
-   * reader thread wakes the watch: {@link StallGuard#armWake}, armed by the caller) or the command
-   * needs a thread of its own ({@link ExecTask#run(int)}); then a worker takes the rest of the
-   * watch. When no worker can start, the command is KILLed and watched to its end here: never left
-   * unwatched, and this thread not held for long.
-   */
-  private void startHere(int id, ExecTask task, StallGuard guard, FrameWriter out)
-      throws IOException, InterruptedException {
-    java.util.Optional<Work> rest = java.util.Optional.empty();
-    try {
-      rest = task.run(guard.wakeFd());
-    } finally {
-      guard.disarmWake();
-      if (rest.isEmpty()) {
-        execs.remove(id);
-      }
-    }
-    if (rest.isEmpty()) {
-      return; // ended on this thread, EXIT sent
-    }
-    Work r = rest.get();
-    Work finish =
+    workers.execute(
         () -> {
           try {
-            r.run();
-          } finally {
-            execs.remove(id);
+            w.run();
+          } catch (ProtocolException e) {
+            error(out, id, e.code(), e.detail());
+          } catch (IOException e) {
+            if (UserErrors.translate(e, "the request") instanceof ProtocolException user) {
+              error(out, id, user.code(), user.detail());
+            } else {
+              error(out, id, ErrorCode.INTERNAL, e.toString());
+            }
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt(); // a pool thread: the pool clears it before reuse
+            error(out, id, ErrorCode.INTERNAL, e.toString());
+          } catch (RuntimeException e) {
+            error(out, id, ErrorCode.INTERNAL, e.toString());
           }
-        };
-    try {
-      work(out, id, finish);
-    } catch (RuntimeException | Error e) {
-      // no thread to spare (a fork bomb?): KILL it at once, so that this thread, which then reads
-      // no frame, waits only for its end (and the output drain)
-      task.kill();
-      try {
-        log("no worker for EXEC " + id + " (" + e + "): KILLed, watched on the serving thread");
-      } catch (RuntimeException | Error again) {
-        // out of memory even for the message: the watch below is what matters
-      }
-      finish.run();
-    }
+        });
   }
 
   private synchronized java.util.Optional<EgressTask> currentEgress() {

@@ -140,44 +140,16 @@ final class NativeHelpers {
   /** {@link #awaitCommand}'s bit: the command has ended. */
   static final int ENDED = 4;
 
-  /** {@link #awaitCommand}'s bit: the wake-up descriptor has a byte. */
-  static final int WOKEN = 8;
-
-  /** {@link #awaitCommand}'s bit: the command's stdout has ended with no byte left in it. */
-  static final int STDOUT_DONE = 16;
-
-  /** {@link #awaitCommand}'s bit: the command's stderr has ended with no byte left in it. */
-  static final int STDERR_DONE = 32;
-
-  /** No descriptor: {@link #awaitCommand} leaves it out. */
-  static final java.io.FileDescriptor NO_FD = new java.io.FileDescriptor();
-
   /**
    * Waits for whichever comes first: bytes or an end on {@code out} or {@code err} (closed ones are
-   * left out), the end of the process of {@code pidfd} (-1: left out), a byte on {@code wakeFd}
-   * (-1: left out), or {@code timeoutMillis} (-1: none).
+   * left out), the end of the process of {@code pidfd} (-1: left out), or {@code timeoutMillis}
+   * (-1: none).
    *
    * @return the bits of what is ready ({@link #STDOUT_READY} and the others), 0 at the timeout or
    *     an interrupted wait, or -errno
    */
   static native int awaitCommand(
-      java.io.FileDescriptor out,
-      java.io.FileDescriptor err,
-      int pidfd,
-      int wakeFd,
-      int timeoutMillis);
-
-  /**
-   * A pipe for wake-ups, both ends non-blocking: its read end in the high 32 bits, its write end in
-   * the low ones; or -errno.
-   */
-  static native long wakePipe();
-
-  /** Writes a byte to the wake-up pipe's write end {@code fd} (never waits). */
-  static native void wake(int fd);
-
-  /** Reads the wake-up pipe's read end {@code fd} until it is empty (never waits). */
-  static native void drain(int fd);
+      java.io.FileDescriptor out, java.io.FileDescriptor err, int pidfd, int timeoutMillis);
 
   /** Bytes of the direct buffer that {@link #shaInit} and the others keep a SHA-256 in. */
   static native int shaStateSize();

@@ -127,17 +127,11 @@ final class SessionProcess extends Process {
     }
   }
 
-  /** Tests: behave as on a kernel without {@code pidfd_open} (before 5.3). */
-  static volatile boolean noPidfd;
-
   /**
    * A descriptor that becomes readable when the process ends (to close with {@link
    * NativeHelpers#closeFd}), or -1 when the kernel cannot give one (before Linux 5.3).
    */
   int openPidfd() {
-    if (noPidfd) {
-      return -1;
-    }
     try {
       int fd = NativeHelpers.pidfdOpen(pid);
       return fd < 0 ? -1 : fd;

@@ -45,11 +45,6 @@ final class StallGuard extends InputStream {
   private volatile long frameDeadline; // System.nanoTime() by which the frame begun must be whole
   private final long stallMillis;
   private final long frameMillis;
-  private final int wakeRead; // a pipe (native library) the reader thread wakes a watch by, or -1
-  private final int wakeWrite;
-  private final java.util.concurrent.atomic.AtomicBoolean watching =
-      new java.util.concurrent.atomic.AtomicBoolean();
-  private volatile boolean closed;
 
   /** Starts the thread that copies {@code device} into this stream. */
   StallGuard(InputStream device, long idlePollMillis) {
@@ -59,9 +54,6 @@ final class StallGuard extends InputStream {
   StallGuard(InputStream device, long idlePollMillis, long stallMillis, long frameMillis) {
     this.stallMillis = stallMillis;
     this.frameMillis = frameMillis;
-    long pipe = wakePipe();
-    this.wakeRead = pipe < 0 ? -1 : (int) (pipe >>> 32);
-    this.wakeWrite = pipe < 0 ? -1 : (int) pipe;
     Thread t =
         new Thread(
             () -> {
@@ -70,19 +62,16 @@ final class StallGuard extends InputStream {
                 while (true) {
                   int n = readSome(device, buf);
                   if (n < 0) {
-                    if (closed) {
-                      return;
-                    }
-                    put(EOF); // no host: virtio-serial reads nothing until one connects
+                    chunks.put(EOF); // no host: virtio-serial reads nothing until one connects
                     Thread.sleep(idlePollMillis);
                   } else if (n > 0) {
-                    put(Arrays.copyOf(buf, n));
+                    chunks.put(Arrays.copyOf(buf, n));
                   }
                 }
               } catch (IOException e) {
                 GuestAgent.log("port read failed: " + e);
                 try {
-                  put(EOF);
+                  chunks.put(EOF);
                 } catch (InterruptedException ie) {
                   Thread.currentThread().interrupt();
                 }
@@ -93,62 +82,6 @@ final class StallGuard extends InputStream {
             "agentvm-port-reader");
     t.setDaemon(true);
     t.start();
-  }
-
-  /**
-   * Queues bytes (or the end), and wakes a command's watch on the serving thread if there is one.
-   */
-  private void put(byte[] chunk) throws InterruptedException {
-    chunks.put(chunk);
-    if (watching.getAndSet(false)) {
-      NativeHelpers.wake(wakeWrite);
-    }
-  }
-
-  private static long wakePipe() {
-    if (!NativeHelpers.isLoaded()) {
-      return -1;
-    }
-    try {
-      return NativeHelpers.wakePipe();
-    } catch (LinkageError e) {
-      NativeHelpers.unusable(e);
-      return -1;
-    }
-  }
-
-  /**
-   * The descriptor to poll while the serving thread watches a command (it gets a byte when the port
-   * brings something), or -1 without the native library. Before polling it, {@link #armWake}.
-   */
-  int wakeFd() {
-    return wakeRead;
-  }
-
-  /**
-   * Arms the wake-up for a watch on the serving thread: the next bytes (or end) queued from the
-   * port write a byte to {@link #wakeFd}. False when something of the port is queued already (and
-   * no watch may begin); {@link #disarmWake} after the watch either way.
-   */
-  boolean armWake() {
-    if (wakeRead < 0) {
-      return false;
-    }
-    NativeHelpers.drain(wakeRead); // a wake-up left from the watch before
-    watching.set(true);
-    // after the flag: a chunk queued before it is seen here, one queued after it wakes the watch
-    return pos == current.length && chunks.isEmpty();
-  }
-
-  /** Ends the watch {@link #armWake} began. */
-  void disarmWake() {
-    watching.set(false);
-  }
-
-  /** Lets the reader thread end at the port's end (tests: a pipe that will not come back). */
-  @Override
-  public void close() {
-    closed = true;
   }
 
   /**

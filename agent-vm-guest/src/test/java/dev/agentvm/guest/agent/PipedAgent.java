@@ -10,9 +10,8 @@ import java.io.PipedOutputStream;
 import java.nio.file.Path;
 
 /**
- * A guest agent served in-process over in-memory pipes (through a {@link StallGuard} when the
- * native library is loaded, as in the guest), on this host's file system and processes, with the
- * host's end of the channel: the unit tests' stand-in for a VM's virtio-serial port.
+ * A guest agent served in-process over in-memory pipes, on this host's file system and processes,
+ * with the host's end of the channel: the unit tests' stand-in for a VM's virtio-serial port.
  */
 final class PipedAgent implements AutoCloseable {
   final GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
@@ -21,19 +20,9 @@ final class PipedAgent implements AutoCloseable {
   private final Thread loop;
   private int nextId = 1;
 
-  private final PipedOutputStream toAgent = new PipedOutputStream();
-  private final java.util.Optional<StallGuard> guard;
-
   PipedAgent() throws IOException {
-    PipedInputStream pipeIn = new PipedInputStream(toAgent, 1 << 20);
-    // with the native library, through a StallGuard as in the guest: commands are watched on the
-    // serving thread, woken by the guard's reader thread
-    guard =
-        NativeHelpers.isLoaded()
-            ? java.util.Optional.of(
-                new StallGuard(pipeIn, 20, StallGuard.STALL_MILLIS, StallGuard.FRAME_MILLIS))
-            : java.util.Optional.empty();
-    java.io.InputStream agentIn = guard.isPresent() ? guard.get() : pipeIn;
+    PipedOutputStream toAgent = new PipedOutputStream();
+    PipedInputStream agentIn = new PipedInputStream(toAgent, 1 << 20);
     PipedInputStream fromAgent = new PipedInputStream(1 << 20);
     PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
     loop =
@@ -81,11 +70,5 @@ final class PipedAgent implements AutoCloseable {
   public void close() {
     agent.stopAll("test over");
     loop.interrupt();
-    guard.ifPresent(StallGuard::close); // its reader thread ends at the pipe's end
-    try {
-      toAgent.close();
-    } catch (IOException e) {
-      // closing at the end of a test: nothing else to do
-    }
   }
 }

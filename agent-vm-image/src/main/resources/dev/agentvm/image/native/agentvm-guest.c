@@ -426,72 +426,29 @@ static jint close_fd(JNIEnv *env, jclass cls, jint fd) {
 
 /*
  * Waits until a command's stdout or stderr (closed ones, fd -1, are left out) has bytes or has
- * ended, or its pidfd (-1: left out) says it ended, or wake_fd (-1: left out) has a byte, or
- * timeout_ms passed (-1: no limit). Returns the bits of what is ready (1 stdout, 2 stderr, 4 the
- * process ended, 8 wake_fd; 16 and 32: stdout, stderr ended with nothing left to read), 0 at the
- * timeout or an interrupt, or -errno.
+ * ended, or its pidfd (-1: left out) says it ended, or timeout_ms passed (-1: no limit). Returns
+ * the bits of what is ready (1 stdout, 2 stderr, 4 the process ended), 0 at the timeout or an
+ * interrupt, or -errno.
  */
 static jint await_command(JNIEnv *env, jclass cls, jobject out, jobject err, jint pidfd,
-                          jint wake_fd, jint timeout_ms) {
+                          jint timeout_ms) {
   (void)cls;
-  struct pollfd p[4] = {
+  struct pollfd p[3] = {
       {.fd = fd_of(env, out), .events = POLLIN, .revents = 0},
       {.fd = fd_of(env, err), .events = POLLIN, .revents = 0},
       {.fd = pidfd, .events = POLLIN, .revents = 0},
-      {.fd = wake_fd, .events = POLLIN, .revents = 0},
   };
-  int n = poll(p, 4, timeout_ms < 0 ? -1 : timeout_ms); /* a negative fd is skipped */
+  int n = poll(p, 3, timeout_ms < 0 ? -1 : timeout_ms); /* a negative fd is skipped */
   if (n < 0) {
     return errno == EINTR ? 0 : -errno;
   }
   jint ready = 0;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 3; i++) {
     if (p[i].revents != 0) { /* POLLIN, or an end (POLLHUP), an error or a bad descriptor */
       ready |= 1 << i;
     }
   }
-  for (int i = 0; i < 2; i++) {
-    if (p[i].revents == POLLHUP) { /* a pipe's writers all gone, no byte left in it */
-      ready |= 16 << i;
-    }
-  }
   return ready;
-}
-
-/*
- * A pipe for wake-ups, both ends non-blocking and closed on exec: returns its read end in the high
- * 32 bits and its write end in the low ones, or -errno.
- */
-static jlong wake_pipe(JNIEnv *env, jclass cls) {
-  (void)env;
-  (void)cls;
-  int fds[2];
-  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-    return -errno;
-  }
-  return ((jlong)fds[0] << 32) | (jlong)(uint32_t)fds[1];
-}
-
-/* Writes one byte to fd (a full pipe already holds a wake-up: nothing is lost). */
-static void wake(JNIEnv *env, jclass cls, jint fd) {
-  (void)env;
-  (void)cls;
-  char b = 1;
-  ssize_t n;
-  do {
-    n = write(fd, &b, 1);
-  } while (n < 0 && errno == EINTR);
-}
-
-/* Reads fd (non-blocking) until it is empty. */
-static void drain(JNIEnv *env, jclass cls, jint fd) {
-  (void)env;
-  (void)cls;
-  char b[64];
-  ssize_t n;
-  do {
-    n = read(fd, b, sizeof b);
-  } while (n > 0 || (n < 0 && errno == EINTR));
 }
 
 /* Throws ArrayIndexOutOfBoundsException unless [off, off + len) lies within b. */
@@ -807,11 +764,8 @@ static const JNINativeMethod METHODS[] = {
     {"pidfdOpen", "(J)I", (void *)pidfd_open},
     {"findCommand", "([B[B[B)[B", (void *)find_command},
     {"closeFd", "(I)I", (void *)close_fd},
-    {"awaitCommand", "(Ljava/io/FileDescriptor;Ljava/io/FileDescriptor;III)I",
+    {"awaitCommand", "(Ljava/io/FileDescriptor;Ljava/io/FileDescriptor;II)I",
      (void *)await_command},
-    {"wakePipe", "()J", (void *)wake_pipe},
-    {"wake", "(I)V", (void *)wake},
-    {"drain", "(I)V", (void *)drain},
     {"shaStateSize", "()I", (void *)sha_state_size},
     {"shaInit", "(Ljava/nio/ByteBuffer;)V", (void *)sha_init},
     {"shaUpdate", "(Ljava/nio/ByteBuffer;[BII)V", (void *)sha_update},

@@ -147,6 +147,7 @@ public final class GuestAgent {
         serveConnection(in, new FrameWriter(out));
       } catch (IOException e) {
         log("port error, reopening: " + e);
+        stopAll("port error"); // as when the host goes away: nobody hears these commands now
         Thread.sleep(200);
       }
     }

@@ -37,6 +37,8 @@ final class StallGuard extends InputStream {
   }
 
   private static final byte[] EOF = new byte[0];
+  private static final byte[] FAILED = new byte[0];
+  private volatile IOException failure = new IOException("the port's reader failed");
 
   private final BlockingQueue<byte[]> chunks = new ArrayBlockingQueue<>(16);
   private byte[] current = new byte[0];
@@ -70,8 +72,9 @@ final class StallGuard extends InputStream {
                 }
               } catch (IOException e) {
                 GuestAgent.log("port read failed: " + e);
+                failure = e;
                 try {
-                  chunks.put(EOF);
+                  chunks.put(FAILED); // this thread ends: the reads fail, and the port is reopened
                 } catch (InterruptedException ie) {
                   Thread.currentThread().interrupt();
                 }
@@ -144,6 +147,10 @@ final class StallGuard extends InputStream {
       }
       if (next == EOF) {
         return -1;
+      }
+      if (next == FAILED) {
+        chunks.offer(FAILED); // and every read after this one
+        throw new IOException("the port's reader failed: " + failure.getMessage(), failure);
       }
       current = next;
       pos = 0;

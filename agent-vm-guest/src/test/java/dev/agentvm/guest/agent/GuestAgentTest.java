@@ -12,6 +12,7 @@ import dev.agentvm.protocol.FrameWriter;
 import dev.agentvm.protocol.HelloRequest;
 import dev.agentvm.protocol.HelloResponse;
 import dev.agentvm.protocol.MessageType;
+import java.io.InputStream;
 import java.io.PipedInputStream;
 import java.io.PipedOutputStream;
 import java.nio.charset.StandardCharsets;
@@ -135,6 +136,57 @@ class GuestAgentTest {
     }
     assertTrue(pong.requestId() > 100, "a later ping is answered: " + pong);
     t.interrupt();
+  }
+
+  /**
+   * A port whose read fails (an I/O error of the device) ends the connection with that error, so
+   * that the agent reopens the port, instead of leaving it waiting for bytes nobody reads any more.
+   */
+  @Test
+  void aPortWhoseReadFailsEndsTheConnectionToBeReopened() throws Exception {
+    byte[] ping = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[] {5}));
+    InputStream device =
+        new InputStream() {
+          private boolean sent;
+
+          @Override
+          public int read() throws java.io.IOException {
+            throw new java.io.IOException("EIO");
+          }
+
+          @Override
+          public int read(byte[] b, int off, int len) throws java.io.IOException {
+            if (!sent) {
+              sent = true;
+              System.arraycopy(ping, 0, b, off, ping.length);
+              return ping.length;
+            }
+            throw new java.io.IOException("EIO");
+          }
+        };
+    PipedInputStream fromAgent = new PipedInputStream(1 << 16);
+    PipedOutputStream agentOut = new PipedOutputStream(fromAgent);
+    GuestAgent agent = new GuestAgent(Path.of("/dev/null"), 1000, 2000);
+    java.util.concurrent.CompletableFuture<Throwable> ended =
+        new java.util.concurrent.CompletableFuture<>();
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                agent.serveConnection(
+                    new StallGuard(device, 20, 300, 1000), new FrameWriter(agentOut));
+                ended.complete(new AssertionError("served on"));
+              } catch (Exception e) {
+                ended.complete(e);
+              }
+            });
+    t.setDaemon(true);
+    t.start();
+    Frame pong = new FrameReader(fromAgent).read();
+    assertEquals(MessageType.PONG.wire(), pong.type(), "the frame before the failure is served");
+    Throwable e = ended.get(10, java.util.concurrent.TimeUnit.SECONDS);
+    assertTrue(e instanceof java.io.IOException, "the connection ends with the error: " + e);
+    assertTrue(e.getMessage().contains("EIO"), e.getMessage());
   }
 
   /**

@@ -97,6 +97,7 @@ public final class AgentClassList {
       vm.close();
       Files.deleteIfExists(local);
       Files.deleteIfExists(memory);
+      Files.deleteIfExists(memory.resolveSibling(memory.getFileName() + ".lock")); // restore's
     }
   }
 

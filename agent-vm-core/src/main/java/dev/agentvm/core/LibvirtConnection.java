@@ -295,8 +295,8 @@ public final class LibvirtConnection implements AutoCloseable {
    * template}: its name, UUID, generation id, runtime directory, and the files of its disks and
    * shares (matched by target device and tag). The virtual hardware is the saved VM's. The VM
    * resumes where the saved one stopped; connect to its agent with {@link VM#awaitAgent}. Restores
-   * of one image take turns, through a lock file beside it ({@code <image>.lock}), which stays:
-   * delete it with the image.
+   * of one image take turns: on a local connection through a lock file beside it ({@code
+   * <image>.lock}), which stays (delete it with the image).
    *
    * @throws SnapshotException if the image is missing or the hypervisor refused to restore it
    */

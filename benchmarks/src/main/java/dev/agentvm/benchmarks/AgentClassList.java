@@ -97,7 +97,8 @@ public final class AgentClassList {
       vm.close();
       Files.deleteIfExists(local);
       Files.deleteIfExists(memory);
-      Files.deleteIfExists(memory.resolveSibling(memory.getFileName() + ".lock")); // restore's
+      Path key = memory.toAbsolutePath().normalize();
+      Files.deleteIfExists(key.resolveSibling(key.getFileName() + ".lock")); // restore's
     }
   }
 

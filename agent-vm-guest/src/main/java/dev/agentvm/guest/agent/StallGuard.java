@@ -19,6 +19,9 @@ import java.util.concurrent.TimeUnit;
  * #FRAME_MILLIS} after its first byte. The second bound matters: a new host that repeats its HELLO
  * every few seconds, as it must, would otherwise feed the half frame forever, a few dozen bytes at
  * a time, and never be answered.
+ *
+ * <p>A read of the port that fails (or a reader thread that fails otherwise) ends the thread; every
+ * read of this stream then throws, and the agent reopens the port.
  */
 final class StallGuard extends InputStream {
   /** How long a frame that has begun may go without a byte. */
@@ -39,6 +42,11 @@ final class StallGuard extends InputStream {
   private static final byte[] EOF = new byte[0];
   private static final byte[] FAILED = new byte[0];
   private volatile IOException failure = new IOException("the port's reader failed");
+  private boolean failed; // the serving thread's own: the reader thread has ended
+
+  private IOException readerFailed() {
+    return new IOException("the port's reader failed: " + failure.getMessage(), failure);
+  }
 
   private final BlockingQueue<byte[]> chunks = new ArrayBlockingQueue<>(16);
   private byte[] current = new byte[0];
@@ -70,9 +78,13 @@ final class StallGuard extends InputStream {
                     chunks.put(Arrays.copyOf(buf, n));
                   }
                 }
-              } catch (IOException e) {
-                GuestAgent.log("port read failed: " + e);
-                failure = e;
+              } catch (IOException | RuntimeException | Error e) {
+                try {
+                  failure = e instanceof IOException io ? io : new IOException(e.toString(), e);
+                  GuestAgent.log("port read failed: " + e);
+                } catch (RuntimeException | Error again) {
+                  // out of memory even for that: the placeholder says enough
+                }
                 try {
                   chunks.put(FAILED); // this thread ends: the reads fail, and the port is reopened
                 } catch (InterruptedException ie) {
@@ -125,6 +137,9 @@ final class StallGuard extends InputStream {
     if (len == 0) {
       return 0;
     }
+    if (failed) {
+      throw readerFailed();
+    }
     if (pos == current.length) {
       byte[] next;
       try {
@@ -149,8 +164,8 @@ final class StallGuard extends InputStream {
         return -1;
       }
       if (next == FAILED) {
-        chunks.offer(FAILED); // and every read after this one
-        throw new IOException("the port's reader failed: " + failure.getMessage(), failure);
+        failed = true; // and every read after this one
+        throw readerFailed();
       }
       current = next;
       pos = 0;

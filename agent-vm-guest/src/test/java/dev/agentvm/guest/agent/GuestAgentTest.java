@@ -144,6 +144,16 @@ class GuestAgentTest {
    */
   @Test
   void aPortWhoseReadFailsEndsTheConnectionToBeReopened() throws Exception {
+    readFailureEndsTheConnection(new java.io.IOException("EIO"));
+  }
+
+  /** So does a reader thread that fails otherwise (a native read that throws, out of memory). */
+  @Test
+  void aReaderThatFailsOtherwiseEndsTheConnectionToo() throws Exception {
+    readFailureEndsTheConnection(new IllegalStateException("EIO, unexpectedly"));
+  }
+
+  private static void readFailureEndsTheConnection(Exception failure) throws Exception {
     byte[] ping = FrameCodec.encode(Frame.request(MessageType.PING, 1, new byte[] {5}));
     InputStream device =
         new InputStream() {
@@ -151,7 +161,7 @@ class GuestAgentTest {
 
           @Override
           public int read() throws java.io.IOException {
-            throw new java.io.IOException("EIO");
+            return read(new byte[1], 0, 1);
           }
 
           @Override
@@ -161,7 +171,10 @@ class GuestAgentTest {
               System.arraycopy(ping, 0, b, off, ping.length);
               return ping.length;
             }
-            throw new java.io.IOException("EIO");
+            if (failure instanceof java.io.IOException io) {
+              throw io;
+            }
+            throw (RuntimeException) failure;
           }
         };
     PipedInputStream fromAgent = new PipedInputStream(1 << 16);
